@@ -1,0 +1,59 @@
+// Dataset: labelled images held in memory, and loaders for IDX files
+// (the MNIST / Fashion-MNIST format, plain or gzipped).
+#ifndef SHOAL_CLIENT_DATA_DATASET_H_
+#define SHOAL_CLIENT_DATA_DATASET_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "absl/status/statusor.h"
+
+namespace shoal::client {
+
+// Dataset holds `images` as float32 [N, 1, H, W], scaled to [0, 1] and then
+// normalized with Fashion-MNIST's mean and standard deviation, and `labels`
+// as int64 [N]. Copying a Dataset shares the tensors.
+struct Dataset {
+  at::Tensor images;
+  at::Tensor labels;
+
+  int64_t size() const;
+  // Subset returns the examples at `indices` (copied), in that order.
+  Dataset Subset(const std::vector<int64_t>& indices) const;
+};
+
+// The standard file names of the IDX distribution of (Fashion-)MNIST.
+enum class Split { kTrain, kTest };
+
+// The directory Debian's dataset-fashion-mnist package installs into.
+inline constexpr char kDefaultFashionMnistDir[] =
+    "/usr/share/datasets/fashion-mnist";
+
+// Fashion-MNIST's ten class names, indexed by label.
+const std::vector<std::string>& FashionMnistClassNames();
+
+// ReadIdxImages reads an IDX3 uint8 image file (gzipped or not: detected by
+// content) and returns uint8 [N, H, W]. Errors name the file and what is
+// wrong with it (missing, bad magic, truncated).
+absl::StatusOr<at::Tensor> ReadIdxImages(const std::string& path);
+// ReadIdxLabels reads an IDX1 uint8 label file and returns int64 [N].
+absl::StatusOr<at::Tensor> ReadIdxLabels(const std::string& path);
+
+// LoadIdxDataset reads an image and a label file, checks that they hold the
+// same number of examples and that labels are in [0, 10), and normalizes.
+absl::StatusOr<Dataset> LoadIdxDataset(const std::string& images_path,
+                                       const std::string& labels_path);
+
+// LoadFashionMnist loads a split from `dir`, which holds
+// {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz].
+absl::StatusOr<Dataset> LoadFashionMnist(const std::string& dir, Split split);
+
+// NormalizeImages turns uint8 [N, H, W] into normalized float32 [N, 1, H, W].
+at::Tensor NormalizeImages(const at::Tensor& images_u8);
+
+}  // namespace shoal::client
+
+#endif  // SHOAL_CLIENT_DATA_DATASET_H_

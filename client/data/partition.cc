@@ -1,0 +1,301 @@
+#include "client/data/partition.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <random>
+#include <utility>
+
+#include <ATen/ATen.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace shoal::client {
+namespace {
+
+// Dirichlet: how many full redraws before giving up on min_partition_size.
+constexpr int kMaxDirichletAttempts = 100;
+
+using Rng = std::mt19937_64;
+using Parts = std::vector<std::vector<int64_t>>;
+
+// The std:: distributions are implementation-defined (libstdc++ and libc++
+// give different streams), so every draw below is built from raw
+// mt19937_64 output, whose sequence the standard fixes.
+
+// UniformIndex returns an unbiased integer in [0, n), n > 0, by rejecting
+// the top sliver of 2^64 that does not divide evenly by n.
+uint64_t UniformIndex(Rng& rng, uint64_t n) {
+  const uint64_t threshold = (0 - n) % n;  // (2^64 - n) mod n == 2^64 mod n
+  while (true) {
+    const uint64_t r = rng();
+    if (r >= threshold) return r % n;
+  }
+}
+
+// UniformOpen returns a double in (0, 1): the midpoints of 2^53 equal cells,
+// so log() of it is always finite.
+double UniformOpen(Rng& rng) {
+  return (static_cast<double>(rng() >> 11) + 0.5) * 0x1.0p-53;
+}
+
+void Shuffle(std::vector<int64_t>& v, Rng& rng) {
+  for (size_t i = v.size(); i > 1; --i) {
+    std::swap(v[i - 1], v[UniformIndex(rng, i)]);
+  }
+}
+
+// StandardNormal: Marsaglia's polar method (one of the pair is discarded to
+// keep the sampler stateless).
+double StandardNormal(Rng& rng) {
+  while (true) {
+    const double u = 2.0 * UniformOpen(rng) - 1.0;
+    const double v = 2.0 * UniformOpen(rng) - 1.0;
+    const double s = u * u + v * v;
+    if (s > 0.0 && s < 1.0) return u * std::sqrt(-2.0 * std::log(s) / s);
+  }
+}
+
+// LogGamma returns log X for X ~ Gamma(alpha, 1), by Marsaglia & Tsang
+// (2000). For alpha < 1 it uses their boost X = Y * U^(1/alpha) with
+// Y ~ Gamma(alpha + 1); staying in log space keeps tiny alphas (where X
+// underflows to 0) usable.
+double LogGamma(Rng& rng, double alpha) {
+  const double boost = alpha < 1.0 ? std::log(UniformOpen(rng)) / alpha : 0.0;
+  const double d = (alpha < 1.0 ? alpha + 1.0 : alpha) - 1.0 / 3.0;
+  const double c = 1.0 / std::sqrt(9.0 * d);
+  while (true) {
+    const double x = StandardNormal(rng);
+    double v = 1.0 + c * x;
+    if (v <= 0.0) continue;
+    v = v * v * v;
+    const double u = UniformOpen(rng);
+    if (u < 1.0 - 0.0331 * x * x * x * x ||
+        std::log(u) < 0.5 * x * x + d * (1.0 - v + std::log(v))) {
+      return std::log(d * v) + boost;
+    }
+  }
+}
+
+// Dirichlet draws proportions ~ Dir(alpha, ..., alpha) over `k` outcomes.
+std::vector<double> Dirichlet(Rng& rng, double alpha, int k) {
+  std::vector<double> p(k);
+  for (double& x : p) x = LogGamma(rng, alpha);
+  const double top = *std::max_element(p.begin(), p.end());
+  double sum = 0.0;
+  for (double& x : p) sum += (x = std::exp(x - top));  // largest is 1
+  for (double& x : p) x /= sum;
+  return p;
+}
+
+// SplitEvenly cuts `v` into `k` consecutive parts whose sizes differ by at
+// most one (the first v.size() % k parts get the extra element).
+Parts SplitEvenly(const std::vector<int64_t>& v, int64_t k) {
+  Parts parts(k);
+  const int64_t n = static_cast<int64_t>(v.size());
+  int64_t start = 0;
+  for (int64_t i = 0; i < k; ++i) {
+    const int64_t size = n / k + (i < n % k ? 1 : 0);
+    parts[i].assign(v.begin() + start, v.begin() + start + size);
+    start += size;
+  }
+  return parts;
+}
+
+Parts PartitionIid(int64_t n, int k, Rng& rng) {
+  std::vector<int64_t> all(n);
+  std::iota(all.begin(), all.end(), 0);
+  Shuffle(all, rng);
+  return SplitEvenly(all, k);
+}
+
+absl::StatusOr<Parts> PartitionDirichlet(
+    const std::map<int64_t, std::vector<int64_t>>& by_class,
+    const PartitionOptions& options, Rng& rng) {
+  const int k = options.num_partitions;
+  for (int attempt = 0; attempt < kMaxDirichletAttempts; ++attempt) {
+    Parts parts(k);
+    for (const auto& [label, members] : by_class) {
+      std::vector<int64_t> idx = members;
+      Shuffle(idx, rng);
+      const std::vector<double> p = Dirichlet(rng, options.alpha, k);
+      // Client j takes [cut(j), cut(j+1)) with cut from the running sum of
+      // p, floored; the last client takes the rounding remainder.
+      const auto n = static_cast<double>(idx.size());
+      double cumulative = 0.0;
+      size_t start = 0;
+      for (int j = 0; j < k; ++j) {
+        cumulative += p[j];
+        size_t end = j == k - 1 ? idx.size()
+                                : static_cast<size_t>(cumulative * n);
+        end = std::clamp(end, start, idx.size());
+        parts[j].insert(parts[j].end(), idx.begin() + start, idx.begin() + end);
+        start = end;
+      }
+    }
+    const bool big_enough =
+        std::all_of(parts.begin(), parts.end(), [&](const auto& part) {
+          return static_cast<int64_t>(part.size()) >= options.min_partition_size;
+        });
+    if (big_enough) return parts;
+  }
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "no Dirichlet draw in %d attempts gave every one of num_partitions=%d "
+      "partitions at least min_partition_size=%d examples (alpha=%g); lower "
+      "min_partition_size or num_partitions, or raise alpha",
+      kMaxDirichletAttempts, k, options.min_partition_size, options.alpha));
+}
+
+// PartitionShards sorts examples by label (ties by index), cuts the order into
+// num_partitions * classes_per_client near-equal contiguous shards, and deals
+// each client classes_per_client random shards. A shard spans several labels
+// only where it straddles a class border.
+Parts PartitionShards(const std::map<int64_t, std::vector<int64_t>>& by_class,
+                      const PartitionOptions& options, Rng& rng) {
+  std::vector<int64_t> sorted;
+  for (const auto& [label, members] : by_class) {
+    sorted.insert(sorted.end(), members.begin(), members.end());
+  }
+  const int64_t per_client = options.classes_per_client;
+  const Parts shards =
+      SplitEvenly(sorted, int64_t{options.num_partitions} * per_client);
+  std::vector<int64_t> order(shards.size());
+  std::iota(order.begin(), order.end(), 0);
+  Shuffle(order, rng);
+  Parts parts(options.num_partitions);
+  for (size_t s = 0; s < order.size(); ++s) {
+    const auto& shard = shards[order[s]];
+    auto& part = parts[s / per_client];
+    part.insert(part.end(), shard.begin(), shard.end());
+  }
+  return parts;
+}
+
+absl::Status InvalidOption(absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat("Partition: ", what));
+}
+
+}  // namespace
+
+absl::StatusOr<PartitionScheme> ParsePartitionScheme(const std::string& name) {
+  const std::string lower = absl::AsciiStrToLower(name);
+  if (lower == "iid") return PartitionScheme::kIid;
+  if (lower == "dirichlet") return PartitionScheme::kDirichlet;
+  if (lower == "shards") return PartitionScheme::kShards;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown partition scheme \"", name,
+      "\"; expected \"iid\", \"dirichlet\" or \"shards\""));
+}
+
+std::string PartitionSchemeName(PartitionScheme scheme) {
+  switch (scheme) {
+    case PartitionScheme::kIid:
+      return "iid";
+    case PartitionScheme::kDirichlet:
+      return "dirichlet";
+    case PartitionScheme::kShards:
+      return "shards";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<std::vector<std::vector<int64_t>>> Partition(
+    const at::Tensor& labels, const PartitionOptions& options) {
+  if (!labels.defined() || labels.dim() != 1 ||
+      labels.scalar_type() != at::kLong) {
+    return InvalidOption(absl::StrCat(
+        "labels must be a 1-D int64 tensor, got ",
+        labels.defined() ? absl::StrCat(std::string(c10::toString(
+                                            labels.scalar_type())),
+                                        " with ", labels.dim(), " dims")
+                         : std::string("an undefined tensor")));
+  }
+  const at::Tensor cpu = labels.cpu().contiguous();
+  const int64_t n = cpu.size(0);
+  const int64_t* label = cpu.data_ptr<int64_t>();
+
+  if (options.num_partitions < 1 || options.num_partitions > n) {
+    return InvalidOption(absl::StrFormat(
+        "num_partitions=%d must be in [1, %d] (the number of examples)",
+        options.num_partitions, n));
+  }
+  // Examples of each class, by ascending label and then index, so that the
+  // split depends only on the labels' values and order.
+  std::map<int64_t, std::vector<int64_t>> by_class;
+  for (int64_t i = 0; i < n; ++i) by_class[label[i]].push_back(i);
+  if (by_class.begin()->first < 0) {
+    return InvalidOption(absl::StrFormat("labels must be >= 0, found %d",
+                                         by_class.begin()->first));
+  }
+
+  Rng rng(options.seed);
+  Parts parts;
+  switch (options.scheme) {
+    case PartitionScheme::kIid:
+      parts = PartitionIid(n, options.num_partitions, rng);
+      break;
+    case PartitionScheme::kDirichlet: {
+      if (!(options.alpha > 0.0) || !std::isfinite(options.alpha)) {
+        return InvalidOption(absl::StrFormat(
+            "alpha=%g must be a finite number > 0", options.alpha));
+      }
+      if (options.min_partition_size < 0 ||
+          int64_t{options.min_partition_size} * options.num_partitions > n) {
+        return InvalidOption(absl::StrFormat(
+            "min_partition_size=%d must be >= 0 and at most %d examples / "
+            "num_partitions=%d",
+            options.min_partition_size, n, options.num_partitions));
+      }
+      auto drawn = PartitionDirichlet(by_class, options, rng);
+      if (!drawn.ok()) return drawn.status();
+      parts = *std::move(drawn);
+      break;
+    }
+    case PartitionScheme::kShards: {
+      const auto num_classes = static_cast<int64_t>(by_class.size());
+      if (options.classes_per_client < 1 ||
+          options.classes_per_client > num_classes) {
+        return InvalidOption(absl::StrFormat(
+            "classes_per_client=%d must be in [1, %d] (the number of classes)",
+            options.classes_per_client, num_classes));
+      }
+      if (int64_t{options.num_partitions} * options.classes_per_client > n) {
+        return InvalidOption(absl::StrFormat(
+            "num_partitions=%d * classes_per_client=%d shards exceed the %d "
+            "examples",
+            options.num_partitions, options.classes_per_client, n));
+      }
+      parts = PartitionShards(by_class, options, rng);
+      break;
+    }
+    default:
+      return InvalidOption("unknown scheme");
+  }
+  for (auto& part : parts) std::sort(part.begin(), part.end());
+  return parts;
+}
+
+std::vector<std::vector<int64_t>> LabelHistogram(
+    const at::Tensor& labels, const std::vector<std::vector<int64_t>>& parts,
+    int num_classes) {
+  const at::Tensor cpu = labels.to(at::kCPU, at::kLong).contiguous();
+  const int64_t n = cpu.numel();
+  const int64_t* label = cpu.data_ptr<int64_t>();
+  std::vector<std::vector<int64_t>> histogram(
+      parts.size(), std::vector<int64_t>(std::max(num_classes, 0), 0));
+  for (size_t p = 0; p < parts.size(); ++p) {
+    for (int64_t i : parts[p]) {
+      // Out-of-range indices and labels are not counted, by design: this is
+      // a diagnostic and must not crash on a caller's mistake.
+      if (i < 0 || i >= n || label[i] < 0 || label[i] >= num_classes) continue;
+      ++histogram[p][label[i]];
+    }
+  }
+  return histogram;
+}
+
+}  // namespace shoal::client

@@ -1,0 +1,282 @@
+#include "client/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status.h"
+
+namespace shoal::client {
+namespace {
+
+absl::Status FromTorchError(const c10::Error& e, absl::string_view context) {
+  return absl::InternalError(
+      absl::StrCat(context, ": ", e.what_without_backtrace()));
+}
+absl::Status FromStdError(const std::exception& e, absl::string_view context) {
+  return absl::InternalError(absl::StrCat(context, ": ", e.what()));
+}
+
+// SplitMix64's finalizer: a bijective mixer, so distinct (seed, round,
+// epoch) triples give well-spread, distinct-in-practice generator seeds.
+uint64_t Mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+uint64_t ShuffleSeed(uint64_t seed, uint32_t round, int64_t epoch) {
+  return Mix(Mix(Mix(seed) ^ round) ^ static_cast<uint64_t>(epoch));
+}
+
+absl::Status ValidateFitConfig(const v1::FitConfig& config) {
+  if (config.local_epochs() < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "local_epochs must be >= 1, got ", config.local_epochs()));
+  }
+  if (config.batch_size() < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch_size must be >= 1, got ", config.batch_size()));
+  }
+  // Written so that NaN fails each check.
+  const double lr = config.learning_rate();
+  if (!(lr > 0) || !std::isfinite(lr)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "learning_rate must be finite and > 0, got ", lr));
+  }
+  const double momentum = config.momentum();
+  if (!(momentum >= 0 && momentum < 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("momentum must be in [0, 1), got ", momentum));
+  }
+  const double wd = config.weight_decay();
+  if (!(wd >= 0) || !std::isfinite(wd)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "weight_decay must be finite and >= 0, got ", wd));
+  }
+  return absl::OkStatus();
+}
+
+// ValidateData checks the shape contract of a Dataset and returns its size.
+// Checked here rather than left to LibTorch so that a caller's mistake is
+// InvalidArgument with a plain message, not Internal with a kernel's.
+absl::StatusOr<int64_t> ValidateData(const Dataset& data) {
+  if (!data.images.defined() || !data.labels.defined()) {
+    return absl::InvalidArgumentError("dataset has no images or labels");
+  }
+  if (data.images.dim() < 2 || !at::isFloatingType(data.images.scalar_type())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dataset images must be floating-point [N, 1, 28, 28], got ",
+        c10::toString(data.images.scalar_type()), " [",
+        absl::StrJoin(data.images.sizes(), ", "), "]"));
+  }
+  if (data.labels.dim() != 1 || data.labels.scalar_type() != at::kLong) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dataset labels must be int64 [N], got ",
+        c10::toString(data.labels.scalar_type()), " [",
+        absl::StrJoin(data.labels.sizes(), ", "), "]"));
+  }
+  const int64_t n = data.images.size(0);
+  if (data.labels.size(0) != n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dataset has ", n, " images but ", data.labels.size(0),
+                     " labels"));
+  }
+  if (n == 0) return absl::InvalidArgumentError("dataset is empty");
+  return n;
+}
+
+// CheckLabels compares the label range with the model's number of classes
+// once, up front; otherwise an out-of-range label surfaces deep inside
+// nll_loss as an opaque kernel error.
+absl::Status CheckLabels(const at::Tensor& labels, int64_t num_classes) {
+  const int64_t lo = labels.min().item<int64_t>();
+  const int64_t hi = labels.max().item<int64_t>();
+  if (lo < 0 || hi >= num_classes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "labels range over [", lo, ", ", hi, "] but the model has ",
+        num_classes, " classes"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Trainer> Trainer::Create(const TrainerOptions& options) {
+  c10::Device device(c10::kCPU);
+  try {
+    device = c10::Device(options.device);
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid device '", options.device,
+                     "' (expected cpu, cuda or cuda:N): ",
+                     e.what_without_backtrace()));
+  }
+  if (!device.is_cpu() && !device.is_cuda()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unsupported device '", options.device, "': expected cpu, cuda or cuda:N"));
+  }
+  if (device.is_cuda()) {
+    if (!torch::cuda::is_available()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "device '", options.device,
+          "' requested but CUDA is not available (LibTorch built without "
+          "CUDA, or no GPU visible); use device 'cpu'"));
+    }
+    const int64_t count = static_cast<int64_t>(torch::cuda::device_count());
+    if (device.has_index() && device.index() >= count) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("device '", options.device, "' does not exist: ",
+                       count, " CUDA device(s) visible"));
+    }
+  }
+  return Trainer(options, device);
+}
+
+absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
+                                        const Dataset& data,
+                                        const v1::FitConfig& config,
+                                        uint32_t round) {
+  SHOAL_RETURN_IF_ERROR(ValidateFitConfig(config));
+  SHOAL_ASSIGN_OR_RETURN(const int64_t n, ValidateData(data));
+  try {
+    // The caller may be inside a no-grad scope; training needs autograd.
+    torch::AutoGradMode enable_grad(true);
+    model.To(device_);
+    SHOAL_RETURN_IF_ERROR(
+        Annotate(model.SetParameters(global), "global weights"));
+    // The starting point is snapshotted from the model rather than read from
+    // `global` later, because `global` may share storage with the model
+    // (e.g. a caller passing model.GetParameters() without Clone()) and
+    // training would then change it under us. After SetParameters the two
+    // are bitwise equal, so the update is still exactly after - global.
+    const Parameters start = model.GetParameters().Clone();
+
+    const at::Tensor images = data.images.to(device_);
+    const at::Tensor labels = data.labels.to(device_);
+    const int64_t batch_size = config.batch_size();
+    const int64_t epochs = config.local_epochs();
+
+    torch::optim::SGD optimizer(
+        model.TrainableParameters(),
+        torch::optim::SGDOptions(config.learning_rate())
+            .momentum(config.momentum())
+            .weight_decay(config.weight_decay()));
+    model.SetTraining(true);
+
+    FitOutcome outcome;
+    outcome.num_examples = n;
+    for (int64_t epoch = 0; epoch < epochs; ++epoch) {
+      // The permutation is drawn on the CPU from a private generator so it
+      // is the same on every device and independent of global RNG state.
+      at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(
+          ShuffleSeed(options_.seed, round, epoch));
+      const at::Tensor perm =
+          at::randperm(n, gen, at::TensorOptions().dtype(at::kLong))
+              .to(device_);
+      // Summed on the device and read once per epoch: a per-step .item()
+      // would synchronize a GPU on every batch.
+      at::Tensor loss_sum = at::zeros({}, images.options().dtype(at::kDouble));
+      at::Tensor correct = at::zeros({}, labels.options());
+      for (int64_t begin = 0; begin < n; begin += batch_size) {
+        const int64_t end = std::min(n, begin + batch_size);
+        const at::Tensor index = perm.slice(0, begin, end);
+        const at::Tensor x = images.index_select(0, index);
+        const at::Tensor y = labels.index_select(0, index);
+        optimizer.zero_grad();
+        const at::Tensor logits = model.Forward(x);
+        if (epoch == 0 && begin == 0) {
+          SHOAL_RETURN_IF_ERROR(CheckLabels(labels, logits.size(-1)));
+        }
+        const at::Tensor loss = at::cross_entropy_loss(logits, y);
+        loss.backward();
+        optimizer.step();
+        ++outcome.steps;
+        {
+          torch::NoGradGuard no_grad;
+          loss_sum += loss.detach().to(at::kDouble) * (end - begin);
+          correct += logits.argmax(1).eq(y).sum();
+        }
+      }
+      outcome.train_loss = loss_sum.item<double>() / static_cast<double>(n);
+      outcome.train_accuracy =
+          static_cast<double>(correct.item<int64_t>()) / static_cast<double>(n);
+      // Stop at the first bad epoch: more steps from NaN weights are wasted
+      // time, and a NaN update would poison the global model.
+      if (!std::isfinite(outcome.train_loss)) {
+        return absl::InvalidArgumentError(
+            "training diverged: loss is NaN/Inf; lower the learning rate");
+      }
+    }
+
+    const Parameters after = model.GetParameters();
+    for (size_t i = 0; i < after.size(); ++i) {
+      // On the CPU: the update's next stop is the wire.
+      outcome.update.Add(after.name(i),
+                         (after.tensor(i) - start.tensor(i)).to(at::kCPU));
+    }
+    if (absl::Status finite = outcome.update.CheckFinite(); !finite.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "training diverged: ", finite.message(),
+          "; lower the learning rate"));
+    }
+    return outcome;
+  } catch (const c10::Error& e) {
+    return FromTorchError(e, "training");
+  } catch (const std::exception& e) {
+    return FromStdError(e, "training");
+  }
+}
+
+absl::StatusOr<EvalOutcome> Trainer::Evaluate(Model& model, const Dataset& data,
+                                              int64_t batch_size) {
+  if (batch_size < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch_size must be >= 1, got ", batch_size));
+  }
+  SHOAL_ASSIGN_OR_RETURN(const int64_t n, ValidateData(data));
+  try {
+    torch::NoGradGuard no_grad;
+    model.To(device_);
+    model.SetTraining(false);
+    const at::Tensor images = data.images.to(device_);
+    const at::Tensor labels = data.labels.to(device_);
+    at::Tensor loss_sum = at::zeros({}, images.options().dtype(at::kDouble));
+    at::Tensor correct = at::zeros({}, labels.options());
+    for (int64_t begin = 0; begin < n; begin += batch_size) {
+      const int64_t len = std::min(n - begin, batch_size);
+      const at::Tensor x = images.narrow(0, begin, len);
+      const at::Tensor y = labels.narrow(0, begin, len);
+      const at::Tensor logits = model.Forward(x);
+      if (begin == 0) {
+        SHOAL_RETURN_IF_ERROR(CheckLabels(labels, logits.size(-1)));
+      }
+      loss_sum += at::cross_entropy_loss(logits, y, /*weight=*/{},
+                                         at::Reduction::Sum)
+                      .to(at::kDouble);
+      correct += logits.argmax(1).eq(y).sum();
+    }
+    EvalOutcome outcome;
+    outcome.num_examples = n;
+    outcome.loss = loss_sum.item<double>() / static_cast<double>(n);
+    outcome.accuracy =
+        static_cast<double>(correct.item<int64_t>()) / static_cast<double>(n);
+    return outcome;
+  } catch (const c10::Error& e) {
+    return FromTorchError(e, "evaluating");
+  } catch (const std::exception& e) {
+    return FromStdError(e, "evaluating");
+  }
+}
+
+}  // namespace shoal::client

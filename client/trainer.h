@@ -1,0 +1,72 @@
+// Trainer: local fine-tuning and evaluation of a Model on a Dataset. This is
+// the transport-free heart of a client; the gRPC agent and the simulator both
+// call it.
+#ifndef SHOAL_CLIENT_TRAINER_H_
+#define SHOAL_CLIENT_TRAINER_H_
+
+#include <cstdint>
+#include <string>
+
+#include <c10/core/Device.h>
+
+#include "absl/status/statusor.h"
+#include "client/data/dataset.h"
+#include "client/model.h"
+#include "common/parameters.h"
+#include "shoal/v1/shoal.pb.h"
+
+namespace shoal::client {
+
+// TrainerOptions. `device` is the only place device placement is decided:
+// "cpu" (default) or, with a CUDA build of LibTorch, "cuda" / "cuda:N".
+struct TrainerOptions {
+  std::string device = "cpu";
+  // Seeds batch shuffling; combined with the round so rounds differ.
+  uint64_t seed = 0;
+};
+
+struct FitOutcome {
+  // update = local weights after training - `global`, same order and names.
+  Parameters update;
+  int64_t num_examples = 0;  // training examples seen per epoch
+  int64_t steps = 0;         // optimizer steps taken
+  double train_loss = 0;     // mean loss over the last epoch
+  double train_accuracy = 0; // over the last epoch
+};
+
+struct EvalOutcome {
+  int64_t num_examples = 0;
+  double loss = 0;      // mean cross-entropy
+  double accuracy = 0;  // fraction correct
+};
+
+// Trainer is stateless between calls apart from its options; one Trainer may
+// serve many models but is not thread-safe.
+class Trainer {
+ public:
+  static absl::StatusOr<Trainer> Create(const TrainerOptions& options);
+
+  // Fit loads `global` into `model`, trains it with SGD for
+  // `config.local_epochs` epochs at `config.batch_size` and
+  // `config.learning_rate` (momentum and weight decay from `config`) on
+  // `data`, and returns the update. `round` seeds the shuffle.
+  // InvalidArgument for a bad config or incompatible global weights;
+  // Internal when LibTorch fails (with its message).
+  absl::StatusOr<FitOutcome> Fit(Model& model, const Parameters& global,
+                                 const Dataset& data,
+                                 const v1::FitConfig& config, uint32_t round);
+
+  // Evaluate computes loss and accuracy of `model` as it is on `data`.
+  absl::StatusOr<EvalOutcome> Evaluate(Model& model, const Dataset& data,
+                                       int64_t batch_size = 1000);
+
+ private:
+  Trainer(const TrainerOptions& options, c10::Device device)
+      : options_(options), device_(device) {}
+  TrainerOptions options_;
+  c10::Device device_;
+};
+
+}  // namespace shoal::client
+
+#endif  // SHOAL_CLIENT_TRAINER_H_

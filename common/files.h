@@ -1,0 +1,30 @@
+// Small file-system helpers with absl::Status errors.
+#ifndef SHOAL_COMMON_FILES_H_
+#define SHOAL_COMMON_FILES_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace shoal {
+
+// WriteFileAtomically replaces `path` with `contents` so that a crash at any
+// moment leaves either the old file or the new one: it writes a temporary
+// file beside it, fsyncs it, renames it over `path` and fsyncs the folder.
+absl::Status WriteFileAtomically(const std::string& path,
+                                 absl::string_view contents);
+
+// ReadFile returns the file's contents; NotFound when it is missing and
+// ResourceExhausted when it is larger than `max_bytes`.
+absl::StatusOr<std::string> ReadFile(const std::string& path,
+                                     uint64_t max_bytes = uint64_t{1} << 32);
+
+// MakeDirectories creates `path` and its parents if missing.
+absl::Status MakeDirectories(const std::string& path);
+
+}  // namespace shoal
+
+#endif  // SHOAL_COMMON_FILES_H_

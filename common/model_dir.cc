@@ -1,0 +1,134 @@
+#include "common/model_dir.h"
+
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/files.h"
+#include "common/sha256.h"
+#include "common/status.h"
+
+namespace shoal {
+namespace {
+
+using nlohmann::json;
+
+std::string Stem(int64_t version) {
+  return absl::StrFormat("model-%06d", version);
+}
+
+json RecordToJson(const ModelRecord& r) {
+  json metrics = json::object();
+  for (const auto& [name, value] : r.metrics) {
+    if (const int64_t* i = std::get_if<int64_t>(&value)) {
+      metrics[name] = *i;
+    } else {
+      metrics[name] = std::get<double>(value);
+    }
+  }
+  return json{{"version", r.version},       {"sha256", r.sha256_hex},
+              {"size_bytes", r.size_bytes}, {"model", r.model_spec},
+              {"metrics", metrics},         {"params_file", r.params_file},
+              {"created_at", r.created_at}};
+}
+
+absl::StatusOr<ModelRecord> RecordFromJson(const std::string& text,
+                                           const std::string& path) {
+  ModelRecord r;
+  try {
+    json j = json::parse(text);
+    r.version = j.at("version").get<int64_t>();
+    r.sha256_hex = j.at("sha256").get<std::string>();
+    r.size_bytes = j.at("size_bytes").get<uint64_t>();
+    r.model_spec = j.at("model").get<std::string>();
+    r.params_file = j.at("params_file").get<std::string>();
+    r.created_at = j.value("created_at", "");
+    for (const auto& [name, value] : j.value("metrics", json::object()).items()) {
+      if (value.is_number_integer()) {
+        r.metrics[name] = value.get<int64_t>();
+      } else if (value.is_number()) {
+        r.metrics[name] = value.get<double>();
+      }
+    }
+  } catch (const json::exception& e) {
+    return absl::DataLossError(
+        absl::StrCat("model manifest '", path, "' is malformed: ", e.what()));
+  }
+  // The manifest names a file inside the directory, never a path elsewhere.
+  if (r.params_file.empty() || r.params_file.find('/') != std::string::npos) {
+    return absl::DataLossError(absl::StrCat(
+        "model manifest '", path, "' names an invalid params file '",
+        r.params_file, "'"));
+  }
+  return r;
+}
+
+}  // namespace
+
+absl::StatusOr<ModelRecord> WriteModelVersion(const std::string& dir,
+                                              ModelRecord record,
+                                              const std::string& payload) {
+  SHOAL_RETURN_IF_ERROR(MakeDirectories(dir));
+  record.params_file = Stem(record.version) + ".params";
+  record.sha256_hex = Sha256Hex(payload);
+  record.size_bytes = payload.size();
+  record.created_at = absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone());
+  SHOAL_RETURN_IF_ERROR(WriteFileAtomically(dir + "/" + record.params_file, payload));
+  const std::string manifest = RecordToJson(record).dump(2) + "\n";
+  SHOAL_RETURN_IF_ERROR(
+      WriteFileAtomically(dir + "/" + Stem(record.version) + ".json", manifest));
+  // latest.json last: until it is renamed, readers see the previous version.
+  SHOAL_RETURN_IF_ERROR(WriteFileAtomically(dir + "/latest.json", manifest));
+  return record;
+}
+
+absl::StatusOr<ModelRecord> ReadModelRecord(const std::string& dir, int64_t version) {
+  const std::string path =
+      version <= 0 ? dir + "/latest.json" : dir + "/" + Stem(version) + ".json";
+  absl::StatusOr<std::string> text = ReadFile(path, 1 << 20);
+  if (absl::IsNotFound(text.status())) {
+    return absl::NotFoundError(absl::StrCat(
+        "no model ", version <= 0 ? "" : absl::StrCat("version ", version, " "),
+        "in '", dir, "' (", path, " is missing)"));
+  }
+  if (!text.ok()) return text.status();
+  return RecordFromJson(*text, path);
+}
+
+absl::StatusOr<std::string> ReadModelPayload(const std::string& dir,
+                                             const ModelRecord& record) {
+  const std::string path = dir + "/" + record.params_file;
+  SHOAL_ASSIGN_OR_RETURN(std::string payload, ReadFile(path));
+  if (Sha256Hex(payload) != record.sha256_hex) {
+    return absl::DataLossError(absl::StrCat(
+        "model file '", path, "' does not match the SHA-256 in its manifest; "
+        "it is corrupt or was modified"));
+  }
+  return payload;
+}
+
+absl::StatusOr<Parameters> LoadModelParameters(const std::string& dir,
+                                               ModelRecord* record,
+                                               int64_t version) {
+  SHOAL_ASSIGN_OR_RETURN(ModelRecord r, ReadModelRecord(dir, version));
+  SHOAL_ASSIGN_OR_RETURN(std::string payload, ReadModelPayload(dir, r));
+  absl::StatusOr<Parameters> params = ParseParameters(payload);
+  if (!params.ok()) return Annotate(params.status(), dir + "/" + r.params_file);
+  if (record != nullptr) *record = std::move(r);
+  return params;
+}
+
+void RemoveModelVersionsBefore(const std::string& dir, int64_t version) {
+  std::error_code ec;
+  for (int64_t v = 0; v < version; ++v) {
+    // Versions are dense from 0, but a client may have skipped some: try all.
+    std::filesystem::remove(dir + "/" + Stem(v) + ".params", ec);
+    std::filesystem::remove(dir + "/" + Stem(v) + ".json", ec);
+  }
+}
+
+}  // namespace shoal

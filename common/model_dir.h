@@ -1,0 +1,60 @@
+// A model directory: versioned model files with their manifests. The server's
+// model store and a client's local model cache share this layout, so the
+// same code loads a model for inference from either:
+//
+//   DIR/model-000007.params   serialized ParametersProto of version 7
+//   DIR/model-000007.json     its ModelRecord (version, SHA-256, metrics, ...)
+//   DIR/latest.json           the ModelRecord of the newest version
+//
+// Every file is written atomically (write, fsync, rename).
+#ifndef SHOAL_COMMON_MODEL_DIR_H_
+#define SHOAL_COMMON_MODEL_DIR_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/metrics.h"
+#include "common/parameters.h"
+
+namespace shoal {
+
+struct ModelRecord {
+  int64_t version = 0;      // 0 = initial model, r = after round r
+  std::string sha256_hex;   // of the .params file
+  uint64_t size_bytes = 0;
+  std::string model_spec;   // e.g. "cnn" or a TorchScript path
+  Metrics metrics;          // e.g. test_accuracy after this round
+  std::string params_file;  // file name inside the directory
+  std::string created_at;   // RFC 3339, UTC
+};
+
+// WriteModelVersion stores `payload` (a serialized ParametersProto) as
+// version `record.version` and makes it the latest. Fills in sha256_hex,
+// size_bytes, params_file and created_at.
+absl::StatusOr<ModelRecord> WriteModelVersion(const std::string& dir,
+                                              ModelRecord record,
+                                              const std::string& payload);
+
+// ReadModelRecord reads DIR/latest.json (version <= 0) or the manifest of a
+// given version. NotFound when the directory has no such model.
+absl::StatusOr<ModelRecord> ReadModelRecord(const std::string& dir,
+                                            int64_t version = 0);
+
+// ReadModelPayload reads a version's .params file and checks its SHA-256
+// against the manifest (DataLoss on mismatch).
+absl::StatusOr<std::string> ReadModelPayload(const std::string& dir,
+                                             const ModelRecord& record);
+
+// LoadModelParameters is ReadModelRecord + ReadModelPayload + parsing.
+absl::StatusOr<Parameters> LoadModelParameters(const std::string& dir,
+                                               ModelRecord* record = nullptr,
+                                               int64_t version = 0);
+
+// RemoveModelVersionsBefore deletes versions older than `version` (a client
+// keeps only its newest model).
+void RemoveModelVersionsBefore(const std::string& dir, int64_t version);
+
+}  // namespace shoal
+
+#endif  // SHOAL_COMMON_MODEL_DIR_H_

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# install-deps.sh — installs every Debian 12 package Shoal's build, tests,
+# benchmarks and main job use. Idempotent and non-interactive; run as root.
+#
+# Why each non-obvious package is here:
+#   libopenblas0-pthread  LibTorch on Debian's reference BLAS trains ~20x slower.
+#   dataset-fashion-mnist the real data the main job and integration tests use.
+#   python3-torch         the tests script a small TorchScript model with it.
+#   nlohmann-json3-dev    JSON for config files and metrics history.
+#   libcli11-dev          subcommand-aware CLI parsing for the `shoal` tool.
+#   libspdlog-dev         leveled, thread-safe logging.
+#   openssl               the tests generate TLS certificates with it.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libtorch-dev libopenblas0-pthread python3-torch
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libssl-dev openssl
+  libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev libcli11-dev libspdlog-dev
+  dataset-fashion-mnist
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: run as root (it calls apt-get)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-deps.sh: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+echo "install-deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,79 @@
+// ClientManager: the registry of connected clients, their liveness, and
+// seeded sampling.
+#ifndef SHOAL_SERVER_CLIENT_MANAGER_H_
+#define SHOAL_SERVER_CLIENT_MANAGER_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "server/client_proxy.h"
+
+namespace shoal {
+
+struct ClientManagerOptions {
+  // A client not heard from (join, poll, result) for this long is not live:
+  // it is not sampled. Default 30 s, three times the longest poll.
+  absl::Duration liveness_timeout = absl::Seconds(30);
+  // Time source; tests inject a fake clock.
+  std::function<absl::Time()> now = [] { return absl::Now(); };
+};
+
+// SamplingOptions: how many clients a round asks.
+struct SamplingOptions {
+  double fraction = 1.0;     // of live clients, rounded up; in (0, 1]
+  uint32_t min_clients = 1;  // never fewer (when that many are live)
+};
+
+// ClientManager is thread-safe. Clients are kept by their stable ID; joining
+// again under the same ID replaces the proxy (a device that restarted).
+class ClientManager {
+ public:
+  explicit ClientManager(ClientManagerOptions options = {});
+
+  // Register adds or replaces the client and marks it live.
+  void Register(std::shared_ptr<ClientProxy> proxy);
+  void Unregister(const std::string& id);
+  // Find returns the client or nullptr.
+  std::shared_ptr<ClientProxy> Find(const std::string& id) const;
+  // Heartbeat marks the client live now; false for an unknown client.
+  bool Heartbeat(const std::string& id);
+
+  size_t NumRegistered() const;
+  // LiveClientIds returns the IDs of live clients, sorted.
+  std::vector<std::string> LiveClientIds() const;
+  // WaitForLive blocks until at least `n` clients are live or `timeout`
+  // passes, and returns whether they are.
+  bool WaitForLive(size_t n, absl::Duration timeout);
+
+  // Sample picks max(min_clients, ceil(fraction * live)) live clients
+  // (capped at the live count) with a generator seeded by `seed`; the same
+  // live set and seed give the same sample on every platform. Sorted by ID.
+  std::vector<std::shared_ptr<ClientProxy>> Sample(const SamplingOptions& options,
+                                                   uint64_t seed) const;
+
+  // ForEach calls `fn` on every registered client.
+  void ForEach(const std::function<void(ClientProxy&)>& fn) const;
+
+ private:
+  struct Entry {
+    std::shared_ptr<ClientProxy> proxy;
+    absl::Time last_seen;
+  };
+  bool IsLive(const Entry& e, absl::Time now) const;
+
+  ClientManagerOptions options_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, Entry> clients_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace shoal
+
+#endif  // SHOAL_SERVER_CLIENT_MANAGER_H_

@@ -1,0 +1,332 @@
+#include "server/coordinator.h"
+
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status.h"
+
+namespace shoal {
+namespace {
+
+// Mixes the run seed with the round so each round samples differently but
+// reproducibly (splitmix64 finalizer).
+uint64_t RoundSeed(uint64_t seed, uint32_t round) {
+  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (uint64_t{round} + 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// ValidateUpdate is the one gate every fit result passes before it can
+// touch the aggregate: same tensors as the global model, finite values, a
+// positive example count.
+absl::Status ValidateUpdate(const Parameters& global, const FitRes& res) {
+  if (res.num_examples <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "num_examples must be positive, got ", res.num_examples));
+  }
+  SHOAL_RETURN_IF_ERROR(Annotate(global.CheckCompatible(res.update), "update"));
+  return Annotate(res.update.CheckFinite(), "update");
+}
+
+// ResultCollector gathers the answers of one round's sampled clients. Each
+// result is handed to `on_result_` under the collector's lock as it arrives,
+// so the strategy's aggregator sees one result at a time. Thread-safe; kept
+// alive by the result handlers of the proxies, which may fire after the
+// round is closed (they are then refused).
+template <typename Res>
+class ResultCollector {
+ public:
+  using OnResult = std::function<absl::Status(const std::string&, const Res&)>;
+
+  ResultCollector(uint32_t round, const std::vector<std::string>& ids,
+                  OnResult on_result)
+      : round_(round), pending_(ids.begin(), ids.end()),
+        on_result_(std::move(on_result)) {}
+
+  absl::Status Offer(const std::string& id, absl::StatusOr<Res> result) {
+    absl::MutexLock lock(&mu_);
+    if (closed_) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "round ", round_, " is closed; the result was not counted"));
+    }
+    if (pending_.erase(id) == 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "client '", id, "' has no open task in round ", round_));
+    }
+    if (!result.ok()) {
+      failures_.push_back({id, result.status()});
+      return absl::OkStatus();  // the client's own error; nothing to refuse
+    }
+    absl::Status accepted = on_result_(id, *result);
+    if (!accepted.ok()) {
+      accepted = Annotate(accepted, absl::StrCat("result of client '", id,
+                                                 "' refused"));
+      spdlog::warn("round {}: {}", round_, std::string(accepted.message()));
+      failures_.push_back({id, accepted});
+      return accepted;
+    }
+    ++answered_;
+    return absl::OkStatus();
+  }
+
+  // WaitAndClose waits until every client answered or `deadline`, then
+  // refuses anything later; clients still pending become failures.
+  std::vector<std::string> WaitAndClose(absl::Time deadline) {
+    absl::MutexLock lock(&mu_);
+    auto all_in = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return pending_.empty();
+    };
+    mu_.AwaitWithDeadline(absl::Condition(&all_in), deadline);
+    closed_ = true;
+    std::vector<std::string> late(pending_.begin(), pending_.end());
+    for (const std::string& id : late) {
+      failures_.push_back(
+          {id, absl::DeadlineExceededError(absl::StrCat(
+                   "no result before the round ", round_, " deadline"))});
+    }
+    return late;
+  }
+
+  size_t answered() const {
+    absl::MutexLock lock(&mu_);
+    return answered_;
+  }
+  std::vector<ClientFailure> failures() const {
+    absl::MutexLock lock(&mu_);
+    return failures_;
+  }
+
+ private:
+  const uint32_t round_;
+  mutable absl::Mutex mu_;
+  std::set<std::string> pending_ ABSL_GUARDED_BY(mu_);
+  std::vector<ClientFailure> failures_ ABSL_GUARDED_BY(mu_);
+  size_t answered_ ABSL_GUARDED_BY(mu_) = 0;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  OnResult on_result_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+absl::Status CoordinatorOptions::Validate() const {
+  if (num_rounds == 0) return absl::InvalidArgumentError("num_rounds must be >= 1");
+  if (!(sampling.fraction > 0 && sampling.fraction <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "fraction_fit must be in (0, 1], got ", sampling.fraction));
+  }
+  if (min_fit_clients == 0) {
+    return absl::InvalidArgumentError("min_fit_clients must be >= 1");
+  }
+  if (min_available_clients < min_fit_clients) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "min_available_clients (", min_available_clients,
+        ") must be >= min_fit_clients (", min_fit_clients, ")"));
+  }
+  if (round_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("round_timeout must be positive");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
+    CoordinatorOptions options, ClientManager* clients, Strategy* strategy,
+    ModelStore* store, Parameters initial) {
+  SHOAL_RETURN_IF_ERROR(options.Validate());
+  if (initial.empty()) {
+    return absl::InvalidArgumentError("the initial model has no parameters");
+  }
+  SHOAL_RETURN_IF_ERROR(Annotate(initial.CheckFinite(), "initial model"));
+  return std::unique_ptr<Coordinator>(
+      new Coordinator(std::move(options), clients, strategy, store, std::move(initial)));
+}
+
+Coordinator::Coordinator(CoordinatorOptions options, ClientManager* clients,
+                         Strategy* strategy, ModelStore* store, Parameters initial)
+    : options_(std::move(options)), clients_(clients), strategy_(strategy),
+      store_(store),
+      global_(std::make_shared<const Parameters>(std::move(initial))) {}
+
+std::shared_ptr<const Parameters> Coordinator::global() const {
+  absl::MutexLock lock(&mu_);
+  return global_;
+}
+
+int64_t Coordinator::global_version() const {
+  absl::MutexLock lock(&mu_);
+  return global_version_;
+}
+
+absl::StatusOr<std::vector<RoundRecord>> Coordinator::Run() {
+  SHOAL_RETURN_IF_ERROR(store_->Save(0, *global(), {}).status());
+  spdlog::info("waiting for {} client(s) to join (up to {})",
+               options_.min_available_clients,
+               absl::FormatDuration(options_.wait_for_clients_timeout));
+  if (!clients_->WaitForLive(options_.min_available_clients,
+                             options_.wait_for_clients_timeout)) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "only ", clients_->LiveClientIds().size(), " of the ",
+        options_.min_available_clients, " clients needed joined within ",
+        absl::FormatDuration(options_.wait_for_clients_timeout)));
+  }
+  std::vector<RoundRecord> history;
+  for (uint32_t round = 1; round <= options_.num_rounds; ++round) {
+    if (stop_requested_.load()) {
+      spdlog::warn("stop requested: ending after round {}", round - 1);
+      break;
+    }
+    SHOAL_ASSIGN_OR_RETURN(RoundRecord record, RunRound(round));
+    for (RoundObserver* o : observers_) o->OnRoundEnd(record);
+    history.push_back(std::move(record));
+  }
+  const int64_t final_version = global_version();
+  clients_->ForEach([&](ClientProxy& c) { c.Shutdown("run complete", final_version); });
+  return history;
+}
+
+absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
+  const absl::Time start = absl::Now();
+  RoundRecord record;
+  record.round = round;
+  record.model_version = global_version();
+
+  // Wait (within the round's budget) for enough clients before sampling: a
+  // restart of a few devices between rounds should not fail the round.
+  const absl::Time deadline = start + options_.round_timeout;
+  clients_->WaitForLive(options_.min_fit_clients, options_.round_timeout / 4);
+  std::vector<std::shared_ptr<ClientProxy>> sampled =
+      clients_->Sample(options_.sampling, RoundSeed(options_.seed, round));
+  record.sampled = sampled.size();
+  for (RoundObserver* o : observers_) o->OnRoundStart(round, sampled.size());
+
+  std::shared_ptr<const Parameters> global = this->global();
+  std::vector<std::string> ids;
+  std::map<std::string, std::shared_ptr<ClientProxy>> by_id;
+  for (const auto& p : sampled) {
+    ids.push_back(p->id());
+    by_id[p->id()] = p;
+  }
+
+  std::unique_ptr<FitAggregator> aggregator = strategy_->BeginAggregateFit(round, global);
+  double loss_sum = 0;
+  int64_t loss_examples = 0;
+  auto collector = std::make_shared<ResultCollector<FitRes>>(
+      round, ids, [&](const std::string& id, const FitRes& res) -> absl::Status {
+        SHOAL_RETURN_IF_ERROR(ValidateUpdate(*global, res));
+        SHOAL_RETURN_IF_ERROR(aggregator->Accept(id, res));
+        auto loss = res.metrics.find("train_loss");
+        if (loss != res.metrics.end()) {
+          loss_sum += MetricAsDouble(loss->second) * res.num_examples;
+          loss_examples += res.num_examples;
+        }
+        record.train_examples += res.num_examples;
+        return absl::OkStatus();
+      });
+
+  for (const FitInstruction& ins : strategy_->ConfigureFit(round, *global, ids)) {
+    auto it = by_id.find(ins.client_id);
+    if (it == by_id.end()) continue;  // a strategy may skip clients
+    FitIns fit{round, record.model_version, global, ins.config};
+    std::string id = ins.client_id;
+    it->second->Fit(fit, deadline, [collector, id](absl::StatusOr<FitRes> res) {
+      return collector->Offer(id, std::move(res));
+    });
+  }
+  for (const std::string& late : collector->WaitAndClose(deadline)) {
+    by_id[late]->Cancel();
+  }
+  record.answered = collector->answered();
+  record.failures = collector->failures();
+  record.train_loss = loss_examples > 0 ? loss_sum / loss_examples
+                                        : std::numeric_limits<double>::quiet_NaN();
+
+  if (record.answered < options_.min_fit_clients) {
+    record.note = absl::StrCat("only ", record.answered, " of ", record.sampled,
+                               " sampled clients returned a valid result (min_fit_clients = ",
+                               options_.min_fit_clients, "); the global model is unchanged");
+  } else {
+    absl::StatusOr<Parameters> next = aggregator->Finish(record.failures);
+    absl::Status ok = next.ok() ? global->CheckCompatible(*next) : next.status();
+    if (ok.ok()) ok = next->CheckFinite();
+    if (!ok.ok()) {
+      record.note = absl::StrCat("aggregation failed (", ok.message(),
+                                 "); the global model is unchanged");
+    } else {
+      auto fresh = std::make_shared<const Parameters>(*std::move(next));
+      {
+        absl::MutexLock lock(&mu_);
+        global_ = fresh;
+        global_version_ = round;
+      }
+      record.model_updated = true;
+      record.model_version = round;
+    }
+  }
+  if (!record.note.empty()) spdlog::warn("round {}: {}", round, record.note);
+
+  std::shared_ptr<const Parameters> now_global = this->global();
+  if (auto eval = strategy_->EvaluateGlobal(round, *now_global)) {
+    if (eval->ok()) {
+      record.server_eval = **eval;
+    } else {
+      spdlog::warn("round {}: server-side evaluation failed: {}", round,
+                   std::string(eval->status().message()));
+    }
+  }
+  RunFederatedEvaluation(round, start + 2 * options_.round_timeout, record);
+
+  if (record.model_updated) {
+    Metrics metrics;
+    if (record.server_eval) {
+      metrics["test_loss"] = record.server_eval->loss;
+      for (const auto& [k, v] : record.server_eval->metrics) metrics["test_" + k] = v;
+    }
+    if (loss_examples > 0) metrics["train_loss"] = record.train_loss;
+    metrics["clients"] = static_cast<int64_t>(record.answered);
+    SHOAL_RETURN_IF_ERROR(store_->Save(round, *now_global, metrics).status());
+  }
+  record.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  return record;
+}
+
+void Coordinator::RunFederatedEvaluation(uint32_t round, absl::Time deadline,
+                                         RoundRecord& record) {
+  std::shared_ptr<const Parameters> global = this->global();
+  std::vector<std::string> live = clients_->LiveClientIds();
+  std::vector<EvaluateInstruction> plan =
+      strategy_->ConfigureEvaluate(round, *global, live);
+  if (plan.empty()) return;
+  std::vector<std::string> ids;
+  for (const auto& ins : plan) ids.push_back(ins.client_id);
+  std::vector<std::pair<std::string, EvaluateRes>> results;
+  auto collector = std::make_shared<ResultCollector<EvaluateRes>>(
+      round, ids, [&](const std::string& id, const EvaluateRes& res) -> absl::Status {
+        if (res.num_examples <= 0 || !std::isfinite(res.loss)) {
+          return absl::InvalidArgumentError("evaluation needs num_examples > 0 and a finite loss");
+        }
+        results.emplace_back(id, res);
+        return absl::OkStatus();
+      });
+  for (const auto& ins : plan) {
+    std::shared_ptr<ClientProxy> proxy = clients_->Find(ins.client_id);
+    if (proxy == nullptr) continue;
+    EvaluateIns eval{round, global_version(), global, ins.config};
+    std::string id = ins.client_id;
+    proxy->Evaluate(eval, deadline, [collector, id](absl::StatusOr<EvaluateRes> res) {
+      return collector->Offer(id, std::move(res));
+    });
+  }
+  for (const std::string& late : collector->WaitAndClose(deadline)) {
+    if (auto proxy = clients_->Find(late)) proxy->Cancel();
+  }
+  absl::StatusOr<EvaluateRes> agg =
+      strategy_->AggregateEvaluate(round, results, collector->failures());
+  if (agg.ok()) record.federated_eval = *agg;
+}
+
+}  // namespace shoal

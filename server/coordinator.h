@@ -1,0 +1,120 @@
+// Coordinator: the round engine. For R rounds it samples clients, hands them
+// fit tasks through their ClientProxy, folds results into the strategy's
+// aggregator as they arrive until every sampled client answered or the round
+// deadline passed, stores the new global model and evaluates it. It never
+// knows how a client is reached.
+#ifndef SHOAL_SERVER_COORDINATOR_H_
+#define SHOAL_SERVER_COORDINATOR_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/types.h"
+#include "server/client_manager.h"
+#include "server/model_store.h"
+#include "strategies/strategy.h"
+
+namespace shoal {
+
+// CoordinatorOptions. Defaults suit a handful of real devices.
+struct CoordinatorOptions {
+  uint32_t num_rounds = 10;
+  // Who is asked each round: ceil(fraction * live), at least min_clients.
+  SamplingOptions sampling;
+  // A round updates the global model only when at least this many valid
+  // results arrived; otherwise the model stays as it was and the round is
+  // reported as failed.
+  uint32_t min_fit_clients = 2;
+  // Sampling starts once this many clients are live.
+  uint32_t min_available_clients = 2;
+  // How long a round waits for results. A client that has not answered by
+  // then counts as a failure.
+  absl::Duration round_timeout = absl::Minutes(5);
+  // How long the first round waits for min_available_clients.
+  absl::Duration wait_for_clients_timeout = absl::Minutes(10);
+  // Seeds client sampling (mixed with the round number).
+  uint64_t seed = 0;
+
+  // Validate returns InvalidArgument naming the first bad option.
+  absl::Status Validate() const;
+};
+
+// RoundRecord: what happened in one round, for progress and history.
+struct RoundRecord {
+  uint32_t round = 0;
+  size_t sampled = 0;
+  size_t answered = 0;  // valid results folded in
+  std::vector<ClientFailure> failures;
+  bool model_updated = false;
+  int64_t model_version = 0;  // the global version after the round
+  double train_loss = 0;      // num_examples-weighted; NaN without results
+  int64_t train_examples = 0;
+  std::optional<EvaluateRes> server_eval;
+  std::optional<EvaluateRes> federated_eval;
+  double seconds = 0;
+  std::string note;  // why the model was not updated, if it was not
+};
+
+// RoundObserver hears about rounds as they run (progress display, metrics
+// history). Called on the Coordinator's thread.
+class RoundObserver {
+ public:
+  virtual ~RoundObserver() = default;
+  virtual void OnRoundStart(uint32_t round, size_t sampled) {}
+  virtual void OnRoundEnd(const RoundRecord& record) = 0;
+};
+
+// Coordinator does not own the ClientManager, Strategy or ModelStore; they
+// must outlive it. Run() is called once, from one thread; RequestStop() may be
+// called from any thread.
+class Coordinator {
+ public:
+  // Create validates `options` and that `initial` is non-empty and finite.
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Create(
+      CoordinatorOptions options, ClientManager* clients, Strategy* strategy,
+      ModelStore* store, Parameters initial);
+
+  void AddObserver(RoundObserver* observer) { observers_.push_back(observer); }
+
+  // Run stores the initial model as version 0, then runs the rounds, and
+  // finally tells every client the run is over. It fails only when the run
+  // cannot go on (no clients in time, the store cannot write); rounds with
+  // too few results are reported in their RoundRecord and the run goes on.
+  absl::StatusOr<std::vector<RoundRecord>> Run();
+
+  // RequestStop ends the run after the round in progress.
+  void RequestStop() { stop_requested_.store(true); }
+
+  // global returns the current global parameters.
+  std::shared_ptr<const Parameters> global() const;
+  int64_t global_version() const;
+
+ private:
+  Coordinator(CoordinatorOptions options, ClientManager* clients,
+              Strategy* strategy, ModelStore* store, Parameters initial);
+  absl::StatusOr<RoundRecord> RunRound(uint32_t round);
+  void RunFederatedEvaluation(uint32_t round, absl::Time deadline,
+                              RoundRecord& record);
+
+  const CoordinatorOptions options_;
+  ClientManager* const clients_;
+  Strategy* const strategy_;
+  ModelStore* const store_;
+  std::vector<RoundObserver*> observers_;
+  std::atomic<bool> stop_requested_{false};
+
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const Parameters> global_ ABSL_GUARDED_BY(mu_);
+  int64_t global_version_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace shoal
+
+#endif  // SHOAL_SERVER_COORDINATOR_H_

@@ -1,0 +1,206 @@
+#include "server/grpc_service.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/chunking.h"
+#include "common/grpc_status.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "common/status.h"
+
+namespace shoal {
+
+absl::Status ValidateClientId(const std::string& id) {
+  if (id.empty() || id.size() > 128) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "client_id must be 1 to 128 characters, got ", id.size()));
+  }
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' ||
+                    c == ':';
+    if (!ok) {
+      return absl::InvalidArgumentError(
+          "client_id may hold only letters, digits and . _ - :");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<GrpcClientProxy>> FederationService::KnownClient(
+    const std::string& id) {
+  SHOAL_RETURN_IF_ERROR(ValidateClientId(id));
+  auto proxy = std::dynamic_pointer_cast<GrpcClientProxy>(clients_->Find(id));
+  if (proxy == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("unknown client '", id, "': call Join first"));
+  }
+  clients_->Heartbeat(id);
+  return proxy;
+}
+
+grpc::Status FederationService::Join(grpc::ServerContext* ctx,
+                                     const v1::JoinRequest* req,
+                                     v1::JoinResponse* resp) {
+  absl::Status valid = ValidateClientId(req->client_id());
+  if (!valid.ok()) return ToGrpcStatus(valid);
+  // A known ID keeps its proxy (and any open task): the device restarted or
+  // reconnected. A new ID gets a fresh one.
+  if (clients_->Find(req->client_id()) == nullptr) {
+    clients_->Register(std::make_shared<GrpcClientProxy>(req->client_id()));
+    spdlog::info("client '{}' joined from {} ({} registered)", req->client_id(),
+                 ctx->peer(), clients_->NumRegistered());
+  } else {
+    clients_->Heartbeat(req->client_id());
+    spdlog::info("client '{}' rejoined from {}", req->client_id(), ctx->peer());
+  }
+  resp->set_poll_interval_ms(
+      static_cast<uint32_t>(absl::ToInt64Milliseconds(options_.max_poll_wait)));
+  resp->set_run_id(options_.run_id);
+  return grpc::Status::OK;
+}
+
+grpc::Status FederationService::Poll(grpc::ServerContext* ctx,
+                                     const v1::PollRequest* req, v1::Task* task) {
+  absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
+  if (!proxy.ok()) return ToGrpcStatus(proxy.status());
+  // Never hold a call past the client's own deadline.
+  absl::Duration wait = options_.max_poll_wait;
+  const auto client_deadline = absl::FromChrono(ctx->deadline());
+  if (client_deadline < absl::Now() + wait) {
+    wait = std::max(absl::ZeroDuration(), client_deadline - absl::Now() - absl::Milliseconds(200));
+  }
+  *task = (*proxy)->NextTask(wait);
+  clients_->Heartbeat(req->client_id());
+  return grpc::Status::OK;
+}
+
+grpc::Status FederationService::DownloadModel(grpc::ServerContext* ctx,
+                                              const v1::DownloadModelRequest* req,
+                                              grpc::ServerWriter<v1::Chunk>* writer) {
+  absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
+  if (!proxy.ok()) return ToGrpcStatus(proxy.status());
+  absl::StatusOr<std::shared_ptr<const ChunkedPayload>> payload =
+      store_->Payload(req->version());
+  if (!payload.ok()) return ToGrpcStatus(payload.status());
+  v1::Chunk chunk;
+  for (uint32_t i = 0; i < (*payload)->num_chunks(); ++i) {
+    (*payload)->FillChunk(i, &chunk);
+    if (!writer->Write(chunk)) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "client went away");
+    }
+  }
+  return grpc::Status::OK;
+}
+
+absl::Status FederationService::ReceiveFit(
+    grpc::ServerReader<v1::SubmitFitRequest>* reader) {
+  v1::SubmitFitRequest msg;
+  if (!reader->Read(&msg)) {
+    return absl::InvalidArgumentError("empty SubmitFit stream");
+  }
+  if (!msg.has_header()) {
+    return absl::InvalidArgumentError("the first SubmitFit message must carry the header");
+  }
+  const v1::FitResultHeader header = msg.header();
+  SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<GrpcClientProxy> proxy,
+                         KnownClient(header.client_id()));
+  // Refuse before reading megabytes when the task is not open.
+  SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<const Parameters> global,
+                         proxy->OpenFitTask(header.task_id()));
+  // An honest update is as large as the global model plus per-tensor
+  // framing; anything much larger is refused before it is buffered.
+  const uint64_t limit = static_cast<uint64_t>(global->ByteSize()) +
+                         1024 * (global->size() + 16);
+  ChunkAssembler assembler(limit);
+  do {
+    if (msg.has_header() && msg.header().task_id() != header.task_id()) {
+      return absl::InvalidArgumentError("a SubmitFit stream carries one task only");
+    }
+    if (!msg.has_chunk()) return absl::InvalidArgumentError("SubmitFit message without a chunk");
+    SHOAL_RETURN_IF_ERROR(Annotate(assembler.Add(msg.chunk()), "update upload"));
+  } while (reader->Read(&msg));
+  absl::StatusOr<std::string> payload = assembler.Finish();
+  // A short or corrupted stream may be the network's fault: the client can
+  // upload again while the task is open.
+  if (!payload.ok()) return Annotate(payload.status(), "update upload");
+
+  FitRes res;
+  res.num_examples = header.num_examples();
+  res.metrics = MetricsFromProto(header.metrics());
+  absl::StatusOr<Parameters> update = ParseParameters(*payload);
+  if (!update.ok()) {
+    // A well-transferred but malformed update will not get better: fail the
+    // client's task now rather than let the round wait for it.
+    proxy->CompleteFit(header.task_id(), update.status()).IgnoreError();
+    return update.status();
+  }
+  res.update = *std::move(update);
+  return proxy->CompleteFit(header.task_id(), std::move(res));
+}
+
+grpc::Status FederationService::SubmitFit(
+    grpc::ServerContext* ctx, grpc::ServerReader<v1::SubmitFitRequest>* reader,
+    v1::SubmitResponse* resp) {
+  absl::Status status = ReceiveFit(reader);
+  if (!status.ok()) {
+    spdlog::warn("SubmitFit from {} refused: {}", ctx->peer(), std::string(status.message()));
+    return ToGrpcStatus(status);
+  }
+  resp->set_accepted(true);
+  return grpc::Status::OK;
+}
+
+grpc::Status FederationService::SubmitEvaluate(grpc::ServerContext* ctx,
+                                               const v1::EvaluateResult* req,
+                                               v1::SubmitResponse* resp) {
+  absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
+  if (!proxy.ok()) return ToGrpcStatus(proxy.status());
+  EvaluateRes res;
+  res.num_examples = req->num_examples();
+  res.loss = req->loss();
+  res.metrics = MetricsFromProto(req->metrics());
+  absl::Status status = (*proxy)->CompleteEvaluate(req->task_id(), std::move(res));
+  if (!status.ok()) return ToGrpcStatus(status);
+  resp->set_accepted(true);
+  return grpc::Status::OK;
+}
+
+grpc::Status FederationService::Leave(grpc::ServerContext* ctx,
+                                      const v1::LeaveRequest* req,
+                                      v1::LeaveResponse* resp) {
+  absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
+  if (!proxy.ok()) return ToGrpcStatus(proxy.status());
+  clients_->Unregister(req->client_id());
+  spdlog::info("client '{}' left", req->client_id());
+  return grpc::Status::OK;
+}
+
+absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string& address,
+                                                              grpc::Service* service) {
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(service);
+  // Devices behind NAT send keepalive pings on idle connections; allow them.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on '", address, "' (in use, or not host:port?)"));
+  }
+  return std::unique_ptr<GrpcServer>(new GrpcServer(std::move(server), port));
+}
+
+GrpcServer::~GrpcServer() { Shutdown(absl::ZeroDuration()); }
+
+void GrpcServer::Shutdown(absl::Duration grace) {
+  if (server_ == nullptr) return;
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  server_->Wait();
+  server_.reset();
+}
+
+}  // namespace shoal

@@ -1,0 +1,89 @@
+// FederationService: the gRPC face of the server (shoal.v1.Federation). A
+// thin adapter: it validates what arrives, moves chunks, and hands tasks and
+// results between devices and their GrpcClientProxy. Round logic lives in
+// the Coordinator.
+#ifndef SHOAL_SERVER_GRPC_SERVICE_H_
+#define SHOAL_SERVER_GRPC_SERVICE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/client_manager.h"
+#include "server/grpc_client_proxy.h"
+#include "server/model_store.h"
+#include "shoal/v1/shoal.grpc.pb.h"
+
+namespace shoal {
+
+struct FederationServiceOptions {
+  // How long a Poll waits for a task before answering "wait". Shorter than
+  // any NAT idle timeout a device is likely to sit behind.
+  absl::Duration max_poll_wait = absl::Seconds(10);
+  // A run ID clients see on Join, for logs.
+  std::string run_id;
+};
+
+// Thread-safe. Does not own the ClientManager or ModelStore.
+class FederationService final : public v1::Federation::Service {
+ public:
+  FederationService(FederationServiceOptions options, ClientManager* clients,
+                    ModelStore* store)
+      : options_(std::move(options)), clients_(clients), store_(store) {}
+
+  grpc::Status Join(grpc::ServerContext* ctx, const v1::JoinRequest* req,
+                    v1::JoinResponse* resp) override;
+  grpc::Status Poll(grpc::ServerContext* ctx, const v1::PollRequest* req,
+                    v1::Task* task) override;
+  grpc::Status DownloadModel(grpc::ServerContext* ctx,
+                             const v1::DownloadModelRequest* req,
+                             grpc::ServerWriter<v1::Chunk>* writer) override;
+  grpc::Status SubmitFit(grpc::ServerContext* ctx,
+                         grpc::ServerReader<v1::SubmitFitRequest>* reader,
+                         v1::SubmitResponse* resp) override;
+  grpc::Status SubmitEvaluate(grpc::ServerContext* ctx, const v1::EvaluateResult* req,
+                              v1::SubmitResponse* resp) override;
+  grpc::Status Leave(grpc::ServerContext* ctx, const v1::LeaveRequest* req,
+                     v1::LeaveResponse* resp) override;
+
+ private:
+  // KnownClient returns the client's proxy and records a heartbeat, or
+  // NotFound/InvalidArgument for a bad or unknown ID.
+  absl::StatusOr<std::shared_ptr<GrpcClientProxy>> KnownClient(const std::string& id);
+  absl::Status ReceiveFit(grpc::ServerReader<v1::SubmitFitRequest>* reader);
+
+  const FederationServiceOptions options_;
+  ClientManager* const clients_;
+  ModelStore* const store_;
+};
+
+// ValidateClientId accepts 1 to 128 characters of [A-Za-z0-9._:-].
+absl::Status ValidateClientId(const std::string& id);
+
+// GrpcServer runs a FederationService on an address.
+class GrpcServer {
+ public:
+  // Start listens on `address` ("127.0.0.1:0" picks a free port). Plaintext
+  // for now: TLS arrives with the hardening work.
+  static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(
+      const std::string& address, grpc::Service* service);
+  ~GrpcServer();
+
+  int port() const { return port_; }
+  // Shutdown stops accepting calls and waits up to `grace` for calls in flight.
+  void Shutdown(absl::Duration grace = absl::Seconds(2));
+
+ private:
+  GrpcServer(std::unique_ptr<grpc::Server> server, int port)
+      : server_(std::move(server)), port_(port) {}
+  std::unique_ptr<grpc::Server> server_;
+  int port_;
+};
+
+}  // namespace shoal
+
+#endif  // SHOAL_SERVER_GRPC_SERVICE_H_

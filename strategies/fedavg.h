@@ -1,0 +1,67 @@
+// FedAvg (McMahan et al. 2017): the new global model is the global model plus
+// the num_examples-weighted mean of the clients' updates.
+#ifndef SHOAL_STRATEGIES_FEDAVG_H_
+#define SHOAL_STRATEGIES_FEDAVG_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "strategies/strategy.h"
+
+namespace shoal {
+
+// FedAvgOptions: the fit config sent to every sampled client.
+struct FedAvgOptions {
+  v1::FitConfig fit_config;
+};
+
+// FedAvg folds each result into a running weighted sum as it arrives, so the
+// server holds one model-sized accumulator however many clients report.
+//
+// Example:
+//   FedAvg fedavg(options);
+//   auto agg = fedavg.BeginAggregateFit(round, global);
+//   agg->Accept("a", res_a); agg->Accept("b", res_b);
+//   absl::StatusOr<Parameters> next = agg->Finish({});
+class FedAvg : public Strategy {
+ public:
+  explicit FedAvg(FedAvgOptions options) : options_(std::move(options)) {}
+
+  absl::string_view name() const override { return "fedavg"; }
+  AggregationKind aggregation_kind() const override {
+    return AggregationKind::kWeightedSum;
+  }
+  std::vector<FitInstruction> ConfigureFit(
+      uint32_t round, const Parameters& global,
+      const std::vector<std::string>& sampled_clients) override;
+  std::unique_ptr<FitAggregator> BeginAggregateFit(
+      uint32_t round, std::shared_ptr<const Parameters> global) override;
+
+ private:
+  FedAvgOptions options_;
+};
+
+// WeightedSumAggregator computes global + sum_i n_i * update_i / sum_i n_i,
+// one result at a time. Floating-point tensors accumulate in float64 when
+// they are narrower, so the order results arrive in barely matters; other
+// tensors (integer buffers) keep their global value. Reused by the FedAvg
+// family.
+class WeightedSumAggregator : public FitAggregator {
+ public:
+  explicit WeightedSumAggregator(std::shared_ptr<const Parameters> global);
+  absl::Status Accept(const std::string& client_id, const FitRes& res) override;
+  absl::StatusOr<Parameters> Finish(const std::vector<ClientFailure>& failures) override;
+
+  int64_t total_examples() const { return total_examples_; }
+
+ private:
+  std::shared_ptr<const Parameters> global_;
+  std::vector<at::Tensor> sums_;  // undefined for non-floating tensors
+  int64_t total_examples_ = 0;
+  int accepted_ = 0;
+};
+
+}  // namespace shoal
+
+#endif  // SHOAL_STRATEGIES_FEDAVG_H_

@@ -1,0 +1,123 @@
+// Strategy: what a federated algorithm decides in a round. The Coordinator
+// calls it; it never sees a transport.
+//
+// Lifecycle of round r (all calls on the Coordinator's thread except
+// FitAggregator::Accept, see below):
+//   ConfigureFit(r, global, sampled) -> one FitConfig per sampled client
+//   BeginAggregateFit(r, global)     -> a FitAggregator for this round
+//     aggregator->Accept(result)     (once per valid result, as it arrives)
+//     aggregator->Finish(failures)   -> the new global parameters
+//   EvaluateGlobal(r, new_global)    -> server-side evaluation, if any
+//   ConfigureEvaluate / AggregateEvaluate: federated evaluation, if any
+#ifndef SHOAL_STRATEGIES_STRATEGY_H_
+#define SHOAL_STRATEGIES_STRATEGY_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/metrics.h"
+#include "common/parameters.h"
+#include "common/types.h"
+#include "shoal/v1/shoal.pb.h"
+
+namespace shoal {
+
+// How a strategy consumes fit results. Secure aggregation can serve only
+// kWeightedSum, since the server then learns nothing but the sum.
+enum class AggregationKind {
+  kWeightedSum,  // needs only sum_i w_i * update_i: folds each result in
+  kPerClient,    // needs each update on its own (median, Krum, ...)
+};
+
+// FitAggregator folds the results of one round. Accept may be called from
+// several threads (one per arriving result); the Coordinator serializes the
+// calls, so implementations need no locking. The results Accept sees are
+// already validated: compatible with the global parameters and finite.
+class FitAggregator {
+ public:
+  virtual ~FitAggregator() = default;
+  // Accept folds one client's result in. An error refuses that result
+  // (the client then counts as a failure) and must leave the aggregate as
+  // it was.
+  virtual absl::Status Accept(const std::string& client_id, const FitRes& res) = 0;
+  // Finish returns the new global parameters. `failures` lists the sampled
+  // clients whose result never arrived or was refused.
+  virtual absl::StatusOr<Parameters> Finish(
+      const std::vector<ClientFailure>& failures) = 0;
+};
+
+struct FitInstruction {
+  std::string client_id;
+  v1::FitConfig config;
+};
+
+struct EvaluateInstruction {
+  std::string client_id;
+  v1::EvaluateConfig config;
+};
+
+// ServerEvaluator evaluates global parameters on the server's own data (for
+// example the Fashion-MNIST test set).
+using ServerEvaluator =
+    std::function<absl::StatusOr<EvaluateRes>(const Parameters& params)>;
+
+// Strategy is implemented once per algorithm (one per file). Not
+// thread-safe; the Coordinator owns the calls.
+class Strategy {
+ public:
+  virtual ~Strategy() = default;
+
+  virtual absl::string_view name() const = 0;
+  virtual AggregationKind aggregation_kind() const = 0;
+
+  // InitializeParameters may replace the model's own initial parameters.
+  virtual std::optional<Parameters> InitializeParameters() { return std::nullopt; }
+
+  // ConfigureFit returns the instruction for each sampled client.
+  virtual std::vector<FitInstruction> ConfigureFit(
+      uint32_t round, const Parameters& global,
+      const std::vector<std::string>& sampled_clients) = 0;
+
+  // BeginAggregateFit starts the aggregation of round `round` against
+  // `global` (the parameters the clients started from).
+  virtual std::unique_ptr<FitAggregator> BeginAggregateFit(
+      uint32_t round, std::shared_ptr<const Parameters> global) = 0;
+
+  // ConfigureEvaluate picks clients for federated evaluation; the default
+  // picks none (the server evaluates on its own data instead).
+  virtual std::vector<EvaluateInstruction> ConfigureEvaluate(
+      uint32_t round, const Parameters& global,
+      const std::vector<std::string>& sampled_clients) {
+    return {};
+  }
+
+  // AggregateEvaluate combines federated evaluation results; the default is
+  // the num_examples-weighted mean of loss and of every metric.
+  virtual absl::StatusOr<EvaluateRes> AggregateEvaluate(
+      uint32_t round,
+      const std::vector<std::pair<std::string, EvaluateRes>>& results,
+      const std::vector<ClientFailure>& failures);
+
+  // EvaluateGlobal evaluates the new global parameters on the server;
+  // nullopt when no evaluator is set.
+  virtual std::optional<absl::StatusOr<EvaluateRes>> EvaluateGlobal(
+      uint32_t round, const Parameters& params);
+
+  void set_server_evaluator(ServerEvaluator evaluator) {
+    server_evaluator_ = std::move(evaluator);
+  }
+
+ private:
+  ServerEvaluator server_evaluator_;
+};
+
+}  // namespace shoal
+
+#endif  // SHOAL_STRATEGIES_STRATEGY_H_

@@ -1,0 +1,42 @@
+#!/usr/bin/python3
+"""Scripts a tiny MLP with TorchScript for the client's TorchScript tests.
+
+Usage: /usr/bin/python3 tests/make_torchscript_model.py OUT.pt
+
+Run with Debian's system interpreter, which has python3-torch. The model
+takes float32 [N, 1, 28, 28] images and returns logits [N, 10]; its parameter
+names (fc1.weight, fc1.bias, fc2.weight, fc2.bias) are what model_test
+expects to see through the C++ GetParameters().
+"""
+
+import sys
+
+import torch
+from torch import nn
+
+
+class TinyMlp(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(28 * 28, 32)
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.relu(self.fc1(self.flatten(x))))
+
+
+def main(argv: list) -> int:
+    if len(argv) != 2:
+        print(f"usage: {argv[0]} OUT.pt", file=sys.stderr)
+        return 2
+    # A fixed seed keeps the generated file reproducible from build to build.
+    torch.manual_seed(0)
+    module = torch.jit.script(TinyMlp())
+    module.save(argv[1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

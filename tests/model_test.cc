@@ -1,0 +1,350 @@
+#include "client/model.h"
+
+#include <cstdint>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "client/data/dataset.h"
+#include "client/trainer.h"
+#include "common/parameters.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing.h"
+
+namespace shoal::client {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+std::unique_ptr<Model> MustCreate(const std::string& name, uint64_t seed = 0) {
+  absl::StatusOr<ModelSpec> spec = ParseModelSpec(name);
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(*spec, seed);
+  EXPECT_TRUE(model.ok()) << model.status();
+  return model.ok() ? std::move(*model) : nullptr;
+}
+
+bool AllEqual(const Parameters& a, const Parameters& b) {
+  if (a.names() != b.names()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!at::equal(a.tensor(i), b.tensor(i))) return false;
+  }
+  return true;
+}
+
+// A small learnable task: ten classes, each a fixed random image plus noise.
+Dataset ClusteredData(int64_t n, uint64_t seed) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  at::Tensor centers = at::randn({10, 1, 28, 28}, gen);
+  at::Tensor labels = at::randint(0, 10, {n}, gen, at::kLong);
+  at::Tensor images =
+      centers.index_select(0, labels) + 0.5 * at::randn({n, 1, 28, 28}, gen);
+  return Dataset{images, labels};
+}
+
+TEST(ParseModelSpecTest, AcceptsBuiltinsAndTorchScriptPaths) {
+  for (const char* name : {"cnn", "2nn", "logreg"}) {
+    absl::StatusOr<ModelSpec> spec = ParseModelSpec(name);
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    EXPECT_EQ(spec->name, name);
+    EXPECT_EQ(ModelSpecToString(*spec), name);
+  }
+  for (const char* path : {"/models/a.pt", "b.pth"}) {
+    absl::StatusOr<ModelSpec> spec = ParseModelSpec(path);
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    EXPECT_EQ(spec->name, "torchscript");
+    EXPECT_EQ(spec->torchscript_path, path);
+    EXPECT_EQ(ModelSpecToString(*spec), path);
+  }
+}
+
+TEST(ParseModelSpecTest, RejectsUnknownNamesListingChoices) {
+  for (const char* text : {"", "CNN", "resnet", "model.onnx", "torchscript"}) {
+    absl::StatusOr<ModelSpec> spec = ParseModelSpec(text);
+    ASSERT_FALSE(spec.ok()) << text;
+    EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(spec.status().message(), HasSubstr("cnn"));
+    EXPECT_THAT(spec.status().message(), HasSubstr("2nn"));
+    EXPECT_THAT(spec.status().message(), HasSubstr("logreg"));
+    EXPECT_THAT(spec.status().message(), HasSubstr(".pt"));
+  }
+}
+
+TEST(CreateModelTest, UnknownNameIsInvalidArgument) {
+  ModelSpec spec;
+  spec.name = "resnet";
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(spec);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(model.status().message(), HasSubstr("resnet"));
+}
+
+TEST(BuiltinModelTest, CnnHasPaperParameterCountAndShapes) {
+  std::unique_ptr<Model> model = MustCreate("cnn");
+  ASSERT_NE(model, nullptr);
+  Parameters params = model->GetParameters();
+  EXPECT_EQ(params.NumElements(), 1663370);
+  EXPECT_THAT(params.names(),
+              ElementsAre("conv1.weight", "conv1.bias", "conv2.weight",
+                          "conv2.bias", "fc1.weight", "fc1.bias",
+                          "fc2.weight", "fc2.bias"));
+  at::Tensor out = model->Forward(at::randn({3, 1, 28, 28}));
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{3, 10}));
+}
+
+TEST(BuiltinModelTest, TwoNnHasPaperParameterCountAndShapes) {
+  std::unique_ptr<Model> model = MustCreate("2nn");
+  ASSERT_NE(model, nullptr);
+  Parameters params = model->GetParameters();
+  EXPECT_EQ(params.NumElements(), 199210);
+  EXPECT_THAT(params.names(),
+              ElementsAre("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias",
+                          "fc3.weight", "fc3.bias"));
+  at::Tensor out = model->Forward(at::randn({5, 1, 28, 28}));
+  EXPECT_EQ(out.sizes(), (std::vector<int64_t>{5, 10}));
+}
+
+TEST(BuiltinModelTest, LogRegShapes) {
+  std::unique_ptr<Model> model = MustCreate("logreg");
+  ASSERT_NE(model, nullptr);
+  EXPECT_EQ(model->GetParameters().NumElements(), 784 * 10 + 10);
+  EXPECT_EQ(model->Forward(at::randn({2, 1, 28, 28})).sizes(),
+            (std::vector<int64_t>{2, 10}));
+  EXPECT_EQ(model->TrainableParameters().size(), 2u);
+}
+
+TEST(BuiltinModelTest, SameSeedGivesSameWeightsRegardlessOfGlobalRng) {
+  torch::manual_seed(1);
+  std::unique_ptr<Model> a = MustCreate("cnn", 42);
+  torch::manual_seed(2);  // must not matter
+  std::unique_ptr<Model> b = MustCreate("cnn", 42);
+  std::unique_ptr<Model> c = MustCreate("cnn", 43);
+  EXPECT_TRUE(AllEqual(a->GetParameters(), b->GetParameters()));
+  EXPECT_FALSE(AllEqual(a->GetParameters(), c->GetParameters()));
+}
+
+TEST(BuiltinModelTest, InitMatchesPyTorchDefaultBounds) {
+  // Default Linear/Conv2d init is U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+  std::unique_ptr<Model> model = MustCreate("cnn", 7);
+  Parameters params = model->GetParameters();
+  const std::vector<double> fan_in = {25, 25, 800, 800, 3136, 3136, 512, 512};
+  ASSERT_EQ(params.size(), fan_in.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    const double bound = 1.0 / std::sqrt(fan_in[i]);
+    EXPECT_LE(params.tensor(i).abs().max().item<double>(), bound)
+        << params.name(i);
+    // Not degenerate: a good part of the range is used.
+    EXPECT_GT(params.tensor(i).abs().max().item<double>(), 0.5 * bound)
+        << params.name(i);
+  }
+}
+
+TEST(BuiltinModelTest, SetGetParametersRoundTrip) {
+  std::unique_ptr<Model> a = MustCreate("2nn", 1);
+  std::unique_ptr<Model> b = MustCreate("2nn", 2);
+  Parameters want = a->GetParameters().Clone();
+  ASSERT_TRUE(b->SetParameters(want).ok());
+  EXPECT_TRUE(AllEqual(b->GetParameters(), want));
+  // Copied, not aliased: changing the source later does not reach b.
+  want.mutable_tensor(0).add_(1.0);
+  EXPECT_FALSE(AllEqual(b->GetParameters(), want));
+  // And GetParameters shares storage with the model.
+  b->GetParameters().mutable_tensor(1).zero_();
+  EXPECT_EQ(b->GetParameters().tensor(1).abs().sum().item<double>(), 0.0);
+}
+
+TEST(BuiltinModelTest, SetParametersRefusesWrongShapeAndLeavesModelUnchanged) {
+  std::unique_ptr<Model> model = MustCreate("2nn", 3);
+  const Parameters before = model->GetParameters().Clone();
+
+  Parameters bad;
+  for (size_t i = 0; i < before.size(); ++i) {
+    at::Tensor t = at::zeros_like(before.tensor(i));
+    if (before.name(i) == "fc2.weight") t = at::zeros({200, 199});
+    bad.Add(before.name(i), t);
+  }
+  absl::Status status = model->SetParameters(bad);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("fc2.weight"));
+  EXPECT_TRUE(AllEqual(model->GetParameters(), before));
+}
+
+TEST(BuiltinModelTest, SetParametersRefusesWrongNameAndDtype) {
+  std::unique_ptr<Model> model = MustCreate("logreg", 3);
+  const Parameters before = model->GetParameters().Clone();
+
+  Parameters renamed;
+  renamed.Add("fc.weight", at::zeros({10, 784}));
+  renamed.Add("fc.bias_typo", at::zeros({10}));
+  absl::Status status = model->SetParameters(renamed);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("fc.bias_typo"));
+  EXPECT_TRUE(AllEqual(model->GetParameters(), before));
+
+  Parameters doubles;
+  doubles.Add("fc.weight", at::zeros({10, 784}, at::kDouble));
+  doubles.Add("fc.bias", at::zeros({10}, at::kDouble));
+  status = model->SetParameters(doubles);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("fc.weight"));
+  EXPECT_TRUE(AllEqual(model->GetParameters(), before));
+
+  Parameters missing;
+  missing.Add("fc.weight", at::zeros({10, 784}));
+  status = model->SetParameters(missing);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(AllEqual(model->GetParameters(), before));
+}
+
+// ------------------------------------------------------------- TorchScript
+
+ModelSpec TinySpec() {
+  ModelSpec spec;
+  spec.name = "torchscript";
+  spec.torchscript_path = SHOAL_TINY_TORCHSCRIPT;
+  return spec;
+}
+
+TEST(TorchScriptModelTest, LoadsWithPythonParameterNames) {
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(TinySpec());
+  ASSERT_TRUE(model.ok()) << model.status();
+  Parameters params = (*model)->GetParameters();
+  // The names of TinyMlp's named_parameters() in make_torchscript_model.py.
+  EXPECT_THAT(params.names(),
+              ElementsAre("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"));
+  EXPECT_EQ(params.tensor(0).sizes(), (std::vector<int64_t>{32, 784}));
+  EXPECT_EQ(params.NumElements(), 784 * 32 + 32 + 32 * 10 + 10);
+  EXPECT_EQ((*model)->TrainableParameters().size(), 4u);
+  EXPECT_EQ((*model)->Forward(at::randn({4, 1, 28, 28})).sizes(),
+            (std::vector<int64_t>{4, 10}));
+}
+
+TEST(TorchScriptModelTest, TrainsThroughTrainer) {
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(TinySpec());
+  ASSERT_TRUE(model.ok()) << model.status();
+  absl::StatusOr<Trainer> trainer = Trainer::Create(TrainerOptions{});
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  const Dataset data = ClusteredData(256, 5);
+  const Parameters global = (*model)->GetParameters().Clone();
+
+  absl::StatusOr<EvalOutcome> before = trainer->Evaluate(**model, data);
+  ASSERT_TRUE(before.ok()) << before.status();
+  v1::FitConfig config;
+  config.set_local_epochs(3);
+  config.set_batch_size(32);
+  config.set_learning_rate(0.05);
+  absl::StatusOr<FitOutcome> fit =
+      trainer->Fit(**model, global, data, config, /*round=*/1);
+  ASSERT_TRUE(fit.ok()) << fit.status();
+  EXPECT_EQ(fit->steps, 3 * 8);
+  absl::StatusOr<EvalOutcome> after = trainer->Evaluate(**model, data);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_LT(after->loss, 0.5 * before->loss);
+  EXPECT_EQ(fit->update.names(), global.names());
+
+  // The update round-trips through SetParameters on a fresh load.
+  absl::StatusOr<std::unique_ptr<Model>> fresh = CreateModel(TinySpec());
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_TRUE((*fresh)->SetParameters((*model)->GetParameters()).ok());
+  EXPECT_TRUE(AllEqual((*fresh)->GetParameters(), (*model)->GetParameters()));
+}
+
+TEST(TorchScriptModelTest, SetParametersRefusesWrongShape) {
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(TinySpec());
+  ASSERT_TRUE(model.ok()) << model.status();
+  const Parameters before = (*model)->GetParameters().Clone();
+  Parameters bad;
+  bad.Add("fc1.weight", at::zeros({32, 784}));
+  bad.Add("fc1.bias", at::zeros({32}));
+  bad.Add("fc2.weight", at::zeros({10, 33}));
+  bad.Add("fc2.bias", at::zeros({10}));
+  absl::Status status = (*model)->SetParameters(bad);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("fc2.weight"));
+  EXPECT_TRUE(AllEqual((*model)->GetParameters(), before));
+}
+
+TEST(TorchScriptModelTest, IncludesFloatingBuffersOnly) {
+  // A module defined in C++ with a float buffer and an integer one.
+  shoal::testing::TempDir dir;
+  torch::jit::Module m("Scaled");
+  m.register_parameter("w", at::zeros({784, 10}), /*is_buffer=*/false);
+  m.register_buffer("scale", at::ones({1}));
+  m.register_buffer("count", at::zeros({}, at::kLong));
+  m.define(R"(
+    def forward(self, x):
+        return torch.flatten(x, 1).matmul(self.w) * self.scale
+  )");
+  const std::string path = dir.File("scaled.pt");
+  m.save(path);
+
+  ModelSpec spec;
+  spec.name = "torchscript";
+  spec.torchscript_path = path;
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(spec);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_THAT((*model)->GetParameters().names(), ElementsAre("w", "scale"));
+}
+
+TEST(TorchScriptModelTest, MissingFileIsNotFoundNamingIt) {
+  shoal::testing::TempDir dir;
+  ModelSpec spec;
+  spec.name = "torchscript";
+  spec.torchscript_path = dir.File("nope.pt");
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(spec);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(model.status().message(), HasSubstr(spec.torchscript_path));
+}
+
+TEST(TorchScriptModelTest, NonTorchScriptFileIsInvalidArgumentNamingIt) {
+  shoal::testing::TempDir dir;
+  ModelSpec spec;
+  spec.name = "torchscript";
+  spec.torchscript_path = dir.File("junk.pt");
+  std::ofstream(spec.torchscript_path) << "this is not a zip archive\n";
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(spec);
+  ASSERT_FALSE(model.ok());
+  EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(model.status().message(), HasSubstr(spec.torchscript_path));
+}
+
+TEST(TorchScriptModelTest, ForwardNotReturningLogitsIsRefusedAtLoad) {
+  shoal::testing::TempDir dir;
+  struct Case {
+    const char* file;
+    const char* source;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {"tuple.pt", "def forward(self, x):\n    return (x, x)\n", "Tuple"},
+      {"shape.pt", "def forward(self, x):\n    return x\n", "shape"},
+      {"fails.pt",
+       "def forward(self, x):\n    return torch.flatten(x, 1).matmul("
+       "torch.zeros(3, 10))\n",
+       "forward() failed"},
+  };
+  for (const Case& c : cases) {
+    torch::jit::Module m("Bad");
+    m.define(c.source);
+    ModelSpec spec;
+    spec.name = "torchscript";
+    spec.torchscript_path = dir.File(c.file);
+    m.save(spec.torchscript_path);
+    absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(spec);
+    ASSERT_FALSE(model.ok()) << c.file;
+    EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(model.status().message(), HasSubstr(spec.torchscript_path));
+    EXPECT_THAT(model.status().message(), HasSubstr(c.expect));
+  }
+}
+
+}  // namespace
+}  // namespace shoal::client

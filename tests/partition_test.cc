@@ -1,0 +1,320 @@
+#include "client/data/partition.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <numeric>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "absl/status/status.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace shoal::client {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using Parts = std::vector<std::vector<int64_t>>;
+
+constexpr PartitionScheme kAllSchemes[] = {
+    PartitionScheme::kIid, PartitionScheme::kDirichlet, PartitionScheme::kShards};
+
+at::Tensor LabelTensor(const std::vector<int64_t>& labels) {
+  return at::tensor(labels, at::kLong);
+}
+
+// BalancedLabels: 0, 1, ..., k-1, 0, 1, ... (n / k of each when k | n).
+at::Tensor BalancedLabels(int64_t n, int64_t k) {
+  return at::arange(n, at::kLong).remainder(k);
+}
+
+// UnevenLabels: 1000 examples, classes of sizes 70..130, in a scrambled order.
+at::Tensor UnevenLabels() {
+  const int64_t sizes[] = {70, 130, 90, 110, 100, 100, 85, 115, 95, 105};
+  std::vector<int64_t> grouped;
+  for (int64_t c = 0; c < 10; ++c) grouped.insert(grouped.end(), sizes[c], c);
+  std::vector<int64_t> labels(grouped.size());
+  // 389 is coprime with 1000, so i -> 389 i mod 1000 is a permutation.
+  for (size_t i = 0; i < labels.size(); ++i) labels[(i * 389) % 1000] = grouped[i];
+  return LabelTensor(labels);
+}
+
+PartitionOptions Options(PartitionScheme scheme, int num_partitions,
+                         uint64_t seed = 1) {
+  PartitionOptions options;
+  options.scheme = scheme;
+  options.num_partitions = num_partitions;
+  options.seed = seed;
+  return options;
+}
+
+Parts MustPartition(const at::Tensor& labels, const PartitionOptions& options) {
+  absl::StatusOr<Parts> parts = Partition(labels, options);
+  EXPECT_TRUE(parts.ok()) << parts.status();
+  return parts.ok() ? *parts : Parts{};
+}
+
+// MeanTotalVariation: the mean over partitions of the total-variation
+// distance between a partition's label distribution and the global one.
+double MeanTotalVariation(const at::Tensor& labels, const Parts& parts,
+                          int num_classes) {
+  std::vector<int64_t> all(labels.size(0));
+  std::iota(all.begin(), all.end(), 0);
+  const std::vector<int64_t> global = LabelHistogram(labels, {all}, num_classes)[0];
+  const Parts per_part = LabelHistogram(labels, parts, num_classes);
+  double total = 0;
+  for (size_t p = 0; p < parts.size(); ++p) {
+    double tv = 0;
+    for (int c = 0; c < num_classes; ++c) {
+      tv += std::abs(static_cast<double>(per_part[p][c]) / parts[p].size() -
+                     static_cast<double>(global[c]) / all.size());
+    }
+    total += tv / 2;
+  }
+  return total / parts.size();
+}
+
+TEST(PartitionTest, EveryIndexAppearsExactlyOnceInSortedParts) {
+  const at::Tensor labels = UnevenLabels();
+  for (PartitionScheme scheme : kAllSchemes) {
+    SCOPED_TRACE(PartitionSchemeName(scheme));
+    const Parts parts = MustPartition(labels, Options(scheme, 10));
+    ASSERT_EQ(parts.size(), 10u);
+    std::vector<int> seen(1000, 0);
+    int64_t total = 0;
+    for (const auto& part : parts) {
+      EXPECT_TRUE(std::is_sorted(part.begin(), part.end()));
+      total += part.size();
+      for (int64_t i : part) {
+        ASSERT_TRUE(i >= 0 && i < 1000) << i;
+        ++seen[i];
+      }
+    }
+    EXPECT_EQ(total, 1000);
+    EXPECT_TRUE(std::all_of(seen.begin(), seen.end(),
+                            [](int count) { return count == 1; }));
+  }
+}
+
+TEST(PartitionTest, SameSeedGivesSameSplit) {
+  const at::Tensor labels = UnevenLabels();
+  for (PartitionScheme scheme : kAllSchemes) {
+    SCOPED_TRACE(PartitionSchemeName(scheme));
+    EXPECT_EQ(MustPartition(labels, Options(scheme, 7, /*seed=*/42)),
+              MustPartition(labels, Options(scheme, 7, /*seed=*/42)));
+  }
+}
+
+TEST(PartitionTest, DifferentSeedGivesDifferentSplit) {
+  const at::Tensor labels = UnevenLabels();
+  for (PartitionScheme scheme : kAllSchemes) {
+    SCOPED_TRACE(PartitionSchemeName(scheme));
+    EXPECT_NE(MustPartition(labels, Options(scheme, 7, /*seed=*/42)),
+              MustPartition(labels, Options(scheme, 7, /*seed=*/43)));
+  }
+}
+
+// Pins the exact output, so that a change of sampler (or a std::
+// distribution sneaking in) shows up here rather than as results that differ
+// between machines.
+TEST(PartitionTest, SplitForAFixedSeedIsPinned) {
+  const at::Tensor labels = BalancedLabels(12, 3);
+  EXPECT_EQ(MustPartition(labels, Options(PartitionScheme::kIid, 3, 7)),
+              (Parts{/*GOLDEN_IID*/}));
+  PartitionOptions dirichlet = Options(PartitionScheme::kDirichlet, 3, 7);
+  dirichlet.min_partition_size = 1;
+  EXPECT_EQ(MustPartition(labels, dirichlet), (Parts{/*GOLDEN_DIRICHLET*/}));
+  PartitionOptions shards = Options(PartitionScheme::kShards, 3, 7);
+  shards.classes_per_client = 2;
+  EXPECT_EQ(MustPartition(labels, shards), (Parts{/*GOLDEN_SHARDS*/}));
+}
+
+TEST(PartitionTest, IidPartsDifferInSizeByAtMostOne) {
+  const Parts parts =
+      MustPartition(BalancedLabels(1003, 10), Options(PartitionScheme::kIid, 10));
+  std::vector<size_t> sizes;
+  for (const auto& part : parts) sizes.push_back(part.size());
+  std::sort(sizes.begin(), sizes.end());
+  EXPECT_EQ(sizes.front(), 100u);
+  EXPECT_EQ(sizes.back(), 101u);
+  EXPECT_EQ(std::count(sizes.begin(), sizes.end(), 101u), 3);
+}
+
+TEST(PartitionTest, LabelSkewGrowsAsAlphaFalls) {
+  const at::Tensor labels = BalancedLabels(5000, 10);
+  std::vector<double> skew;
+  for (double alpha : {100.0, 1.0, 0.1}) {
+    double sum = 0;
+    for (uint64_t seed : {1, 2, 3}) {
+      PartitionOptions options = Options(PartitionScheme::kDirichlet, 10, seed);
+      options.alpha = alpha;
+      sum += MeanTotalVariation(labels, MustPartition(labels, options), 10);
+    }
+    skew.push_back(sum / 3);
+  }
+  EXPECT_LT(skew[0], skew[1]);
+  EXPECT_LT(skew[1], skew[2]);
+  // Near-IID at alpha = 100, most of the mass off-distribution at 0.1.
+  EXPECT_LT(skew[0], 0.1) << skew[0];
+  EXPECT_GT(skew[2], 0.5) << skew[2];
+}
+
+TEST(PartitionTest, IidSplitIsCloseToTheGlobalLabelDistribution) {
+  const at::Tensor labels = BalancedLabels(5000, 10);
+  const Parts parts = MustPartition(labels, Options(PartitionScheme::kIid, 10));
+  EXPECT_LT(MeanTotalVariation(labels, parts, 10), 0.1);
+}
+
+TEST(PartitionTest, DirichletGivesEveryPartitionMinPartitionSize) {
+  const at::Tensor labels = BalancedLabels(1000, 10);
+  for (uint64_t seed = 0; seed < 5; ++seed) {
+    PartitionOptions options = Options(PartitionScheme::kDirichlet, 10, seed);
+    options.alpha = 0.1;
+    options.min_partition_size = 40;
+    for (const auto& part : MustPartition(labels, options)) {
+      EXPECT_GE(part.size(), 40u);
+    }
+  }
+}
+
+TEST(PartitionTest, DirichletGivesUpWhenMinPartitionSizeIsOutOfReach) {
+  // 10 partitions of 100 examples with at least 10 each means exactly 10
+  // each: a Dir(0.05) draw essentially never does that.
+  PartitionOptions options = Options(PartitionScheme::kDirichlet, 10);
+  options.alpha = 0.05;
+  options.min_partition_size = 10;
+  absl::StatusOr<Parts> parts = Partition(BalancedLabels(100, 2), options);
+  EXPECT_EQ(parts.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(parts.status().message(),
+              AllOf(HasSubstr("min_partition_size"), HasSubstr("attempts")));
+}
+
+TEST(PartitionTest, AlignedShardsGiveEachClientAtMostClassesPerClientLabels) {
+  // Every class is exactly a whole number of shards, so no shard straddles
+  // a class border and the bound holds without slack.
+  const at::Tensor labels = BalancedLabels(1000, 10);
+  for (int clients : {5, 10}) {
+    PartitionOptions options = Options(PartitionScheme::kShards, clients);
+    options.classes_per_client = 2;
+    const Parts parts = MustPartition(labels, options);
+    for (const auto& histogram : LabelHistogram(labels, parts, 10)) {
+      const auto distinct = std::count_if(histogram.begin(), histogram.end(),
+                                          [](int64_t n) { return n > 0; });
+      EXPECT_LE(distinct, 2);
+      // With 10 shards for 10 classes, each client holds two whole classes.
+      if (clients == 5) EXPECT_EQ(distinct, 2);
+    }
+  }
+}
+
+TEST(PartitionTest, ShardsAreContiguousRunsOfTheLabelSortedOrder) {
+  // Classes of 70..130 examples cut into 20 shards of 50: shards straddle
+  // class borders. What always holds is that a client's examples form at
+  // most classes_per_client runs of the (label, index) order, and, as no
+  // shard is larger than the smallest class, each shard crosses at most one
+  // border, so a client sees at most 2 * classes_per_client labels.
+  const at::Tensor labels = UnevenLabels();
+  const int64_t* label = labels.data_ptr<int64_t>();
+  std::vector<int64_t> order(1000);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return label[a] < label[b]; });
+  std::vector<int64_t> position(1000);
+  for (int64_t p = 0; p < 1000; ++p) position[order[p]] = p;
+
+  PartitionOptions options = Options(PartitionScheme::kShards, 10);
+  options.classes_per_client = 2;
+  const Parts parts = MustPartition(labels, options);
+  for (const auto& part : parts) {
+    EXPECT_EQ(part.size(), 100u);
+    std::vector<int64_t> positions;
+    for (int64_t i : part) positions.push_back(position[i]);
+    std::sort(positions.begin(), positions.end());
+    int runs = 1;
+    for (size_t j = 1; j < positions.size(); ++j) {
+      if (positions[j] != positions[j - 1] + 1) ++runs;
+    }
+    EXPECT_LE(runs, 2);
+    std::set<int64_t> distinct;
+    for (int64_t i : part) distinct.insert(label[i]);
+    EXPECT_LE(distinct.size(), 4u);
+  }
+}
+
+struct BadOptionCase {
+  std::string name;
+  at::Tensor labels;
+  PartitionOptions options;
+  std::string option;  // expected in the message
+};
+
+TEST(PartitionTest, RejectsBadOptionsNamingTheOption) {
+  const at::Tensor labels = BalancedLabels(100, 10);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<BadOptionCase> cases;
+  auto add = [&](std::string name, PartitionOptions options, std::string option,
+                 at::Tensor l) {
+    cases.push_back({std::move(name), l, options, std::move(option)});
+  };
+  PartitionOptions o = Options(PartitionScheme::kIid, 0);
+  add("zero partitions", o, "num_partitions", labels);
+  o.num_partitions = 101;
+  add("more partitions than examples", o, "num_partitions", labels);
+  o = Options(PartitionScheme::kDirichlet, 5);
+  for (double alpha : {0.0, -1.0, nan, inf}) {
+    o.alpha = alpha;
+    add("alpha " + std::to_string(alpha), o, "alpha", labels);
+  }
+  o = Options(PartitionScheme::kDirichlet, 5);
+  o.min_partition_size = -1;
+  add("negative min size", o, "min_partition_size", labels);
+  o.min_partition_size = 21;
+  add("min size above n / partitions", o, "min_partition_size", labels);
+  o = Options(PartitionScheme::kShards, 5);
+  o.classes_per_client = 0;
+  add("zero classes per client", o, "classes_per_client", labels);
+  o.classes_per_client = 11;
+  add("more classes per client than classes", o, "classes_per_client", labels);
+  o = Options(PartitionScheme::kIid, 2);
+  add("2-D labels", o, "labels", labels.reshape({10, 10}));
+  add("float labels", o, "labels", labels.to(at::kFloat));
+  add("int32 labels", o, "labels", labels.to(at::kInt));
+  add("undefined labels", o, "labels", at::Tensor());
+  add("negative labels", o, "labels", LabelTensor({0, -1, 2}));
+
+  for (const BadOptionCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    absl::StatusOr<Parts> parts = Partition(c.labels, c.options);
+    EXPECT_EQ(parts.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(parts.status().message(), HasSubstr(c.option));
+  }
+}
+
+TEST(PartitionTest, LabelHistogramCountsEachPartitionsClasses) {
+  const at::Tensor labels = LabelTensor({0, 1, 1, 2, 2, 2});
+  EXPECT_EQ(LabelHistogram(labels, {{0, 1}, {2, 3, 4, 5}, {}}, 3),
+            (Parts{{1, 1, 0}, {0, 1, 3}, {0, 0, 0}}));
+}
+
+TEST(PartitionSchemeTest, NamesRoundTripAndUnknownNamesAreRejected) {
+  for (PartitionScheme scheme : kAllSchemes) {
+    absl::StatusOr<PartitionScheme> parsed =
+        ParsePartitionScheme(PartitionSchemeName(scheme));
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    EXPECT_EQ(*parsed, scheme);
+  }
+  EXPECT_EQ(PartitionSchemeName(PartitionScheme::kDirichlet), "dirichlet");
+  absl::StatusOr<PartitionScheme> bad = ParsePartitionScheme("pathological");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("pathological"));
+}
+
+}  // namespace
+}  // namespace shoal::client
