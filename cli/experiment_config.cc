@@ -1,0 +1,242 @@
+#include "cli/experiment_config.h"
+
+#include <cmath>
+#include <limits>
+#include <set>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "client/model.h"
+#include "common/files.h"
+#include "common/status.h"
+
+namespace shoal::cli {
+namespace {
+
+using nlohmann::json;
+
+// Section reads one JSON object, remembering its dotted path for errors.
+class Section {
+ public:
+  Section(const json& obj, std::string path) : obj_(obj), path_(std::move(path)) {}
+
+  absl::Status Expect(const std::vector<std::string>& known) const {
+    if (!obj_.is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat(Where(""), " must be an object"));
+    }
+    const std::set<std::string> allowed(known.begin(), known.end());
+    for (const auto& [key, value] : obj_.items()) {
+      if (allowed.count(key) == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "unknown key '", Key(key), "' (known: ", absl::StrJoin(known, ", "), ")"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  bool Has(const std::string& key) const { return obj_.contains(key); }
+  Section Child(const std::string& key) const {
+    return Section(obj_.at(key), Key(key));
+  }
+  const json& Raw(const std::string& key) const { return obj_.at(key); }
+
+  absl::Status Number(const std::string& key, double lo, double hi, double* out,
+                      bool lo_open = false) const {
+    if (!Has(key)) return absl::OkStatus();
+    const json& v = obj_.at(key);
+    if (!v.is_number()) return TypeError(key, "a number");
+    const double d = v.get<double>();
+    if (!std::isfinite(d) || d < lo || d > hi || (lo_open && d == lo)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", Key(key), "' = ", d, " is out of range ", lo_open ? "(" : "[", lo,
+          ", ", hi, "]"));
+    }
+    *out = d;
+    return absl::OkStatus();
+  }
+
+  template <typename Int>
+  absl::Status Integer(const std::string& key, int64_t lo, int64_t hi, Int* out) const {
+    if (!Has(key)) return absl::OkStatus();
+    const json& v = obj_.at(key);
+    if (!v.is_number_integer()) return TypeError(key, "an integer");
+    const int64_t i = v.is_number_unsigned()
+                          ? static_cast<int64_t>(std::min<uint64_t>(
+                                v.get<uint64_t>(), std::numeric_limits<int64_t>::max()))
+                          : v.get<int64_t>();
+    if (i < lo || i > hi) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", Key(key), "' = ", i, " is out of range [", lo, ", ", hi, "]"));
+    }
+    *out = static_cast<Int>(i);
+    return absl::OkStatus();
+  }
+
+  absl::Status String(const std::string& key, std::string* out) const {
+    if (!Has(key)) return absl::OkStatus();
+    if (!obj_.at(key).is_string()) return TypeError(key, "a string");
+    *out = obj_.at(key).get<std::string>();
+    if (out->empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("'", Key(key), "' is empty"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Bool(const std::string& key, bool* out) const {
+    if (!Has(key)) return absl::OkStatus();
+    if (!obj_.at(key).is_boolean()) return TypeError(key, "true or false");
+    *out = obj_.at(key).get<bool>();
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string Key(const std::string& key) const {
+    return path_.empty() ? key : absl::StrCat(path_, ".", key);
+  }
+  std::string Where(const std::string& key) const {
+    return path_.empty() ? std::string("the config") : absl::StrCat("'", path_, "'");
+  }
+  absl::Status TypeError(const std::string& key, const char* want) const {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", Key(key), "' must be ", want, ", got ",
+                     obj_.at(key).dump()));
+  }
+
+  const json& obj_;
+  std::string path_;
+};
+
+constexpr int64_t kMaxInt = std::numeric_limits<int32_t>::max();
+
+absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
+  SHOAL_RETURN_IF_ERROR(root.Expect({"name", "seed", "rounds", "model", "strategy",
+                                     "fit", "sampling", "timeouts", "data", "server"}));
+  SHOAL_RETURN_IF_ERROR(root.String("name", &c.name));
+  SHOAL_RETURN_IF_ERROR(root.Integer("seed", 0, std::numeric_limits<int64_t>::max(), &c.seed));
+  SHOAL_RETURN_IF_ERROR(root.Integer("rounds", 1, 1000000, &c.coordinator.num_rounds));
+  SHOAL_RETURN_IF_ERROR(root.String("model", &c.model));
+  SHOAL_RETURN_IF_ERROR(Annotate(client::ParseModelSpec(c.model).status(), "'model'"));
+
+  if (root.Has("strategy")) {
+    const json& s = root.Raw("strategy");
+    if (!s.is_object() || !s.contains("name") || !s.at("name").is_string()) {
+      return absl::InvalidArgumentError(
+          "'strategy' must be an object with a string 'name', e.g. {\"name\": \"fedavg\"}");
+    }
+    c.strategy = s.at("name").get<std::string>();
+    c.strategy_params = s;
+    c.strategy_params.erase("name");
+  }
+
+  if (root.Has("fit")) {
+    Section fit = root.Child("fit");
+    SHOAL_RETURN_IF_ERROR(fit.Expect(
+        {"local_epochs", "batch_size", "learning_rate", "momentum", "weight_decay"}));
+    uint32_t epochs = c.fit.local_epochs(), batch = c.fit.batch_size();
+    double lr = c.fit.learning_rate(), momentum = c.fit.momentum(),
+           wd = c.fit.weight_decay();
+    SHOAL_RETURN_IF_ERROR(fit.Integer("local_epochs", 1, 1000, &epochs));
+    SHOAL_RETURN_IF_ERROR(fit.Integer("batch_size", 1, 1 << 20, &batch));
+    SHOAL_RETURN_IF_ERROR(fit.Number("learning_rate", 0, 100, &lr, /*lo_open=*/true));
+    SHOAL_RETURN_IF_ERROR(fit.Number("momentum", 0, 0.999, &momentum));
+    SHOAL_RETURN_IF_ERROR(fit.Number("weight_decay", 0, 1, &wd));
+    c.fit.set_local_epochs(epochs);
+    c.fit.set_batch_size(batch);
+    c.fit.set_learning_rate(lr);
+    c.fit.set_momentum(momentum);
+    c.fit.set_weight_decay(wd);
+  }
+
+  if (root.Has("sampling")) {
+    Section s = root.Child("sampling");
+    SHOAL_RETURN_IF_ERROR(
+        s.Expect({"fraction_fit", "min_fit_clients", "min_available_clients"}));
+    SHOAL_RETURN_IF_ERROR(
+        s.Number("fraction_fit", 0, 1, &c.coordinator.sampling.fraction, true));
+    SHOAL_RETURN_IF_ERROR(s.Integer("min_fit_clients", 1, kMaxInt, &c.coordinator.min_fit_clients));
+    c.coordinator.min_available_clients = c.coordinator.min_fit_clients;
+    SHOAL_RETURN_IF_ERROR(s.Integer("min_available_clients", 1, kMaxInt,
+                                    &c.coordinator.min_available_clients));
+    c.coordinator.sampling.min_clients = c.coordinator.min_fit_clients;
+  }
+
+  if (root.Has("timeouts")) {
+    Section t = root.Child("timeouts");
+    SHOAL_RETURN_IF_ERROR(t.Expect({"round_s", "wait_for_clients_s"}));
+    double round_s = absl::ToDoubleSeconds(c.coordinator.round_timeout);
+    double wait_s = absl::ToDoubleSeconds(c.coordinator.wait_for_clients_timeout);
+    SHOAL_RETURN_IF_ERROR(t.Number("round_s", 0, 86400, &round_s, true));
+    SHOAL_RETURN_IF_ERROR(t.Number("wait_for_clients_s", 0, 86400, &wait_s, true));
+    c.coordinator.round_timeout = absl::Seconds(round_s);
+    c.coordinator.wait_for_clients_timeout = absl::Seconds(wait_s);
+  }
+
+  if (root.Has("data")) {
+    Section d = root.Child("data");
+    SHOAL_RETURN_IF_ERROR(d.Expect({"dir", "partitioner", "num_partitions", "alpha",
+                                    "classes_per_client", "seed", "holdout_fraction"}));
+    SHOAL_RETURN_IF_ERROR(d.String("dir", &c.data_dir));
+    std::string scheme = client::PartitionSchemeName(c.partition.scheme);
+    SHOAL_RETURN_IF_ERROR(d.String("partitioner", &scheme));
+    absl::StatusOr<client::PartitionScheme> parsed = client::ParsePartitionScheme(scheme);
+    if (!parsed.ok()) return Annotate(parsed.status(), "'data.partitioner'");
+    c.partition.scheme = *parsed;
+    SHOAL_RETURN_IF_ERROR(d.Integer("num_partitions", 1, 1000000, &c.partition.num_partitions));
+    SHOAL_RETURN_IF_ERROR(d.Number("alpha", 0, 1e6, &c.partition.alpha, true));
+    SHOAL_RETURN_IF_ERROR(d.Integer("classes_per_client", 1, 10, &c.partition.classes_per_client));
+    c.partition.seed = c.seed;
+    SHOAL_RETURN_IF_ERROR(d.Integer("seed", 0, std::numeric_limits<int64_t>::max(), &c.partition.seed));
+    SHOAL_RETURN_IF_ERROR(d.Number("holdout_fraction", 0, 0.9, &c.holdout_fraction));
+  } else {
+    c.partition.seed = c.seed;
+  }
+
+  if (root.Has("server")) {
+    Section s = root.Child("server");
+    SHOAL_RETURN_IF_ERROR(s.Expect({"address", "output_dir", "evaluate", "threads"}));
+    SHOAL_RETURN_IF_ERROR(s.String("address", &c.address));
+    SHOAL_RETURN_IF_ERROR(s.String("output_dir", &c.output_dir));
+    SHOAL_RETURN_IF_ERROR(s.Bool("evaluate", &c.server_evaluation));
+    SHOAL_RETURN_IF_ERROR(s.Integer("threads", 0, 1024, &c.threads));
+  }
+  c.coordinator.seed = c.seed;
+  return c.coordinator.Validate();
+}
+
+}  // namespace
+
+ExperimentConfig::ExperimentConfig() {
+  fit.set_local_epochs(1);
+  fit.set_batch_size(32);
+  fit.set_learning_rate(0.05);
+  fit.set_momentum(0.9);
+  coordinator.num_rounds = 5;
+  coordinator.min_fit_clients = 5;
+  coordinator.min_available_clients = 5;
+  coordinator.sampling.min_clients = 5;
+  coordinator.round_timeout = absl::Seconds(120);
+  coordinator.wait_for_clients_timeout = absl::Seconds(120);
+}
+
+absl::StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text,
+                                                       const std::string& source) {
+  json root;
+  try {
+    root = json::parse(text);
+  } catch (const json::parse_error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": not valid JSON: ", e.what()));
+  }
+  ExperimentConfig config;
+  absl::Status status = ParseSections(Section(root, ""), config);
+  if (!status.ok()) return Annotate(status, source);
+  return config;
+}
+
+absl::StatusOr<ExperimentConfig> LoadExperimentConfig(const std::string& path) {
+  SHOAL_ASSIGN_OR_RETURN(std::string text, ReadFile(path, 1 << 20));
+  return ParseExperimentConfig(text, path);
+}
+
+}  // namespace shoal::cli

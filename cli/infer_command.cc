@@ -1,0 +1,66 @@
+#include <torch/torch.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "cli/commands.h"
+#include "client/data/dataset.h"
+#include "client/inference.h"
+#include "common/status.h"
+
+namespace shoal::cli {
+namespace {
+
+absl::Status RunInfer(const InferFlags& flags) {
+  ModelRecord record;
+  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<client::Model> model,
+                         client::LoadStoredModel(flags.model_dir, &record, flags.model));
+  SHOAL_ASSIGN_OR_RETURN(at::Tensor images, client::LoadImages(flags.input));
+  SHOAL_ASSIGN_OR_RETURN(std::vector<client::Prediction> predictions,
+                         client::Predict(*model, images));
+  std::printf("model version %lld (%s) from %s, %zu image(s)\n",
+              static_cast<long long>(record.version), record.model_spec.c_str(),
+              flags.model_dir.c_str(), predictions.size());
+  const auto& names = client::FashionMnistClassNames();
+  at::Tensor labels;
+  if (!flags.labels.empty()) {
+    SHOAL_ASSIGN_OR_RETURN(labels, client::ReadIdxLabels(flags.labels));
+    if (labels.size(0) != static_cast<int64_t>(predictions.size())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          flags.labels, " holds ", labels.size(0), " labels for ", predictions.size(), " images"));
+    }
+  }
+  int64_t correct = 0;
+  for (size_t i = 0; i < predictions.size(); ++i) {
+    const client::Prediction& p = predictions[i];
+    const bool has_label = labels.defined();
+    const int64_t truth = has_label ? labels[i].item<int64_t>() : -1;
+    if (has_label && truth == p.label) ++correct;
+    if (static_cast<int>(i) < flags.limit) {
+      std::printf("  [%zu] %-12s %5.1f%%%s\n", i,
+                  p.label < 10 ? names[p.label].c_str() : std::to_string(p.label).c_str(),
+                  100 * p.confidence,
+                  has_label ? absl::StrCat("  (label: ", truth < 10 ? names[truth] : "?", ")").c_str()
+                            : "");
+    }
+  }
+  if (labels.defined()) {
+    std::printf("accuracy: %.2f%% (%lld of %zu)\n", 100.0 * correct / predictions.size(),
+                static_cast<long long>(correct), predictions.size());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int RunInferCommand(const InferFlags& flags) {
+  torch::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
+  absl::Status status = RunInfer(flags);
+  if (!status.ok()) {
+    std::fprintf(stderr, "shoal infer: %s\n", std::string(status.message()).c_str());
+    return absl::IsInvalidArgument(status) || absl::IsNotFound(status) ? 2 : 1;
+  }
+  return 0;
+}
+
+}  // namespace shoal::cli

@@ -1,0 +1,296 @@
+#include "client/agent.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/chunking.h"
+#include "common/grpc_status.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "common/model_dir.h"
+#include "common/status.h"
+
+namespace shoal::client {
+namespace {
+
+// The largest model a client accepts from the server (1 GiB).
+constexpr uint64_t kMaxModelBytes = uint64_t{1} << 30;
+constexpr int kUploadAttempts = 3;
+
+bool IsTransient(grpc::StatusCode code) {
+  return code == grpc::StatusCode::UNAVAILABLE ||
+         code == grpc::StatusCode::DEADLINE_EXCEEDED ||
+         code == grpc::StatusCode::ABORTED ||
+         code == grpc::StatusCode::RESOURCE_EXHAUSTED;
+}
+
+std::string Describe(const grpc::Status& s) {
+  return absl::StrCat(s.error_code(), " ", s.error_message());
+}
+
+}  // namespace
+
+Agent::Agent(AgentOptions options, LocalClient* local)
+    : options_(std::move(options)), local_(local), rng_(options_.seed) {
+  grpc::ChannelArguments args;
+  // Keepalive pings hold NAT mappings open and detect dead links.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // gRPC's own reconnect backoff stays short; the agent paces retries.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  channel_ = grpc::CreateCustomChannel(options_.server_address,
+                                       grpc::InsecureChannelCredentials(), args);
+  stub_ = v1::Federation::NewStub(channel_);
+  if (!options_.state_dir.empty()) {
+    ModelRecord record;
+    absl::StatusOr<Parameters> cached =
+        LoadModelParameters(options_.state_dir, &record);
+    if (cached.ok()) {
+      cached_version_ = record.version;
+      cached_model_ = std::make_shared<const Parameters>(*std::move(cached));
+      spdlog::info("using cached global model version {} from {}", cached_version_,
+                   options_.state_dir);
+    }
+  }
+}
+
+std::unique_ptr<grpc::ClientContext> Agent::Context(absl::Duration timeout) const {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  return ctx;
+}
+
+absl::Duration Agent::NextBackoff(int attempt) {
+  // Exponential with "equal jitter": half the cap, plus up to half again at
+  // random, so a fleet that lost the server does not return in lockstep.
+  absl::Duration cap = options_.initial_backoff * (int64_t{1} << std::min(attempt, 20));
+  cap = std::min(cap, options_.max_backoff);
+  const double u = static_cast<double>(rng_() >> 11) / static_cast<double>(1ULL << 53);
+  return cap / 2 + cap * (u / 2);
+}
+
+absl::Status Agent::JoinWithBackoff() {
+  const absl::Time start = absl::Now();
+  for (int attempt = 0; !stop_.load(); ++attempt) {
+    v1::JoinRequest req;
+    req.set_client_id(options_.client_id);
+    req.set_device("shoal-agent");
+    v1::JoinResponse resp;
+    auto ctx = Context(absl::Seconds(5));
+    grpc::Status s = stub_->Join(ctx.get(), req, &resp);
+    if (s.ok()) {
+      poll_wait_ = absl::Milliseconds(resp.poll_interval_ms());
+      spdlog::info("joined {} as '{}'{}", options_.server_address, options_.client_id,
+                   attempt > 0 ? absl::StrCat(" after ", attempt + 1, " attempts") : "");
+      return absl::OkStatus();
+    }
+    if (!IsTransient(s.error_code())) {
+      return Annotate(FromGrpcStatus(s), "join refused");
+    }
+    if (options_.give_up_after > absl::ZeroDuration() &&
+        absl::Now() - start > options_.give_up_after) {
+      return absl::UnavailableError(absl::StrCat(
+          "server ", options_.server_address, " unreachable for ",
+          absl::FormatDuration(options_.give_up_after), "; last error: ", Describe(s)));
+    }
+    const absl::Duration wait = NextBackoff(attempt);
+    if (attempt == 0 || attempt % 10 == 0) {
+      spdlog::info("server {} not reachable yet ({}); retrying in {}",
+                   options_.server_address, Describe(s), absl::FormatDuration(wait));
+    }
+    for (absl::Time until = absl::Now() + wait; absl::Now() < until && !stop_.load();) {
+      absl::SleepFor(std::min(absl::Milliseconds(100), until - absl::Now()));
+    }
+  }
+  return absl::CancelledError("agent stopped");
+}
+
+absl::Status Agent::Run() {
+  SHOAL_RETURN_IF_ERROR(JoinWithBackoff());
+  absl::Time last_contact = absl::Now();
+  int failures = 0;
+  while (!stop_.load()) {
+    v1::PollRequest req;
+    req.set_client_id(options_.client_id);
+    v1::Task task;
+    auto ctx = Context(poll_wait_ + absl::Seconds(10));
+    grpc::Status s = stub_->Poll(ctx.get(), req, &task);
+    if (!s.ok()) {
+      if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
+        // The server restarted and no longer knows this client.
+        spdlog::info("server forgot this client ({}); joining again", s.error_message());
+        SHOAL_RETURN_IF_ERROR(JoinWithBackoff());
+        continue;
+      }
+      if (!IsTransient(s.error_code())) return Annotate(FromGrpcStatus(s), "poll");
+      if (failures++ == 0) {
+        ++stats_.reconnects;
+        spdlog::warn("lost the server ({}); reconnecting", Describe(s));
+      }
+      if (options_.give_up_after > absl::ZeroDuration() &&
+          absl::Now() - last_contact > options_.give_up_after) {
+        return absl::UnavailableError(absl::StrCat(
+            "server ", options_.server_address, " unreachable for ",
+            absl::FormatDuration(options_.give_up_after)));
+      }
+      absl::SleepFor(NextBackoff(failures));
+      continue;
+    }
+    failures = 0;
+    last_contact = absl::Now();
+    if (task.has_shutdown()) {
+      const int64_t final_version = task.shutdown().final_model().version();
+      absl::Status fetched = EnsureModel(final_version).status();
+      if (!fetched.ok()) {
+        spdlog::warn("could not fetch the final model: {}", std::string(fetched.message()));
+      }
+      v1::LeaveRequest leave;
+      leave.set_client_id(options_.client_id);
+      v1::LeaveResponse left;
+      auto leave_ctx = Context(absl::Seconds(5));
+      stub_->Leave(leave_ctx.get(), leave, &left);
+      spdlog::info("server ended the run ({}); final model version {} is in {}",
+                   task.shutdown().reason(), final_version,
+                   options_.state_dir.empty() ? "memory" : options_.state_dir);
+      return absl::OkStatus();
+    }
+    if (task.has_wait()) {
+      if (task.wait().retry_after_ms() > 0) {
+        absl::SleepFor(absl::Milliseconds(task.wait().retry_after_ms()));
+      }
+      continue;
+    }
+    absl::Status served = ServeTask(task);
+    if (!served.ok()) {
+      spdlog::warn("task {} failed: {}", task.task_id(), std::string(served.message()));
+    }
+  }
+  return absl::CancelledError("agent stopped");
+}
+
+absl::StatusOr<std::shared_ptr<const Parameters>> Agent::EnsureModel(int64_t version) {
+  if (cached_model_ != nullptr && cached_version_ == version) return cached_model_;
+  v1::DownloadModelRequest req;
+  req.set_client_id(options_.client_id);
+  req.set_version(version);
+  auto ctx = Context(options_.rpc_timeout);
+  std::unique_ptr<grpc::ClientReader<v1::Chunk>> reader = stub_->DownloadModel(ctx.get(), req);
+  ChunkAssembler assembler(kMaxModelBytes);
+  v1::Chunk chunk;
+  absl::Status added = absl::OkStatus();
+  while (added.ok() && reader->Read(&chunk)) added = assembler.Add(chunk);
+  if (!added.ok()) ctx->TryCancel();
+  grpc::Status s = reader->Finish();
+  if (!added.ok()) return Annotate(added, "model download");
+  if (!s.ok()) return Annotate(FromGrpcStatus(s), "model download");
+  SHOAL_ASSIGN_OR_RETURN(std::string payload, assembler.Finish());
+  stats_.bytes_downloaded += static_cast<int64_t>(payload.size());
+  absl::StatusOr<Parameters> params = ParseParameters(payload);
+  if (!params.ok()) return Annotate(params.status(), "downloaded model");
+  if (!options_.state_dir.empty()) {
+    ModelRecord record;
+    record.version = version;
+    record.model_spec = options_.model_spec;
+    absl::Status saved = WriteModelVersion(options_.state_dir, record, payload).status();
+    if (saved.ok()) {
+      RemoveModelVersionsBefore(options_.state_dir, version);
+    } else {
+      // Training can go on; only offline inference loses the newest model.
+      spdlog::warn("cannot cache the model: {}", std::string(saved.message()));
+    }
+  }
+  cached_version_ = version;
+  cached_model_ = std::make_shared<const Parameters>(*std::move(params));
+  return cached_model_;
+}
+
+absl::Status Agent::UploadFit(const std::string& task_id, const FitRes& res) {
+  v1::FitResultHeader header;
+  header.set_client_id(options_.client_id);
+  header.set_task_id(task_id);
+  header.set_num_examples(res.num_examples);
+  MetricsToProto(res.metrics, header.mutable_metrics());
+  const ChunkedPayload payload(SerializeParameters(res.update));
+  grpc::Status s;
+  for (int attempt = 0; attempt < kUploadAttempts; ++attempt) {
+    auto ctx = Context(options_.rpc_timeout);
+    v1::SubmitResponse resp;
+    std::unique_ptr<grpc::ClientWriter<v1::SubmitFitRequest>> writer =
+        stub_->SubmitFit(ctx.get(), &resp);
+    v1::SubmitFitRequest msg;
+    for (uint32_t i = 0; i < payload.num_chunks(); ++i) {
+      msg.Clear();
+      if (i == 0) *msg.mutable_header() = header;
+      payload.FillChunk(i, msg.mutable_chunk());
+      if (!writer->Write(msg)) break;  // the server ended the call; Finish says why
+    }
+    writer->WritesDone();
+    s = writer->Finish();
+    if (s.ok()) {
+      stats_.bytes_uploaded += static_cast<int64_t>(payload.payload().size());
+      return absl::OkStatus();
+    }
+    const bool retry = IsTransient(s.error_code()) ||
+                       s.error_code() == grpc::StatusCode::DATA_LOSS;
+    if (!retry) break;
+    absl::SleepFor(NextBackoff(attempt));
+  }
+  return Annotate(FromGrpcStatus(s), "upload refused");
+}
+
+absl::Status Agent::ServeTask(const v1::Task& task) {
+  if (task.has_fit()) {
+    const v1::FitTask& fit = task.fit();
+    SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<const Parameters> global,
+                           EnsureModel(fit.model().version()));
+    absl::StatusOr<FitRes> res = local_->Fit(*global, fit.config(), fit.round());
+    if (!res.ok()) {
+      // Tell the server at once, so the round does not wait for us.
+      v1::SubmitFitRequest msg;
+      msg.mutable_header()->set_client_id(options_.client_id);
+      msg.mutable_header()->set_task_id(task.task_id());
+      msg.mutable_header()->set_error(std::string(res.status().message()));
+      auto ctx = Context(absl::Seconds(10));
+      v1::SubmitResponse resp;
+      auto writer = stub_->SubmitFit(ctx.get(), &resp);
+      writer->Write(msg);
+      writer->WritesDone();
+      writer->Finish();
+      return res.status();
+    }
+    SHOAL_RETURN_IF_ERROR(UploadFit(task.task_id(), *res));
+    ++stats_.rounds;
+    spdlog::info("round {}: trained on {} examples, loss {:.4f}, in {:.1f} s", fit.round(),
+                 res->num_examples, MetricAsDouble(res->metrics.at("train_loss")),
+                 MetricAsDouble(res->metrics.at("fit_seconds")));
+    return absl::OkStatus();
+  }
+  if (task.has_evaluate()) {
+    const v1::EvaluateTask& eval = task.evaluate();
+    SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<const Parameters> global,
+                           EnsureModel(eval.model().version()));
+    absl::StatusOr<EvaluateRes> res = local_->Evaluate(*global, eval.config());
+    v1::EvaluateResult out;
+    out.set_client_id(options_.client_id);
+    out.set_task_id(task.task_id());
+    if (res.ok()) {
+      out.set_num_examples(res->num_examples);
+      out.set_loss(res->loss);
+      MetricsToProto(res->metrics, out.mutable_metrics());
+    } else {
+      out.set_error(std::string(res.status().message()));
+    }
+    auto ctx = Context(options_.rpc_timeout);
+    v1::SubmitResponse resp;
+    SHOAL_RETURN_IF_ERROR(FromGrpcStatus(stub_->SubmitEvaluate(ctx.get(), out, &resp)));
+    return res.status();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("task '", task.task_id(), "' has no kind this client knows"));
+}
+
+}  // namespace shoal::client

@@ -1,0 +1,89 @@
+// Agent: the edge device's gRPC side. It dials out to the server (never the
+// other way round), joins under a stable ID, long-polls for tasks, runs them
+// on a LocalClient, uploads results in chunks, and keeps the newest global
+// model on disk so inference works while the server is down.
+#ifndef SHOAL_CLIENT_AGENT_H_
+#define SHOAL_CLIENT_AGENT_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "client/local_client.h"
+#include "common/parameters.h"
+#include "shoal/v1/shoal.grpc.pb.h"
+
+namespace shoal::client {
+
+// AgentOptions. Defaults suit a device on a flaky link.
+struct AgentOptions {
+  std::string server_address = "127.0.0.1:50051";
+  std::string client_id;  // required; stable across restarts
+  // Where the newest global model is kept (model-directory layout).
+  std::string state_dir;
+  // The model spec recorded with the cached model, for offline inference.
+  std::string model_spec;
+  // Reconnection: exponential backoff with full jitter, from `initial` up to
+  // `max`, giving up after `give_up_after` without reaching the server
+  // (zero: never give up).
+  absl::Duration initial_backoff = absl::Milliseconds(250);
+  absl::Duration max_backoff = absl::Seconds(10);
+  absl::Duration give_up_after = absl::Minutes(10);
+  // Deadline of one RPC other than Poll (uploads and downloads).
+  absl::Duration rpc_timeout = absl::Minutes(2);
+  uint64_t seed = 0;  // jitter
+};
+
+// AgentStats: counters for logs and benchmarks.
+struct AgentStats {
+  int64_t rounds = 0;
+  int64_t bytes_downloaded = 0;
+  int64_t bytes_uploaded = 0;
+  int64_t reconnects = 0;
+};
+
+// Agent is driven by Run() on one thread; Stop() may be called from any
+// thread.
+class Agent {
+ public:
+  Agent(AgentOptions options, LocalClient* local);
+
+  // Run joins and serves tasks until the server says the run is over (OK),
+  // the server stays unreachable past give_up_after (Unavailable), or
+  // Stop() is called (Cancelled).
+  absl::Status Run();
+  void Stop() { stop_.store(true); }
+
+  const AgentStats& stats() const { return stats_; }
+
+ private:
+  absl::Status JoinWithBackoff();
+  absl::Status ServeTask(const v1::Task& task);
+  absl::StatusOr<std::shared_ptr<const Parameters>> EnsureModel(int64_t version);
+  absl::Status UploadFit(const std::string& task_id, const FitRes& res);
+  absl::Duration NextBackoff(int attempt);
+  std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout) const;
+
+  AgentOptions options_;
+  LocalClient* local_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Federation::Stub> stub_;
+  std::atomic<bool> stop_{false};
+  std::mt19937_64 rng_;
+  absl::Duration poll_wait_ = absl::Seconds(10);
+  AgentStats stats_;
+  // The newest global model, also on disk in state_dir.
+  int64_t cached_version_ = -1;
+  std::shared_ptr<const Parameters> cached_model_;
+};
+
+}  // namespace shoal::client
+
+#endif  // SHOAL_CLIENT_AGENT_H_

@@ -1,0 +1,88 @@
+#include "client/inference.h"
+
+#include <torch/torch.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "client/data/dataset.h"
+#include "common/files.h"
+#include "common/status.h"
+
+namespace shoal::client {
+namespace {
+
+bool HasPgmMagic(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[2] = {0, 0};
+  in.read(magic, 2);
+  return in.gcount() == 2 && magic[0] == 'P' && magic[1] == '5';
+}
+
+absl::StatusOr<at::Tensor> ReadPgm(const std::string& path) {
+  SHOAL_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path, 16 << 20));
+  std::istringstream in(bytes);
+  std::string magic;
+  int width = 0, height = 0, maxval = 0;
+  in >> magic >> width >> height >> maxval;
+  if (!in || magic != "P5" || width != 28 || height != 28 || maxval != 255) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", path, "' is not a 28x28 8-bit binary PGM (P5, maxval 255)"));
+  }
+  in.get();  // the single whitespace byte before the pixels
+  const auto offset = static_cast<size_t>(in.tellg());
+  if (bytes.size() < offset + 28 * 28) {
+    return absl::InvalidArgumentError(absl::StrCat("'", path, "' is truncated"));
+  }
+  at::Tensor img = torch::from_blob(bytes.data() + offset, {1, 28, 28}, torch::kUInt8).clone();
+  return NormalizeImages(img);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Model>> LoadStoredModel(const std::string& dir,
+                                                       ModelRecord* record,
+                                                       const std::string& spec_override) {
+  ModelRecord r;
+  SHOAL_ASSIGN_OR_RETURN(Parameters params, LoadModelParameters(dir, &r));
+  SHOAL_ASSIGN_OR_RETURN(ModelSpec spec,
+                         ParseModelSpec(spec_override.empty() ? r.model_spec : spec_override));
+  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, CreateModel(spec));
+  SHOAL_RETURN_IF_ERROR(Annotate(model->SetParameters(params),
+                                 absl::StrCat("model in '", dir, "'")));
+  if (record != nullptr) *record = std::move(r);
+  return model;
+}
+
+absl::StatusOr<at::Tensor> LoadImages(const std::string& path) {
+  if (HasPgmMagic(path)) return ReadPgm(path);
+  SHOAL_ASSIGN_OR_RETURN(at::Tensor raw, ReadIdxImages(path));
+  return NormalizeImages(raw);
+}
+
+absl::StatusOr<std::vector<Prediction>> Predict(Model& model, const at::Tensor& images,
+                                                int64_t batch_size) {
+  if (images.dim() != 4) {
+    return absl::InvalidArgumentError("images must be [N, 1, 28, 28]");
+  }
+  std::vector<Prediction> out;
+  out.reserve(images.size(0));
+  try {
+    torch::NoGradGuard no_grad;
+    model.SetTraining(false);
+    for (int64_t begin = 0; begin < images.size(0); begin += batch_size) {
+      const int64_t end = std::min(images.size(0), begin + batch_size);
+      at::Tensor probs = torch::softmax(model.Forward(images.slice(0, begin, end)), 1);
+      auto [conf, label] = probs.max(1);
+      for (int64_t i = 0; i < end - begin; ++i) {
+        out.push_back({label[i].item<int64_t>(), conf[i].item<double>()});
+      }
+    }
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("inference failed: ", e.what()));
+  }
+  return out;
+}
+
+}  // namespace shoal::client

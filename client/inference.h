@@ -1,0 +1,42 @@
+// Inference with a stored global model: works offline, from a server's model
+// store or a client's state directory (both use common/model_dir.h).
+#ifndef SHOAL_CLIENT_INFERENCE_H_
+#define SHOAL_CLIENT_INFERENCE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "absl/status/statusor.h"
+#include "client/model.h"
+#include "common/model_dir.h"
+
+namespace shoal::client {
+
+struct Prediction {
+  int64_t label = 0;
+  double confidence = 0;  // softmax probability of `label`
+};
+
+// LoadStoredModel builds the architecture recorded in `dir`'s newest model
+// manifest and loads its verified weights. `spec_override` replaces the
+// recorded spec (e.g. a TorchScript file moved since training).
+absl::StatusOr<std::unique_ptr<Model>> LoadStoredModel(
+    const std::string& dir, ModelRecord* record = nullptr,
+    const std::string& spec_override = "");
+
+// LoadImages reads images to classify: an IDX3 image file (gzipped or not)
+// or a binary PGM (P5, 28x28, maxval 255). Returns normalized float32
+// [N, 1, 28, 28]. Errors name the file and what is wrong.
+absl::StatusOr<at::Tensor> LoadImages(const std::string& path);
+
+// Predict classifies `images` in batches.
+absl::StatusOr<std::vector<Prediction>> Predict(Model& model, const at::Tensor& images,
+                                                int64_t batch_size = 1000);
+
+}  // namespace shoal::client
+
+#endif  // SHOAL_CLIENT_INFERENCE_H_

@@ -1,5 +1,9 @@
 #include "client/model.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
 #include <cmath>
 #include <exception>
 #include <filesystem>
@@ -7,10 +11,6 @@
 #include <system_error>
 #include <utility>
 #include <vector>
-
-#include <ATen/CPUGeneratorImpl.h>
-#include <torch/script.h>
-#include <torch/torch.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -53,11 +53,11 @@ class CnnImpl : public NetImpl {
  public:
   CnnImpl()
       : conv1_(register_module(
-            "conv1", torch::nn::Conv2d(
-                         torch::nn::Conv2dOptions(1, 32, 5).padding(2)))),
+            "conv1",
+            torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 32, 5).padding(2)))),
         conv2_(register_module(
-            "conv2", torch::nn::Conv2d(
-                         torch::nn::Conv2dOptions(32, 64, 5).padding(2)))),
+            "conv2",
+            torch::nn::Conv2d(torch::nn::Conv2dOptions(32, 64, 5).padding(2)))),
         fc1_(register_module("fc1", torch::nn::Linear(7 * 7 * 64, 512))),
         fc2_(register_module("fc2", torch::nn::Linear(512, 10))) {}
 
@@ -111,9 +111,11 @@ class LogRegImpl : public NetImpl {
 // InitializeDeterministically redraws every parameter from a generator
 // private to this call, seeded with `seed`. torch::manual_seed() would do
 // the same through the process-wide generator, but that is global state:
-// two threads building models (the simulator does) would interleave their
+// two threads building models at once would interleave their
 // draws, and any other user of the global generator would shift ours. A
-// private generator needs no lock and is reproducible regardless.
+// private generator needs no lock and is reproducible regardless. (The
+// modules' constructors still draw their default init from the global
+// generator first; those values are overwritten here.)
 //
 // The distribution is PyTorch's default for Linear and Conv2d:
 // kaiming_uniform_(a = sqrt(5)) for weights and U(-1/sqrt(fan_in),
@@ -142,8 +144,8 @@ void InitializeDeterministically(torch::nn::Module& module, uint64_t seed) {
     } else {
       fan = p.numel();
     }
-    const double bound = fan > 0 ? 1.0 / std::sqrt(static_cast<double>(fan))
-                                 : 0.0;
+    const double bound =
+        fan > 0 ? 1.0 / std::sqrt(static_cast<double>(fan)) : 0.0;
     p.uniform_(-bound, bound, gen);
   }
 }
@@ -175,18 +177,18 @@ void AppendDetachedJit(const NamedList& named, bool floating_only,
 // failure (for instance an out-of-memory on a device transfer) leaves the
 // model as it was. The final copy_ between same-shaped tensors on the same
 // device does not allocate.
-absl::Status CopyInto(const Parameters& params, Parameters& targets) {
-  SHOAL_RETURN_IF_ERROR(targets.CheckCompatible(params));
+absl::Status CopyInto(const Parameters& params, Parameters* targets) {
+  SHOAL_RETURN_IF_ERROR(targets->CheckCompatible(params));
   try {
     torch::NoGradGuard no_grad;
     std::vector<at::Tensor> staged;
     staged.reserve(params.size());
     for (size_t i = 0; i < params.size(); ++i) {
       staged.push_back(params.tensor(i).detach().to(
-          targets.tensor(i).device(), targets.tensor(i).scalar_type()));
+          targets->tensor(i).device(), targets->tensor(i).scalar_type()));
     }
     for (size_t i = 0; i < params.size(); ++i) {
-      targets.mutable_tensor(i).copy_(staged[i]);
+      targets->mutable_tensor(i).copy_(staged[i]);
     }
   } catch (const c10::Error& e) {
     return FromTorchError(e, "setting model parameters");
@@ -211,7 +213,7 @@ class BuiltinModel : public Model {
 
   absl::Status SetParameters(const Parameters& params) override {
     Parameters targets = GetParameters();
-    return CopyInto(params, targets);
+    return CopyInto(params, &targets);
   }
 
   std::vector<at::Tensor> TrainableParameters() override {
@@ -271,7 +273,7 @@ class TorchScriptModel : public Model {
 
   absl::Status SetParameters(const Parameters& params) override {
     Parameters targets = GetParameters();
-    return CopyInto(params, targets);
+    return CopyInto(params, &targets);
   }
 
   std::vector<at::Tensor> TrainableParameters() override {
@@ -314,8 +316,8 @@ absl::Status ValidateForward(torch::jit::Module& module,
     c10::IValue out = module.forward({at::zeros({1, 1, 28, 28})});
     if (!out.isTensor()) {
       status = absl::InvalidArgumentError(absl::StrCat(
-          "TorchScript model '", path, "': forward() returned ",
-          out.tagKind(), ", expected a Tensor of logits [N, num_classes]"));
+          "TorchScript model '", path, "': forward() returned ", out.tagKind(),
+          ", expected a Tensor of logits [N, num_classes]"));
     } else {
       const at::Tensor logits = out.toTensor();
       if (logits.dim() != 2 || logits.size(0) != 1 || logits.size(1) < 1) {
@@ -332,10 +334,10 @@ absl::Status ValidateForward(torch::jit::Module& module,
       }
     }
   } catch (const c10::Error& e) {
-    status = absl::InvalidArgumentError(absl::StrCat(
-        "TorchScript model '", path,
-        "': forward() failed on a [1, 1, 28, 28] float32 input: ",
-        e.what_without_backtrace()));
+    status = absl::InvalidArgumentError(
+        absl::StrCat("TorchScript model '", path,
+                     "': forward() failed on a [1, 1, 28, 28] float32 input: ",
+                     e.what_without_backtrace()));
   } catch (const std::exception& e) {
     status = absl::InvalidArgumentError(absl::StrCat(
         "TorchScript model '", path,
@@ -362,8 +364,8 @@ absl::StatusOr<std::unique_ptr<Model>> LoadTorchScript(
         absl::StrCat("TorchScript model file '", path, "' not found"));
   }
   if (!std::filesystem::is_regular_file(status)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "TorchScript model '", path, "' is not a regular file"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("TorchScript model '", path, "' is not a regular file"));
   }
   torch::jit::Module module;
   try {

@@ -1,14 +1,14 @@
 #include "client/trainer.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
 #include <algorithm>
 #include <cmath>
 #include <exception>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <ATen/CPUGeneratorImpl.h>
-#include <torch/torch.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -41,8 +41,8 @@ uint64_t ShuffleSeed(uint64_t seed, uint32_t round, int64_t epoch) {
 
 absl::Status ValidateFitConfig(const v1::FitConfig& config) {
   if (config.local_epochs() < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "local_epochs must be >= 1, got ", config.local_epochs()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("local_epochs must be >= 1, got ", config.local_epochs()));
   }
   if (config.batch_size() < 1) {
     return absl::InvalidArgumentError(
@@ -51,8 +51,8 @@ absl::Status ValidateFitConfig(const v1::FitConfig& config) {
   // Written so that NaN fails each check.
   const double lr = config.learning_rate();
   if (!(lr > 0) || !std::isfinite(lr)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "learning_rate must be finite and > 0, got ", lr));
+    return absl::InvalidArgumentError(
+        absl::StrCat("learning_rate must be finite and > 0, got ", lr));
   }
   const double momentum = config.momentum();
   if (!(momentum >= 0 && momentum < 1)) {
@@ -61,8 +61,8 @@ absl::Status ValidateFitConfig(const v1::FitConfig& config) {
   }
   const double wd = config.weight_decay();
   if (!(wd >= 0) || !std::isfinite(wd)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "weight_decay must be finite and >= 0, got ", wd));
+    return absl::InvalidArgumentError(
+        absl::StrCat("weight_decay must be finite and >= 0, got ", wd));
   }
   return absl::OkStatus();
 }
@@ -81,16 +81,15 @@ absl::StatusOr<int64_t> ValidateData(const Dataset& data) {
         absl::StrJoin(data.images.sizes(), ", "), "]"));
   }
   if (data.labels.dim() != 1 || data.labels.scalar_type() != at::kLong) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "dataset labels must be int64 [N], got ",
-        c10::toString(data.labels.scalar_type()), " [",
-        absl::StrJoin(data.labels.sizes(), ", "), "]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("dataset labels must be int64 [N], got ",
+                     c10::toString(data.labels.scalar_type()), " [",
+                     absl::StrJoin(data.labels.sizes(), ", "), "]"));
   }
   const int64_t n = data.images.size(0);
   if (data.labels.size(0) != n) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dataset has ", n, " images but ", data.labels.size(0),
-                     " labels"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dataset has ", n, " images but ", data.labels.size(0), " labels"));
   }
   if (n == 0) return absl::InvalidArgumentError("dataset is empty");
   return n;
@@ -103,9 +102,9 @@ absl::Status CheckLabels(const at::Tensor& labels, int64_t num_classes) {
   const int64_t lo = labels.min().item<int64_t>();
   const int64_t hi = labels.max().item<int64_t>();
   if (lo < 0 || hi >= num_classes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "labels range over [", lo, ", ", hi, "] but the model has ",
-        num_classes, " classes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("labels range over [", lo, ", ", hi,
+                     "] but the model has ", num_classes, " classes"));
   }
   return absl::OkStatus();
 }
@@ -117,14 +116,14 @@ absl::StatusOr<Trainer> Trainer::Create(const TrainerOptions& options) {
   try {
     device = c10::Device(options.device);
   } catch (const c10::Error& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid device '", options.device,
-                     "' (expected cpu, cuda or cuda:N): ",
-                     e.what_without_backtrace()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid device '", options.device,
+        "' (expected cpu, cuda or cuda:N): ", e.what_without_backtrace()));
   }
   if (!device.is_cpu() && !device.is_cuda()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unsupported device '", options.device, "': expected cpu, cuda or cuda:N"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unsupported device '", options.device,
+                     "': expected cpu, cuda or cuda:N"));
   }
   if (device.is_cuda()) {
     if (!torch::cuda::is_available()) {
@@ -136,8 +135,8 @@ absl::StatusOr<Trainer> Trainer::Create(const TrainerOptions& options) {
     const int64_t count = static_cast<int64_t>(torch::cuda::device_count());
     if (device.has_index() && device.index() >= count) {
       return absl::InvalidArgumentError(
-          absl::StrCat("device '", options.device, "' does not exist: ",
-                       count, " CUDA device(s) visible"));
+          absl::StrCat("device '", options.device, "' does not exist: ", count,
+                       " CUDA device(s) visible"));
     }
   }
   return Trainer(options, device);
@@ -167,11 +166,15 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
     const int64_t batch_size = config.batch_size();
     const int64_t epochs = config.local_epochs();
 
-    torch::optim::SGD optimizer(
-        model.TrainableParameters(),
-        torch::optim::SGDOptions(config.learning_rate())
-            .momentum(config.momentum())
-            .weight_decay(config.weight_decay()));
+    std::vector<at::Tensor> trainable = model.TrainableParameters();
+    if (trainable.empty()) {
+      return absl::InvalidArgumentError(
+          "model has no trainable parameters (none requires grad)");
+    }
+    torch::optim::SGD optimizer(std::move(trainable),
+                                torch::optim::SGDOptions(config.learning_rate())
+                                    .momentum(config.momentum())
+                                    .weight_decay(config.weight_decay()));
     model.SetTraining(true);
 
     FitOutcome outcome;
@@ -226,9 +229,9 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
                          (after.tensor(i) - start.tensor(i)).to(at::kCPU));
     }
     if (absl::Status finite = outcome.update.CheckFinite(); !finite.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "training diverged: ", finite.message(),
-          "; lower the learning rate"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("training diverged: ", finite.message(),
+                       "; lower the learning rate"));
     }
     return outcome;
   } catch (const c10::Error& e) {
@@ -261,9 +264,9 @@ absl::StatusOr<EvalOutcome> Trainer::Evaluate(Model& model, const Dataset& data,
       if (begin == 0) {
         SHOAL_RETURN_IF_ERROR(CheckLabels(labels, logits.size(-1)));
       }
-      loss_sum += at::cross_entropy_loss(logits, y, /*weight=*/{},
-                                         at::Reduction::Sum)
-                      .to(at::kDouble);
+      loss_sum +=
+          at::cross_entropy_loss(logits, y, /*weight=*/{}, at::Reduction::Sum)
+              .to(at::kDouble);
       correct += logits.argmax(1).eq(y).sum();
     }
     EvalOutcome outcome;

@@ -47,7 +47,8 @@ absl::StatusOr<ModelRecord> RecordFromJson(const std::string& text,
     r.model_spec = j.at("model").get<std::string>();
     r.params_file = j.at("params_file").get<std::string>();
     r.created_at = j.value("created_at", "");
-    for (const auto& [name, value] : j.value("metrics", json::object()).items()) {
+    const json metrics = j.value("metrics", json::object());
+    for (const auto& [name, value] : metrics.items()) {
       if (value.is_number_integer()) {
         r.metrics[name] = value.get<int64_t>();
       } else if (value.is_number()) {
@@ -88,11 +89,11 @@ absl::StatusOr<ModelRecord> WriteModelVersion(const std::string& dir,
 
 absl::StatusOr<ModelRecord> ReadModelRecord(const std::string& dir, int64_t version) {
   const std::string path =
-      version <= 0 ? dir + "/latest.json" : dir + "/" + Stem(version) + ".json";
+      version < 0 ? dir + "/latest.json" : dir + "/" + Stem(version) + ".json";
   absl::StatusOr<std::string> text = ReadFile(path, 1 << 20);
   if (absl::IsNotFound(text.status())) {
     return absl::NotFoundError(absl::StrCat(
-        "no model ", version <= 0 ? "" : absl::StrCat("version ", version, " "),
+        "no model ", version < 0 ? "" : absl::StrCat("version ", version, " "),
         "in '", dir, "' (", path, " is missing)"));
   }
   if (!text.ok()) return text.status();

@@ -19,6 +19,9 @@
 
 namespace shoal {
 
+// kLatestVersion asks for the newest version where a version is expected.
+inline constexpr int64_t kLatestVersion = -1;
+
 struct ModelRecord {
   int64_t version = 0;      // 0 = initial model, r = after round r
   std::string sha256_hex;   // of the .params file
@@ -36,10 +39,10 @@ absl::StatusOr<ModelRecord> WriteModelVersion(const std::string& dir,
                                               ModelRecord record,
                                               const std::string& payload);
 
-// ReadModelRecord reads DIR/latest.json (version <= 0) or the manifest of a
-// given version. NotFound when the directory has no such model.
+// ReadModelRecord reads DIR/latest.json (kLatestVersion) or the manifest of
+// a given version. NotFound when the directory has no such model.
 absl::StatusOr<ModelRecord> ReadModelRecord(const std::string& dir,
-                                            int64_t version = 0);
+                                            int64_t version = kLatestVersion);
 
 // ReadModelPayload reads a version's .params file and checks its SHA-256
 // against the manifest (DataLoss on mismatch).
@@ -49,7 +52,7 @@ absl::StatusOr<std::string> ReadModelPayload(const std::string& dir,
 // LoadModelParameters is ReadModelRecord + ReadModelPayload + parsing.
 absl::StatusOr<Parameters> LoadModelParameters(const std::string& dir,
                                                ModelRecord* record = nullptr,
-                                               int64_t version = 0);
+                                               int64_t version = kLatestVersion);
 
 // RemoveModelVersionsBefore deletes versions older than `version` (a client
 // keeps only its newest model).

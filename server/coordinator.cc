@@ -175,6 +175,15 @@ absl::StatusOr<std::vector<RoundRecord>> Coordinator::Run() {
         absl::FormatDuration(options_.wait_for_clients_timeout)));
   }
   std::vector<RoundRecord> history;
+  // Round 0 is the initial model: its evaluation is the baseline every
+  // later round is compared with.
+  RoundRecord initial;
+  initial.train_loss = std::numeric_limits<double>::quiet_NaN();
+  if (auto eval = strategy_->EvaluateGlobal(0, *global())) {
+    if (eval->ok()) initial.server_eval = **eval;
+  }
+  for (RoundObserver* o : observers_) o->OnRoundEnd(initial);
+  history.push_back(std::move(initial));
   for (uint32_t round = 1; round <= options_.num_rounds; ++round) {
     if (stop_requested_.load()) {
       spdlog::warn("stop requested: ending after round {}", round - 1);

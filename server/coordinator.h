@@ -83,8 +83,9 @@ class Coordinator {
 
   void AddObserver(RoundObserver* observer) { observers_.push_back(observer); }
 
-  // Run stores the initial model as version 0, then runs the rounds, and
-  // finally tells every client the run is over. It fails only when the run
+  // Run stores the initial model as version 0, evaluates it (reported as
+  // round 0, the first entry of the history), runs the rounds, and finally
+  // tells every client the run is over. It fails only when the run
   // cannot go on (no clients in time, the store cannot write); rounds with
   // too few results are reported in their RoundRecord and the run goes on.
   absl::StatusOr<std::vector<RoundRecord>> Run();

@@ -109,6 +109,14 @@ absl::Status FederationService::ReceiveFit(
   // Refuse before reading megabytes when the task is not open.
   SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<const Parameters> global,
                          proxy->OpenFitTask(header.task_id()));
+  if (!header.error().empty()) {
+    // The client could not train; fail its task now so the round need not
+    // wait for the deadline.
+    proxy->CompleteFit(header.task_id(),
+                       absl::AbortedError(absl::StrCat("client reported: ", header.error())))
+        .IgnoreError();
+    return absl::OkStatus();
+  }
   // An honest update is as large as the global model plus per-tensor
   // framing; anything much larger is refused before it is buffered.
   const uint64_t limit = static_cast<uint64_t>(global->ByteSize()) +
@@ -157,6 +165,10 @@ grpc::Status FederationService::SubmitEvaluate(grpc::ServerContext* ctx,
                                                v1::SubmitResponse* resp) {
   absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
   if (!proxy.ok()) return ToGrpcStatus(proxy.status());
+  if (!req->error().empty()) {
+    return ToGrpcStatus((*proxy)->CompleteEvaluate(
+        req->task_id(), absl::AbortedError(absl::StrCat("client reported: ", req->error()))));
+  }
   EvaluateRes res;
   res.num_examples = req->num_examples();
   res.loss = req->loss();

@@ -30,7 +30,7 @@ absl::StatusOr<std::shared_ptr<const ChunkedPayload>> ModelStore::Payload(
     int64_t version) const {
   {
     absl::MutexLock lock(&mu_);
-    if (latest_payload_ != nullptr && (version <= 0 || version == latest_->version)) {
+    if (latest_payload_ != nullptr && (version < 0 || version == latest_->version)) {
       return latest_payload_;
     }
     if (latest_payload_ == nullptr) {

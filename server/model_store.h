@@ -30,7 +30,7 @@ class ModelStore {
   absl::StatusOr<ModelRecord> Save(int64_t version, const Parameters& params,
                                    const Metrics& metrics);
 
-  // Payload returns a version ready to stream (version <= 0: the newest).
+  // Payload returns a version ready to stream (kLatestVersion: the newest).
   // NotFound for a version never saved.
   absl::StatusOr<std::shared_ptr<const ChunkedPayload>> Payload(int64_t version) const;
 

@@ -1,0 +1,87 @@
+#include "server/client_manager.h"
+
+#include "gtest/gtest.h"
+#include "tests/fake_client_proxy.h"
+
+namespace shoal {
+namespace {
+
+using testing::FakeClientProxy;
+
+std::shared_ptr<FakeClientProxy> Proxy(const std::string& id) {
+  return std::make_shared<FakeClientProxy>(
+      id, [](const FitIns&) -> std::optional<absl::StatusOr<FitRes>> { return std::nullopt; });
+}
+
+std::vector<std::string> Ids(const std::vector<std::shared_ptr<ClientProxy>>& v) {
+  std::vector<std::string> ids;
+  for (const auto& p : v) ids.push_back(p->id());
+  return ids;
+}
+
+class ClientManagerTest : public ::testing::Test {
+ protected:
+  ClientManagerTest() : clients_(Options()) {}
+  ClientManagerOptions Options() {
+    ClientManagerOptions o;
+    o.liveness_timeout = absl::Seconds(30);
+    o.now = [this] { return now_; };
+    return o;
+  }
+  void AddClients(int n) {
+    for (int i = 0; i < n; ++i) clients_.Register(Proxy("c" + std::to_string(100 + i)));
+  }
+  absl::Time now_ = absl::FromUnixSeconds(1000);
+  ClientManager clients_;
+};
+
+TEST_F(ClientManagerTest, SameSeedGivesSameSampleAndSeedsDiffer) {
+  AddClients(50);
+  SamplingOptions s{0.2, 1};
+  auto a = Ids(clients_.Sample(s, 7));
+  auto b = Ids(clients_.Sample(s, 7));
+  auto c = Ids(clients_.Sample(s, 8));
+  EXPECT_EQ(a.size(), 10u);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  EXPECT_TRUE(std::is_sorted(a.begin(), a.end()));
+}
+
+TEST_F(ClientManagerTest, FractionRoundsUpAndMinimumApplies) {
+  AddClients(10);
+  EXPECT_EQ(clients_.Sample({0.25, 1}, 1).size(), 3u);  // ceil(2.5)
+  EXPECT_EQ(clients_.Sample({0.1, 4}, 1).size(), 4u);   // min wins
+  EXPECT_EQ(clients_.Sample({1.0, 50}, 1).size(), 10u); // capped at live
+}
+
+TEST_F(ClientManagerTest, SilentClientsAreNotLiveAndHeartbeatRevivesThem) {
+  AddClients(3);
+  now_ += absl::Seconds(20);
+  EXPECT_TRUE(clients_.Heartbeat("c100"));
+  now_ += absl::Seconds(20);  // c101, c102 silent for 40 s > 30 s
+  EXPECT_EQ(clients_.LiveClientIds(), std::vector<std::string>{"c100"});
+  EXPECT_EQ(Ids(clients_.Sample({1.0, 1}, 1)), std::vector<std::string>{"c100"});
+  EXPECT_TRUE(clients_.Heartbeat("c102"));
+  EXPECT_EQ(clients_.LiveClientIds().size(), 2u);
+  EXPECT_FALSE(clients_.Heartbeat("nobody"));
+}
+
+TEST_F(ClientManagerTest, RejoinReplacesAndUnregisterRemoves) {
+  auto first = Proxy("dev");
+  auto second = Proxy("dev");
+  clients_.Register(first);
+  clients_.Register(second);
+  EXPECT_EQ(clients_.NumRegistered(), 1u);
+  EXPECT_EQ(clients_.Find("dev"), second);
+  clients_.Unregister("dev");
+  EXPECT_EQ(clients_.Find("dev"), nullptr);
+}
+
+TEST_F(ClientManagerTest, WaitForLiveTimesOutWithTooFewClients) {
+  AddClients(1);
+  EXPECT_TRUE(clients_.WaitForLive(1, absl::Milliseconds(10)));
+  EXPECT_FALSE(clients_.WaitForLive(2, absl::Milliseconds(50)));
+}
+
+}  // namespace
+}  // namespace shoal

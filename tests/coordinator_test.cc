@@ -1,0 +1,219 @@
+#include "server/coordinator.h"
+
+#include <ATen/ATen.h>
+
+#include <limits>
+
+#include "gtest/gtest.h"
+#include "strategies/fedavg.h"
+#include "tests/fake_client_proxy.h"
+#include "tests/testing.h"
+
+namespace shoal {
+namespace {
+
+using testing::FakeClientProxy;
+
+Parameters Initial() {
+  Parameters p;
+  p.Add("w", at::zeros({4}));
+  p.Add("b", at::zeros({1}));
+  return p;
+}
+
+FakeClientProxy::Behaviour Answer(float value, int64_t n) {
+  return [value, n](const FitIns& ins) -> std::optional<absl::StatusOr<FitRes>> {
+    FitRes res;
+    for (size_t i = 0; i < ins.parameters->size(); ++i) {
+      res.update.Add(ins.parameters->name(i),
+                     at::full_like(ins.parameters->tensor(i), value));
+    }
+    res.num_examples = n;
+    res.metrics["train_loss"] = static_cast<double>(value);
+    return res;
+  };
+}
+
+FakeClientProxy::Behaviour Silent() {
+  return [](const FitIns&) -> std::optional<absl::StatusOr<FitRes>> { return std::nullopt; };
+}
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = *ModelStore::Open(dir_.path() + "/models", "test");
+    options_.num_rounds = 1;
+    options_.min_fit_clients = 2;
+    options_.min_available_clients = 2;
+    options_.round_timeout = absl::Seconds(20);
+    options_.wait_for_clients_timeout = absl::Seconds(5);
+  }
+
+  std::shared_ptr<FakeClientProxy> Add(const std::string& id, FakeClientProxy::Behaviour b,
+                                       absl::Duration delay = absl::ZeroDuration()) {
+    auto proxy = std::make_shared<FakeClientProxy>(id, std::move(b), delay);
+    clients_.Register(proxy);
+    return proxy;
+  }
+
+  absl::StatusOr<std::vector<RoundRecord>> Run(Parameters initial = Initial()) {
+    absl::StatusOr<std::unique_ptr<Coordinator>> c =
+        Coordinator::Create(options_, &clients_, &fedavg_, store_.get(), std::move(initial));
+    if (!c.ok()) return c.status();
+    coordinator_ = *std::move(c);
+    return coordinator_->Run();
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<ModelStore> store_;
+  ClientManager clients_;
+  FedAvg fedavg_{{}};
+  CoordinatorOptions options_;
+  std::unique_ptr<Coordinator> coordinator_;
+};
+
+TEST_F(CoordinatorTest, AggregatesEveryAnswerAndStoresTheNewVersion) {
+  Add("a", Answer(1, 1));
+  Add("b", Answer(3, 3));  // weighted mean update = (1 + 9) / 4 = 2.5
+  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  ASSERT_TRUE(history.ok()) << history.status();
+  ASSERT_EQ(history->size(), 2u);  // round 0 is the initial model
+  EXPECT_EQ((*history)[0].round, 0u);
+  const RoundRecord& r = (*history)[1];
+  EXPECT_EQ(r.sampled, 2u);
+  EXPECT_EQ(r.answered, 2u);
+  EXPECT_TRUE(r.model_updated);
+  EXPECT_EQ(r.model_version, 1);
+  EXPECT_DOUBLE_EQ(r.train_loss, 2.5);
+  EXPECT_TRUE(at::allclose(coordinator_->global()->tensor(0), at::full({4}, 2.5f)));
+  ASSERT_TRUE(store_->Latest().has_value());
+  EXPECT_EQ(store_->Latest()->version, 1);
+}
+
+TEST_F(CoordinatorTest, SilentClientDoesNotStallTheRoundPastItsDeadline) {
+  options_.round_timeout = absl::Milliseconds(500);
+  Add("a", Answer(1, 1));
+  Add("b", Answer(1, 1));
+  Add("silent", Silent());
+  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  ASSERT_TRUE(history.ok()) << history.status();
+  const RoundRecord& r = (*history)[1];
+  EXPECT_EQ(r.answered, 2u);
+  ASSERT_EQ(r.failures.size(), 1u);
+  EXPECT_EQ(r.failures[0].client_id, "silent");
+  EXPECT_EQ(r.failures[0].status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(r.model_updated);
+}
+
+TEST_F(CoordinatorTest, TooFewResultsLeaveTheModelUnchangedAndSaySo) {
+  options_.round_timeout = absl::Milliseconds(300);
+  Add("a", Answer(5, 1));
+  Add("silent", Silent());
+  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  ASSERT_TRUE(history.ok()) << history.status();
+  const RoundRecord& r = (*history)[1];
+  EXPECT_FALSE(r.model_updated);
+  EXPECT_EQ(r.model_version, 0);
+  EXPECT_NE(r.note.find("only 1 of 2"), std::string::npos) << r.note;
+  EXPECT_NE(r.note.find("min_fit_clients = 2"), std::string::npos) << r.note;
+  EXPECT_TRUE(at::equal(coordinator_->global()->tensor(0), at::zeros({4})));
+}
+
+TEST_F(CoordinatorTest, BadUpdatesAreRefusedWithClearErrorsAndDoNotTouchTheModel) {
+  options_.min_fit_clients = 1;
+  options_.min_available_clients = 1;
+  auto wrong_shape = Add("shape", [](const FitIns& ins) -> std::optional<absl::StatusOr<FitRes>> {
+    FitRes res;
+    res.update.Add("w", at::ones({5}));
+    res.update.Add("b", at::ones({1}));
+    res.num_examples = 1;
+    return res;
+  });
+  auto wrong_dtype = Add("dtype", [](const FitIns& ins) -> std::optional<absl::StatusOr<FitRes>> {
+    FitRes res;
+    res.update.Add("w", at::ones({4}, at::kDouble));
+    res.update.Add("b", at::ones({1}, at::kDouble));
+    res.num_examples = 1;
+    return res;
+  });
+  auto nan = Add("nan", [](const FitIns& ins) -> std::optional<absl::StatusOr<FitRes>> {
+    FitRes res;
+    res.update.Add("w", at::full({4}, std::numeric_limits<float>::quiet_NaN()));
+    res.update.Add("b", at::ones({1}));
+    res.num_examples = 1;
+    return res;
+  });
+  auto inf = Add("inf", [](const FitIns& ins) -> std::optional<absl::StatusOr<FitRes>> {
+    FitRes res;
+    res.update.Add("w", at::ones({4}));
+    res.update.Add("b", at::full({1}, std::numeric_limits<float>::infinity()));
+    res.num_examples = 1;
+    return res;
+  });
+  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  ASSERT_TRUE(history.ok()) << history.status();
+  const RoundRecord& r = (*history)[1];
+  EXPECT_EQ(r.answered, 0u);
+  EXPECT_EQ(r.failures.size(), 4u);
+  EXPECT_FALSE(r.model_updated);
+  EXPECT_TRUE(at::equal(coordinator_->global()->tensor(0), at::zeros({4})));
+  EXPECT_TRUE(at::equal(coordinator_->global()->tensor(1), at::zeros({1})));
+
+  auto verdict = [](const std::shared_ptr<FakeClientProxy>& p) {
+    std::vector<absl::Status> v = p->verdicts();
+    return v.empty() ? std::string("no verdict") : std::string(v[0].message());
+  };
+  EXPECT_NE(verdict(wrong_shape).find("shape [5]"), std::string::npos) << verdict(wrong_shape);
+  EXPECT_NE(verdict(wrong_dtype).find("dtype"), std::string::npos) << verdict(wrong_dtype);
+  EXPECT_NE(verdict(nan).find("non-finite"), std::string::npos) << verdict(nan);
+  EXPECT_NE(verdict(inf).find("non-finite"), std::string::npos) << verdict(inf);
+}
+
+TEST_F(CoordinatorTest, LateResultIsRefusedAfterTheRoundCloses) {
+  options_.round_timeout = absl::Milliseconds(200);
+  options_.min_fit_clients = 1;
+  options_.min_available_clients = 1;
+  Add("fast", Answer(1, 1));
+  auto late = Add("late", Answer(100, 1), absl::Milliseconds(800));
+  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  ASSERT_TRUE(history.ok()) << history.status();
+  std::vector<absl::Status> verdicts = late->verdicts();
+  ASSERT_EQ(verdicts.size(), 1u);
+  EXPECT_EQ(verdicts[0].code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(verdicts[0].message().find("closed"), std::string::npos);
+  // Only the fast client's update (1.0) is in the model.
+  EXPECT_TRUE(at::allclose(coordinator_->global()->tensor(0), at::ones({4})));
+}
+
+TEST_F(CoordinatorTest, RunEndsByTellingClientsTheFinalVersion) {
+  options_.num_rounds = 3;
+  auto a = Add("a", Answer(1, 1));
+  Add("b", Answer(1, 1));
+  ASSERT_TRUE(Run().ok());
+  EXPECT_EQ(a->final_version(), 3);
+  EXPECT_TRUE(at::allclose(coordinator_->global()->tensor(0), at::full({4}, 3.0f)));
+}
+
+TEST_F(CoordinatorTest, NoClientsInTimeIsAClearError) {
+  options_.wait_for_clients_timeout = absl::Milliseconds(100);
+  Add("only", Answer(1, 1));
+  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  ASSERT_FALSE(history.ok());
+  EXPECT_NE(history.status().message().find("only 1 of the 2"), std::string::npos)
+      << history.status();
+}
+
+TEST_F(CoordinatorTest, InvalidOptionsAndInitialModelAreRefused) {
+  options_.sampling.fraction = 0;
+  EXPECT_FALSE(Run().ok());
+  options_.sampling.fraction = 1;
+  options_.min_available_clients = 1;  // < min_fit_clients
+  EXPECT_FALSE(Run().ok());
+  options_.min_available_clients = 2;
+  Parameters bad;
+  bad.Add("w", at::full({1}, std::numeric_limits<float>::quiet_NaN()));
+  EXPECT_FALSE(Run(bad).ok());
+}
+
+}  // namespace
+}  // namespace shoal

@@ -1,5 +1,6 @@
 #include "client/data/dataset.h"
 
+#include <ATen/ATen.h>
 #include <zlib.h>
 
 #include <cstdint>
@@ -7,8 +8,6 @@
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include <ATen/ATen.h>
 
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
@@ -184,7 +183,8 @@ TEST(ReadIdxImagesTest, MissingFileIsNotFound) {
 
 TEST(ReadIdxImagesTest, HugeHeaderClaimsAreRefusedBeforeAllocating) {
   testing::TempDir dir;
-  WritePlain(dir.File("many"), IdxBytes(kImagesMagic, {0xFFFFFFFF, 28, 28}, {}));
+  WritePlain(dir.File("many"),
+             IdxBytes(kImagesMagic, {0xFFFFFFFF, 28, 28}, {}));
   WritePlain(dir.File("wide"), IdxBytes(kImagesMagic, {1, 28, 100000}, {}));
   WritePlain(dir.File("flat"), IdxBytes(kImagesMagic, {1, 0, 28}, {}));
 
@@ -209,17 +209,22 @@ TEST(ReadIdxImagesTest, TrailingBytesAreInvalidArgument) {
 
 TEST(LoadIdxDatasetTest, NormalizesWithFashionMnistMeanAndStd) {
   testing::TempDir dir;
-  WriteGzip(dir.File("i.gz"), IdxBytes(kImagesMagic, {2, 1, 2}, {0, 255, 51, 0}));
+  WriteGzip(dir.File("i.gz"),
+            IdxBytes(kImagesMagic, {2, 1, 2}, {0, 255, 51, 0}));
   WriteGzip(dir.File("l.gz"), IdxBytes(kLabelsMagic, {2}, {4, 9}));
 
-  absl::StatusOr<Dataset> data = LoadIdxDataset(dir.File("i.gz"), dir.File("l.gz"));
+  absl::StatusOr<Dataset> data =
+      LoadIdxDataset(dir.File("i.gz"), dir.File("l.gz"));
   ASSERT_TRUE(data.ok()) << data.status();
   EXPECT_EQ(data->size(), 2);
   EXPECT_EQ(data->images.scalar_type(), at::kFloat);
   EXPECT_EQ(data->images.sizes(), (std::vector<int64_t>{2, 1, 1, 2}));
-  EXPECT_NEAR(data->images[0][0][0][0].item<float>(), (0 - 0.2860) / 0.3530, 1e-5);
-  EXPECT_NEAR(data->images[0][0][0][1].item<float>(), (1 - 0.2860) / 0.3530, 1e-5);
-  EXPECT_NEAR(data->images[1][0][0][0].item<float>(), (0.2 - 0.2860) / 0.3530, 1e-5);
+  EXPECT_NEAR(data->images[0][0][0][0].item<float>(), (0 - 0.2860) / 0.3530,
+              1e-5);
+  EXPECT_NEAR(data->images[0][0][0][1].item<float>(), (1 - 0.2860) / 0.3530,
+              1e-5);
+  EXPECT_NEAR(data->images[1][0][0][0].item<float>(), (0.2 - 0.2860) / 0.3530,
+              1e-5);
   EXPECT_TRUE(at::equal(data->labels, at::tensor({4, 9}, at::kLong)));
 }
 
@@ -304,8 +309,8 @@ TEST(LoadFashionMnistTest, LoadsTheInstalledTestSplit) {
   EXPECT_GE(data->labels.min().item<int64_t>(), 0);
   EXPECT_LT(data->labels.max().item<int64_t>(), 10);
   // The test split is balanced: 1000 of each class.
-  EXPECT_TRUE(at::equal(at::bincount(data->labels),
-                        at::full({10}, 1000, at::kLong)));
+  EXPECT_TRUE(
+      at::equal(at::bincount(data->labels), at::full({10}, 1000, at::kLong)));
   // Normalization leaves the split near mean 0, std 1.
   EXPECT_NEAR(data->images.mean().item<float>(), 0.0, 0.05);
   EXPECT_NEAR(data->images.std().item<float>(), 1.0, 0.05);

@@ -1,0 +1,100 @@
+#include "cli/experiment_config.h"
+
+#include "common/files.h"
+#include "gtest/gtest.h"
+#include "tests/testing.h"
+
+namespace shoal::cli {
+namespace {
+
+std::string ErrorOf(const std::string& text) {
+  absl::StatusOr<ExperimentConfig> c = ParseExperimentConfig(text, "exp.json");
+  EXPECT_FALSE(c.ok()) << text;
+  return c.ok() ? "" : std::string(c.status().message());
+}
+
+TEST(ExperimentConfigTest, DefaultsAreTheMainJob) {
+  absl::StatusOr<ExperimentConfig> c = ParseExperimentConfig("{}", "exp.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->model, "cnn");
+  EXPECT_EQ(c->strategy, "fedavg");
+  EXPECT_EQ(c->partition.scheme, client::PartitionScheme::kDirichlet);
+  EXPECT_DOUBLE_EQ(c->partition.alpha, 0.5);
+  EXPECT_EQ(c->partition.num_partitions, 5);
+  EXPECT_EQ(c->coordinator.min_fit_clients, 5u);
+  EXPECT_EQ(c->fit.batch_size(), 32u);
+}
+
+TEST(ExperimentConfigTest, ShippedExampleConfigIsValid) {
+  absl::StatusOr<ExperimentConfig> c =
+      LoadExperimentConfig(std::string(SHOAL_SOURCE_DIR) + "/examples/fashion_mnist/config.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->data_dir, "/usr/share/datasets/fashion-mnist");
+}
+
+TEST(ExperimentConfigTest, EverySectionIsRead) {
+  absl::StatusOr<ExperimentConfig> c = ParseExperimentConfig(R"({
+    "name": "x", "seed": 9, "rounds": 3, "model": "2nn",
+    "strategy": {"name": "fedavg"},
+    "fit": {"local_epochs": 2, "batch_size": 64, "learning_rate": 0.1, "momentum": 0.5,
+            "weight_decay": 0.001},
+    "sampling": {"fraction_fit": 0.5, "min_fit_clients": 2, "min_available_clients": 3},
+    "timeouts": {"round_s": 30, "wait_for_clients_s": 10},
+    "data": {"dir": "/d", "partitioner": "shards", "num_partitions": 10,
+             "classes_per_client": 3, "seed": 4, "holdout_fraction": 0.2},
+    "server": {"address": "127.0.0.1:1234", "output_dir": "out", "evaluate": false,
+               "threads": 2}})", "exp.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->coordinator.num_rounds, 3u);
+  EXPECT_EQ(c->fit.local_epochs(), 2u);
+  EXPECT_DOUBLE_EQ(c->fit.weight_decay(), 0.001);
+  EXPECT_DOUBLE_EQ(c->coordinator.sampling.fraction, 0.5);
+  EXPECT_EQ(c->coordinator.min_available_clients, 3u);
+  EXPECT_EQ(c->coordinator.round_timeout, absl::Seconds(30));
+  EXPECT_EQ(c->partition.scheme, client::PartitionScheme::kShards);
+  EXPECT_EQ(c->partition.classes_per_client, 3);
+  EXPECT_EQ(c->partition.seed, 4u);
+  EXPECT_EQ(c->coordinator.seed, 9u);
+  EXPECT_FALSE(c->server_evaluation);
+  EXPECT_EQ(c->threads, 2u);
+}
+
+TEST(ExperimentConfigTest, UnknownKeysAreNamedWithTheirPath) {
+  std::string e = ErrorOf(R"({"fit": {"lr": 0.1}})");
+  EXPECT_NE(e.find("unknown key 'fit.lr'"), std::string::npos) << e;
+  EXPECT_NE(e.find("learning_rate"), std::string::npos) << e;  // lists the known keys
+  EXPECT_NE(e.find("exp.json"), std::string::npos) << e;
+  e = ErrorOf(R"({"roundz": 3})");
+  EXPECT_NE(e.find("unknown key 'roundz'"), std::string::npos) << e;
+}
+
+TEST(ExperimentConfigTest, WrongTypesAndRangesAreNamed) {
+  EXPECT_NE(ErrorOf(R"({"rounds": "ten"})").find("'rounds' must be an integer"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"rounds": 0})").find("'rounds' = 0 is out of range"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"fit": {"learning_rate": 0}})").find("'fit.learning_rate'"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"fit": {"momentum": 1.5}})").find("'fit.momentum'"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"data": {"alpha": -1}})").find("'data.alpha'"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"data": {"partitioner": "random"}})").find("data.partitioner"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"server": {"evaluate": "yes"}})").find("true or false"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"model": "resnet"})").find("'model'"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"strategy": "fedavg"})").find("'strategy' must be an object"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"sampling": {"min_fit_clients": 4, "min_available_clients": 2}})")
+                .find("min_available_clients"),
+            std::string::npos);
+}
+
+TEST(ExperimentConfigTest, MalformedJsonAndMissingFileAreClearErrors) {
+  EXPECT_NE(ErrorOf("{\"rounds\": ").find("not valid JSON"), std::string::npos);
+  absl::StatusOr<ExperimentConfig> c = LoadExperimentConfig("/nonexistent/exp.json");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("/nonexistent/exp.json"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace shoal::cli

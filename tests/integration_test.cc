@@ -1,0 +1,158 @@
+// End to end over real processes: a real `shoal server` and real `shoal
+// client` processes on 127.0.0.1 train the 2NN on real Fashion-MNIST
+// partitions (small ones, to fit the suite's time budget).
+#include <signal.h>
+
+#include <fstream>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "common/files.h"
+#include "common/model_dir.h"
+#include "gtest/gtest.h"
+#include "tests/subprocess.h"
+#include "tests/testing.h"
+
+namespace shoal {
+namespace {
+
+using nlohmann::json;
+using testing::Subprocess;
+using testing::WaitForLogLine;
+
+class IntegrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    port_ = testing::PickUnusedPort();
+    ASSERT_GT(port_, 0);
+    address_ = absl::StrCat("127.0.0.1:", port_);
+  }
+
+  // WriteConfig: 2NN, IID partitions of 1/40 of Fashion-MNIST each (1,500
+  // examples), so a round takes seconds.
+  std::string WriteConfig(int rounds, int min_fit, double round_s) {
+    json config = {
+        {"name", "integration"},
+        {"seed", 7},
+        {"rounds", rounds},
+        {"model", "2nn"},
+        {"fit", {{"local_epochs", 1}, {"batch_size", 32}, {"learning_rate", 0.05},
+                 {"momentum", 0.9}}},
+        {"sampling", {{"fraction_fit", 1.0}, {"min_fit_clients", min_fit},
+                      {"min_available_clients", min_fit}}},
+        {"timeouts", {{"round_s", round_s}, {"wait_for_clients_s", 60}}},
+        {"data", {{"partitioner", "iid"}, {"num_partitions", 40}}},
+        {"server", {{"address", address_}, {"output_dir", dir_.path() + "/run"},
+                    {"threads", 1}}}};
+    const std::string path = dir_.File("config.json");
+    EXPECT_TRUE(WriteFileAtomically(path, config.dump(2)).ok());
+    return path;
+  }
+
+  std::unique_ptr<Subprocess> StartServer(const std::string& config) {
+    return std::make_unique<Subprocess>(
+        std::vector<std::string>{SHOAL_BINARY, "server", "--config", config},
+        dir_.File("server.log"));
+  }
+
+  std::unique_ptr<Subprocess> StartClient(const std::string& config, int partition) {
+    return std::make_unique<Subprocess>(
+        std::vector<std::string>{SHOAL_BINARY, "client", "--config", config, "--partition",
+                                 std::to_string(partition), "--state-dir",
+                                 dir_.File(absl::StrCat("client-", partition))},
+        dir_.File(absl::StrCat("client-", partition, ".log")));
+  }
+
+  json History() {
+    absl::StatusOr<std::string> text = ReadFile(dir_.path() + "/run/metrics.json");
+    EXPECT_TRUE(text.ok()) << text.status();
+    return text.ok() ? json::parse(*text) : json();
+  }
+
+  testing::TempDir dir_;
+  int port_ = 0;
+  std::string address_;
+};
+
+TEST_F(IntegrationTest, ServerAndThreeClientProcessesTrainAndAccuracyRises) {
+  const std::string config = WriteConfig(/*rounds=*/2, /*min_fit=*/3, /*round_s=*/120);
+  auto server = StartServer(config);
+  std::vector<std::unique_ptr<Subprocess>> clients;
+  for (int i = 0; i < 3; ++i) clients.push_back(StartClient(config, i));
+
+  ASSERT_EQ(server->Wait(absl::Minutes(4)), 0) << server->Log();
+  for (auto& c : clients) EXPECT_EQ(c->Wait(absl::Seconds(60)), 0) << c->Log();
+
+  json h = History();
+  ASSERT_EQ(h["rounds"].size(), 3u) << h.dump(2);  // round 0 = initial model
+  const double acc0 = h["rounds"][0]["test_accuracy"];
+  const double acc1 = h["rounds"][1]["test_accuracy"];
+  const double acc2 = h["rounds"][2]["test_accuracy"];
+  EXPECT_EQ(h["rounds"][1]["answered"], 3);
+  EXPECT_EQ(h["rounds"][2]["answered"], 3);
+  EXPECT_GT(acc1, acc0 + 0.3) << "initial " << acc0 << ", round 1 " << acc1;
+  EXPECT_GT(acc2, acc1) << "round 1 " << acc1 << ", round 2 " << acc2;
+  EXPECT_GT(acc2, 0.7);
+
+  // The server's last words say where the model is and how to use it.
+  const std::string log = server->Log();
+  EXPECT_NE(log.find("Final test accuracy"), std::string::npos) << log;
+  EXPECT_NE(log.find("shoal infer --model-dir"), std::string::npos) << log;
+
+  // Every client kept the final global model for offline inference, with the
+  // same checksum as the server's.
+  ModelRecord server_model = *ReadModelRecord(dir_.path() + "/run/models");
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<ModelRecord> mine = ReadModelRecord(dir_.File(absl::StrCat("client-", i)));
+    ASSERT_TRUE(mine.ok()) << mine.status();
+    EXPECT_EQ(mine->version, 2);
+    EXPECT_EQ(mine->sha256_hex, server_model.sha256_hex);
+  }
+
+  // Inference with the server down, from a client's copy.
+  Subprocess infer({SHOAL_BINARY, "infer", "--model-dir", dir_.File("client-0"), "--input",
+                    "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", "--labels",
+                    "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"},
+                   dir_.File("infer.log"));
+  ASSERT_EQ(infer.Wait(absl::Seconds(60)), 0) << infer.Log();
+  EXPECT_NE(infer.Log().find("accuracy: "), std::string::npos) << infer.Log();
+}
+
+TEST_F(IntegrationTest, ClientKilledMidRoundDoesNotStallTheRoundPastItsDeadline) {
+  constexpr double kRoundSeconds = 15;
+  const std::string config = WriteConfig(/*rounds=*/1, /*min_fit=*/2, kRoundSeconds);
+  std::vector<std::unique_ptr<Subprocess>> clients;
+  for (int i = 0; i < 3; ++i) clients.push_back(StartClient(config, i));
+  auto server = StartServer(config);
+  ASSERT_TRUE(WaitForLogLine(*server, "round 1/1: asked 3", absl::Seconds(90))) << server->Log();
+  clients[2]->Kill(SIGKILL);
+
+  ASSERT_EQ(server->Wait(absl::Minutes(3)), 0) << server->Log();
+  json h = History();
+  ASSERT_EQ(h["rounds"].size(), 2u) << h.dump(2);
+  const json& r1 = h["rounds"][1];
+  EXPECT_EQ(r1["answered"], 2) << r1.dump(2);
+  EXPECT_EQ(r1["failed"], 1) << r1.dump(2);
+  EXPECT_EQ(r1["failures"][0]["client"], "client-2");
+  EXPECT_TRUE(r1["model_updated"].get<bool>());
+  // The round ended at its deadline (plus evaluation), not later.
+  EXPECT_LT(r1["seconds"].get<double>(), kRoundSeconds + 30) << r1.dump(2);
+}
+
+TEST_F(IntegrationTest, ClientStartedBeforeTheServerJoinsWhenItComesUp) {
+  const std::string config = WriteConfig(/*rounds=*/1, /*min_fit=*/1, /*round_s=*/60);
+  auto client = StartClient(config, 0);
+  ASSERT_TRUE(WaitForLogLine(*client, "not reachable yet", absl::Seconds(60))) << client->Log();
+  absl::SleepFor(absl::Seconds(2));  // a few backoff rounds with no server
+  auto server = StartServer(config);
+  ASSERT_EQ(server->Wait(absl::Minutes(2)), 0) << server->Log();
+  ASSERT_EQ(client->Wait(absl::Seconds(60)), 0) << client->Log();
+  EXPECT_NE(client->Log().find("joined " + address_), std::string::npos) << client->Log();
+  json h = History();
+  EXPECT_EQ(h["rounds"][1]["answered"], 1) << h.dump(2);
+}
+
+}  // namespace
+}  // namespace shoal

@@ -1,0 +1,91 @@
+#include "server/model_store.h"
+
+#include <ATen/ATen.h>
+
+#include <fstream>
+
+#include "common/chunking.h"
+#include "common/files.h"
+#include "gtest/gtest.h"
+#include "tests/testing.h"
+
+namespace shoal {
+namespace {
+
+Parameters Weights(float v) {
+  Parameters p;
+  p.Add("w", at::full({3, 3}, v));
+  return p;
+}
+
+TEST(ModelStoreTest, EachVersionIsStoredWithMetricsAndChecksum) {
+  testing::TempDir dir;
+  auto store = *ModelStore::Open(dir.path(), "cnn");
+  ASSERT_TRUE(store->Save(0, Weights(0), {}).ok());
+  absl::StatusOr<ModelRecord> r1 = store->Save(1, Weights(1), {{"test_accuracy", 0.5}});
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  EXPECT_EQ(r1->sha256_hex.size(), 64u);
+
+  ModelRecord latest;
+  absl::StatusOr<Parameters> loaded = LoadModelParameters(dir.path(), &latest);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(latest.version, 1);
+  EXPECT_EQ(latest.model_spec, "cnn");
+  EXPECT_DOUBLE_EQ(MetricAsDouble(latest.metrics.at("test_accuracy")), 0.5);
+  EXPECT_TRUE(at::equal(loaded->tensor(0), at::full({3, 3}, 1.0f)));
+
+  ModelRecord initial;
+  absl::StatusOr<Parameters> v0 = LoadModelParameters(dir.path(), &initial, 0);
+  ASSERT_TRUE(v0.ok()) << v0.status();
+  EXPECT_EQ(initial.version, 0);
+  EXPECT_TRUE(at::equal(v0->tensor(0), at::zeros({3, 3})));
+}
+
+TEST(ModelStoreTest, PayloadServesTheNewestFromMemoryAndOlderFromDisk) {
+  testing::TempDir dir;
+  auto store = *ModelStore::Open(dir.path(), "cnn");
+  EXPECT_EQ(store->Payload(kLatestVersion).status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(store->Save(0, Weights(0), {}).ok());
+  ASSERT_TRUE(store->Save(1, Weights(1), {}).ok());
+  auto first = [](const std::shared_ptr<const ChunkedPayload>& p) {
+    return ParseParameters(p->payload())->tensor(0)[0][0].item<float>();
+  };
+  EXPECT_EQ(first(*store->Payload(kLatestVersion)), 1.0f);
+  EXPECT_EQ(first(*store->Payload(1)), 1.0f);
+  EXPECT_EQ(first(*store->Payload(0)), 0.0f);  // from disk
+  EXPECT_EQ(store->Payload(7).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(ModelStoreTest, TamperedModelFileIsRefused) {
+  testing::TempDir dir;
+  auto store = *ModelStore::Open(dir.path(), "cnn");
+  absl::StatusOr<ModelRecord> r = store->Save(3, Weights(2), {});
+  ASSERT_TRUE(r.ok());
+  const std::string path = dir.path() + "/" + r->params_file;
+  std::string bytes = *ReadFile(path);
+  bytes[bytes.size() / 2] ^= 0x40;
+  ASSERT_TRUE(WriteFileAtomically(path, bytes).ok());
+  absl::StatusOr<Parameters> loaded = LoadModelParameters(dir.path());
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(loaded.status().message().find("SHA-256"), std::string::npos);
+}
+
+TEST(ModelStoreTest, MissingOrMalformedManifestIsAClearError) {
+  testing::TempDir dir;
+  absl::StatusOr<Parameters> none = LoadModelParameters(dir.path());
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(WriteFileAtomically(dir.path() + "/latest.json", "{\"version\": ").ok());
+  absl::StatusOr<Parameters> bad = LoadModelParameters(dir.path());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kDataLoss);
+  ASSERT_TRUE(WriteFileAtomically(dir.path() + "/latest.json",
+                                  R"({"version": 1, "sha256": "x", "size_bytes": 1,
+                                      "model": "cnn", "params_file": "../../etc/passwd"})")
+                  .ok());
+  absl::StatusOr<Parameters> escape = LoadModelParameters(dir.path());
+  ASSERT_FALSE(escape.ok());
+  EXPECT_NE(escape.status().message().find("invalid params file"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace shoal

@@ -1,14 +1,14 @@
 #include "client/model.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/script.h>
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <ATen/CPUGeneratorImpl.h>
-#include <torch/script.h>
-#include <torch/torch.h>
 
 #include "client/data/dataset.h"
 #include "client/trainer.h"
@@ -91,10 +91,10 @@ TEST(BuiltinModelTest, CnnHasPaperParameterCountAndShapes) {
   ASSERT_NE(model, nullptr);
   Parameters params = model->GetParameters();
   EXPECT_EQ(params.NumElements(), 1663370);
-  EXPECT_THAT(params.names(),
-              ElementsAre("conv1.weight", "conv1.bias", "conv2.weight",
-                          "conv2.bias", "fc1.weight", "fc1.bias",
-                          "fc2.weight", "fc2.bias"));
+  EXPECT_THAT(
+      params.names(),
+      ElementsAre("conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias",
+                  "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"));
   at::Tensor out = model->Forward(at::randn({3, 1, 28, 28}));
   EXPECT_EQ(out.sizes(), (std::vector<int64_t>{3, 10}));
 }
@@ -291,6 +291,21 @@ TEST(TorchScriptModelTest, IncludesFloatingBuffersOnly) {
   absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(spec);
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_THAT((*model)->GetParameters().names(), ElementsAre("w", "scale"));
+
+  // `w` was registered without requires_grad: nothing to train, and the
+  // Trainer says so instead of failing inside backward().
+  EXPECT_TRUE((*model)->TrainableParameters().empty());
+  absl::StatusOr<Trainer> trainer = Trainer::Create(TrainerOptions{});
+  ASSERT_TRUE(trainer.ok());
+  v1::FitConfig config;
+  config.set_local_epochs(1);
+  config.set_batch_size(8);
+  config.set_learning_rate(0.1);
+  absl::StatusOr<FitOutcome> fit =
+      trainer->Fit(**model, (*model)->GetParameters().Clone(),
+                   ClusteredData(16, 0), config, 1);
+  EXPECT_EQ(fit.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(fit.status().message(), HasSubstr("no trainable parameters"));
 }
 
 TEST(TorchScriptModelTest, MissingFileIsNotFoundNamingIt) {

@@ -1,5 +1,7 @@
 #include "client/data/partition.h"
 
+#include <ATen/ATen.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -8,8 +10,6 @@
 #include <set>
 #include <string>
 #include <vector>
-
-#include <ATen/ATen.h>
 
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
@@ -22,8 +22,9 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 using Parts = std::vector<std::vector<int64_t>>;
 
-constexpr PartitionScheme kAllSchemes[] = {
-    PartitionScheme::kIid, PartitionScheme::kDirichlet, PartitionScheme::kShards};
+constexpr PartitionScheme kAllSchemes[] = {PartitionScheme::kIid,
+                                           PartitionScheme::kDirichlet,
+                                           PartitionScheme::kShards};
 
 at::Tensor LabelTensor(const std::vector<int64_t>& labels) {
   return at::tensor(labels, at::kLong);
@@ -41,7 +42,8 @@ at::Tensor UnevenLabels() {
   for (int64_t c = 0; c < 10; ++c) grouped.insert(grouped.end(), sizes[c], c);
   std::vector<int64_t> labels(grouped.size());
   // 389 is coprime with 1000, so i -> 389 i mod 1000 is a permutation.
-  for (size_t i = 0; i < labels.size(); ++i) labels[(i * 389) % 1000] = grouped[i];
+  for (size_t i = 0; i < labels.size(); ++i)
+    labels[(i * 389) % 1000] = grouped[i];
   return LabelTensor(labels);
 }
 
@@ -66,7 +68,8 @@ double MeanTotalVariation(const at::Tensor& labels, const Parts& parts,
                           int num_classes) {
   std::vector<int64_t> all(labels.size(0));
   std::iota(all.begin(), all.end(), 0);
-  const std::vector<int64_t> global = LabelHistogram(labels, {all}, num_classes)[0];
+  const std::vector<int64_t> global =
+      LabelHistogram(labels, {all}, num_classes)[0];
   const Parts per_part = LabelHistogram(labels, parts, num_classes);
   double total = 0;
   for (size_t p = 0; p < parts.size(); ++p) {
@@ -126,18 +129,20 @@ TEST(PartitionTest, DifferentSeedGivesDifferentSplit) {
 TEST(PartitionTest, SplitForAFixedSeedIsPinned) {
   const at::Tensor labels = BalancedLabels(12, 3);
   EXPECT_EQ(MustPartition(labels, Options(PartitionScheme::kIid, 3, 7)),
-              (Parts{/*GOLDEN_IID*/}));
+            (Parts{{0, 2, 4, 6}, {1, 5, 9, 10}, {3, 7, 8, 11}}));
   PartitionOptions dirichlet = Options(PartitionScheme::kDirichlet, 3, 7);
   dirichlet.min_partition_size = 1;
-  EXPECT_EQ(MustPartition(labels, dirichlet), (Parts{/*GOLDEN_DIRICHLET*/}));
+  EXPECT_EQ(MustPartition(labels, dirichlet),
+            (Parts{{2, 3, 8}, {4, 6, 7, 10, 11}, {0, 1, 5, 9}}));
   PartitionOptions shards = Options(PartitionScheme::kShards, 3, 7);
   shards.classes_per_client = 2;
-  EXPECT_EQ(MustPartition(labels, shards), (Parts{/*GOLDEN_SHARDS*/}));
+  EXPECT_EQ(MustPartition(labels, shards),
+            (Parts{{6, 8, 9, 11}, {1, 2, 4, 5}, {0, 3, 7, 10}}));
 }
 
 TEST(PartitionTest, IidPartsDifferInSizeByAtMostOne) {
-  const Parts parts =
-      MustPartition(BalancedLabels(1003, 10), Options(PartitionScheme::kIid, 10));
+  const Parts parts = MustPartition(BalancedLabels(1003, 10),
+                                    Options(PartitionScheme::kIid, 10));
   std::vector<size_t> sizes;
   for (const auto& part : parts) sizes.push_back(part.size());
   std::sort(sizes.begin(), sizes.end());
@@ -208,7 +213,9 @@ TEST(PartitionTest, AlignedShardsGiveEachClientAtMostClassesPerClientLabels) {
                                           [](int64_t n) { return n > 0; });
       EXPECT_LE(distinct, 2);
       // With 10 shards for 10 classes, each client holds two whole classes.
-      if (clients == 5) EXPECT_EQ(distinct, 2);
+      if (clients == 5) {
+        EXPECT_EQ(distinct, 2);
+      }
     }
   }
 }

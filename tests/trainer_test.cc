@@ -1,14 +1,14 @@
 #include "client/trainer.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
 #include <cmath>
 #include <functional>
 #include <limits>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <ATen/CPUGeneratorImpl.h>
-#include <torch/torch.h>
 
 #include "client/data/dataset.h"
 #include "client/model.h"
@@ -129,7 +129,7 @@ TEST(TrainerTest, FitReducesLossOnCnnWithPartialLastBatch) {
   const Parameters global = model->GetParameters().Clone();
   absl::StatusOr<EvalOutcome> before = trainer.Evaluate(*model, data);
   ASSERT_TRUE(before.ok()) << before.status();
-  v1::FitConfig config = Config(2, 32, 0.05);
+  v1::FitConfig config = Config(2, 32, 0.01);
   config.set_momentum(0.5);
   absl::StatusOr<FitOutcome> fit = trainer.Fit(*model, global, data, config, 1);
   ASSERT_TRUE(fit.ok()) << fit.status();
@@ -152,8 +152,8 @@ TEST(TrainerTest, UpdateIsExactlyAfterMinusGlobal) {
   ASSERT_TRUE(global.CheckCompatible(fit->update).ok());
   bool any_change = false;
   for (size_t i = 0; i < global.size(); ++i) {
-    EXPECT_TRUE(at::equal(fit->update.tensor(i),
-                          after.tensor(i) - global.tensor(i)))
+    EXPECT_TRUE(
+        at::equal(fit->update.tensor(i), after.tensor(i) - global.tensor(i)))
         << global.name(i);
     any_change |= fit->update.tensor(i).abs().sum().item<double>() > 0;
   }
@@ -167,13 +167,13 @@ TEST(TrainerTest, GlobalAliasingTheModelStillGivesTheUpdate) {
   const Parameters start = model->GetParameters().Clone();
   Trainer trainer = MustTrainer();
   const Dataset data = SeparableData(64, 4);
-  absl::StatusOr<FitOutcome> fit = trainer.Fit(
-      *model, model->GetParameters(), data, Config(1, 64, 0.1), 1);
+  absl::StatusOr<FitOutcome> fit =
+      trainer.Fit(*model, model->GetParameters(), data, Config(1, 64, 0.1), 1);
   ASSERT_TRUE(fit.ok()) << fit.status();
   const Parameters after = model->GetParameters();
   for (size_t i = 0; i < start.size(); ++i) {
-    EXPECT_TRUE(at::equal(fit->update.tensor(i),
-                          after.tensor(i) - start.tensor(i)));
+    EXPECT_TRUE(
+        at::equal(fit->update.tensor(i), after.tensor(i) - start.tensor(i)));
   }
   EXPECT_GT(fit->update.tensor(0).abs().sum().item<double>(), 0);
 }
@@ -226,7 +226,8 @@ TEST(TrainerTest, BadConfigFieldsAreRejectedByName) {
   for (const Case& c : cases) {
     v1::FitConfig config = Config(1, 8, 0.1);
     c.mutate(config);
-    absl::StatusOr<FitOutcome> fit = trainer.Fit(*model, global, data, config, 1);
+    absl::StatusOr<FitOutcome> fit =
+        trainer.Fit(*model, global, data, config, 1);
     ASSERT_FALSE(fit.ok()) << config.ShortDebugString();
     EXPECT_EQ(fit.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(fit.status().message(), HasSubstr(c.field));
@@ -242,8 +243,8 @@ TEST(TrainerTest, IncompatibleGlobalIsRefusedAndModelUnchanged) {
   const Dataset data = SeparableData(16, 0);
   const Parameters before = model->GetParameters().Clone();
 
-  absl::StatusOr<FitOutcome> fit = trainer.Fit(
-      *model, other->GetParameters(), data, Config(1, 8, 0.1), 1);
+  absl::StatusOr<FitOutcome> fit =
+      trainer.Fit(*model, other->GetParameters(), data, Config(1, 8, 0.1), 1);
   ASSERT_FALSE(fit.ok());
   EXPECT_EQ(fit.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(fit.status().message(), HasSubstr("global weights"));
@@ -274,8 +275,7 @@ TEST(TrainerTest, BadDataIsRejected) {
   EXPECT_EQ(trainer.Fit(*model, global, mismatched, config, 1).status().code(),
             absl::StatusCode::kInvalidArgument);
 
-  Dataset out_of_range{at::zeros({4, 1, 28, 28}),
-                       at::full({4}, 10, at::kLong)};
+  Dataset out_of_range{at::zeros({4, 1, 28, 28}), at::full({4}, 10, at::kLong)};
   absl::StatusOr<FitOutcome> fit =
       trainer.Fit(*model, global, out_of_range, config, 1);
   EXPECT_EQ(fit.status().code(), absl::StatusCode::kInvalidArgument);
@@ -309,7 +309,7 @@ TEST(TrainerTest, OneStepMatchesABareLibTorchStep) {
   const double lr = 0.1;
   const double weight_decay = 0.01;
   v1::FitConfig config = Config(1, 64, lr);  // one full batch: order is moot
-  config.set_momentum(0.9);  // no effect on a first step
+  config.set_momentum(0.9);                  // no effect on a first step
   config.set_weight_decay(weight_decay);
   absl::StatusOr<FitOutcome> fit = trainer.Fit(*model, global, data, config, 1);
   ASSERT_TRUE(fit.ok()) << fit.status();

@@ -1,5 +1,6 @@
 #include "client/data/dataset.h"
 
+#include <ATen/ATen.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -9,8 +10,6 @@
 #include <cstring>
 #include <filesystem>
 #include <utility>
-
-#include <ATen/ATen.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -55,7 +54,8 @@ class GzReader {
     if (file_ != nullptr) return absl::OkStatus();
     const int err = errno;
     const std::string msg = absl::StrCat(
-        path, ": cannot open: ", err != 0 ? std::strerror(err) : "out of memory");
+        path,
+        ": cannot open: ", err != 0 ? std::strerror(err) : "out of memory");
     if (err == ENOENT) return absl::NotFoundError(msg);
     if (err == EACCES) return absl::PermissionDeniedError(msg);
     return absl::UnavailableError(msg);
@@ -131,9 +131,9 @@ absl::Status ReadIdx(const std::string& path, uint32_t magic,
   for (size_t i = 0; i < max_dims.size(); ++i) {
     const int64_t d = BigEndian32(header.data() + 4 * (i + 1));
     if (d > max_dims[i] || (i > 0 && d == 0)) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: header claims %d %s; must be in [%d, %d]", path, d,
-          kDimNames[i], i > 0 ? 1 : 0, max_dims[i]));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: header claims %d %s; must be in [%d, %d]", path,
+                          d, kDimNames[i], i > 0 ? 1 : 0, max_dims[i]));
     }
     dims.push_back(d);
     payload *= d;
@@ -193,18 +193,19 @@ const std::vector<std::string>& FashionMnistClassNames() {
 absl::StatusOr<at::Tensor> ReadIdxImages(const std::string& path) {
   std::vector<int64_t> dims;
   std::vector<uint8_t> data;
-  SHOAL_RETURN_IF_ERROR(ReadIdx(path, kImagesMagic,
-                                {kMaxExamples, kMaxSide, kMaxSide}, dims,
-                                data));
+  SHOAL_RETURN_IF_ERROR(ReadIdx(
+      path, kImagesMagic, {kMaxExamples, kMaxSide, kMaxSide}, dims, data));
   at::Tensor images = at::empty(dims, at::dtype(at::kByte));
-  if (!data.empty()) std::memcpy(images.data_ptr<uint8_t>(), data.data(), data.size());
+  if (!data.empty())
+    std::memcpy(images.data_ptr<uint8_t>(), data.data(), data.size());
   return images;
 }
 
 absl::StatusOr<at::Tensor> ReadIdxLabels(const std::string& path) {
   std::vector<int64_t> dims;
   std::vector<uint8_t> data;
-  SHOAL_RETURN_IF_ERROR(ReadIdx(path, kLabelsMagic, {kMaxExamples}, dims, data));
+  SHOAL_RETURN_IF_ERROR(
+      ReadIdx(path, kLabelsMagic, {kMaxExamples}, dims, data));
   at::Tensor labels = at::empty({dims[0]}, at::dtype(at::kLong));
   std::copy(data.begin(), data.end(), labels.data_ptr<int64_t>());
   return labels;
@@ -222,9 +223,9 @@ absl::StatusOr<Dataset> LoadIdxDataset(const std::string& images_path,
   const int64_t* label = labels.data_ptr<int64_t>();
   for (int64_t i = 0; i < labels.size(0); ++i) {
     if (label[i] < 0 || label[i] >= kNumClasses) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: label %d of example %d is not in [0, %d)", labels_path,
-          label[i], i, kNumClasses));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: label %d of example %d is not in [0, %d)",
+                          labels_path, label[i], i, kNumClasses));
     }
   }
   return Dataset{NormalizeImages(images), std::move(labels)};

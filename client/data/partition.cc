@@ -1,13 +1,13 @@
 #include "client/data/partition.h"
 
+#include <ATen/ATen.h>
+
 #include <algorithm>
 #include <cmath>
 #include <map>
 #include <numeric>
 #include <random>
 #include <utility>
-
-#include <ATen/ATen.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -130,8 +130,8 @@ absl::StatusOr<Parts> PartitionDirichlet(
       size_t start = 0;
       for (int j = 0; j < k; ++j) {
         cumulative += p[j];
-        size_t end = j == k - 1 ? idx.size()
-                                : static_cast<size_t>(cumulative * n);
+        size_t end =
+            j == k - 1 ? idx.size() : static_cast<size_t>(cumulative * n);
         end = std::clamp(end, start, idx.size());
         parts[j].insert(parts[j].end(), idx.begin() + start, idx.begin() + end);
         start = end;
@@ -139,7 +139,8 @@ absl::StatusOr<Parts> PartitionDirichlet(
     }
     const bool big_enough =
         std::all_of(parts.begin(), parts.end(), [&](const auto& part) {
-          return static_cast<int64_t>(part.size()) >= options.min_partition_size;
+          return static_cast<int64_t>(part.size()) >=
+                 options.min_partition_size;
         });
     if (big_enough) return parts;
   }
@@ -186,9 +187,9 @@ absl::StatusOr<PartitionScheme> ParsePartitionScheme(const std::string& name) {
   if (lower == "iid") return PartitionScheme::kIid;
   if (lower == "dirichlet") return PartitionScheme::kDirichlet;
   if (lower == "shards") return PartitionScheme::kShards;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown partition scheme \"", name,
-      "\"; expected \"iid\", \"dirichlet\" or \"shards\""));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown partition scheme \"", name,
+                   "\"; expected \"iid\", \"dirichlet\" or \"shards\""));
 }
 
 std::string PartitionSchemeName(PartitionScheme scheme) {
@@ -209,10 +210,10 @@ absl::StatusOr<std::vector<std::vector<int64_t>>> Partition(
       labels.scalar_type() != at::kLong) {
     return InvalidOption(absl::StrCat(
         "labels must be a 1-D int64 tensor, got ",
-        labels.defined() ? absl::StrCat(std::string(c10::toString(
-                                            labels.scalar_type())),
-                                        " with ", labels.dim(), " dims")
-                         : std::string("an undefined tensor")));
+        labels.defined()
+            ? absl::StrCat(std::string(c10::toString(labels.scalar_type())),
+                           " with ", labels.dim(), " dims")
+            : std::string("an undefined tensor")));
   }
   const at::Tensor cpu = labels.cpu().contiguous();
   const int64_t n = cpu.size(0);

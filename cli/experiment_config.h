@@ -1,0 +1,58 @@
+// ExperimentConfig: one JSON file describes a run, read by the server and by
+// every client (each takes what concerns it). Every key is documented in
+// docs/configuration.md; unknown keys are errors naming the key.
+#ifndef SHOAL_CLI_EXPERIMENT_CONFIG_H_
+#define SHOAL_CLI_EXPERIMENT_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+#include "client/data/partition.h"
+#include "server/coordinator.h"
+#include "shoal/v1/shoal.pb.h"
+
+namespace shoal::cli {
+
+struct ExperimentConfig {
+  std::string name = "fashion-mnist";
+  uint64_t seed = 42;
+  std::string model = "cnn";  // built-in name or TorchScript path
+
+  // strategy
+  std::string strategy = "fedavg";
+  nlohmann::json strategy_params = nlohmann::json::object();
+
+  // fit: sent to clients every round
+  v1::FitConfig fit;
+
+  // rounds, sampling and timeouts
+  CoordinatorOptions coordinator;
+
+  // data (client side)
+  std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  client::PartitionOptions partition;
+  double holdout_fraction = 0.1;  // of each client's data, for Evaluate
+
+  // server side
+  std::string address = "127.0.0.1:50051";
+  std::string output_dir = "runs/fashion-mnist";
+  bool server_evaluation = true;  // evaluate on the test split every round
+  uint32_t threads = 0;           // LibTorch intra-op threads; 0 = cores
+
+  ExperimentConfig();
+};
+
+// ParseExperimentConfig validates `text` (JSON) fully: unknown keys, wrong
+// types and out-of-range values are InvalidArgument naming the key, e.g.
+// "config.json: unknown key 'fit.lr' (known: local_epochs, batch_size, ...)".
+// Absent keys keep their defaults.
+absl::StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text,
+                                                       const std::string& source);
+absl::StatusOr<ExperimentConfig> LoadExperimentConfig(const std::string& path);
+
+}  // namespace shoal::cli
+
+#endif  // SHOAL_CLI_EXPERIMENT_CONFIG_H_

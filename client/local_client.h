@@ -1,0 +1,50 @@
+// LocalClient: what a client does in a round, with no transport. It owns a
+// model and its local data; the gRPC agent and the simulator both drive it.
+#ifndef SHOAL_CLIENT_LOCAL_CLIENT_H_
+#define SHOAL_CLIENT_LOCAL_CLIENT_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "client/data/dataset.h"
+#include "client/model.h"
+#include "client/trainer.h"
+#include "common/types.h"
+
+namespace shoal::client {
+
+// Not thread-safe: one LocalClient per thread at a time.
+class LocalClient {
+ public:
+  // `train` is the local training data, `holdout` the local held-out data
+  // used by Evaluate (may be empty: Evaluate then fails).
+  LocalClient(std::unique_ptr<Model> model, Trainer trainer, Dataset train,
+              Dataset holdout)
+      : model_(std::move(model)), trainer_(std::move(trainer)),
+        train_(std::move(train)), holdout_(std::move(holdout)) {}
+
+  // Fit fine-tunes the global parameters on the local data and returns the
+  // update with num_examples and metrics "train_loss", "train_accuracy",
+  // "steps" and "fit_seconds".
+  absl::StatusOr<FitRes> Fit(const Parameters& global, const v1::FitConfig& config,
+                             uint32_t round);
+
+  // Evaluate loads `global` and evaluates it on the held-out data; metric
+  // "accuracy".
+  absl::StatusOr<EvaluateRes> Evaluate(const Parameters& global,
+                                       const v1::EvaluateConfig& config);
+
+  Model& model() { return *model_; }
+  const Dataset& train_data() const { return train_; }
+
+ private:
+  std::unique_ptr<Model> model_;
+  Trainer trainer_;
+  Dataset train_;
+  Dataset holdout_;
+};
+
+}  // namespace shoal::client
+
+#endif  // SHOAL_CLIENT_LOCAL_CLIENT_H_
