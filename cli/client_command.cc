@@ -64,7 +64,7 @@ absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
   SHOAL_RETURN_IF_ERROR(InitLogging(id, flags.log_level));
   // Several clients often share a machine: one intra-op thread each unless
   // told otherwise, so they do not oversubscribe the cores.
-  torch::set_num_threads(flags.threads);
+  client::SetComputeThreads(flags.threads);
 
   SHOAL_ASSIGN_OR_RETURN(client::Dataset data, LoadClientData(flags, config));
   const uint64_t data_seed = config.seed ^ (0x5eedULL + static_cast<uint64_t>(flags.partition + 1));

@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "client/data/dataset.h"
 #include "client/inference.h"
+#include "client/trainer.h"
 #include "common/status.h"
 
 namespace shoal::cli {
@@ -54,7 +55,7 @@ absl::Status RunInfer(const InferFlags& flags) {
 }  // namespace
 
 int RunInferCommand(const InferFlags& flags) {
-  torch::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
+  client::SetComputeThreads(static_cast<int>(std::thread::hardware_concurrency()));
   absl::Status status = RunInfer(flags);
   if (!status.ok()) {
     std::fprintf(stderr, "shoal infer: %s\n", std::string(status.message()).c_str());

@@ -174,7 +174,7 @@ absl::StatusOr<ServerEvaluator> MakeTestSetEvaluator(const ExperimentConfig& con
                              -> absl::StatusOr<EvaluateRes> {
     SHOAL_RETURN_IF_ERROR(shared_model->SetParameters(params));
     SHOAL_ASSIGN_OR_RETURN(client::EvalOutcome out,
-                           shared_trainer->Evaluate(*shared_model, test, 1000));
+                           shared_trainer->Evaluate(*shared_model, test, 128));
     EvaluateRes res;
     res.num_examples = out.num_examples;
     res.loss = out.loss;
@@ -194,7 +194,7 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   if (!flags.output_dir.empty()) config.output_dir = flags.output_dir;
   if (flags.rounds > 0) config.coordinator.num_rounds = flags.rounds;
   SHOAL_RETURN_IF_ERROR(InitLogging("server", flags.log_level));
-  if (config.threads > 0) torch::set_num_threads(static_cast<int>(config.threads));
+  if (config.threads > 0) client::SetComputeThreads(static_cast<int>(config.threads));
 
   SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec, client::ParseModelSpec(config.model));
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<client::Model> model, client::CreateModel(spec, config.seed));

@@ -35,7 +35,7 @@ absl::StatusOr<at::Tensor> LoadImages(const std::string& path);
 
 // Predict classifies `images` in batches.
 absl::StatusOr<std::vector<Prediction>> Predict(Model& model, const at::Tensor& images,
-                                                int64_t batch_size = 1000);
+                                                int64_t batch_size = 128);
 
 }  // namespace shoal::client
 

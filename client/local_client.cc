@@ -26,7 +26,7 @@ absl::StatusOr<EvaluateRes> LocalClient::Evaluate(const Parameters& global,
     return absl::FailedPreconditionError("this client has no held-out data");
   }
   SHOAL_RETURN_IF_ERROR(model_->SetParameters(global));
-  const int64_t batch = config.batch_size() > 0 ? config.batch_size() : 1000;
+  const int64_t batch = config.batch_size() > 0 ? config.batch_size() : 128;
   SHOAL_ASSIGN_OR_RETURN(EvalOutcome outcome, trainer_.Evaluate(*model_, holdout_, batch));
   EvaluateRes res;
   res.num_examples = outcome.num_examples;

@@ -1,5 +1,7 @@
 #include "client/trainer.h"
 
+#include <dlfcn.h>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
@@ -207,8 +209,9 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
         ++outcome.steps;
         {
           torch::NoGradGuard no_grad;
-          loss_sum += loss.detach().to(at::kDouble) * (end - begin);
-          correct += logits.argmax(1).eq(y).sum();
+          // In place: two small ops per step instead of six.
+          loss_sum.add_(loss.detach(), static_cast<double>(end - begin));
+          correct.add_(logits.argmax(1).eq(y).sum());
         }
       }
       outcome.train_loss = loss_sum.item<double>() / static_cast<double>(n);
@@ -279,6 +282,15 @@ absl::StatusOr<EvalOutcome> Trainer::Evaluate(Model& model, const Dataset& data,
     return FromTorchError(e, "evaluating");
   } catch (const std::exception& e) {
     return FromStdError(e, "evaluating");
+  }
+}
+
+void SetComputeThreads(int threads) {
+  threads = std::max(1, threads);
+  torch::set_num_threads(threads);
+  using SetThreadsFn = void (*)(int);
+  if (auto fn = reinterpret_cast<SetThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    fn(threads);
   }
 }
 

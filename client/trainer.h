@@ -58,7 +58,7 @@ class Trainer {
 
   // Evaluate computes loss and accuracy of `model` as it is on `data`.
   absl::StatusOr<EvalOutcome> Evaluate(Model& model, const Dataset& data,
-                                       int64_t batch_size = 1000);
+                                       int64_t batch_size = 128);
 
  private:
   Trainer(const TrainerOptions& options, c10::Device device)
@@ -66,6 +66,12 @@ class Trainer {
   TrainerOptions options_;
   c10::Device device_;
 };
+
+// SetComputeThreads sets LibTorch's intra-op threads and, when LibTorch's BLAS
+// is OpenBLAS (Debian's libopenblas0-pthread), OpenBLAS's own thread pool,
+// which torch::set_num_threads does not reach. Several client processes on
+// one machine should each take a share of the cores, not all of them.
+void SetComputeThreads(int threads);
 
 }  // namespace shoal::client
 
