@@ -59,6 +59,9 @@ class ProgressReporter : public RoundObserver {
       spdlog::info("initial model | {}", eval);
       return;
     }
+    if (r.federated_eval) {
+      eval += absl::StrFormat(" | clients' accuracy %.2f%%", 100 * Accuracy(*r.federated_eval));
+    }
     spdlog::info("round {}/{} | clients {}/{} | train loss {} | {} | {:.1f} s{}", r.round,
                  config_.coordinator.num_rounds, r.answered, r.sampled,
                  std::isnan(r.train_loss) ? std::string("n/a")
@@ -110,6 +113,9 @@ class ProgressReporter : public RoundObserver {
                 {"train_examples", r.train_examples},
                 {"test_loss", r.server_eval ? num(r.server_eval->loss) : json(nullptr)},
                 {"test_accuracy", r.server_eval ? num(Accuracy(*r.server_eval)) : json(nullptr)},
+                {"federated_loss", r.federated_eval ? num(r.federated_eval->loss) : json(nullptr)},
+                {"federated_accuracy",
+                 r.federated_eval ? num(Accuracy(*r.federated_eval)) : json(nullptr)},
                 {"seconds", r.seconds},
                 {"failures", failures},
                 {"note", r.note}};
@@ -229,9 +235,17 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
     StopOnSignal stop(coordinator.get());
     history = coordinator->Run();
   }
-  // Give clients a moment to fetch the final model and leave.
-  const absl::Time linger = absl::Now() + absl::Seconds(15);
-  while (clients.NumRegistered() > 0 && absl::Now() < linger) {
+  // Give clients a moment to fetch the final model and leave: live clients
+  // are long-polling and hear of the end at once. Stop waiting when all have
+  // left, when those remaining have been silent for 3 s (dead devices), or
+  // after 15 s.
+  const absl::Time linger_start = absl::Now();
+  while (clients.NumRegistered() > 0 && absl::Now() < linger_start + absl::Seconds(15)) {
+    const absl::Time now = absl::Now();
+    if (now - linger_start > absl::Seconds(3) &&
+        clients.NumSeenSince(now - absl::Seconds(3)) == 0) {
+      break;
+    }
     absl::SleepFor(absl::Milliseconds(100));
   }
   server->Shutdown();

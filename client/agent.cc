@@ -10,6 +10,7 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/model_dir.h"
+#include "common/sha256.h"
 #include "common/status.h"
 
 namespace shoal::client {
@@ -51,6 +52,7 @@ Agent::Agent(AgentOptions options, LocalClient* local)
         LoadModelParameters(options_.state_dir, &record);
     if (cached.ok()) {
       cached_version_ = record.version;
+      cached_sha256_hex_ = record.sha256_hex;
       cached_model_ = std::make_shared<const Parameters>(*std::move(cached));
       spdlog::info("using cached global model version {} from {}", cached_version_,
                    options_.state_dir);
@@ -144,7 +146,7 @@ absl::Status Agent::Run() {
     last_contact = absl::Now();
     if (task.has_shutdown()) {
       const int64_t final_version = task.shutdown().final_model().version();
-      absl::Status fetched = EnsureModel(final_version).status();
+      absl::Status fetched = EnsureModel(task.shutdown().final_model()).status();
       if (!fetched.ok()) {
         spdlog::warn("could not fetch the final model: {}", std::string(fetched.message()));
       }
@@ -172,8 +174,14 @@ absl::Status Agent::Run() {
   return absl::CancelledError("agent stopped");
 }
 
-absl::StatusOr<std::shared_ptr<const Parameters>> Agent::EnsureModel(int64_t version) {
-  if (cached_model_ != nullptr && cached_version_ == version) return cached_model_;
+absl::StatusOr<std::shared_ptr<const Parameters>> Agent::EnsureModel(
+    const v1::ModelVersion& wanted) {
+  const int64_t version = wanted.version();
+  const std::string wanted_sha = HexEncode(wanted.sha256());
+  if (cached_model_ != nullptr && cached_version_ == version &&
+      (wanted_sha.empty() || wanted_sha == cached_sha256_hex_)) {
+    return cached_model_;
+  }
   v1::DownloadModelRequest req;
   req.set_client_id(options_.client_id);
   req.set_version(version);
@@ -188,7 +196,14 @@ absl::StatusOr<std::shared_ptr<const Parameters>> Agent::EnsureModel(int64_t ver
   if (!added.ok()) return Annotate(added, "model download");
   if (!s.ok()) return Annotate(FromGrpcStatus(s), "model download");
   SHOAL_ASSIGN_OR_RETURN(std::string payload, assembler.Finish());
+  const std::string got_sha = Sha256Hex(payload);
+  if (!wanted_sha.empty() && got_sha != wanted_sha) {
+    return absl::DataLossError(absl::StrCat(
+        "downloaded model version ", version, " has SHA-256 ", got_sha,
+        " but the task names ", wanted_sha));
+  }
   stats_.bytes_downloaded += static_cast<int64_t>(payload.size());
+  spdlog::debug("downloaded model version {} ({} bytes)", version, payload.size());
   absl::StatusOr<Parameters> params = ParseParameters(payload);
   if (!params.ok()) return Annotate(params.status(), "downloaded model");
   if (!options_.state_dir.empty()) {
@@ -204,6 +219,7 @@ absl::StatusOr<std::shared_ptr<const Parameters>> Agent::EnsureModel(int64_t ver
     }
   }
   cached_version_ = version;
+  cached_sha256_hex_ = got_sha;
   cached_model_ = std::make_shared<const Parameters>(*std::move(params));
   return cached_model_;
 }
@@ -246,7 +262,7 @@ absl::Status Agent::ServeTask(const v1::Task& task) {
   if (task.has_fit()) {
     const v1::FitTask& fit = task.fit();
     SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<const Parameters> global,
-                           EnsureModel(fit.model().version()));
+                           EnsureModel(fit.model()));
     absl::StatusOr<FitRes> res = local_->Fit(*global, fit.config(), fit.round());
     if (!res.ok()) {
       // Tell the server at once, so the round does not wait for us.
@@ -272,7 +288,7 @@ absl::Status Agent::ServeTask(const v1::Task& task) {
   if (task.has_evaluate()) {
     const v1::EvaluateTask& eval = task.evaluate();
     SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<const Parameters> global,
-                           EnsureModel(eval.model().version()));
+                           EnsureModel(eval.model()));
     absl::StatusOr<EvaluateRes> res = local_->Evaluate(*global, eval.config());
     v1::EvaluateResult out;
     out.set_client_id(options_.client_id);

@@ -66,7 +66,11 @@ class Agent {
  private:
   absl::Status JoinWithBackoff();
   absl::Status ServeTask(const v1::Task& task);
-  absl::StatusOr<std::shared_ptr<const Parameters>> EnsureModel(int64_t version);
+  // EnsureModel returns model `version.version()`, from the cache when its
+  // SHA-256 matches `version.sha256()` (or when none is given), else
+  // downloaded. A restarted server's version 3 is not the old run's.
+  absl::StatusOr<std::shared_ptr<const Parameters>> EnsureModel(
+      const v1::ModelVersion& version);
   absl::Status UploadFit(const std::string& task_id, const FitRes& res);
   absl::Duration NextBackoff(int attempt);
   std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout) const;
@@ -81,6 +85,7 @@ class Agent {
   AgentStats stats_;
   // The newest global model, also on disk in state_dir.
   int64_t cached_version_ = -1;
+  std::string cached_sha256_hex_;
   std::shared_ptr<const Parameters> cached_model_;
 };
 

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/random.h"
 #include "common/status.h"
 
 namespace shoal::client {
@@ -28,17 +29,10 @@ absl::Status FromStdError(const std::exception& e, absl::string_view context) {
   return absl::InternalError(absl::StrCat(context, ": ", e.what()));
 }
 
-// SplitMix64's finalizer: a bijective mixer, so distinct (seed, round,
-// epoch) triples give well-spread, distinct-in-practice generator seeds.
-uint64_t Mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 uint64_t ShuffleSeed(uint64_t seed, uint32_t round, int64_t epoch) {
-  return Mix(Mix(Mix(seed) ^ round) ^ static_cast<uint64_t>(epoch));
+  // Distinct (seed, round, epoch) triples give unrelated generator seeds.
+  return SplitMix64(SplitMix64(SplitMix64(seed) ^ round) ^ static_cast<uint64_t>(epoch));
 }
 
 absl::Status ValidateFitConfig(const v1::FitConfig& config) {

@@ -45,6 +45,13 @@ size_t ClientManager::NumRegistered() const {
   return clients_.size();
 }
 
+size_t ClientManager::NumSeenSince(absl::Time t) const {
+  absl::MutexLock lock(&mu_);
+  size_t n = 0;
+  for (const auto& [id, e] : clients_) n += e.last_seen >= t ? 1 : 0;
+  return n;
+}
+
 std::vector<std::string> ClientManager::LiveClientIds() const {
   const absl::Time now = options_.now();
   absl::MutexLock lock(&mu_);

@@ -47,6 +47,8 @@ class ClientManager {
   bool Heartbeat(const std::string& id);
 
   size_t NumRegistered() const;
+  // NumSeenSince counts registered clients heard from at or after `t`.
+  size_t NumSeenSince(absl::Time t) const;
   // LiveClientIds returns the IDs of live clients, sorted.
   std::vector<std::string> LiveClientIds() const;
   // WaitForLive blocks until at least `n` clients are live or `timeout`

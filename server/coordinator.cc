@@ -8,18 +8,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/random.h"
 #include "common/status.h"
 
 namespace shoal {
 namespace {
 
 // Mixes the run seed with the round so each round samples differently but
-// reproducibly (splitmix64 finalizer).
+// reproducibly.
 uint64_t RoundSeed(uint64_t seed, uint32_t round) {
-  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (uint64_t{round} + 1);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
+  return SplitMix64(SplitMix64(seed) ^ round);
 }
 
 // ValidateUpdate is the one gate every fit result passes before it can
@@ -287,8 +285,7 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
                    std::string(eval->status().message()));
     }
   }
-  RunFederatedEvaluation(round, start + 2 * options_.round_timeout, record);
-
+  // Stored before federated evaluation: the evaluate tasks name this version.
   if (record.model_updated) {
     Metrics metrics;
     if (record.server_eval) {
@@ -299,6 +296,7 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
     metrics["clients"] = static_cast<int64_t>(record.answered);
     SHOAL_RETURN_IF_ERROR(store_->Save(round, *now_global, metrics).status());
   }
+  RunFederatedEvaluation(round, start + 2 * options_.round_timeout, record);
   record.seconds = absl::ToDoubleSeconds(absl::Now() - start);
   return record;
 }

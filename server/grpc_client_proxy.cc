@@ -1,6 +1,9 @@
 #include "server/grpc_client_proxy.h"
 
+#include <atomic>
+
 #include "absl/strings/str_cat.h"
+#include "common/random.h"
 
 namespace shoal {
 namespace {
@@ -9,10 +12,7 @@ namespace {
 // another round's task, and readable in logs.
 std::string RandomSuffix() {
   static std::atomic<uint64_t> counter{static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()))};
-  uint64_t z = counter.fetch_add(0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return absl::StrCat(absl::Hex(z ^ (z >> 31), absl::kZeroPad16));
+  return absl::StrCat(absl::Hex(SplitMix64(counter.fetch_add(1)), absl::kZeroPad16));
 }
 
 void FillVersion(int64_t version, v1::ModelVersion* out) { out->set_version(version); }

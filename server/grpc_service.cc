@@ -73,6 +73,20 @@ grpc::Status FederationService::Poll(grpc::ServerContext* ctx,
   }
   *task = (*proxy)->NextTask(wait);
   clients_->Heartbeat(req->client_id());
+  // Name the exact bytes of the model the task refers to, so a device never
+  // trains on a cached model that merely has the same version number.
+  v1::ModelVersion* model = task->has_fit()        ? task->mutable_fit()->mutable_model()
+                            : task->has_evaluate() ? task->mutable_evaluate()->mutable_model()
+                            : task->has_shutdown() ? task->mutable_shutdown()->mutable_final_model()
+                                                   : nullptr;
+  if (model != nullptr) {
+    absl::StatusOr<std::shared_ptr<const ChunkedPayload>> payload =
+        store_->Payload(model->version());
+    if (payload.ok()) {
+      model->set_sha256((*payload)->header().sha256());
+      model->set_size_bytes((*payload)->header().total_bytes());
+    }
+  }
   return grpc::Status::OK;
 }
 

@@ -2,7 +2,11 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+#include <random>
+
 #include "absl/strings/str_cat.h"
+#include "common/random.h"
 
 namespace shoal {
 
@@ -13,6 +17,28 @@ std::vector<FitInstruction> FedAvg::ConfigureFit(
   out.reserve(sampled_clients.size());
   for (const std::string& id : sampled_clients) {
     out.push_back({id, options_.fit_config});
+  }
+  return out;
+}
+
+std::vector<EvaluateInstruction> FedAvg::ConfigureEvaluate(
+    uint32_t round, const Parameters& global,
+    const std::vector<std::string>& live_clients) {
+  const size_t want = static_cast<size_t>(
+      std::ceil(options_.fraction_evaluate * static_cast<double>(live_clients.size())));
+  std::vector<std::string> chosen = live_clients;
+  // Seeded by the round: a partial Fisher-Yates over the sorted IDs.
+  std::mt19937_64 rng(SplitMix64(round));
+  for (size_t i = 0; i < want && i < chosen.size(); ++i) {
+    std::swap(chosen[i], chosen[i + rng() % (chosen.size() - i)]);
+  }
+  chosen.resize(std::min(want, chosen.size()));
+  std::vector<EvaluateInstruction> out;
+  for (const std::string& id : chosen) {
+    EvaluateInstruction ins;
+    ins.client_id = id;
+    ins.config.set_batch_size(options_.evaluate_batch_size);
+    out.push_back(std::move(ins));
   }
   return out;
 }

@@ -11,9 +11,16 @@
 
 namespace shoal {
 
-// FedAvgOptions: the fit config sent to every sampled client.
+// FedAvgOptions.
 struct FedAvgOptions {
+  // The fit config sent to every sampled client.
   v1::FitConfig fit_config;
+  // Share of live clients asked each round to evaluate the new global model
+  // on their held-out data (federated evaluation), in [0, 1]. 0 (default):
+  // none; the server's own evaluation is usually enough.
+  double fraction_evaluate = 0;
+  // Batch size clients evaluate with.
+  uint32_t evaluate_batch_size = 128;
 };
 
 // FedAvg folds each result into a running weighted sum as it arrives, so the
@@ -37,6 +44,11 @@ class FedAvg : public Strategy {
       const std::vector<std::string>& sampled_clients) override;
   std::unique_ptr<FitAggregator> BeginAggregateFit(
       uint32_t round, std::shared_ptr<const Parameters> global) override;
+  // ConfigureEvaluate asks ceil(fraction_evaluate * n) of the live clients,
+  // the same ones for the same round.
+  std::vector<EvaluateInstruction> ConfigureEvaluate(
+      uint32_t round, const Parameters& global,
+      const std::vector<std::string>& live_clients) override;
 
  private:
   FedAvgOptions options_;

@@ -19,11 +19,20 @@ struct Registry {
 
 absl::StatusOr<std::unique_ptr<Strategy>> MakeFedAvg(const nlohmann::json& params,
                                                      const v1::FitConfig& fit) {
-  if (!params.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "strategy 'fedavg' takes no parameters, got '", params.begin().key(), "'"));
+  FedAvgOptions options;
+  options.fit_config = fit;
+  for (const auto& [key, value] : params.items()) {
+    if (key != "fraction_evaluate") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown parameter 'strategy.", key, "' for strategy 'fedavg' (known: fraction_evaluate)"));
+    }
+    if (!value.is_number() || value.get<double>() < 0 || value.get<double>() > 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'strategy.fraction_evaluate' must be a number in [0, 1], got ", value.dump()));
+    }
+    options.fraction_evaluate = value.get<double>();
   }
-  return std::make_unique<FedAvg>(FedAvgOptions{fit});
+  return std::make_unique<FedAvg>(options);
 }
 
 Registry& GetRegistry() {

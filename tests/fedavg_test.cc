@@ -121,8 +121,24 @@ TEST(StrategyRegistryTest, UnknownNameAndParameterAreNamed) {
   EXPECT_NE(s.status().message().find("fedavg"), std::string::npos);
   s = CreateStrategy("fedavg", nlohmann::json{{"mu", 1}}, {});
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.status().message().find("'mu'"), std::string::npos);
+  EXPECT_NE(s.status().message().find("'strategy.mu'"), std::string::npos) << s.status();
+  s = CreateStrategy("fedavg", nlohmann::json{{"fraction_evaluate", 1.5}}, {});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("fraction_evaluate"), std::string::npos);
   EXPECT_TRUE(CreateStrategy("fedavg", nlohmann::json::object(), {}).ok());
+}
+
+TEST(FedAvgTest, ConfigureEvaluateAsksTheConfiguredShareOfClients) {
+  FedAvgOptions options;
+  std::vector<std::string> live = {"a", "b", "c", "d", "e"};
+  EXPECT_TRUE(FedAvg(options).ConfigureEvaluate(1, *Global({1}, {1}), live).empty());
+  options.fraction_evaluate = 0.5;
+  std::vector<EvaluateInstruction> plan = FedAvg(options).ConfigureEvaluate(1, *Global({1}, {1}), live);
+  EXPECT_EQ(plan.size(), 3u);  // ceil(2.5)
+  std::vector<EvaluateInstruction> again = FedAvg(options).ConfigureEvaluate(1, *Global({1}, {1}), live);
+  for (size_t i = 0; i < plan.size(); ++i) EXPECT_EQ(plan[i].client_id, again[i].client_id);
+  options.fraction_evaluate = 1;
+  EXPECT_EQ(FedAvg(options).ConfigureEvaluate(2, *Global({1}, {1}), live).size(), 5u);
 }
 
 TEST(StrategyTest, AggregateEvaluateWeightsByExamples) {

@@ -154,6 +154,9 @@ TEST_F(GrpcServiceTest, BadUpdatesAreRefusedAndTheGlobalModelIsUnchanged) {
   // a corrupted chunk (transfer errors: the task stays open), then an update
   // of the wrong shape (final: the client fails the round).
   v1::Task t1 = NextFitTask("dev");
+  // The task names the exact model bytes, not just a version number.
+  EXPECT_EQ(t1.fit().model().version(), 0);
+  EXPECT_EQ(t1.fit().model().sha256(), (*store_->Payload(0))->header().sha256());
   grpc::Status s = Upload("dev", "fit-r9-made-up", ChunksOf(UpdateBytes(at::ones({4, 4}), at::ones({4}))));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
 

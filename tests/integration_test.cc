@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <fstream>
+#include <functional>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -31,8 +32,9 @@ class IntegrationTest : public ::testing::Test {
   }
 
   // WriteConfig: 2NN, IID partitions of 1/40 of Fashion-MNIST each (1,500
-  // examples), so a round takes seconds.
-  std::string WriteConfig(int rounds, int min_fit, double round_s) {
+  // examples), so a round takes seconds. `edit` may change anything.
+  std::string WriteConfig(int rounds, int min_fit, double round_s,
+                          const std::function<void(json&)>& edit = nullptr) {
     json config = {
         {"name", "integration"},
         {"seed", 7},
@@ -46,6 +48,7 @@ class IntegrationTest : public ::testing::Test {
         {"data", {{"partitioner", "iid"}, {"num_partitions", 40}}},
         {"server", {{"address", address_}, {"output_dir", dir_.path() + "/run"},
                     {"threads", 1}}}};
+    if (edit) edit(config);
     const std::string path = dir_.File("config.json");
     EXPECT_TRUE(WriteFileAtomically(path, config.dump(2)).ok());
     return path;
@@ -77,7 +80,10 @@ class IntegrationTest : public ::testing::Test {
 };
 
 TEST_F(IntegrationTest, ServerAndThreeClientProcessesTrainAndAccuracyRises) {
-  const std::string config = WriteConfig(/*rounds=*/2, /*min_fit=*/3, /*round_s=*/120);
+  const std::string config =
+      WriteConfig(/*rounds=*/2, /*min_fit=*/3, /*round_s=*/120, [](json& c) {
+        c["strategy"] = {{"name", "fedavg"}, {"fraction_evaluate", 1.0}};
+      });
   auto server = StartServer(config);
   std::vector<std::unique_ptr<Subprocess>> clients;
   for (int i = 0; i < 3; ++i) clients.push_back(StartClient(config, i));
@@ -95,6 +101,10 @@ TEST_F(IntegrationTest, ServerAndThreeClientProcessesTrainAndAccuracyRises) {
   EXPECT_GT(acc1, acc0 + 0.3) << "initial " << acc0 << ", round 1 " << acc1;
   EXPECT_GT(acc2, acc1) << "round 1 " << acc1 << ", round 2 " << acc2;
   EXPECT_GT(acc2, 0.7);
+  // Federated evaluation: every client evaluated the new model on its own
+  // held-out data, and the clients agree roughly with the server's test set.
+  const double fed2 = h["rounds"][2]["federated_accuracy"];
+  EXPECT_NEAR(fed2, acc2, 0.1) << h["rounds"][2].dump(2);
 
   // The server's last words say where the model is and how to use it.
   const std::string log = server->Log();
@@ -152,6 +162,32 @@ TEST_F(IntegrationTest, ClientStartedBeforeTheServerJoinsWhenItComesUp) {
   EXPECT_NE(client->Log().find("joined " + address_), std::string::npos) << client->Log();
   json h = History();
   EXPECT_EQ(h["rounds"][1]["answered"], 1) << h.dump(2);
+}
+
+TEST_F(IntegrationTest, TorchScriptModelTrainsOnPartitionAndOnOwnDataFolder) {
+  // A model scripted in Python, trained on-device through its parameters;
+  // one client trains on a partition, the other on a data folder of its own.
+  const std::string config =
+      WriteConfig(/*rounds=*/1, /*min_fit=*/2, /*round_s=*/120, [](json& c) {
+        c["model"] = SHOAL_TINY_TORCHSCRIPT;
+      });
+  auto server = StartServer(config);
+  auto by_partition = StartClient(config, 0);
+  Subprocess own_data({SHOAL_BINARY, "client", "--config", config, "--id", "own-data",
+                       "--data-dir", "/usr/share/datasets/fashion-mnist", "--state-dir",
+                       dir_.File("own-data")},
+                      dir_.File("own-data.log"));
+  ASSERT_EQ(server->Wait(absl::Minutes(3)), 0) << server->Log();
+  EXPECT_EQ(by_partition->Wait(absl::Seconds(60)), 0) << by_partition->Log();
+  EXPECT_EQ(own_data.Wait(absl::Seconds(60)), 0) << own_data.Log();
+  EXPECT_NE(own_data.Log().find("54000 training"), std::string::npos) << own_data.Log();
+  json h = History();
+  EXPECT_EQ(h["rounds"][1]["answered"], 2) << h.dump(2);
+  EXPECT_GT(h["rounds"][1]["test_accuracy"].get<double>(),
+            h["rounds"][0]["test_accuracy"].get<double>() + 0.3)
+      << h.dump(2);
+  ModelRecord record = *ReadModelRecord(dir_.File("own-data"));
+  EXPECT_EQ(record.model_spec, SHOAL_TINY_TORCHSCRIPT);
 }
 
 }  // namespace
