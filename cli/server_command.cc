@@ -204,8 +204,12 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
 
   SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec, client::ParseModelSpec(config.model));
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<client::Model> model, client::CreateModel(spec, config.seed));
+  StrategyContext strategy_context;
+  strategy_context.fit_config = config.fit;
+  strategy_context.min_fit_clients = config.coordinator.min_fit_clients;
+  strategy_context.seed = config.seed;
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Strategy> strategy,
-                         CreateStrategy(config.strategy, config.strategy_params, config.fit));
+                         CreateStrategy(config.strategy, config.strategy_params, strategy_context));
   Parameters initial = model->GetParameters().Clone();
   if (std::optional<Parameters> custom = strategy->InitializeParameters()) initial = *custom;
   if (config.server_evaluation) {

@@ -6,6 +6,7 @@
 #   libopenblas0-pthread  LibTorch on Debian's reference BLAS trains ~20x slower.
 #   dataset-fashion-mnist the real data the main job and integration tests use.
 #   python3-torch         the tests script a small TorchScript model with it.
+#   python3-numpy         computes the strategies' golden test values.
 #   nlohmann-json3-dev    JSON for config files and metrics history.
 #   libcli11-dev          subcommand-aware CLI parsing for the `shoal` tool.
 #   libspdlog-dev         leveled, thread-safe logging.
@@ -14,7 +15,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config git
-  libtorch-dev libopenblas0-pthread python3-torch
+  libtorch-dev libopenblas0-pthread python3-torch python3-numpy
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libssl-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "strategies/aggregate.h"
 #include "strategies/strategy.h"
 
 namespace shoal {
@@ -52,26 +53,6 @@ class FedAvg : public Strategy {
 
  private:
   FedAvgOptions options_;
-};
-
-// WeightedSumAggregator computes global + sum_i n_i * update_i / sum_i n_i,
-// one result at a time. Floating-point tensors accumulate in float64 when
-// they are narrower, so the order results arrive in barely matters; other
-// tensors (integer buffers) keep their global value. Reused by the FedAvg
-// family.
-class WeightedSumAggregator : public FitAggregator {
- public:
-  explicit WeightedSumAggregator(std::shared_ptr<const Parameters> global);
-  absl::Status Accept(const std::string& client_id, const FitRes& res) override;
-  absl::StatusOr<Parameters> Finish(const std::vector<ClientFailure>& failures) override;
-
-  int64_t total_examples() const { return total_examples_; }
-
- private:
-  std::shared_ptr<const Parameters> global_;
-  std::vector<at::Tensor> sums_;  // undefined for non-floating tensors
-  int64_t total_examples_ = 0;
-  int accepted_ = 0;
 };
 
 }  // namespace shoal

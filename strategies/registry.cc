@@ -7,7 +7,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "common/status.h"
 #include "strategies/fedavg.h"
+#include "strategies/params.h"
 
 namespace shoal {
 namespace {
@@ -18,28 +20,26 @@ struct Registry {
 };
 
 absl::StatusOr<std::unique_ptr<Strategy>> MakeFedAvg(const nlohmann::json& params,
-                                                     const v1::FitConfig& fit) {
+                                                     const StrategyContext& context) {
   FedAvgOptions options;
-  options.fit_config = fit;
-  for (const auto& [key, value] : params.items()) {
-    if (key != "fraction_evaluate") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unknown parameter 'strategy.", key, "' for strategy 'fedavg' (known: fraction_evaluate)"));
-    }
-    if (!value.is_number() || value.get<double>() < 0 || value.get<double>() > 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "'strategy.fraction_evaluate' must be a number in [0, 1], got ", value.dump()));
-    }
-    options.fraction_evaluate = value.get<double>();
-  }
+  options.fit_config = context.fit_config;
+  StrategyParams p("fedavg", params);
+  SHOAL_RETURN_IF_ERROR(p.Number("fraction_evaluate", 0, 1, &options.fraction_evaluate));
+  SHOAL_RETURN_IF_ERROR(p.Finish());
   return std::make_unique<FedAvg>(options);
 }
+
+// The built-in strategies, one per file; each file's factory validates its
+// own parameters.
+const std::pair<const char*, StrategyFactory> kBuiltins[] = {
+    {"fedavg", MakeFedAvg},
+};
 
 Registry& GetRegistry() {
   static Registry* const registry = new Registry;  // never destroyed
   static const bool builtins = [] {
     absl::MutexLock lock(&registry->mu);
-    registry->factories["fedavg"] = MakeFedAvg;
+    for (const auto& [name, factory] : kBuiltins) registry->factories[name] = factory;
     return true;
   }();
   (void)builtins;
@@ -60,7 +60,7 @@ absl::Status RegisterStrategy(const std::string& name, StrategyFactory factory) 
 
 absl::StatusOr<std::unique_ptr<Strategy>> CreateStrategy(
     const std::string& name, const nlohmann::json& params,
-    const v1::FitConfig& fit_config) {
+    const StrategyContext& context) {
   StrategyFactory factory;
   {
     Registry& r = GetRegistry();
@@ -73,7 +73,7 @@ absl::StatusOr<std::unique_ptr<Strategy>> CreateStrategy(
         "unknown strategy '", name, "'; registered: ",
         absl::StrJoin(RegisteredStrategies(), ", ")));
   }
-  return factory(params, fit_config);
+  return factory(params, context);
 }
 
 std::vector<std::string> RegisteredStrategies() {

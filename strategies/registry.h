@@ -14,12 +14,23 @@
 
 namespace shoal {
 
+// StrategyContext: what the experiment tells a strategy besides its own
+// parameters.
+struct StrategyContext {
+  // The fit config the experiment asks for (a strategy may add to `extra`).
+  v1::FitConfig fit_config;
+  // The fewest results a round aggregates (min_fit_clients): strategies whose
+  // parameters depend on the cohort (Krum's f) check them against it.
+  uint32_t min_fit_clients = 1;
+  uint64_t seed = 0;
+};
+
 // StrategyFactory builds a strategy from its JSON parameters (the
-// "strategy" object of the experiment config, minus "name") and the fit
-// config the experiment asks for. It must reject unknown or out-of-range
-// parameters with InvalidArgument naming them.
+// "strategy" object of the experiment config, minus "name"). It must reject
+// unknown or out-of-range parameters with InvalidArgument naming them
+// (strategies/params.h does the bookkeeping).
 using StrategyFactory = std::function<absl::StatusOr<std::unique_ptr<Strategy>>(
-    const nlohmann::json& params, const v1::FitConfig& fit_config)>;
+    const nlohmann::json& params, const StrategyContext& context)>;
 
 // RegisterStrategy adds a factory under `name`; AlreadyExists if taken.
 // Thread-safe.
@@ -29,7 +40,7 @@ absl::Status RegisterStrategy(const std::string& name, StrategyFactory factory);
 // listing the registered names when `name` is unknown.
 absl::StatusOr<std::unique_ptr<Strategy>> CreateStrategy(
     const std::string& name, const nlohmann::json& params,
-    const v1::FitConfig& fit_config);
+    const StrategyContext& context);
 
 // RegisteredStrategies lists the names, sorted.
 std::vector<std::string> RegisteredStrategies();

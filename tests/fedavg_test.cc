@@ -115,17 +115,17 @@ TEST(FedAvgTest, ConfigureFitSendsTheConfiguredFitConfigToEveryone) {
 
 TEST(StrategyRegistryTest, UnknownNameAndParameterAreNamed) {
   absl::StatusOr<std::unique_ptr<Strategy>> s =
-      CreateStrategy("fedsomething", nlohmann::json::object(), {});
+      CreateStrategy("fedsomething", nlohmann::json::object(), StrategyContext{});
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("fedsomething"), std::string::npos);
   EXPECT_NE(s.status().message().find("fedavg"), std::string::npos);
-  s = CreateStrategy("fedavg", nlohmann::json{{"mu", 1}}, {});
+  s = CreateStrategy("fedavg", nlohmann::json{{"mu", 1}}, StrategyContext{});
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("'strategy.mu'"), std::string::npos) << s.status();
-  s = CreateStrategy("fedavg", nlohmann::json{{"fraction_evaluate", 1.5}}, {});
+  s = CreateStrategy("fedavg", nlohmann::json{{"fraction_evaluate", 1.5}}, StrategyContext{});
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("fraction_evaluate"), std::string::npos);
-  EXPECT_TRUE(CreateStrategy("fedavg", nlohmann::json::object(), {}).ok());
+  EXPECT_TRUE(CreateStrategy("fedavg", nlohmann::json::object(), StrategyContext{}).ok());
 }
 
 TEST(FedAvgTest, ConfigureEvaluateAsksTheConfiguredShareOfClients) {

@@ -1,0 +1,118 @@
+#include "strategies/aggregate.h"
+
+#include <ATen/ATen.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace shoal {
+
+FlatLayout::FlatLayout(const Parameters& like) {
+  for (size_t i = 0; i < like.size(); ++i) {
+    const at::Tensor& t = like.tensor(i);
+    shapes_.push_back(t.sizes().vec());
+    if (at::isFloatingType(t.scalar_type())) {
+      offsets_.push_back(size_);
+      size_ += t.numel();
+    } else {
+      offsets_.push_back(-1);
+    }
+  }
+}
+
+std::vector<at::Tensor> FlatLayout::Views(const at::Tensor& flat) const {
+  std::vector<at::Tensor> views(offsets_.size());
+  for (size_t i = 0; i < offsets_.size(); ++i) {
+    if (offsets_[i] < 0) continue;
+    int64_t numel = 1;
+    for (int64_t d : shapes_[i]) numel *= d;
+    views[i] = flat.narrow(0, offsets_[i], numel).view(shapes_[i]);
+  }
+  return views;
+}
+
+at::Tensor FlatLayout::Flatten(const Parameters& params, at::ScalarType dtype) const {
+  at::Tensor flat = at::empty({size_}, at::TensorOptions().dtype(dtype));
+  std::vector<at::Tensor> views = Views(flat);
+  for (size_t i = 0; i < views.size(); ++i) {
+    if (views[i].defined()) views[i].copy_(params.tensor(i));
+  }
+  return flat;
+}
+
+Parameters FlatLayout::Apply(const Parameters& base, const at::Tensor& flat_delta) const {
+  std::vector<at::Tensor> views = Views(flat_delta);
+  Parameters out;
+  for (size_t i = 0; i < base.size(); ++i) {
+    const at::Tensor& b = base.tensor(i);
+    if (!views[i].defined()) {
+      out.Add(base.name(i), b.clone());
+      continue;
+    }
+    out.Add(base.name(i), (b.to(at::kDouble) + views[i]).to(b.scalar_type()));
+  }
+  return out;
+}
+
+WeightedSumAggregator::WeightedSumAggregator(std::shared_ptr<const Parameters> global,
+                                             Finisher finish, Weigher weigh)
+    : global_(std::move(global)), layout_(*global_), finish_(std::move(finish)),
+      weigh_(std::move(weigh)) {
+  // float64 accumulation: exact for the weights, and the order results
+  // arrive in (network timing) changes the outcome only by float64 rounding.
+  sum_ = at::zeros({layout_.size()}, at::TensorOptions().dtype(at::kDouble));
+  sum_views_ = layout_.Views(sum_);
+}
+
+absl::Status WeightedSumAggregator::Accept(const std::string& client_id,
+                                           const FitRes& res) {
+  const double weight = weigh_ ? weigh_(res) : static_cast<double>(res.num_examples);
+  if (!(weight > 0) || !std::isfinite(weight)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "client '", client_id, "' has aggregation weight ", weight,
+        " (num_examples = ", res.num_examples, "); it must be positive"));
+  }
+  for (size_t i = 0; i < sum_views_.size(); ++i) {
+    if (sum_views_[i].defined()) sum_views_[i].add_(res.update.tensor(i), weight);
+  }
+  total_weight_ += weight;
+  ++accepted_;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Parameters> WeightedSumAggregator::Finish(
+    const std::vector<ClientFailure>& failures) {
+  if (accepted_ == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "no results to aggregate (", failures.size(), " failures)"));
+  }
+  const at::Tensor mean = sum_ / total_weight_;
+  if (finish_) return finish_(*global_, layout_, mean);
+  return layout_.Apply(*global_, mean);
+}
+
+PerClientAggregator::PerClientAggregator(std::shared_ptr<const Parameters> global,
+                                         Combiner combine)
+    : global_(std::move(global)), layout_(*global_), combine_(std::move(combine)) {}
+
+absl::Status PerClientAggregator::Accept(const std::string& client_id, const FitRes& res) {
+  if (res.num_examples <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "client '", client_id, "' reported num_examples = ", res.num_examples));
+  }
+  updates_.push_back(layout_.Flatten(res.update, at::kFloat));
+  num_examples_.push_back(res.num_examples);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Parameters> PerClientAggregator::Finish(
+    const std::vector<ClientFailure>& failures) {
+  if (updates_.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "no results to aggregate (", failures.size(), " failures)"));
+  }
+  absl::StatusOr<at::Tensor> combined = combine_(at::stack(updates_), num_examples_);
+  if (!combined.ok()) return combined.status();
+  return layout_.Apply(*global_, combined->to(at::kDouble));
+}
+
+}  // namespace shoal
