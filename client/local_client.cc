@@ -13,9 +13,9 @@ absl::StatusOr<FitRes> LocalClient::Fit(const Parameters& global,
   FitRes res;
   res.update = std::move(outcome.update);
   res.num_examples = outcome.num_examples;
-  res.metrics["train_loss"] = outcome.train_loss;
+  res.metrics[kTrainLossMetric] = outcome.train_loss;
   res.metrics["train_accuracy"] = outcome.train_accuracy;
-  res.metrics["steps"] = outcome.steps;
+  res.metrics[kStepsMetric] = outcome.steps;
   res.metrics["fit_seconds"] = absl::ToDoubleSeconds(absl::Now() - start);
   return res;
 }

@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "common/random.h"
 #include "common/status.h"
+#include "common/types.h"
 
 namespace shoal::client {
 namespace {
@@ -33,6 +34,27 @@ absl::Status FromStdError(const std::exception& e, absl::string_view context) {
 uint64_t ShuffleSeed(uint64_t seed, uint32_t round, int64_t epoch) {
   // Distinct (seed, round, epoch) triples give unrelated generator seeds.
   return SplitMix64(SplitMix64(SplitMix64(seed) ^ round) ^ static_cast<uint64_t>(epoch));
+}
+
+// ProximalMu reads FedProx's mu from the round config (extra
+// "proximal_mu"; absent means 0, plain local SGD).
+absl::StatusOr<double> ProximalMu(const v1::FitConfig& config) {
+  auto it = config.extra().find(kProximalMuKey);
+  if (it == config.extra().end()) return 0.0;
+  const v1::ConfigValue& v = it->second;
+  double mu = 0;
+  if (v.kind_case() == v1::ConfigValue::kDoubleValue) {
+    mu = v.double_value();
+  } else if (v.kind_case() == v1::ConfigValue::kIntValue) {
+    mu = static_cast<double>(v.int_value());
+  } else {
+    return absl::InvalidArgumentError("fit config 'proximal_mu' must be a number");
+  }
+  if (!(mu >= 0) || !std::isfinite(mu)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fit config 'proximal_mu' must be finite and >= 0, got ", mu));
+  }
+  return mu;
 }
 
 absl::Status ValidateFitConfig(const v1::FitConfig& config) {
@@ -60,7 +82,7 @@ absl::Status ValidateFitConfig(const v1::FitConfig& config) {
     return absl::InvalidArgumentError(
         absl::StrCat("weight_decay must be finite and >= 0, got ", wd));
   }
-  return absl::OkStatus();
+  return ProximalMu(config).status();
 }
 
 // ValidateData checks the shape contract of a Dataset and returns its size.
@@ -167,6 +189,14 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
       return absl::InvalidArgumentError(
           "model has no trainable parameters (none requires grad)");
     }
+    // FedProx (Li et al. 2020): the local objective adds
+    // mu/2 * ||w - w_global||^2 over the trainable parameters.
+    const double mu = *ProximalMu(config);
+    std::vector<at::Tensor> anchors;
+    if (mu > 0) {
+      for (const at::Tensor& p : trainable) anchors.push_back(p.detach().clone());
+    }
+    std::vector<at::Tensor> proximal_params = mu > 0 ? trainable : std::vector<at::Tensor>{};
     torch::optim::SGD optimizer(std::move(trainable),
                                 torch::optim::SGDOptions(config.learning_rate())
                                     .momentum(config.momentum())
@@ -198,7 +228,11 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
           SHOAL_RETURN_IF_ERROR(CheckLabels(labels, logits.size(-1)));
         }
         const at::Tensor loss = at::cross_entropy_loss(logits, y);
-        loss.backward();
+        at::Tensor objective = loss;
+        for (size_t k = 0; k < proximal_params.size(); ++k) {
+          objective = objective + (mu / 2) * (proximal_params[k] - anchors[k]).pow(2).sum();
+        }
+        objective.backward();
         optimizer.step();
         ++outcome.steps;
         {

@@ -14,6 +14,17 @@
 
 namespace shoal {
 
+// Well-known keys shared by strategies and the client library.
+//
+// kProximalMuKey (FitConfig.extra, number >= 0): FedProx's mu; the client
+// adds mu/2 * ||w - w_global||^2 to its local loss.
+inline constexpr char kProximalMuKey[] = "proximal_mu";
+// kStepsMetric (FitRes.metrics, integer): optimizer steps the client took,
+// which FedNova normalizes by.
+inline constexpr char kStepsMetric[] = "steps";
+// kTrainLossMetric (FitRes.metrics, number): mean local training loss.
+inline constexpr char kTrainLossMetric[] = "train_loss";
+
 // FitIns tells one client to train on the global model.
 struct FitIns {
   uint32_t round = 0;

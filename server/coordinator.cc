@@ -226,7 +226,7 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
       round, ids, [&](const std::string& id, const FitRes& res) -> absl::Status {
         SHOAL_RETURN_IF_ERROR(ValidateUpdate(*global, res));
         SHOAL_RETURN_IF_ERROR(aggregator->Accept(id, res));
-        auto loss = res.metrics.find("train_loss");
+        auto loss = res.metrics.find(kTrainLossMetric);
         if (loss != res.metrics.end()) {
           loss_sum += MetricAsDouble(loss->second) * res.num_examples;
           loss_examples += res.num_examples;

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace shoal {
@@ -99,18 +101,28 @@ absl::Status PerClientAggregator::Accept(const std::string& client_id, const Fit
     return absl::InvalidArgumentError(absl::StrCat(
         "client '", client_id, "' reported num_examples = ", res.num_examples));
   }
-  updates_.push_back(layout_.Flatten(res.update, at::kFloat));
-  num_examples_.push_back(res.num_examples);
+  rows_.push_back({client_id, layout_.Flatten(res.update, at::kFloat), res.num_examples});
   return absl::OkStatus();
 }
 
 absl::StatusOr<Parameters> PerClientAggregator::Finish(
     const std::vector<ClientFailure>& failures) {
-  if (updates_.empty()) {
+  if (rows_.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "no results to aggregate (", failures.size(), " failures)"));
   }
-  absl::StatusOr<at::Tensor> combined = combine_(at::stack(updates_), num_examples_);
+  std::sort(rows_.begin(), rows_.end(),
+            [](const Row& a, const Row& b) { return a.client_id < b.client_id; });
+  at::Tensor stacked = at::empty({static_cast<int64_t>(rows_.size()), layout_.size()},
+                                 at::TensorOptions().dtype(at::kFloat));
+  std::vector<int64_t> num_examples;
+  for (size_t i = 0; i < rows_.size(); ++i) {
+    stacked[static_cast<int64_t>(i)].copy_(rows_[i].update);
+    rows_[i].update = at::Tensor();  // free as we go: peak stays one copy
+    num_examples.push_back(rows_[i].num_examples);
+  }
+  rows_.clear();
+  absl::StatusOr<at::Tensor> combined = combine_(stacked, num_examples);
   if (!combined.ok()) return combined.status();
   return layout_.Apply(*global_, combined->to(at::kDouble));
 }

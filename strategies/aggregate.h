@@ -76,7 +76,9 @@ class WeightedSumAggregator : public FitAggregator {
 class PerClientAggregator : public FitAggregator {
  public:
   // Combiner turns the stacked updates and their example counts into one
-  // flat update ([D]), which is added to the global model.
+  // flat update ([D]), which is added to the global model. Rows are in
+  // client-ID order, not arrival order, so ties and float rounding do not
+  // depend on network timing.
   using Combiner = std::function<absl::StatusOr<at::Tensor>(
       const at::Tensor& updates, const std::vector<int64_t>& num_examples)>;
 
@@ -88,8 +90,12 @@ class PerClientAggregator : public FitAggregator {
   std::shared_ptr<const Parameters> global_;
   FlatLayout layout_;
   Combiner combine_;
-  std::vector<at::Tensor> updates_;
-  std::vector<int64_t> num_examples_;
+  struct Row {
+    std::string client_id;
+    at::Tensor update;  // flat float32
+    int64_t num_examples;
+  };
+  std::vector<Row> rows_;
 };
 
 }  // namespace shoal

@@ -5,10 +5,29 @@
 #include <cmath>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/strings/str_cat.h"
 #include "common/random.h"
+#include "common/status.h"
+#include "strategies/params.h"
 
 namespace shoal {
+
+absl::Status ReadFedAvgOptions(StrategyParams& params, const StrategyContext& context,
+                               FedAvgOptions* options) {
+  options->fit_config = context.fit_config;
+  return params.Number("fraction_evaluate", 0, 1, &options->fraction_evaluate);
+}
+
+absl::StatusOr<std::unique_ptr<Strategy>> MakeFedAvg(const nlohmann::json& params,
+                                                     const StrategyContext& context) {
+  FedAvgOptions options;
+  StrategyParams p("fedavg", params);
+  SHOAL_RETURN_IF_ERROR(ReadFedAvgOptions(p, context, &options));
+  SHOAL_RETURN_IF_ERROR(p.Finish());
+  return std::make_unique<FedAvg>(options);
+}
 
 std::vector<FitInstruction> FedAvg::ConfigureFit(
     uint32_t round, const Parameters& global,

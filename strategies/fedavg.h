@@ -7,7 +7,11 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "strategies/aggregate.h"
+#include "strategies/params.h"
+#include "strategies/registry.h"
 #include "strategies/strategy.h"
 
 namespace shoal {
@@ -54,6 +58,16 @@ class FedAvg : public Strategy {
  private:
   FedAvgOptions options_;
 };
+
+// ReadFedAvgOptions starts `options` from the experiment's fit config and
+// reads FedAvg's own parameter, `fraction_evaluate`. Strategies built on
+// FedAvg call it, then read their own parameters from the same `params`.
+absl::Status ReadFedAvgOptions(StrategyParams& params, const StrategyContext& context,
+                               FedAvgOptions* options);
+
+// MakeFedAvg is FedAvg's registry factory: parameter `fraction_evaluate`.
+absl::StatusOr<std::unique_ptr<Strategy>> MakeFedAvg(const nlohmann::json& params,
+                                                     const StrategyContext& context);
 
 }  // namespace shoal
 

@@ -8,7 +8,17 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "common/status.h"
+#include "strategies/bulyan.h"
+#include "strategies/fedadagrad.h"
+#include "strategies/fedadam.h"
 #include "strategies/fedavg.h"
+#include "strategies/fedavgm.h"
+#include "strategies/fedmedian.h"
+#include "strategies/fednova.h"
+#include "strategies/fedprox.h"
+#include "strategies/fedtrimmedavg.h"
+#include "strategies/fedyogi.h"
+#include "strategies/krum.h"
 #include "strategies/params.h"
 
 namespace shoal {
@@ -19,20 +29,21 @@ struct Registry {
   std::map<std::string, StrategyFactory> factories ABSL_GUARDED_BY(mu);
 };
 
-absl::StatusOr<std::unique_ptr<Strategy>> MakeFedAvg(const nlohmann::json& params,
-                                                     const StrategyContext& context) {
-  FedAvgOptions options;
-  options.fit_config = context.fit_config;
-  StrategyParams p("fedavg", params);
-  SHOAL_RETURN_IF_ERROR(p.Number("fraction_evaluate", 0, 1, &options.fraction_evaluate));
-  SHOAL_RETURN_IF_ERROR(p.Finish());
-  return std::make_unique<FedAvg>(options);
-}
-
 // The built-in strategies, one per file; each file's factory validates its
 // own parameters.
 const std::pair<const char*, StrategyFactory> kBuiltins[] = {
+    {"bulyan", MakeBulyan},
+    {"fedadagrad", MakeFedAdagrad},
+    {"fedadam", MakeFedAdam},
     {"fedavg", MakeFedAvg},
+    {"fedavgm", MakeFedAvgM},
+    {"fedmedian", MakeFedMedian},
+    {"fednova", MakeFedNova},
+    {"fedprox", MakeFedProx},
+    {"fedtrimmedavg", MakeFedTrimmedAvg},
+    {"fedyogi", MakeFedYogi},
+    {"krum", MakeKrum},
+    {"multikrum", MakeMultiKrum},
 };
 
 Registry& GetRegistry() {

@@ -132,7 +132,10 @@ TEST_F(IntegrationTest, ServerAndThreeClientProcessesTrainAndAccuracyRises) {
 
 TEST_F(IntegrationTest, ClientKilledMidRoundDoesNotStallTheRoundPastItsDeadline) {
   constexpr double kRoundSeconds = 15;
-  const std::string config = WriteConfig(/*rounds=*/1, /*min_fit=*/2, kRoundSeconds);
+  // Round 1 starts once all three have joined, and succeeds with two.
+  const std::string config =
+      WriteConfig(/*rounds=*/1, /*min_fit=*/2, kRoundSeconds,
+                  [](json& c) { c["sampling"]["min_available_clients"] = 3; });
   std::vector<std::unique_ptr<Subprocess>> clients;
   for (int i = 0; i < 3; ++i) clients.push_back(StartClient(config, i));
   auto server = StartServer(config);

@@ -13,6 +13,7 @@
 #include "client/data/dataset.h"
 #include "client/model.h"
 #include "common/parameters.h"
+#include "common/types.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -338,6 +339,73 @@ TEST(TrainerTest, OneStepMatchesABareLibTorchStep) {
         << global.name(i) << " max diff "
         << (after.tensor(i) - want).abs().max().item<double>();
   }
+}
+
+// FedProx: two full-batch steps with mu > 0 against the same steps by hand.
+// The proximal gradient mu * (w - w_global) is zero on the first step and
+// pulls back on the second.
+TEST(TrainerTest, ProximalTermMatchesHandWrittenFedProxSteps) {
+  std::unique_ptr<Model> model = MustCreate("2nn", 12);
+  Trainer trainer = MustTrainer();
+  const Dataset data = SeparableData(64, 12);
+  const Parameters global = model->GetParameters().Clone();
+  const double lr = 0.1, mu = 0.5;
+  v1::FitConfig config = Config(2, 64, lr);  // two epochs of one full batch
+  (*config.mutable_extra())[kProximalMuKey].set_double_value(mu);
+  absl::StatusOr<FitOutcome> fit = trainer.Fit(*model, global, data, config, 1);
+  ASSERT_TRUE(fit.ok()) << fit.status();
+  ASSERT_EQ(fit->steps, 2);
+
+  std::vector<at::Tensor> w0, w;
+  for (const at::Tensor& t : global.tensors()) {
+    w0.push_back(t.clone());
+    w.push_back(t.clone().set_requires_grad(true));
+  }
+  for (int step = 0; step < 2; ++step) {
+    at::Tensor h = data.images.flatten(1);
+    h = at::relu(at::linear(h, w[0], w[1]));
+    h = at::relu(at::linear(h, w[2], w[3]));
+    at::Tensor loss = torch::nn::functional::cross_entropy(at::linear(h, w[4], w[5]), data.labels);
+    for (size_t i = 0; i < w.size(); ++i) loss = loss + mu / 2 * (w[i] - w0[i]).pow(2).sum();
+    loss.backward();
+    torch::NoGradGuard no_grad;
+    for (at::Tensor& t : w) {
+      t.sub_(lr * t.grad());
+      t.mutable_grad().zero_();
+    }
+  }
+  const Parameters after = model->GetParameters();
+  for (size_t i = 0; i < w.size(); ++i) {
+    EXPECT_TRUE(at::allclose(after.tensor(i), w[i].detach(), 1e-5, 1e-6)) << global.name(i);
+  }
+}
+
+TEST(TrainerTest, ProximalTermShrinksTheUpdateAndBadMuIsRefused) {
+  const Dataset data = SeparableData(256, 13);
+  auto norm_with_mu = [&](double mu) {
+    std::unique_ptr<Model> model = MustCreate("2nn", 13);
+    Trainer trainer = MustTrainer();
+    const Parameters global = model->GetParameters().Clone();
+    v1::FitConfig config = Config(3, 32, 0.1);
+    if (mu >= 0) (*config.mutable_extra())[kProximalMuKey].set_double_value(mu);
+    absl::StatusOr<FitOutcome> fit = trainer.Fit(*model, global, data, config, 1);
+    EXPECT_TRUE(fit.ok()) << fit.status();
+    double sq = 0;
+    for (const at::Tensor& t : fit->update.tensors()) sq += t.pow(2).sum().item<double>();
+    return std::sqrt(sq);
+  };
+  const double plain = norm_with_mu(-1);  // no key: plain SGD
+  EXPECT_DOUBLE_EQ(norm_with_mu(0), plain);
+  EXPECT_LT(norm_with_mu(10), 0.8 * plain);
+
+  std::unique_ptr<Model> model = MustCreate("2nn", 13);
+  Trainer trainer = MustTrainer();
+  v1::FitConfig config = Config(1, 32, 0.1);
+  (*config.mutable_extra())[kProximalMuKey].set_double_value(-1);
+  absl::StatusOr<FitOutcome> fit =
+      trainer.Fit(*model, model->GetParameters().Clone(), data, config, 1);
+  ASSERT_FALSE(fit.ok());
+  EXPECT_NE(fit.status().message().find("proximal_mu"), std::string::npos);
 }
 
 }  // namespace
