@@ -5,25 +5,14 @@
 #include <nlohmann/json.hpp>
 
 #include "gtest/gtest.h"
+#include "tests/strategy_testing.h"
 #include "strategies/registry.h"
 
 namespace shoal {
 namespace {
 
-std::shared_ptr<const Parameters> Global(std::vector<float> w, std::vector<float> b) {
-  auto p = std::make_shared<Parameters>();
-  p->Add("w", at::tensor(w));
-  p->Add("b", at::tensor(b));
-  return p;
-}
-
-FitRes Update(std::vector<float> w, std::vector<float> b, int64_t n) {
-  FitRes res;
-  res.update.Add("w", at::tensor(w));
-  res.update.Add("b", at::tensor(b));
-  res.num_examples = n;
-  return res;
-}
+using testing::Global;
+using testing::Update;
 
 TEST(FedAvgTest, WeightsByNumExamples) {
   // global w = [1, 2], b = [0.5]

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/strategy_testing.h"
 #include "strategies/fedadagrad.h"
 #include "strategies/fedadam.h"
 #include "strategies/fedavg.h"
@@ -23,21 +24,8 @@
 namespace shoal {
 namespace {
 
-std::shared_ptr<const Parameters> Global(std::vector<float> w,
-                                         std::vector<float> b) {
-  auto p = std::make_shared<Parameters>();
-  p->Add("w", at::tensor(w));
-  p->Add("b", at::tensor(b));
-  return p;
-}
-
-FitRes Update(std::vector<float> w, std::vector<float> b, int64_t n) {
-  FitRes res;
-  res.update.Add("w", at::tensor(w));
-  res.update.Add("b", at::tensor(b));
-  res.num_examples = n;
-  return res;
-}
+using testing::Global;
+using testing::Update;
 
 // RunRound drives one round of `strategy` from `global` and returns the new
 // global model (the test fails, and an empty model returns, on error).
