@@ -23,11 +23,6 @@ packages=(
   dataset-fashion-mnist
 )
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-deps.sh: run as root (it calls apt-get)" >&2
-  exit 1
-fi
-
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -40,6 +35,10 @@ if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: missing ${missing[*]}; run as root to install them (it calls apt-get)" >&2
+  exit 1
+fi
 echo "install-deps.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
