@@ -11,35 +11,13 @@
 namespace shoal {
 
 FedAvgM::FedAvgM(FedAvgMOptions options)
-    : FedAvg(options.fedavg), options_(std::move(options)) {}
+    : ServerOptimizer(options.fedavg), options_(std::move(options)) {}
 
-std::unique_ptr<FitAggregator> FedAvgM::BeginAggregateFit(
-    uint32_t round, std::shared_ptr<const Parameters> global) {
-  return std::make_unique<WeightedSumAggregator>(
-      std::move(global), [this](const Parameters& g, const FlatLayout& layout,
-                                const at::Tensor& mean_update) {
-        return Step(g, layout, mean_update);
-      });
-}
-
-absl::StatusOr<Parameters> FedAvgM::Step(const Parameters& global,
-                                         const FlatLayout& layout,
-                                         const at::Tensor& mean_update) {
-  if (momentum_.defined() && momentum_.numel() != layout.size()) {
-    // The model changed shape mid-run: the buffer no longer lines up.
-    return absl::FailedPreconditionError(absl::StrCat(
-        "fedavgm: the model has ", layout.size(),
-        " floating-point values but the momentum buffer has ",
-        momentum_.numel(), "; the model's layout changed between rounds"));
-  }
-  // Computed out of place and committed last, so a failure leaves the
-  // buffer as it was. v_0 = 0 makes the first round's v equal Delta.
-  at::Tensor v = momentum_.defined()
-                     ? momentum_ * options_.server_momentum + mean_update
-                     : mean_update.clone();
-  Parameters next = layout.Apply(global, v * options_.server_learning_rate);
-  momentum_ = std::move(v);
-  return next;
+at::Tensor FedAvgM::Step(const at::Tensor& mean_update) {
+  // v_0 = 0 makes the first round's v equal Delta.
+  momentum_ = momentum_.defined() ? momentum_ * options_.server_momentum + mean_update
+                                  : mean_update.clone();
+  return momentum_ * options_.server_learning_rate;
 }
 
 absl::StatusOr<std::unique_ptr<Strategy>> MakeFedAvgM(

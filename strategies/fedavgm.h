@@ -21,6 +21,7 @@
 #include "strategies/aggregate.h"
 #include "strategies/fedavg.h"
 #include "strategies/registry.h"
+#include "strategies/server_optimizer.h"
 
 namespace shoal {
 
@@ -34,27 +35,20 @@ struct FedAvgMOptions {
   double server_momentum = 0.9;
 };
 
-// FedAvgM keeps the momentum buffer across rounds (float64, flat over the
-// model's floating-point tensors, created at the first aggregated round),
-// so one instance must drive the whole run. Client selection and federated
-// evaluation are FedAvg's.
-//
-// The aggregator BeginAggregateFit returns refers to this strategy: it must
-// not outlive it. Rounds must be finished in order (the Coordinator does);
-// the momentum buffer advances only when a round's Finish succeeds.
-class FedAvgM : public FedAvg {
+// FedAvgM keeps the momentum buffer across rounds (see ServerOptimizer for
+// the rules on state). Client selection and federated evaluation are
+// FedAvg's.
+class FedAvgM : public ServerOptimizer {
  public:
   explicit FedAvgM(FedAvgMOptions options);
 
   absl::string_view name() const override { return "fedavgm"; }
-  std::unique_ptr<FitAggregator> BeginAggregateFit(
-      uint32_t round, std::shared_ptr<const Parameters> global) override;
 
  private:
-  // Step applies one momentum step to `global` given the mean update.
-  absl::StatusOr<Parameters> Step(const Parameters& global,
-                                  const FlatLayout& layout,
-                                  const at::Tensor& mean_update);
+  int64_t StateSize() const override {
+    return momentum_.defined() ? momentum_.numel() : -1;
+  }
+  at::Tensor Step(const at::Tensor& mean_update) override;
 
   FedAvgMOptions options_;
   at::Tensor momentum_;  // float64 [layout.size()]; undefined before round 1

@@ -8,39 +8,16 @@
 namespace shoal {
 
 FedOpt::FedOpt(FedOptOptions options)
-    : FedAvg(options.fedavg), options_(std::move(options)) {}
+    : ServerOptimizer(options.fedavg), options_(std::move(options)) {}
 
-std::unique_ptr<FitAggregator> FedOpt::BeginAggregateFit(
-    uint32_t round, std::shared_ptr<const Parameters> global) {
-  return std::make_unique<WeightedSumAggregator>(
-      std::move(global), [this](const Parameters& g, const FlatLayout& layout,
-                                const at::Tensor& mean_update) {
-        return Step(g, layout, mean_update);
-      });
-}
-
-absl::StatusOr<Parameters> FedOpt::Step(const Parameters& global,
-                                        const FlatLayout& layout,
-                                        const at::Tensor& mean_update) {
-  if (m_.defined() && m_.numel() != layout.size()) {
-    // The model changed shape mid-run: m and v no longer line up.
-    return absl::FailedPreconditionError(absl::StrCat(
-        name(), ": the model has ", layout.size(),
-        " floating-point values but the optimizer state has ", m_.numel(),
-        "; the model's layout changed between rounds"));
-  }
+at::Tensor FedOpt::Step(const at::Tensor& mean_update) {
   const double tau = options_.tau;
   const at::Tensor m_prev = m_.defined() ? m_ : at::zeros_like(mean_update);
   const at::Tensor v_prev =
       v_.defined() ? v_ : at::full_like(mean_update, tau * tau);
-  // Out of place, committed last: a failure leaves m and v as they were.
-  at::Tensor m = m_prev * options_.beta_1 + mean_update * (1 - options_.beta_1);
-  at::Tensor v = UpdateSecondMoment(v_prev, mean_update * mean_update);
-  const at::Tensor step = m * options_.server_learning_rate / (v.sqrt() + tau);
-  Parameters next = layout.Apply(global, step);
-  m_ = std::move(m);
-  v_ = std::move(v);
-  return next;
+  m_ = m_prev * options_.beta_1 + mean_update * (1 - options_.beta_1);
+  v_ = UpdateSecondMoment(v_prev, mean_update * mean_update);
+  return m_ * options_.server_learning_rate / (v_.sqrt() + tau);
 }
 
 absl::Status ReadFedOptParams(StrategyParams* p, const StrategyContext& context,

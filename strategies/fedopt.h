@@ -35,6 +35,7 @@
 #include "strategies/fedavg.h"
 #include "strategies/params.h"
 #include "strategies/registry.h"
+#include "strategies/server_optimizer.h"
 
 namespace shoal {
 
@@ -49,18 +50,10 @@ struct FedOptOptions {
 };
 
 // FedOpt is the shared base of the adaptive family: it keeps m and v across
-// rounds (created at the first aggregated round), so one instance must
-// drive the whole run. Client selection and federated evaluation are
-// FedAvg's; subclasses supply name() and UpdateSecondMoment().
-//
-// The aggregator BeginAggregateFit returns refers to this strategy: it must
-// not outlive it. Rounds must be finished in order (the Coordinator does);
-// m and v advance only when a round's Finish succeeds.
-class FedOpt : public FedAvg {
- public:
-  std::unique_ptr<FitAggregator> BeginAggregateFit(
-      uint32_t round, std::shared_ptr<const Parameters> global) override;
-
+// rounds (see ServerOptimizer for the rules on state). Client selection and
+// federated evaluation are FedAvg's; subclasses supply name() and
+// UpdateSecondMoment().
+class FedOpt : public ServerOptimizer {
  protected:
   explicit FedOpt(FedOptOptions options);
 
@@ -72,9 +65,8 @@ class FedOpt : public FedAvg {
   const FedOptOptions& fedopt_options() const { return options_; }
 
  private:
-  absl::StatusOr<Parameters> Step(const Parameters& global,
-                                  const FlatLayout& layout,
-                                  const at::Tensor& mean_update);
+  int64_t StateSize() const override { return m_.defined() ? m_.numel() : -1; }
+  at::Tensor Step(const at::Tensor& mean_update) override;
 
   FedOptOptions options_;
   at::Tensor m_;  // float64 [layout.size()]; undefined before round 1
