@@ -1,6 +1,8 @@
 #include "common/model_dir.h"
 
+#include <cstdio>
 #include <filesystem>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -124,12 +126,20 @@ absl::StatusOr<Parameters> LoadModelParameters(const std::string& dir,
 }
 
 void RemoveModelVersionsBefore(const std::string& dir, int64_t version) {
+  // List the folder rather than try every version below `version`: a client
+  // usually holds one old version, whatever the round number.
   std::error_code ec;
-  for (int64_t v = 0; v < version; ++v) {
-    // Versions are dense from 0, but a client may have skipped some: try all.
-    std::filesystem::remove(dir + "/" + Stem(v) + ".params", ec);
-    std::filesystem::remove(dir + "/" + Stem(v) + ".json", ec);
+  std::vector<std::filesystem::path> stale;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    long long v = -1;
+    char ext[8] = {0};
+    if (std::sscanf(name.c_str(), "model-%lld.%7s", &v, ext) == 2 && v >= 0 && v < version &&
+        (std::string(ext) == "params" || std::string(ext) == "json")) {
+      stale.push_back(entry.path());
+    }
   }
+  for (const auto& path : stale) std::filesystem::remove(path, ec);
 }
 
 }  // namespace shoal

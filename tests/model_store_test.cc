@@ -87,5 +87,21 @@ TEST(ModelStoreTest, MissingOrMalformedManifestIsAClearError) {
   EXPECT_NE(escape.status().message().find("invalid params file"), std::string::npos);
 }
 
+TEST(ModelDirTest, RemoveModelVersionsBeforeKeepsOnlyNewerVersions) {
+  testing::TempDir dir;
+  for (int64_t v : {0, 3, 7}) {
+    ModelRecord r;
+    r.version = v;
+    ASSERT_TRUE(WriteModelVersion(dir.path(), r, SerializeParameters(Weights(v))).ok());
+  }
+  ASSERT_TRUE(WriteFileAtomically(dir.File("notes.txt"), "keep me").ok());
+  RemoveModelVersionsBefore(dir.path(), 7);
+  EXPECT_FALSE(ReadModelRecord(dir.path(), 0).ok());
+  EXPECT_FALSE(ReadModelRecord(dir.path(), 3).ok());
+  EXPECT_TRUE(LoadModelParameters(dir.path(), nullptr, 7).ok());
+  EXPECT_TRUE(LoadModelParameters(dir.path()).ok());  // latest.json stays
+  EXPECT_TRUE(ReadFile(dir.File("notes.txt")).ok());
+}
+
 }  // namespace
 }  // namespace shoal
