@@ -174,6 +174,32 @@ absl::Status Agent::Run() {
   return absl::CancelledError("agent stopped");
 }
 
+absl::StatusOr<std::string> Agent::ReadPayload(
+    grpc::ClientContext* ctx, std::unique_ptr<grpc::ClientReader<v1::Chunk>> reader) {
+  ChunkAssembler assembler(kMaxModelBytes);
+  v1::Chunk chunk;
+  absl::Status added = absl::OkStatus();
+  while (added.ok() && reader->Read(&chunk)) added = assembler.Add(chunk);
+  if (!added.ok()) ctx->TryCancel();
+  grpc::Status s = reader->Finish();
+  SHOAL_RETURN_IF_ERROR(added);
+  SHOAL_RETURN_IF_ERROR(FromGrpcStatus(s));
+  SHOAL_ASSIGN_OR_RETURN(std::string payload, assembler.Finish());
+  stats_.bytes_downloaded += static_cast<int64_t>(payload.size());
+  return payload;
+}
+
+absl::StatusOr<Parameters> Agent::DownloadAux(const std::string& task_id) {
+  v1::DownloadAuxRequest req;
+  req.set_client_id(options_.client_id);
+  req.set_task_id(task_id);
+  auto ctx = Context(options_.rpc_timeout);
+  SHOAL_ASSIGN_OR_RETURN(
+      std::string payload,
+      Annotate(ReadPayload(ctx.get(), stub_->DownloadAux(ctx.get(), req)), "aux download"));
+  return Annotate(ParseParameters(payload), "auxiliary tensors");
+}
+
 absl::StatusOr<std::shared_ptr<const Parameters>> Agent::EnsureModel(
     const v1::ModelVersion& wanted) {
   const int64_t version = wanted.version();
@@ -186,23 +212,15 @@ absl::StatusOr<std::shared_ptr<const Parameters>> Agent::EnsureModel(
   req.set_client_id(options_.client_id);
   req.set_version(version);
   auto ctx = Context(options_.rpc_timeout);
-  std::unique_ptr<grpc::ClientReader<v1::Chunk>> reader = stub_->DownloadModel(ctx.get(), req);
-  ChunkAssembler assembler(kMaxModelBytes);
-  v1::Chunk chunk;
-  absl::Status added = absl::OkStatus();
-  while (added.ok() && reader->Read(&chunk)) added = assembler.Add(chunk);
-  if (!added.ok()) ctx->TryCancel();
-  grpc::Status s = reader->Finish();
-  if (!added.ok()) return Annotate(added, "model download");
-  if (!s.ok()) return Annotate(FromGrpcStatus(s), "model download");
-  SHOAL_ASSIGN_OR_RETURN(std::string payload, assembler.Finish());
+  SHOAL_ASSIGN_OR_RETURN(
+      std::string payload,
+      Annotate(ReadPayload(ctx.get(), stub_->DownloadModel(ctx.get(), req)), "model download"));
   const std::string got_sha = Sha256Hex(payload);
   if (!wanted_sha.empty() && got_sha != wanted_sha) {
     return absl::DataLossError(absl::StrCat(
         "downloaded model version ", version, " has SHA-256 ", got_sha,
         " but the task names ", wanted_sha));
   }
-  stats_.bytes_downloaded += static_cast<int64_t>(payload.size());
   spdlog::debug("downloaded model version {} ({} bytes)", version, payload.size());
   absl::StatusOr<Parameters> params = ParseParameters(payload);
   if (!params.ok()) return Annotate(params.status(), "downloaded model");
@@ -230,7 +248,7 @@ absl::Status Agent::UploadFit(const std::string& task_id, const FitRes& res) {
   header.set_task_id(task_id);
   header.set_num_examples(res.num_examples);
   MetricsToProto(res.metrics, header.mutable_metrics());
-  const ChunkedPayload payload(SerializeParameters(res.update));
+  const ChunkedPayload payload(SerializeUpdate(res.update, res.aux));
   grpc::Status s;
   for (int attempt = 0; attempt < kUploadAttempts; ++attempt) {
     auto ctx = Context(options_.rpc_timeout);
@@ -263,7 +281,12 @@ absl::Status Agent::ServeTask(const v1::Task& task) {
     const v1::FitTask& fit = task.fit();
     SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<const Parameters> global,
                            EnsureModel(fit.model()));
-    absl::StatusOr<FitRes> res = local_->Fit(*global, fit.config(), fit.round());
+    std::optional<Parameters> aux;
+    if (fit.has_aux()) {
+      SHOAL_ASSIGN_OR_RETURN(aux, DownloadAux(task.task_id()));
+    }
+    absl::StatusOr<FitRes> res =
+        local_->Fit(*global, fit.config(), fit.round(), aux ? &*aux : nullptr);
     if (!res.ok()) {
       // Tell the server at once, so the round does not wait for us.
       v1::SubmitFitRequest msg;

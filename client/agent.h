@@ -72,6 +72,11 @@ class Agent {
   absl::StatusOr<std::shared_ptr<const Parameters>> EnsureModel(
       const v1::ModelVersion& version);
   absl::Status UploadFit(const std::string& task_id, const FitRes& res);
+  // DownloadAux fetches the auxiliary tensors of fit task `task_id`.
+  absl::StatusOr<Parameters> DownloadAux(const std::string& task_id);
+  // ReadPayload reassembles and checks a chunked download; counts its bytes.
+  absl::StatusOr<std::string> ReadPayload(
+      grpc::ClientContext* ctx, std::unique_ptr<grpc::ClientReader<v1::Chunk>> reader);
   absl::Duration NextBackoff(int attempt);
   std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout) const;
 

@@ -26,9 +26,22 @@ class LocalClient {
 
   // Fit fine-tunes the global parameters on the local data and returns the
   // update with num_examples and metrics "train_loss", "train_accuracy",
-  // "steps" and "fit_seconds".
+  // "steps" and "fit_seconds"; "initial_loss" too when the config asks for it
+  // (kReportInitialLossKey, q-FedAvg). `aux` is the strategy's auxiliary
+  // tensors (FitIns::aux), if any.
+  //
+  // Differential privacy with client-side clipping (config kDpClipNormKey):
+  // the update is scaled down to that L2 norm when longer, and metric
+  // "dp_below_clip" says whether it was within it.
+  //
+  // SCAFFOLD (config kScaffoldKey; Karimireddy et al. 2020, option II):
+  // `aux` is the server control variate c. Every gradient is corrected by
+  // c - c_i, where c_i is this client's control variate (zero at first, kept
+  // in memory across rounds: a restarted client starts again from zero).
+  // After K steps at learning rate lr, c_i+ = c_i - c + (x - y) / (K lr), and
+  // FitRes.aux carries c_i+ - c_i.
   absl::StatusOr<FitRes> Fit(const Parameters& global, const v1::FitConfig& config,
-                             uint32_t round);
+                             uint32_t round, const Parameters* aux = nullptr);
 
   // Evaluate loads `global` and evaluates it on the held-out data; metric
   // "accuracy".
@@ -43,6 +56,7 @@ class LocalClient {
   Trainer trainer_;
   Dataset train_;
   Dataset holdout_;
+  Parameters control_;  // SCAFFOLD's c_i; empty until the first SCAFFOLD round
 };
 
 }  // namespace shoal::client

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -127,6 +128,28 @@ absl::Status CheckLabels(const at::Tensor& labels, int64_t num_classes) {
   return absl::OkStatus();
 }
 
+// MatchCorrections pairs each trainable tensor with its gradient correction
+// (a tensor of `correction`, which is laid out like `params`), matching them
+// by storage: a model's parameters and its trainable tensors share it.
+// Empty when `correction` is null.
+absl::StatusOr<std::vector<at::Tensor>> MatchCorrections(
+    const Parameters& params, const std::vector<at::Tensor>& trainable,
+    const Parameters* correction) {
+  std::vector<at::Tensor> out;
+  if (correction == nullptr) return out;
+  for (const at::Tensor& p : trainable) {
+    size_t i = 0;
+    while (i < params.size() && params.tensor(i).data_ptr() != p.data_ptr()) ++i;
+    if (i == params.size()) {
+      return absl::InternalError(
+          "a trainable tensor is not among the model's parameters; cannot apply "
+          "the gradient correction");
+    }
+    out.push_back(correction->tensor(i).to(p.options()));
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<Trainer> Trainer::Create(const TrainerOptions& options) {
@@ -163,8 +186,12 @@ absl::StatusOr<Trainer> Trainer::Create(const TrainerOptions& options) {
 absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
                                         const Dataset& data,
                                         const v1::FitConfig& config,
-                                        uint32_t round) {
+                                        uint32_t round, const FitExtras& extras) {
   SHOAL_RETURN_IF_ERROR(ValidateFitConfig(config));
+  if (extras.gradient_correction != nullptr) {
+    SHOAL_RETURN_IF_ERROR(
+        Annotate(global.CheckCompatible(*extras.gradient_correction), "gradient correction"));
+  }
   SHOAL_ASSIGN_OR_RETURN(const int64_t n, ValidateData(data));
   try {
     // The caller may be inside a no-grad scope; training needs autograd.
@@ -178,6 +205,12 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
     // training would then change it under us. After SetParameters the two
     // are bitwise equal, so the update is still exactly after - global.
     const Parameters start = model.GetParameters().Clone();
+    double initial_loss = std::numeric_limits<double>::quiet_NaN();
+    if (extras.initial_loss) {
+      SHOAL_ASSIGN_OR_RETURN(EvalOutcome before,
+                             Evaluate(model, data, std::max<int64_t>(config.batch_size(), 128)));
+      initial_loss = before.loss;
+    }
 
     const at::Tensor images = data.images.to(device_);
     const at::Tensor labels = data.labels.to(device_);
@@ -197,6 +230,11 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
       for (const at::Tensor& p : trainable) anchors.push_back(p.detach().clone());
     }
     std::vector<at::Tensor> proximal_params = mu > 0 ? trainable : std::vector<at::Tensor>{};
+    SHOAL_ASSIGN_OR_RETURN(
+        std::vector<at::Tensor> corrections,
+        MatchCorrections(model.GetParameters(), trainable, extras.gradient_correction));
+    const std::vector<at::Tensor> corrected = corrections.empty() ? std::vector<at::Tensor>{}
+                                                                  : trainable;
     torch::optim::SGD optimizer(std::move(trainable),
                                 torch::optim::SGDOptions(config.learning_rate())
                                     .momentum(config.momentum())
@@ -205,6 +243,7 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
 
     FitOutcome outcome;
     outcome.num_examples = n;
+    outcome.initial_loss = initial_loss;
     for (int64_t epoch = 0; epoch < epochs; ++epoch) {
       // The permutation is drawn on the CPU from a private generator so it
       // is the same on every device and independent of global RNG state.
@@ -233,6 +272,10 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
           objective = objective + (mu / 2) * (proximal_params[k] - anchors[k]).pow(2).sum();
         }
         objective.backward();
+        for (size_t k = 0; k < corrections.size(); ++k) {
+          const at::Tensor& grad = corrected[k].grad();
+          if (grad.defined()) grad.add_(corrections[k]);  // SCAFFOLD: g + c - c_i
+        }
         optimizer.step();
         ++outcome.steps;
         {

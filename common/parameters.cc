@@ -1,5 +1,6 @@
 #include "common/parameters.h"
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <utility>
@@ -70,6 +71,25 @@ Parameters Parameters::Clone() const {
     copy.Add(names_[i], tensors_[i].detach().clone().contiguous());
   }
   return copy;
+}
+
+double Parameters::L2Norm() const {
+  double sum = 0;
+  for (const at::Tensor& t : tensors_) {
+    if (at::isFloatingType(t.scalar_type()) && t.numel() > 0) {
+      sum += t.to(at::kDouble).pow(2).sum().item<double>();
+    }
+  }
+  return std::sqrt(sum);
+}
+
+Parameters Parameters::Scaled(double factor) const {
+  Parameters out;
+  for (size_t i = 0; i < size(); ++i) {
+    const at::Tensor& t = tensors_[i];
+    out.Add(names_[i], at::isFloatingType(t.scalar_type()) ? t * factor : t);
+  }
+  return out;
 }
 
 absl::Status Parameters::CheckCompatible(const Parameters& other) const {
@@ -167,17 +187,21 @@ absl::StatusOr<at::Tensor> TensorFromProto(const v1::TensorProto& proto) {
   return t;
 }
 
-void ToProto(const Parameters& params, v1::ParametersProto* proto) {
-  proto->clear_tensors();
+namespace {
+
+void TensorsToProto(const Parameters& params,
+                    google::protobuf::RepeatedPtrField<v1::TensorProto>* out) {
+  out->Clear();
   for (size_t i = 0; i < params.size(); ++i) {
-    TensorToProto(params.name(i), params.tensor(i), proto->add_tensors());
+    TensorToProto(params.name(i), params.tensor(i), out->Add());
   }
 }
 
-absl::StatusOr<Parameters> ParametersFromProto(const v1::ParametersProto& proto) {
+absl::StatusOr<Parameters> TensorsFromProto(
+    const google::protobuf::RepeatedPtrField<v1::TensorProto>& tensors) {
   Parameters params;
   absl::flat_hash_set<std::string> seen;
-  for (const v1::TensorProto& t : proto.tensors()) {
+  for (const v1::TensorProto& t : tensors) {
     if (!seen.insert(t.name()).second) {
       return absl::InvalidArgumentError(
           absl::StrCat("tensor name '", t.name(), "' appears twice"));
@@ -187,6 +211,16 @@ absl::StatusOr<Parameters> ParametersFromProto(const v1::ParametersProto& proto)
     params.Add(t.name(), *std::move(tensor));
   }
   return params;
+}
+
+}  // namespace
+
+void ToProto(const Parameters& params, v1::ParametersProto* proto) {
+  TensorsToProto(params, proto->mutable_tensors());
+}
+
+absl::StatusOr<Parameters> ParametersFromProto(const v1::ParametersProto& proto) {
+  return TensorsFromProto(proto.tensors());
 }
 
 std::string SerializeParameters(const Parameters& params) {
@@ -203,6 +237,31 @@ absl::StatusOr<Parameters> ParseParameters(const std::string& bytes) {
                      " bytes are not a valid ParametersProto"));
   }
   return ParametersFromProto(proto);
+}
+
+std::string SerializeUpdate(const Parameters& update, const Parameters& aux) {
+  v1::UpdateProto proto;
+  TensorsToProto(update, proto.mutable_tensors());
+  TensorsToProto(aux, proto.mutable_aux());
+  return proto.SerializeAsString();
+}
+
+absl::Status ParseUpdate(const std::string& bytes, Parameters* update, Parameters* aux) {
+  v1::UpdateProto proto;
+  if (!proto.ParseFromString(bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot parse the fit result: ", bytes.size(), " bytes are not a valid UpdateProto"));
+  }
+  absl::StatusOr<Parameters> u = TensorsFromProto(proto.tensors());
+  if (!u.ok()) return u.status();
+  absl::StatusOr<Parameters> a = TensorsFromProto(proto.aux());
+  if (!a.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("auxiliary tensors: ", a.status().message()));
+  }
+  *update = *std::move(u);
+  *aux = *std::move(a);
+  return absl::OkStatus();
 }
 
 }  // namespace shoal

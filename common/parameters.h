@@ -49,6 +49,13 @@ class Parameters {
   // Clone returns a deep, contiguous copy.
   Parameters Clone() const;
 
+  // L2Norm is the Euclidean norm over every floating-point value (integer
+  // tensors are counters, not weights), accumulated in float64.
+  double L2Norm() const;
+  // Scaled returns a copy with every floating-point tensor multiplied by
+  // `factor`; integer tensors are shared as they are.
+  Parameters Scaled(double factor) const;
+
   // CheckCompatible returns OK when `other` has the same names, dtypes and
   // shapes in the same order, and InvalidArgument naming the first
   // difference otherwise.
@@ -79,6 +86,12 @@ absl::StatusOr<at::Tensor> TensorFromProto(const v1::TensorProto& proto);
 // form that is chunked, checksummed and stored on disk.
 std::string SerializeParameters(const Parameters& params);
 absl::StatusOr<Parameters> ParseParameters(const std::string& bytes);
+
+// SerializeUpdate/ParseUpdate: a fit result's tensors as bytes (a serialized
+// UpdateProto): the update and the auxiliary tensors (empty for most
+// strategies).
+std::string SerializeUpdate(const Parameters& update, const Parameters& aux);
+absl::Status ParseUpdate(const std::string& bytes, Parameters* update, Parameters* aux);
 
 }  // namespace shoal
 

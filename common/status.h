@@ -44,6 +44,13 @@ inline absl::Status Annotate(const absl::Status& status,
                       std::string(context) + ": " + std::string(status.message()));
 }
 
+// Annotate for a StatusOr: the value passes through, an error is annotated.
+template <typename T>
+absl::StatusOr<T> Annotate(absl::StatusOr<T> result, absl::string_view context) {
+  if (result.ok()) return result;
+  return Annotate(result.status(), context);
+}
+
 }  // namespace shoal
 
 #endif  // SHOAL_COMMON_STATUS_H_

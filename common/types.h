@@ -24,6 +24,23 @@ inline constexpr char kProximalMuKey[] = "proximal_mu";
 inline constexpr char kStepsMetric[] = "steps";
 // kTrainLossMetric (FitRes.metrics, number): mean local training loss.
 inline constexpr char kTrainLossMetric[] = "train_loss";
+// kReportInitialLossKey (FitConfig.extra, bool): asks the client to report
+// kInitialLossMetric, the mean loss of the global model on its training data
+// before it trains (q-FedAvg weighs clients by it).
+inline constexpr char kReportInitialLossKey[] = "report_initial_loss";
+inline constexpr char kInitialLossMetric[] = "initial_loss";
+// kScaffoldKey (FitConfig.extra, bool): SCAFFOLD local training. FitIns.aux
+// holds the server control variate c (same names and shapes as the model);
+// the client corrects every gradient by c - c_i, keeps its own control
+// variate c_i between rounds and returns its change in FitRes.aux.
+inline constexpr char kScaffoldKey[] = "scaffold";
+// kDpClipNormKey (FitConfig.extra, number > 0): differential privacy with
+// client-side clipping. The client scales its update down to this L2 norm
+// when it is longer, and reports kDpBelowClipMetric: 1 when the update was
+// already within the norm, else 0 (adaptive clipping estimates a quantile
+// of the norms from these bits).
+inline constexpr char kDpClipNormKey[] = "dp_clip_norm";
+inline constexpr char kDpBelowClipMetric[] = "dp_below_clip";
 
 // FitIns tells one client to train on the global model.
 struct FitIns {
@@ -32,6 +49,9 @@ struct FitIns {
   // The global model; shared by every client of the round, never mutated.
   std::shared_ptr<const Parameters> parameters;
   v1::FitConfig config;
+  // Auxiliary tensors the strategy sends with the model (SCAFFOLD's server
+  // control variate); null for most strategies. Shared, never mutated.
+  std::shared_ptr<const Parameters> aux;
 };
 
 // FitRes is one client's answer: an update (local weights minus the global
@@ -40,6 +60,9 @@ struct FitRes {
   Parameters update;
   int64_t num_examples = 0;
   Metrics metrics;  // e.g. "train_loss", "train_accuracy"
+  // Auxiliary tensors returned with the update; laid out like FitIns.aux
+  // (the Coordinator refuses any other layout) and empty when no aux was sent.
+  Parameters aux;
 };
 
 struct EvaluateIns {

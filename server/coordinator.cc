@@ -23,13 +23,26 @@ uint64_t RoundSeed(uint64_t seed, uint32_t round) {
 // ValidateUpdate is the one gate every fit result passes before it can
 // touch the aggregate: same tensors as the global model, finite values, a
 // positive example count.
-absl::Status ValidateUpdate(const Parameters& global, const FitRes& res) {
+// Auxiliary tensors come back in the layout they were sent in, or not at all
+// when none were sent.
+absl::Status ValidateUpdate(const Parameters& global, const Parameters* aux_sent,
+                            const FitRes& res) {
   if (res.num_examples <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "num_examples must be positive, got ", res.num_examples));
   }
   SHOAL_RETURN_IF_ERROR(Annotate(global.CheckCompatible(res.update), "update"));
-  return Annotate(res.update.CheckFinite(), "update");
+  SHOAL_RETURN_IF_ERROR(Annotate(res.update.CheckFinite(), "update"));
+  if (aux_sent == nullptr) {
+    if (!res.aux.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the result carries ", res.aux.size(),
+          " auxiliary tensor(s) but the task sent none"));
+    }
+    return absl::OkStatus();
+  }
+  SHOAL_RETURN_IF_ERROR(Annotate(aux_sent->CheckCompatible(res.aux), "auxiliary tensors"));
+  return Annotate(res.aux.CheckFinite(), "auxiliary tensors");
 }
 
 // ResultCollector gathers the answers of one round's sampled clients. Each
@@ -187,6 +200,11 @@ absl::StatusOr<std::vector<RoundRecord>> Coordinator::Run() {
       spdlog::warn("stop requested: ending after round {}", round - 1);
       break;
     }
+    if (std::optional<std::string> reason = strategy_->StopReason(round)) {
+      stop_reason_ = *std::move(reason);
+      spdlog::warn("ending after round {}: {}", round - 1, stop_reason_);
+      break;
+    }
     SHOAL_ASSIGN_OR_RETURN(RoundRecord record, RunRound(round));
     for (RoundObserver* o : observers_) o->OnRoundEnd(record);
     history.push_back(std::move(record));
@@ -219,12 +237,17 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
     by_id[p->id()] = p;
   }
 
+  std::vector<FitInstruction> plan = strategy_->ConfigureFit(round, *global, ids);
   std::unique_ptr<FitAggregator> aggregator = strategy_->BeginAggregateFit(round, global);
+  std::map<std::string, std::shared_ptr<const Parameters>> aux_sent;
+  for (const FitInstruction& ins : plan) aux_sent[ins.client_id] = ins.aux;
   double loss_sum = 0;
   int64_t loss_examples = 0;
   auto collector = std::make_shared<ResultCollector<FitRes>>(
       round, ids, [&](const std::string& id, const FitRes& res) -> absl::Status {
-        SHOAL_RETURN_IF_ERROR(ValidateUpdate(*global, res));
+        const auto aux = aux_sent.find(id);
+        SHOAL_RETURN_IF_ERROR(ValidateUpdate(
+            *global, aux == aux_sent.end() ? nullptr : aux->second.get(), res));
         SHOAL_RETURN_IF_ERROR(aggregator->Accept(id, res));
         auto loss = res.metrics.find(kTrainLossMetric);
         if (loss != res.metrics.end()) {
@@ -235,10 +258,10 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
         return absl::OkStatus();
       });
 
-  for (const FitInstruction& ins : strategy_->ConfigureFit(round, *global, ids)) {
+  for (const FitInstruction& ins : plan) {
     auto it = by_id.find(ins.client_id);
     if (it == by_id.end()) continue;  // a strategy may skip clients
-    FitIns fit{round, record.model_version, global, ins.config};
+    FitIns fit{round, record.model_version, global, ins.config, ins.aux};
     std::string id = ins.client_id;
     it->second->Fit(fit, deadline, [collector, id](absl::StatusOr<FitRes> res) {
       return collector->Offer(id, std::move(res));
@@ -272,6 +295,7 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
       }
       record.model_updated = true;
       record.model_version = round;
+      record.strategy_metrics = aggregator->RoundMetrics();
     }
   }
   if (!record.note.empty()) spdlog::warn("round {}: {}", round, record.note);
@@ -294,6 +318,7 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
     }
     if (loss_examples > 0) metrics["train_loss"] = record.train_loss;
     metrics["clients"] = static_cast<int64_t>(record.answered);
+    for (const auto& [k, v] : record.strategy_metrics) metrics[k] = v;
     SHOAL_RETURN_IF_ERROR(store_->Save(round, *now_global, metrics).status());
   }
   RunFederatedEvaluation(round, start + 2 * options_.round_timeout, record);

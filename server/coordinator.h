@@ -60,6 +60,9 @@ struct RoundRecord {
   std::optional<EvaluateRes> federated_eval;
   double seconds = 0;
   std::string note;  // why the model was not updated, if it was not
+  // What the strategy reported for the round (FitAggregator::RoundMetrics),
+  // e.g. the privacy spent so far.
+  Metrics strategy_metrics;
 };
 
 // RoundObserver hears about rounds as they run (progress display, metrics
@@ -88,10 +91,15 @@ class Coordinator {
   // tells every client the run is over. It fails only when the run
   // cannot go on (no clients in time, the store cannot write); rounds with
   // too few results are reported in their RoundRecord and the run goes on.
+  // The strategy may end the run early (Strategy::StopReason); stop_reason()
+  // then says why.
   absl::StatusOr<std::vector<RoundRecord>> Run();
 
   // RequestStop ends the run after the round in progress.
   void RequestStop() { stop_requested_.store(true); }
+
+  // Why the run ended before num_rounds, if it did (after Run returns).
+  const std::string& stop_reason() const { return stop_reason_; }
 
   // global returns the current global parameters.
   std::shared_ptr<const Parameters> global() const;
@@ -110,6 +118,7 @@ class Coordinator {
   ModelStore* const store_;
   std::vector<RoundObserver*> observers_;
   std::atomic<bool> stop_requested_{false};
+  std::string stop_reason_;
 
   mutable absl::Mutex mu_;
   std::shared_ptr<const Parameters> global_ ABSL_GUARDED_BY(mu_);

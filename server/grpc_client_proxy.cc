@@ -32,7 +32,8 @@ void GrpcClientProxy::Fit(const FitIns& ins, absl::Time deadline,
   fit->set_round(ins.round);
   FillVersion(ins.model_version, fit->mutable_model());
   *fit->mutable_config() = ins.config;
-  p.global = ins.parameters;
+  fit->set_has_aux(ins.aux != nullptr);
+  p.fit_inputs = {ins.parameters, ins.aux};
   p.fit_handler = std::move(handler);
   pending_ = std::move(p);
 }
@@ -78,7 +79,7 @@ v1::Task GrpcClientProxy::NextTask(absl::Duration max_wait) {
   return wait;
 }
 
-absl::StatusOr<std::shared_ptr<const Parameters>> GrpcClientProxy::OpenFitTask(
+absl::StatusOr<GrpcClientProxy::FitTaskInputs> GrpcClientProxy::OpenFitTask(
     const std::string& task_id) const {
   absl::MutexLock lock(&mu_);
   if (!pending_ || pending_->task.task_id() != task_id || !pending_->task.has_fit()) {
@@ -86,7 +87,7 @@ absl::StatusOr<std::shared_ptr<const Parameters>> GrpcClientProxy::OpenFitTask(
         "client '", id_, "' has no open fit task '", task_id,
         "' (it timed out, was replaced, or never existed)"));
   }
-  return pending_->global;
+  return pending_->fit_inputs;
 }
 
 absl::Status GrpcClientProxy::CompleteFit(const std::string& task_id,

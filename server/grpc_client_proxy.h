@@ -35,10 +35,15 @@ class GrpcClientProxy : public ClientProxy {
   // device may have restarted mid-task).
   v1::Task NextTask(absl::Duration max_wait);
 
-  // OpenFitTask returns the global model of the open fit task `task_id`, or
+  // What an open fit task was sent: the global model and the strategy's
+  // auxiliary tensors (null when none).
+  struct FitTaskInputs {
+    std::shared_ptr<const Parameters> global;
+    std::shared_ptr<const Parameters> aux;
+  };
+  // OpenFitTask returns the inputs of the open fit task `task_id`, or
   // FailedPrecondition when there is none (timed out, replaced, unknown).
-  absl::StatusOr<std::shared_ptr<const Parameters>> OpenFitTask(
-      const std::string& task_id) const;
+  absl::StatusOr<FitTaskInputs> OpenFitTask(const std::string& task_id) const;
 
   // CompleteFit / CompleteEvaluate deliver the device's result for
   // `task_id` and return the Coordinator's verdict.
@@ -49,7 +54,7 @@ class GrpcClientProxy : public ClientProxy {
  private:
   struct PendingTask {
     v1::Task task;
-    std::shared_ptr<const Parameters> global;  // fit tasks only
+    FitTaskInputs fit_inputs;  // fit tasks only
     FitResultHandler fit_handler;
     EvaluateResultHandler evaluate_handler;
   };

@@ -28,6 +28,21 @@ absl::Status ValidateClientId(const std::string& id) {
   return absl::OkStatus();
 }
 
+namespace {
+
+grpc::Status StreamPayload(const ChunkedPayload& payload, grpc::ServerWriter<v1::Chunk>* writer) {
+  v1::Chunk chunk;
+  for (uint32_t i = 0; i < payload.num_chunks(); ++i) {
+    payload.FillChunk(i, &chunk);
+    if (!writer->Write(chunk)) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "client went away");
+    }
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<GrpcClientProxy>> FederationService::KnownClient(
     const std::string& id) {
   SHOAL_RETURN_IF_ERROR(ValidateClientId(id));
@@ -98,14 +113,24 @@ grpc::Status FederationService::DownloadModel(grpc::ServerContext* ctx,
   absl::StatusOr<std::shared_ptr<const ChunkedPayload>> payload =
       store_->Payload(req->version());
   if (!payload.ok()) return ToGrpcStatus(payload.status());
-  v1::Chunk chunk;
-  for (uint32_t i = 0; i < (*payload)->num_chunks(); ++i) {
-    (*payload)->FillChunk(i, &chunk);
-    if (!writer->Write(chunk)) {
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "client went away");
-    }
+  return StreamPayload(**payload, writer);
+}
+
+grpc::Status FederationService::DownloadAux(grpc::ServerContext* ctx,
+                                            const v1::DownloadAuxRequest* req,
+                                            grpc::ServerWriter<v1::Chunk>* writer) {
+  absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
+  if (!proxy.ok()) return ToGrpcStatus(proxy.status());
+  absl::StatusOr<GrpcClientProxy::FitTaskInputs> inputs = (*proxy)->OpenFitTask(req->task_id());
+  if (!inputs.ok()) return ToGrpcStatus(inputs.status());
+  if (inputs->aux == nullptr) {
+    return ToGrpcStatus(absl::NotFoundError(
+        absl::StrCat("fit task '", req->task_id(), "' has no auxiliary tensors")));
   }
-  return grpc::Status::OK;
+  // Serialized per download and dropped after it: a round's aux is shared by
+  // every task, and keeping one serialized copy per waiting client would cost
+  // a model's size per client.
+  return StreamPayload(ChunkedPayload(SerializeParameters(*inputs->aux)), writer);
 }
 
 absl::Status FederationService::ReceiveFit(
@@ -121,7 +146,7 @@ absl::Status FederationService::ReceiveFit(
   SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<GrpcClientProxy> proxy,
                          KnownClient(header.client_id()));
   // Refuse before reading megabytes when the task is not open.
-  SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<const Parameters> global,
+  SHOAL_ASSIGN_OR_RETURN(GrpcClientProxy::FitTaskInputs inputs,
                          proxy->OpenFitTask(header.task_id()));
   if (!header.error().empty()) {
     // The client could not train; fail its task now so the round need not
@@ -133,8 +158,10 @@ absl::Status FederationService::ReceiveFit(
   }
   // An honest update is as large as the global model plus per-tensor
   // framing; anything much larger is refused before it is buffered.
-  const uint64_t limit = static_cast<uint64_t>(global->ByteSize()) +
-                         1024 * (global->size() + 16);
+  const Parameters* aux = inputs.aux.get();
+  const uint64_t limit =
+      static_cast<uint64_t>(inputs.global->ByteSize() + (aux ? aux->ByteSize() : 0)) +
+      1024 * (inputs.global->size() + (aux ? aux->size() : 0) + 16);
   ChunkAssembler assembler(limit);
   do {
     if (msg.has_header() && msg.header().task_id() != header.task_id()) {
@@ -151,14 +178,13 @@ absl::Status FederationService::ReceiveFit(
   FitRes res;
   res.num_examples = header.num_examples();
   res.metrics = MetricsFromProto(header.metrics());
-  absl::StatusOr<Parameters> update = ParseParameters(*payload);
-  if (!update.ok()) {
+  absl::Status parsed = ParseUpdate(*payload, &res.update, &res.aux);
+  if (!parsed.ok()) {
     // A well-transferred but malformed update will not get better: fail the
     // client's task now rather than let the round wait for it.
-    proxy->CompleteFit(header.task_id(), update.status()).IgnoreError();
-    return update.status();
+    proxy->CompleteFit(header.task_id(), parsed).IgnoreError();
+    return parsed;
   }
-  res.update = *std::move(update);
   return proxy->CompleteFit(header.task_id(), std::move(res));
 }
 

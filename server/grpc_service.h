@@ -39,6 +39,8 @@ class FederationService final : public v1::Federation::Service {
                     v1::JoinResponse* resp) override;
   grpc::Status Poll(grpc::ServerContext* ctx, const v1::PollRequest* req,
                     v1::Task* task) override;
+  grpc::Status DownloadAux(grpc::ServerContext* ctx, const v1::DownloadAuxRequest* req,
+                           grpc::ServerWriter<v1::Chunk>* writer) override;
   grpc::Status DownloadModel(grpc::ServerContext* ctx,
                              const v1::DownloadModelRequest* req,
                              grpc::ServerWriter<v1::Chunk>* writer) override;

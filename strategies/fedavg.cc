@@ -35,7 +35,7 @@ std::vector<FitInstruction> FedAvg::ConfigureFit(
   std::vector<FitInstruction> out;
   out.reserve(sampled_clients.size());
   for (const std::string& id : sampled_clients) {
-    out.push_back({id, options_.fit_config});
+    out.push_back({id, options_.fit_config, nullptr});
   }
   return out;
 }
@@ -64,7 +64,17 @@ std::vector<EvaluateInstruction> FedAvg::ConfigureEvaluate(
 
 std::unique_ptr<FitAggregator> FedAvg::BeginAggregateFit(
     uint32_t round, std::shared_ptr<const Parameters> global) {
-  return std::make_unique<WeightedSumAggregator>(std::move(global));
+  return std::make_unique<WeightedSumAggregator>(
+      std::move(global),
+      [this](const Parameters& g, const FlatLayout& layout, const at::Tensor& mean_update) {
+        return ApplyMeanUpdate(g, layout, mean_update);
+      });
+}
+
+absl::StatusOr<Parameters> FedAvg::ApplyMeanUpdate(const Parameters& global,
+                                                   const FlatLayout& layout,
+                                                   const at::Tensor& mean_update) {
+  return layout.Apply(global, mean_update);
 }
 
 }  // namespace shoal

@@ -47,8 +47,25 @@ class FedAvg : public Strategy {
   std::vector<FitInstruction> ConfigureFit(
       uint32_t round, const Parameters& global,
       const std::vector<std::string>& sampled_clients) override;
+  // BeginAggregateFit folds results into their weighted mean update and
+  // hands it to ApplyMeanUpdate.
   std::unique_ptr<FitAggregator> BeginAggregateFit(
       uint32_t round, std::shared_ptr<const Parameters> global) override;
+
+  // ApplyMeanUpdate turns the round's weighted mean update (flat, float64)
+  // into the new global model: FedAvg adds it; server-side optimizers
+  // (FedAvgM, FedAdam, ...) take their step with it.
+  virtual absl::StatusOr<Parameters> ApplyMeanUpdate(const Parameters& global,
+                                                     const FlatLayout& layout,
+                                                     const at::Tensor& mean_update);
+  // AggregatesByMean is true when the new model depends on the results only
+  // through their mean update, which ApplyMeanUpdate receives, so a wrapper
+  // may replace that mean (differential privacy clips and noises it).
+  // Strategies that aggregate otherwise (FedNova, q-FedAvg, SCAFFOLD) say no.
+  virtual bool AggregatesByMean() const { return true; }
+
+  const FedAvgOptions& options() const { return options_; }
+
   // ConfigureEvaluate asks ceil(fraction_evaluate * n) of the live clients,
   // the same ones for the same round.
   std::vector<EvaluateInstruction> ConfigureEvaluate(

@@ -31,6 +31,7 @@ class FedNova : public FedAvg {
  public:
   explicit FedNova(FedAvgOptions options) : FedAvg(options), momentum_(options.fit_config.momentum()) {}
   absl::string_view name() const override { return "fednova"; }
+  bool AggregatesByMean() const override { return false; }
   std::unique_ptr<FitAggregator> BeginAggregateFit(
       uint32_t round, std::shared_ptr<const Parameters> global) override;
 

@@ -20,6 +20,8 @@
 #include "strategies/fedyogi.h"
 #include "strategies/krum.h"
 #include "strategies/params.h"
+#include "strategies/qfedavg.h"
+#include "strategies/scaffold.h"
 
 namespace shoal {
 namespace {
@@ -44,6 +46,8 @@ const std::pair<const char*, StrategyFactory> kBuiltins[] = {
     {"fedyogi", MakeFedYogi},
     {"krum", MakeKrum},
     {"multikrum", MakeMultiKrum},
+    {"qfedavg", MakeQFedAvg},
+    {"scaffold", MakeScaffold},
 };
 
 Registry& GetRegistry() {

@@ -20,8 +20,9 @@ namespace shoal {
 // Coordinator does); state advances only when a round's Finish succeeds.
 class ServerOptimizer : public FedAvg {
  public:
-  std::unique_ptr<FitAggregator> BeginAggregateFit(
-      uint32_t round, std::shared_ptr<const Parameters> global) final;
+  absl::StatusOr<Parameters> ApplyMeanUpdate(const Parameters& global,
+                                             const FlatLayout& layout,
+                                             const at::Tensor& mean_update) final;
 
  protected:
   explicit ServerOptimizer(FedAvgOptions options) : FedAvg(std::move(options)) {}

@@ -3,10 +3,12 @@
 //
 // Lifecycle of round r (all calls on the Coordinator's thread except
 // FitAggregator::Accept, see below):
+//   StopReason(r)                    -> end the run before round r?
 //   ConfigureFit(r, global, sampled) -> one FitConfig per sampled client
 //   BeginAggregateFit(r, global)     -> a FitAggregator for this round
 //     aggregator->Accept(result)     (once per valid result, as it arrives)
 //     aggregator->Finish(failures)   -> the new global parameters
+//     aggregator->RoundMetrics()     -> strategy figures for the history
 //   EvaluateGlobal(r, new_global)    -> server-side evaluation, if any
 //   ConfigureEvaluate / AggregateEvaluate: federated evaluation, if any
 #ifndef SHOAL_STRATEGIES_STRATEGY_H_
@@ -51,11 +53,17 @@ class FitAggregator {
   // clients whose result never arrived or was refused.
   virtual absl::StatusOr<Parameters> Finish(
       const std::vector<ClientFailure>& failures) = 0;
+  // Metrics the strategy reports for the round once Finish succeeded (for
+  // example the privacy spent so far); they join the round's history.
+  virtual Metrics RoundMetrics() const { return {}; }
 };
 
 struct FitInstruction {
   std::string client_id;
   v1::FitConfig config;
+  // Optional tensors sent along with the model (see FitIns::aux); the same
+  // shared object for every client of a round costs one copy.
+  std::shared_ptr<const Parameters> aux;
 };
 
 struct EvaluateInstruction {
@@ -89,6 +97,11 @@ class Strategy {
   // `global` (the parameters the clients started from).
   virtual std::unique_ptr<FitAggregator> BeginAggregateFit(
       uint32_t round, std::shared_ptr<const Parameters> global) = 0;
+
+  // StopReason is asked before round `round` starts; a reason ends the run
+  // there, after the last completed round (for example: one more round
+  // would spend more privacy than the budget allows).
+  virtual std::optional<std::string> StopReason(uint32_t round) { return std::nullopt; }
 
   // ConfigureEvaluate picks clients for federated evaluation; the default
   // picks none (the server evaluates on its own data instead).

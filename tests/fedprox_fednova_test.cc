@@ -8,24 +8,14 @@
 #include "strategies/fednova.h"
 #include "strategies/fedprox.h"
 #include "strategies/registry.h"
+#include "tests/strategy_testing.h"
 
 namespace shoal {
 namespace {
 
 using nlohmann::json;
 
-at::Tensor FromJson(const json& j) {
-  std::vector<double> flat;
-  std::vector<int64_t> shape;
-  if (j[0].is_array()) {
-    shape = {static_cast<int64_t>(j.size()), static_cast<int64_t>(j[0].size())};
-    for (const auto& row : j) for (double v : row) flat.push_back(v);
-  } else {
-    shape = {static_cast<int64_t>(j.size())};
-    for (double v : j) flat.push_back(v);
-  }
-  return at::tensor(flat, at::kDouble).view(shape).to(at::kFloat);
-}
+at::Tensor FromJson(const json& j) { return testing::TensorFromJson(j).to(at::kFloat); }
 
 TEST(FedNovaTest, MatchesNumPyReference) {
   const json g = json::parse(*ReadFile(std::string(SHOAL_SOURCE_DIR) +

@@ -18,44 +18,16 @@
 #include "strategies/fedtrimmedavg.h"
 #include "strategies/krum.h"
 #include "strategies/registry.h"
+#include "tests/strategy_testing.h"
 
 namespace shoal {
 namespace {
 
 using ::nlohmann::json;
+using ::shoal::testing::ParametersFromJson;
+using ::shoal::testing::TensorFromJson;
 
 constexpr double kTolerance = 1e-6;
-
-// Tensor from nested JSON arrays of numbers, as float64.
-at::Tensor TensorFromJson(const json& j) {
-  std::vector<int64_t> shape;
-  for (const json* level = &j; level->is_array(); level = &level->front()) {
-    shape.push_back(static_cast<int64_t>(level->size()));
-    if (level->empty()) break;
-  }
-  std::vector<double> values;
-  std::vector<const json*> stack = {&j};
-  // Depth-first, left to right: row-major order.
-  while (!stack.empty()) {
-    const json* node = stack.back();
-    stack.pop_back();
-    if (node->is_array()) {
-      for (auto it = node->rbegin(); it != node->rend(); ++it)
-        stack.push_back(&*it);
-    } else {
-      values.push_back(node->get<double>());
-    }
-  }
-  return at::tensor(values, at::kDouble).view(shape);
-}
-
-// The model of the golden data: "w" [3, 4] and "b" [4], float32.
-Parameters ParametersFromJson(const json& j, at::ScalarType dtype) {
-  Parameters p;
-  for (const char* name : {"w", "b"})
-    p.Add(name, TensorFromJson(j.at(name)).to(dtype));
-  return p;
-}
 
 const json& Golden() {
   static const json* const golden = [] {

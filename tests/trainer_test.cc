@@ -408,5 +408,64 @@ TEST(TrainerTest, ProximalTermShrinksTheUpdateAndBadMuIsRefused) {
   EXPECT_NE(fit.status().message().find("proximal_mu"), std::string::npos);
 }
 
+// SCAFFOLD's correction: with plain SGD and one full-batch step, adding g to
+// every gradient moves each weight by exactly -lr * g more.
+TEST(TrainerTest, GradientCorrectionShiftsEachStepByLrTimesCorrection) {
+  const Dataset data = SeparableData(64, 14);
+  const double lr = 0.1;
+  auto fit_with = [&](const Parameters* correction) {
+    std::unique_ptr<Model> model = MustCreate("logreg", 14);
+    Trainer trainer = MustTrainer();
+    FitExtras extras;
+    extras.gradient_correction = correction;
+    absl::StatusOr<FitOutcome> fit = trainer.Fit(
+        *model, model->GetParameters().Clone(), data, Config(1, 64, lr), 1, extras);
+    EXPECT_TRUE(fit.ok()) << fit.status();
+    return fit->update;
+  };
+  std::unique_ptr<Model> model = MustCreate("logreg", 14);
+  Parameters correction;
+  const Parameters like = model->GetParameters();
+  for (size_t i = 0; i < like.size(); ++i) {
+    correction.Add(like.name(i), at::full_like(like.tensor(i), 0.5 * (i + 1)));
+  }
+  const Parameters plain = fit_with(nullptr);
+  const Parameters corrected = fit_with(&correction);
+  for (size_t i = 0; i < plain.size(); ++i) {
+    EXPECT_TRUE(at::allclose(corrected.tensor(i) - plain.tensor(i),
+                             -lr * correction.tensor(i), 1e-5, 1e-6))
+        << plain.name(i);
+  }
+
+  Parameters wrong;
+  wrong.Add("nope", at::zeros({3}));
+  Trainer trainer = MustTrainer();
+  FitExtras extras;
+  extras.gradient_correction = &wrong;
+  absl::StatusOr<FitOutcome> refused = trainer.Fit(
+      *model, model->GetParameters().Clone(), data, Config(1, 64, lr), 1, extras);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("gradient correction"));
+}
+
+TEST(TrainerTest, InitialLossIsTheGlobalModelsLossBeforeTraining) {
+  const Dataset data = SeparableData(100, 15);
+  std::unique_ptr<Model> model = MustCreate("2nn", 15);
+  Trainer trainer = MustTrainer();
+  const Parameters global = model->GetParameters().Clone();
+  absl::StatusOr<EvalOutcome> before = trainer.Evaluate(*model, data);
+  ASSERT_TRUE(before.ok());
+  FitExtras extras;
+  extras.initial_loss = true;
+  absl::StatusOr<FitOutcome> fit = trainer.Fit(*model, global, data, Config(2, 10, 0.1), 1, extras);
+  ASSERT_TRUE(fit.ok()) << fit.status();
+  EXPECT_NEAR(fit->initial_loss, before->loss, 1e-6);
+  EXPECT_LT(fit->train_loss, fit->initial_loss);
+
+  absl::StatusOr<FitOutcome> plain = trainer.Fit(*model, global, data, Config(1, 10, 0.1), 1);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(std::isnan(plain->initial_loss));
+}
+
 }  // namespace
 }  // namespace shoal::client

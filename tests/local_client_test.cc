@@ -1,0 +1,116 @@
+// LocalClient: the strategy-specific parts of a client's round (SCAFFOLD's
+// control variate, q-FedAvg's initial loss) on top of the Trainer.
+#include "client/local_client.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <memory>
+
+#include "common/types.h"
+#include "gtest/gtest.h"
+
+namespace shoal::client {
+namespace {
+
+Dataset Data(int64_t n, uint64_t seed) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return Dataset{at::randn({n, 1, 28, 28}, gen), at::randint(0, 10, {n}, gen, at::kLong)};
+}
+
+LocalClient MakeClient(uint64_t seed) {
+  ModelSpec spec;
+  spec.name = "logreg";
+  return LocalClient(*CreateModel(spec, seed), *Trainer::Create(TrainerOptions{}),
+                     Data(40, seed), Dataset{});
+}
+
+v1::FitConfig ScaffoldConfig(double lr) {
+  v1::FitConfig config;
+  config.set_local_epochs(1);
+  config.set_batch_size(10);
+  config.set_learning_rate(lr);
+  (*config.mutable_extra())[kScaffoldKey].set_bool_value(true);
+  return config;
+}
+
+Parameters Filled(const Parameters& like, double value) {
+  Parameters out;
+  for (size_t i = 0; i < like.size(); ++i) {
+    out.Add(like.name(i), at::full_like(like.tensor(i), value));
+  }
+  return out;
+}
+
+// Option II of Karimireddy et al.: c_i+ = c_i - c + (x - y) / (K lr), so the
+// returned change is -c - update / (K lr) whatever c_i was; and the next
+// round's gradients are corrected by c - c_i with the c_i the client kept.
+TEST(LocalClientTest, ScaffoldReturnsControlChangeAndKeepsItsControlVariate) {
+  const double lr = 0.05;
+  LocalClient client = MakeClient(3);
+  const Parameters global = client.model().GetParameters().Clone();
+  const Parameters c1 = Filled(global, 0.01);
+  absl::StatusOr<FitRes> r1 = client.Fit(global, ScaffoldConfig(lr), 1, &c1);
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  const int64_t steps = std::get<int64_t>(r1->metrics.at(kStepsMetric));
+  ASSERT_EQ(steps, 4);
+  ASSERT_EQ(r1->aux.size(), global.size());
+  for (size_t i = 0; i < global.size(); ++i) {
+    const at::Tensor want = -c1.tensor(i) - r1->update.tensor(i) / (steps * lr);
+    EXPECT_TRUE(at::allclose(r1->aux.tensor(i), want, 1e-5, 1e-6)) << global.name(i);
+  }
+
+  // Round 2: the client's c_i is now r1->aux (it started at zero).
+  const Parameters c2 = Filled(global, -0.02);
+  absl::StatusOr<FitRes> r2 = client.Fit(global, ScaffoldConfig(lr), 2, &c2);
+  ASSERT_TRUE(r2.ok()) << r2.status();
+  // The same round by a bare Trainer corrected by c2 - c_i.
+  Parameters correction;
+  for (size_t i = 0; i < global.size(); ++i) {
+    correction.Add(global.name(i), c2.tensor(i) - r1->aux.tensor(i));
+  }
+  std::unique_ptr<Model> model = *CreateModel(ModelSpec{"logreg", ""}, 3);
+  Trainer trainer = *Trainer::Create(TrainerOptions{});
+  FitExtras extras;
+  extras.gradient_correction = &correction;
+  absl::StatusOr<FitOutcome> bare =
+      trainer.Fit(*model, global, client.train_data(), ScaffoldConfig(lr), 2, extras);
+  ASSERT_TRUE(bare.ok()) << bare.status();
+  for (size_t i = 0; i < global.size(); ++i) {
+    EXPECT_TRUE(at::allclose(r2->update.tensor(i), bare->update.tensor(i), 1e-5, 1e-7))
+        << global.name(i);
+  }
+}
+
+TEST(LocalClientTest, ScaffoldWithoutControlVariateIsRefused) {
+  LocalClient client = MakeClient(4);
+  const Parameters global = client.model().GetParameters().Clone();
+  absl::StatusOr<FitRes> res = client.Fit(global, ScaffoldConfig(0.1), 1, nullptr);
+  ASSERT_FALSE(res.ok());
+  EXPECT_EQ(res.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(res.status().message().find("control variate"), std::string::npos);
+}
+
+TEST(LocalClientTest, PlainRoundsReturnNoAuxAndInitialLossOnRequest) {
+  LocalClient client = MakeClient(5);
+  const Parameters global = client.model().GetParameters().Clone();
+  v1::FitConfig config = ScaffoldConfig(0.1);
+  config.mutable_extra()->erase(kScaffoldKey);
+  absl::StatusOr<FitRes> plain = client.Fit(global, config, 1);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_TRUE(plain->aux.empty());
+  EXPECT_EQ(plain->metrics.count(kInitialLossMetric), 0u);
+
+  (*config.mutable_extra())[kReportInitialLossKey].set_bool_value(true);
+  absl::StatusOr<FitRes> asked = client.Fit(global, config, 1);
+  ASSERT_TRUE(asked.ok()) << asked.status();
+  EXPECT_GT(MetricAsDouble(asked->metrics.at(kInitialLossMetric)), 0);
+
+  (*config.mutable_extra())[kReportInitialLossKey].set_int_value(1);
+  absl::StatusOr<FitRes> bad = client.Fit(global, config, 1);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find(kReportInitialLossKey), std::string::npos);
+}
+
+}  // namespace
+}  // namespace shoal::client
