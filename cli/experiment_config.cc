@@ -10,6 +10,7 @@
 #include "client/model.h"
 #include "common/files.h"
 #include "common/status.h"
+#include "strategies/registry.h"
 
 namespace shoal::cli {
 namespace {
@@ -111,7 +112,8 @@ constexpr int64_t kMaxInt = std::numeric_limits<int32_t>::max();
 
 absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
   SHOAL_RETURN_IF_ERROR(root.Expect({"name", "seed", "rounds", "model", "strategy",
-                                     "fit", "sampling", "timeouts", "data", "server"}));
+                                     "privacy", "fit", "sampling", "timeouts", "data",
+                                     "server"}));
   SHOAL_RETURN_IF_ERROR(root.String("name", &c.name));
   SHOAL_RETURN_IF_ERROR(root.Integer("seed", 0, std::numeric_limits<int64_t>::max(), &c.seed));
   SHOAL_RETURN_IF_ERROR(root.Integer("rounds", 1, 1000000, &c.coordinator.num_rounds));
@@ -127,6 +129,13 @@ absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
     c.strategy = s.at("name").get<std::string>();
     c.strategy_params = s;
     c.strategy_params.erase("name");
+  }
+  if (root.Has("privacy")) {
+    const json& p = root.Raw("privacy");
+    if (!p.is_object()) {
+      return absl::InvalidArgumentError("'privacy' must be an object, e.g. {\"noise_multiplier\": 1.0}");
+    }
+    SHOAL_ASSIGN_OR_RETURN(c.privacy, ParseDifferentialPrivacyOptions(p));
   }
 
   if (root.Has("fit")) {
@@ -237,6 +246,22 @@ absl::StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text,
 absl::StatusOr<ExperimentConfig> LoadExperimentConfig(const std::string& path) {
   SHOAL_ASSIGN_OR_RETURN(std::string text, ReadFile(path, 1 << 20));
   return ParseExperimentConfig(text, path);
+}
+
+absl::StatusOr<std::unique_ptr<Strategy>> CreateExperimentStrategy(
+    const ExperimentConfig& config) {
+  StrategyContext context;
+  context.fit_config = config.fit;
+  context.min_fit_clients = config.coordinator.min_fit_clients;
+  context.seed = config.seed;
+  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Strategy> strategy,
+                         CreateStrategy(config.strategy, config.strategy_params, context));
+  if (!config.privacy) return strategy;
+  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<DifferentialPrivacy> private_strategy,
+                         Annotate(DifferentialPrivacy::Wrap(std::move(strategy), *config.privacy,
+                                                            config.coordinator.min_fit_clients),
+                                  "'privacy'"));
+  return std::unique_ptr<Strategy>(std::move(private_strategy));
 }
 
 }  // namespace shoal::cli

@@ -5,6 +5,8 @@
 #define SHOAL_CLI_EXPERIMENT_CONFIG_H_
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +15,8 @@
 #include "client/data/partition.h"
 #include "server/coordinator.h"
 #include "shoal/v1/shoal.pb.h"
+#include "strategies/differential_privacy.h"
+#include "strategies/strategy.h"
 
 namespace shoal::cli {
 
@@ -24,6 +28,8 @@ struct ExperimentConfig {
   // strategy
   std::string strategy = "fedavg";
   nlohmann::json strategy_params = nlohmann::json::object();
+  // privacy: differential privacy around the strategy, when present
+  std::optional<DifferentialPrivacyOptions> privacy;
 
   // fit: sent to clients every round
   v1::FitConfig fit;
@@ -52,6 +58,12 @@ struct ExperimentConfig {
 absl::StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text,
                                                        const std::string& source);
 absl::StatusOr<ExperimentConfig> LoadExperimentConfig(const std::string& path);
+
+// CreateExperimentStrategy builds the config's strategy by name, wrapped in
+// differential privacy when the config has a "privacy" section; errors name
+// the offending key.
+absl::StatusOr<std::unique_ptr<Strategy>> CreateExperimentStrategy(
+    const ExperimentConfig& config);
 
 }  // namespace shoal::cli
 

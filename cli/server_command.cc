@@ -5,8 +5,10 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <thread>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
@@ -62,11 +64,12 @@ class ProgressReporter : public RoundObserver {
     if (r.federated_eval) {
       eval += absl::StrFormat(" | clients' accuracy %.2f%%", 100 * Accuracy(*r.federated_eval));
     }
-    spdlog::info("round {}/{} | clients {}/{} | train loss {} | {} | {:.1f} s{}", r.round,
+    spdlog::info("round {}/{} | clients {}/{} | train loss {} | {}{} | {:.1f} s{}", r.round,
                  config_.coordinator.num_rounds, r.answered, r.sampled,
                  std::isnan(r.train_loss) ? std::string("n/a")
                                           : absl::StrFormat("%.4f", r.train_loss),
-                 eval, r.seconds, r.model_updated ? "" : " | model unchanged");
+                 eval, MetricsText(r.strategy_metrics), r.seconds,
+                 r.model_updated ? "" : " | model unchanged");
     for (const ClientFailure& f : r.failures) {
       spdlog::warn("round {}: client '{}' failed: {}", r.round, f.client_id,
                    std::string(f.status.message()));
@@ -86,17 +89,47 @@ class ProgressReporter : public RoundObserver {
                  {"elapsed_seconds", absl::ToDoubleSeconds(absl::Now() - start_)},
                  {"rounds", rounds_}};
     SHOAL_RETURN_IF_ERROR(WriteFileAtomically(dir_ + "/metrics.json", history.dump(2) + "\n"));
+    // Strategy metrics (e.g. the privacy spent) become extra columns: the
+    // union of their names over the rounds, empty where a round has none.
+    std::set<std::string> extra;
+    for (const json& r : rounds_) {
+      for (const auto& [k, v] : r["strategy_metrics"].items()) extra.insert(k);
+    }
     std::ostringstream csv;
-    csv << "round,sampled,answered,failed,model_version,train_loss,test_loss,test_accuracy,seconds\n";
+    csv << "round,sampled,answered,failed,model_version,train_loss,test_loss,test_accuracy,seconds";
+    for (const std::string& k : extra) csv << ',' << k;
+    csv << '\n';
     for (const json& r : rounds_) {
       csv << r["round"] << ',' << r["sampled"] << ',' << r["answered"] << ','
           << r["failed"] << ',' << r["model_version"] << ',' << r["train_loss"] << ','
-          << r["test_loss"] << ',' << r["test_accuracy"] << ',' << r["seconds"] << '\n';
+          << r["test_loss"] << ',' << r["test_accuracy"] << ',' << r["seconds"];
+      for (const std::string& k : extra) {
+        csv << ',';
+        if (r["strategy_metrics"].contains(k)) csv << r["strategy_metrics"][k];
+      }
+      csv << '\n';
     }
     return WriteFileAtomically(dir_ + "/metrics.csv", csv.str());
   }
 
  private:
+  static json MetricsToJson(const Metrics& metrics) {
+    json out = json::object();
+    for (const auto& [k, v] : metrics) {
+      std::visit([&, key = k](auto x) { out[key] = x; }, v);
+    }
+    return out;
+  }
+
+  // "name value" pairs for the progress line, e.g. " | dp_epsilon 1.23".
+  static std::string MetricsText(const Metrics& metrics) {
+    std::string out;
+    for (const auto& [k, v] : metrics) {
+      absl::StrAppend(&out, " | ", k, " ", absl::StrFormat("%.4g", MetricAsDouble(v)));
+    }
+    return out;
+  }
+
   static json ToJson(const RoundRecord& r) {
     json failures = json::array();
     for (const ClientFailure& f : r.failures) {
@@ -118,6 +151,7 @@ class ProgressReporter : public RoundObserver {
                  r.federated_eval ? num(Accuracy(*r.federated_eval)) : json(nullptr)},
                 {"seconds", r.seconds},
                 {"failures", failures},
+                {"strategy_metrics", MetricsToJson(r.strategy_metrics)},
                 {"note", r.note}};
   }
 
@@ -204,12 +238,7 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
 
   SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec, client::ParseModelSpec(config.model));
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<client::Model> model, client::CreateModel(spec, config.seed));
-  StrategyContext strategy_context;
-  strategy_context.fit_config = config.fit;
-  strategy_context.min_fit_clients = config.coordinator.min_fit_clients;
-  strategy_context.seed = config.seed;
-  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Strategy> strategy,
-                         CreateStrategy(config.strategy, config.strategy_params, strategy_context));
+  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Strategy> strategy, CreateExperimentStrategy(config));
   Parameters initial = model->GetParameters().Clone();
   if (std::optional<Parameters> custom = strategy->InitializeParameters()) initial = *custom;
   if (config.server_evaluation) {
@@ -258,8 +287,12 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
 
   std::optional<ModelRecord> latest = store->Latest();
   const RoundRecord* last = history->empty() ? nullptr : &history->back();
+  // history[0] is the initial model's evaluation, not a training round.
   std::printf("\n=== Shoal run '%s' finished: %zu round(s) ===\n", config.name.c_str(),
-              history->size());
+              history->empty() ? size_t{0} : history->size() - 1);
+  if (!coordinator->stop_reason().empty()) {
+    std::printf("Stopped early: %s\n", coordinator->stop_reason().c_str());
+  }
   if (last != nullptr && last->server_eval) {
     std::printf("Final test accuracy: %.2f%% (test loss %.4f)\n",
                 100 * ProgressReporter::Accuracy(*last->server_eval), last->server_eval->loss);

@@ -22,8 +22,11 @@ namespace shoal {
 //   SHOAL_RETURN_IF_ERROR(p.Finish());  // unknown keys are errors
 class StrategyParams {
  public:
-  StrategyParams(std::string strategy, const nlohmann::json& params)
-      : strategy_(std::move(strategy)), params_(params) {}
+  // `section` is the config object the keys live in, for messages
+  // ("strategy.mu").
+  StrategyParams(std::string strategy, const nlohmann::json& params,
+                 std::string section = "strategy")
+      : strategy_(std::move(strategy)), params_(params), section_(std::move(section)) {}
 
   // Number reads `key` into `out` (left unchanged when absent); it must lie
   // in [lo, hi], or (lo, hi] / [lo, hi) when the bound is open.
@@ -37,10 +40,11 @@ class StrategyParams {
   absl::Status Finish() const;
 
  private:
-  std::string Name(const std::string& key) const { return "strategy." + key; }
+  std::string Name(const std::string& key) const { return section_ + "." + key; }
 
   std::string strategy_;
   const nlohmann::json& params_;
+  std::string section_;
   std::set<std::string> known_;
 };
 

@@ -96,5 +96,29 @@ TEST(ExperimentConfigTest, MalformedJsonAndMissingFileAreClearErrors) {
   EXPECT_NE(c.status().message().find("/nonexistent/exp.json"), std::string::npos);
 }
 
+TEST(ExperimentConfigTest, PrivacySectionWrapsTheStrategyAndIsChecked) {
+  absl::StatusOr<ExperimentConfig> c = ParseExperimentConfig(
+      R"({"strategy": {"name": "fedadam"},
+          "privacy": {"clipping": "client", "noise_multiplier": 0.8, "population": 100}})",
+      "exp.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->privacy.has_value());
+  EXPECT_DOUBLE_EQ(c->privacy->noise_multiplier, 0.8);
+  absl::StatusOr<std::unique_ptr<Strategy>> strategy = CreateExperimentStrategy(*c);
+  ASSERT_TRUE(strategy.ok()) << strategy.status();
+  EXPECT_EQ((*strategy)->name(), "dp-client(fedadam)");
+  EXPECT_EQ((*strategy)->aggregation_kind(), AggregationKind::kWeightedSum);
+
+  EXPECT_NE(ErrorOf(R"({"privacy": {"noise": 1}})").find("privacy.noise"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"privacy": {"noise_multiplier": -1}})").find("privacy.noise_multiplier"),
+            std::string::npos);
+  // A strategy that does not average updates cannot be made private.
+  c = ParseExperimentConfig(R"({"strategy": {"name": "fedmedian"}, "privacy": {}})", "exp.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  absl::StatusOr<std::unique_ptr<Strategy>> refused = CreateExperimentStrategy(*c);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("fedmedian"), std::string::npos) << refused.status();
+}
+
 }  // namespace
 }  // namespace shoal::cli
