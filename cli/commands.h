@@ -3,6 +3,7 @@
 #ifndef SHOAL_CLI_COMMANDS_H_
 #define SHOAL_CLI_COMMANDS_H_
 
+#include <optional>
 #include <string>
 
 namespace shoal::cli {
@@ -26,6 +27,10 @@ struct ClientFlags {
   std::string device = "cpu";
   int threads = 1;         // LibTorch intra-op threads
   std::string log_level = "info";
+  // Model poisoning for robustness experiments (client/attack.h): "none",
+  // "sign_flip" or "noise"; the scale defaults to the mode's.
+  std::string attack = "none";
+  std::optional<double> attack_scale;
 };
 int RunClientCommand(const ClientFlags& flags);
 

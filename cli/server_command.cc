@@ -18,6 +18,7 @@
 #include "cli/commands.h"
 #include "cli/experiment_config.h"
 #include "client/data/dataset.h"
+#include "client/dataset_evaluator.h"
 #include "client/model.h"
 #include "client/trainer.h"
 #include "common/files.h"
@@ -205,22 +206,8 @@ absl::StatusOr<ServerEvaluator> MakeTestSetEvaluator(const ExperimentConfig& con
   SHOAL_ASSIGN_OR_RETURN(client::Dataset test,
                          client::LoadFashionMnist(config.data_dir, client::Split::kTest));
   SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec, client::ParseModelSpec(config.model));
-  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<client::Model> model, client::CreateModel(spec, config.seed));
-  SHOAL_ASSIGN_OR_RETURN(client::Trainer trainer, client::Trainer::Create({}));
-  auto shared_model = std::shared_ptr<client::Model>(std::move(model));
-  auto shared_trainer = std::make_shared<client::Trainer>(std::move(trainer));
   spdlog::info("server-side evaluation on {} test examples from {}", test.size(), config.data_dir);
-  return ServerEvaluator([shared_model, shared_trainer, test](const Parameters& params)
-                             -> absl::StatusOr<EvaluateRes> {
-    SHOAL_RETURN_IF_ERROR(shared_model->SetParameters(params));
-    SHOAL_ASSIGN_OR_RETURN(client::EvalOutcome out,
-                           shared_trainer->Evaluate(*shared_model, test, 128));
-    EvaluateRes res;
-    res.num_examples = out.num_examples;
-    res.loss = out.loss;
-    res.metrics["accuracy"] = out.accuracy;
-    return res;
-  });
+  return client::MakeDatasetEvaluator(spec, std::move(test));
 }
 
 absl::Status RunServer(const ServerFlags& flags, int* exit_code) {

@@ -287,6 +287,10 @@ absl::Status Agent::ServeTask(const v1::Task& task) {
     }
     absl::StatusOr<FitRes> res =
         local_->Fit(*global, fit.config(), fit.round(), aux ? &*aux : nullptr);
+    if (res.ok()) {
+      absl::Status poisoned = ApplyAttack(options_.attack, fit.round(), &*res);
+      if (!poisoned.ok()) res = poisoned;
+    }
     if (!res.ok()) {
       // Tell the server at once, so the round does not wait for us.
       v1::SubmitFitRequest msg;
@@ -306,6 +310,10 @@ absl::Status Agent::ServeTask(const v1::Task& task) {
     spdlog::info("round {}: trained on {} examples, loss {:.4f}, in {:.1f} s", fit.round(),
                  res->num_examples, MetricAsDouble(res->metrics.at("train_loss")),
                  MetricAsDouble(res->metrics.at("fit_seconds")));
+    if (options_.attack.mode != AttackMode::kNone) {
+      spdlog::warn("round {}: uploaded a POISONED update ({}, scale {})", fit.round(),
+                   AttackModeName(options_.attack.mode), options_.attack.scale);
+    }
     return absl::OkStatus();
   }
   if (task.has_evaluate()) {

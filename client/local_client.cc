@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "client/dataset_evaluator.h"
 #include "common/status.h"
 
 namespace shoal::client {
@@ -111,11 +112,7 @@ absl::StatusOr<EvaluateRes> LocalClient::Evaluate(const Parameters& global,
   SHOAL_RETURN_IF_ERROR(model_->SetParameters(global));
   const int64_t batch = config.batch_size() > 0 ? config.batch_size() : 128;
   SHOAL_ASSIGN_OR_RETURN(EvalOutcome outcome, trainer_.Evaluate(*model_, holdout_, batch));
-  EvaluateRes res;
-  res.num_examples = outcome.num_examples;
-  res.loss = outcome.loss;
-  res.metrics["accuracy"] = outcome.accuracy;
-  return res;
+  return ToEvaluateRes(outcome);
 }
 
 }  // namespace shoal::client
