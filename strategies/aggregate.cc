@@ -26,7 +26,34 @@ void AddScaledFloat32(const float* x, double weight, double* acc, int64_t n) {
   });
 }
 
+// Elements per block in CombineColumnBlocks: 4 MiB of float32, so the
+// working copies (~4x that) stay small next to the stacked updates, while a
+// block still has enough columns (>= 1,024 for 1,000 clients) for ATen to
+// split among threads and for the per-block overhead to be noise.
+constexpr int64_t kBlockElements = 1 << 20;
+
+// Block widths are a multiple of this many columns, so that every column
+// keeps its position modulo the SIMD width (and modulo ATen's 128-byte
+// per-thread column rounding) within its block: a reduction vectorized over
+// columns then treats each column exactly as it does in the whole matrix.
+constexpr int64_t kBlockAlign = 64;
+
 }  // namespace
+
+at::Tensor CombineColumnBlocks(
+    const at::Tensor& updates,
+    const std::function<at::Tensor(const at::Tensor& block)>& combine) {
+  const int64_t n = std::max<int64_t>(updates.size(0), 1);
+  const int64_t d = updates.size(1);
+  const int64_t width =
+      std::max(kBlockAlign, kBlockElements / n / kBlockAlign * kBlockAlign);
+  std::vector<at::Tensor> parts;
+  for (int64_t start = 0; start < d; start += width) {
+    parts.push_back(
+        combine(updates.narrow(1, start, std::min(width, d - start))));
+  }
+  return parts.empty() ? combine(updates) : at::cat(parts);
+}
 
 FlatLayout::FlatLayout(const Parameters& like) {
   for (size_t i = 0; i < like.size(); ++i) {

@@ -98,6 +98,21 @@ class PerClientAggregator : public FitAggregator {
   std::vector<Row> rows_;
 };
 
+// CombineColumnBlocks returns `combine` applied to consecutive blocks of
+// columns of `updates` ([n, D]), concatenated into one [D] tensor. `combine`
+// must reduce each column on its own (a median, a trimmed mean): then the
+// result is the same as combine(updates), bit for bit, while the working
+// copies that ATen's sort and kthvalue make (the input again, plus an int64
+// index per element: 3x the matrix) are one block's worth, ~1M elements.
+//
+// Example:
+//   at::Tensor medians = CombineColumnBlocks(updates, [](const at::Tensor& b) {
+//     return std::get<0>(at::kthvalue(b, (b.size(0) + 1) / 2, /*dim=*/0));
+//   });
+at::Tensor CombineColumnBlocks(
+    const at::Tensor& updates,
+    const std::function<at::Tensor(const at::Tensor& block)>& combine);
+
 }  // namespace shoal
 
 #endif  // SHOAL_STRATEGIES_AGGREGATE_H_
