@@ -47,12 +47,19 @@ at::Tensor CombineColumnBlocks(
   const int64_t d = updates.size(1);
   const int64_t width =
       std::max(kBlockAlign, kBlockElements / n / kBlockAlign * kBlockAlign);
-  std::vector<at::Tensor> parts;
+  if (d <= width) return combine(updates);
+  // Each block's result goes straight into `out` rather than into a list to
+  // concatenate: small tensors kept alive between the blocks' large working
+  // copies fragmented the heap, which was measured growing by ~23 MiB (a
+  // block's working copies) per block.
+  at::Tensor out;
   for (int64_t start = 0; start < d; start += width) {
-    parts.push_back(
-        combine(updates.narrow(1, start, std::min(width, d - start))));
+    const int64_t cols = std::min(width, d - start);
+    at::Tensor part = combine(updates.narrow(1, start, cols));
+    if (!out.defined()) out = at::empty({d}, part.options());
+    out.narrow(0, start, cols).copy_(part);
   }
-  return parts.empty() ? combine(updates) : at::cat(parts);
+  return out;
 }
 
 FlatLayout::FlatLayout(const Parameters& like) {
