@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
+#include "strategies/aggregate.h"
 #include "strategies/bulyan.h"
 #include "strategies/fedavg.h"
 #include "strategies/fedmedian.h"
@@ -208,6 +209,37 @@ TEST(FedMedianTest, IgnoresNumExamples) {
                 {Update({1}, 1), Update({2}, 1), Update({1000}, 1000000)});
   ASSERT_TRUE(next.ok()) << next.status();
   EXPECT_EQ(Values(*next), (std::vector<float>{2}));
+}
+
+TEST(PerClientAggregatorTest, RowsComeInClientIdOrderAcrossSlabs) {
+  // Updates of 16.8 MB: the aggregator's 64 MiB slabs hold 4 of them, so
+  // these 7, arriving out of ID order, span two slabs. Client k's update is
+  // all k + 0.5, with k + 100 examples.
+  const int64_t d = 4200000;
+  auto global = std::make_shared<Parameters>();
+  global->Add("x", at::zeros({d}));
+  at::Tensor stacked;
+  std::vector<int64_t> examples;
+  PerClientAggregator agg(
+      global,
+      [&](const at::Tensor& updates, const std::vector<int64_t>& num_examples)
+          -> absl::StatusOr<at::Tensor> {
+        stacked = updates;
+        examples = num_examples;
+        return updates[0];
+      });
+  for (int k : {5, 2, 6, 0, 3, 1, 4}) {
+    FitRes res;
+    res.update.Add("x", at::full({d}, k + 0.5));
+    res.num_examples = k + 100;
+    ASSERT_TRUE(agg.Accept(absl::StrFormat("c%d", k), res).ok());
+  }
+  ASSERT_TRUE(agg.Finish({}).ok());
+  ASSERT_EQ(stacked.sizes(), (std::vector<int64_t>{7, d}));
+  for (int64_t k = 0; k < 7; ++k) {
+    EXPECT_TRUE(stacked[k].eq(k + 0.5).all().item<bool>()) << "row " << k;
+    EXPECT_EQ(examples[k], k + 100);
+  }
 }
 
 TEST(RobustStrategiesTest, ColumnBlocksGiveTheWholeMatrixResultBitForBit) {
