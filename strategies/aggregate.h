@@ -22,9 +22,10 @@ class FlatLayout {
  public:
   explicit FlatLayout(const Parameters& like);
   int64_t size() const { return size_; }
-  // Flatten copies the floating-point tensors of `params` (compatible with
-  // the layout) into a new flat tensor of `dtype`.
-  at::Tensor Flatten(const Parameters& params, at::ScalarType dtype = at::kDouble) const;
+  // FlattenInto copies the floating-point tensors of `params` (compatible
+  // with the layout) into `flat`, a contiguous [size()] tensor of any
+  // floating-point dtype, such as a row of a larger matrix.
+  void FlattenInto(const Parameters& params, const at::Tensor& flat) const;
   // Views returns, for each tensor of the layout's model, a view into `flat`
   // (undefined for integer tensors).
   std::vector<at::Tensor> Views(const at::Tensor& flat) const;
@@ -72,7 +73,9 @@ class WeightedSumAggregator : public FitAggregator {
 // PerClientAggregator keeps every update (flattened, float32, [n, D]) for
 // strategies that need them one by one (median, trimmed mean, Krum,
 // Bulyan). Memory grows with the number of clients: such strategies say so
-// (AggregationKind::kPerClient) and secure aggregation refuses them.
+// (AggregationKind::kPerClient) and secure aggregation refuses them. The
+// peak is about one copy of the updates, plus one slab (~64 MiB) and what
+// the combiner needs on top.
 class PerClientAggregator : public FitAggregator {
  public:
   // Combiner turns the stacked updates and their example counts into one
@@ -90,13 +93,31 @@ class PerClientAggregator : public FitAggregator {
   std::shared_ptr<const Parameters> global_;
   FlatLayout layout_;
   Combiner combine_;
+  int64_t rows_per_slab_;
+  // The flattened updates in arrival order: update i is row
+  // i % rows_per_slab_ of slabs_[i / rows_per_slab_].
+  std::vector<at::Tensor> slabs_;
   struct Row {
     std::string client_id;
-    at::Tensor update;  // flat float32
     int64_t num_examples;
   };
-  std::vector<Row> rows_;
+  std::vector<Row> rows_;  // arrival order
 };
+
+// CombineColumnBlocks returns `combine` applied to consecutive blocks of
+// columns of `updates` ([n, D]), concatenated into one [D] tensor. `combine`
+// must reduce each column on its own (a median, a trimmed mean): then the
+// result is the same as combine(updates), bit for bit, while the working
+// copies that ATen's sort and kthvalue make (the input again, plus an int64
+// index per element: 3x the matrix) are one block's worth, ~1M elements.
+//
+// Example:
+//   at::Tensor medians = CombineColumnBlocks(updates, [](const at::Tensor& b) {
+//     return std::get<0>(at::kthvalue(b, (b.size(0) + 1) / 2, /*dim=*/0));
+//   });
+at::Tensor CombineColumnBlocks(
+    const at::Tensor& updates,
+    const std::function<at::Tensor(const at::Tensor& block)>& combine);
 
 }  // namespace shoal
 

@@ -13,14 +13,16 @@ namespace shoal {
 at::Tensor CoordinateMedian(const at::Tensor& updates) {
   const int64_t n = updates.size(0);
   // kthvalue is 1-based. The lower and upper middle ranks coincide for an
-  // odd n. Two selections instead of a full sort: they keep only [D] values
-  // and indices alive, not [n, D] of each.
+  // odd n. Two selections are cheaper than a full sort, but each still copies
+  // its input and keeps an int64 index per element: hence blocks of columns.
   const int64_t lower_rank = (n + 1) / 2;
   const int64_t upper_rank = n / 2 + 1;
-  at::Tensor lower = std::get<0>(at::kthvalue(updates, lower_rank, /*dim=*/0));
-  if (upper_rank == lower_rank) return lower;
-  at::Tensor upper = std::get<0>(at::kthvalue(updates, upper_rank, /*dim=*/0));
-  return (lower + upper) / 2;
+  return CombineColumnBlocks(updates, [&](const at::Tensor& block) {
+    at::Tensor lower = std::get<0>(at::kthvalue(block, lower_rank, /*dim=*/0));
+    if (upper_rank == lower_rank) return lower;
+    at::Tensor upper = std::get<0>(at::kthvalue(block, upper_rank, /*dim=*/0));
+    return (lower + upper) / 2;
+  });
 }
 
 std::unique_ptr<FitAggregator> FedMedian::BeginAggregateFit(

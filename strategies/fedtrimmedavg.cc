@@ -28,9 +28,12 @@ std::unique_ptr<FitAggregator> FedTrimmedAvg::BeginAggregateFit(
         if (k == 0) return updates.mean(0);
         // A full sort rather than sum - top-k - bottom-k: subtracting a far
         // outlier back out of a float32 sum would cancel away the honest
-        // values' digits.
-        at::Tensor sorted = std::get<0>(at::sort(updates, /*dim=*/0));
-        return sorted.narrow(0, k, n - 2 * k).mean(0);
+        // values' digits. Blocks of columns, because the sort copies its
+        // input and keeps an int64 index per element.
+        return CombineColumnBlocks(updates, [&](const at::Tensor& block) {
+          at::Tensor sorted = std::get<0>(at::sort(block, /*dim=*/0));
+          return sorted.narrow(0, k, n - 2 * k).mean(0);
+        });
       });
 }
 

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
+#include "strategies/aggregate.h"
 #include "strategies/bulyan.h"
 #include "strategies/fedavg.h"
 #include "strategies/fedmedian.h"
@@ -179,6 +181,83 @@ TEST(FedMedianTest, IgnoresNumExamples) {
                 {Update({1}, 1), Update({2}, 1), Update({1000}, 1000000)});
   ASSERT_TRUE(next.ok()) << next.status();
   EXPECT_EQ(Values(*next), (std::vector<float>{2}));
+}
+
+TEST(PerClientAggregatorTest, RowsComeInClientIdOrderAcrossSlabs) {
+  // Updates of 16.8 MB: the aggregator's 64 MiB slabs hold 4 of them, so
+  // these 7, arriving out of ID order, span two slabs. Client k's update is
+  // all k + 0.5, with k + 100 examples.
+  const int64_t d = 4200000;
+  auto global = std::make_shared<Parameters>();
+  global->Add("x", at::zeros({d}));
+  at::Tensor stacked;
+  std::vector<int64_t> examples;
+  PerClientAggregator agg(
+      global,
+      [&](const at::Tensor& updates, const std::vector<int64_t>& num_examples)
+          -> absl::StatusOr<at::Tensor> {
+        stacked = updates;
+        examples = num_examples;
+        return updates[0];
+      });
+  for (int k : {5, 2, 6, 0, 3, 1, 4}) {
+    FitRes res;
+    res.update.Add("x", at::full({d}, k + 0.5));
+    res.num_examples = k + 100;
+    ASSERT_TRUE(agg.Accept(absl::StrFormat("c%d", k), res).ok());
+  }
+  ASSERT_TRUE(agg.Finish({}).ok());
+  ASSERT_EQ(stacked.sizes(), (std::vector<int64_t>{7, d}));
+  for (int64_t k = 0; k < 7; ++k) {
+    EXPECT_TRUE(stacked[k].eq(k + 0.5).all().item<bool>()) << "row " << k;
+    EXPECT_EQ(examples[k], k + 100);
+  }
+}
+
+TEST(RobustStrategiesTest, ColumnBlocksGiveTheWholeMatrixResultBitForBit) {
+  // FedMedian and FedTrimmedAvg work on blocks of ~1M elements; these
+  // matrices span three blocks, the last one ragged. The reference is the
+  // whole-matrix computation, done at once as before blocking.
+  auto median = [](const at::Tensor& u) {
+    const int64_t n = u.size(0);
+    const at::Tensor lower = std::get<0>(at::kthvalue(u, (n + 1) / 2, 0));
+    if (n % 2 == 1) return lower;
+    return (lower + std::get<0>(at::kthvalue(u, n / 2 + 1, 0))) / 2;
+  };
+  auto trimmed_mean = [](const at::Tensor& u) {  // beta = 0.1
+    const int64_t n = u.size(0), k = n / 10;
+    return std::get<0>(at::sort(u, 0)).narrow(0, k, n - 2 * k).mean(0);
+  };
+  struct Case {
+    std::string strategy;
+    json params;
+    int64_t n, d;
+    std::function<at::Tensor(const at::Tensor&)> reference;
+  };
+  const std::vector<Case> cases = {
+      {"fedmedian", json::object(), 49, 50017, median},
+      {"fedmedian", json::object(), 50, 50017, median},
+      {"fedmedian", json::object(), 1000, 2517, median},
+      {"fedtrimmedavg", json{{"beta", 0.1}}, 50, 50017, trimmed_mean},
+  };
+  at::manual_seed(5);
+  for (const Case& c : cases) {
+    SCOPED_TRACE(absl::StrFormat("%s, n = %d, D = %d", c.strategy, c.n, c.d));
+    const at::Tensor updates = at::randn({c.n, c.d});
+    std::vector<FitRes> results;
+    for (int64_t i = 0; i < c.n; ++i) {
+      FitRes res;
+      res.update.Add("x", updates[i].clone());
+      res.num_examples = 10;
+      results.push_back(std::move(res));
+    }
+    auto global = std::make_shared<Parameters>();
+    global->Add("x", at::zeros({c.d}));  // 0 + x is exact: next is x itself
+    absl::StatusOr<Parameters> next =
+        Aggregate(c.strategy, c.params, global, results);
+    ASSERT_TRUE(next.ok()) << next.status();
+    EXPECT_TRUE(at::equal(next->tensor(0), c.reference(updates)));
+  }
 }
 
 TEST(FedTrimmedAvgTest, ZeroBetaIsThePlainUnweightedMean) {
