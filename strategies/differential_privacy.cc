@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -200,6 +201,52 @@ DifferentialPrivacy::DifferentialPrivacy(std::unique_ptr<FedAvg> inner,
     spdlog::warn("privacy.noise_seed is set: the noise is reproducible, so it protects "
                  "nothing; use it for experiments only");
   }
+}
+
+namespace {
+constexpr char kInnerPrefix[] = "inner/";
+}  // namespace
+
+Parameters DifferentialPrivacy::SaveState() const {
+  Parameters state;
+  state.Add("dp/clip_norm", at::tensor(std::vector<double>{clip_norm_}, at::kDouble));
+  state.Add("dp/rdp", at::tensor(accountant_.rdp(), at::kDouble));
+  const Parameters inner = inner_->SaveState();
+  for (size_t i = 0; i < inner.size(); ++i) {
+    state.Add(kInnerPrefix + inner.name(i), inner.tensor(i));
+  }
+  return state;
+}
+
+absl::Status DifferentialPrivacy::LoadState(const Parameters& state) {
+  if (state.size() < 2 || state.name(0) != "dp/clip_norm" || state.name(1) != "dp/rdp" ||
+      state.tensor(0).numel() != 1 || state.tensor(0).scalar_type() != at::kDouble ||
+      state.tensor(1).dim() != 1 || state.tensor(1).scalar_type() != at::kDouble) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        name_, ": the checkpoint's state does not start with dp/clip_norm [1] and dp/rdp "
+        "(float64)"));
+  }
+  const double clip = state.tensor(0).item<double>();
+  if (!(clip > 0) || !std::isfinite(clip)) {
+    return absl::InvalidArgumentError(absl::StrCat(name_, ": checkpointed clip norm ", clip));
+  }
+  const at::Tensor rdp_tensor = state.tensor(1).contiguous();
+  std::vector<double> rdp(rdp_tensor.data_ptr<double>(),
+                          rdp_tensor.data_ptr<double>() + rdp_tensor.numel());
+  RdpAccountant restored = accountant_;
+  SHOAL_RETURN_IF_ERROR(Annotate(restored.Restore(std::move(rdp)), name_));
+  Parameters inner;
+  for (size_t i = 2; i < state.size(); ++i) {
+    if (state.name(i).rfind(kInnerPrefix, 0) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          name_, ": unexpected state tensor '", state.name(i), "'"));
+    }
+    inner.Add(state.name(i).substr(sizeof(kInnerPrefix) - 1), state.tensor(i));
+  }
+  SHOAL_RETURN_IF_ERROR(inner_->LoadState(inner));
+  clip_norm_ = clip;
+  accountant_ = std::move(restored);
+  return absl::OkStatus();
 }
 
 AggregationKind DifferentialPrivacy::aggregation_kind() const {

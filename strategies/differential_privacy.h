@@ -112,6 +112,13 @@ class DifferentialPrivacy : public Strategy {
     return inner_->ConfigureEvaluate(round, global, clients);
   }
 
+  // State: "dp/clip_norm" (adaptive clipping moves it), "dp/rdp" (the
+  // privacy spent, per order of the accountant) and the wrapped strategy's
+  // state under "inner/". The noise generator is not saved: a restarted
+  // server draws fresh noise.
+  Parameters SaveState() const override;
+  absl::Status LoadState(const Parameters& state) override;
+
   // The clipping norm the next round uses.
   double clip_norm() const { return clip_norm_; }
   const RdpAccountant& accountant() const { return accountant_; }

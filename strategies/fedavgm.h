@@ -49,6 +49,9 @@ class FedAvgM : public ServerOptimizer {
     return momentum_.defined() ? momentum_.numel() : -1;
   }
   at::Tensor Step(const at::Tensor& mean_update) override;
+  std::vector<std::pair<std::string, at::Tensor*>> StateTensors() override {
+    return {{"momentum", &momentum_}};
+  }
 
   FedAvgMOptions options_;
   at::Tensor momentum_;  // float64 [layout.size()]; undefined before round 1

@@ -67,6 +67,9 @@ class FedOpt : public ServerOptimizer {
  private:
   int64_t StateSize() const override { return m_.defined() ? m_.numel() : -1; }
   at::Tensor Step(const at::Tensor& mean_update) override;
+  std::vector<std::pair<std::string, at::Tensor*>> StateTensors() override {
+    return {{"m", &m_}, {"v", &v_}};
+  }
 
   FedOptOptions options_;
   at::Tensor m_;  // float64 [layout.size()]; undefined before round 1

@@ -94,6 +94,18 @@ std::vector<FitInstruction> Scaffold::ConfigureFit(
   return out;
 }
 
+Parameters Scaffold::SaveState() const {
+  return control_ == nullptr ? Parameters{} : control_->Clone();
+}
+
+absl::Status Scaffold::LoadState(const Parameters& state) {
+  SHOAL_RETURN_IF_ERROR(Annotate(state.CheckFinite(), "scaffold state"));
+  // The layout is checked against the model at the next ConfigureFit, which
+  // starts again from zero if the model does not match.
+  control_ = state.empty() ? nullptr : std::make_shared<const Parameters>(state.Clone());
+  return absl::OkStatus();
+}
+
 std::unique_ptr<FitAggregator> Scaffold::BeginAggregateFit(
     uint32_t round, std::shared_ptr<const Parameters> global) {
   return std::make_unique<ScaffoldAggregator>(this, std::move(global));

@@ -54,6 +54,9 @@ class Scaffold : public FedAvg {
 
   // The server control variate (null before the first round).
   std::shared_ptr<const Parameters> control() const { return control_; }
+  // State: c, its tensors named after the model's.
+  Parameters SaveState() const override;
+  absl::Status LoadState(const Parameters& state) override;
 
  private:
   friend class ScaffoldAggregator;

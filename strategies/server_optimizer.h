@@ -7,6 +7,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "strategies/aggregate.h"
 #include "strategies/fedavg.h"
@@ -23,6 +26,10 @@ class ServerOptimizer : public FedAvg {
   absl::StatusOr<Parameters> ApplyMeanUpdate(const Parameters& global,
                                              const FlatLayout& layout,
                                              const at::Tensor& mean_update) final;
+  // The state tensors under their names ("momentum"; "m", "v"), once the
+  // first step made them.
+  Parameters SaveState() const final;
+  absl::Status LoadState(const Parameters& state) final;
 
  protected:
   explicit ServerOptimizer(FedAvgOptions options) : FedAvg(std::move(options)) {}
@@ -33,6 +40,9 @@ class ServerOptimizer : public FedAvg {
   // Step advances the state with the flat float64 mean update and returns
   // the flat step to add to the global model.
   virtual at::Tensor Step(const at::Tensor& mean_update) = 0;
+  // StateTensors names the members that hold the state (flat float64,
+  // undefined before the first step), for SaveState / LoadState.
+  virtual std::vector<std::pair<std::string, at::Tensor*>> StateTensors() = 0;
 };
 
 }  // namespace shoal

@@ -26,6 +26,13 @@ absl::StatusOr<EvaluateRes> Strategy::AggregateEvaluate(
   return out;
 }
 
+absl::Status Strategy::LoadState(const Parameters& state) {
+  if (state.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "strategy '", name(), "' keeps no state, but the checkpoint holds ", state.size(),
+      " state tensor(s), starting with '", state.name(0), "'"));
+}
+
 std::optional<absl::StatusOr<EvaluateRes>> Strategy::EvaluateGlobal(
     uint32_t round, const Parameters& params) {
   if (!server_evaluator_) return std::nullopt;

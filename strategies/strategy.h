@@ -103,6 +103,16 @@ class Strategy {
   // would spend more privacy than the budget allows).
   virtual std::optional<std::string> StopReason(uint32_t round) { return std::nullopt; }
 
+  // SaveState returns what the strategy keeps between rounds (optimizer
+  // moments, control variates, the privacy spent) as named tensors, for a
+  // checkpoint after a completed round; LoadState restores it into a
+  // strategy freshly built with the same parameters, so the next round
+  // continues exactly. Stateless strategies keep the defaults: nothing to
+  // save, and LoadState refuses any state. LoadState is all or nothing: on
+  // error the strategy is as it was.
+  virtual Parameters SaveState() const { return {}; }
+  virtual absl::Status LoadState(const Parameters& state);
+
   // ConfigureEvaluate picks clients for federated evaluation; the default
   // picks none (the server evaluates on its own data instead).
   virtual std::vector<EvaluateInstruction> ConfigureEvaluate(
