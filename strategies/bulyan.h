@@ -42,7 +42,6 @@ class Bulyan : public FedAvg {
       : FedAvg(std::move(options)), bulyan_(bulyan) {}
 
   absl::string_view name() const override { return "bulyan"; }
-  bool AggregatesByMean() const override { return false; }
   AggregationKind aggregation_kind() const override {
     return AggregationKind::kPerClient;
   }

@@ -61,8 +61,11 @@ class FedAvg : public Strategy {
   // AggregatesByMean is true when the new model depends on the results only
   // through their mean update, which ApplyMeanUpdate receives, so a wrapper
   // may replace that mean (differential privacy clips and noises it).
-  // Strategies that aggregate otherwise (FedNova, q-FedAvg, SCAFFOLD) say no.
-  virtual bool AggregatesByMean() const { return true; }
+  // Per-client strategies never do; weighted-sum strategies that fold
+  // otherwise (FedNova, q-FedAvg, SCAFFOLD) override this to say no.
+  virtual bool AggregatesByMean() const {
+    return aggregation_kind() == AggregationKind::kWeightedSum;
+  }
 
   const FedAvgOptions& options() const { return options_; }
 

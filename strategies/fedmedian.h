@@ -36,7 +36,6 @@ class FedMedian : public FedAvg {
   explicit FedMedian(FedAvgOptions options) : FedAvg(std::move(options)) {}
 
   absl::string_view name() const override { return "fedmedian"; }
-  bool AggregatesByMean() const override { return false; }
   AggregationKind aggregation_kind() const override {
     return AggregationKind::kPerClient;
   }

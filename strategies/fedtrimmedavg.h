@@ -39,7 +39,6 @@ class FedTrimmedAvg : public FedAvg {
       : FedAvg(std::move(options)), trim_(trim) {}
 
   absl::string_view name() const override { return "fedtrimmedavg"; }
-  bool AggregatesByMean() const override { return false; }
   AggregationKind aggregation_kind() const override {
     return AggregationKind::kPerClient;
   }

@@ -54,7 +54,6 @@ class MultiKrum : public FedAvg {
       : FedAvg(std::move(options)), krum_(krum) {}
 
   absl::string_view name() const override { return "multikrum"; }
-  bool AggregatesByMean() const override { return false; }
   AggregationKind aggregation_kind() const override {
     return AggregationKind::kPerClient;
   }
