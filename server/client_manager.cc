@@ -2,7 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
+
+#include "common/random.h"
 
 namespace shoal {
 
@@ -78,8 +79,14 @@ bool ClientManager::WaitForLive(size_t n, absl::Duration timeout) {
   }
 }
 
+size_t SampleSize(const SamplingOptions& options, size_t live) {
+  const auto want = static_cast<size_t>(
+      std::ceil(options.fraction * static_cast<double>(live)));
+  return std::min(live, std::max<size_t>(want, options.min_clients));
+}
+
 std::vector<std::shared_ptr<ClientProxy>> ClientManager::Sample(
-    const SamplingOptions& options, uint64_t seed) const {
+    const SamplingOptions& options, uint64_t seed) {
   const absl::Time now = options_.now();
   std::vector<std::shared_ptr<ClientProxy>> live;
   {
@@ -88,25 +95,17 @@ std::vector<std::shared_ptr<ClientProxy>> ClientManager::Sample(
       if (IsLive(e, now)) live.push_back(e.proxy);
     }
   }
-  size_t want = static_cast<size_t>(
-      std::ceil(options.fraction * static_cast<double>(live.size())));
-  want = std::min(live.size(), std::max<size_t>(want, options.min_clients));
-  // Partial Fisher-Yates with mt19937_64 and a hand-written bounded draw:
-  // std::uniform_int_distribution differs between standard libraries.
-  std::mt19937_64 rng(seed);
-  for (size_t i = 0; i < want; ++i) {
-    const uint64_t span = live.size() - i;
-    const uint64_t limit = UINT64_MAX - UINT64_MAX % span;
-    uint64_t r;
-    do {
-      r = rng();
-    } while (r >= limit);
-    std::swap(live[i], live[i + r % span]);
-  }
+  const size_t want = SampleSize(options, live.size());
+  Rng rng(seed);
+  PartialShuffle(live, want, rng);
   live.resize(want);
   std::sort(live.begin(), live.end(),
             [](const auto& a, const auto& b) { return a->id() < b->id(); });
   return live;
+}
+
+void ClientManager::ShutdownAll(const std::string& reason, int64_t final_version) {
+  ForEach([&](ClientProxy& c) { c.Shutdown(reason, final_version); });
 }
 
 void ClientManager::ForEach(const std::function<void(ClientProxy&)>& fn) const {

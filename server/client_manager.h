@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "server/client_pool.h"
 #include "server/client_proxy.h"
 
 namespace shoal {
@@ -26,15 +27,9 @@ struct ClientManagerOptions {
   std::function<absl::Time()> now = [] { return absl::Now(); };
 };
 
-// SamplingOptions: how many clients a round asks.
-struct SamplingOptions {
-  double fraction = 1.0;     // of live clients, rounded up; in (0, 1]
-  uint32_t min_clients = 1;  // never fewer (when that many are live)
-};
-
 // ClientManager is thread-safe. Clients are kept by their stable ID; joining
 // again under the same ID replaces the proxy (a device that restarted).
-class ClientManager {
+class ClientManager : public ClientPool {
  public:
   explicit ClientManager(ClientManagerOptions options = {});
 
@@ -42,7 +37,7 @@ class ClientManager {
   void Register(std::shared_ptr<ClientProxy> proxy);
   void Unregister(const std::string& id);
   // Find returns the client or nullptr.
-  std::shared_ptr<ClientProxy> Find(const std::string& id) const;
+  std::shared_ptr<ClientProxy> Find(const std::string& id) const override;
   // Heartbeat marks the client live now; false for an unknown client.
   bool Heartbeat(const std::string& id);
 
@@ -50,16 +45,14 @@ class ClientManager {
   // NumSeenSince counts registered clients heard from at or after `t`.
   size_t NumSeenSince(absl::Time t) const;
   // LiveClientIds returns the IDs of live clients, sorted.
-  std::vector<std::string> LiveClientIds() const;
+  std::vector<std::string> LiveClientIds() const override;
   // WaitForLive blocks until at least `n` clients are live or `timeout`
   // passes, and returns whether they are.
-  bool WaitForLive(size_t n, absl::Duration timeout);
+  bool WaitForLive(size_t n, absl::Duration timeout) override;
 
-  // Sample picks max(min_clients, ceil(fraction * live)) live clients
-  // (capped at the live count) with a generator seeded by `seed`; the same
-  // live set and seed give the same sample on every platform. Sorted by ID.
   std::vector<std::shared_ptr<ClientProxy>> Sample(const SamplingOptions& options,
-                                                   uint64_t seed) const;
+                                                   uint64_t seed) override;
+  void ShutdownAll(const std::string& reason, int64_t final_version) override;
 
   // ForEach calls `fn` on every registered client.
   void ForEach(const std::function<void(ClientProxy&)>& fn) const;

@@ -16,9 +16,7 @@ namespace {
 
 // Mixes the run seed with the round so each round samples differently but
 // reproducibly.
-uint64_t RoundSeed(uint64_t seed, uint32_t round) {
-  return SplitMix64(SplitMix64(seed) ^ round);
-}
+uint64_t RoundSeed(uint64_t seed, uint32_t round) { return MixSeed(seed, round); }
 
 // ValidateUpdate is the one gate every fit result passes before it can
 // touch the aggregate: same tensors as the global model, finite values, a
@@ -146,7 +144,7 @@ absl::Status CoordinatorOptions::Validate() const {
 }
 
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
-    CoordinatorOptions options, ClientManager* clients, Strategy* strategy,
+    CoordinatorOptions options, ClientPool* clients, Strategy* strategy,
     ModelStore* store, Parameters initial) {
   SHOAL_RETURN_IF_ERROR(options.Validate());
   if (initial.empty()) {
@@ -157,7 +155,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
       new Coordinator(std::move(options), clients, strategy, store, std::move(initial)));
 }
 
-Coordinator::Coordinator(CoordinatorOptions options, ClientManager* clients,
+Coordinator::Coordinator(CoordinatorOptions options, ClientPool* clients,
                          Strategy* strategy, ModelStore* store, Parameters initial)
     : options_(std::move(options)), clients_(clients), strategy_(strategy),
       store_(store),
@@ -210,7 +208,7 @@ absl::StatusOr<std::vector<RoundRecord>> Coordinator::Run() {
     history.push_back(std::move(record));
   }
   const int64_t final_version = global_version();
-  clients_->ForEach([&](ClientProxy& c) { c.Shutdown("run complete", final_version); });
+  clients_->ShutdownAll("run complete", final_version);
   return history;
 }
 

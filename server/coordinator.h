@@ -17,7 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/types.h"
-#include "server/client_manager.h"
+#include "server/client_pool.h"
 #include "server/model_store.h"
 #include "strategies/strategy.h"
 
@@ -74,14 +74,14 @@ class RoundObserver {
   virtual void OnRoundEnd(const RoundRecord& record) = 0;
 };
 
-// Coordinator does not own the ClientManager, Strategy or ModelStore; they
+// Coordinator does not own the ClientPool, Strategy or ModelStore; they
 // must outlive it. Run() is called once, from one thread; RequestStop() may be
 // called from any thread.
 class Coordinator {
  public:
   // Create validates `options` and that `initial` is non-empty and finite.
   static absl::StatusOr<std::unique_ptr<Coordinator>> Create(
-      CoordinatorOptions options, ClientManager* clients, Strategy* strategy,
+      CoordinatorOptions options, ClientPool* clients, Strategy* strategy,
       ModelStore* store, Parameters initial);
 
   void AddObserver(RoundObserver* observer) { observers_.push_back(observer); }
@@ -106,14 +106,14 @@ class Coordinator {
   int64_t global_version() const;
 
  private:
-  Coordinator(CoordinatorOptions options, ClientManager* clients,
+  Coordinator(CoordinatorOptions options, ClientPool* clients,
               Strategy* strategy, ModelStore* store, Parameters initial);
   absl::StatusOr<RoundRecord> RunRound(uint32_t round);
   void RunFederatedEvaluation(uint32_t round, absl::Time deadline,
                               RoundRecord& record);
 
   const CoordinatorOptions options_;
-  ClientManager* const clients_;
+  ClientPool* const clients_;
   Strategy* const strategy_;
   ModelStore* const store_;
   std::vector<RoundObserver*> observers_;

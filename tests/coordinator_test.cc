@@ -1,3 +1,4 @@
+#include "server/client_manager.h"
 #include "server/coordinator.h"
 
 #include <ATen/ATen.h>

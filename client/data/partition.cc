@@ -13,6 +13,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/random.h"
 
 namespace shoal::client {
 namespace {
@@ -20,77 +21,7 @@ namespace {
 // Dirichlet: how many full redraws before giving up on min_partition_size.
 constexpr int kMaxDirichletAttempts = 100;
 
-using Rng = std::mt19937_64;
 using Parts = std::vector<std::vector<int64_t>>;
-
-// The std:: distributions are implementation-defined (libstdc++ and libc++
-// give different streams), so every draw below is built from raw
-// mt19937_64 output, whose sequence the standard fixes.
-
-// UniformIndex returns an unbiased integer in [0, n), n > 0, by rejecting
-// the top sliver of 2^64 that does not divide evenly by n.
-uint64_t UniformIndex(Rng& rng, uint64_t n) {
-  const uint64_t threshold = (0 - n) % n;  // (2^64 - n) mod n == 2^64 mod n
-  while (true) {
-    const uint64_t r = rng();
-    if (r >= threshold) return r % n;
-  }
-}
-
-// UniformOpen returns a double in (0, 1): the midpoints of 2^53 equal cells,
-// so log() of it is always finite.
-double UniformOpen(Rng& rng) {
-  return (static_cast<double>(rng() >> 11) + 0.5) * 0x1.0p-53;
-}
-
-void Shuffle(std::vector<int64_t>& v, Rng& rng) {
-  for (size_t i = v.size(); i > 1; --i) {
-    std::swap(v[i - 1], v[UniformIndex(rng, i)]);
-  }
-}
-
-// StandardNormal: Marsaglia's polar method (one of the pair is discarded to
-// keep the sampler stateless).
-double StandardNormal(Rng& rng) {
-  while (true) {
-    const double u = 2.0 * UniformOpen(rng) - 1.0;
-    const double v = 2.0 * UniformOpen(rng) - 1.0;
-    const double s = u * u + v * v;
-    if (s > 0.0 && s < 1.0) return u * std::sqrt(-2.0 * std::log(s) / s);
-  }
-}
-
-// LogGamma returns log X for X ~ Gamma(alpha, 1), by Marsaglia & Tsang
-// (2000). For alpha < 1 it uses their boost X = Y * U^(1/alpha) with
-// Y ~ Gamma(alpha + 1); staying in log space keeps tiny alphas (where X
-// underflows to 0) usable.
-double LogGamma(Rng& rng, double alpha) {
-  const double boost = alpha < 1.0 ? std::log(UniformOpen(rng)) / alpha : 0.0;
-  const double d = (alpha < 1.0 ? alpha + 1.0 : alpha) - 1.0 / 3.0;
-  const double c = 1.0 / std::sqrt(9.0 * d);
-  while (true) {
-    const double x = StandardNormal(rng);
-    double v = 1.0 + c * x;
-    if (v <= 0.0) continue;
-    v = v * v * v;
-    const double u = UniformOpen(rng);
-    if (u < 1.0 - 0.0331 * x * x * x * x ||
-        std::log(u) < 0.5 * x * x + d * (1.0 - v + std::log(v))) {
-      return std::log(d * v) + boost;
-    }
-  }
-}
-
-// Dirichlet draws proportions ~ Dir(alpha, ..., alpha) over `k` outcomes.
-std::vector<double> Dirichlet(Rng& rng, double alpha, int k) {
-  std::vector<double> p(k);
-  for (double& x : p) x = LogGamma(rng, alpha);
-  const double top = *std::max_element(p.begin(), p.end());
-  double sum = 0.0;
-  for (double& x : p) sum += (x = std::exp(x - top));  // largest is 1
-  for (double& x : p) x /= sum;
-  return p;
-}
 
 // SplitEvenly cuts `v` into `k` consecutive parts whose sizes differ by at
 // most one (the first v.size() % k parts get the extra element).
