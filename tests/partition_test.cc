@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <set>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -22,9 +24,9 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 using Parts = std::vector<std::vector<int64_t>>;
 
-constexpr PartitionScheme kAllSchemes[] = {PartitionScheme::kIid,
-                                           PartitionScheme::kDirichlet,
-                                           PartitionScheme::kShards};
+constexpr PartitionScheme kAllSchemes[] = {
+    PartitionScheme::kIid, PartitionScheme::kDirichlet,
+    PartitionScheme::kShards, PartitionScheme::kQuantitySkew};
 
 at::Tensor LabelTensor(const std::vector<int64_t>& labels) {
   return at::tensor(labels, at::kLong);
@@ -138,6 +140,10 @@ TEST(PartitionTest, SplitForAFixedSeedIsPinned) {
   shards.classes_per_client = 2;
   EXPECT_EQ(MustPartition(labels, shards),
             (Parts{{6, 8, 9, 11}, {1, 2, 4, 5}, {0, 3, 7, 10}}));
+  PartitionOptions skew = Options(PartitionScheme::kQuantitySkew, 3, 7);
+  skew.min_partition_size = 1;
+  EXPECT_EQ(MustPartition(labels, skew),
+            (Parts{{3, 7}, {0, 4}, {1, 2, 5, 6, 8, 9, 10, 11}}));
 }
 
 TEST(PartitionTest, IidPartsDifferInSizeByAtMostOne) {
@@ -254,6 +260,91 @@ TEST(PartitionTest, ShardsAreContiguousRunsOfTheLabelSortedOrder) {
   }
 }
 
+std::vector<int64_t> SortedSizes(const Parts& parts) {
+  std::vector<int64_t> sizes;
+  for (const auto& part : parts) sizes.push_back(part.size());
+  std::sort(sizes.begin(), sizes.end());
+  return sizes;
+}
+
+TEST(PartitionTest, QuantitySkewSizesSumToNAndRespectTheMinimum) {
+  const at::Tensor labels = BalancedLabels(6000, 10);
+  for (uint64_t seed = 0; seed < 5; ++seed) {
+    for (int min_size : {1, 20, 59}) {
+      for (double exponent : {0.05, 1.5, 50.0}) {
+        SCOPED_TRACE(
+            absl::StrCat("seed ", seed, " min ", min_size, " a ", exponent));
+        PartitionOptions options =
+            Options(PartitionScheme::kQuantitySkew, 100, seed);
+        options.min_partition_size = min_size;
+        options.power_law_exponent = exponent;
+        const std::vector<int64_t> sizes =
+            SortedSizes(MustPartition(labels, options));
+        EXPECT_EQ(std::accumulate(sizes.begin(), sizes.end(), int64_t{0}),
+                  6000);
+        EXPECT_GE(sizes.front(), min_size);
+      }
+    }
+  }
+  // 100 clients of at least 60 out of 6000 leaves no room for skew.
+  PartitionOptions options = Options(PartitionScheme::kQuantitySkew, 100);
+  options.min_partition_size = 60;
+  EXPECT_EQ(SortedSizes(MustPartition(labels, options)),
+            std::vector<int64_t>(100, 60));
+}
+
+TEST(PartitionTest, QuantitySkewWithATinyExponentRaisesAllButOneToTheMinimum) {
+  // At a = 0.001 the weights are U^(-1000): the heaviest dwarfs the rest,
+  // whose shares are raised to 20, and keeps the remainder, 6000 - 99 * 20 =
+  // 4020. (The runner-up escapes only if the two smallest U are within
+  // 0.5%; their ratio is uniform, so that is 0.5% of seeds.)
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    SCOPED_TRACE(seed);
+    PartitionOptions options =
+        Options(PartitionScheme::kQuantitySkew, 100, seed);
+    options.min_partition_size = 20;
+    options.power_law_exponent = 0.001;
+    std::vector<int64_t> expected(99, 20);
+    expected.push_back(4020);
+    EXPECT_EQ(SortedSizes(MustPartition(BalancedLabels(6000, 10), options)),
+              expected);
+  }
+}
+
+// Largest over median partition size.
+double MaxOverMedian(const Parts& parts) {
+  const std::vector<int64_t> sizes = SortedSizes(parts);
+  return static_cast<double>(sizes.back()) / sizes[sizes.size() / 2];
+}
+
+TEST(PartitionTest, QuantitySkewSizesFollowAHeavyTail) {
+  // Pareto(1.5): the largest of 100 weights is typically 100^(1/1.5) = 22
+  // times the smallest, the median 2^(1/1.5) = 1.6 times; Pareto(8) stays
+  // within about 100^(1/8) = 1.8. An IID split is flat. (Over seeds 1..50
+  // the ratios were >= 3.5 and <= 2.3.)
+  const at::Tensor labels = BalancedLabels(10000, 10);
+  for (uint64_t seed = 1; seed <= 3; ++seed) {
+    SCOPED_TRACE(seed);
+    PartitionOptions options =
+        Options(PartitionScheme::kQuantitySkew, 100, seed);
+    options.min_partition_size = 1;
+    EXPECT_GT(MaxOverMedian(MustPartition(labels, options)), 3.0);
+    options.power_law_exponent = 8.0;
+    EXPECT_LT(MaxOverMedian(MustPartition(labels, options)), 2.5);
+    EXPECT_EQ(MaxOverMedian(
+                  MustPartition(labels, Options(PartitionScheme::kIid, 100))),
+              1.0);
+  }
+}
+
+TEST(PartitionTest, QuantitySkewKeepsLabelsIid) {
+  const at::Tensor labels = BalancedLabels(10000, 10);
+  PartitionOptions options = Options(PartitionScheme::kQuantitySkew, 10);
+  options.min_partition_size = 300;
+  EXPECT_LT(MeanTotalVariation(labels, MustPartition(labels, options), 10),
+            0.1);
+}
+
 struct BadOptionCase {
   std::string name;
   at::Tensor labels;
@@ -289,6 +380,18 @@ TEST(PartitionTest, RejectsBadOptionsNamingTheOption) {
   add("zero classes per client", o, "classes_per_client", labels);
   o.classes_per_client = 11;
   add("more classes per client than classes", o, "classes_per_client", labels);
+  o = Options(PartitionScheme::kQuantitySkew, 5);
+  for (double exponent : {0.0, -1.5, nan, inf}) {
+    o.power_law_exponent = exponent;
+    add("power_law_exponent " + std::to_string(exponent), o,
+        "power_law_exponent", labels);
+  }
+  o = Options(PartitionScheme::kQuantitySkew, 5);
+  o.min_partition_size = 0;
+  add("quantity skew min size 0", o, "min_partition_size", labels);
+  o.min_partition_size = 21;
+  add("quantity skew min size above n / partitions", o, "min_partition_size",
+      labels);
   o = Options(PartitionScheme::kIid, 2);
   add("2-D labels", o, "labels", labels.reshape({10, 10}));
   add("float labels", o, "labels", labels.to(at::kFloat));
@@ -318,9 +421,15 @@ TEST(PartitionSchemeTest, NamesRoundTripAndUnknownNamesAreRejected) {
     EXPECT_EQ(*parsed, scheme);
   }
   EXPECT_EQ(PartitionSchemeName(PartitionScheme::kDirichlet), "dirichlet");
+  EXPECT_EQ(PartitionSchemeName(PartitionScheme::kQuantitySkew),
+            "quantity_skew");
+  absl::StatusOr<PartitionScheme> upper = ParsePartitionScheme("Quantity_Skew");
+  ASSERT_TRUE(upper.ok()) << upper.status();
+  EXPECT_EQ(*upper, PartitionScheme::kQuantitySkew);
   absl::StatusOr<PartitionScheme> bad = ParsePartitionScheme("pathological");
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(bad.status().message(), HasSubstr("pathological"));
+  EXPECT_THAT(bad.status().message(),
+              AllOf(HasSubstr("pathological"), HasSubstr("quantity_skew")));
 }
 
 }  // namespace
