@@ -432,5 +432,73 @@ TEST(PartitionSchemeTest, NamesRoundTripAndUnknownNamesAreRejected) {
               AllOf(HasSubstr("pathological"), HasSubstr("quantity_skew")));
 }
 
+// ---------------------------------------------------------------------------
+// PartitionSummary and FormatLabelTable
+
+TEST(PartitionSummaryTest, OppositeClientsAreHalfwayFromThePool) {
+  // Pool [2, 2] is (0.5, 0.5); each client is all one class: TV 0.5.
+  const PartitionSummary summary = Summarize({{2, 0}, {0, 2}});
+  EXPECT_EQ(summary.clients, 2);
+  EXPECT_EQ(summary.min_size, 2);
+  EXPECT_EQ(summary.max_size, 2);
+  EXPECT_DOUBLE_EQ(summary.mean_size, 2.0);
+  EXPECT_DOUBLE_EQ(summary.stddev_size, 0.0);
+  EXPECT_DOUBLE_EQ(summary.mean_classes, 1.0);
+  EXPECT_DOUBLE_EQ(summary.mean_tv_distance, 0.5);
+}
+
+TEST(PartitionSummaryTest, EmptyClientsCountInSizesButNotInDistance) {
+  // Sizes 4, 0, 4: mean 8/3, variance (16 + 64 + 16) / 27 = 32/9. Pool
+  // [4, 2, 2] / 8; client 0 (.75, .25, 0) and client 2 (.25, .25, .5) are
+  // both (.25 + 0 + .25) / 2 = 0.25 away; client 1 has no distribution.
+  const PartitionSummary summary = Summarize({{3, 1, 0}, {0, 0, 0}, {1, 1, 2}});
+  EXPECT_EQ(summary.clients, 3);
+  EXPECT_EQ(summary.min_size, 0);
+  EXPECT_EQ(summary.max_size, 4);
+  EXPECT_DOUBLE_EQ(summary.mean_size, 8.0 / 3);
+  EXPECT_NEAR(summary.stddev_size, std::sqrt(32.0 / 9), 1e-12);
+  EXPECT_DOUBLE_EQ(summary.mean_classes, 5.0 / 3);
+  EXPECT_DOUBLE_EQ(summary.mean_tv_distance, 0.25);
+}
+
+TEST(PartitionSummaryTest, BuilderMeasuresDistanceFromTheGivenReference) {
+  // Reference (0.5, 0.5, 0): [3, 1] is (|.75 - .5| + |.25 - .5|) / 2 = 0.25
+  // away; [0, 0, 5] puts everything on a class the reference lacks: 1.
+  PartitionSummaryBuilder builder({1, 1, 0});
+  builder.Add({3, 1});
+  builder.Add({0, 0, 5});
+  const PartitionSummary summary = builder.Finish();
+  EXPECT_EQ(summary.clients, 2);
+  EXPECT_EQ(summary.min_size, 4);
+  EXPECT_EQ(summary.max_size, 5);
+  EXPECT_DOUBLE_EQ(summary.stddev_size, 0.5);
+  EXPECT_DOUBLE_EQ(summary.mean_tv_distance, (0.25 + 1.0) / 2);
+}
+
+TEST(PartitionSummaryTest, NoClientsGiveZeros) {
+  const PartitionSummary summary = Summarize({});
+  EXPECT_EQ(summary.clients, 0);
+  EXPECT_EQ(summary.max_size, 0);
+  EXPECT_EQ(summary.mean_tv_distance, 0.0);
+}
+
+TEST(FormatLabelTableTest, AlignsColumnsToTheWidestValue) {
+  EXPECT_EQ(FormatLabelTable({{2, 0}, {0, 12}}, 10),
+            "client size  0  1\n"
+            "     0    2  2  0\n"
+            "     1   12  0 12\n");
+}
+
+TEST(FormatLabelTableTest, CountsTheRowsLeftOut) {
+  EXPECT_EQ(FormatLabelTable({{1, 2, 3}, {4, 5, 6}, {7, 8, 9}, {0, 0, 0}}, 1),
+            "client size 0 1 2\n"
+            "     0    6 1 2 3\n"
+            "... 3 more\n");
+  EXPECT_EQ(FormatLabelTable({{12345, 0}}, 5),
+            "client  size     0     1\n"
+            "     0 12345 12345     0\n");
+  EXPECT_EQ(FormatLabelTable({{1}, {2}}, 0), "client size\n... 2 more\n");
+}
+
 }  // namespace
 }  // namespace shoal::client

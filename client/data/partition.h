@@ -1,6 +1,8 @@
 // Partitioners: split a labelled dataset among clients, seeded and
 // deterministic (the same labels, options and seed give the same split on
 // every platform: only std::mt19937_64 and hand-written sampling are used).
+// PartitionSummaryBuilder and FormatLabelTable describe a split's label
+// distribution.
 #ifndef SHOAL_CLIENT_DATA_PARTITION_H_
 #define SHOAL_CLIENT_DATA_PARTITION_H_
 
@@ -64,6 +66,69 @@ absl::StatusOr<std::vector<std::vector<int64_t>>> Partition(
 std::vector<std::vector<int64_t>> LabelHistogram(
     const at::Tensor& labels, const std::vector<std::vector<int64_t>>& parts,
     int num_classes);
+
+// PartitionSummary: statistics of per-client label histograms.
+struct PartitionSummary {
+  int64_t clients = 0;
+  int64_t min_size = 0;
+  int64_t max_size = 0;
+  double mean_size = 0;
+  double stddev_size = 0;  // population standard deviation
+  // Classes with at least one example, averaged over clients.
+  double mean_classes = 0;
+  // Total-variation distance between a client's label distribution and the
+  // reference (pooled) one, averaged over the clients that have examples: 0
+  // when every client matches the reference, up to 1.
+  double mean_tv_distance = 0;
+};
+
+// PartitionSummaryBuilder accumulates a PartitionSummary one client histogram
+// at a time, in O(classes) memory, so that a million sampled clients need not
+// be held at once. The TV distance needs the pooled distribution before the
+// first client, so it is given up front as class counts: the dataset's
+// (LabelHistogram over every index) or the sum of the histograms (what
+// Summarize uses). Not thread-safe.
+//
+// Example:
+//   PartitionSummaryBuilder builder(dataset_counts);
+//   for (const auto& histogram : histograms) builder.Add(histogram);
+//   PartitionSummary summary = builder.Finish();
+class PartitionSummaryBuilder {
+ public:
+  // Classes missing from either vector count as 0. If the reference holds no
+  // examples, mean_tv_distance stays 0.
+  explicit PartitionSummaryBuilder(
+      const std::vector<int64_t>& reference_counts);
+
+  // Add counts one client with `histogram[c]` examples of class c.
+  void Add(const std::vector<int64_t>& histogram);
+  PartitionSummary Finish() const;
+
+ private:
+  std::vector<double> reference_;  // proportions, empty if no examples
+  int64_t clients_ = 0;
+  int64_t nonempty_clients_ = 0;
+  int64_t min_size_ = 0;
+  int64_t max_size_ = 0;
+  double mean_size_ = 0;  // Welford's running mean and sum of squares
+  double m2_size_ = 0;
+  int64_t classes_total_ = 0;
+  double tv_total_ = 0;
+};
+
+// Summarize summarizes `histograms` against their own pooled distribution.
+// Example: {{2, 0}, {0, 2}} gives mean_tv_distance 0.5, mean_classes 1.
+PartitionSummary Summarize(const std::vector<std::vector<int64_t>>& histograms);
+
+// FormatLabelTable renders the first `max_rows` histograms as a fixed-width,
+// right-aligned table (columns: client index, size, count of each class),
+// followed by "... N more\n" if any are left out. Every line ends in '\n'.
+// Example, for {{2, 0}, {0, 12}}:
+//   client size  0  1
+//        0    2  2  0
+//        1   12  0 12
+std::string FormatLabelTable(
+    const std::vector<std::vector<int64_t>>& histograms, size_t max_rows);
 
 }  // namespace shoal::client
 
