@@ -107,6 +107,85 @@ Parts PartitionShards(const std::map<int64_t, std::vector<int64_t>>& by_class,
   return parts;
 }
 
+// PowerLawSizes returns k sizes summing to n, each >= m (k * m <= n),
+// proportional to Pareto(a) weights above the minimum; see Partition.
+std::vector<int64_t> PowerLawSizes(int64_t n, int k, int64_t m, double a,
+                                   Rng& rng) {
+  // Pareto(a, x_m = 1) is U^(-1/a); in log space, then scaled so the largest
+  // weight is 1, so that small exponents cannot overflow.
+  std::vector<double> weight(k);
+  for (double& w : weight) w = -std::log(UniformOpen(rng)) / a;
+  const double top = *std::max_element(weight.begin(), weight.end());
+  for (double& w : weight) w = std::exp(w - top);
+
+  // Water-filling: going up from the lightest, a client whose proportional
+  // share of what is left falls below m is set to m. Raising one only
+  // raises the others' shares, so one pass suffices, and the heaviest
+  // client always keeps a share >= m because k * m <= n.
+  std::vector<int> order(k);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int i, int j) { return weight[i] < weight[j]; });
+  std::vector<double> suffix_weight(k + 1, 0.0);
+  for (int r = k - 1; r >= 0; --r) {
+    suffix_weight[r] = suffix_weight[r + 1] + weight[order[r]];
+  }
+  int clamped = 0;
+  while (clamped < k - 1 &&
+         static_cast<double>(n - m * clamped) * weight[order[clamped]] <
+             static_cast<double>(m) * suffix_weight[clamped]) {
+    ++clamped;
+  }
+  std::vector<int64_t> sizes(k, m);
+  const auto rest = static_cast<double>(n - m * clamped);
+  std::vector<double> fraction(k, 0.0);
+  int64_t assigned = m * clamped;
+  for (int r = clamped; r < k; ++r) {
+    const int j = order[r];
+    const double share = rest * weight[j] / suffix_weight[clamped];
+    sizes[j] = std::max(m, static_cast<int64_t>(std::floor(share)));
+    fraction[j] = share - std::floor(share);
+    assigned += sizes[j];
+  }
+  // Largest remainder: the floors leave fewer than k - clamped examples,
+  // which go one each to the largest fractional parts (ties to the lower
+  // index). Rounding error can only make `left` off by a little; the loops
+  // absorb it either way without breaking the minimum.
+  std::vector<int> by_fraction(order.begin() + clamped, order.end());
+  std::sort(by_fraction.begin(), by_fraction.end(), [&](int i, int j) {
+    return fraction[i] != fraction[j] ? fraction[i] > fraction[j] : i < j;
+  });
+  int64_t left = n - assigned;
+  for (size_t r = 0; left > 0; r = (r + 1) % by_fraction.size(), --left) {
+    ++sizes[by_fraction[r]];
+  }
+  for (size_t r = by_fraction.size(); left < 0;) {
+    r = (r + by_fraction.size() - 1) % by_fraction.size();
+    if (sizes[by_fraction[r]] > m) {
+      --sizes[by_fraction[r]];
+      ++left;
+    }
+  }
+  return sizes;
+}
+
+Parts PartitionQuantitySkew(int64_t n, const PartitionOptions& options,
+                            Rng& rng) {
+  const std::vector<int64_t> sizes =
+      PowerLawSizes(n, options.num_partitions, options.min_partition_size,
+                    options.power_law_exponent, rng);
+  std::vector<int64_t> all(n);
+  std::iota(all.begin(), all.end(), 0);
+  Shuffle(all, rng);
+  Parts parts(options.num_partitions);
+  auto start = all.begin();
+  for (size_t j = 0; j < parts.size(); ++j) {
+    parts[j].assign(start, start + sizes[j]);
+    start += sizes[j];
+  }
+  return parts;
+}
+
 absl::Status InvalidOption(absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("Partition: ", what));
 }
@@ -118,9 +197,10 @@ absl::StatusOr<PartitionScheme> ParsePartitionScheme(const std::string& name) {
   if (lower == "iid") return PartitionScheme::kIid;
   if (lower == "dirichlet") return PartitionScheme::kDirichlet;
   if (lower == "shards") return PartitionScheme::kShards;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown partition scheme \"", name,
-                   "\"; expected \"iid\", \"dirichlet\" or \"shards\""));
+  if (lower == "quantity_skew") return PartitionScheme::kQuantitySkew;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown partition scheme \"", name,
+      "\"; expected \"iid\", \"dirichlet\", \"shards\" or \"quantity_skew\""));
 }
 
 std::string PartitionSchemeName(PartitionScheme scheme) {
@@ -131,6 +211,8 @@ std::string PartitionSchemeName(PartitionScheme scheme) {
       return "dirichlet";
     case PartitionScheme::kShards:
       return "shards";
+    case PartitionScheme::kQuantitySkew:
+      return "quantity_skew";
   }
   return "unknown";
 }
@@ -202,6 +284,22 @@ absl::StatusOr<std::vector<std::vector<int64_t>>> Partition(
             options.num_partitions, options.classes_per_client, n));
       }
       parts = PartitionShards(by_class, options, rng);
+      break;
+    }
+    case PartitionScheme::kQuantitySkew: {
+      const double a = options.power_law_exponent;
+      if (!(a > 0.0) || !std::isfinite(a)) {
+        return InvalidOption(absl::StrFormat(
+            "power_law_exponent=%g must be a finite number > 0", a));
+      }
+      if (options.min_partition_size < 1 ||
+          int64_t{options.min_partition_size} * options.num_partitions > n) {
+        return InvalidOption(absl::StrFormat(
+            "min_partition_size=%d must be >= 1 for quantity_skew and at most "
+            "%d examples / num_partitions=%d",
+            options.min_partition_size, n, options.num_partitions));
+      }
+      parts = PartitionQuantitySkew(n, options, rng);
       break;
     }
     default:
