@@ -3,6 +3,7 @@
 #ifndef SHOAL_CLI_COMMANDS_H_
 #define SHOAL_CLI_COMMANDS_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -33,6 +34,16 @@ struct ClientFlags {
   std::optional<double> attack_scale;
 };
 int RunClientCommand(const ClientFlags& flags);
+
+struct SimFlags {
+  std::string config;      // experiment config (JSON); empty: defaults
+  std::string output_dir;  // overrides server.output_dir
+  int rounds = 0;          // overrides rounds when > 0
+  int64_t clients = 0;     // overrides simulation.clients when > 0
+  int workers = -1;        // overrides simulation.workers when >= 0
+  std::string log_level = "info";
+};
+int RunSimCommand(const SimFlags& flags);
 
 struct InferFlags {
   std::string model_dir;

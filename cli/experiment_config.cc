@@ -7,7 +7,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "client/data/dataset.h"
+#include "client/dataset_evaluator.h"
 #include "client/model.h"
+#include "common/logging.h"
 #include "common/files.h"
 #include "common/status.h"
 #include "strategies/registry.h"
@@ -41,6 +44,7 @@ class Section {
     return Section(obj_.at(key), Key(key));
   }
   const json& Raw(const std::string& key) const { return obj_.at(key); }
+  const std::string& path() const { return path_; }
 
   absl::Status Number(const std::string& key, double lo, double hi, double* out,
                       bool lo_open = false) const {
@@ -91,10 +95,10 @@ class Section {
     return absl::OkStatus();
   }
 
- private:
   std::string Key(const std::string& key) const {
     return path_.empty() ? key : absl::StrCat(path_, ".", key);
   }
+ private:
   std::string Where(const std::string& key) const {
     return path_.empty() ? std::string("the config") : absl::StrCat("'", path_, "'");
   }
@@ -110,13 +114,73 @@ class Section {
 
 constexpr int64_t kMaxInt = std::numeric_limits<int32_t>::max();
 
+absl::Status ParseDistribution(const Section& d, simulation::Distribution* out) {
+  SHOAL_RETURN_IF_ERROR(d.Expect({"distribution", "value", "min", "max", "median", "sigma"}));
+  std::string kind = simulation::DistributionKindName(out->kind);
+  SHOAL_RETURN_IF_ERROR(d.String("distribution", &kind));
+  absl::StatusOr<simulation::Distribution::Kind> parsed = simulation::ParseDistributionKind(kind);
+  if (!parsed.ok()) return Annotate(parsed.status(), d.Key("distribution"));
+  out->kind = *parsed;
+  constexpr double kBig = 1e12;
+  SHOAL_RETURN_IF_ERROR(d.Number("value", 0, kBig, &out->value, true));
+  SHOAL_RETURN_IF_ERROR(d.Number("min", 0, kBig, &out->min, true));
+  SHOAL_RETURN_IF_ERROR(d.Number("max", 0, kBig, &out->max, true));
+  SHOAL_RETURN_IF_ERROR(d.Number("median", 0, kBig, &out->median, true));
+  SHOAL_RETURN_IF_ERROR(d.Number("sigma", 0, 10, &out->sigma));
+  return out->Validate(d.path());
+}
+
+absl::Status ParseAvailability(const Section& a, simulation::AvailabilityOptions* out) {
+  SHOAL_RETURN_IF_ERROR(a.Expect({"kind", "probability", "period_s", "online_fraction"}));
+  std::string kind = simulation::AvailabilityKindName(out->kind);
+  SHOAL_RETURN_IF_ERROR(a.String("kind", &kind));
+  absl::StatusOr<simulation::AvailabilityOptions::Kind> parsed =
+      simulation::ParseAvailabilityKind(kind);
+  if (!parsed.ok()) return Annotate(parsed.status(), a.Key("kind"));
+  out->kind = *parsed;
+  SHOAL_RETURN_IF_ERROR(a.Number("probability", 0, 1, &out->probability, true));
+  SHOAL_RETURN_IF_ERROR(a.Number("period_s", 0, 1e9, &out->period_s, true));
+  SHOAL_RETURN_IF_ERROR(a.Number("online_fraction", 0, 1, &out->online_fraction, true));
+  return Annotate(out->Validate(), a.path());
+}
+
+absl::Status ParseSimulation(const Section& root, ExperimentConfig& c) {
+  SimulationConfig& sim = c.simulation;
+  sim.options.seed = c.seed;
+  sim.population.seed = c.seed;
+  sim.options.holdout_fraction = c.holdout_fraction;
+  if (!root.Has("simulation")) return absl::OkStatus();
+  Section s = root.Child("simulation");
+  SHOAL_RETURN_IF_ERROR(s.Expect({"clients", "examples_per_client", "workers", "speed",
+                                  "availability", "trace", "trace_period_s",
+                                  "dropout_fraction", "bandwidth_mbps", "deadline_s"}));
+  SHOAL_RETURN_IF_ERROR(s.Integer("clients", 1, int64_t{1} << 32, &sim.clients));
+  SHOAL_RETURN_IF_ERROR(s.Integer("examples_per_client", 1, int64_t{1} << 31,
+                                  &sim.examples_per_client));
+  SHOAL_RETURN_IF_ERROR(s.Integer("workers", 0, 1024, &sim.options.workers));
+  if (s.Has("speed")) {
+    SHOAL_RETURN_IF_ERROR(ParseDistribution(s.Child("speed"), &sim.population.speed));
+  }
+  if (s.Has("availability")) {
+    SHOAL_RETURN_IF_ERROR(
+        ParseAvailability(s.Child("availability"), &sim.population.availability));
+  }
+  SHOAL_RETURN_IF_ERROR(s.String("trace", &sim.population.trace_path));
+  SHOAL_RETURN_IF_ERROR(s.Number("trace_period_s", 0, 1e9, &sim.population.trace_period_s));
+  SHOAL_RETURN_IF_ERROR(s.Number("dropout_fraction", 0, 0.999, &sim.options.dropout_fraction));
+  SHOAL_RETURN_IF_ERROR(s.Number("bandwidth_mbps", 0, 1e6, &sim.options.bandwidth_mbps));
+  SHOAL_RETURN_IF_ERROR(s.Number("deadline_s", 0, 1e9, &sim.options.deadline_s));
+  return absl::OkStatus();
+}
+
 absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
   SHOAL_RETURN_IF_ERROR(root.Expect({"name", "seed", "rounds", "model", "strategy",
                                      "privacy", "fit", "sampling", "timeouts", "data",
-                                     "server"}));
+                                     "server", "simulation", "target_accuracy"}));
   SHOAL_RETURN_IF_ERROR(root.String("name", &c.name));
   SHOAL_RETURN_IF_ERROR(root.Integer("seed", 0, std::numeric_limits<int64_t>::max(), &c.seed));
   SHOAL_RETURN_IF_ERROR(root.Integer("rounds", 1, 1000000, &c.coordinator.num_rounds));
+  SHOAL_RETURN_IF_ERROR(root.Number("target_accuracy", 0, 1, &c.coordinator.target_accuracy));
   SHOAL_RETURN_IF_ERROR(root.String("model", &c.model));
   SHOAL_RETURN_IF_ERROR(Annotate(client::ParseModelSpec(c.model).status(), "'model'"));
 
@@ -184,7 +248,8 @@ absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
   if (root.Has("data")) {
     Section d = root.Child("data");
     SHOAL_RETURN_IF_ERROR(d.Expect({"dir", "partitioner", "num_partitions", "alpha",
-                                    "classes_per_client", "seed", "holdout_fraction"}));
+                                    "classes_per_client", "power_law_exponent",
+                                    "min_partition_size", "seed", "holdout_fraction"}));
     SHOAL_RETURN_IF_ERROR(d.String("dir", &c.data_dir));
     std::string scheme = client::PartitionSchemeName(c.partition.scheme);
     SHOAL_RETURN_IF_ERROR(d.String("partitioner", &scheme));
@@ -194,6 +259,10 @@ absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
     SHOAL_RETURN_IF_ERROR(d.Integer("num_partitions", 1, 1000000, &c.partition.num_partitions));
     SHOAL_RETURN_IF_ERROR(d.Number("alpha", 0, 1e6, &c.partition.alpha, true));
     SHOAL_RETURN_IF_ERROR(d.Integer("classes_per_client", 1, 10, &c.partition.classes_per_client));
+    SHOAL_RETURN_IF_ERROR(
+        d.Number("power_law_exponent", 0, 100, &c.partition.power_law_exponent, true));
+    SHOAL_RETURN_IF_ERROR(
+        d.Integer("min_partition_size", 0, kMaxInt, &c.partition.min_partition_size));
     c.partition.seed = c.seed;
     SHOAL_RETURN_IF_ERROR(d.Integer("seed", 0, std::numeric_limits<int64_t>::max(), &c.partition.seed));
     SHOAL_RETURN_IF_ERROR(d.Number("holdout_fraction", 0, 0.9, &c.holdout_fraction));
@@ -209,6 +278,7 @@ absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
     SHOAL_RETURN_IF_ERROR(s.Bool("evaluate", &c.server_evaluation));
     SHOAL_RETURN_IF_ERROR(s.Integer("threads", 0, 1024, &c.threads));
   }
+  SHOAL_RETURN_IF_ERROR(ParseSimulation(root, c));
   c.coordinator.seed = c.seed;
   return c.coordinator.Validate();
 }
@@ -262,6 +332,31 @@ absl::StatusOr<std::unique_ptr<Strategy>> CreateExperimentStrategy(
                                                             config.coordinator.min_fit_clients),
                                   "'privacy'"));
   return std::unique_ptr<Strategy>(std::move(private_strategy));
+}
+
+absl::StatusOr<ServerSide> PrepareServerSide(const ExperimentConfig& config) {
+  SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec, client::ParseModelSpec(config.model));
+  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<client::Model> model,
+                         client::CreateModel(spec, config.seed));
+  ServerSide side;
+  SHOAL_ASSIGN_OR_RETURN(side.strategy, CreateExperimentStrategy(config));
+  side.initial = model->GetParameters().Clone();
+  if (std::optional<Parameters> custom = side.strategy->InitializeParameters()) {
+    side.initial = *std::move(custom);
+  }
+  if (config.server_evaluation) {
+    SHOAL_ASSIGN_OR_RETURN(ServerEvaluator evaluator, MakeTestSetEvaluator(config));
+    side.strategy->set_server_evaluator(std::move(evaluator));
+  }
+  return side;
+}
+
+absl::StatusOr<ServerEvaluator> MakeTestSetEvaluator(const ExperimentConfig& config) {
+  SHOAL_ASSIGN_OR_RETURN(client::Dataset test,
+                         client::LoadFashionMnist(config.data_dir, client::Split::kTest));
+  SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec, client::ParseModelSpec(config.model));
+  spdlog::info("server-side evaluation on {} test examples from {}", test.size(), config.data_dir);
+  return client::MakeDatasetEvaluator(spec, std::move(test));
 }
 
 }  // namespace shoal::cli

@@ -14,11 +14,25 @@
 #include "absl/status/statusor.h"
 #include "client/data/partition.h"
 #include "server/coordinator.h"
+#include "simulation/population.h"
+#include "simulation/simulator.h"
 #include "shoal/v1/shoal.pb.h"
 #include "strategies/differential_privacy.h"
 #include "strategies/strategy.h"
 
 namespace shoal::cli {
+
+// SimulationConfig: the "simulation" section, read by `shoal sim` only.
+struct SimulationConfig {
+  // Registered virtual clients; 0 = data.num_partitions.
+  uint64_t clients = 0;
+  // 0: the training set is split among the clients (each example belongs to
+  // one). > 0: each client draws this many examples of its own (mean size
+  // for quantity_skew), so the population may outgrow the data.
+  int64_t examples_per_client = 0;
+  simulation::SimulationOptions options;     // workers, dropouts, deadline
+  simulation::PopulationOptions population;  // speeds, availability, trace
+};
 
 struct ExperimentConfig {
   std::string name = "fashion-mnist";
@@ -48,6 +62,8 @@ struct ExperimentConfig {
   bool server_evaluation = true;  // evaluate on the test split every round
   uint32_t threads = 0;           // LibTorch intra-op threads; 0 = cores
 
+  SimulationConfig simulation;
+
   ExperimentConfig();
 };
 
@@ -64,6 +80,19 @@ absl::StatusOr<ExperimentConfig> LoadExperimentConfig(const std::string& path);
 // the offending key.
 absl::StatusOr<std::unique_ptr<Strategy>> CreateExperimentStrategy(
     const ExperimentConfig& config);
+
+// ServerSide: the server half of a run, built from the config: the strategy
+// (evaluating on the test split when server.evaluate is on) and the initial
+// global model (the strategy's own, or the model's seeded initialization).
+struct ServerSide {
+  std::unique_ptr<Strategy> strategy;
+  Parameters initial;
+};
+absl::StatusOr<ServerSide> PrepareServerSide(const ExperimentConfig& config);
+
+// MakeTestSetEvaluator evaluates the config's model on the test split of
+// data.dir: the server-side evaluation of every round.
+absl::StatusOr<ServerEvaluator> MakeTestSetEvaluator(const ExperimentConfig& config);
 
 }  // namespace shoal::cli
 

@@ -49,6 +49,20 @@ int Main(int argc, char** argv) {
   auto* scale = c->add_option("--attack-scale", attack_scale,
                               "Scale of --attack (default: 10 for sign_flip, 1 for noise)");
 
+  shoal::cli::SimFlags sim;
+  CLI::App* m = app.add_subcommand(
+      "sim", "Simulate a federation of virtual clients in this process (same rounds, same strategies)");
+  m->add_option("--config,-c", sim.config, "Experiment config (JSON) with an optional \"simulation\" section")
+      ->check(CLI::ExistingFile);
+  m->add_option("--output-dir", sim.output_dir, "Where models and metrics go (overrides server.output_dir)");
+  m->add_option("--rounds", sim.rounds, "Number of rounds (overrides rounds)")->check(CLI::PositiveNumber);
+  m->add_option("--clients", sim.clients, "Registered virtual clients (overrides simulation.clients)")
+      ->check(CLI::PositiveNumber);
+  m->add_option("--workers", sim.workers,
+                "Worker threads training clients in parallel, 0 = one per core (overrides simulation.workers)")
+      ->check(CLI::Range(0, 1024));
+  m->add_option("--log-level", sim.log_level, "debug, info, warn or error")->capture_default_str();
+
   shoal::cli::InferFlags infer;
   CLI::App* i = app.add_subcommand("infer", "Classify images with a stored global model (works offline)");
   i->add_option("--model-dir,-m", infer.model_dir,
@@ -72,6 +86,7 @@ int Main(int argc, char** argv) {
     return shoal::cli::RunClientCommand(client);
   }
   if (i->parsed()) return shoal::cli::RunInferCommand(infer);
+  if (m->parsed()) return shoal::cli::RunSimCommand(sim);
   std::printf("%s\n", absl::StrJoin(RegisteredStrategies(), "\n").c_str());
   return 0;
 }

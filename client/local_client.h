@@ -48,6 +48,19 @@ class LocalClient {
   absl::StatusOr<EvaluateRes> Evaluate(const Parameters& global,
                                        const v1::EvaluateConfig& config);
 
+  // Assign makes this LocalClient act as another client: its shuffle seed
+  // (in `trainer`), its data and its SCAFFOLD control variate (empty for
+  // none). A simulation worker keeps one model and runs many virtual clients
+  // through it this way; between them the client's state lives elsewhere.
+  void Assign(Trainer trainer, Dataset train, Dataset holdout, Parameters control) {
+    trainer_ = std::move(trainer);
+    train_ = std::move(train);
+    holdout_ = std::move(holdout);
+    control_ = std::move(control);
+  }
+  // control returns SCAFFOLD's c_i (empty before the first SCAFFOLD round).
+  const Parameters& control() const { return control_; }
+
   Model& model() { return *model_; }
   const Dataset& train_data() const { return train_; }
 

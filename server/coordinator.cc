@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/logging.h"
 #include "common/random.h"
 #include "common/status.h"
@@ -121,6 +122,14 @@ class ResultCollector {
   OnResult on_result_ ABSL_GUARDED_BY(mu_);
 };
 
+// ServerAccuracy is the "accuracy" of the round's server-side evaluation.
+std::optional<double> ServerAccuracy(const RoundRecord& record) {
+  if (!record.server_eval) return std::nullopt;
+  auto it = record.server_eval->metrics.find("accuracy");
+  if (it == record.server_eval->metrics.end()) return std::nullopt;
+  return MetricAsDouble(it->second);
+}
+
 }  // namespace
 
 absl::Status CoordinatorOptions::Validate() const {
@@ -136,6 +145,10 @@ absl::Status CoordinatorOptions::Validate() const {
     return absl::InvalidArgumentError(absl::StrCat(
         "min_available_clients (", min_available_clients,
         ") must be >= min_fit_clients (", min_fit_clients, ")"));
+  }
+  if (!(target_accuracy >= 0 && target_accuracy <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "target_accuracy must be in [0, 1] (0 = none), got ", target_accuracy));
   }
   if (round_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("round_timeout must be positive");
@@ -205,7 +218,14 @@ absl::StatusOr<std::vector<RoundRecord>> Coordinator::Run() {
     }
     SHOAL_ASSIGN_OR_RETURN(RoundRecord record, RunRound(round));
     for (RoundObserver* o : observers_) o->OnRoundEnd(record);
+    const std::optional<double> accuracy = ServerAccuracy(record);
     history.push_back(std::move(record));
+    if (options_.target_accuracy > 0 && accuracy && *accuracy >= options_.target_accuracy) {
+      stop_reason_ = absl::StrFormat("test accuracy %.2f%% reached the target %.2f%% in round %d",
+                                     100 * *accuracy, 100 * options_.target_accuracy, round);
+      spdlog::info("{}", stop_reason_);
+      break;
+    }
   }
   const int64_t final_version = global_version();
   clients_->ShutdownAll("run complete", final_version);

@@ -41,6 +41,9 @@ struct CoordinatorOptions {
   absl::Duration wait_for_clients_timeout = absl::Minutes(10);
   // Seeds client sampling (mixed with the round number).
   uint64_t seed = 0;
+  // End the run after the first round whose server-side evaluation reaches
+  // this "accuracy" (a fraction); 0 = run every round.
+  double target_accuracy = 0;
 
   // Validate returns InvalidArgument naming the first bad option.
   absl::Status Validate() const;

@@ -204,6 +204,29 @@ TEST_F(CoordinatorTest, NoClientsInTimeIsAClearError) {
       << history.status();
 }
 
+TEST_F(CoordinatorTest, StopsAtTheTargetAccuracy) {
+  options_.num_rounds = 10;
+  options_.target_accuracy = 0.5;
+  // The "accuracy" of the global model is its first weight / 10: the global
+  // model grows by 1 a round, so round 5 is the first to reach 0.5.
+  fedavg_.set_server_evaluator([](const Parameters& p) -> absl::StatusOr<EvaluateRes> {
+    EvaluateRes res;
+    res.num_examples = 1;
+    res.metrics["accuracy"] = p.tensor(0)[0].item<double>() / 10;
+    return res;
+  });
+  Add("a", Answer(1, 1));
+  Add("b", Answer(1, 1));
+  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  ASSERT_TRUE(history.ok()) << history.status();
+  EXPECT_EQ(history->size(), 6u);  // round 0 and rounds 1..5
+  EXPECT_NE(coordinator_->stop_reason().find("reached the target 50.00% in round 5"),
+            std::string::npos)
+      << coordinator_->stop_reason();
+  options_.target_accuracy = 1.5;
+  EXPECT_FALSE(Run().ok());
+}
+
 TEST_F(CoordinatorTest, InvalidOptionsAndInitialModelAreRefused) {
   options_.sampling.fraction = 0;
   EXPECT_FALSE(Run().ok());

@@ -1,11 +1,14 @@
 #include "cli/experiment_config.h"
 
 #include "common/files.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing.h"
 
 namespace shoal::cli {
 namespace {
+
+using ::testing::HasSubstr;
 
 std::string ErrorOf(const std::string& text) {
   absl::StatusOr<ExperimentConfig> c = ParseExperimentConfig(text, "exp.json");
@@ -30,6 +33,42 @@ TEST(ExperimentConfigTest, ShippedExampleConfigIsValid) {
       LoadExperimentConfig(std::string(SHOAL_SOURCE_DIR) + "/examples/fashion_mnist/config.json");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->data_dir, "/usr/share/datasets/fashion-mnist");
+}
+
+TEST(ExperimentConfigTest, ShippedSimulationConfigIsValid) {
+  absl::StatusOr<ExperimentConfig> c =
+      LoadExperimentConfig(std::string(SHOAL_SOURCE_DIR) + "/examples/simulation/config.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->simulation.clients, 10000u);
+  EXPECT_EQ(c->simulation.examples_per_client, 60);
+  EXPECT_EQ(c->simulation.population.speed.kind, simulation::Distribution::Kind::kLogNormal);
+  EXPECT_DOUBLE_EQ(c->simulation.population.speed.sigma, 0.7);
+  EXPECT_EQ(c->simulation.population.availability.kind,
+            simulation::AvailabilityOptions::Kind::kDiurnal);
+  EXPECT_DOUBLE_EQ(c->simulation.options.dropout_fraction, 0.05);
+  EXPECT_DOUBLE_EQ(c->simulation.options.deadline_s, 120);
+  EXPECT_EQ(c->simulation.options.seed, c->seed);
+}
+
+TEST(ExperimentConfigTest, SimulationSectionErrorsNameTheKey) {
+  auto error = [](const std::string& text) {
+    absl::StatusOr<ExperimentConfig> c = ParseExperimentConfig(text, "sim.json");
+    return c.ok() ? std::string("accepted") : std::string(c.status().message());
+  };
+  EXPECT_THAT(error(R"({"simulation": {"client": 5}})"), HasSubstr("simulation.client'"));
+  EXPECT_THAT(error(R"({"simulation": {"dropout_fraction": 1}})"),
+              HasSubstr("simulation.dropout_fraction"));
+  EXPECT_THAT(error(R"({"simulation": {"speed": {"distribution": "gamma"}}})"),
+              HasSubstr("simulation.speed.distribution"));
+  EXPECT_THAT(error(R"({"simulation": {"speed": {"distribution": "uniform", "min": 5, "max": 2}}})"),
+              HasSubstr("max"));
+  EXPECT_THAT(error(R"({"simulation": {"availability": {"kind": "sometimes"}}})"),
+              HasSubstr("simulation.availability.kind"));
+  EXPECT_THAT(error(R"({"simulation": {"availability": {"kind": "random", "probability": 0}}})"),
+              HasSubstr("probability"));
+  EXPECT_THAT(error(R"({"data": {"partitioner": "quantity_skew", "power_law_exponent": -1}})"),
+              HasSubstr("data.power_law_exponent"));
+  EXPECT_THAT(error(R"({"target_accuracy": 2})"), HasSubstr("target_accuracy"));
 }
 
 TEST(ExperimentConfigTest, EverySectionIsRead) {

@@ -1,0 +1,170 @@
+#include "cli/progress_reporter.h"
+
+#include <cmath>
+#include <set>
+#include <sstream>
+#include <variant>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "common/files.h"
+#include "common/logging.h"
+#include "common/status.h"
+
+namespace shoal::cli {
+namespace {
+
+using nlohmann::json;
+
+json MetricsToJson(const Metrics& metrics) {
+  json out = json::object();
+  for (const auto& [k, v] : metrics) {
+    std::visit([&, key = k](auto x) { out[key] = x; }, v);
+  }
+  return out;
+}
+
+// " | name value" pairs for the progress line, e.g. " | dp_epsilon 1.23".
+std::string MetricsText(const Metrics& metrics) {
+  std::string out;
+  for (const auto& [k, v] : metrics) {
+    absl::StrAppend(&out, " | ", k, " ", absl::StrFormat("%.4g", MetricAsDouble(v)));
+  }
+  return out;
+}
+
+// Duration formats seconds for people: "42 s", "3.5 min", "2.1 h".
+std::string Duration(double s) {
+  if (s < 120) return absl::StrFormat("%.0f s", s);
+  if (s < 7200) return absl::StrFormat("%.1f min", s / 60);
+  return absl::StrFormat("%.1f h", s / 3600);
+}
+
+// The union of the keys of `field` over the rounds: extra CSV columns.
+std::set<std::string> Keys(const json& rounds, const std::string& field) {
+  std::set<std::string> keys;
+  for (const json& r : rounds) {
+    if (!r.contains(field)) continue;
+    for (const auto& [k, v] : r[field].items()) keys.insert(k);
+  }
+  return keys;
+}
+
+}  // namespace
+
+double Accuracy(const EvaluateRes& res) {
+  auto it = res.metrics.find("accuracy");
+  return it == res.metrics.end() ? NAN : MetricAsDouble(it->second);
+}
+
+ProgressReporter::ProgressReporter(const ExperimentConfig& config, std::string output_dir)
+    : config_(config), dir_(std::move(output_dir)), start_(absl::Now()) {}
+
+void ProgressReporter::OnRoundStart(uint32_t round, size_t sampled) {
+  spdlog::info("round {}/{}: asked {} client(s)", round, config_.coordinator.num_rounds, sampled);
+}
+
+void ProgressReporter::OnRoundEnd(const RoundRecord& r) {
+  std::string eval = "test accuracy n/a";
+  if (r.server_eval) {
+    eval = absl::StrFormat("test loss %.4f, test accuracy %.2f%%", r.server_eval->loss,
+                           100 * Accuracy(*r.server_eval));
+  }
+  rounds_.push_back(ToJson(r));
+  if (absl::Status written = Write(); !written.ok()) {
+    spdlog::warn("cannot write the metrics history: {}", std::string(written.message()));
+  }
+  if (r.round == 0) {
+    spdlog::info("initial model | {}", eval);
+    return;
+  }
+  if (r.federated_eval) {
+    eval += absl::StrFormat(" | clients' accuracy %.2f%%", 100 * Accuracy(*r.federated_eval));
+  }
+  round_seconds_ += r.seconds;
+  const uint32_t left = config_.coordinator.num_rounds - std::min(r.round, config_.coordinator.num_rounds);
+  const std::string eta =
+      left == 0 ? "" : absl::StrCat(", ETA ", Duration(round_seconds_ / r.round * left));
+  Metrics extras = extras_ ? extras_(r.round) : Metrics{};
+  spdlog::info("round {}/{} | clients {}/{} | train loss {} | {}{}{} | {:.1f} s{}{}", r.round,
+               config_.coordinator.num_rounds, r.answered, r.sampled,
+               std::isnan(r.train_loss) ? std::string("n/a")
+                                        : absl::StrFormat("%.4f", r.train_loss),
+               eval, MetricsText(r.strategy_metrics), MetricsText(extras), r.seconds, eta,
+               r.model_updated ? "" : " | model unchanged");
+  // Thousands of simulated clients may fail in one round: name a few.
+  constexpr size_t kMaxFailuresShown = 10;
+  for (size_t i = 0; i < r.failures.size() && i < kMaxFailuresShown; ++i) {
+    spdlog::warn("round {}: client '{}' failed: {}", r.round, r.failures[i].client_id,
+                 std::string(r.failures[i].status.message()));
+  }
+  if (r.failures.size() > kMaxFailuresShown) {
+    spdlog::warn("round {}: ... and {} more failures (all in metrics.json)", r.round,
+                 r.failures.size() - kMaxFailuresShown);
+  }
+}
+
+absl::Status ProgressReporter::Write() {
+  json history{{"name", config_.name},
+               {"model", config_.model},
+               {"strategy", config_.strategy},
+               {"seed", config_.seed},
+               {"elapsed_seconds", absl::ToDoubleSeconds(absl::Now() - start_)}};
+  for (const auto& [k, v] : info_.items()) history[k] = v;
+  history["rounds"] = rounds_;
+  SHOAL_RETURN_IF_ERROR(WriteFileAtomically(dir_ + "/metrics.json", history.dump(2) + "\n"));
+  // Strategy metrics (e.g. the privacy spent) and the extras become extra
+  // columns: the union of their names over the rounds, empty where a round
+  // has none.
+  const std::set<std::string> strategy_keys = Keys(rounds_, "strategy_metrics");
+  const std::set<std::string> extra_keys =
+      extras_key_.empty() ? std::set<std::string>{} : Keys(rounds_, extras_key_);
+  std::ostringstream csv;
+  csv << "round,sampled,answered,failed,model_version,train_loss,test_loss,test_accuracy,seconds";
+  for (const std::string& k : strategy_keys) csv << ',' << k;
+  for (const std::string& k : extra_keys) csv << ',' << k;
+  csv << '\n';
+  auto cell = [&csv](const json& r, const std::string& field, const std::string& k) {
+    csv << ',';
+    if (r.contains(field) && r[field].contains(k)) csv << r[field][k];
+  };
+  for (const json& r : rounds_) {
+    csv << r["round"] << ',' << r["sampled"] << ',' << r["answered"] << ',' << r["failed"]
+        << ',' << r["model_version"] << ',' << r["train_loss"] << ',' << r["test_loss"] << ','
+        << r["test_accuracy"] << ',' << r["seconds"];
+    for (const std::string& k : strategy_keys) cell(r, "strategy_metrics", k);
+    for (const std::string& k : extra_keys) cell(r, extras_key_, k);
+    csv << '\n';
+  }
+  return WriteFileAtomically(dir_ + "/metrics.csv", csv.str());
+}
+
+json ProgressReporter::ToJson(const RoundRecord& r) const {
+  json failures = json::array();
+  for (const ClientFailure& f : r.failures) {
+    failures.push_back({{"client", f.client_id}, {"error", std::string(f.status.message())}});
+  }
+  auto num = [](double d) { return std::isfinite(d) ? json(d) : json(nullptr); };
+  json out{{"round", r.round},
+           {"sampled", r.sampled},
+           {"answered", r.answered},
+           {"failed", r.failures.size()},
+           {"model_version", r.model_version},
+           {"model_updated", r.model_updated},
+           {"train_loss", num(r.train_loss)},
+           {"train_examples", r.train_examples},
+           {"test_loss", r.server_eval ? num(r.server_eval->loss) : json(nullptr)},
+           {"test_accuracy", r.server_eval ? num(Accuracy(*r.server_eval)) : json(nullptr)},
+           {"federated_loss", r.federated_eval ? num(r.federated_eval->loss) : json(nullptr)},
+           {"federated_accuracy",
+            r.federated_eval ? num(Accuracy(*r.federated_eval)) : json(nullptr)},
+           {"seconds", r.seconds},
+           {"failures", failures},
+           {"strategy_metrics", MetricsToJson(r.strategy_metrics)},
+           {"note", r.note}};
+  if (extras_ && r.round > 0) out[extras_key_] = MetricsToJson(extras_(r.round));
+  return out;
+}
+
+}  // namespace shoal::cli

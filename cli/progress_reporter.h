@@ -1,0 +1,66 @@
+// ProgressReporter: the per-round progress line and the metrics history
+// (metrics.json and metrics.csv) of a run, shared by `shoal server` and
+// `shoal sim`.
+#ifndef SHOAL_CLI_PROGRESS_REPORTER_H_
+#define SHOAL_CLI_PROGRESS_REPORTER_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "cli/experiment_config.h"
+#include "common/metrics.h"
+#include "server/coordinator.h"
+
+namespace shoal::cli {
+
+// Accuracy returns the "accuracy" metric of an evaluation, NaN without one.
+double Accuracy(const EvaluateRes& res);
+
+// ProgressReporter prints one line per round (with the time left at the
+// pace so far) and rewrites the metrics history after every round, so a run
+// that is stopped keeps the rounds it finished. Does not own `config`.
+// Called on the Coordinator's thread.
+class ProgressReporter : public RoundObserver {
+ public:
+  // RoundExtras returns more figures of a finished round, e.g. the
+  // simulated time; they are printed, saved under `extras_key` in
+  // metrics.json and as extra columns in metrics.csv.
+  using RoundExtras = std::function<Metrics(uint32_t round)>;
+
+  ProgressReporter(const ExperimentConfig& config, std::string output_dir);
+
+  void SetRoundExtras(std::string key, RoundExtras extras) {
+    extras_key_ = std::move(key);
+    extras_ = std::move(extras);
+  }
+  // AddRunInfo adds a top-level entry to metrics.json (e.g. the partition
+  // summary).
+  void AddRunInfo(const std::string& key, nlohmann::json value) { info_[key] = std::move(value); }
+
+  void OnRoundStart(uint32_t round, size_t sampled) override;
+  void OnRoundEnd(const RoundRecord& r) override;
+
+  // Write rewrites metrics.json and metrics.csv.
+  absl::Status Write();
+
+ private:
+  nlohmann::json ToJson(const RoundRecord& r) const;
+
+  const ExperimentConfig& config_;
+  const std::string dir_;
+  const absl::Time start_;
+  double round_seconds_ = 0;  // summed over rounds >= 1
+  std::string extras_key_;
+  RoundExtras extras_;
+  nlohmann::json info_ = nlohmann::json::object();
+  nlohmann::json rounds_ = nlohmann::json::array();
+};
+
+}  // namespace shoal::cli
+
+#endif  // SHOAL_CLI_PROGRESS_REPORTER_H_

@@ -1,0 +1,180 @@
+#include "cli/simulation_run.h"
+
+#include <cmath>
+#include <memory>
+#include <sstream>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "cli/progress_reporter.h"
+#include "cli/stop_signal.h"
+#include "client/data/dataset.h"
+#include "client/data/partition.h"
+#include "client/model.h"
+#include "client/trainer.h"
+#include "common/files.h"
+#include "common/logging.h"
+#include "common/status.h"
+#include "server/model_store.h"
+#include "simulation/client_data.h"
+#include "simulation/population.h"
+
+namespace shoal::cli {
+namespace {
+
+using nlohmann::json;
+
+// Rows of clients.csv: a million clients would make a 50 MB file and hold
+// it in memory; the summary covers them all.
+constexpr uint64_t kMaxClientRows = 100000;
+constexpr size_t kLabelTableRows = 10;
+
+absl::StatusOr<simulation::ClientData> MakeClientData(const ExperimentConfig& config,
+                                                      const client::Dataset& train,
+                                                      uint64_t clients) {
+  const SimulationConfig& sim = config.simulation;
+  if (sim.examples_per_client == 0) {
+    client::PartitionOptions split = config.partition;
+    if (clients > static_cast<uint64_t>(train.size())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          clients, " clients cannot split ", train.size(),
+          " training examples; set simulation.examples_per_client to let each client "
+          "draw its own"));
+    }
+    split.num_partitions = static_cast<int>(clients);
+    return simulation::ClientData::Split(train.labels, split);
+  }
+  client::SampledPartitionOptions sampled;
+  sampled.scheme = config.partition.scheme;
+  sampled.examples_per_client = sim.examples_per_client;
+  sampled.alpha = config.partition.alpha;
+  sampled.classes_per_client = config.partition.classes_per_client;
+  sampled.power_law_exponent = config.partition.power_law_exponent;
+  sampled.seed = config.partition.seed;
+  return simulation::ClientData::Sampled(train.labels, clients, sampled);
+}
+
+// SummarizeClients prints the label table of the first clients and a
+// summary of all, writes clients.csv and returns the summary for
+// metrics.json.
+absl::StatusOr<json> SummarizeClients(const ExperimentConfig& config,
+                                      const simulation::ClientData& data,
+                                      const simulation::Population& population) {
+  client::PartitionSummaryBuilder summary(data.PooledClassCounts());
+  std::vector<std::vector<int64_t>> first;
+  std::ostringstream csv;
+  csv << "client,examples,speed";
+  for (int k = 0; k < data.num_classes(); ++k) csv << ",class_" << k;
+  csv << '\n';
+  for (uint64_t c = 0; c < data.num_clients(); ++c) {
+    std::vector<int64_t> counts = data.ClassCounts(c);
+    summary.Add(counts);
+    if (c < kMaxClientRows) {
+      int64_t n = 0;
+      for (int64_t x : counts) n += x;
+      csv << c << ',' << n << ',' << population.Speed(c);
+      for (int64_t x : counts) csv << ',' << x;
+      csv << '\n';
+    }
+    if (first.size() < kLabelTableRows) first.push_back(std::move(counts));
+  }
+  const client::PartitionSummary s = summary.Finish();
+  spdlog::info("label distribution of the first clients:\n{}",
+               client::FormatLabelTable(first, kLabelTableRows));
+  spdlog::info(
+      "{} clients ({}): {:.1f} examples on average (min {}, max {}), {:.2f} classes each, "
+      "mean distance from the pooled label distribution {:.3f} (0 = IID)",
+      s.clients, data.disjoint() ? "a split of the training set" : "each drawing its own",
+      s.mean_size, s.min_size, s.max_size, s.mean_classes, s.mean_tv_distance);
+  SHOAL_RETURN_IF_ERROR(WriteFileAtomically(config.output_dir + "/clients.csv", csv.str()));
+  return json{{"clients", s.clients},
+              {"partitioner", client::PartitionSchemeName(config.partition.scheme)},
+              {"disjoint", data.disjoint()},
+              {"min_examples", s.min_size},
+              {"max_examples", s.max_size},
+              {"mean_examples", s.mean_size},
+              {"stddev_examples", s.stddev_size},
+              {"mean_classes", s.mean_classes},
+              {"mean_tv_distance", s.mean_tv_distance},
+              {"clients_csv_rows", std::min<uint64_t>(data.num_clients(), kMaxClientRows)}};
+}
+
+}  // namespace
+
+absl::StatusOr<SimulationResult> RunSimulation(const ExperimentConfig& config,
+                                               bool stop_on_signal) {
+  const absl::Time start = absl::Now();
+  // One LibTorch thread here and in every worker: the workers are the
+  // parallelism, and a run does not depend on how many there are.
+  client::SetComputeThreads(1);
+  const SimulationConfig& sim = config.simulation;
+  simulation::PopulationOptions population_options = sim.population;
+  population_options.num_clients =
+      sim.clients > 0 ? sim.clients : static_cast<uint64_t>(config.partition.num_partitions);
+  SHOAL_ASSIGN_OR_RETURN(simulation::Population population,
+                         Annotate(simulation::Population::Create(population_options),
+                                  "'simulation'"));
+  const uint64_t clients = population.size();
+
+  SHOAL_ASSIGN_OR_RETURN(client::Dataset train,
+                         client::LoadFashionMnist(config.data_dir, client::Split::kTrain));
+  SHOAL_RETURN_IF_ERROR(MakeDirectories(config.output_dir));
+  SHOAL_ASSIGN_OR_RETURN(simulation::ClientData data, MakeClientData(config, train, clients));
+  SHOAL_ASSIGN_OR_RETURN(json partition_summary, SummarizeClients(config, data, population));
+
+  SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec, client::ParseModelSpec(config.model));
+  SHOAL_ASSIGN_OR_RETURN(ServerSide server, PrepareServerSide(config));
+  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<ModelStore> store,
+                         ModelStore::Open(config.output_dir + "/models", config.model));
+  SHOAL_ASSIGN_OR_RETURN(
+      std::unique_ptr<simulation::Simulator> simulator,
+      simulation::Simulator::Create(sim.options, std::move(population), std::move(data),
+                                    std::move(train), spec));
+  CoordinatorOptions coordinator_options = config.coordinator;
+  // Virtual clients always answer, by their simulated time; the real-time
+  // limits only guard against a bug.
+  coordinator_options.round_timeout = absl::Hours(24 * 7);
+  coordinator_options.wait_for_clients_timeout = absl::Seconds(1);
+  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coordinator,
+                         Coordinator::Create(coordinator_options, simulator.get(),
+                                             server.strategy.get(), store.get(),
+                                             std::move(server.initial)));
+  spdlog::info("simulating '{}': {} rounds of {} on model '{}', {} registered clients, {} "
+               "worker(s); idle clients cost {} bytes in all",
+               config.name, config.coordinator.num_rounds, config.strategy, config.model,
+               clients, simulator->workers(), simulator->IdleBytes());
+  ProgressReporter progress(config, config.output_dir);
+  progress.AddRunInfo("partition", std::move(partition_summary));
+  simulation::Simulator* sim_ptr = simulator.get();
+  progress.SetRoundExtras("simulation",
+                          [sim_ptr](uint32_t round) { return sim_ptr->RoundMetrics(round); });
+  coordinator->AddObserver(simulator.get());  // first: it closes the simulated round
+  coordinator->AddObserver(&progress);
+
+  absl::StatusOr<std::vector<RoundRecord>> history;
+  if (stop_on_signal) {
+    StopOnSignal stop(coordinator.get());
+    history = coordinator->Run();
+  } else {
+    history = coordinator->Run();
+  }
+  SHOAL_RETURN_IF_ERROR(history.status());
+  SimulationResult result;
+  result.history = *std::move(history);
+  result.simulated = simulator->Rounds();
+  result.final_model = coordinator->global()->Clone();
+  result.stop_reason = coordinator->stop_reason();
+  result.clients = clients;
+  result.workers = simulator->workers();
+  result.simulated_seconds = simulator->Clock();
+  result.idle_bytes = simulator->IdleBytes();
+  result.real_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  progress.AddRunInfo("simulated_seconds", result.simulated_seconds);
+  progress.AddRunInfo("workers", result.workers);
+  SHOAL_RETURN_IF_ERROR(progress.Write());
+  return result;
+}
+
+}  // namespace shoal::cli

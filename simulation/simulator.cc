@@ -1,0 +1,408 @@
+#include "simulation/simulator.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "client/local_client.h"
+#include "client/trainer.h"
+#include "common/logging.h"
+#include "common/random.h"
+#include "common/status.h"
+#include "simulation/ordered_executor.h"
+
+namespace shoal::simulation {
+namespace {
+
+constexpr char kIdPrefix[] = "client-";
+// Salts that keep the per-client streams apart.
+constexpr uint64_t kTrainSalt = 0x747261696e;  // "train"
+constexpr uint64_t kHoldoutSalt = 0x686f6c64;  // "hold"
+constexpr uint64_t kDropoutSalt = 0x64726f70;  // "drop"
+// WaitForLive advances the simulated clock in these steps, up to a week.
+constexpr double kWaitStepS = 60;
+constexpr double kMaxWaitS = 7 * 24 * 3600;
+
+// VirtualClientProxy is how the Coordinator reaches one virtual client: a
+// name and an index into the Simulator, created when the client is sampled
+// and dropped after the round.
+class VirtualClientProxy : public ClientProxy {
+ public:
+  VirtualClientProxy(Simulator* simulator, uint64_t index, std::string id)
+      : simulator_(simulator), index_(index), id_(std::move(id)) {}
+
+  const std::string& id() const override { return id_; }
+  // Virtual clients answer by their simulated time, not the real deadline.
+  void Fit(const FitIns& ins, absl::Time deadline, FitResultHandler handler) override {
+    simulator_->Fit(index_, ins, std::move(handler));
+  }
+  void Evaluate(const EvaluateIns& ins, absl::Time deadline,
+                EvaluateResultHandler handler) override {
+    simulator_->Evaluate(index_, ins, std::move(handler));
+  }
+  // Every task is answered (a simulated failure is an answer), so there is
+  // never one to withdraw.
+  void Cancel() override {}
+  void Shutdown(const std::string& reason, int64_t final_version) override {}
+
+ private:
+  Simulator* const simulator_;
+  const uint64_t index_;
+  const std::string id_;
+};
+
+int Digits(uint64_t n) {
+  int d = 1;
+  while (n >= 10) {
+    n /= 10;
+    ++d;
+  }
+  return d;
+}
+
+}  // namespace
+
+// Worker: one model, driven by a LocalClient that each virtual client takes
+// in turn. Used by one worker thread only.
+struct Simulator::Worker {
+  std::unique_ptr<client::LocalClient> client;
+};
+
+absl::Status SimulationOptions::Validate() const {
+  if (workers < 0 || workers > 1024) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("workers must be in [0, 1024] (0 = one per core), got ", workers));
+  }
+  if (!(dropout_fraction >= 0 && dropout_fraction < 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dropout_fraction must be in [0, 1), got ", dropout_fraction));
+  }
+  if (!(bandwidth_mbps >= 0) || !std::isfinite(bandwidth_mbps)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bandwidth_mbps must be >= 0 (0 = free transfers), got ", bandwidth_mbps));
+  }
+  if (!(deadline_s >= 0) || !std::isfinite(deadline_s)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("deadline_s must be >= 0 (0 = none), got ", deadline_s));
+  }
+  if (!(holdout_fraction >= 0 && holdout_fraction <= 0.9)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("holdout_fraction must be in [0, 0.9], got ", holdout_fraction));
+  }
+  return absl::OkStatus();
+}
+
+Simulator::Simulator(SimulationOptions options, Population population, ClientData data,
+                     client::Dataset train)
+    : options_(std::move(options)), population_(std::move(population)),
+      data_(std::move(data)), train_(std::move(train)),
+      id_width_(Digits(population_.size() == 0 ? 0 : population_.size() - 1)) {}
+
+Simulator::~Simulator() { executor_.reset(); }
+
+absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(
+    SimulationOptions options, Population population, ClientData data,
+    client::Dataset train, const client::ModelSpec& model) {
+  SHOAL_RETURN_IF_ERROR(options.Validate());
+  if (population.size() != data.num_clients()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the population has ", population.size(), " clients but the data is split among ",
+        data.num_clients()));
+  }
+  if (population.size() == 0) return absl::InvalidArgumentError("the population is empty");
+  int workers = options.workers;
+  if (workers == 0) workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  auto sim = std::unique_ptr<Simulator>(new Simulator(
+      std::move(options), std::move(population), std::move(data), std::move(train)));
+  for (int w = 0; w < workers; ++w) {
+    SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<client::Model> m, client::CreateModel(model));
+    SHOAL_ASSIGN_OR_RETURN(client::Trainer trainer, client::Trainer::Create({}));
+    auto worker = std::make_unique<Worker>();
+    worker->client = std::make_unique<client::LocalClient>(
+        std::move(m), std::move(trainer), client::Dataset{}, client::Dataset{});
+    sim->workers_.push_back(std::move(worker));
+  }
+  // One LibTorch thread per worker: the workers are the parallelism.
+  sim->executor_ = std::make_unique<OrderedExecutor>(
+      workers, workers, [](int) { client::SetComputeThreads(1); });
+  return sim;
+}
+
+int Simulator::workers() const { return static_cast<int>(workers_.size()); }
+
+std::string Simulator::ClientId(uint64_t index) const {
+  return absl::StrFormat("%s%0*d", kIdPrefix, id_width_, index);
+}
+
+std::vector<uint64_t> Simulator::Available(double t, uint32_t round) const {
+  std::vector<uint64_t> out;
+  for (uint64_t c = 0; c < population_.size(); ++c) {
+    if (population_.IsAvailable(c, t, round)) out.push_back(c);
+  }
+  return out;
+}
+
+bool Simulator::WaitForLive(size_t n, absl::Duration timeout) {
+  double t;
+  uint32_t round;
+  {
+    absl::MutexLock lock(&mu_);
+    t = clock_;
+    round = round_;
+  }
+  for (const double give_up = t + kMaxWaitS; t <= give_up; t += kWaitStepS) {
+    size_t live = 0;
+    for (uint64_t c = 0; c < population_.size() && live < n; ++c) {
+      live += population_.IsAvailable(c, t, round) ? 1 : 0;
+    }
+    if (live >= n) {
+      absl::MutexLock lock(&mu_);
+      if (t > clock_) {
+        spdlog::info("simulated clock: {:.0f} s idle until {} clients are available", t - clock_, n);
+        clock_ = t;
+      }
+      return true;
+    }
+  }
+  return false;
+}
+
+std::vector<std::string> Simulator::LiveClientIds() const {
+  double t;
+  uint32_t round;
+  {
+    absl::MutexLock lock(&mu_);
+    t = clock_;
+    round = round_;
+  }
+  std::vector<std::string> ids;
+  for (uint64_t c : Available(t, round)) ids.push_back(ClientId(c));
+  return ids;
+}
+
+std::vector<std::shared_ptr<ClientProxy>> Simulator::Sample(const SamplingOptions& options,
+                                                            uint64_t seed) {
+  double t;
+  uint32_t round;
+  {
+    absl::MutexLock lock(&mu_);
+    t = clock_;
+    round = round_;
+  }
+  std::vector<uint64_t> live = Available(t, round);
+  const size_t want = SampleSize(options, live.size());
+  Rng rng(seed);
+  PartialShuffle(live, want, rng);
+  live.resize(want);
+  std::sort(live.begin(), live.end());
+  std::vector<std::shared_ptr<ClientProxy>> sampled;
+  sampled.reserve(live.size());
+  for (uint64_t c : live) {
+    sampled.push_back(std::make_shared<VirtualClientProxy>(this, c, ClientId(c)));
+  }
+  return sampled;
+}
+
+std::shared_ptr<ClientProxy> Simulator::Find(const std::string& id) const {
+  if (!absl::StartsWith(id, kIdPrefix)) return nullptr;
+  const char* begin = id.data() + sizeof(kIdPrefix) - 1;
+  const char* end = id.data() + id.size();
+  uint64_t index = 0;
+  auto [ptr, ec] = std::from_chars(begin, end, index);
+  if (ec != std::errc() || ptr != end || index >= population_.size() || id != ClientId(index)) {
+    return nullptr;
+  }
+  return std::make_shared<VirtualClientProxy>(const_cast<Simulator*>(this), index, id);
+}
+
+std::pair<client::Dataset, client::Dataset> Simulator::ClientSplit(uint64_t client) const {
+  std::vector<int64_t> indices = data_.Indices(client);
+  std::vector<int64_t> held;
+  if (options_.holdout_fraction > 0) {
+    Rng rng(MixSeed(options_.seed ^ kHoldoutSalt, client));
+    Shuffle(indices, rng);
+    const auto n = static_cast<size_t>(options_.holdout_fraction *
+                                       static_cast<double>(indices.size()));
+    held.assign(indices.begin(), indices.begin() + static_cast<std::ptrdiff_t>(n));
+    indices.erase(indices.begin(), indices.begin() + static_cast<std::ptrdiff_t>(n));
+    std::sort(indices.begin(), indices.end());
+    std::sort(held.begin(), held.end());
+  }
+  return {train_.Subset(indices), train_.Subset(held)};
+}
+
+uint64_t Simulator::TrainerSeed(uint64_t client) const {
+  return MixSeed(options_.seed ^ kTrainSalt, client);
+}
+
+void Simulator::Fit(uint64_t client, const FitIns& ins, FitResultHandler handler) {
+  // The client's simulated round, decided before (and without) training.
+  const std::vector<int64_t> counts = data_.ClassCounts(client);
+  int64_t examples = 0;
+  for (int64_t c : counts) examples += c;
+  examples -= static_cast<int64_t>(options_.holdout_fraction * static_cast<double>(examples));
+  const double transfer_s =
+      options_.bandwidth_mbps > 0
+          ? static_cast<double>(ins.parameters->ByteSize()) * 8 / (options_.bandwidth_mbps * 1e6)
+          : 0.0;
+  const double compute_s = static_cast<double>(ins.config.local_epochs()) *
+                           static_cast<double>(examples) / population_.Speed(client);
+  const double finish_s = 2 * transfer_s + compute_s;  // into the round
+  Rng rng(MixSeed(MixSeed(options_.seed ^ kDropoutSalt, ins.round), client));
+  const bool drops = UniformOpen(rng) < options_.dropout_fraction;
+  const double drop_s = UniformOpen(rng) * finish_s;
+
+  absl::Status failure;
+  double ends_s = finish_s;  // when the server would hear of the client
+  {
+    absl::MutexLock lock(&mu_);
+    const double start = clock_;
+    const double offline_at = population_.OnlineUntil(client, start);
+    if (drops) {
+      failure = absl::UnavailableError(absl::StrFormat(
+          "dropped out %.1f s into the round (simulated)", drop_s));
+      ends_s = drop_s;
+      ++current_.dropped;
+    } else if (offline_at < start + finish_s) {
+      failure = absl::UnavailableError(absl::StrFormat(
+          "went offline %.1f s into the round, before finishing at %.1f s (simulated)",
+          offline_at - start, finish_s));
+      ends_s = offline_at - start;
+      ++current_.offline;
+    } else if (options_.deadline_s > 0 && finish_s > options_.deadline_s) {
+      failure = absl::DeadlineExceededError(absl::StrFormat(
+          "would finish %.1f s into the round, after the %g s deadline (simulated)", finish_s,
+          options_.deadline_s));
+      ends_s = options_.deadline_s;
+      ++current_.late;
+    } else {
+      ++current_.trained;
+    }
+    if (!failure.ok()) silent_failure_ = true;
+    current_.duration_s = std::max(current_.duration_s, ends_s);
+    if (asked_ == 0) round_real_start_ = last_progress_ = absl::Now();
+    ++asked_;
+  }
+
+  if (!failure.ok()) {
+    executor_->Submit([this, failure, handler](int) -> std::function<void()> {
+      return [this, failure, handler] {
+        handler(failure).IgnoreError();
+        CountDone();
+      };
+    });
+    return;
+  }
+  executor_->Submit([this, client, ins, handler](int w) -> std::function<void()> {
+    client::LocalClient& local = *workers_[w]->client;
+    auto [train, holdout] = ClientSplit(client);
+    client::TrainerOptions trainer_options;
+    trainer_options.seed = TrainerSeed(client);
+    absl::StatusOr<client::Trainer> trainer = client::Trainer::Create(trainer_options);
+    absl::StatusOr<FitRes> res = absl::InternalError("not trained");
+    if (!trainer.ok()) {
+      res = trainer.status();
+    } else {
+      Parameters control;
+      {
+        absl::MutexLock lock(&mu_);
+        auto it = controls_.find(client);
+        if (it != controls_.end()) control = it->second;
+      }
+      local.Assign(*std::move(trainer), std::move(train), std::move(holdout), control);
+      res = local.Fit(*ins.parameters, ins.config, ins.round, ins.aux.get());
+      if (res.ok() && !local.control().empty()) {
+        absl::MutexLock lock(&mu_);
+        controls_[client] = local.control();
+      }
+    }
+    return [this, handler, res = std::move(res)]() mutable {
+      handler(std::move(res)).IgnoreError();  // a refusal is in the RoundRecord
+      CountDone();
+    };
+  });
+}
+
+void Simulator::Evaluate(uint64_t client, const EvaluateIns& ins,
+                         EvaluateResultHandler handler) {
+  executor_->Submit([this, client, ins, handler](int w) -> std::function<void()> {
+    client::LocalClient& local = *workers_[w]->client;
+    auto [train, holdout] = ClientSplit(client);
+    absl::StatusOr<client::Trainer> trainer = client::Trainer::Create({});
+    absl::StatusOr<EvaluateRes> res = absl::InternalError("not evaluated");
+    if (!trainer.ok()) {
+      res = trainer.status();
+    } else {
+      local.Assign(*std::move(trainer), {}, std::move(holdout), {});
+      res = local.Evaluate(*ins.parameters, ins.config);
+    }
+    return [handler, res = std::move(res)]() mutable { handler(std::move(res)).IgnoreError(); };
+  });
+}
+
+void Simulator::CountDone() {
+  absl::MutexLock lock(&mu_);
+  ++done_;
+  const absl::Time now = absl::Now();
+  if (done_ < asked_ && now - last_progress_ >= options_.progress_interval) {
+    last_progress_ = now;
+    const double elapsed = absl::ToDoubleSeconds(now - round_real_start_);
+    const double eta = elapsed / static_cast<double>(done_) * static_cast<double>(asked_ - done_);
+    spdlog::info("round {}: {}/{} clients done, {:.0f} s, ETA {:.0f} s", round_, done_, asked_,
+                 elapsed, eta);
+  }
+}
+
+void Simulator::OnRoundStart(uint32_t round, size_t sampled) {}
+
+void Simulator::OnRoundEnd(const RoundRecord& record) {
+  absl::MutexLock lock(&mu_);
+  if (record.round > 0) {
+    SimulatedRound r = current_;
+    r.round = record.round;
+    r.start_s = clock_;
+    if (silent_failure_ && options_.deadline_s > 0) r.duration_s = options_.deadline_s;
+    clock_ += r.duration_s;
+    rounds_[record.round] = r;
+  }
+  current_ = SimulatedRound{};
+  silent_failure_ = false;
+  asked_ = done_ = 0;
+  round_ = record.round + 1;
+}
+
+double Simulator::Clock() const {
+  absl::MutexLock lock(&mu_);
+  return clock_;
+}
+
+std::vector<SimulatedRound> Simulator::Rounds() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<SimulatedRound> out;
+  for (const auto& [round, r] : rounds_) out.push_back(r);
+  return out;
+}
+
+Metrics Simulator::RoundMetrics(uint32_t round) const {
+  absl::MutexLock lock(&mu_);
+  auto it = rounds_.find(round);
+  if (it == rounds_.end()) return {};
+  const SimulatedRound& r = it->second;
+  return {{"sim_round_s", r.duration_s},
+          {"sim_clock_s", r.start_s + r.duration_s},
+          {"late", r.late},
+          {"dropped", r.dropped},
+          {"offline", r.offline}};
+}
+
+size_t Simulator::IdleBytes() const {
+  return population_.MemoryBytes() + data_.MemoryBytes();
+}
+
+}  // namespace shoal::simulation

@@ -1,0 +1,173 @@
+// Simulator: a population of virtual clients, in one process, that the real
+// Coordinator runs rounds with. It is a ClientPool: each round it samples the
+// clients that are available at the simulated time, and its proxies train
+// them with the real client library (LocalClient, Trainer) on a pool of
+// worker threads, each with one model that the virtual clients take turns
+// on. A virtual client is a few bytes: its data, speed and availability are
+// recomputed from its index whenever it is asked; nothing of it stays in
+// memory between rounds (except SCAFFOLD's control variate, which a real
+// device would keep too).
+//
+// Simulated time: a sampled client that trains takes
+//   download + epochs * examples / speed + upload
+// simulated seconds (transfers at bandwidth_mbps). It fails when it would
+// finish after the round's simulated deadline (it is then not trained at
+// all: its result would be refused anyway), when its availability window
+// closes first, or, with probability dropout_fraction, by dropping out
+// partway. The round lasts until its last result, or until the deadline when
+// any client failed silently (a server cannot tell a dropped client from a
+// slow one). Results reach the round in the order the clients were sampled,
+// whatever the number of workers, so a run is bit-identical for a seed.
+#ifndef SHOAL_SIMULATION_SIMULATOR_H_
+#define SHOAL_SIMULATION_SIMULATOR_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "client/data/dataset.h"
+#include "client/model.h"
+#include "common/parameters.h"
+#include "common/types.h"
+#include "server/client_pool.h"
+#include "server/coordinator.h"
+#include "simulation/client_data.h"
+#include "simulation/population.h"
+
+namespace shoal::simulation {
+
+// SimulationOptions. The defaults simulate a fleet that is always there,
+// never drops out, and whose transfers and deadlines do not matter.
+struct SimulationOptions {
+  // Worker threads training clients in parallel, each with one LibTorch
+  // intra-op thread; 0 = one per core.
+  int workers = 0;
+  // Chance that a sampled client drops out partway through its round, in
+  // [0, 1).
+  double dropout_fraction = 0;
+  // Simulated link speed for the model download and the update upload, in
+  // megabits per second; 0 = transfers take no simulated time.
+  double bandwidth_mbps = 0;
+  // Simulated round deadline in seconds; 0 = none.
+  double deadline_s = 0;
+  // Fraction of each client's examples kept aside for federated evaluation,
+  // in [0, 0.9].
+  double holdout_fraction = 0;
+  // Seeds shuffling, dropouts and the holdout split.
+  uint64_t seed = 0;
+  // Log in-round progress at most this often.
+  absl::Duration progress_interval = absl::Seconds(5);
+
+  absl::Status Validate() const;
+};
+
+// SimulatedRound: what the fleet did in one round, in simulated time.
+struct SimulatedRound {
+  uint32_t round = 0;
+  double start_s = 0;     // simulated time at the start of the round
+  double duration_s = 0;  // how long the fleet took
+  int64_t trained = 0;    // clients that trained and answered
+  int64_t late = 0;       // would have finished after the deadline
+  int64_t dropped = 0;    // dropped out partway
+  int64_t offline = 0;    // their availability window closed first
+};
+
+// Simulator is thread-safe. Create it, pass it to a Coordinator as its
+// ClientPool and add it as the Coordinator's first RoundObserver (it keeps
+// the simulated clock).
+class Simulator : public ClientPool, public RoundObserver {
+ public:
+  // Create checks that `population` and `data` have the same number of
+  // clients and builds one `model` per worker (errors name the model file
+  // or the bad option). `train` is the dataset `data` indexes.
+  static absl::StatusOr<std::unique_ptr<Simulator>> Create(
+      SimulationOptions options, Population population, ClientData data,
+      client::Dataset train, const client::ModelSpec& model);
+  ~Simulator() override;
+
+  // ClientPool. A client is live when its availability allows at the
+  // current simulated time; WaitForLive advances the simulated clock (in
+  // steps of a simulated minute, up to a simulated week) until enough are.
+  bool WaitForLive(size_t n, absl::Duration timeout) override;
+  std::vector<std::string> LiveClientIds() const override;
+  std::vector<std::shared_ptr<ClientProxy>> Sample(const SamplingOptions& options,
+                                                   uint64_t seed) override;
+  std::shared_ptr<ClientProxy> Find(const std::string& id) const override;
+  void ShutdownAll(const std::string& reason, int64_t final_version) override {}
+
+  // RoundObserver: closes the round's simulated time.
+  void OnRoundStart(uint32_t round, size_t sampled) override;
+  void OnRoundEnd(const RoundRecord& record) override;
+
+  // ClientId names virtual client `index`: "client-" and the index, padded
+  // so that IDs sort like indices.
+  std::string ClientId(uint64_t index) const;
+  uint64_t num_clients() const { return population_.size(); }
+  int workers() const;
+  // Clock returns the simulated seconds since the run started.
+  double Clock() const;
+  // Rounds returns the simulated record of every finished round.
+  std::vector<SimulatedRound> Rounds() const;
+  // RoundMetrics returns a finished round's simulated figures as metrics
+  // ("sim_round_s", "sim_clock_s", "late", "dropped", "offline").
+  Metrics RoundMetrics(uint32_t round) const;
+  // IdleBytes is what the registered clients cost while idle: the
+  // population's and the data plan's memory (model-sized state excluded).
+  size_t IdleBytes() const;
+
+  // ClientSplit returns virtual client `client`'s training and held-out
+  // examples: what it trains and evaluates on, and nothing else.
+  std::pair<client::Dataset, client::Dataset> ClientSplit(uint64_t client) const;
+  // TrainerSeed is the seed of the client's batch shuffling.
+  uint64_t TrainerSeed(uint64_t client) const;
+
+  // Fit and Evaluate serve the proxies (see the file comment).
+  void Fit(uint64_t client, const FitIns& ins, FitResultHandler handler);
+  void Evaluate(uint64_t client, const EvaluateIns& ins, EvaluateResultHandler handler);
+
+ private:
+  struct Worker;
+  Simulator(SimulationOptions options, Population population, ClientData data,
+            client::Dataset train);
+  // Available lists the clients that may be sampled at simulated time `t` in
+  // round `round`.
+  std::vector<uint64_t> Available(double t, uint32_t round) const;
+  void CountDone();
+
+  const SimulationOptions options_;
+  const Population population_;
+  const ClientData data_;
+  const client::Dataset train_;
+  const int id_width_;
+  double model_bytes_ = 0;  // set by the first Fit
+  std::vector<std::unique_ptr<Worker>> workers_;
+
+  mutable absl::Mutex mu_;
+  double clock_ ABSL_GUARDED_BY(mu_) = 0;
+  uint32_t round_ ABSL_GUARDED_BY(mu_) = 1;  // the round being run or next
+  SimulatedRound current_ ABSL_GUARDED_BY(mu_);
+  bool silent_failure_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<uint32_t, SimulatedRound> rounds_ ABSL_GUARDED_BY(mu_);
+  // SCAFFOLD's control variates, by client; only clients that ran SCAFFOLD.
+  std::map<uint64_t, Parameters> controls_ ABSL_GUARDED_BY(mu_);
+  // In-round progress.
+  size_t asked_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t done_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time round_real_start_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_progress_ ABSL_GUARDED_BY(mu_);
+
+  // Declared last: destroyed first, so no job outlives what it uses.
+  std::unique_ptr<class OrderedExecutor> executor_;
+};
+
+}  // namespace shoal::simulation
+
+#endif  // SHOAL_SIMULATION_SIMULATOR_H_

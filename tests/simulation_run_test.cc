@@ -1,0 +1,154 @@
+// `shoal sim` on real Fashion-MNIST: determinism whatever the number of
+// workers, a thousand clients in the suite's budget, the outputs a run
+// leaves, and the command line.
+#include <ATen/ATen.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/experiment_config.h"
+#include "cli/simulation_run.h"
+#include "common/files.h"
+#include "common/model_dir.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/subprocess.h"
+#include "tests/testing.h"
+
+namespace shoal::cli {
+namespace {
+
+using ::testing::HasSubstr;
+using nlohmann::json;
+
+ExperimentConfig Parse(const json& j) {
+  absl::StatusOr<ExperimentConfig> c = ParseExperimentConfig(j.dump(), "test config");
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? *c : ExperimentConfig{};
+}
+
+json BaseConfig(const std::string& output_dir, int clients, double fraction, int rounds) {
+  return json{{"name", "sim-test"},
+              {"seed", 7},
+              {"model", "2nn"},
+              {"rounds", rounds},
+              {"sampling", {{"fraction_fit", fraction}, {"min_fit_clients", 1}}},
+              {"data", {{"partitioner", "dirichlet"}, {"alpha", 0.5}, {"holdout_fraction", 0}}},
+              {"server", {{"output_dir", output_dir}}},
+              {"simulation", {{"clients", clients}}}};
+}
+
+double TestAccuracy(const RoundRecord& r) {
+  return r.server_eval ? MetricAsDouble(r.server_eval->metrics.at("accuracy")) : -1;
+}
+
+TEST(SimulationRunTest, BitIdenticalWithOneOrThreeWorkers) {
+  testing::TempDir dir;
+  json j = BaseConfig(dir.File("one"), 100, 0.1, 2);
+  j["simulation"]["workers"] = 1;
+  j["simulation"]["dropout_fraction"] = 0.2;
+  absl::StatusOr<SimulationResult> one = RunSimulation(Parse(j));
+  ASSERT_TRUE(one.ok()) << one.status();
+  j["simulation"]["workers"] = 3;
+  j["server"]["output_dir"] = dir.File("three");
+  absl::StatusOr<SimulationResult> three = RunSimulation(Parse(j));
+  ASSERT_TRUE(three.ok()) << three.status();
+  EXPECT_EQ(one->workers, 1);
+  EXPECT_EQ(three->workers, 3);
+  ASSERT_EQ(one->final_model.size(), three->final_model.size());
+  for (size_t i = 0; i < one->final_model.size(); ++i) {
+    EXPECT_TRUE(at::equal(one->final_model.tensor(i), three->final_model.tensor(i)))
+        << one->final_model.name(i);
+  }
+  ASSERT_EQ(one->history.size(), 3u);
+  ASSERT_EQ(three->history.size(), 3u);
+  for (size_t r = 0; r < 3; ++r) {
+    EXPECT_EQ(one->history[r].answered, three->history[r].answered);
+    EXPECT_EQ(one->history[r].failures.size(), three->history[r].failures.size());
+    EXPECT_EQ(TestAccuracy(one->history[r]), TestAccuracy(three->history[r]));
+    EXPECT_EQ(one->history[r].server_eval->loss, three->history[r].server_eval->loss);
+  }
+  EXPECT_EQ(one->simulated_seconds, three->simulated_seconds);
+  EXPECT_EQ(ReadModelRecord(dir.File("one/models"))->sha256_hex,
+            ReadModelRecord(dir.File("three/models"))->sha256_hex);
+}
+
+TEST(SimulationRunTest, ThousandClientsTrainTwoRounds) {
+  testing::TempDir dir;
+  json j = BaseConfig(dir.path(), 1000, 1.0, 2);
+  j["data"]["partitioner"] = "iid";
+  j["simulation"]["workers"] = 2;
+  absl::StatusOr<SimulationResult> run = RunSimulation(Parse(j));
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->history.size(), 3u);
+  for (size_t r = 1; r < 3; ++r) {
+    EXPECT_EQ(run->history[r].sampled, 1000u);
+    EXPECT_EQ(run->history[r].answered, 1000u);
+    EXPECT_EQ(run->history[r].train_examples, 60000);  // a split: every example once
+    EXPECT_TRUE(run->history[r].model_updated);
+  }
+  // Two steps a client (60 examples, B = 32): a small start, but a start.
+  EXPECT_GT(TestAccuracy(run->history[2]), TestAccuracy(run->history[0]) + 0.25);
+
+  // What the run leaves: the model store, the history with the partition
+  // summary and simulated time, and one row per client.
+  absl::StatusOr<std::string> text = ReadFile(dir.File("metrics.json"), 64 << 20);
+  ASSERT_TRUE(text.ok()) << text.status();
+  const json metrics = json::parse(*text);
+  EXPECT_EQ(metrics["partition"]["clients"], 1000);
+  EXPECT_EQ(metrics["partition"]["min_examples"], 60);
+  EXPECT_EQ(metrics["rounds"].size(), 3u);
+  EXPECT_TRUE(metrics["rounds"][1]["simulation"].contains("sim_round_s"));
+  std::ifstream csv(dir.File("clients.csv"));
+  std::string line;
+  int rows = 0;
+  std::getline(csv, line);
+  EXPECT_THAT(line, HasSubstr("client,examples,speed,class_0"));
+  while (std::getline(csv, line)) ++rows;
+  EXPECT_EQ(rows, 1000);
+  // The final model is in the server's model store format.
+  ModelRecord record;
+  absl::StatusOr<Parameters> stored = LoadModelParameters(dir.File("models"), &record);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(record.version, 2);
+  ASSERT_EQ(stored->size(), run->final_model.size());
+  for (size_t i = 0; i < stored->size(); ++i) {
+    EXPECT_TRUE(at::equal(stored->tensor(i), run->final_model.tensor(i)));
+  }
+}
+
+TEST(SimulationRunTest, TooManyClientsForASplitIsRefusedWithAHint) {
+  testing::TempDir dir;
+  absl::StatusOr<SimulationResult> run =
+      RunSimulation(Parse(BaseConfig(dir.path(), 100000, 0.01, 1)));
+  ASSERT_FALSE(run.ok());
+  EXPECT_THAT(std::string(run.status().message()), HasSubstr("examples_per_client"));
+}
+
+TEST(ShoalSimCommandTest, RunsAConfigAndRefusesABadOne) {
+  testing::TempDir dir;
+  json j = BaseConfig(dir.File("out"), 20, 0.5, 1);
+  j["simulation"]["examples_per_client"] = 50;
+  j["simulation"]["speed"] = {{"distribution", "lognormal"}, {"median", 20}, {"sigma", 0.5}};
+  j["simulation"]["deadline_s"] = 3;
+  ASSERT_TRUE(WriteFileAtomically(dir.File("sim.json"), j.dump()).ok());
+  testing::Subprocess ok({SHOAL_BINARY, "sim", "--config", dir.File("sim.json"), "--workers", "2"},
+                         dir.File("ok.log"));
+  ASSERT_EQ(ok.Wait(absl::Seconds(120)), 0) << ok.Log();
+  EXPECT_THAT(ok.Log(), HasSubstr("Simulated fleet time"));
+  EXPECT_THAT(ok.Log(), HasSubstr("label distribution"));
+  EXPECT_TRUE(ReadFile(dir.File("out/metrics.csv"), 1 << 20).ok());
+
+  j["simulation"]["dropout_fraction"] = 1.5;
+  ASSERT_TRUE(WriteFileAtomically(dir.File("bad.json"), j.dump()).ok());
+  testing::Subprocess bad({SHOAL_BINARY, "sim", "--config", dir.File("bad.json")},
+                          dir.File("bad.log"));
+  EXPECT_EQ(bad.Wait(absl::Seconds(60)), 2);
+  EXPECT_THAT(bad.Log(), HasSubstr("simulation.dropout_fraction"));
+}
+
+}  // namespace
+}  // namespace shoal::cli

@@ -1,0 +1,357 @@
+// The simulator's engine on small generated data: ordered delivery, each
+// client training on its own data only, availability, dropouts, deadlines,
+// simulated time, and determinism across worker counts.
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "client/data/dataset.h"
+#include "client/data/partition.h"
+#include "client/model.h"
+#include "client/trainer.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/coordinator.h"
+#include "server/model_store.h"
+#include "simulation/client_data.h"
+#include "simulation/ordered_executor.h"
+#include "simulation/population.h"
+#include "simulation/simulator.h"
+#include "strategies/registry.h"
+#include "tests/testing.h"
+
+namespace shoal::simulation {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr int kClasses = 10;
+
+// Images whose mean depends on the label, so a model can learn something.
+client::Dataset Generated(int64_t n, uint64_t seed) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  client::Dataset d;
+  d.labels = at::randint(kClasses, {n}, gen, at::TensorOptions().dtype(at::kLong));
+  d.images = at::randn({n, 1, 28, 28}, gen) +
+             d.labels.to(at::kFloat).view({n, 1, 1, 1}) / kClasses;
+  return d;
+}
+
+v1::FitConfig Config() {
+  v1::FitConfig c;
+  c.set_local_epochs(1);
+  c.set_batch_size(8);
+  c.set_learning_rate(0.05);
+  c.set_momentum(0.9);
+  return c;
+}
+
+PopulationOptions Fleet(uint64_t clients) {
+  PopulationOptions p;
+  p.num_clients = clients;
+  p.seed = 7;
+  return p;
+}
+
+struct Scenario {
+  SimulationOptions options;
+  PopulationOptions population;
+  client::PartitionOptions partition;
+  int64_t examples = 600;
+};
+
+Scenario Default(uint64_t clients) {
+  Scenario s;
+  s.options.workers = 2;
+  s.options.seed = 11;
+  s.population = Fleet(clients);
+  s.partition.scheme = client::PartitionScheme::kIid;
+  s.partition.num_partitions = static_cast<int>(clients);
+  s.partition.seed = 3;
+  return s;
+}
+
+absl::StatusOr<std::unique_ptr<Simulator>> MakeSimulator(const Scenario& s, client::Dataset data) {
+  auto population = Population::Create(s.population);
+  if (!population.ok()) return population.status();
+  auto plan = ClientData::Split(data.labels, s.partition);
+  if (!plan.ok()) return plan.status();
+  return Simulator::Create(s.options, *std::move(population), *std::move(plan), std::move(data),
+                           client::ModelSpec{"logreg", ""});
+}
+
+struct RunResult {
+  std::vector<RoundRecord> history;
+  Parameters final_model;
+  std::vector<SimulatedRound> simulated;
+  std::vector<Metrics> round_metrics;
+};
+
+// Run drives the real Coordinator with FedAvg over the simulator.
+RunResult RunFederation(const Scenario& s, uint32_t rounds, double fraction) {
+  RunResult out;
+  auto sim = MakeSimulator(s, Generated(s.examples, 1));
+  EXPECT_TRUE(sim.ok()) << sim.status();
+  if (!sim.ok()) return out;
+  StrategyContext context;
+  context.fit_config = Config();
+  context.min_fit_clients = 1;
+  auto strategy = CreateStrategy("fedavg", nlohmann::json::object(), context);
+  EXPECT_TRUE(strategy.ok()) << strategy.status();
+  testing::TempDir dir;
+  auto store = ModelStore::Open(dir.File("models"), "logreg");
+  EXPECT_TRUE(store.ok()) << store.status();
+  CoordinatorOptions options;
+  options.num_rounds = rounds;
+  options.sampling.fraction = fraction;
+  options.min_fit_clients = 1;
+  options.min_available_clients = 1;
+  options.round_timeout = absl::Minutes(10);
+  options.wait_for_clients_timeout = absl::Seconds(1);
+  options.seed = 5;
+  auto model = client::CreateModel(client::ModelSpec{"logreg", ""}, 99);
+  auto coordinator = Coordinator::Create(options, sim->get(), strategy->get(), store->get(),
+                                         (*model)->GetParameters().Clone());
+  EXPECT_TRUE(coordinator.ok()) << coordinator.status();
+  (*coordinator)->AddObserver(sim->get());
+  auto history = (*coordinator)->Run();
+  EXPECT_TRUE(history.ok()) << history.status();
+  if (!history.ok()) return out;
+  out.history = *history;
+  out.final_model = (*coordinator)->global()->Clone();
+  out.simulated = (*sim)->Rounds();
+  for (uint32_t r = 1; r <= rounds; ++r) out.round_metrics.push_back((*sim)->RoundMetrics(r));
+  return out;
+}
+
+void ExpectBitIdentical(const Parameters& a, const Parameters& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_TRUE(at::equal(a.tensor(i), b.tensor(i))) << a.name(i);
+  }
+}
+
+TEST(OrderedExecutorTest, DeliversInSubmissionOrderWithBoundedBacklog) {
+  constexpr int kWorkers = 4, kLookahead = 3, kJobs = 300;
+  std::vector<int> delivered;
+  std::atomic<int> waiting{0}, most_waiting{0};
+  {
+    OrderedExecutor executor(kWorkers, kLookahead, nullptr);
+    std::mt19937_64 rng(1);
+    for (int i = 0; i < kJobs; ++i) {
+      const auto sleep_us = static_cast<int>(rng() % 500);
+      executor.Submit([&, i, sleep_us](int worker) -> std::function<void()> {
+        EXPECT_GE(worker, 0);
+        EXPECT_LT(worker, kWorkers);
+        std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
+        const int now = ++waiting;
+        int seen = most_waiting.load();
+        while (now > seen && !most_waiting.compare_exchange_weak(seen, now)) {
+        }
+        return [&, i] {
+          --waiting;
+          delivered.push_back(i);  // deliveries never overlap
+        };
+      });
+    }
+    executor.WaitIdle();
+    ASSERT_EQ(delivered.size(), static_cast<size_t>(kJobs));
+  }
+  for (int i = 0; i < kJobs; ++i) EXPECT_EQ(delivered[i], i);
+  EXPECT_LE(most_waiting.load(), kWorkers + kLookahead);
+}
+
+TEST(SimulatorTest, EachClientTrainsOnItsOwnDataOnly) {
+  Scenario s = Default(12);
+  s.options.holdout_fraction = 0.2;
+  s.partition.scheme = client::PartitionScheme::kShards;
+  s.partition.classes_per_client = 1;
+  client::Dataset data = Generated(s.examples, 1);
+  auto sim = MakeSimulator(s, data);
+  ASSERT_TRUE(sim.ok()) << sim.status();
+  auto plan = ClientData::Split(data.labels, s.partition);
+  ASSERT_TRUE(plan.ok());
+  auto model = client::CreateModel(client::ModelSpec{"logreg", ""}, 99);
+  auto global = std::make_shared<const Parameters>((*model)->GetParameters().Clone());
+
+  constexpr uint64_t kAsked[] = {0, 5, 11};
+  absl::Mutex mu;
+  std::map<uint64_t, FitRes> results;
+  for (uint64_t c : kAsked) {
+    FitIns ins{1, 0, global, Config(), nullptr};
+    (*sim)->Fit(c, ins, [&, c](absl::StatusOr<FitRes> res) {
+      EXPECT_TRUE(res.ok()) << res.status();
+      absl::MutexLock lock(&mu);
+      if (res.ok()) results[c] = *res;
+      return absl::OkStatus();
+    });
+  }
+  {
+    absl::MutexLock lock(&mu);
+    auto all = [&] { return results.size() == std::size(kAsked); };
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&all), absl::Seconds(60)));
+  }
+  for (uint64_t c : kAsked) {
+    auto [train, holdout] = (*sim)->ClientSplit(c);
+    // Training and held-out examples together are exactly the client's.
+    std::vector<int64_t> counts(kClasses, 0);
+    for (const client::Dataset* part : {&train, &holdout}) {
+      for (int64_t i = 0; i < part->size(); ++i) ++counts[part->labels[i].item<int64_t>()];
+    }
+    EXPECT_EQ(counts, plan->ClassCounts(c)) << "client " << c;
+    EXPECT_EQ(holdout.size(), static_cast<int64_t>(0.2 * static_cast<double>(
+                                                             train.size() + holdout.size())));
+    // The update is what a lone device would compute on that data.
+    client::TrainerOptions options;
+    options.seed = (*sim)->TrainerSeed(c);
+    auto trainer = client::Trainer::Create(options);
+    ASSERT_TRUE(trainer.ok());
+    auto own = client::CreateModel(client::ModelSpec{"logreg", ""});
+    auto expected = trainer->Fit(**own, *global, train, Config(), 1);
+    ASSERT_TRUE(expected.ok()) << expected.status();
+    EXPECT_EQ(results[c].num_examples, train.size());
+    ExpectBitIdentical(results[c].update, expected->update);
+  }
+  // Different clients, different data, different updates.
+  EXPECT_FALSE(at::equal(results[0].update.tensor(0), results[5].update.tensor(0)));
+}
+
+TEST(SimulatorTest, SamplesOnlyAvailableClients) {
+  Scenario s = Default(60);
+  s.population.availability.kind = AvailabilityOptions::Kind::kRandom;
+  s.population.availability.probability = 0.5;
+  auto sim = MakeSimulator(s, Generated(s.examples, 1));
+  ASSERT_TRUE(sim.ok()) << sim.status();
+  auto population = Population::Create(s.population);
+  ASSERT_TRUE(population.ok());
+  std::vector<std::string> expected;
+  for (uint64_t c = 0; c < 60; ++c) {
+    if (population->IsAvailable(c, 0, 1)) expected.push_back((*sim)->ClientId(c));
+  }
+  ASSERT_GT(expected.size(), 10u);
+  ASSERT_LT(expected.size(), 50u);
+  std::vector<std::string> sampled;
+  for (const auto& proxy : (*sim)->Sample({1.0, 1}, 42)) sampled.push_back(proxy->id());
+  EXPECT_EQ(sampled, expected);
+  EXPECT_EQ((*sim)->LiveClientIds(), expected);
+  // Find knows every registered client and nobody else.
+  EXPECT_NE((*sim)->Find((*sim)->ClientId(59)), nullptr);
+  EXPECT_EQ((*sim)->Find("client-60"), nullptr);
+  EXPECT_EQ((*sim)->Find("client-7"), nullptr);  // IDs are padded: client-07
+  EXPECT_EQ((*sim)->Find("someone"), nullptr);
+}
+
+TEST(SimulatorTest, RoundTimeIsTheSlowestClientWhenNobodyFails) {
+  Scenario s = Default(20);
+  s.population.speed.kind = Distribution::Kind::kUniform;
+  s.population.speed.min = 5;
+  s.population.speed.max = 50;
+  const RunResult run = RunFederation(s, 2, 1.0);
+  ASSERT_EQ(run.simulated.size(), 2u);
+  // Each client takes its examples / its speed (one epoch, no transfers);
+  // recomputed from the population and the data plan.
+  auto population = Population::Create(s.population);
+  ASSERT_TRUE(population.ok());
+  client::Dataset data = Generated(s.examples, 1);
+  auto plan = ClientData::Split(data.labels, s.partition);
+  ASSERT_TRUE(plan.ok());
+  double slowest = 0;
+  for (uint64_t c = 0; c < 20; ++c) {
+    int64_t n = 0;
+    for (int64_t x : plan->ClassCounts(c)) n += x;
+    slowest = std::max(slowest, static_cast<double>(n) / population->Speed(c));
+  }
+  double clock = 0;
+  for (size_t r = 0; r < 2; ++r) {
+    EXPECT_TRUE(run.history[r + 1].failures.empty());
+    EXPECT_EQ(run.history[r + 1].answered, 20u);
+    EXPECT_EQ(run.simulated[r].trained, 20);
+    EXPECT_DOUBLE_EQ(run.simulated[r].duration_s, slowest);
+    EXPECT_DOUBLE_EQ(run.simulated[r].start_s, clock);
+    clock += run.simulated[r].duration_s;
+  }
+}
+
+TEST(SimulatorTest, DropoutsAndLateClientsAreFailuresAndCountedOnce) {
+  Scenario s = Default(40);
+  s.population.speed.kind = Distribution::Kind::kUniform;
+  s.population.speed.min = 1;
+  s.population.speed.max = 40;
+  s.options.dropout_fraction = 0.25;
+  s.options.deadline_s = 10;  // 15 examples at < 1.5 examples/s miss it
+  s.options.bandwidth_mbps = 100;
+  const RunResult run = RunFederation(s, 3, 1.0);
+  ASSERT_EQ(run.simulated.size(), 3u);
+  int64_t late = 0, dropped = 0;
+  for (size_t r = 0; r < 3; ++r) {
+    const RoundRecord& record = run.history[r + 1];
+    const SimulatedRound& sim = run.simulated[r];
+    EXPECT_EQ(record.sampled, 40u);
+    EXPECT_EQ(static_cast<int64_t>(record.answered), sim.trained);
+    EXPECT_EQ(static_cast<int64_t>(record.failures.size()), sim.late + sim.dropped + sim.offline);
+    EXPECT_EQ(sim.trained + sim.late + sim.dropped + sim.offline, 40);
+    int64_t late_msgs = 0, dropped_msgs = 0;
+    for (const ClientFailure& f : record.failures) {
+      const std::string msg(f.status.message());
+      if (msg.find("deadline") != std::string::npos) {
+        ++late_msgs;
+        EXPECT_EQ(f.status.code(), absl::StatusCode::kDeadlineExceeded);
+      } else {
+        EXPECT_THAT(msg, HasSubstr("dropped out"));
+        ++dropped_msgs;
+      }
+    }
+    EXPECT_EQ(late_msgs, sim.late);
+    EXPECT_EQ(dropped_msgs, sim.dropped);
+    // A silent failure keeps the server waiting until the deadline.
+    if (!record.failures.empty()) {
+      EXPECT_DOUBLE_EQ(sim.duration_s, 10);
+    }
+    EXPECT_EQ(MetricAsDouble(run.round_metrics[r].at("sim_round_s")), sim.duration_s);
+    late += sim.late;
+    dropped += sim.dropped;
+  }
+  // About a quarter drop out: 30 expected of 120, seeded.
+  EXPECT_GT(dropped, 15);
+  EXPECT_LT(dropped, 45);
+  EXPECT_GT(late, 0);
+}
+
+TEST(SimulatorTest, SameWeightsAndMetricsWithOneOrFourWorkers) {
+  Scenario one = Default(30);
+  one.options.workers = 1;
+  one.options.dropout_fraction = 0.3;
+  Scenario four = one;
+  four.options.workers = 4;
+  const RunResult a = RunFederation(one, 3, 0.5);
+  const RunResult b = RunFederation(four, 3, 0.5);
+  ASSERT_EQ(a.history.size(), 4u);
+  ASSERT_EQ(b.history.size(), 4u);
+  ExpectBitIdentical(a.final_model, b.final_model);
+  for (size_t r = 1; r < a.history.size(); ++r) {
+    EXPECT_EQ(a.history[r].answered, b.history[r].answered);
+    EXPECT_EQ(a.history[r].train_loss, b.history[r].train_loss);  // bitwise
+    EXPECT_EQ(a.history[r].train_examples, b.history[r].train_examples);
+    // Results, failures included, reach the round in one order.
+    std::vector<std::string> failed_a, failed_b;
+    for (const ClientFailure& f : a.history[r].failures) failed_a.push_back(f.client_id);
+    for (const ClientFailure& f : b.history[r].failures) failed_b.push_back(f.client_id);
+    EXPECT_EQ(failed_a, failed_b) << "round " << r;
+    EXPECT_FALSE(failed_a.empty()) << "round " << r;
+  }
+  EXPECT_EQ(a.simulated.back().start_s, b.simulated.back().start_s);
+}
+
+}  // namespace
+}  // namespace shoal::simulation
