@@ -125,6 +125,15 @@ absl::StatusOr<std::unique_ptr<Strategy>> MakeScaffold(const nlohmann::json& par
   }
   SHOAL_RETURN_IF_ERROR(ReadFedAvgOptions(p, context, &options.fedavg));
   SHOAL_RETURN_IF_ERROR(p.Finish());
+  // Option II estimates c_i from the distance travelled in K steps of size
+  // lr; momentum makes the steps longer than lr and the estimate diverges
+  // (measured: train loss 1.6, 4.3, 17.6 over three rounds at 0.9).
+  if (context.fit_config.momentum() > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "scaffold needs plain SGD on the clients: its control-variate update assumes steps of "
+        "exactly the learning rate; set fit.momentum to 0 (it is ",
+        context.fit_config.momentum(), ")"));
+  }
   return std::make_unique<Scaffold>(options);
 }
 

@@ -130,5 +130,18 @@ TEST(ScaffoldTest, PopulationSmallerThanTheCohortIsRefused) {
   EXPECT_NE(made.status().message().find("population"), std::string::npos) << made.status();
 }
 
+// Option II's c_i estimate assumes steps of exactly lr; with client momentum
+// it overshoots and the run diverges, so the config is refused up front.
+TEST(ScaffoldTest, ClientMomentumIsRefusedNamingTheKey) {
+  StrategyContext context;
+  context.fit_config.set_momentum(0.9);
+  absl::StatusOr<std::unique_ptr<Strategy>> made =
+      CreateStrategy("scaffold", json::object(), context);
+  ASSERT_FALSE(made.ok());
+  EXPECT_NE(made.status().message().find("fit.momentum"), std::string::npos) << made.status();
+  context.fit_config.set_momentum(0);
+  EXPECT_TRUE(CreateStrategy("scaffold", json::object(), context).ok());
+}
+
 }  // namespace
 }  // namespace shoal
