@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <memory>
 #include <random>
@@ -326,6 +327,37 @@ TEST(SimulatorTest, DropoutsAndLateClientsAreFailuresAndCountedOnce) {
   EXPECT_GT(dropped, 15);
   EXPECT_LT(dropped, 45);
   EXPECT_GT(late, 0);
+}
+
+TEST(SimulatorTest, ClientsWhoseWindowClosesMidRoundFailAsOffline) {
+  // A trace: every client trains at 1 example/s on 20 examples (20 s).
+  // Even clients are online for 10 s only, odd ones for an hour.
+  testing::TempDir dir;
+  std::string trace = "client,speed,windows\n";
+  for (int c = 0; c < 30; ++c) {
+    trace += std::to_string(c) + ",1," + (c % 2 == 0 ? "0-10" : "0-3600") + "\n";
+  }
+  {
+    std::FILE* f = std::fopen(dir.File("trace.csv").c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs(trace.c_str(), f);
+    std::fclose(f);
+  }
+  Scenario s = Default(30);
+  s.population.trace_path = dir.File("trace.csv");
+  const RunResult run = RunFederation(s, 1, 1.0);
+  ASSERT_EQ(run.simulated.size(), 1u);
+  const RoundRecord& record = run.history[1];
+  EXPECT_EQ(run.simulated[0].offline, 15);
+  EXPECT_EQ(run.simulated[0].trained, 15);
+  EXPECT_EQ(record.answered, 15u);
+  ASSERT_EQ(record.failures.size(), 15u);
+  for (const ClientFailure& f : record.failures) {
+    EXPECT_THAT(std::string(f.status.message()), HasSubstr("went offline 10.0 s into the round"));
+    EXPECT_EQ((f.client_id.back() - '0') % 2, 0) << f.client_id;
+  }
+  // No deadline: the round ends with its slowest client, 20 s in.
+  EXPECT_DOUBLE_EQ(run.simulated[0].duration_s, 20);
 }
 
 TEST(SimulatorTest, SameWeightsAndMetricsWithOneOrFourWorkers) {
