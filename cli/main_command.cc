@@ -57,7 +57,7 @@ int Main(int argc, char** argv) {
   m->add_option("--output-dir", sim.output_dir, "Where models and metrics go (overrides server.output_dir)");
   m->add_option("--rounds", sim.rounds, "Number of rounds (overrides rounds)")->check(CLI::PositiveNumber);
   m->add_option("--clients", sim.clients, "Registered virtual clients (overrides simulation.clients)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 32));
   m->add_option("--workers", sim.workers,
                 "Worker threads training clients in parallel, 0 = one per core (overrides simulation.workers)")
       ->check(CLI::Range(0, 1024));

@@ -16,6 +16,7 @@
 #include "client/trainer.h"
 #include "common/files.h"
 #include "common/logging.h"
+#include "common/random.h"
 #include "common/status.h"
 #include "server/model_store.h"
 #include "simulation/client_data.h"
@@ -52,7 +53,10 @@ absl::StatusOr<simulation::ClientData> MakeClientData(const ExperimentConfig& co
   sampled.alpha = config.partition.alpha;
   sampled.classes_per_client = config.partition.classes_per_client;
   sampled.power_law_exponent = config.partition.power_law_exponent;
-  sampled.seed = config.partition.seed;
+  // Salted: unsalted, client r's draw would share its stream with round r's
+  // sampling (MixSeed(seed, r) both).
+  sampled.seed = MixSeed(config.partition.seed, 0x73616d706c65);  // "sample"
+
   return simulation::ClientData::Sampled(train.labels, clients, sampled);
 }
 

@@ -6,10 +6,9 @@ namespace shoal::simulation {
 
 OrderedExecutor::OrderedExecutor(int workers, int lookahead,
                                  std::function<void(int worker)> init)
-    : lookahead_(lookahead < 0 ? 0 : lookahead) {
-  if (workers < 1) workers = 1;
-  threads_.reserve(static_cast<size_t>(workers));
-  for (int w = 0; w < workers; ++w) {
+    : workers_(workers < 1 ? 1 : workers), lookahead_(lookahead < 0 ? 0 : lookahead) {
+  threads_.reserve(static_cast<size_t>(workers_));
+  for (int w = 0; w < workers_; ++w) {
     threads_.emplace_back([this, w, init] {
       if (init) init(w);
       WorkerLoop(w);
@@ -39,7 +38,8 @@ void OrderedExecutor::WaitIdle() {
 }
 
 void OrderedExecutor::WorkerLoop(int worker) {
-  const uint64_t window = static_cast<uint64_t>(lookahead_) + threads_.size();
+  // Known before any thread starts (threads_ is still growing then).
+  const uint64_t window = static_cast<uint64_t>(lookahead_ + workers_);
   while (true) {
     std::pair<uint64_t, Work> job;
     {

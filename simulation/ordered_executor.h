@@ -45,7 +45,7 @@ class OrderedExecutor {
   // WaitIdle blocks until every job submitted so far has been delivered.
   void WaitIdle();
 
-  int workers() const { return static_cast<int>(threads_.size()); }
+  int workers() const { return workers_; }
 
  private:
   void WorkerLoop(int worker);
@@ -53,6 +53,7 @@ class OrderedExecutor {
   // thread is delivering.
   void Deliver();
 
+  const int workers_;
   const int lookahead_;
   mutable absl::Mutex mu_;
   std::deque<std::pair<uint64_t, Work>> queue_ ABSL_GUARDED_BY(mu_);

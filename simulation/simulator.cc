@@ -258,31 +258,32 @@ void Simulator::Fit(uint64_t client, const FitIns& ins, FitResultHandler handler
   const bool drops = UniformOpen(rng) < options_.dropout_fraction;
   const double drop_s = UniformOpen(rng) * finish_s;
 
+  // The first of these decides the client's round: it drops out, its
+  // window closes, the deadline passes, or it finishes.
   absl::Status failure;
   double ends_s = finish_s;  // when the server would hear of the client
   {
     absl::MutexLock lock(&mu_);
     const double start = clock_;
-    const double offline_at = population_.OnlineUntil(client, start);
-    if (drops) {
+    const double offline_s = population_.OnlineUntil(client, start) - start;
+    const double deadline_s = options_.deadline_s > 0 ? options_.deadline_s : finish_s;
+    if (drops && drop_s < std::min(offline_s, deadline_s)) {
       failure = absl::UnavailableError(absl::StrFormat(
           "dropped out %.1f s into the round (simulated)", drop_s));
       ends_s = drop_s;
       ++current_.dropped;
-    } else if (offline_at < start + finish_s) {
+    } else if (offline_s < std::min(finish_s, deadline_s)) {
       failure = absl::UnavailableError(absl::StrFormat(
           "went offline %.1f s into the round, before finishing at %.1f s (simulated)",
-          offline_at - start, finish_s));
-      ends_s = offline_at - start;
+          offline_s, finish_s));
+      ends_s = offline_s;
       ++current_.offline;
-    } else if (options_.deadline_s > 0 && finish_s > options_.deadline_s) {
+    } else if (deadline_s < finish_s) {
       failure = absl::DeadlineExceededError(absl::StrFormat(
           "would finish %.1f s into the round, after the %g s deadline (simulated)", finish_s,
           options_.deadline_s));
-      ends_s = options_.deadline_s;
+      ends_s = deadline_s;
       ++current_.late;
-    } else {
-      ++current_.trained;
     }
     if (!failure.ok()) silent_failure_ = true;
     current_.duration_s = std::max(current_.duration_s, ends_s);
@@ -293,62 +294,86 @@ void Simulator::Fit(uint64_t client, const FitIns& ins, FitResultHandler handler
   if (!failure.ok()) {
     executor_->Submit([this, failure, handler](int) -> std::function<void()> {
       return [this, failure, handler] {
+        CountDone(Outcome::kSimulatedFailure);
         handler(failure).IgnoreError();
-        CountDone();
       };
     });
     return;
   }
   executor_->Submit([this, client, ins, handler](int w) -> std::function<void()> {
-    client::LocalClient& local = *workers_[w]->client;
-    auto [train, holdout] = ClientSplit(client);
-    client::TrainerOptions trainer_options;
-    trainer_options.seed = TrainerSeed(client);
-    absl::StatusOr<client::Trainer> trainer = client::Trainer::Create(trainer_options);
-    absl::StatusOr<FitRes> res = absl::InternalError("not trained");
-    if (!trainer.ok()) {
-      res = trainer.status();
-    } else {
-      Parameters control;
-      {
-        absl::MutexLock lock(&mu_);
-        auto it = controls_.find(client);
-        if (it != controls_.end()) control = it->second;
-      }
-      local.Assign(*std::move(trainer), std::move(train), std::move(holdout), control);
-      res = local.Fit(*ins.parameters, ins.config, ins.round, ins.aux.get());
-      if (res.ok() && !local.control().empty()) {
-        absl::MutexLock lock(&mu_);
-        controls_[client] = local.control();
-      }
-    }
+    absl::StatusOr<FitRes> res = TrainClient(w, client, ins);
     return [this, handler, res = std::move(res)]() mutable {
+      // Counted before the round hears of it: the last result may end it.
+      CountDone(res.ok() ? Outcome::kTrained : Outcome::kError);
       handler(std::move(res)).IgnoreError();  // a refusal is in the RoundRecord
-      CountDone();
     };
   });
 }
 
+absl::StatusOr<FitRes> Simulator::TrainClient(int worker, uint64_t client, const FitIns& ins) {
+  client::LocalClient& local = *workers_[worker]->client;
+  client::TrainerOptions trainer_options;
+  trainer_options.seed = TrainerSeed(client);
+  SHOAL_ASSIGN_OR_RETURN(client::Trainer trainer, client::Trainer::Create(trainer_options));
+  Parameters control;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = controls_.find(client);
+    if (it != controls_.end()) control = it->second;
+  }
+  try {
+    auto [train, holdout] = ClientSplit(client);
+    local.Assign(std::move(trainer), std::move(train), std::move(holdout), control);
+  } catch (const std::exception& e) {  // c10::Error, std::bad_alloc
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot gather the client's examples: ", e.what()));
+  }
+  absl::StatusOr<FitRes> res = local.Fit(*ins.parameters, ins.config, ins.round, ins.aux.get());
+  if (res.ok() && !local.control().empty()) {
+    absl::MutexLock lock(&mu_);
+    controls_[client] = local.control();
+  }
+  return res;
+}
+
 void Simulator::Evaluate(uint64_t client, const EvaluateIns& ins,
                          EvaluateResultHandler handler) {
+  if (options_.holdout_fraction == 0) {
+    // Answered in order like every result, but without gathering any data.
+    executor_->Submit([handler](int) -> std::function<void()> {
+      return [handler] {
+        handler(absl::FailedPreconditionError(
+                    "virtual clients keep no held-out data: set data.holdout_fraction"))
+            .IgnoreError();
+      };
+    });
+    return;
+  }
   executor_->Submit([this, client, ins, handler](int w) -> std::function<void()> {
-    client::LocalClient& local = *workers_[w]->client;
-    auto [train, holdout] = ClientSplit(client);
-    absl::StatusOr<client::Trainer> trainer = client::Trainer::Create({});
-    absl::StatusOr<EvaluateRes> res = absl::InternalError("not evaluated");
-    if (!trainer.ok()) {
-      res = trainer.status();
-    } else {
-      local.Assign(*std::move(trainer), {}, std::move(holdout), {});
-      res = local.Evaluate(*ins.parameters, ins.config);
-    }
+    absl::StatusOr<EvaluateRes> res = EvaluateClient(w, client, ins);
     return [handler, res = std::move(res)]() mutable { handler(std::move(res)).IgnoreError(); };
   });
 }
 
-void Simulator::CountDone() {
+absl::StatusOr<EvaluateRes> Simulator::EvaluateClient(int worker, uint64_t client,
+                                                      const EvaluateIns& ins) {
+  client::LocalClient& local = *workers_[worker]->client;
+  SHOAL_ASSIGN_OR_RETURN(client::Trainer trainer, client::Trainer::Create({}));
+  try {
+    auto [train, holdout] = ClientSplit(client);
+    local.Assign(std::move(trainer), {}, std::move(holdout), {});
+  } catch (const std::exception& e) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot gather the client's examples: ", e.what()));
+  }
+  return local.Evaluate(*ins.parameters, ins.config);
+}
+
+void Simulator::CountDone(Outcome outcome) {
   absl::MutexLock lock(&mu_);
   ++done_;
+  if (outcome == Outcome::kTrained) ++current_.trained;
+  if (outcome == Outcome::kError) ++current_.errors;
   const absl::Time now = absl::Now();
   if (done_ < asked_ && now - last_progress_ >= options_.progress_interval) {
     last_progress_ = now;
@@ -397,6 +422,7 @@ Metrics Simulator::RoundMetrics(uint32_t round) const {
   return {{"sim_round_s", r.duration_s},
           {"sim_clock_s", r.start_s + r.duration_s},
           {"late", r.late},
+          {"errors", r.errors},
           {"dropped", r.dropped},
           {"offline", r.offline}};
 }

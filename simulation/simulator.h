@@ -14,9 +14,12 @@
 // finish after the round's simulated deadline (it is then not trained at
 // all: its result would be refused anyway), when its availability window
 // closes first, or, with probability dropout_fraction, by dropping out
-// partway. The round lasts until its last result, or until the deadline when
-// any client failed silently (a server cannot tell a dropped client from a
-// slow one). Results reach the round in the order the clients were sampled,
+// partway; whichever happens first counts. The round lasts until its last
+// result, or until the deadline when any client failed silently (a server
+// cannot tell a dropped client from a slow one); with no deadline, a failed
+// client's part ends when it fails. Models with random operations (e.g.
+// dropout in a TorchScript model) draw from LibTorch's shared generator and
+// are not bit-identical across worker counts; the built-in models are. Results reach the round in the order the clients were sampled,
 // whatever the number of workers, so a run is bit-identical for a seed.
 #ifndef SHOAL_SIMULATION_SIMULATOR_H_
 #define SHOAL_SIMULATION_SIMULATOR_H_
@@ -74,10 +77,11 @@ struct SimulatedRound {
   uint32_t round = 0;
   double start_s = 0;     // simulated time at the start of the round
   double duration_s = 0;  // how long the fleet took
-  int64_t trained = 0;    // clients that trained and answered
+  int64_t trained = 0;    // clients that trained and answered with an update
   int64_t late = 0;       // would have finished after the deadline
   int64_t dropped = 0;    // dropped out partway
   int64_t offline = 0;    // their availability window closed first
+  int64_t errors = 0;     // trained but failed (e.g. no training examples)
 };
 
 // Simulator is thread-safe. Create it, pass it to a Coordinator as its
@@ -117,7 +121,7 @@ class Simulator : public ClientPool, public RoundObserver {
   // Rounds returns the simulated record of every finished round.
   std::vector<SimulatedRound> Rounds() const;
   // RoundMetrics returns a finished round's simulated figures as metrics
-  // ("sim_round_s", "sim_clock_s", "late", "dropped", "offline").
+  // ("sim_round_s", "sim_clock_s", "late", "dropped", "offline", "errors").
   Metrics RoundMetrics(uint32_t round) const;
   // IdleBytes is what the registered clients cost while idle: the
   // population's and the data plan's memory (model-sized state excluded).
@@ -140,7 +144,11 @@ class Simulator : public ClientPool, public RoundObserver {
   // Available lists the clients that may be sampled at simulated time `t` in
   // round `round`.
   std::vector<uint64_t> Available(double t, uint32_t round) const;
-  void CountDone();
+  enum class Outcome { kTrained, kSimulatedFailure, kError };
+  void CountDone(Outcome outcome);
+  absl::StatusOr<FitRes> TrainClient(int worker, uint64_t client, const FitIns& ins);
+  absl::StatusOr<EvaluateRes> EvaluateClient(int worker, uint64_t client,
+                                             const EvaluateIns& ins);
 
   const SimulationOptions options_;
   const Population population_;

@@ -66,6 +66,7 @@ TEST(SimulationRunTest, BitIdenticalWithOneOrThreeWorkers) {
   ASSERT_EQ(one->history.size(), 3u);
   ASSERT_EQ(three->history.size(), 3u);
   for (size_t r = 0; r < 3; ++r) {
+    ASSERT_TRUE(one->history[r].server_eval && three->history[r].server_eval);
     EXPECT_EQ(one->history[r].answered, three->history[r].answered);
     EXPECT_EQ(one->history[r].failures.size(), three->history[r].failures.size());
     EXPECT_EQ(TestAccuracy(one->history[r]), TestAccuracy(three->history[r]));

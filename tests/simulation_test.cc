@@ -179,16 +179,29 @@ TEST(SimulatorTest, EachClientTrainsOnItsOwnDataOnly) {
   s.partition.scheme = client::PartitionScheme::kShards;
   s.partition.classes_per_client = 1;
   client::Dataset data = Generated(s.examples, 1);
+  // Declared before the simulator: its jobs may write here until it is gone.
+  absl::Mutex mu;
+  std::map<uint64_t, FitRes> results;
   auto sim = MakeSimulator(s, data);
   ASSERT_TRUE(sim.ok()) << sim.status();
   auto plan = ClientData::Split(data.labels, s.partition);
   ASSERT_TRUE(plan.ok());
   auto model = client::CreateModel(client::ModelSpec{"logreg", ""}, 99);
   auto global = std::make_shared<const Parameters>((*model)->GetParameters().Clone());
+  // Without a holdout, a client's training data is exactly its examples in
+  // the data plan, image for image.
+  Scenario whole = s;
+  whole.options.holdout_fraction = 0;
+  auto whole_sim = MakeSimulator(whole, data);
+  ASSERT_TRUE(whole_sim.ok());
+  for (uint64_t c : {0, 5, 11}) {
+    const client::Dataset expected = data.Subset(plan->Indices(c));
+    const client::Dataset got = (*whole_sim)->ClientSplit(c).first;
+    EXPECT_TRUE(at::equal(got.images, expected.images)) << "client " << c;
+    EXPECT_TRUE(at::equal(got.labels, expected.labels)) << "client " << c;
+  }
 
   constexpr uint64_t kAsked[] = {0, 5, 11};
-  absl::Mutex mu;
-  std::map<uint64_t, FitRes> results;
   for (uint64_t c : kAsked) {
     FitIns ins{1, 0, global, Config(), nullptr};
     (*sim)->Fit(c, ins, [&, c](absl::StatusOr<FitRes> res) {
@@ -301,7 +314,8 @@ TEST(SimulatorTest, DropoutsAndLateClientsAreFailuresAndCountedOnce) {
     EXPECT_EQ(record.sampled, 40u);
     EXPECT_EQ(static_cast<int64_t>(record.answered), sim.trained);
     EXPECT_EQ(static_cast<int64_t>(record.failures.size()), sim.late + sim.dropped + sim.offline);
-    EXPECT_EQ(sim.trained + sim.late + sim.dropped + sim.offline, 40);
+    EXPECT_EQ(sim.trained + sim.late + sim.dropped + sim.offline + sim.errors, 40);
+    EXPECT_EQ(sim.errors, 0);
     int64_t late_msgs = 0, dropped_msgs = 0;
     for (const ClientFailure& f : record.failures) {
       const std::string msg(f.status.message());
@@ -358,6 +372,74 @@ TEST(SimulatorTest, ClientsWhoseWindowClosesMidRoundFailAsOffline) {
   }
   // No deadline: the round ends with its slowest client, 20 s in.
   EXPECT_DOUBLE_EQ(run.simulated[0].duration_s, 20);
+}
+
+// WriteTrace writes a trace where every client trains at `speed` and is
+// online in `windows`.
+std::string WriteTrace(const testing::TempDir& dir, int clients, const std::string& windows) {
+  std::string trace = "client,speed,windows\n";
+  for (int c = 0; c < clients; ++c) trace += std::to_string(c) + ",10," + windows + "\n";
+  const std::string path = dir.File("trace-" + std::to_string(clients) + ".csv");
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  EXPECT_NE(f, nullptr);
+  if (f != nullptr) {
+    std::fputs(trace.c_str(), f);
+    std::fclose(f);
+  }
+  return path;
+}
+
+TEST(SimulatorTest, ClockWaitsForClientsToComeOnline) {
+  testing::TempDir dir;
+  Scenario s = Default(10);
+  s.population.trace_path = WriteTrace(dir, 10, "500-100000");
+  const RunResult run = RunFederation(s, 2, 1.0);
+  ASSERT_EQ(run.simulated.size(), 2u);
+  // Nobody is online until 500 s; the clock moves on in 60 s steps.
+  EXPECT_DOUBLE_EQ(run.simulated[0].start_s, 540);
+  EXPECT_EQ(run.simulated[0].trained, 10);
+  EXPECT_DOUBLE_EQ(run.simulated[1].start_s, 540 + run.simulated[0].duration_s);
+}
+
+TEST(SimulatorTest, EvaluatesOnTheHeldOutExamplesOnly) {
+  Scenario s = Default(10);
+  s.options.holdout_fraction = 0.25;
+  client::Dataset data = Generated(s.examples, 1);
+  absl::Mutex mu;
+  std::vector<absl::StatusOr<EvaluateRes>> results;
+  auto sim = MakeSimulator(s, data);
+  ASSERT_TRUE(sim.ok());
+  Scenario none = Default(10);
+  auto no_holdout = MakeSimulator(none, data);
+  ASSERT_TRUE(no_holdout.ok());
+  auto model = client::CreateModel(client::ModelSpec{"logreg", ""}, 99);
+  auto global = std::make_shared<const Parameters>((*model)->GetParameters().Clone());
+  EvaluateIns ins{1, 0, global, {}};
+  auto record = [&](absl::StatusOr<EvaluateRes> res) {
+    absl::MutexLock lock(&mu);
+    results.push_back(std::move(res));
+    return absl::OkStatus();
+  };
+  (*sim)->Evaluate(3, ins, record);
+  (*no_holdout)->Evaluate(3, ins, record);
+  {
+    absl::MutexLock lock(&mu);
+    auto both = [&] { return results.size() == 2; };
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&both), absl::Seconds(60)));
+  }
+  int ok = 0;
+  for (const auto& res : results) {
+    if (res.ok()) {
+      ++ok;
+      EXPECT_EQ(res->num_examples, (*sim)->ClientSplit(3).second.size());
+      EXPECT_EQ(res->num_examples, 15);  // a quarter of 60
+      EXPECT_TRUE(res->metrics.count("accuracy"));
+    } else {
+      EXPECT_EQ(res.status().code(), absl::StatusCode::kFailedPrecondition);
+      EXPECT_THAT(std::string(res.status().message()), HasSubstr("holdout_fraction"));
+    }
+  }
+  EXPECT_EQ(ok, 1);
 }
 
 TEST(SimulatorTest, SameWeightsAndMetricsWithOneOrFourWorkers) {
