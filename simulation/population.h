@@ -167,6 +167,12 @@ class Population {
   // offline: IsAvailable(client, OnlineUntil(client, t), r) is false.
   double OnlineUntil(uint64_t client, double t) const;
 
+  // TimeDependent says whether availability changes with simulated time
+  // (diurnal or a trace); if not, waiting cannot bring more clients online.
+  bool TimeDependent() const {
+    return has_trace_ || availability_.kind == AvailabilityOptions::Kind::kDiurnal;
+  }
+
   // MemoryBytes is the heap held: 0 for synthetic profiles.
   size_t MemoryBytes() const;
 

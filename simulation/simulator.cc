@@ -156,7 +156,9 @@ bool Simulator::WaitForLive(size_t n, absl::Duration timeout) {
     t = clock_;
     round = round_;
   }
-  for (const double give_up = t + kMaxWaitS; t <= give_up; t += kWaitStepS) {
+  // Only a clock-driven availability can bring more clients by waiting.
+  const double give_up = population_.TimeDependent() ? t + kMaxWaitS : t;
+  for (; t <= give_up; t += kWaitStepS) {
     size_t live = 0;
     for (uint64_t c = 0; c < population_.size() && live < n; ++c) {
       live += population_.IsAvailable(c, t, round) ? 1 : 0;
