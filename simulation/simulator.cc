@@ -116,6 +116,10 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(
         data.num_clients()));
   }
   if (population.size() == 0) return absl::InvalidArgumentError("the population is empty");
+  if (population.size() > (uint64_t{1} << 32)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a population holds at most 2^32 clients, got ", population.size()));
+  }
   int workers = options.workers;
   if (workers == 0) workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto sim = std::unique_ptr<Simulator>(new Simulator(
@@ -140,10 +144,10 @@ std::string Simulator::ClientId(uint64_t index) const {
   return absl::StrFormat("%s%0*d", kIdPrefix, id_width_, index);
 }
 
-std::vector<uint64_t> Simulator::Available(double t, uint32_t round) const {
-  std::vector<uint64_t> out;
+std::vector<uint32_t> Simulator::Available(double t, uint32_t round) const {
+  std::vector<uint32_t> out;
   for (uint64_t c = 0; c < population_.size(); ++c) {
-    if (population_.IsAvailable(c, t, round)) out.push_back(c);
+    if (population_.IsAvailable(c, t, round)) out.push_back(static_cast<uint32_t>(c));
   }
   return out;
 }
@@ -184,7 +188,7 @@ std::vector<std::string> Simulator::LiveClientIds() const {
     round = round_;
   }
   std::vector<std::string> ids;
-  for (uint64_t c : Available(t, round)) ids.push_back(ClientId(c));
+  for (uint32_t c : Available(t, round)) ids.push_back(ClientId(c));
   return ids;
 }
 
@@ -197,7 +201,7 @@ std::vector<std::shared_ptr<ClientProxy>> Simulator::Sample(const SamplingOption
     t = clock_;
     round = round_;
   }
-  std::vector<uint64_t> live = Available(t, round);
+  std::vector<uint32_t> live = Available(t, round);
   const size_t want = SampleSize(options, live.size());
   Rng rng(seed);
   PartialShuffle(live, want, rng);
@@ -205,7 +209,7 @@ std::vector<std::shared_ptr<ClientProxy>> Simulator::Sample(const SamplingOption
   std::sort(live.begin(), live.end());
   std::vector<std::shared_ptr<ClientProxy>> sampled;
   sampled.reserve(live.size());
-  for (uint64_t c : live) {
+  for (uint32_t c : live) {
     sampled.push_back(std::make_shared<VirtualClientProxy>(this, c, ClientId(c)));
   }
   return sampled;
@@ -385,8 +389,6 @@ void Simulator::CountDone(Outcome outcome) {
                  elapsed, eta);
   }
 }
-
-void Simulator::OnRoundStart(uint32_t round, size_t sampled) {}
 
 void Simulator::OnRoundEnd(const RoundRecord& record) {
   absl::MutexLock lock(&mu_);

@@ -108,7 +108,6 @@ class Simulator : public ClientPool, public RoundObserver {
   void ShutdownAll(const std::string& reason, int64_t final_version) override {}
 
   // RoundObserver: closes the round's simulated time.
-  void OnRoundStart(uint32_t round, size_t sampled) override;
   void OnRoundEnd(const RoundRecord& record) override;
 
   // ClientId names virtual client `index`: "client-" and the index, padded
@@ -142,8 +141,9 @@ class Simulator : public ClientPool, public RoundObserver {
   Simulator(SimulationOptions options, Population population, ClientData data,
             client::Dataset train);
   // Available lists the clients that may be sampled at simulated time `t` in
-  // round `round`.
-  std::vector<uint64_t> Available(double t, uint32_t round) const;
+  // round `round` (32-bit indices: populations are capped at 2^32 clients,
+  // and this list is the largest thing a round builds).
+  std::vector<uint32_t> Available(double t, uint32_t round) const;
   enum class Outcome { kTrained, kSimulatedFailure, kError };
   void CountDone(Outcome outcome);
   absl::StatusOr<FitRes> TrainClient(int worker, uint64_t client, const FitIns& ins);
@@ -155,7 +155,6 @@ class Simulator : public ClientPool, public RoundObserver {
   const ClientData data_;
   const client::Dataset train_;
   const int id_width_;
-  double model_bytes_ = 0;  // set by the first Fit
   std::vector<std::unique_ptr<Worker>> workers_;
 
   mutable absl::Mutex mu_;
