@@ -24,7 +24,6 @@
 #ifndef SHOAL_SIMULATION_SIMULATOR_H_
 #define SHOAL_SIMULATION_SIMULATOR_H_
 
-#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>

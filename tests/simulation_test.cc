@@ -343,22 +343,29 @@ TEST(SimulatorTest, DropoutsAndLateClientsAreFailuresAndCountedOnce) {
   EXPECT_GT(late, 0);
 }
 
+// WriteTrace writes a trace file whose row i is "i," + rows[i] (speed and
+// windows) and returns its path.
+std::string WriteTrace(const testing::TempDir& dir, const std::vector<std::string>& rows) {
+  std::string trace = "client,speed,windows\n";
+  for (size_t c = 0; c < rows.size(); ++c) trace += std::to_string(c) + "," + rows[c] + "\n";
+  const std::string path = dir.File("trace.csv");
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  EXPECT_NE(f, nullptr);
+  if (f != nullptr) {
+    std::fputs(trace.c_str(), f);
+    std::fclose(f);
+  }
+  return path;
+}
+
 TEST(SimulatorTest, ClientsWhoseWindowClosesMidRoundFailAsOffline) {
   // A trace: every client trains at 1 example/s on 20 examples (20 s).
   // Even clients are online for 10 s only, odd ones for an hour.
   testing::TempDir dir;
-  std::string trace = "client,speed,windows\n";
-  for (int c = 0; c < 30; ++c) {
-    trace += std::to_string(c) + ",1," + (c % 2 == 0 ? "0-10" : "0-3600") + "\n";
-  }
-  {
-    std::FILE* f = std::fopen(dir.File("trace.csv").c_str(), "w");
-    ASSERT_NE(f, nullptr);
-    std::fputs(trace.c_str(), f);
-    std::fclose(f);
-  }
+  std::vector<std::string> rows;
+  for (int c = 0; c < 30; ++c) rows.push_back(c % 2 == 0 ? "1,0-10" : "1,0-3600");
   Scenario s = Default(30);
-  s.population.trace_path = dir.File("trace.csv");
+  s.population.trace_path = WriteTrace(dir, rows);
   const RunResult run = RunFederation(s, 1, 1.0);
   ASSERT_EQ(run.simulated.size(), 1u);
   const RoundRecord& record = run.history[1];
@@ -374,25 +381,10 @@ TEST(SimulatorTest, ClientsWhoseWindowClosesMidRoundFailAsOffline) {
   EXPECT_DOUBLE_EQ(run.simulated[0].duration_s, 20);
 }
 
-// WriteTrace writes a trace where every client trains at `speed` and is
-// online in `windows`.
-std::string WriteTrace(const testing::TempDir& dir, int clients, const std::string& windows) {
-  std::string trace = "client,speed,windows\n";
-  for (int c = 0; c < clients; ++c) trace += std::to_string(c) + ",10," + windows + "\n";
-  const std::string path = dir.File("trace-" + std::to_string(clients) + ".csv");
-  std::FILE* f = std::fopen(path.c_str(), "w");
-  EXPECT_NE(f, nullptr);
-  if (f != nullptr) {
-    std::fputs(trace.c_str(), f);
-    std::fclose(f);
-  }
-  return path;
-}
-
 TEST(SimulatorTest, ClockWaitsForClientsToComeOnline) {
   testing::TempDir dir;
   Scenario s = Default(10);
-  s.population.trace_path = WriteTrace(dir, 10, "500-100000");
+  s.population.trace_path = WriteTrace(dir, std::vector<std::string>(10, "10,500-100000"));
   const RunResult run = RunFederation(s, 2, 1.0);
   ASSERT_EQ(run.simulated.size(), 2u);
   // Nobody is online until 500 s; the clock moves on in 60 s steps.
