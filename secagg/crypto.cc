@@ -30,16 +30,12 @@ struct PkeyCtxDeleter {
 struct CipherCtxDeleter {
   void operator()(EVP_CIPHER_CTX* p) const { EVP_CIPHER_CTX_free(p); }
 };
-struct KdfDeleter {
-  void operator()(EVP_KDF* p) const { EVP_KDF_free(p); }
-};
 struct KdfCtxDeleter {
   void operator()(EVP_KDF_CTX* p) const { EVP_KDF_CTX_free(p); }
 };
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
 using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, PkeyCtxDeleter>;
 using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter>;
-using KdfPtr = std::unique_ptr<EVP_KDF, KdfDeleter>;
 using KdfCtxPtr = std::unique_ptr<EVP_KDF_CTX, KdfCtxDeleter>;
 
 constexpr char kMaskInfoPrefix[] = "shoal-secagg-mask:";
@@ -47,6 +43,23 @@ constexpr char kMaskInfoPrefix[] = "shoal-secagg-mask:";
 constexpr size_t kKeystreamBlock = 64 * 1024;
 // EVP lengths are ints; larger buffers go through in pieces of this size.
 constexpr size_t kMaxChunk = size_t{1} << 30;
+
+// Algorithms are fetched once per process. Given EVP_aes_256_gcm() and the
+// like, OpenSSL 3 looks the implementation up again on every init, which
+// cost more than the cryptography for share-sized messages. Fetched objects
+// may be used from any thread; they live until the process ends.
+const EVP_CIPHER* Aes256Gcm() {
+  static EVP_CIPHER* const cipher = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  return cipher;
+}
+const EVP_CIPHER* Aes256Ctr() {
+  static EVP_CIPHER* const cipher = EVP_CIPHER_fetch(nullptr, "AES-256-CTR", nullptr);
+  return cipher;
+}
+EVP_KDF* HkdfAlgorithm() {
+  static EVP_KDF* const kdf = EVP_KDF_fetch(nullptr, OSSL_KDF_NAME_HKDF, nullptr);
+  return kdf;
+}
 
 // DrainErrors empties this thread's OpenSSL error queue and returns the
 // texts of its entries, so a failure's cause reaches the Status and stale
@@ -133,22 +146,31 @@ absl::StatusOr<KeyPair> GenerateKeyPair() {
   return RawKeyPair(pkey.get());
 }
 
-absl::StatusOr<Bytes> AgreeKey(const Bytes& private_key,
-                               const Bytes& peer_public_key,
-                               absl::string_view context) {
+absl::StatusOr<Bytes> PublicKeyOf(const Bytes& private_key) {
   SHOAL_RETURN_IF_ERROR(CheckKeySize(private_key, "X25519 private key"));
+  PkeyPtr pkey(EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr,
+                                            U8(private_key), kKeySize));
+  if (pkey == nullptr) return InternalOpenSslError("loading X25519 private key");
+  SHOAL_ASSIGN_OR_RETURN(KeyPair pair, RawKeyPair(pkey.get()));
+  OPENSSL_cleanse(pair.private_key.data(), pair.private_key.size());
+  return pair.public_key;
+}
+
+namespace {
+
+// AgreeWith: X25519 between a loaded private key and a raw peer public key,
+// then HKDF.
+absl::StatusOr<Bytes> AgreeWith(EVP_PKEY* own, const Bytes& peer_public_key,
+                                absl::string_view context) {
   SHOAL_RETURN_IF_ERROR(
       CheckKeySize(peer_public_key, "X25519 peer public key"));
-  PkeyPtr own(EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr,
-                                           U8(private_key), kKeySize));
-  if (own == nullptr) return InternalOpenSslError("loading X25519 private key");
   PkeyPtr peer(EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr,
                                            U8(peer_public_key), kKeySize));
   if (peer == nullptr) {
     return OpenSslError(absl::StatusCode::kInvalidArgument,
                         "loading X25519 peer public key");
   }
-  PkeyCtxPtr ctx(EVP_PKEY_CTX_new(own.get(), nullptr));
+  PkeyCtxPtr ctx(EVP_PKEY_CTX_new(own, nullptr));
   if (ctx == nullptr || EVP_PKEY_derive_init(ctx.get()) != 1) {
     return InternalOpenSslError("setting up X25519 derivation");
   }
@@ -177,6 +199,33 @@ absl::StatusOr<Bytes> AgreeKey(const Bytes& private_key,
   return key;
 }
 
+}  // namespace
+
+absl::StatusOr<AgreementKey> AgreementKey::FromPrivate(const Bytes& private_key) {
+  SHOAL_RETURN_IF_ERROR(CheckKeySize(private_key, "X25519 private key"));
+  EVP_PKEY* raw = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr,
+                                               U8(private_key), kKeySize);
+  if (raw == nullptr) return InternalOpenSslError("loading X25519 private key");
+  AgreementKey key;
+  key.pkey_ = std::shared_ptr<EVP_PKEY>(raw, EVP_PKEY_free);
+  return key;
+}
+
+absl::StatusOr<Bytes> AgreementKey::Agree(const Bytes& peer_public_key,
+                                          absl::string_view context) const {
+  if (pkey_ == nullptr) {
+    return absl::FailedPreconditionError("agreement key was never loaded");
+  }
+  return AgreeWith(pkey_.get(), peer_public_key, context);
+}
+
+absl::StatusOr<Bytes> AgreeKey(const Bytes& private_key,
+                               const Bytes& peer_public_key,
+                               absl::string_view context) {
+  SHOAL_ASSIGN_OR_RETURN(AgreementKey own, AgreementKey::FromPrivate(private_key));
+  return own.Agree(peer_public_key, context);
+}
+
 absl::StatusOr<Bytes> Hkdf(const Bytes& secret, const Bytes& salt,
                            absl::string_view info, size_t length) {
   if (secret.empty()) {
@@ -186,9 +235,9 @@ absl::StatusOr<Bytes> Hkdf(const Bytes& secret, const Bytes& salt,
     return absl::InvalidArgumentError(
         absl::StrCat("HKDF-SHA256 length must be in [1, 8160], got ", length));
   }
-  KdfPtr kdf(EVP_KDF_fetch(nullptr, OSSL_KDF_NAME_HKDF, nullptr));
+  EVP_KDF* kdf = HkdfAlgorithm();
   if (kdf == nullptr) return InternalOpenSslError("fetching HKDF");
-  KdfCtxPtr ctx(EVP_KDF_CTX_new(kdf.get()));
+  KdfCtxPtr ctx(EVP_KDF_CTX_new(kdf));
   if (ctx == nullptr) return InternalOpenSslError("creating HKDF context");
 
   OSSL_PARAM params[5];
@@ -225,7 +274,7 @@ absl::StatusOr<Bytes> SealWithNonce(const Bytes& key, const Bytes& nonce,
   }
   CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   // The default GCM IV length is 12 bytes, the size kNonceSize fixes.
-  if (ctx == nullptr || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(),
+  if (ctx == nullptr || EVP_EncryptInit_ex(ctx.get(), Aes256Gcm(),
                                            nullptr, U8(key), U8(nonce)) != 1) {
     return InternalOpenSslError("setting up AES-256-GCM encryption");
   }
@@ -269,7 +318,7 @@ absl::StatusOr<Bytes> Open(const Bytes& key, const Bytes& sealed,
   std::copy(ciphertext + text_size, ciphertext + text_size + kTagSize, tag);
 
   CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-  if (ctx == nullptr || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(),
+  if (ctx == nullptr || EVP_DecryptInit_ex(ctx.get(), Aes256Gcm(),
                                            nullptr, U8(key), nonce) != 1) {
     return InternalOpenSslError("setting up AES-256-GCM decryption");
   }
@@ -320,7 +369,7 @@ absl::StatusOr<std::vector<uint64_t>> ExpandMask(const Bytes& seed,
   const Bytes zero_iv(16, '\0');
   CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   bool ready =
-      ctx != nullptr && EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_ctr(),
+      ctx != nullptr && EVP_EncryptInit_ex(ctx.get(), Aes256Ctr(),
                                            nullptr, U8(key), U8(zero_iv)) == 1;
   OPENSSL_cleanse(key.data(), key.size());
   if (!ready) return InternalOpenSslError("setting up AES-256-CTR");

@@ -12,11 +12,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "openssl/types.h"
 
 namespace shoal::secagg {
 
@@ -46,6 +48,11 @@ struct KeyPair {
 //   SHOAL_ASSIGN_OR_RETURN(KeyPair mine, GenerateKeyPair());
 absl::StatusOr<KeyPair> GenerateKeyPair();
 
+// PublicKeyOf returns the X25519 public key of `private_key`, so whoever
+// rebuilds a private key from shares can check it against the public key
+// its owner advertised. InvalidArgument for a key that is not kKeySize bytes.
+absl::StatusOr<Bytes> PublicKeyOf(const Bytes& private_key);
+
 // AgreeKey returns the 32-byte key shared by the holders of `private_key` and
 // of the private half of `peer_public_key`: X25519, then HKDF-SHA256 of the
 // shared secret with an empty salt and `context` as info, so keys agreed for
@@ -60,6 +67,26 @@ absl::StatusOr<KeyPair> GenerateKeyPair();
 absl::StatusOr<Bytes> AgreeKey(const Bytes& private_key,
                                const Bytes& peer_public_key,
                                absl::string_view context);
+
+// AgreementKey is a private key loaded once for many agreements: loading
+// one costs a scalar multiplication (for its public key), as much as the
+// agreement itself, and a client agrees with every neighbour. Copies share
+// the key; thread-safe.
+//
+// Example:
+//   SHOAL_ASSIGN_OR_RETURN(AgreementKey mine, AgreementKey::FromPrivate(priv));
+//   SHOAL_ASSIGN_OR_RETURN(Bytes key, mine.Agree(their_public, "shoal-enc"));
+class AgreementKey {
+ public:
+  // FromPrivate: InvalidArgument for a key that is not kKeySize bytes.
+  static absl::StatusOr<AgreementKey> FromPrivate(const Bytes& private_key);
+  // Agree is AgreeKey with this private key.
+  absl::StatusOr<Bytes> Agree(const Bytes& peer_public_key,
+                              absl::string_view context) const;
+
+ private:
+  std::shared_ptr<EVP_PKEY> pkey_;
+};
 
 // Hkdf returns `length` bytes of HKDF-SHA256 (RFC 5869) of `secret` with
 // `salt` (empty means the RFC's default, HashLen zero bytes) and `info`.

@@ -81,6 +81,22 @@ TEST(AgreeKeyTest, MatchesRfc7748SecretThroughHkdf) {
             "b4873908c37f5f2e3ade24f114c2279ed7264ab1f4df3b0805410b58115d8749");
 }
 
+TEST(PublicKeyOfTest, MatchesRfc7748AndGeneratedPairs) {
+  // RFC 7748 section 6.1: Alice's private and public keys.
+  absl::StatusOr<Bytes> alice_public = PublicKeyOf(FromHex(
+      "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"));
+  ASSERT_TRUE(alice_public.ok()) << alice_public.status();
+  EXPECT_EQ(HexEncode(*alice_public),
+            "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
+  absl::StatusOr<KeyPair> pair = GenerateKeyPair();
+  ASSERT_TRUE(pair.ok());
+  absl::StatusOr<Bytes> again = PublicKeyOf(pair->private_key);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, pair->public_key);
+  EXPECT_EQ(PublicKeyOf("short").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(AgreeKeyTest, RefusesKeysOfTheWrongSize) {
   absl::StatusOr<KeyPair> alice = GenerateKeyPair();
   ASSERT_TRUE(alice.ok());
