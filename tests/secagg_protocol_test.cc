@@ -286,5 +286,256 @@ TEST(SecAggProtocolTest, ServerViewRevealsOnlyTheSum) {
   EXPECT_EQ(seeds_revealed.size(), 28u);
 }
 
+// ------------------------------------------------------------ hostile input
+
+TEST(SecAggWireTest, PackRoundTripsAndUnpackRefusesValuesOutsideTheModulus) {
+  EXPECT_EQ(BytesPerElement(uint64_t{1} << 40), 5u);
+  EXPECT_EQ(BytesPerElement(1000), 2u);
+  EXPECT_EQ(BytesPerElement(uint64_t{1} << 62), 8u);
+  const std::vector<uint64_t> values = {0, 1, 999, 256};
+  const std::string packed = Pack(values, 1000);
+  EXPECT_EQ(packed.size(), 8u);
+  EXPECT_EQ(*Unpack(packed, 4, 1000), values);
+  std::string bad = packed;
+  bad[1] = '\x04';  // element 0 becomes 1024
+  EXPECT_EQ(Unpack(bad, 4, 1000).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Unpack(packed, 5, 1000).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Harness drives a session stage by stage so a test can tamper with single
+// messages in between.
+class Harness {
+ public:
+  Harness(uint32_t n, uint32_t threshold, uint64_t length)
+      : config_(Config(Ring(n, n - 1), threshold, length)),
+        inputs_(RandomInputs(n, length, 42)),
+        clients_(n + 1) {
+    server_ = *SecAggServer::Create(config_);
+    for (uint32_t u = 1; u <= n; ++u) clients_[u] = std::make_unique<SecAggClient>();
+  }
+
+  SecAggServer& server() { return *server_; }
+  SecAggClient& client(uint32_t u) { return *clients_[u]; }
+  const SecAggServerConfig& config() const { return config_; }
+
+  v1::SecAggServerMessage Ask(uint32_t u) {
+    absl::StatusOr<v1::SecAggServerMessage> message = server_->MessageFor(u);
+    EXPECT_TRUE(message.ok()) << message.status();
+    return *message;
+  }
+  // Reply: the honest client u's answer to `message`.
+  v1::SecAggClientMessage Reply(uint32_t u, const v1::SecAggServerMessage& message) {
+    if (clients_[u]->NeedsInput() && message.has_shares()) {
+      EXPECT_TRUE(clients_[u]->SetInput(inputs_[u]).ok());
+    }
+    absl::StatusOr<v1::SecAggClientMessage> reply = clients_[u]->Handle(message);
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    return *reply;
+  }
+  // Finish runs the current stage honestly for everyone still expected who
+  // has not answered, skipping `skip`, and closes it.
+  void Finish(const std::set<uint32_t>& skip = {}) {
+    for (uint32_t u : server_->Expected()) {
+      if (skip.count(u) || answered_.count(u)) continue;
+      absl::Status status = server_->Receive(u, Reply(u, Ask(u)));
+      EXPECT_TRUE(status.ok()) << status;
+    }
+    answered_.clear();
+    absl::Status advanced = server_->Advance();
+    ASSERT_TRUE(advanced.ok()) << advanced;
+  }
+  void MarkAnswered(uint32_t u) { answered_.insert(u); }
+
+  std::vector<uint64_t> SumOf(const std::vector<uint32_t>& who) const {
+    return PlainSum(inputs_, who);
+  }
+  const std::vector<uint64_t>& input(uint32_t u) const { return inputs_[u]; }
+
+ private:
+  SecAggServerConfig config_;
+  std::vector<std::vector<uint64_t>> inputs_;
+  std::unique_ptr<SecAggServer> server_;
+  std::vector<std::unique_ptr<SecAggClient>> clients_;
+  std::set<uint32_t> answered_;
+};
+
+TEST(SecAggHostileTest, ServerRefusesBadMessagesWithoutChangingTheRound) {
+  Harness h(6, 3, 30);
+  // Advertise keys.
+  v1::SecAggClientMessage keys = h.Reply(1, h.Ask(1));
+  v1::SecAggClientMessage bad = keys;
+  bad.mutable_keys()->set_mask_key("too short");
+  EXPECT_EQ(h.server().Receive(1, bad).code(), absl::StatusCode::kInvalidArgument);
+  bad = keys;
+  bad.mutable_masked_input()->set_packed("x");  // the wrong stage's payload
+  EXPECT_EQ(h.server().Receive(1, bad).code(), absl::StatusCode::kFailedPrecondition);
+  bad = keys;
+  bad.set_session_id("another-session");
+  EXPECT_EQ(h.server().Receive(1, bad).code(), absl::StatusCode::kInvalidArgument);
+  // Client 1's message delivered as client 2's, and a client outside the
+  // round.
+  EXPECT_EQ(h.server().Receive(2, keys).code(), absl::StatusCode::kPermissionDenied);
+  bad = keys;
+  bad.set_client_index(7);
+  EXPECT_EQ(h.server().Receive(7, bad).code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(h.server().num_answered(), 0u);
+  ASSERT_TRUE(h.server().Receive(1, keys).ok());
+  EXPECT_EQ(h.server().Receive(1, keys).code(), absl::StatusCode::kAlreadyExists)
+      << "a replay is refused";
+  h.MarkAnswered(1);
+  h.Finish(/*skip=*/{6});  // client 6 drops before advertising keys
+  EXPECT_EQ(h.server().Expected(), (std::vector<uint32_t>{1, 2, 3, 4, 5}));
+
+  // Share keys: a replayed stage-0 message, a dropped client, a share for a
+  // client that is not in the round, too few shares.
+  EXPECT_EQ(h.server().Receive(1, keys).code(), absl::StatusCode::kFailedPrecondition);
+  v1::SecAggClientMessage shares = h.Reply(2, h.Ask(2));
+  v1::SecAggClientMessage outsider = shares;
+  outsider.set_client_index(6);
+  EXPECT_EQ(h.server().Receive(6, outsider).code(), absl::StatusCode::kFailedPrecondition);
+  bad = shares;
+  bad.mutable_shares()->mutable_shares(0)->set_peer(6);
+  EXPECT_EQ(h.server().Receive(2, bad).code(), absl::StatusCode::kInvalidArgument);
+  bad = shares;
+  bad.mutable_shares()->mutable_shares()->RemoveLast();
+  EXPECT_EQ(h.server().Receive(2, bad).code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(h.server().Receive(2, shares).ok());
+  h.MarkAnswered(2);
+  h.Finish();
+
+  // Masked input: wrong size, a value outside the modulus.
+  v1::SecAggClientMessage masked = h.Reply(3, h.Ask(3));
+  bad = masked;
+  bad.mutable_masked_input()->mutable_packed()->pop_back();
+  EXPECT_EQ(h.server().Receive(3, bad).code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(h.server().Receive(3, masked).ok());
+  h.MarkAnswered(3);
+  h.Finish(/*skip=*/{5});  // client 5 drops after sharing keys
+
+  // Unmasking: client 1 reveals both shares of survivor 2 (the seed share it
+  // was asked for, plus a key share it was not asked for).
+  v1::SecAggClientMessage unmask = h.Reply(1, h.Ask(1));
+  ASSERT_EQ(unmask.unmask().key_shares_size(), 1);  // of client 5
+  bad = unmask;
+  v1::SecAggRevealedShare* extra = bad.mutable_unmask()->add_key_shares();
+  *extra = unmask.unmask().seed_shares(0);
+  EXPECT_EQ(h.server().Receive(1, bad).code(), absl::StatusCode::kPermissionDenied);
+  bad = unmask;
+  bad.mutable_unmask()->mutable_seed_shares(0)->mutable_share()->RemoveLast();
+  EXPECT_EQ(h.server().Receive(1, bad).code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(h.server().Receive(1, unmask).ok());
+  h.MarkAnswered(1);
+  h.Finish();
+
+  ASSERT_EQ(h.server().stage(), ServerStage::kDone);
+  EXPECT_EQ(h.server().summed_clients(), (std::vector<uint32_t>{1, 2, 3, 4}));
+  EXPECT_EQ(h.server().sum(), h.SumOf({1, 2, 3, 4}));
+}
+
+// Runs the first three stages honestly for everyone.
+void ToUnmasking(Harness& h, const std::set<uint32_t>& drop_before_masking = {}) {
+  h.Finish();
+  h.Finish();
+  h.Finish(drop_before_masking);
+}
+
+TEST(SecAggHostileTest, ClientRefusesToRevealBothSecretsOfOnePeer) {
+  Harness h(5, 3, 10);
+  ToUnmasking(h, {5});
+  v1::SecAggServerMessage request = h.Ask(1);
+  ASSERT_EQ(request.unmask().dropped_size(), 1);
+  request.mutable_unmask()->add_dropped(2);  // 2 is also listed as a survivor
+  absl::StatusOr<v1::SecAggClientMessage> reply = h.client(1).Handle(request);
+  EXPECT_EQ(reply.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_NE(reply.status().message().find("refusing to reveal both"), std::string::npos);
+  EXPECT_EQ(h.client(1).stage(), ClientStage::kAborted);
+  // The honest request gets nothing either now: a caught server is not
+  // answered again.
+  EXPECT_EQ(h.client(1).Handle(h.Ask(1)).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(SecAggHostileTest, ClientRefusesAnUnmaskingOfTooFewSurvivors) {
+  Harness h(5, 3, 10);
+  ToUnmasking(h);
+  v1::SecAggServerMessage request = h.Ask(1);
+  request.mutable_unmask()->clear_survivors();
+  request.mutable_unmask()->add_survivors(2);
+  request.mutable_unmask()->add_dropped(3);
+  request.mutable_unmask()->add_dropped(4);
+  request.mutable_unmask()->add_dropped(5);
+  // Would let the server unmask client 1 + 2's sum... and 3, 4, 5's keys.
+  EXPECT_EQ(h.client(1).Handle(request).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(h.client(1).stage(), ClientStage::kAborted);
+}
+
+TEST(SecAggHostileTest, ClientRefusesTamperedOrRedirectedShares) {
+  Harness h(5, 3, 10);
+  h.Finish();
+  h.Finish();
+  // Tampered in transit.
+  v1::SecAggServerMessage shares = h.Ask(1);
+  (*shares.mutable_shares()->mutable_shares(0)->mutable_sealed())[20] ^= 1;
+  ASSERT_TRUE(h.client(1).SetInput(h.input(1)).ok());
+  EXPECT_EQ(h.client(1).Handle(shares).status().code(), absl::StatusCode::kPermissionDenied);
+  // Redirected: the pair client 3 sealed for client 1, handed to client 2
+  // as if client 3 had sealed it for 2.
+  v1::SecAggServerMessage for_one = h.Ask(1);
+  v1::SecAggServerMessage for_two = h.Ask(2);
+  for (int i = 0; i < for_two.shares().shares_size(); ++i) {
+    if (for_two.shares().shares(i).peer() != 3) continue;
+    for (const auto& share : for_one.shares().shares()) {
+      if (share.peer() == 3) *for_two.mutable_shares()->mutable_shares(i) = share;
+    }
+  }
+  ASSERT_TRUE(h.client(2).SetInput(h.input(2)).ok());
+  EXPECT_EQ(h.client(2).Handle(for_two).status().code(), absl::StatusCode::kPermissionDenied);
+  // Another session's message.
+  v1::SecAggServerMessage foreign = h.Ask(3);
+  foreign.set_session_id("other");
+  ASSERT_TRUE(h.client(3).SetInput(h.input(3)).ok());
+  EXPECT_EQ(h.client(3).Handle(foreign).status().code(), absl::StatusCode::kInvalidArgument);
+  // The server's round goes on with the two clients that were not attacked.
+  EXPECT_EQ(h.client(4).stage(), ClientStage::kAwaitShares);
+}
+
+TEST(SecAggHostileTest, ClientRefusesRepeatedKeysAndBadSetups) {
+  Harness h(5, 3, 10);
+  h.Finish();
+  v1::SecAggServerMessage list = h.Ask(1);
+  list.mutable_key_list()->mutable_peers(1)->set_mask_key(
+      list.key_list().peers(0).mask_key());
+  EXPECT_EQ(h.client(1).Handle(list).status().code(), absl::StatusCode::kInvalidArgument);
+
+  v1::SecAggServerMessage setup = h.Ask(2);
+  setup.mutable_setup()->set_threshold(0);  // bad, but the client is past setup
+  SecAggClient fresh;
+  EXPECT_EQ(fresh.Handle(setup).status().code(), absl::StatusCode::kInvalidArgument);
+  SecAggClient self_neighbour;
+  setup = h.Ask(2);
+  setup.mutable_setup()->add_neighbours(2);
+  EXPECT_EQ(self_neighbour.Handle(setup).status().code(), absl::StatusCode::kInvalidArgument);
+  SecAggClient wrong_stage;
+  EXPECT_EQ(wrong_stage.Handle(list).status().code(), absl::StatusCode::kFailedPrecondition)
+      << "a key list before any setup";
+}
+
+TEST(SecAggHostileTest, ClientChecksItsInput) {
+  Harness h(5, 3, 10);
+  h.Finish();
+  EXPECT_EQ(h.client(1).SetInput(std::vector<uint64_t>(9, 0)).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(h.client(1).SetInput(std::vector<uint64_t>(10, kModulus)).code(),
+            absl::StatusCode::kInvalidArgument);
+  h.Finish();
+  // The shares need the input first; asking without it aborts nothing.
+  absl::StatusOr<v1::SecAggClientMessage> early = h.client(1).Handle(h.Ask(1));
+  EXPECT_EQ(early.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(h.client(1).stage(), ClientStage::kAwaitShares);
+  ASSERT_TRUE(h.client(1).SetInput(h.input(1)).ok());
+  EXPECT_TRUE(h.client(1).Handle(h.Ask(1)).ok());
+}
+
 }  // namespace
 }  // namespace shoal::secagg
