@@ -14,6 +14,7 @@
 
 #include "secagg/client.h"
 #include "secagg/crypto.h"
+#include "secagg/graph.h"
 #include "secagg/server.h"
 #include "secagg/wire.h"
 
@@ -186,6 +187,24 @@ TEST(SecAggProtocolTest, SumIsCorrectWithDropoutsAtEveryStage) {
 
 TEST(SecAggProtocolTest, ThousandClientsWithDropoutsAtEveryStage) {
   ExpectCorrectWithDropouts(1000, 40, 24, 20, {0.02, 0.02, 0.05, 0.05}, 5);
+}
+
+TEST(SecAggProtocolTest, ThousandClientsOnTheDerivedGraph) {
+  GraphOptions options;
+  options.dropout_rate = 0.1;
+  absl::StatusOr<GraphParameters> params = ChooseGraphParameters(1000, options);
+  ASSERT_TRUE(params.ok()) << params.status();
+  ASSERT_FALSE(params->complete);
+  absl::StatusOr<Bytes> seed = RandomBytes(kKeySize);
+  auto graph = MakeNeighbourGraph(1000, params->degree, *seed);
+  ASSERT_TRUE(graph.ok()) << graph.status();
+  const auto inputs = RandomInputs(1000, 10, 6);
+  const auto dropouts = SeededDropouts(1000, {0.02, 0.02, 0.04, 0.02}, 6);
+  Outcome outcome =
+      RunSession(Config(*std::move(graph), params->threshold, 10), inputs, dropouts);
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status;
+  EXPECT_EQ(outcome.sum, PlainSum(inputs, outcome.summed));
+  EXPECT_GT(outcome.summed.size(), 900u);
 }
 
 TEST(SecAggProtocolTest, AbortsWhenTooFewSendMaskedInputs) {
