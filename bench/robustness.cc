@@ -18,6 +18,7 @@
 #include "common/random.h"
 #include "common/status.h"
 #include "server/client_manager.h"
+#include "secagg/participant.h"
 #include "server/client_proxy.h"
 #include "server/coordinator.h"
 #include "server/model_store.h"
@@ -47,7 +48,12 @@ class LocalClientProxy : public ClientProxy {
       absl::Status poisoned = client::ApplyAttack(attack_, ins.round, &*res);
       if (!poisoned.ok()) res = poisoned;
     }
+    if (res.ok() && ins.secagg != nullptr) res = secagg_.MaskedResult(*ins.secagg, *res);
     handler(std::move(res)).IgnoreError();  // a refusal is in the RoundRecord
+  }
+  void SecAgg(const v1::SecAggServerMessage& message, uint32_t round, absl::Time deadline,
+              SecAggResultHandler handler) override {
+    handler(secagg_.Handle(message)).IgnoreError();
   }
   void Evaluate(const EvaluateIns& ins, absl::Time deadline,
                 EvaluateResultHandler handler) override {
@@ -60,6 +66,7 @@ class LocalClientProxy : public ClientProxy {
   const std::string id_;
   client::LocalClient* const local_;
   const client::AttackOptions attack_;
+  secagg::SecAggParticipant secagg_;
 };
 
 // ScratchDir is a fresh directory under $TMPDIR (or /tmp), removed with

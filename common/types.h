@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -52,6 +53,10 @@ struct FitIns {
   // Auxiliary tensors the strategy sends with the model (SCAFFOLD's server
   // control variate); null for most strategies. Shared, never mutated.
   std::shared_ptr<const Parameters> aux;
+  // Set in a securely aggregated round: the share pairs sealed for this
+  // client (the SecAgg+ masked-input stage). The client then answers with
+  // FitRes.secagg, its masked update, instead of the update itself.
+  std::shared_ptr<const v1::SecAggServerMessage> secagg;
 };
 
 // FitRes is one client's answer: an update (local weights minus the global
@@ -63,6 +68,9 @@ struct FitRes {
   // Auxiliary tensors returned with the update; laid out like FitIns.aux
   // (the Coordinator refuses any other layout) and empty when no aux was sent.
   Parameters aux;
+  // In a securely aggregated round (FitIns.secagg set): the masked input.
+  // `update` is then empty and num_examples 0: both travel masked.
+  std::optional<v1::SecAggClientMessage> secagg;
 };
 
 struct EvaluateIns {

@@ -22,6 +22,8 @@ namespace shoal {
 using FitResultHandler = std::function<absl::Status(absl::StatusOr<FitRes>)>;
 using EvaluateResultHandler =
     std::function<absl::Status(absl::StatusOr<EvaluateRes>)>;
+using SecAggResultHandler =
+    std::function<absl::Status(absl::StatusOr<v1::SecAggClientMessage>)>;
 
 // ClientProxy implementations are thread-safe.
 class ClientProxy {
@@ -37,6 +39,12 @@ class ClientProxy {
                    FitResultHandler handler) = 0;
   virtual void Evaluate(const EvaluateIns& ins, absl::Time deadline,
                         EvaluateResultHandler handler) = 0;
+  // SecAgg hands the client one secure-aggregation message of round
+  // `round` that needs no training (setup, neighbours' keys, unmasking);
+  // the masked-input stage travels with Fit (FitIns.secagg). Same contract
+  // as Fit: `handler` is called at most once.
+  virtual void SecAgg(const v1::SecAggServerMessage& message, uint32_t round,
+                      absl::Time deadline, SecAggResultHandler handler) = 0;
   // Cancel withdraws the task in flight, if any; a late result is refused.
   virtual void Cancel() = 0;
   // Shutdown tells the client that the run is over and which model version

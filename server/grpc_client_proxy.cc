@@ -33,6 +33,7 @@ void GrpcClientProxy::Fit(const FitIns& ins, absl::Time deadline,
   FillVersion(ins.model_version, fit->mutable_model());
   *fit->mutable_config() = ins.config;
   fit->set_has_aux(ins.aux != nullptr);
+  if (ins.secagg != nullptr) *fit->mutable_secagg() = *ins.secagg;
   p.fit_inputs = {ins.parameters, ins.aux};
   p.fit_handler = std::move(handler);
   pending_ = std::move(p);
@@ -48,6 +49,17 @@ void GrpcClientProxy::Evaluate(const EvaluateIns& ins, absl::Time deadline,
   FillVersion(ins.model_version, eval->mutable_model());
   *eval->mutable_config() = ins.config;
   p.evaluate_handler = std::move(handler);
+  pending_ = std::move(p);
+}
+
+void GrpcClientProxy::SecAgg(const v1::SecAggServerMessage& message, uint32_t round,
+                             absl::Time deadline, SecAggResultHandler handler) {
+  absl::MutexLock lock(&mu_);
+  PendingTask p;
+  p.task.set_task_id(NewTaskId("secagg", round));
+  p.task.mutable_secagg()->set_round(round);
+  *p.task.mutable_secagg()->mutable_message() = message;
+  p.secagg_handler = std::move(handler);
   pending_ = std::move(p);
 }
 
@@ -121,6 +133,21 @@ absl::Status GrpcClientProxy::CompleteEvaluate(const std::string& task_id,
     pending_.reset();
   }
   return handler(std::move(res));
+}
+
+absl::Status GrpcClientProxy::CompleteSecAgg(const std::string& task_id,
+                                             absl::StatusOr<v1::SecAggClientMessage> message) {
+  SecAggResultHandler handler;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!pending_ || pending_->task.task_id() != task_id || !pending_->task.has_secagg()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "client '", id_, "' has no open secure-aggregation task '", task_id, "'"));
+    }
+    handler = std::move(pending_->secagg_handler);
+    pending_.reset();
+  }
+  return handler(std::move(message));
 }
 
 }  // namespace shoal

@@ -1,7 +1,7 @@
 // GrpcClientProxy: a ClientProxy for a device connected over gRPC. The
 // server never dials a device, so the proxy is a mailbox: the Coordinator
 // posts a task, the device's long poll (Federation.Poll) takes it, and the
-// device's upload (SubmitFit / SubmitEvaluate) completes it.
+// device's upload (SubmitFit / SubmitEvaluate / SubmitSecAgg) completes it.
 #ifndef SHOAL_SERVER_GRPC_CLIENT_PROXY_H_
 #define SHOAL_SERVER_GRPC_CLIENT_PROXY_H_
 
@@ -27,6 +27,8 @@ class GrpcClientProxy : public ClientProxy {
   void Fit(const FitIns& ins, absl::Time deadline, FitResultHandler handler) override;
   void Evaluate(const EvaluateIns& ins, absl::Time deadline,
                 EvaluateResultHandler handler) override;
+  void SecAgg(const v1::SecAggServerMessage& message, uint32_t round, absl::Time deadline,
+              SecAggResultHandler handler) override;
   void Cancel() override;
   void Shutdown(const std::string& reason, int64_t final_version) override;
 
@@ -50,6 +52,8 @@ class GrpcClientProxy : public ClientProxy {
   absl::Status CompleteFit(const std::string& task_id, absl::StatusOr<FitRes> res);
   absl::Status CompleteEvaluate(const std::string& task_id,
                                 absl::StatusOr<EvaluateRes> res);
+  absl::Status CompleteSecAgg(const std::string& task_id,
+                              absl::StatusOr<v1::SecAggClientMessage> message);
 
  private:
   struct PendingTask {
@@ -57,6 +61,7 @@ class GrpcClientProxy : public ClientProxy {
     FitTaskInputs fit_inputs;  // fit tasks only
     FitResultHandler fit_handler;
     EvaluateResultHandler evaluate_handler;
+    SecAggResultHandler secagg_handler;
   };
   std::string NewTaskId(const char* kind, uint32_t round)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

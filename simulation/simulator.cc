@@ -15,6 +15,7 @@
 #include "common/logging.h"
 #include "common/random.h"
 #include "common/status.h"
+#include "secagg/participant.h"
 #include "simulation/ordered_executor.h"
 
 namespace shoal::simulation {
@@ -31,7 +32,10 @@ constexpr double kMaxWaitS = 7 * 24 * 3600;
 
 // VirtualClientProxy is how the Coordinator reaches one virtual client: a
 // name and an index into the Simulator, created when the client is sampled
-// and dropped after the round.
+// and dropped after the round. In a securely aggregated round it also holds
+// the client's side of the protocol: stage messages are answered at once
+// (the crypto costs no simulated time), and the trained update is masked
+// as it is delivered.
 class VirtualClientProxy : public ClientProxy {
  public:
   VirtualClientProxy(Simulator* simulator, uint64_t index, std::string id)
@@ -40,7 +44,18 @@ class VirtualClientProxy : public ClientProxy {
   const std::string& id() const override { return id_; }
   // Virtual clients answer by their simulated time, not the real deadline.
   void Fit(const FitIns& ins, absl::Time deadline, FitResultHandler handler) override {
+    if (ins.secagg != nullptr) {
+      handler = [participant = secagg_, shares = ins.secagg,
+                 handler = std::move(handler)](absl::StatusOr<FitRes> res) {
+        if (res.ok()) res = participant->MaskedResult(*shares, *res);
+        return handler(std::move(res));
+      };
+    }
     simulator_->Fit(index_, ins, std::move(handler));
+  }
+  void SecAgg(const v1::SecAggServerMessage& message, uint32_t round, absl::Time deadline,
+              SecAggResultHandler handler) override {
+    handler(secagg_->Handle(message)).IgnoreError();  // a refusal is the round's to report
   }
   void Evaluate(const EvaluateIns& ins, absl::Time deadline,
                 EvaluateResultHandler handler) override {
@@ -55,6 +70,8 @@ class VirtualClientProxy : public ClientProxy {
   Simulator* const simulator_;
   const uint64_t index_;
   const std::string id_;
+  const std::shared_ptr<secagg::SecAggParticipant> secagg_ =
+      std::make_shared<secagg::SecAggParticipant>();
 };
 
 int Digits(uint64_t n) {

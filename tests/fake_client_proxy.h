@@ -1,5 +1,7 @@
 // FakeClientProxy: an in-process ClientProxy whose behaviour a test scripts
-// (answer with an update, answer late, never answer, fail).
+// (answer with an update, answer late, never answer, fail). In a securely
+// aggregated round it is a real participant: the scripted result is encoded
+// and masked by secagg::SecAggParticipant.
 #ifndef SHOAL_TESTS_FAKE_CLIENT_PROXY_H_
 #define SHOAL_TESTS_FAKE_CLIENT_PROXY_H_
 
@@ -10,6 +12,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "secagg/participant.h"
 #include "server/client_proxy.h"
 
 namespace shoal::testing {
@@ -31,12 +34,31 @@ class FakeClientProxy : public ClientProxy {
   void Fit(const FitIns& ins, absl::Time deadline, FitResultHandler handler) override {
     std::optional<absl::StatusOr<FitRes>> answer = behaviour_(ins);
     if (!answer) return;
+    if (ins.secagg != nullptr && answer->ok()) {
+      *answer = participant_.MaskedResult(*ins.secagg, **answer);
+    }
     threads_.emplace_back([this, answer = *std::move(answer), handler]() mutable {
       absl::SleepFor(delay_);
       absl::Status verdict = handler(std::move(answer));
       absl::MutexLock lock(&mu_);
       verdicts_.push_back(verdict);
     });
+  }
+  void SecAgg(const v1::SecAggServerMessage& message, uint32_t round, absl::Time deadline,
+              SecAggResultHandler handler) override {
+    if (secagg_silent_ && message.stage_case() == secagg_silent_stage_) return;
+    absl::StatusOr<v1::SecAggClientMessage> answer = participant_.Handle(message);
+    threads_.emplace_back([this, answer = std::move(answer), handler]() mutable {
+      absl::Status verdict = handler(std::move(answer));
+      absl::MutexLock lock(&mu_);
+      verdicts_.push_back(verdict);
+    });
+  }
+  // GoSilentAt makes the client vanish when a secure-aggregation message of
+  // this stage arrives (it never answers it nor anything after).
+  void GoSilentAt(v1::SecAggServerMessage::StageCase stage) {
+    secagg_silent_ = true;
+    secagg_silent_stage_ = stage;
   }
   void Evaluate(const EvaluateIns&, absl::Time, EvaluateResultHandler) override {}
   void Cancel() override {}
@@ -62,6 +84,9 @@ class FakeClientProxy : public ClientProxy {
   Behaviour behaviour_;
   absl::Duration delay_;
   std::vector<std::thread> threads_;
+  secagg::SecAggParticipant participant_;
+  bool secagg_silent_ = false;
+  v1::SecAggServerMessage::StageCase secagg_silent_stage_ = v1::SecAggServerMessage::STAGE_NOT_SET;
   absl::Mutex mu_;
   std::vector<absl::Status> verdicts_ ABSL_GUARDED_BY(mu_);
   int64_t final_version_ ABSL_GUARDED_BY(mu_) = -1;
