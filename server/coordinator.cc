@@ -153,6 +153,7 @@ absl::Status CoordinatorOptions::Validate() const {
   if (round_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("round_timeout must be positive");
   }
+  if (secure_aggregation.enabled) SHOAL_RETURN_IF_ERROR(secure_aggregation.Validate());
   return absl::OkStatus();
 }
 
@@ -160,6 +161,9 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
     CoordinatorOptions options, ClientPool* clients, Strategy* strategy,
     ModelStore* store, Parameters initial) {
   SHOAL_RETURN_IF_ERROR(options.Validate());
+  if (options.secure_aggregation.enabled) {
+    SHOAL_RETURN_IF_ERROR(CheckSecureAggregationSupported(*strategy));
+  }
   if (initial.empty()) {
     return absl::InvalidArgumentError("the initial model has no parameters");
   }
@@ -261,39 +265,45 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
   for (const FitInstruction& ins : plan) aux_sent[ins.client_id] = ins.aux;
   double loss_sum = 0;
   int64_t loss_examples = 0;
-  auto collector = std::make_shared<ResultCollector<FitRes>>(
-      round, ids, [&](const std::string& id, const FitRes& res) -> absl::Status {
-        const auto aux = aux_sent.find(id);
-        SHOAL_RETURN_IF_ERROR(ValidateUpdate(
-            *global, aux == aux_sent.end() ? nullptr : aux->second.get(), res));
-        SHOAL_RETURN_IF_ERROR(aggregator->Accept(id, res));
-        auto loss = res.metrics.find(kTrainLossMetric);
-        if (loss != res.metrics.end()) {
-          loss_sum += MetricAsDouble(loss->second) * res.num_examples;
-          loss_examples += res.num_examples;
-        }
-        record.train_examples += res.num_examples;
-        return absl::OkStatus();
-      });
+  if (options_.secure_aggregation.enabled) {
+    RunSecureFit(round, global, plan, by_id, deadline, *aggregator, record);
+  } else {
+    auto collector = std::make_shared<ResultCollector<FitRes>>(
+        round, ids, [&](const std::string& id, const FitRes& res) -> absl::Status {
+          const auto aux = aux_sent.find(id);
+          SHOAL_RETURN_IF_ERROR(ValidateUpdate(
+              *global, aux == aux_sent.end() ? nullptr : aux->second.get(), res));
+          SHOAL_RETURN_IF_ERROR(aggregator->Accept(id, res));
+          auto loss = res.metrics.find(kTrainLossMetric);
+          if (loss != res.metrics.end()) {
+            loss_sum += MetricAsDouble(loss->second) * res.num_examples;
+            loss_examples += res.num_examples;
+          }
+          record.train_examples += res.num_examples;
+          return absl::OkStatus();
+        });
 
-  for (const FitInstruction& ins : plan) {
-    auto it = by_id.find(ins.client_id);
-    if (it == by_id.end()) continue;  // a strategy may skip clients
-    FitIns fit{round, record.model_version, global, ins.config, ins.aux};
-    std::string id = ins.client_id;
-    it->second->Fit(fit, deadline, [collector, id](absl::StatusOr<FitRes> res) {
-      return collector->Offer(id, std::move(res));
-    });
+    for (const FitInstruction& ins : plan) {
+      auto it = by_id.find(ins.client_id);
+      if (it == by_id.end()) continue;  // a strategy may skip clients
+      FitIns fit{round, record.model_version, global, ins.config, ins.aux};
+      std::string id = ins.client_id;
+      it->second->Fit(fit, deadline, [collector, id](absl::StatusOr<FitRes> res) {
+        return collector->Offer(id, std::move(res));
+      });
+    }
+    for (const std::string& late : collector->WaitAndClose(deadline)) {
+      by_id[late]->Cancel();
+    }
+    record.answered = collector->answered();
+    record.failures = collector->failures();
   }
-  for (const std::string& late : collector->WaitAndClose(deadline)) {
-    by_id[late]->Cancel();
-  }
-  record.answered = collector->answered();
-  record.failures = collector->failures();
   record.train_loss = loss_examples > 0 ? loss_sum / loss_examples
                                         : std::numeric_limits<double>::quiet_NaN();
 
-  if (record.answered < options_.min_fit_clients) {
+  if (!record.note.empty()) {
+    // The secure-aggregation session aborted: nothing to aggregate.
+  } else if (record.answered < options_.min_fit_clients) {
     record.note = absl::StrCat("only ", record.answered, " of ", record.sampled,
                                " sampled clients returned a valid result (min_fit_clients = ",
                                options_.min_fit_clients, "); the global model is unchanged");
@@ -342,6 +352,42 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
   RunFederatedEvaluation(round, start + 2 * options_.round_timeout, record);
   record.seconds = absl::ToDoubleSeconds(absl::Now() - start);
   return record;
+}
+
+void Coordinator::RunSecureFit(uint32_t round, std::shared_ptr<const Parameters> global,
+                               const std::vector<FitInstruction>& plan,
+                               const std::map<std::string, std::shared_ptr<ClientProxy>>& by_id,
+                               absl::Time deadline, FitAggregator& aggregator,
+                               RoundRecord& record) {
+  std::vector<SecureCohortMember> cohort;
+  for (const FitInstruction& ins : plan) {
+    auto it = by_id.find(ins.client_id);
+    if (it == by_id.end()) continue;  // a strategy may skip clients
+    cohort.push_back({it->second, FitIns{round, record.model_version, global, ins.config,
+                                         /*aux=*/nullptr, /*secagg=*/nullptr}});
+  }
+  SecureRoundResult result = RunSecureRound(
+      round, *global, cohort, options_.secure_aggregation, deadline,
+      [&](const std::string& stage, size_t answered, size_t asked) {
+        for (RoundObserver* o : observers_) o->OnSecureStage(round, stage, answered, asked);
+      });
+  record.failures = std::move(result.failures);
+  record.secagg = std::move(result.metrics);
+  if (!result.status.ok()) {
+    record.note = absl::StrCat(result.status.message(), "; the global model is unchanged");
+    return;
+  }
+  // The session's one result stands for every summed client: validated and
+  // folded like any update (a mean-based strategy gets the same model).
+  absl::Status accepted = ValidateUpdate(*global, nullptr, result.aggregate);
+  if (accepted.ok()) accepted = aggregator.Accept("secure-aggregate", result.aggregate);
+  if (!accepted.ok()) {
+    record.note = absl::StrCat("the securely aggregated update was refused (",
+                               accepted.message(), "); the global model is unchanged");
+    return;
+  }
+  record.answered = result.summed;
+  record.train_examples = result.aggregate.num_examples;
 }
 
 void Coordinator::RunFederatedEvaluation(uint32_t round, absl::Time deadline,

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +20,7 @@
 #include "common/types.h"
 #include "server/client_pool.h"
 #include "server/model_store.h"
+#include "server/secure_round.h"
 #include "strategies/strategy.h"
 
 namespace shoal {
@@ -44,6 +46,9 @@ struct CoordinatorOptions {
   // End the run after the first round whose server-side evaluation reaches
   // this "accuracy" (a fraction); 0 = run every round.
   double target_accuracy = 0;
+  // Secure aggregation (SecAgg+): the server learns only the weighted mean
+  // of each round's updates. Needs a strategy that aggregates by the mean.
+  SecureAggregationOptions secure_aggregation;
 
   // Validate returns InvalidArgument naming the first bad option.
   absl::Status Validate() const;
@@ -66,6 +71,9 @@ struct RoundRecord {
   // What the strategy reported for the round (FitAggregator::RoundMetrics),
   // e.g. the privacy spent so far.
   Metrics strategy_metrics;
+  // Secure aggregation's figures (empty without it): the graph's degree and
+  // threshold, and the clients left after each stage.
+  Metrics secagg;
 };
 
 // RoundObserver hears about rounds as they run (progress display, metrics
@@ -74,6 +82,10 @@ class RoundObserver {
  public:
   virtual ~RoundObserver() = default;
   virtual void OnRoundStart(uint32_t round, size_t sampled) {}
+  // A secure-aggregation stage closed: `answered` of `asked` clients are
+  // still in.
+  virtual void OnSecureStage(uint32_t round, const std::string& stage, size_t answered,
+                             size_t asked) {}
   virtual void OnRoundEnd(const RoundRecord& record) = 0;
 };
 
@@ -112,6 +124,12 @@ class Coordinator {
   Coordinator(CoordinatorOptions options, ClientPool* clients,
               Strategy* strategy, ModelStore* store, Parameters initial);
   absl::StatusOr<RoundRecord> RunRound(uint32_t round);
+  // RunSecureFit is the fit stage of a securely aggregated round: it folds
+  // the one aggregate the session yields into `aggregator`.
+  void RunSecureFit(uint32_t round, std::shared_ptr<const Parameters> global,
+                    const std::vector<FitInstruction>& plan,
+                    const std::map<std::string, std::shared_ptr<ClientProxy>>& by_id,
+                    absl::Time deadline, FitAggregator& aggregator, RoundRecord& record);
   void RunFederatedEvaluation(uint32_t round, absl::Time deadline,
                               RoundRecord& record);
 

@@ -58,12 +58,10 @@ class FedAvg : public Strategy {
   virtual absl::StatusOr<Parameters> ApplyMeanUpdate(const Parameters& global,
                                                      const FlatLayout& layout,
                                                      const at::Tensor& mean_update);
-  // AggregatesByMean is true when the new model depends on the results only
-  // through their mean update, which ApplyMeanUpdate receives, so a wrapper
-  // may replace that mean (differential privacy clips and noises it).
-  // Per-client strategies never do; weighted-sum strategies that fold
+  // FedAvg and the strategies built on it aggregate by the mean update,
+  // which ApplyMeanUpdate receives; the weighted-sum strategies that fold
   // otherwise (FedNova, q-FedAvg, SCAFFOLD) override this to say no.
-  virtual bool AggregatesByMean() const {
+  bool AggregatesByMean() const override {
     return aggregation_kind() == AggregationKind::kWeightedSum;
   }
 

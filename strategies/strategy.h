@@ -85,6 +85,15 @@ class Strategy {
   virtual absl::string_view name() const = 0;
   virtual AggregationKind aggregation_kind() const = 0;
 
+  // AggregatesByMean is true when the new model depends on the round's
+  // results only through their num_examples-weighted mean update. Only such
+  // strategies can run under secure aggregation (the server learns nothing
+  // but that mean) or be wrapped by differential privacy (which replaces
+  // it). A strategy that says yes must produce, from a single result
+  // carrying the mean update and the total num_examples, the same model as
+  // from the individual results.
+  virtual bool AggregatesByMean() const { return false; }
+
   // InitializeParameters may replace the model's own initial parameters.
   virtual std::optional<Parameters> InitializeParameters() { return std::nullopt; }
 

@@ -3,10 +3,15 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <limits>
+#include <map>
+#include <set>
 
 #include "gtest/gtest.h"
 #include "strategies/fedavg.h"
+#include "strategies/fedmedian.h"
+#include "strategies/registry.h"
 #include "tests/fake_client_proxy.h"
 #include "tests/testing.h"
 
@@ -237,6 +242,120 @@ TEST_F(CoordinatorTest, InvalidOptionsAndInitialModelAreRefused) {
   Parameters bad;
   bad.Add("w", at::full({1}, std::numeric_limits<float>::quiet_NaN()));
   EXPECT_FALSE(Run(bad).ok());
+}
+
+// ------------------------------------------------------------ secure aggregation
+
+// The bound secagg/update_codec.h states for n clients of total weight S:
+// n * step * max_weight / S per element.
+double SecureBound(const SecureAggregationOptions& o, size_t n, double total_weight) {
+  return n * o.encoding.values.Step() * o.encoding.max_weight / total_weight;
+}
+
+TEST_F(CoordinatorTest, SecureAggregationGivesTheWeightedMeanWithinTheStatedBound) {
+  options_.secure_aggregation.enabled = true;
+  Add("a", Answer(0.5, 10));
+  Add("b", Answer(-0.25, 30));
+  Add("c", Answer(0.125, 60));
+  Add("d", Answer(0.75, 100));
+  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  ASSERT_TRUE(history.ok()) << history.status();
+  const RoundRecord& r = (*history)[1];
+  EXPECT_TRUE(r.model_updated) << r.note;
+  EXPECT_EQ(r.answered, 4u);
+  EXPECT_EQ(r.train_examples, 200);
+  EXPECT_TRUE(std::isnan(r.train_loss)) << "no client's loss is sent in the clear";
+  // (0.5 * 10 - 0.25 * 30 + 0.125 * 60 + 0.75 * 100) / 200 = 0.4
+  const double bound = SecureBound(options_.secure_aggregation, 4, 200);
+  const at::Tensor w = coordinator_->global()->tensor(0);
+  EXPECT_LT((w - 0.4).abs().max().item<double>(), bound);
+  EXPECT_GT((w - 0.4).abs().max().item<double>(), 0) << "quantization should show";
+  EXPECT_EQ(MetricAsDouble(r.secagg.at("secagg_degree")), 3);
+  EXPECT_EQ(MetricAsDouble(r.secagg.at("secagg_masked")), 4);
+  EXPECT_EQ(MetricAsDouble(r.secagg.at("secagg_unmasked")), 4);
+}
+
+TEST_F(CoordinatorTest, SecureAggregationSurvivesClientsVanishingAfterSharingKeys) {
+  options_.secure_aggregation.enabled = true;
+  options_.secure_aggregation.stage_timeout = absl::Milliseconds(500);
+  options_.round_timeout = absl::Seconds(2);
+  for (int i = 0; i < 5; ++i) Add(absl::StrCat("c", i), Answer(0.1f * i, 10 + i));
+  // Trains but never sends its masked input (vanishes after sharing keys).
+  Add("gone", [](const FitIns& ins) -> std::optional<absl::StatusOr<FitRes>> {
+    if (ins.secagg != nullptr) return std::nullopt;
+    return absl::StatusOr<FitRes>(FitRes{});
+  });
+  // Vanishes when the neighbours' keys arrive.
+  Add("early", Answer(0.9f, 50))->GoSilentAt(v1::SecAggServerMessage::kKeyList);
+  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  ASSERT_TRUE(history.ok()) << history.status();
+  const RoundRecord& r = (*history)[1];
+  ASSERT_TRUE(r.model_updated) << r.note;
+  EXPECT_EQ(r.answered, 5u);
+  ASSERT_EQ(r.failures.size(), 2u);
+  std::map<std::string, std::string> why;
+  for (const ClientFailure& f : r.failures) why[f.client_id] = std::string(f.status.message());
+  EXPECT_NE(why["early"].find("stage 'share keys'"), std::string::npos) << why["early"];
+  EXPECT_NE(why["gone"].find("stage 'masked input'"), std::string::npos) << why["gone"];
+  double sum = 0, weight = 0;
+  for (int i = 0; i < 5; ++i) {
+    sum += 0.1 * i * (10 + i);
+    weight += 10 + i;
+  }
+  const at::Tensor w = coordinator_->global()->tensor(0);
+  EXPECT_LT((w - sum / weight).abs().max().item<double>(),
+            SecureBound(options_.secure_aggregation, 5, weight));
+  EXPECT_EQ(MetricAsDouble(r.secagg.at("secagg_keys")), 7);
+  EXPECT_EQ(MetricAsDouble(r.secagg.at("secagg_shares")), 6);
+  EXPECT_EQ(MetricAsDouble(r.secagg.at("secagg_masked")), 5);
+}
+
+TEST_F(CoordinatorTest, SecureAggregationAbortsCleanlyWhenTooFewRemain) {
+  options_.secure_aggregation.enabled = true;
+  options_.round_timeout = absl::Seconds(1);
+  options_.min_fit_clients = 1;
+  Add("a", Answer(0.5, 10));
+  for (const char* id : {"x", "y"}) {
+    Add(id, [](const FitIns& ins) -> std::optional<absl::StatusOr<FitRes>> {
+      if (ins.secagg != nullptr) return std::nullopt;
+      return absl::StatusOr<FitRes>(FitRes{});
+    });
+  }
+  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  ASSERT_TRUE(history.ok()) << history.status();
+  const RoundRecord& r = (*history)[1];
+  EXPECT_FALSE(r.model_updated);
+  EXPECT_NE(r.note.find("secure aggregation aborted: only 1 of 3 clients sent masked inputs"),
+            std::string::npos)
+      << r.note;
+  EXPECT_TRUE(at::equal(coordinator_->global()->tensor(0), at::zeros({4})));
+}
+
+TEST(SecureAggregationSupportTest, OnlyMeanBasedStrategiesAreAllowed) {
+  const std::set<std::string> mean_based = {"fedavg",  "fedprox", "fedavgm",
+                                            "fedadam", "fedyogi", "fedadagrad"};
+  for (const std::string& name : RegisteredStrategies()) {
+    StrategyContext context;
+    context.min_fit_clients = 10;
+    auto strategy = CreateStrategy(name, nlohmann::json::object(), context);
+    ASSERT_TRUE(strategy.ok()) << name << ": " << strategy.status();
+    absl::Status supported = CheckSecureAggregationSupported(**strategy);
+    EXPECT_EQ(supported.ok(), mean_based.count(name) == 1) << name;
+    if (!supported.ok()) {
+      EXPECT_NE(supported.message().find("'" + name + "'"), std::string::npos) << supported;
+    }
+  }
+}
+
+TEST_F(CoordinatorTest, SecureAggregationRefusesAPerClientStrategyBeforeAnyRound) {
+  options_.secure_aggregation.enabled = true;
+  Add("a", Answer(0.5, 10));
+  FedMedian median({});
+  absl::StatusOr<std::unique_ptr<Coordinator>> c =
+      Coordinator::Create(options_, &clients_, &median, store_.get(), Initial());
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(c.status().message().find("'fedmedian'"), std::string::npos) << c.status();
 }
 
 }  // namespace
