@@ -173,10 +173,38 @@ absl::Status ParseSimulation(const Section& root, ExperimentConfig& c) {
   return absl::OkStatus();
 }
 
+absl::Status ParseSecureAggregation(const Section& root, SecureAggregationOptions& out) {
+  if (!root.Has("secure_aggregation")) return absl::OkStatus();
+  Section s = root.Child("secure_aggregation");
+  SHOAL_RETURN_IF_ERROR(s.Expect({"enabled", "clip", "bits", "modulus_bits", "max_weight",
+                                  "dropout_rate", "adversary_rate", "security_bits",
+                                  "correctness_bits", "stage_timeout_s"}));
+  out.enabled = true;  // a section turns it on unless it says otherwise
+  SHOAL_RETURN_IF_ERROR(s.Bool("enabled", &out.enabled));
+  SHOAL_RETURN_IF_ERROR(s.Number("clip", 0, 1e6, &out.encoding.values.clip, true));
+  SHOAL_RETURN_IF_ERROR(s.Integer("bits", 1, 32, &out.encoding.values.bits));
+  int modulus_bits = 0;
+  for (uint64_t m = out.encoding.values.modulus; m > 1; m >>= 1) ++modulus_bits;
+  SHOAL_RETURN_IF_ERROR(s.Integer("modulus_bits", 2, 62, &modulus_bits));
+  out.encoding.values.modulus = uint64_t{1} << modulus_bits;
+  SHOAL_RETURN_IF_ERROR(s.Integer("max_weight", 1, kMaxInt, &out.encoding.max_weight));
+  SHOAL_RETURN_IF_ERROR(s.Number("dropout_rate", 0, 0.99, &out.graph.dropout_rate));
+  SHOAL_RETURN_IF_ERROR(s.Number("adversary_rate", 0, 0.99, &out.graph.adversary_rate));
+  SHOAL_RETURN_IF_ERROR(s.Integer("security_bits", 1, 256, &out.graph.security_bits));
+  SHOAL_RETURN_IF_ERROR(s.Integer("correctness_bits", 1, 256, &out.graph.correctness_bits));
+  double stage_s = absl::ToDoubleSeconds(out.stage_timeout);
+  SHOAL_RETURN_IF_ERROR(s.Number("stage_timeout_s", 0, 1e6, &stage_s, true));
+  out.stage_timeout = absl::Seconds(stage_s);
+  // Options are checked together (e.g. codes that cannot fit the modulus).
+  return out.Validate();
+}
+
 absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
   SHOAL_RETURN_IF_ERROR(root.Expect({"name", "seed", "rounds", "model", "strategy",
-                                     "privacy", "fit", "sampling", "timeouts", "data",
-                                     "server", "simulation", "target_accuracy"}));
+                                     "privacy", "secure_aggregation", "fit", "sampling",
+                                     "timeouts", "data", "server", "simulation",
+                                     "target_accuracy"}));
+  SHOAL_RETURN_IF_ERROR(ParseSecureAggregation(root, c.coordinator.secure_aggregation));
   SHOAL_RETURN_IF_ERROR(root.String("name", &c.name));
   SHOAL_RETURN_IF_ERROR(root.Integer("seed", 0, std::numeric_limits<int64_t>::max(), &c.seed));
   SHOAL_RETURN_IF_ERROR(root.Integer("rounds", 1, 1000000, &c.coordinator.num_rounds));
@@ -326,6 +354,15 @@ absl::StatusOr<std::unique_ptr<Strategy>> CreateExperimentStrategy(
   context.seed = config.seed;
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Strategy> strategy,
                          CreateStrategy(config.strategy, config.strategy_params, context));
+  if (config.coordinator.secure_aggregation.enabled) {
+    if (config.privacy) {
+      return absl::InvalidArgumentError(
+          "'privacy' and 'secure_aggregation' cannot be combined yet: differential privacy "
+          "clips and checks each update on the server, which secure aggregation hides");
+    }
+    SHOAL_RETURN_IF_ERROR(Annotate(CheckSecureAggregationSupported(*strategy),
+                                   "'secure_aggregation'"));
+  }
   if (!config.privacy) return strategy;
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<DifferentialPrivacy> private_strategy,
                          Annotate(DifferentialPrivacy::Wrap(std::move(strategy), *config.privacy,

@@ -34,6 +34,19 @@ std::string MetricsText(const Metrics& metrics) {
   return out;
 }
 
+// SecAggText: " | secagg k 38 t 20 | survivors 100/100/97/97" (after the
+// key, share, masked-input and unmasking stages); empty without it.
+std::string SecAggText(const Metrics& m) {
+  if (m.empty()) return "";
+  auto get = [&](const char* key) -> std::string {
+    auto it = m.find(key);
+    return it == m.end() ? "-" : absl::StrCat(static_cast<int64_t>(MetricAsDouble(it->second)));
+  };
+  return absl::StrCat(" | secagg k ", get("secagg_degree"), " t ", get("secagg_threshold"),
+                      ", survivors ", get("secagg_keys"), "/", get("secagg_shares"), "/",
+                      get("secagg_masked"), "/", get("secagg_unmasked"));
+}
+
 // Duration formats seconds for people: "42 s", "3.5 min", "2.1 h".
 std::string Duration(double s) {
   if (s < 120) return absl::StrFormat("%.0f s", s);
@@ -65,6 +78,12 @@ void ProgressReporter::OnRoundStart(uint32_t round, size_t sampled) {
   spdlog::info("round {}/{}: asked {} client(s)", round, config_.coordinator.num_rounds, sampled);
 }
 
+void ProgressReporter::OnSecureStage(uint32_t round, const std::string& stage, size_t answered,
+                                     size_t asked) {
+  spdlog::info("round {}/{}: secure aggregation '{}': {}/{} clients still in", round,
+               config_.coordinator.num_rounds, stage, answered, asked);
+}
+
 void ProgressReporter::OnRoundEnd(const RoundRecord& r) {
   std::string eval = "test accuracy n/a";
   if (r.server_eval) {
@@ -87,11 +106,12 @@ void ProgressReporter::OnRoundEnd(const RoundRecord& r) {
   const std::string eta =
       left == 0 ? "" : absl::StrCat(", ETA ", Duration(round_seconds_ / r.round * left));
   Metrics extras = extras_ ? extras_(r.round) : Metrics{};
-  spdlog::info("round {}/{} | clients {}/{} | train loss {} | {}{}{} | {:.1f} s{}{}", r.round,
+  spdlog::info("round {}/{} | clients {}/{} | train loss {} | {}{}{}{} | {:.1f} s{}{}", r.round,
                config_.coordinator.num_rounds, r.answered, r.sampled,
                std::isnan(r.train_loss) ? std::string("n/a")
                                         : absl::StrFormat("%.4f", r.train_loss),
-               eval, MetricsText(r.strategy_metrics), MetricsText(extras), r.seconds, eta,
+               eval, MetricsText(r.strategy_metrics), SecAggText(r.secagg), MetricsText(extras),
+               r.seconds, eta,
                r.model_updated ? "" : " | model unchanged");
   // Thousands of simulated clients may fail in one round: name a few.
   constexpr size_t kMaxFailuresShown = 10;
@@ -164,6 +184,7 @@ json ProgressReporter::ToJson(const RoundRecord& r) const {
            {"strategy_metrics", MetricsToJson(r.strategy_metrics)},
            {"note", r.note}};
   if (extras_ && r.round > 0) out[extras_key_] = MetricsToJson(extras_(r.round));
+  if (!r.secagg.empty()) out["secure_aggregation"] = MetricsToJson(r.secagg);
   return out;
 }
 

@@ -43,6 +43,8 @@ class ProgressReporter : public RoundObserver {
   void AddRunInfo(const std::string& key, nlohmann::json value) { info_[key] = std::move(value); }
 
   void OnRoundStart(uint32_t round, size_t sampled) override;
+  void OnSecureStage(uint32_t round, const std::string& stage, size_t answered,
+                     size_t asked) override;
   void OnRoundEnd(const RoundRecord& r) override;
 
   // Write rewrites metrics.json and metrics.csv.

@@ -28,10 +28,13 @@
 
 namespace shoal::secagg {
 
-// UpdateEncoding: the encoding options of a round plus the weight cap.
+// UpdateEncoding: the encoding options of a round plus the weight cap. The
+// defaults: values in [-1, 1] (after scaling by w / max_weight) in 2^20
+// levels, a 48-bit modulus (6 bytes an element on the wire, room for 2^28
+// clients), and num_examples counted up to 10,000.
 struct UpdateEncoding {
-  EncodingOptions values;    // clip, bits, modulus
-  int64_t max_weight = 1000;  // num_examples cap, >= 1
+  EncodingOptions values{1.0, 20, uint64_t{1} << 48};  // clip, bits, modulus
+  int64_t max_weight = 10000;  // num_examples cap, >= 1
 
   // Validate also checks that `num_clients` clients' weights and codes
   // cannot wrap the modulus; InvalidArgument naming the option.

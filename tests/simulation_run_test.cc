@@ -3,7 +3,9 @@
 // leaves, and the command line.
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <string>
 
@@ -13,6 +15,7 @@
 #include "cli/simulation_run.h"
 #include "common/files.h"
 #include "common/model_dir.h"
+#include "secagg/update_codec.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
@@ -75,6 +78,45 @@ TEST(SimulationRunTest, BitIdenticalWithOneOrThreeWorkers) {
   EXPECT_EQ(one->simulated_seconds, three->simulated_seconds);
   EXPECT_EQ(ReadModelRecord(dir.File("one/models"))->sha256_hex,
             ReadModelRecord(dir.File("three/models"))->sha256_hex);
+}
+
+// The same simulated round with and without secure aggregation: the same
+// clients survive (dropouts are seeded), and the securely aggregated model
+// is the plain one within the bound secagg/update_codec.h states.
+TEST(SimulationRunTest, SecureAggregationMatchesThePlainRoundWithinTheBound) {
+  testing::TempDir dir;
+  json j = BaseConfig(dir.File("plain"), 50, 0.2, 1);
+  j["simulation"]["dropout_fraction"] = 0.2;
+  absl::StatusOr<SimulationResult> plain = RunSimulation(Parse(j));
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  j["server"]["output_dir"] = dir.File("secure");
+  const int64_t max_weight = 100000;  // above every client's size: no capping
+  j["secure_aggregation"] = {{"enabled", true}, {"max_weight", max_weight}};
+  absl::StatusOr<SimulationResult> secure = RunSimulation(Parse(j));
+  ASSERT_TRUE(secure.ok()) << secure.status();
+
+  const RoundRecord& p = plain->history[1];
+  const RoundRecord& s = secure->history[1];
+  ASSERT_TRUE(s.model_updated) << s.note;
+  EXPECT_EQ(s.sampled, 10u);
+  EXPECT_EQ(s.answered, p.answered);
+  EXPECT_EQ(s.failures.size(), p.failures.size());
+  EXPECT_EQ(s.train_examples, p.train_examples);
+  EXPECT_EQ(MetricAsDouble(s.secagg.at("secagg_masked")), static_cast<double>(p.answered));
+  const secagg::UpdateEncoding encoding;  // the defaults the config kept
+  const double bound = static_cast<double>(s.answered) * encoding.values.Step() * max_weight /
+                       static_cast<double>(s.train_examples);
+  double worst = 0;
+  for (size_t i = 0; i < plain->final_model.size(); ++i) {
+    worst = std::max(worst, (plain->final_model.tensor(i) - secure->final_model.tensor(i))
+                                .abs().max().item<double>());
+  }
+  EXPECT_LT(worst, bound);
+  EXPECT_GT(worst, 0) << "the models cannot be bit-identical through quantization";
+  std::cout << "secure vs plain: largest difference " << worst << ", bound " << bound << "\n";
+  std::ifstream metrics(dir.File("secure/metrics.json"));
+  const json m = json::parse(metrics);
+  EXPECT_EQ(m["rounds"][1]["secure_aggregation"]["secagg_masked"], p.answered);
 }
 
 TEST(SimulationRunTest, ThousandClientsTrainTwoRounds) {
