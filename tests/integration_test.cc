@@ -240,6 +240,56 @@ TEST_F(IntegrationTest, ClientKilledMidRoundDoesNotStallTheRoundPastItsDeadline)
   EXPECT_LT(r1["seconds"].get<double>(), kRoundSeconds + 30) << r1.dump(2);
 }
 
+// Secure aggregation over real gRPC and real client processes: four clients
+// share their keys, then one is killed while the others train, before it
+// could send its masked input. The round still yields the mean of the three
+// survivors (the server rebuilds the dead client's mask key from its
+// neighbours' shares), and the next round runs without it.
+TEST_F(IntegrationTest, SecureAggregationSurvivesAClientKilledAfterSharingKeys) {
+  constexpr double kRoundSeconds = 30;
+  const std::string config =
+      WriteConfig(/*rounds=*/2, /*min_fit=*/2, kRoundSeconds, [](json& c) {
+        c["sampling"]["min_available_clients"] = 4;
+        c["secure_aggregation"] = {{"enabled", true}, {"stage_timeout_s", 10}};
+      });
+  std::vector<std::unique_ptr<Subprocess>> clients;
+  for (int i = 0; i < 3; ++i) clients.push_back(StartClient(config, i));
+  // The client to kill trains on all 54,000 training images, so the kill
+  // lands while it trains, after it shared its keys.
+  clients.push_back(std::make_unique<Subprocess>(
+      std::vector<std::string>{SHOAL_BINARY, "client", "--config", config, "--id", "client-3",
+                               "--data-dir", "/usr/share/datasets/fashion-mnist", "--state-dir",
+                               dir_.File("client-3")},
+      dir_.File("client-3.log")));
+  auto server = StartServer(config);
+  ASSERT_TRUE(WaitForLogLine(*server, "secure aggregation 'share keys': 4/4",
+                             absl::Seconds(120)))
+      << server->Log();
+  clients[3]->Kill(SIGKILL);
+
+  ASSERT_EQ(server->Wait(absl::Minutes(4)), 0) << server->Log();
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(clients[i]->Wait(absl::Seconds(60)), 0) << clients[i]->Log();
+  json h = History();
+  ASSERT_EQ(h["rounds"].size(), 3u) << h.dump(2);
+  const json& r1 = h["rounds"][1];
+  EXPECT_TRUE(r1["model_updated"].get<bool>()) << r1.dump(2);
+  EXPECT_EQ(r1["answered"], 3) << r1.dump(2);
+  EXPECT_EQ(r1["secure_aggregation"]["secagg_shares"], 4) << r1.dump(2);
+  EXPECT_EQ(r1["secure_aggregation"]["secagg_masked"], 3) << r1.dump(2);
+  ASSERT_EQ(r1["failures"].size(), 1u) << r1.dump(2);
+  EXPECT_EQ(r1["failures"][0]["client"], "client-3");
+  EXPECT_NE(r1["failures"][0]["error"].get<std::string>().find("stage 'masked input'"),
+            std::string::npos)
+      << r1.dump(2);
+  const json& r2 = h["rounds"][2];
+  EXPECT_TRUE(r2["model_updated"].get<bool>()) << r2.dump(2);
+  EXPECT_EQ(r2["answered"], 3) << r2.dump(2);
+  // Training under secure aggregation still learns.
+  EXPECT_GT(r2["test_accuracy"].get<double>(), h["rounds"][0]["test_accuracy"].get<double>() + 0.3)
+      << h.dump(2);
+  EXPECT_NE(server->Log().find("secagg k 3 t 2"), std::string::npos) << server->Log();
+}
+
 TEST_F(IntegrationTest, ClientStartedBeforeTheServerJoinsWhenItComesUp) {
   const std::string config = WriteConfig(/*rounds=*/1, /*min_fit=*/1, /*round_s=*/60);
   auto client = StartClient(config, 0);
