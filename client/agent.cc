@@ -31,6 +31,23 @@ std::string Describe(const grpc::Status& s) {
   return absl::StrCat(s.error_code(), " ", s.error_message());
 }
 
+// StageName names a secure-aggregation stage in logs.
+const char* StageName(const v1::SecAggServerMessage& message) {
+  switch (message.stage_case()) {
+    case v1::SecAggServerMessage::kSetup:
+      return "setup";
+    case v1::SecAggServerMessage::kKeyList:
+      return "keys";
+    case v1::SecAggServerMessage::kShares:
+      return "shares";
+    case v1::SecAggServerMessage::kUnmask:
+      return "unmask";
+    case v1::SecAggServerMessage::STAGE_NOT_SET:
+      break;
+  }
+  return "unknown";
+}
+
 }  // namespace
 
 Agent::Agent(AgentOptions options, LocalClient* local)
@@ -246,9 +263,19 @@ absl::Status Agent::UploadFit(const std::string& task_id, const FitRes& res) {
   v1::FitResultHeader header;
   header.set_client_id(options_.client_id);
   header.set_task_id(task_id);
-  header.set_num_examples(res.num_examples);
-  MetricsToProto(res.metrics, header.mutable_metrics());
-  const ChunkedPayload payload(SerializeUpdate(res.update, res.aux));
+  std::string bytes;
+  if (res.secagg.has_value()) {
+    // The masked input alone: num_examples travels inside it, and neither
+    // it, the update nor the metrics may leave the device in the clear.
+    v1::UpdateProto masked;
+    *masked.mutable_secagg() = *res.secagg;
+    bytes = masked.SerializeAsString();
+  } else {
+    header.set_num_examples(res.num_examples);
+    MetricsToProto(res.metrics, header.mutable_metrics());
+    bytes = SerializeUpdate(res.update, res.aux);
+  }
+  const ChunkedPayload payload(std::move(bytes));
   grpc::Status s;
   for (int attempt = 0; attempt < kUploadAttempts; ++attempt) {
     auto ctx = Context(options_.rpc_timeout);
@@ -276,46 +303,123 @@ absl::Status Agent::UploadFit(const std::string& task_id, const FitRes& res) {
   return Annotate(FromGrpcStatus(s), "upload refused");
 }
 
-absl::Status Agent::ServeTask(const v1::Task& task) {
-  if (task.has_fit()) {
-    const v1::FitTask& fit = task.fit();
+void Agent::ReportFitFailure(const std::string& task_id, const absl::Status& error) {
+  v1::SubmitFitRequest msg;
+  msg.mutable_header()->set_client_id(options_.client_id);
+  msg.mutable_header()->set_task_id(task_id);
+  msg.mutable_header()->set_error(std::string(error.message()));
+  auto ctx = Context(absl::Seconds(10));
+  v1::SubmitResponse resp;
+  auto writer = stub_->SubmitFit(ctx.get(), &resp);
+  writer->Write(msg);
+  writer->WritesDone();
+  writer->Finish();
+}
+
+absl::Status Agent::ServeFit(const v1::Task& task) {
+  const v1::FitTask& fit = task.fit();
+  const bool secure = fit.has_secagg();
+  std::optional<FitRes> trained;  // for the log line; the masked result hides it
+  absl::StatusOr<FitRes> res;
+  if (secure && task.task_id() == secagg_task_id_) {
+    // Trained and masked already; the upload did not arrive.
+    if (secagg_answer_.ok()) {
+      res = FitRes{};
+      res->secagg = *secagg_answer_;
+    } else {
+      res = secagg_answer_.status();
+    }
+  } else {
     SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<const Parameters> global,
                            EnsureModel(fit.model()));
     std::optional<Parameters> aux;
     if (fit.has_aux()) {
       SHOAL_ASSIGN_OR_RETURN(aux, DownloadAux(task.task_id()));
     }
-    absl::StatusOr<FitRes> res =
-        local_->Fit(*global, fit.config(), fit.round(), aux ? &*aux : nullptr);
+    res = local_->Fit(*global, fit.config(), fit.round(), aux ? &*aux : nullptr);
     if (res.ok()) {
       absl::Status poisoned = ApplyAttack(options_.attack, fit.round(), &*res);
       if (!poisoned.ok()) res = poisoned;
     }
-    if (!res.ok()) {
-      // Tell the server at once, so the round does not wait for us.
-      v1::SubmitFitRequest msg;
-      msg.mutable_header()->set_client_id(options_.client_id);
-      msg.mutable_header()->set_task_id(task.task_id());
-      msg.mutable_header()->set_error(std::string(res.status().message()));
-      auto ctx = Context(absl::Seconds(10));
-      v1::SubmitResponse resp;
-      auto writer = stub_->SubmitFit(ctx.get(), &resp);
-      writer->Write(msg);
-      writer->WritesDone();
-      writer->Finish();
-      return res.status();
+    if (res.ok()) trained = *res;
+    if (res.ok() && secure) {
+      res = secagg_.MaskedResult(fit.secagg(), *res);
+      secagg_task_id_ = task.task_id();
+      secagg_answer_ = res.ok() ? absl::StatusOr<v1::SecAggClientMessage>(*res->secagg)
+                                : res.status();
     }
-    SHOAL_RETURN_IF_ERROR(UploadFit(task.task_id(), *res));
-    ++stats_.rounds;
-    spdlog::info("round {}: trained on {} examples, loss {:.4f}, in {:.1f} s", fit.round(),
-                 res->num_examples, MetricAsDouble(res->metrics.at("train_loss")),
-                 MetricAsDouble(res->metrics.at("fit_seconds")));
-    if (options_.attack.mode != AttackMode::kNone) {
-      spdlog::warn("round {}: uploaded a POISONED update ({}, scale {})", fit.round(),
-                   AttackModeName(options_.attack.mode), options_.attack.scale);
-    }
-    return absl::OkStatus();
   }
+  if (!res.ok()) {
+    // Tell the server at once, so the round does not wait for us.
+    ReportFitFailure(task.task_id(), res.status());
+    return res.status();
+  }
+  SHOAL_RETURN_IF_ERROR(UploadFit(task.task_id(), *res));
+  ++stats_.rounds;
+  if (trained) {
+    spdlog::info("round {}: trained on {} examples, loss {:.4f}, in {:.1f} s", fit.round(),
+                 trained->num_examples, MetricAsDouble(trained->metrics.at("train_loss")),
+                 MetricAsDouble(trained->metrics.at("fit_seconds")));
+  }
+  if (secure) {
+    spdlog::info("round {}: answered secure-aggregation stage 'shares' with the masked update{}",
+                 fit.round(), trained ? "" : " (sent again)");
+  }
+  if (options_.attack.mode != AttackMode::kNone) {
+    spdlog::warn("round {}: uploaded a POISONED update ({}, scale {})", fit.round(),
+                 AttackModeName(options_.attack.mode), options_.attack.scale);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Agent::SubmitSecAgg(const std::string& task_id,
+                                 const absl::StatusOr<v1::SecAggClientMessage>& answer) {
+  v1::SecAggSubmission req;
+  req.set_client_id(options_.client_id);
+  req.set_task_id(task_id);
+  if (answer.ok()) {
+    *req.mutable_message() = *answer;
+  } else {
+    req.set_error(std::string(answer.status().message()));
+  }
+  grpc::Status s;
+  for (int attempt = 0; attempt < kUploadAttempts; ++attempt) {
+    auto ctx = Context(options_.rpc_timeout);
+    v1::SubmitResponse resp;
+    s = stub_->SubmitSecAgg(ctx.get(), req, &resp);
+    if (s.ok()) {
+      stats_.bytes_uploaded += static_cast<int64_t>(req.ByteSizeLong());
+      return absl::OkStatus();
+    }
+    if (!IsTransient(s.error_code())) break;
+    absl::SleepFor(NextBackoff(attempt));
+  }
+  return Annotate(FromGrpcStatus(s), "secure-aggregation answer refused");
+}
+
+absl::Status Agent::ServeSecAgg(const v1::Task& task) {
+  const v1::SecAggTask& secagg = task.secagg();
+  const char* stage = StageName(secagg.message());
+  const bool again = task.task_id() == secagg_task_id_;
+  if (!again) {
+    secagg_answer_ = secagg_.Handle(secagg.message());
+    secagg_task_id_ = task.task_id();
+    if (!secagg_answer_.ok()) {
+      spdlog::warn("round {}: giving up secure-aggregation stage '{}': {}", secagg.round(),
+                   stage, std::string(secagg_answer_.status().message()));
+    }
+  }
+  SHOAL_RETURN_IF_ERROR(SubmitSecAgg(task.task_id(), secagg_answer_));
+  if (secagg_answer_.ok()) {
+    spdlog::info("round {}: answered secure-aggregation stage '{}'{}", secagg.round(), stage,
+                 again ? " (sent again)" : "");
+  }
+  return secagg_answer_.status();
+}
+
+absl::Status Agent::ServeTask(const v1::Task& task) {
+  if (task.has_fit()) return ServeFit(task);
+  if (task.has_secagg()) return ServeSecAgg(task);
   if (task.has_evaluate()) {
     const v1::EvaluateTask& eval = task.evaluate();
     SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<const Parameters> global,

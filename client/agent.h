@@ -1,7 +1,9 @@
 // Agent: the edge device's gRPC side. It dials out to the server (never the
 // other way round), joins under a stable ID, long-polls for tasks, runs them
 // on a LocalClient, uploads results in chunks, and keeps the newest global
-// model on disk so inference works while the server is down.
+// model on disk so inference works while the server is down. In securely
+// aggregated rounds it answers the protocol's stages and uploads its update
+// masked (secagg::SecAggParticipant), never in the clear.
 #ifndef SHOAL_CLIENT_AGENT_H_
 #define SHOAL_CLIENT_AGENT_H_
 
@@ -19,6 +21,7 @@
 #include "client/attack.h"
 #include "client/local_client.h"
 #include "common/parameters.h"
+#include "secagg/participant.h"
 #include "shoal/v1/shoal.grpc.pb.h"
 
 namespace shoal::client {
@@ -70,12 +73,26 @@ class Agent {
  private:
   absl::Status JoinWithBackoff();
   absl::Status ServeTask(const v1::Task& task);
+  // ServeFit trains; in a securely aggregated round (fit.secagg set) it
+  // uploads the masked update instead of the update.
+  absl::Status ServeFit(const v1::Task& task);
+  // ServeSecAgg answers a secure-aggregation stage that needs no training.
+  absl::Status ServeSecAgg(const v1::Task& task);
+  // ReportFitFailure tells the server at once that fit task `task_id`
+  // failed, so the round does not wait for this client.
+  void ReportFitFailure(const std::string& task_id, const absl::Status& error);
   // EnsureModel returns model `version.version()`, from the cache when its
   // SHA-256 matches `version.sha256()` (or when none is given), else
   // downloaded. A restarted server's version 3 is not the old run's.
   absl::StatusOr<std::shared_ptr<const Parameters>> EnsureModel(
       const v1::ModelVersion& version);
+  // UploadFit sends `res`: its update, or only its masked input when
+  // res.secagg is set.
   absl::Status UploadFit(const std::string& task_id, const FitRes& res);
+  // SubmitSecAgg sends the answer to secure-aggregation task `task_id`, or
+  // the error that made this client give up.
+  absl::Status SubmitSecAgg(const std::string& task_id,
+                            const absl::StatusOr<v1::SecAggClientMessage>& answer);
   // DownloadAux fetches the auxiliary tensors of fit task `task_id`.
   absl::StatusOr<Parameters> DownloadAux(const std::string& task_id);
   // ReadPayload reassembles and checks a chunked download; counts its bytes.
@@ -96,6 +113,17 @@ class Agent {
   int64_t cached_version_ = -1;
   std::string cached_sha256_hex_;
   std::shared_ptr<const Parameters> cached_model_;
+  // This device's side of secure aggregation; a setup message starts a new
+  // session in it.
+  secagg::SecAggParticipant secagg_;
+  // The last secure-aggregation task answered (a stage, or a fit task's
+  // masked update) and its answer. The server hands an open task out again
+  // when the answer did not arrive; handling it twice would fail (the
+  // session has moved on) or, for a fit task, mask a second update with the
+  // same masks, which would reveal the difference of the two. So it gets
+  // the same answer again.
+  std::string secagg_task_id_;
+  absl::StatusOr<v1::SecAggClientMessage> secagg_answer_;
 };
 
 }  // namespace shoal::client

@@ -1,6 +1,10 @@
 #include "server/grpc_service.h"
 
+#include <algorithm>
 #include <utility>
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/chunking.h"
@@ -39,6 +43,51 @@ grpc::Status StreamPayload(const ChunkedPayload& payload, grpc::ServerWriter<v1:
     }
   }
   return grpc::Status::OK;
+}
+
+// CarriesSecAgg tells whether a serialized UpdateProto sets `secagg`, by
+// stepping over its top-level fields without copying them: a plain update is
+// then still parsed once, by ParseUpdate. A malformed payload answers false
+// and ParseUpdate reports it.
+bool CarriesSecAgg(const std::string& payload) {
+  using google::protobuf::internal::WireFormatLite;
+  google::protobuf::io::CodedInputStream in(
+      reinterpret_cast<const uint8_t*>(payload.data()), static_cast<int>(payload.size()));
+  for (uint32_t tag = in.ReadTag(); tag != 0; tag = in.ReadTag()) {
+    if (WireFormatLite::GetTagFieldNumber(tag) == v1::UpdateProto::kSecaggFieldNumber) {
+      return true;
+    }
+    if (!WireFormatLite::SkipField(&in, tag)) return false;
+  }
+  return false;
+}
+
+// MaskedFitRes reads a securely aggregated fit result. Only the masked input
+// may travel: the update, num_examples or metrics in the clear would undo
+// the protocol for this client, so they are refused rather than dropped.
+absl::StatusOr<FitRes> MaskedFitRes(const v1::FitResultHeader& header,
+                                    const std::string& payload) {
+  v1::UpdateProto proto;
+  if (!proto.ParseFromString(payload)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot parse the fit result: ", payload.size(), " bytes are not a valid UpdateProto"));
+  }
+  if (proto.tensors_size() > 0 || proto.aux_size() > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the fit result carries a masked input (secure aggregation) and also ",
+        proto.tensors_size(), " update and ", proto.aux_size(),
+        " auxiliary tensors in the clear; a securely aggregated round takes the "
+        "masked input alone"));
+  }
+  if (header.num_examples() != 0 || header.metrics_size() > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a securely aggregated fit result must report num_examples 0 and no metrics "
+        "in the clear (got num_examples ", header.num_examples(), " and ",
+        header.metrics_size(), " metrics): num_examples travels masked"));
+  }
+  FitRes res;
+  res.secagg = std::move(*proto.mutable_secagg());
+  return res;
 }
 
 }  // namespace
@@ -157,12 +206,18 @@ absl::Status FederationService::ReceiveFit(
     return absl::OkStatus();
   }
   // An honest update is as large as the global model plus per-tensor
-  // framing; anything much larger is refused before it is buffered.
+  // framing; anything much larger is refused before it is buffered. A masked
+  // update (secure aggregation) holds one integer per element plus the
+  // weight, up to 8 bytes each (the modulus is at most 2^62), which can
+  // exceed a float32 model; the open task does not say which kind it is, so
+  // either size is let through.
   const Parameters* aux = inputs.aux.get();
-  const uint64_t limit =
-      static_cast<uint64_t>(inputs.global->ByteSize() + (aux ? aux->ByteSize() : 0)) +
-      1024 * (inputs.global->size() + (aux ? aux->size() : 0) + 16);
-  ChunkAssembler assembler(limit);
+  const uint64_t framing = 1024 * (inputs.global->size() + (aux ? aux->size() : 0) + 16);
+  const uint64_t plain_limit =
+      static_cast<uint64_t>(inputs.global->ByteSize() + (aux ? aux->ByteSize() : 0)) + framing;
+  const uint64_t masked_limit =
+      8 * (static_cast<uint64_t>(inputs.global->NumElements()) + 1) + framing;
+  ChunkAssembler assembler(std::max(plain_limit, masked_limit));
   do {
     if (msg.has_header() && msg.header().task_id() != header.task_id()) {
       return absl::InvalidArgumentError("a SubmitFit stream carries one task only");
@@ -175,6 +230,15 @@ absl::Status FederationService::ReceiveFit(
   // upload again while the task is open.
   if (!payload.ok()) return Annotate(payload.status(), "update upload");
 
+  if (CarriesSecAgg(*payload)) {
+    absl::StatusOr<FitRes> masked = MaskedFitRes(header, *payload);
+    // Refused for good, like a malformed update: fail the task now.
+    if (!masked.ok()) {
+      proxy->CompleteFit(header.task_id(), masked.status()).IgnoreError();
+      return masked.status();
+    }
+    return proxy->CompleteFit(header.task_id(), *std::move(masked));
+  }
   FitRes res;
   res.num_examples = header.num_examples();
   res.metrics = MetricsFromProto(header.metrics());
@@ -215,6 +279,27 @@ grpc::Status FederationService::SubmitEvaluate(grpc::ServerContext* ctx,
   res.metrics = MetricsFromProto(req->metrics());
   absl::Status status = (*proxy)->CompleteEvaluate(req->task_id(), std::move(res));
   if (!status.ok()) return ToGrpcStatus(status);
+  resp->set_accepted(true);
+  return grpc::Status::OK;
+}
+
+grpc::Status FederationService::SubmitSecAgg(grpc::ServerContext* ctx,
+                                             const v1::SecAggSubmission* req,
+                                             v1::SubmitResponse* resp) {
+  absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
+  if (!proxy.ok()) return ToGrpcStatus(proxy.status());
+  // A client that gave up is dropped from the session at once, so the stage
+  // need not wait for its deadline.
+  absl::StatusOr<v1::SecAggClientMessage> message =
+      req->error().empty()
+          ? absl::StatusOr<v1::SecAggClientMessage>(req->message())
+          : absl::UnavailableError(absl::StrCat("client gave up: ", req->error()));
+  absl::Status status = (*proxy)->CompleteSecAgg(req->task_id(), std::move(message));
+  if (!status.ok()) {
+    spdlog::warn("SubmitSecAgg from '{}' refused: {}", req->client_id(),
+                 std::string(status.message()));
+    return ToGrpcStatus(status);
+  }
   resp->set_accepted(true);
   return grpc::Status::OK;
 }

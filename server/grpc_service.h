@@ -49,6 +49,11 @@ class FederationService final : public v1::Federation::Service {
                          v1::SubmitResponse* resp) override;
   grpc::Status SubmitEvaluate(grpc::ServerContext* ctx, const v1::EvaluateResult* req,
                               v1::SubmitResponse* resp) override;
+  // SubmitSecAgg answers an open secure-aggregation task. FAILED_PRECONDITION
+  // when the task is not open (answered, timed out, replaced); otherwise the
+  // round's verdict on the message.
+  grpc::Status SubmitSecAgg(grpc::ServerContext* ctx, const v1::SecAggSubmission* req,
+                            v1::SubmitResponse* resp) override;
   grpc::Status Leave(grpc::ServerContext* ctx, const v1::LeaveRequest* req,
                      v1::LeaveResponse* resp) override;
 
