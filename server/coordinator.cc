@@ -286,7 +286,7 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
     for (const FitInstruction& ins : plan) {
       auto it = by_id.find(ins.client_id);
       if (it == by_id.end()) continue;  // a strategy may skip clients
-      FitIns fit{round, record.model_version, global, ins.config, ins.aux};
+      FitIns fit{round, record.model_version, global, ins.config, ins.aux, /*secagg=*/nullptr};
       std::string id = ins.client_id;
       it->second->Fit(fit, deadline, [collector, id](absl::StatusOr<FitRes> res) {
         return collector->Offer(id, std::move(res));
