@@ -379,30 +379,37 @@ absl::StatusOr<std::vector<uint64_t>> ExpandMask(const Bytes& seed,
   const uint64_t excess = (UINT64_MAX % modulus + 1) % modulus;
   const uint64_t limit = excess == 0 ? UINT64_MAX : 0 - excess;
   const bool reject_any = excess != 0;
+  // For a power of two, w % modulus is a mask: no 64-bit division per value,
+  // which was most of the time of a mask with the default 2^48 modulus.
+  const bool power_of_two = (modulus & (modulus - 1)) == 0;
 
-  std::vector<uint64_t> mask;
-  mask.reserve(n);
+  std::vector<uint64_t> mask(n);
+  size_t filled = 0;
   const std::vector<unsigned char> zeros(kKeystreamBlock, 0);
   std::vector<unsigned char> stream(kKeystreamBlock);
-  while (mask.size() < n) {
+  while (filled < n) {
     // Only what is still needed (rounded up to whole words), so small masks
     // stay cheap; rejections are rare, so one more pass at most is typical.
-    size_t want = std::min(kKeystreamBlock, (n - mask.size()) * 8);
+    size_t want = std::min(kKeystreamBlock, (n - filled) * 8);
     int written = 0;
     if (EVP_EncryptUpdate(ctx.get(), stream.data(), &written, zeros.data(),
                           static_cast<int>(want)) != 1 ||
         static_cast<size_t>(written) != want) {
       return InternalOpenSslError("AES-256-CTR keystream");
     }
-    for (size_t i = 0; i + 8 <= want && mask.size() < n; i += 8) {
+    for (size_t i = 0; i + 8 <= want && filled < n; i += 8) {
       const unsigned char* b = stream.data() + i;
       // Little-endian by construction, whatever the host's byte order.
       uint64_t w = uint64_t{b[0]} | uint64_t{b[1]} << 8 | uint64_t{b[2]} << 16 |
                    uint64_t{b[3]} << 24 | uint64_t{b[4]} << 32 |
                    uint64_t{b[5]} << 40 | uint64_t{b[6]} << 48 |
                    uint64_t{b[7]} << 56;
+      if (power_of_two) {
+        mask[filled++] = w & (modulus - 1);
+        continue;
+      }
       if (reject_any && w >= limit) continue;
-      mask.push_back(w % modulus);
+      mask[filled++] = w % modulus;
     }
   }
   OPENSSL_cleanse(stream.data(), stream.size());

@@ -35,7 +35,7 @@ constexpr double kMaxWaitS = 7 * 24 * 3600;
 // and dropped after the round. In a securely aggregated round it also holds
 // the client's side of the protocol: stage messages are answered at once
 // (the crypto costs no simulated time), and the trained update is masked
-// as it is delivered.
+// by the worker that trained it.
 class VirtualClientProxy : public ClientProxy {
  public:
   VirtualClientProxy(Simulator* simulator, uint64_t index, std::string id)
@@ -44,14 +44,13 @@ class VirtualClientProxy : public ClientProxy {
   const std::string& id() const override { return id_; }
   // Virtual clients answer by their simulated time, not the real deadline.
   void Fit(const FitIns& ins, absl::Time deadline, FitResultHandler handler) override {
+    Simulator::FitFinisher mask;
     if (ins.secagg != nullptr) {
-      handler = [participant = secagg_, shares = ins.secagg,
-                 handler = std::move(handler)](absl::StatusOr<FitRes> res) {
-        if (res.ok()) res = participant->MaskedResult(*shares, *res);
-        return handler(std::move(res));
+      mask = [participant = secagg_, shares = ins.secagg](FitRes trained) {
+        return participant->MaskedResult(*shares, trained);
       };
     }
-    simulator_->Fit(index_, ins, std::move(handler));
+    simulator_->Fit(index_, ins, std::move(handler), std::move(mask));
   }
   void SecAgg(const v1::SecAggServerMessage& message, uint32_t round, absl::Time deadline,
               SecAggResultHandler handler) override {
@@ -264,7 +263,8 @@ uint64_t Simulator::TrainerSeed(uint64_t client) const {
   return MixSeed(options_.seed ^ kTrainSalt, client);
 }
 
-void Simulator::Fit(uint64_t client, const FitIns& ins, FitResultHandler handler) {
+void Simulator::Fit(uint64_t client, const FitIns& ins, FitResultHandler handler,
+                    FitFinisher finish) {
   // The client's simulated round, decided before (and without) training.
   const std::vector<int64_t> counts = data_.ClassCounts(client);
   int64_t examples = 0;
@@ -323,8 +323,9 @@ void Simulator::Fit(uint64_t client, const FitIns& ins, FitResultHandler handler
     });
     return;
   }
-  executor_->Submit([this, client, ins, handler](int w) -> std::function<void()> {
+  executor_->Submit([this, client, ins, handler, finish](int w) -> std::function<void()> {
     absl::StatusOr<FitRes> res = TrainClient(w, client, ins);
+    if (res.ok() && finish) res = finish(*std::move(res));
     return [this, handler, res = std::move(res)]() mutable {
       // Counted before the round hears of it: the last result may end it.
       CountDone(res.ok() ? Outcome::kTrained : Outcome::kError);

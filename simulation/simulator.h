@@ -26,6 +26,7 @@
 
 #include <cstdint>
 #include <map>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -131,8 +132,12 @@ class Simulator : public ClientPool, public RoundObserver {
   // TrainerSeed is the seed of the client's batch shuffling.
   uint64_t TrainerSeed(uint64_t client) const;
 
-  // Fit and Evaluate serve the proxies (see the file comment).
-  void Fit(uint64_t client, const FitIns& ins, FitResultHandler handler);
+  // Fit and Evaluate serve the proxies (see the file comment). `finish`, if
+  // set, runs on the worker right after training (a secure round's masking,
+  // which costs as much as a short training and must not be serialized).
+  using FitFinisher = std::function<absl::StatusOr<FitRes>(FitRes)>;
+  void Fit(uint64_t client, const FitIns& ins, FitResultHandler handler,
+           FitFinisher finish = nullptr);
   void Evaluate(uint64_t client, const EvaluateIns& ins, EvaluateResultHandler handler);
 
  private:
