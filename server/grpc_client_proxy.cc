@@ -34,7 +34,7 @@ void GrpcClientProxy::Fit(const FitIns& ins, absl::Time deadline,
   *fit->mutable_config() = ins.config;
   fit->set_has_aux(ins.aux != nullptr);
   if (ins.secagg != nullptr) *fit->mutable_secagg() = *ins.secagg;
-  p.fit_inputs = {ins.parameters, ins.aux};
+  p.fit_inputs = {ins.parameters, ins.aux, ins.secagg != nullptr};
   p.fit_handler = std::move(handler);
   pending_ = std::move(p);
 }

@@ -37,11 +37,13 @@ class GrpcClientProxy : public ClientProxy {
   // device may have restarted mid-task).
   v1::Task NextTask(absl::Duration max_wait);
 
-  // What an open fit task was sent: the global model and the strategy's
-  // auxiliary tensors (null when none).
+  // What an open fit task was sent: the global model, the strategy's
+  // auxiliary tensors (null when none), and whether the round is securely
+  // aggregated (the answer is then a masked input, nothing else).
   struct FitTaskInputs {
     std::shared_ptr<const Parameters> global;
     std::shared_ptr<const Parameters> aux;
+    bool secure = false;
   };
   // OpenFitTask returns the inputs of the open fit task `task_id`, or
   // FailedPrecondition when there is none (timed out, replaced, unknown).

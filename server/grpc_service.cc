@@ -208,16 +208,15 @@ absl::Status FederationService::ReceiveFit(
   // An honest update is as large as the global model plus per-tensor
   // framing; anything much larger is refused before it is buffered. A masked
   // update (secure aggregation) holds one integer per element plus the
-  // weight, up to 8 bytes each (the modulus is at most 2^62), which can
-  // exceed a float32 model; the open task does not say which kind it is, so
-  // either size is let through.
+  // weight, up to 8 bytes each (the modulus is at most 2^62).
   const Parameters* aux = inputs.aux.get();
   const uint64_t framing = 1024 * (inputs.global->size() + (aux ? aux->size() : 0) + 16);
-  const uint64_t plain_limit =
-      static_cast<uint64_t>(inputs.global->ByteSize() + (aux ? aux->ByteSize() : 0)) + framing;
-  const uint64_t masked_limit =
-      8 * (static_cast<uint64_t>(inputs.global->NumElements()) + 1) + framing;
-  ChunkAssembler assembler(std::max(plain_limit, masked_limit));
+  const uint64_t limit =
+      inputs.secure
+          ? 8 * (static_cast<uint64_t>(inputs.global->NumElements()) + 1) + framing
+          : static_cast<uint64_t>(inputs.global->ByteSize() + (aux ? aux->ByteSize() : 0)) +
+                framing;
+  ChunkAssembler assembler(limit);
   do {
     if (msg.has_header() && msg.header().task_id() != header.task_id()) {
       return absl::InvalidArgumentError("a SubmitFit stream carries one task only");
@@ -230,7 +229,18 @@ absl::Status FederationService::ReceiveFit(
   // upload again while the task is open.
   if (!payload.ok()) return Annotate(payload.status(), "update upload");
 
-  if (CarriesSecAgg(*payload)) {
+  if (CarriesSecAgg(*payload) != inputs.secure) {
+    // A plain update in a secure round must not be aggregated in the clear;
+    // a masked one in a plain round means nothing without its session.
+    const absl::Status wrong = absl::InvalidArgumentError(
+        inputs.secure ? "this round is securely aggregated: send the masked input, not the "
+                        "update (is the client too old for secure aggregation?)"
+                      : "this round is not securely aggregated, but the result is a masked "
+                        "input");
+    proxy->CompleteFit(header.task_id(), wrong).IgnoreError();
+    return wrong;
+  }
+  if (inputs.secure) {
     absl::StatusOr<FitRes> masked = MaskedFitRes(header, *payload);
     // Refused for good, like a malformed update: fail the task now.
     if (!masked.ok()) {

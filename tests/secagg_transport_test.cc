@@ -343,6 +343,7 @@ TEST_F(SecAggTransportTest, AgentsCompleteASessionAndTheSumIsTheirWeightedMean) 
 }
 
 TEST_F(SecAggTransportTest, AMaskedUpdateWithAnythingInTheClearIsRefused) {
+  // (and a plain update where a masked one is due)
   // A hand-written device, so the test can send what a buggy one might.
   v1::JoinRequest join;
   join.set_client_id("raw");
@@ -360,8 +361,11 @@ TEST_F(SecAggTransportTest, AMaskedUpdateWithAnythingInTheClearIsRefused) {
   masked_only.mutable_secagg()->set_client_index(1);
   masked_only.mutable_secagg()->mutable_masked_input()->set_packed(std::string(40, '\x01'));
   v1::UpdateProto both = masked_only;
+  v1::UpdateProto plain_only;  // what a device unaware of secure aggregation sends
   for (size_t i = 0; i < initial_->size(); ++i) {
     TensorToProto(initial_->name(i), at::zeros_like(initial_->tensor(i)), both.add_tensors());
+    TensorToProto(initial_->name(i), at::zeros_like(initial_->tensor(i)),
+                  plain_only.add_tensors());
   }
 
   struct Case {
@@ -373,6 +377,7 @@ TEST_F(SecAggTransportTest, AMaskedUpdateWithAnythingInTheClearIsRefused) {
   const Case cases[] = {
       {"tensors beside the masked input", &both, 0, "in the clear"},
       {"num_examples in the clear", &masked_only, 30, "num_examples 0"},
+      {"a plain update in a secure round", &plain_only, 30, "send the masked input"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);
