@@ -62,18 +62,18 @@ void ExpectWellFormed(const Graph& graph, uint32_t n, uint32_t k) {
 // Connected runs a breadth-first search from client 1.
 bool Connected(const Graph& graph) {
   std::vector<bool> seen(graph.size(), false);
-  std::queue<uint32_t> todo;
-  todo.push(1);
+  std::queue<uint32_t> frontier;
+  frontier.push(1);
   seen[0] = true;
   size_t reached = 1;
-  while (!todo.empty()) {
-    const uint32_t i = todo.front();
-    todo.pop();
+  while (!frontier.empty()) {
+    const uint32_t i = frontier.front();
+    frontier.pop();
     for (uint32_t j : graph[i - 1]) {
       if (!seen[j - 1]) {
         seen[j - 1] = true;
         ++reached;
-        todo.push(j);
+        frontier.push(j);
       }
     }
   }
