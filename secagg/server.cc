@@ -242,20 +242,20 @@ class CollectUnmasking : public ServerState {
     return absl::OkStatus();
   }
   absl::StatusOr<std::unique_ptr<ServerState>> Close(ServerContext& ctx) override {
-    const uint64_t modulus = ctx.config.modulus;
-    const size_t length = ctx.sum.size();
-    // Remove each survivor's self mask.
+    // Rebuilding secrets is cheap and sequential; expanding the masks they
+    // give (one vector-length PRG each) is most of the server's work, and is
+    // spread over the caller's parallel_for when it gave one.
+    std::vector<MaskJob> jobs;
+    // Each survivor's self mask.
     for (uint32_t v = 1; v <= ctx.n; ++v) {
       if (!ctx.masked[v - 1]) continue;
       SHOAL_ASSIGN_OR_RETURN(Bytes seed,
                              Rebuild(ctx, ctx.seed_shares[v - 1], v, "self-mask seed"));
-      SHOAL_ASSIGN_OR_RETURN(std::vector<uint64_t> mask,
-                             SelfMask(seed, ctx.config.session_id, length, modulus));
-      SubtractFrom(ctx.sum, mask, modulus);
+      jobs.push_back({std::move(seed), {}, {}, /*self=*/true, /*subtract=*/true});
     }
-    // Remove the pairwise masks survivors share with clients that dropped
-    // after sharing keys: rebuild the dropped client's mask key and agree
-    // each survivor's seed with it.
+    // The pairwise masks survivors share with clients that dropped after
+    // sharing keys: rebuild the dropped client's mask key, to agree each
+    // survivor's seed with it.
     for (uint32_t v = 1; v <= ctx.n; ++v) {
       if (!ctx.shared[v - 1] || ctx.masked[v - 1]) continue;
       SHOAL_ASSIGN_OR_RETURN(Bytes private_key,
@@ -270,21 +270,73 @@ class CollectUnmasking : public ServerState {
       OPENSSL_cleanse(private_key.data(), private_key.size());
       for (uint32_t u : ctx.neighbours(v)) {
         if (!ctx.masked[u - 1]) continue;
-        SHOAL_ASSIGN_OR_RETURN(Bytes agreed,
-                               dropped_key.Agree(ctx.keys[u - 1].mask_key(),
-                                                 MaskKeyContext(ctx.config.session_id)));
-        SHOAL_ASSIGN_OR_RETURN(std::vector<uint64_t> mask,
-                               PairwiseMask(agreed, ctx.config.session_id, length, modulus));
         // u added +mask when u < v and -mask when u > v.
-        if (u < v) {
-          SubtractFrom(ctx.sum, mask, modulus);
-        } else {
-          AddInto(ctx.sum, mask, modulus);
-        }
+        jobs.push_back({{}, dropped_key, ctx.keys[u - 1].mask_key(), /*self=*/false,
+                        /*subtract=*/u < v});
       }
     }
+    SHOAL_RETURN_IF_ERROR(RemoveMasks(ctx, jobs));
     ctx.NextStage();
     return std::make_unique<Finished>(ServerStage::kDone);
+  }
+
+ private:
+  // MaskJob: one mask to take out of the sum.
+  struct MaskJob {
+    Bytes seed;                 // self mask: the rebuilt seed
+    AgreementKey dropped_key;   // pairwise: the dropped client's mask key...
+    std::string survivor_key;   // ...and the survivor's public mask key
+    bool self = false;
+    bool subtract = true;       // the mask was added (else subtracted)
+  };
+
+  // RemoveMasks expands every job's mask and takes it out of ctx.sum. Jobs
+  // are split into groups, each folded into its own accumulator, so the
+  // groups can run in parallel without sharing anything.
+  static absl::Status RemoveMasks(ServerContext& ctx, const std::vector<MaskJob>& jobs) {
+    const uint64_t modulus = ctx.config.modulus;
+    const size_t length = ctx.sum.size();
+    const std::string& session = ctx.config.session_id;
+    const bool parallel = ctx.config.parallel_for != nullptr && ctx.config.parallelism > 1;
+    const size_t groups = std::max<size_t>(
+        1, std::min(jobs.size(), parallel ? ctx.config.parallelism : size_t{1}));
+    std::vector<std::vector<uint64_t>> removed(groups);
+    std::vector<absl::Status> status(groups);
+    auto run_group = [&](size_t g) {
+      std::vector<uint64_t>& acc = removed[g];
+      acc.assign(length, 0);
+      for (size_t j = g; j < jobs.size(); j += groups) {
+        const MaskJob& job = jobs[j];
+        absl::StatusOr<std::vector<uint64_t>> mask;
+        if (job.self) {
+          mask = SelfMask(job.seed, session, length, modulus);
+        } else {
+          absl::StatusOr<Bytes> agreed =
+              job.dropped_key.Agree(job.survivor_key, MaskKeyContext(session));
+          mask = agreed.ok() ? PairwiseMask(*agreed, session, length, modulus)
+                             : absl::StatusOr<std::vector<uint64_t>>(agreed.status());
+        }
+        if (!mask.ok()) {
+          status[g] = mask.status();
+          return;
+        }
+        if (job.subtract) {
+          AddInto(acc, *mask, modulus);
+        } else {
+          SubtractFrom(acc, *mask, modulus);
+        }
+      }
+    };
+    if (groups > 1) {
+      ctx.config.parallel_for(groups, run_group);
+    } else {
+      run_group(0);
+    }
+    for (size_t g = 0; g < groups; ++g) {
+      SHOAL_RETURN_IF_ERROR(status[g]);
+      SubtractFrom(ctx.sum, removed[g], modulus);
+    }
+    return absl::OkStatus();
   }
 };
 

@@ -28,6 +28,7 @@
 #define SHOAL_SECAGG_SERVER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +50,12 @@ struct SecAggServerConfig {
   uint64_t vector_length = 0;  // in [1, 2^31]
   uint64_t modulus = 0;        // in [2, 2^62]
   v1::SecAggEncoding encoding;  // passed on to the clients in the setup
+  // Optional: runs run(0), ..., run(tasks - 1), possibly at once, and returns
+  // when all are done. The server spreads its unmasking (a PRG expansion per
+  // survivor and per (dropped client, surviving neighbour) pair) over up to
+  // `parallelism` tasks; the state machine itself starts no threads.
+  std::function<void(size_t tasks, const std::function<void(size_t)>& run)> parallel_for;
+  size_t parallelism = 1;
 
   // Validate returns InvalidArgument naming what is wrong.
   absl::Status Validate() const;

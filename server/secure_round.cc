@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -80,6 +81,15 @@ class StageCollector {
   const std::string stage_;
 };
 
+// ThreadsFor runs the tasks on threads of their own (the server's
+// unmasking: a few long, independent PRG expansions).
+void ThreadsFor(size_t tasks, const std::function<void(size_t)>& run) {
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < tasks; ++i) threads.emplace_back(run, i);
+  run(0);
+  for (std::thread& t : threads) t.join();
+}
+
 const char* MetricName(secagg::ServerStage stage) {
   switch (stage) {
     case secagg::ServerStage::kCollectKeys: return "secagg_keys";
@@ -148,6 +158,8 @@ SecureRoundResult RunSecureRound(uint32_t round, const Parameters& global,
   config.vector_length = secagg::VectorLength(global);
   config.modulus = options.encoding.values.modulus;
   config.encoding = options.encoding.ToProto();
+  config.parallel_for = ThreadsFor;
+  config.parallelism = std::max(1u, std::thread::hardware_concurrency());
   absl::StatusOr<std::unique_ptr<secagg::SecAggServer>> created =
       secagg::SecAggServer::Create(std::move(config));
   if (!created.ok()) return fail_all(created.status());

@@ -4,12 +4,15 @@
 // recorded byte for byte, and hostile messages from both sides.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "secagg/client.h"
@@ -187,6 +190,27 @@ TEST(SecAggProtocolTest, SumIsCorrectWithDropoutsAtEveryStage) {
 
 TEST(SecAggProtocolTest, ThousandClientsWithDropoutsAtEveryStage) {
   ExpectCorrectWithDropouts(1000, 40, 24, 20, {0.02, 0.02, 0.05, 0.05}, 5);
+}
+
+// The server's unmasking spread over a caller's parallel_for gives the same
+// sum (its groups fold into separate accumulators).
+TEST(SecAggProtocolTest, ParallelUnmaskingGivesTheSameSum) {
+  const uint32_t n = 60;
+  SecAggServerConfig config = Config(Ring(n, 20), 11, 300);
+  std::atomic<size_t> calls{0};
+  config.parallel_for = [&](size_t tasks, const std::function<void(size_t)>& run) {
+    calls += tasks;
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < tasks; ++i) threads.emplace_back(run, i);
+    for (std::thread& t : threads) t.join();
+  };
+  config.parallelism = 3;
+  const auto inputs = RandomInputs(n, 300, 12);
+  Outcome outcome = RunSession(config, inputs, SeededDropouts(n, {0, 0.05, 0.15, 0}, 12));
+  ASSERT_TRUE(outcome.status.ok()) << outcome.status;
+  EXPECT_EQ(calls.load(), 3u);
+  EXPECT_LT(outcome.summed.size(), n);
+  EXPECT_EQ(outcome.sum, PlainSum(inputs, outcome.summed));
 }
 
 TEST(SecAggProtocolTest, ThousandClientsOnTheDerivedGraph) {
