@@ -12,6 +12,7 @@
 #include "common/model_dir.h"
 #include "common/sha256.h"
 #include "common/status.h"
+#include "secagg/wire.h"
 
 namespace shoal::client {
 namespace {
@@ -29,23 +30,6 @@ bool IsTransient(grpc::StatusCode code) {
 
 std::string Describe(const grpc::Status& s) {
   return absl::StrCat(s.error_code(), " ", s.error_message());
-}
-
-// StageName names a secure-aggregation stage in logs.
-const char* StageName(const v1::SecAggServerMessage& message) {
-  switch (message.stage_case()) {
-    case v1::SecAggServerMessage::kSetup:
-      return "setup";
-    case v1::SecAggServerMessage::kKeyList:
-      return "keys";
-    case v1::SecAggServerMessage::kShares:
-      return "shares";
-    case v1::SecAggServerMessage::kUnmask:
-      return "unmask";
-    case v1::SecAggServerMessage::STAGE_NOT_SET:
-      break;
-  }
-  return "unknown";
 }
 
 }  // namespace
@@ -399,7 +383,7 @@ absl::Status Agent::SubmitSecAgg(const std::string& task_id,
 
 absl::Status Agent::ServeSecAgg(const v1::Task& task) {
   const v1::SecAggTask& secagg = task.secagg();
-  const char* stage = StageName(secagg.message());
+  const char* stage = secagg::MessageName(secagg.message().stage_case());
   const bool again = task.task_id() == secagg_task_id_;
   if (!again) {
     secagg_answer_ = secagg_.Handle(secagg.message());

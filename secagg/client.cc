@@ -80,17 +80,6 @@ class ClientState {
 
 namespace {
 
-const char* PayloadName(v1::SecAggServerMessage::StageCase c) {
-  switch (c) {
-    case v1::SecAggServerMessage::kSetup: return "setup";
-    case v1::SecAggServerMessage::kKeyList: return "key list";
-    case v1::SecAggServerMessage::kShares: return "shares";
-    case v1::SecAggServerMessage::kUnmask: return "unmasking request";
-    case v1::SecAggServerMessage::STAGE_NOT_SET: return "nothing";
-  }
-  return "unknown";
-}
-
 absl::Status ExpectPayload(const ClientContext& ctx,
                            const v1::SecAggServerMessage& message,
                            v1::SecAggServerMessage::StageCase expected) {
@@ -101,8 +90,8 @@ absl::Status ExpectPayload(const ClientContext& ctx,
   }
   if (message.stage_case() != expected) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "expected a ", PayloadName(expected), " from the server, got a ",
-        PayloadName(message.stage_case())));
+        "expected a ", MessageName(expected), " from the server, got a ",
+        MessageName(message.stage_case())));
   }
   return absl::OkStatus();
 }

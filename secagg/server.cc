@@ -469,16 +469,6 @@ class CollectKeys : public ServerState {
   }
 };
 
-const char* PayloadName(v1::SecAggClientMessage::StageCase c) {
-  switch (c) {
-    case v1::SecAggClientMessage::kKeys: return "public keys";
-    case v1::SecAggClientMessage::kShares: return "share pairs";
-    case v1::SecAggClientMessage::kMaskedInput: return "masked input";
-    case v1::SecAggClientMessage::kUnmask: return "unmasking shares";
-    case v1::SecAggClientMessage::STAGE_NOT_SET: return "nothing";
-  }
-  return "unknown";
-}
 
 }  // namespace
 
@@ -557,8 +547,8 @@ absl::Status SecAggServer::Receive(uint32_t client, const v1::SecAggClientMessag
   if (message.stage_case() != state_->expected_payload()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the '", ServerStageName(stage()), "' stage expects ",
-        PayloadName(state_->expected_payload()), ", client ", client, " sent ",
-        PayloadName(message.stage_case())));
+        MessageName(state_->expected_payload()), ", client ", client, " sent ",
+        MessageName(message.stage_case())));
   }
   SHOAL_RETURN_IF_ERROR(Annotate(state_->Receive(ctx, client, message),
                                  absl::StrCat("client ", client)));

@@ -28,6 +28,28 @@ absl::StatusOr<std::string> NewSessionId() {
   return absl::BytesToHexString(random);
 }
 
+const char* MessageName(v1::SecAggServerMessage::StageCase c) {
+  switch (c) {
+    case v1::SecAggServerMessage::kSetup: return "setup";
+    case v1::SecAggServerMessage::kKeyList: return "key list";
+    case v1::SecAggServerMessage::kShares: return "shares";
+    case v1::SecAggServerMessage::kUnmask: return "unmasking request";
+    case v1::SecAggServerMessage::STAGE_NOT_SET: return "nothing";
+  }
+  return "unknown";
+}
+
+const char* MessageName(v1::SecAggClientMessage::StageCase c) {
+  switch (c) {
+    case v1::SecAggClientMessage::kKeys: return "public keys";
+    case v1::SecAggClientMessage::kShares: return "share pairs";
+    case v1::SecAggClientMessage::kMaskedInput: return "masked input";
+    case v1::SecAggClientMessage::kUnmask: return "unmasking shares";
+    case v1::SecAggClientMessage::STAGE_NOT_SET: return "nothing";
+  }
+  return "unknown";
+}
+
 absl::Status ValidateModulus(uint64_t modulus) {
   if (modulus < 2 || modulus > kMaxMaskModulus) {
     return absl::InvalidArgumentError(absl::StrCat(

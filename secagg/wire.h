@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "secagg/crypto.h"
+#include "shoal/v1/shoal.pb.h"
 
 namespace shoal::secagg {
 
@@ -29,6 +30,11 @@ absl::Status ValidateSessionId(absl::string_view session_id);
 
 // NewSessionId returns 32 random hex characters.
 absl::StatusOr<std::string> NewSessionId();
+
+// MessageName names what a stage message carries ("key list", "masked
+// input", ...), for errors and logs on either side.
+const char* MessageName(v1::SecAggServerMessage::StageCase stage);
+const char* MessageName(v1::SecAggClientMessage::StageCase stage);
 
 // ValidateModulus accepts [2, 2^62] (what ExpandMask supports).
 absl::Status ValidateModulus(uint64_t modulus);
