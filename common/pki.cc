@@ -2,9 +2,6 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -13,6 +10,8 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -21,6 +20,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/files.h"
@@ -110,7 +110,8 @@ bool Exists(const std::string& path) {
 absl::Status MakeDirectory(const std::string& path, mode_t mode) {
   if (::mkdir(path.c_str(), mode) == 0) return absl::OkStatus();
   struct stat st;
-  if (errno == EEXIST && ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+  if (errno == EEXIST && ::stat(path.c_str(), &st) == 0 &&
+      S_ISDIR(st.st_mode)) {
     return absl::OkStatus();
   }
   return ErrnoError("cannot create directory", path);
@@ -122,8 +123,8 @@ absl::Status RequireAbsent(const std::vector<std::string>& paths, bool force) {
   if (force) return absl::OkStatus();
   for (const std::string& path : paths) {
     if (Exists(path)) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          path, " already exists: pass --force to overwrite it"));
+      return absl::AlreadyExistsError(
+          absl::StrCat(path, " already exists: pass --force to overwrite it"));
     }
   }
   return absl::OkStatus();
@@ -138,8 +139,9 @@ enum class Flush { kEachFile, kLater };
 // file that is created 0600 and given `mode` before the first byte is
 // written: a private key is never readable by others, whatever the umask.
 // With Flush::kEachFile a crash leaves either the old file or the new one.
-absl::Status WriteFileWithMode(const std::string& path, absl::string_view contents,
-                               mode_t mode, Flush flush) {
+absl::Status WriteFileWithMode(const std::string& path,
+                               absl::string_view contents, mode_t mode,
+                               Flush flush) {
   const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
   ::unlink(tmp.c_str());  // a leftover of a crashed run
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -217,7 +219,8 @@ bool IsDnsName(const std::string& host) {
     if (label.empty() || label.size() > 63) return false;
     if (label.front() == '-' || label.back() == '-') return false;
     for (char c : label) {
-      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-')
+        return false;
     }
   }
   for (char c : labels.back()) {
@@ -228,8 +231,8 @@ bool IsDnsName(const std::string& host) {
 
 absl::Status ValidateDays(int days) {
   if (days < 1 || days > kMaxLeafDays) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "days must be 1 to ", kMaxLeafDays, ", got ", days));
+    return absl::InvalidArgumentError(
+        absl::StrCat("days must be 1 to ", kMaxLeafDays, ", got ", days));
   }
   return absl::OkStatus();
 }
@@ -242,7 +245,8 @@ absl::Status ValidateHosts(const std::vector<std::string>& hosts) {
   for (const std::string& host : hosts) {
     if (!IsIpLiteral(host) && !IsDnsName(host)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "host '", host, "' is neither an IP address nor a DNS name "
+          "host '", host,
+          "' is neither an IP address nor a DNS name "
           "(letters, digits, '-' and '.'; IPv6 without brackets)"));
     }
   }
@@ -251,7 +255,8 @@ absl::Status ValidateHosts(const std::vector<std::string>& hosts) {
 
 // PrepareDirectory creates `dir` if missing and checks it can take files.
 absl::Status PrepareDirectory(const std::string& dir) {
-  if (dir.empty()) return absl::InvalidArgumentError("the PKI directory is empty");
+  if (dir.empty())
+    return absl::InvalidArgumentError("the PKI directory is empty");
   SHOAL_RETURN_IF_ERROR(MakeDirectories(dir));
   if (::access(dir.c_str(), W_OK | X_OK) != 0) {
     return absl::PermissionDeniedError(
@@ -264,7 +269,8 @@ absl::Status PrepareDirectory(const std::string& dir) {
 
 absl::StatusOr<PkeyPtr> GenerateEcdsaP256Key() {
   PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
-  if (key == nullptr) return InternalOpenSslError("generating an ECDSA P-256 key");
+  if (key == nullptr)
+    return InternalOpenSslError("generating an ECDSA P-256 key");
   return key;
 }
 
@@ -315,7 +321,8 @@ absl::StatusOr<std::string> ReadPem(const std::string& path,
                                     const std::string& dir) {
   absl::StatusOr<std::string> pem = ReadFile(path, kMaxPemBytes);
   if (absl::IsNotFound(pem.status())) {
-    return absl::NotFoundError(absl::StrCat(path, " not found: ", InitHint(dir)));
+    return absl::NotFoundError(
+        absl::StrCat(path, " not found: ", InitHint(dir)));
   }
   return pem;
 }
@@ -323,8 +330,9 @@ absl::StatusOr<std::string> ReadPem(const std::string& path,
 absl::StatusOr<X509Ptr> ParseCertificate(const std::string& pem,
                                          const std::string& path) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  X509Ptr cert(bio == nullptr ? nullptr
-                              : PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  X509Ptr cert(bio == nullptr
+                   ? nullptr
+                   : PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (cert == nullptr) {
     return OpenSslError(absl::StatusCode::kInvalidArgument,
                         absl::StrCat(path, " is not a PEM certificate"));
@@ -336,7 +344,8 @@ absl::StatusOr<PkeyPtr> ParsePrivateKey(const std::string& pem,
                                         const std::string& path) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   PkeyPtr key(bio == nullptr ? nullptr
-                             : PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+                             : PEM_read_bio_PrivateKey(bio.get(), nullptr,
+                                                       nullptr, nullptr));
   if (key == nullptr) {
     return OpenSslError(absl::StatusCode::kInvalidArgument,
                         absl::StrCat(path, " is not a PEM private key"));
@@ -347,8 +356,9 @@ absl::StatusOr<PkeyPtr> ParsePrivateKey(const std::string& pem,
 absl::StatusOr<PkeyPtr> ParsePublicKey(const std::string& pem,
                                        const std::string& path) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  PkeyPtr key(bio == nullptr ? nullptr
-                             : PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+  PkeyPtr key(bio == nullptr
+                  ? nullptr
+                  : PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
   if (key == nullptr) {
     return OpenSslError(absl::StatusCode::kInvalidArgument,
                         absl::StrCat(path, " is not a PEM public key"));
@@ -376,7 +386,8 @@ absl::Status SetRandomSerial(X509* cert) {
 
 // AddExtension adds an extension written in OpenSSL's config syntax, e.g.
 // "critical,CA:TRUE". Values here are constants, never user input.
-absl::Status AddExtension(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
+absl::Status AddExtension(X509* cert, X509V3_CTX* ctx, int nid,
+                          const char* value) {
   X509ExtensionPtr ext(X509V3_EXT_conf_nid(nullptr, ctx, nid, value));
   if (ext == nullptr || X509_add_ext(cert, ext.get(), -1) != 1) {
     return InternalOpenSslError(
@@ -388,20 +399,25 @@ absl::Status AddExtension(X509* cert, X509V3_CTX* ctx, int nid, const char* valu
 // AddSubjectAltNames adds the hosts (validated) as DNS and IP names. Built
 // directly rather than through a config string, so no host can smuggle in
 // another name.
-absl::Status AddSubjectAltNames(X509* cert, const std::vector<std::string>& hosts) {
+absl::Status AddSubjectAltNames(X509* cert,
+                                const std::vector<std::string>& hosts) {
   GeneralNamesPtr names(sk_GENERAL_NAME_new_null());
-  if (names == nullptr) return InternalOpenSslError("allocating subjectAltName");
+  if (names == nullptr)
+    return InternalOpenSslError("allocating subjectAltName");
   for (const std::string& host : hosts) {
     GeneralNamePtr name(GENERAL_NAME_new());
-    if (name == nullptr) return InternalOpenSslError("allocating subjectAltName");
+    if (name == nullptr)
+      return InternalOpenSslError("allocating subjectAltName");
     if (IsIpLiteral(host)) {
       ASN1_OCTET_STRING* ip = a2i_IPADDRESS(host.c_str());
-      if (ip == nullptr) return InternalOpenSslError(absl::StrCat("encoding IP ", host));
+      if (ip == nullptr)
+        return InternalOpenSslError(absl::StrCat("encoding IP ", host));
       GENERAL_NAME_set0_value(name.get(), GEN_IPADD, ip);
     } else {
       ASN1_IA5STRING* dns = ASN1_IA5STRING_new();
       if (dns == nullptr ||
-          ASN1_STRING_set(dns, host.data(), static_cast<int>(host.size())) != 1) {
+          ASN1_STRING_set(dns, host.data(), static_cast<int>(host.size())) !=
+              1) {
         ASN1_IA5STRING_free(dns);
         return InternalOpenSslError(absl::StrCat("encoding DNS name ", host));
       }
@@ -431,8 +447,9 @@ struct CertSpec {
 // BuildCertificate issues a certificate for `subject_key` signed by
 // `issuer_key`; `issuer` is the CA certificate, or nullptr for the
 // self-signed CA itself.
-absl::StatusOr<X509Ptr> BuildCertificate(const CertSpec& spec, EVP_PKEY* subject_key,
-                                         X509* issuer, EVP_PKEY* issuer_key) {
+absl::StatusOr<X509Ptr> BuildCertificate(const CertSpec& spec,
+                                         EVP_PKEY* subject_key, X509* issuer,
+                                         EVP_PKEY* issuer_key) {
   X509Ptr cert(X509_new());
   if (cert == nullptr || X509_set_version(cert.get(), X509_VERSION_3) != 1) {
     return InternalOpenSslError("allocating a certificate");
@@ -442,8 +459,9 @@ absl::StatusOr<X509Ptr> BuildCertificate(const CertSpec& spec, EVP_PKEY* subject
   // hold it to RFC 5280's 64-character bound, and client IDs may have 128.
   // Parsers (OpenSSL's verifier, gRPC's peer properties) take any length.
   X509_NAME* name = X509_get_subject_name(cert.get());
-  if (X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
-                                 reinterpret_cast<const unsigned char*>("Shoal"), -1, -1, 0) != 1 ||
+  if (X509_NAME_add_entry_by_txt(
+          name, "O", MBSTRING_ASC,
+          reinterpret_cast<const unsigned char*>("Shoal"), -1, -1, 0) != 1 ||
       X509_NAME_add_entry_by_NID(
           name, NID_commonName, V_ASN1_UTF8STRING,
           reinterpret_cast<const unsigned char*>(spec.common_name.data()),
@@ -452,36 +470,41 @@ absl::StatusOr<X509Ptr> BuildCertificate(const CertSpec& spec, EVP_PKEY* subject
   }
   X509* signer = issuer == nullptr ? cert.get() : issuer;
   if (X509_set_issuer_name(cert.get(), X509_get_subject_name(signer)) != 1 ||
-      X509_gmtime_adj(X509_getm_notBefore(cert.get()), -kBackdateSeconds) == nullptr ||
-      X509_time_adj_ex(X509_getm_notAfter(cert.get()), spec.days, 0, nullptr) == nullptr ||
+      X509_gmtime_adj(X509_getm_notBefore(cert.get()), -kBackdateSeconds) ==
+          nullptr ||
+      X509_time_adj_ex(X509_getm_notAfter(cert.get()), spec.days, 0, nullptr) ==
+          nullptr ||
       X509_set_pubkey(cert.get(), subject_key) != 1) {
     return InternalOpenSslError("setting the issuer, validity and key");
   }
   if (issuer != nullptr &&
-      ASN1_TIME_compare(X509_get0_notAfter(cert.get()), X509_get0_notAfter(issuer)) > 0 &&
+      ASN1_TIME_compare(X509_get0_notAfter(cert.get()),
+                        X509_get0_notAfter(issuer)) > 0 &&
       X509_set1_notAfter(cert.get(), X509_get0_notAfter(issuer)) != 1) {
     return InternalOpenSslError("clamping the validity to the CA's");
   }
 
   X509V3_CTX ctx;
   X509V3_set_ctx(&ctx, signer, cert.get(), nullptr, nullptr, 0);
-  SHOAL_RETURN_IF_ERROR(AddExtension(cert.get(), &ctx, NID_subject_key_identifier, "hash"));
+  SHOAL_RETURN_IF_ERROR(
+      AddExtension(cert.get(), &ctx, NID_subject_key_identifier, "hash"));
   switch (spec.kind) {
     case CertKind::kCa:
       // pathlen:0: the CA signs leaves only, never another CA.
-      SHOAL_RETURN_IF_ERROR(
-          AddExtension(cert.get(), &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0"));
-      SHOAL_RETURN_IF_ERROR(
-          AddExtension(cert.get(), &ctx, NID_key_usage, "critical,keyCertSign,cRLSign"));
+      SHOAL_RETURN_IF_ERROR(AddExtension(cert.get(), &ctx,
+                                         NID_basic_constraints,
+                                         "critical,CA:TRUE,pathlen:0"));
+      SHOAL_RETURN_IF_ERROR(AddExtension(cert.get(), &ctx, NID_key_usage,
+                                         "critical,keyCertSign,cRLSign"));
       break;
     case CertKind::kServer:
     case CertKind::kClient:
-      SHOAL_RETURN_IF_ERROR(
-          AddExtension(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always"));
-      SHOAL_RETURN_IF_ERROR(
-          AddExtension(cert.get(), &ctx, NID_basic_constraints, "critical,CA:FALSE"));
-      SHOAL_RETURN_IF_ERROR(
-          AddExtension(cert.get(), &ctx, NID_key_usage, "critical,digitalSignature"));
+      SHOAL_RETURN_IF_ERROR(AddExtension(
+          cert.get(), &ctx, NID_authority_key_identifier, "keyid:always"));
+      SHOAL_RETURN_IF_ERROR(AddExtension(
+          cert.get(), &ctx, NID_basic_constraints, "critical,CA:FALSE"));
+      SHOAL_RETURN_IF_ERROR(AddExtension(cert.get(), &ctx, NID_key_usage,
+                                         "critical,digitalSignature"));
       SHOAL_RETURN_IF_ERROR(AddExtension(
           cert.get(), &ctx, NID_ext_key_usage,
           spec.kind == CertKind::kServer ? "serverAuth" : "clientAuth"));
@@ -519,7 +542,8 @@ absl::StatusOr<LoadedCa> LoadCa(const std::string& dir) {
         absl::StrCat(key_path, " is not the key of ", cert_path));
   }
   if (X509_check_ca(ca.cert.get()) == 0) {
-    return absl::FailedPreconditionError(absl::StrCat(cert_path, " is not a CA certificate"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(cert_path, " is not a CA certificate"));
   }
   return ca;
 }
@@ -528,12 +552,12 @@ absl::StatusOr<LoadedCa> LoadCa(const std::string& dir) {
 
 absl::Status ValidatePkiClientId(const std::string& id) {
   if (id.empty() || id.size() > 128) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "client ID must be 1 to 128 characters, got ", id.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("client ID must be 1 to 128 characters, got ", id.size()));
   }
   for (char c : id) {
-    const bool ok = absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' ||
-                    c == '_' || c == '-' || c == ':';
+    const bool ok = absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+                    c == '.' || c == '_' || c == '-' || c == ':';
     if (!ok) {
       return absl::InvalidArgumentError(absl::StrCat(
           "client ID '", id, "' may hold only letters, digits and . _ - :"));
@@ -555,37 +579,45 @@ absl::Status InitPki(const std::string& dir, const PkiOptions& options) {
   const std::string signing_key = server_dir + "/model-signing.key";
   const std::string signing_pub = server_dir + "/model-signing.pub";
   const std::string revoked = server_dir + "/revoked.txt";
-  SHOAL_RETURN_IF_ERROR(RequireAbsent({ca_pem, ca_key, server_ca, server_pem, server_key,
-                                       signing_key, signing_pub},
+  SHOAL_RETURN_IF_ERROR(RequireAbsent({ca_pem, ca_key, server_ca, server_pem,
+                                       server_key, signing_key, signing_pub},
                                       options.force));
 
   // Everything is generated and encoded before the first file is written.
   SHOAL_ASSIGN_OR_RETURN(PkeyPtr ca_pkey, GenerateEcdsaP256Key());
-  unsigned char tag[4];
-  if (RAND_bytes(tag, sizeof(tag)) != 1) return InternalOpenSslError("drawing a CA name");
+  char tag[4];
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(tag), sizeof(tag)) != 1) {
+    return InternalOpenSslError("drawing a CA name");
+  }
   // A random suffix tells one deployment's CA from another's in error messages.
-  CertSpec ca_spec{CertKind::kCa,
-                   absl::StrCat("Shoal CA ", absl::Hex((uint32_t{tag[0]} << 24) |
-                                                       (uint32_t{tag[1]} << 16) |
-                                                       (uint32_t{tag[2]} << 8) | tag[3],
-                                                       absl::kZeroPad8)),
-                   kCaDays,
-                   {}};
-  SHOAL_ASSIGN_OR_RETURN(X509Ptr ca_cert,
-                         BuildCertificate(ca_spec, ca_pkey.get(), nullptr, ca_pkey.get()));
-  SHOAL_ASSIGN_OR_RETURN(PkeyPtr server_pkey, GenerateEcdsaP256Key());
-  CertSpec server_spec{CertKind::kServer, "shoal-server", options.days, options.server_hosts};
+  const CertSpec ca_spec{
+      CertKind::kCa,
+      absl::StrCat("Shoal CA ",
+                   absl::BytesToHexString(absl::string_view(tag, sizeof(tag)))),
+      kCaDays,
+      {}};
   SHOAL_ASSIGN_OR_RETURN(
-      X509Ptr server_cert,
-      BuildCertificate(server_spec, server_pkey.get(), ca_cert.get(), ca_pkey.get()));
+      X509Ptr ca_cert,
+      BuildCertificate(ca_spec, ca_pkey.get(), nullptr, ca_pkey.get()));
+  SHOAL_ASSIGN_OR_RETURN(PkeyPtr server_pkey, GenerateEcdsaP256Key());
+  CertSpec server_spec{CertKind::kServer, "shoal-server", options.days,
+                       options.server_hosts};
+  SHOAL_ASSIGN_OR_RETURN(X509Ptr server_cert,
+                         BuildCertificate(server_spec, server_pkey.get(),
+                                          ca_cert.get(), ca_pkey.get()));
   SHOAL_ASSIGN_OR_RETURN(PkeyPtr signing_pkey, GenerateEd25519Key());
 
-  SHOAL_ASSIGN_OR_RETURN(std::string ca_cert_text, CertificatePem(ca_cert.get()));
+  SHOAL_ASSIGN_OR_RETURN(std::string ca_cert_text,
+                         CertificatePem(ca_cert.get()));
   SHOAL_ASSIGN_OR_RETURN(std::string ca_key_text, PrivateKeyPem(ca_pkey.get()));
-  SHOAL_ASSIGN_OR_RETURN(std::string server_cert_text, CertificatePem(server_cert.get()));
-  SHOAL_ASSIGN_OR_RETURN(std::string server_key_text, PrivateKeyPem(server_pkey.get()));
-  SHOAL_ASSIGN_OR_RETURN(std::string signing_key_text, PrivateKeyPem(signing_pkey.get()));
-  SHOAL_ASSIGN_OR_RETURN(std::string signing_pub_text, PublicKeyPem(signing_pkey.get()));
+  SHOAL_ASSIGN_OR_RETURN(std::string server_cert_text,
+                         CertificatePem(server_cert.get()));
+  SHOAL_ASSIGN_OR_RETURN(std::string server_key_text,
+                         PrivateKeyPem(server_pkey.get()));
+  SHOAL_ASSIGN_OR_RETURN(std::string signing_key_text,
+                         PrivateKeyPem(signing_pkey.get()));
+  SHOAL_ASSIGN_OR_RETURN(std::string signing_pub_text,
+                         PublicKeyPem(signing_pkey.get()));
 
   // The CA directory holds the one key that can mint identities: 0700.
   SHOAL_RETURN_IF_ERROR(MakeDirectory(ca_dir, 0700));
@@ -608,7 +640,8 @@ absl::Status InitPki(const std::string& dir, const PkiOptions& options) {
   return absl::OkStatus();
 }
 
-absl::Status IssueClients(const std::string& dir, const std::vector<std::string>& ids,
+absl::Status IssueClients(const std::string& dir,
+                          const std::vector<std::string>& ids,
                           const PkiOptions& options,
                           const std::function<void(size_t issued)>& on_issued) {
   if (ids.empty()) return absl::InvalidArgumentError("no client IDs to issue");
@@ -616,14 +649,17 @@ absl::Status IssueClients(const std::string& dir, const std::vector<std::string>
   for (const std::string& id : ids) {
     SHOAL_RETURN_IF_ERROR(ValidatePkiClientId(id));
     if (!unique.insert(id).second) {
-      return absl::InvalidArgumentError(absl::StrCat("client ID '", id, "' is given twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("client ID '", id, "' is given twice"));
     }
   }
   SHOAL_RETURN_IF_ERROR(ValidateDays(options.days));
   SHOAL_ASSIGN_OR_RETURN(LoadedCa ca, LoadCa(dir));
   const std::string signing_pub_path = dir + "/server/model-signing.pub";
-  SHOAL_ASSIGN_OR_RETURN(std::string signing_pub, ReadPem(signing_pub_path, dir));
-  SHOAL_ASSIGN_OR_RETURN(PkeyPtr signing_key, ParsePublicKey(signing_pub, signing_pub_path));
+  SHOAL_ASSIGN_OR_RETURN(std::string signing_pub,
+                         ReadPem(signing_pub_path, dir));
+  SHOAL_ASSIGN_OR_RETURN(PkeyPtr signing_key,
+                         ParsePublicKey(signing_pub, signing_pub_path));
   if (EVP_PKEY_get_id(signing_key.get()) != EVP_PKEY_ED25519) {
     return absl::FailedPreconditionError(
         absl::StrCat(signing_pub_path, " is not an Ed25519 public key"));
@@ -632,16 +668,17 @@ absl::Status IssueClients(const std::string& dir, const std::vector<std::string>
   SHOAL_ASSIGN_OR_RETURN(auto revoked, ReadRevokedClients(revoked_path));
   for (const std::string& id : ids) {
     if (revoked.contains(id)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "client '", id, "' is revoked in ", revoked_path,
-          ": a revoked ID is never issued again, choose another"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("client '", id, "' is revoked in ", revoked_path,
+                       ": a revoked ID is never issued again, choose another"));
     }
   }
   SHOAL_RETURN_IF_ERROR(PrepareDirectory(dir));
   const std::string clients_dir = dir + "/clients";
   std::vector<std::string> outputs;
   for (const std::string& id : ids) {
-    for (const char* file : {"/ca.pem", "/client.pem", "/client.key", "/model-signing.pub"}) {
+    for (const char* file :
+         {"/ca.pem", "/client.pem", "/client.key", "/model-signing.pub"}) {
       outputs.push_back(absl::StrCat(clients_dir, "/", id, file));
     }
   }
@@ -652,17 +689,21 @@ absl::Status IssueClients(const std::string& dir, const std::vector<std::string>
     const std::string bundle = absl::StrCat(clients_dir, "/", ids[i]);
     SHOAL_ASSIGN_OR_RETURN(PkeyPtr key, GenerateEcdsaP256Key());
     CertSpec spec{CertKind::kClient, ids[i], options.days, {}};
-    SHOAL_ASSIGN_OR_RETURN(X509Ptr cert,
-                           BuildCertificate(spec, key.get(), ca.cert.get(), ca.key.get()));
+    SHOAL_ASSIGN_OR_RETURN(
+        X509Ptr cert,
+        BuildCertificate(spec, key.get(), ca.cert.get(), ca.key.get()));
     SHOAL_ASSIGN_OR_RETURN(std::string cert_text, CertificatePem(cert.get()));
     SHOAL_ASSIGN_OR_RETURN(std::string key_text, PrivateKeyPem(key.get()));
     // 0700: the bundle holds the device's private key until it is copied.
     SHOAL_RETURN_IF_ERROR(MakeDirectory(bundle, 0700));
-    absl::Status written = WritePrivate(bundle + "/client.key", key_text, Flush::kLater);
+    absl::Status written =
+        WritePrivate(bundle + "/client.key", key_text, Flush::kLater);
     OPENSSL_cleanse(key_text.data(), key_text.size());
     SHOAL_RETURN_IF_ERROR(written);
-    SHOAL_RETURN_IF_ERROR(WritePublic(bundle + "/client.pem", cert_text, Flush::kLater));
-    SHOAL_RETURN_IF_ERROR(WritePublic(bundle + "/ca.pem", ca.cert_pem, Flush::kLater));
+    SHOAL_RETURN_IF_ERROR(
+        WritePublic(bundle + "/client.pem", cert_text, Flush::kLater));
+    SHOAL_RETURN_IF_ERROR(
+        WritePublic(bundle + "/ca.pem", ca.cert_pem, Flush::kLater));
     SHOAL_RETURN_IF_ERROR(
         WritePublic(bundle + "/model-signing.pub", signing_pub, Flush::kLater));
     if (on_issued) on_issued(i + 1);

@@ -74,7 +74,8 @@ absl::Status IssueClient(const std::string& dir, const std::string& id,
 // runs before the first bundle is written; `on_issued`, if set, is called
 // with the count issued so far after each bundle. Errors as IssueClient's,
 // plus InvalidArgument for an empty list or an ID given twice.
-absl::Status IssueClients(const std::string& dir, const std::vector<std::string>& ids,
+absl::Status IssueClients(const std::string& dir,
+                          const std::vector<std::string>& ids,
                           const PkiOptions& options,
                           const std::function<void(size_t issued)>& on_issued);
 

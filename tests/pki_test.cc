@@ -3,8 +3,6 @@
 #include "common/pki.h"
 
 #include <arpa/inet.h>
-#include <sys/stat.h>
-
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/evp.h>
@@ -12,6 +10,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <memory>
@@ -89,14 +88,16 @@ PkeyPtr LoadPublicKey(const std::string& path) {
 // Verify runs X509_verify_cert on `cert_path` with `ca_path` as the only
 // trust anchor and `purpose` (X509_PURPOSE_SSL_SERVER / _CLIENT); returns
 // the verification error, X509_V_OK on success.
-int Verify(const std::string& ca_path, const std::string& cert_path, int purpose) {
+int Verify(const std::string& ca_path, const std::string& cert_path,
+           int purpose) {
   X509Ptr ca = LoadCert(ca_path);
   X509Ptr cert = LoadCert(cert_path);
   if (ca == nullptr || cert == nullptr) return -1;
   std::unique_ptr<X509_STORE, StoreFree> store(X509_STORE_new());
   EXPECT_EQ(X509_STORE_add_cert(store.get(), ca.get()), 1);
   std::unique_ptr<X509_STORE_CTX, StoreCtxFree> ctx(X509_STORE_CTX_new());
-  EXPECT_EQ(X509_STORE_CTX_init(ctx.get(), store.get(), cert.get(), nullptr), 1);
+  EXPECT_EQ(X509_STORE_CTX_init(ctx.get(), store.get(), cert.get(), nullptr),
+            1);
   EXPECT_EQ(X509_STORE_CTX_set_purpose(ctx.get(), purpose), 1);
   X509_verify_cert(ctx.get());
   return X509_STORE_CTX_get_error(ctx.get());
@@ -104,7 +105,8 @@ int Verify(const std::string& ca_path, const std::string& cert_path, int purpose
 
 std::string CommonName(X509* cert) {
   char buf[256] = {0};
-  X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buf, sizeof(buf));
+  X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buf,
+                            sizeof(buf));
   return buf;
 }
 
@@ -148,7 +150,9 @@ class PkiTest : public ::testing::Test {
 
   std::string Pki() const { return dir_.File("pki"); }
   std::string At(const std::string& rel) const { return Pki() + "/" + rel; }
-  void Init(PkiOptions options = {}) { ASSERT_TRUE(InitPki(Pki(), options).ok()); }
+  void Init(PkiOptions options = {}) {
+    ASSERT_TRUE(InitPki(Pki(), options).ok());
+  }
 
   testing::TempDir dir_;
   mode_t old_umask_ = 0;
@@ -160,11 +164,12 @@ TEST_F(PkiTest, CaIsASelfSignedCriticalCa) {
   ASSERT_NE(ca, nullptr);
   EXPECT_NE(X509_get_extension_flags(ca.get()) & EXFLAG_CA, 0u);
   EXPECT_NE(X509_get_extension_flags(ca.get()) & EXFLAG_SS, 0u);
-  X509_EXTENSION* bc =
-      X509_get_ext(ca.get(), X509_get_ext_by_NID(ca.get(), NID_basic_constraints, -1));
+  X509_EXTENSION* bc = X509_get_ext(
+      ca.get(), X509_get_ext_by_NID(ca.get(), NID_basic_constraints, -1));
   ASSERT_NE(bc, nullptr);
   EXPECT_EQ(X509_EXTENSION_get_critical(bc), 1);
-  EXPECT_EQ(X509_get_key_usage(ca.get()), uint32_t{KU_KEY_CERT_SIGN | KU_CRL_SIGN});
+  EXPECT_EQ(X509_get_key_usage(ca.get()),
+            uint32_t{KU_KEY_CERT_SIGN | KU_CRL_SIGN});
   EXPECT_EQ(X509_get_signature_nid(ca.get()), NID_ecdsa_with_SHA256);
   EXPECT_THAT(CommonName(ca.get()), StartsWith("Shoal CA "));
   PkeyPtr key = LoadPrivateKey(At("ca/ca.key"));
@@ -184,10 +189,13 @@ TEST_F(PkiTest, ServerCertificateVerifiesAndNamesTheHosts) {
   options.server_hosts = {"localhost", "127.0.0.1", "fl.example.com", "::1"};
   options.days = 30;
   Init(options);
-  EXPECT_EQ(Verify(At("ca/ca.pem"), At("server/server.pem"), X509_PURPOSE_SSL_SERVER), X509_V_OK);
+  EXPECT_EQ(
+      Verify(At("ca/ca.pem"), At("server/server.pem"), X509_PURPOSE_SSL_SERVER),
+      X509_V_OK);
   // server/ca.pem is the same CA.
   EXPECT_EQ(Read(At("server/ca.pem")), Read(At("ca/ca.pem")));
-  EXPECT_EQ(Verify(At("server/ca.pem"), At("server/server.pem"), X509_PURPOSE_SSL_SERVER),
+  EXPECT_EQ(Verify(At("server/ca.pem"), At("server/server.pem"),
+                   X509_PURPOSE_SSL_SERVER),
             X509_V_OK);
   X509Ptr cert = LoadCert(At("server/server.pem"));
   ASSERT_NE(cert, nullptr);
@@ -207,17 +215,20 @@ TEST_F(PkiTest, ServerCertificateVerifiesAndNamesTheHosts) {
             1);
   EXPECT_EQ(days, 30);  // plus the hour of backdating
   // 128-bit random serials: the top byte may be small, but not all of them.
-  BIGNUM* serial = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert.get()), nullptr);
+  BIGNUM* serial =
+      ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert.get()), nullptr);
   EXPECT_LE(BN_num_bits(serial), 128);
   EXPECT_GT(BN_num_bits(serial), 64);
   BN_free(serial);
   // TLS keys: PKCS#8 ECDSA P-256.
-  EXPECT_THAT(Read(At("server/server.key")), StartsWith("-----BEGIN PRIVATE KEY-----\n"));
+  EXPECT_THAT(Read(At("server/server.key")),
+              StartsWith("-----BEGIN PRIVATE KEY-----\n"));
   PkeyPtr key = LoadPrivateKey(At("server/server.key"));
   ASSERT_NE(key, nullptr);
   EXPECT_TRUE(EVP_PKEY_is_a(key.get(), "EC"));
   char group[64] = {0};
-  ASSERT_EQ(EVP_PKEY_get_group_name(key.get(), group, sizeof(group), nullptr), 1);
+  ASSERT_EQ(EVP_PKEY_get_group_name(key.get(), group, sizeof(group), nullptr),
+            1);
   EXPECT_STREQ(group, "prime256v1");
   EXPECT_EQ(X509_check_private_key(cert.get(), key.get()), 1);
   EXPECT_EQ(Read(At("server/revoked.txt")), "");
@@ -227,12 +238,17 @@ TEST_F(PkiTest, ClientCertificateVerifiesWithClientAuthAndCnId) {
   Init();
   ASSERT_TRUE(IssueClient(Pki(), "client-0", {}).ok());
   const std::string bundle = At("clients/client-0/");
-  EXPECT_EQ(Verify(At("ca/ca.pem"), bundle + "client.pem", X509_PURPOSE_SSL_CLIENT), X509_V_OK);
+  EXPECT_EQ(
+      Verify(At("ca/ca.pem"), bundle + "client.pem", X509_PURPOSE_SSL_CLIENT),
+      X509_V_OK);
   // The bundle's own ca.pem is enough, as on the device.
-  EXPECT_EQ(Verify(bundle + "ca.pem", bundle + "client.pem", X509_PURPOSE_SSL_CLIENT), X509_V_OK);
+  EXPECT_EQ(
+      Verify(bundle + "ca.pem", bundle + "client.pem", X509_PURPOSE_SSL_CLIENT),
+      X509_V_OK);
   // A client certificate cannot pose as the server.
-  EXPECT_EQ(Verify(At("ca/ca.pem"), bundle + "client.pem", X509_PURPOSE_SSL_SERVER),
-            X509_V_ERR_INVALID_PURPOSE);
+  EXPECT_EQ(
+      Verify(At("ca/ca.pem"), bundle + "client.pem", X509_PURPOSE_SSL_SERVER),
+      X509_V_ERR_INVALID_PURPOSE);
   X509Ptr cert = LoadCert(bundle + "client.pem");
   ASSERT_NE(cert, nullptr);
   EXPECT_EQ(CommonName(cert.get()), "client-0");
@@ -241,20 +257,23 @@ TEST_F(PkiTest, ClientCertificateVerifiesWithClientAuthAndCnId) {
   PkeyPtr key = LoadPrivateKey(bundle + "client.key");
   ASSERT_NE(key, nullptr);
   EXPECT_EQ(X509_check_private_key(cert.get(), key.get()), 1);
-  EXPECT_EQ(Read(bundle + "model-signing.pub"), Read(At("server/model-signing.pub")));
+  EXPECT_EQ(Read(bundle + "model-signing.pub"),
+            Read(At("server/model-signing.pub")));
 }
 
 TEST_F(PkiTest, KeysAre0600AndCertificates0644) {
   Init();
   ASSERT_TRUE(IssueClient(Pki(), "client-0", {}).ok());
-  for (const char* key : {"ca/ca.key", "server/server.key", "server/model-signing.key",
-                          "clients/client-0/client.key"}) {
+  for (const char* key :
+       {"ca/ca.key", "server/server.key", "server/model-signing.key",
+        "clients/client-0/client.key"}) {
     EXPECT_EQ(Mode(At(key)), 0600u) << key;
   }
-  for (const char* pub : {"ca/ca.pem", "server/ca.pem", "server/server.pem",
-                          "server/model-signing.pub", "server/revoked.txt",
-                          "clients/client-0/client.pem", "clients/client-0/ca.pem",
-                          "clients/client-0/model-signing.pub"}) {
+  for (const char* pub :
+       {"ca/ca.pem", "server/ca.pem", "server/server.pem",
+        "server/model-signing.pub", "server/revoked.txt",
+        "clients/client-0/client.pem", "clients/client-0/ca.pem",
+        "clients/client-0/model-signing.pub"}) {
     EXPECT_EQ(Mode(At(pub)), 0644u) << pub;
   }
   EXPECT_EQ(Mode(At("ca")), 0700u);
@@ -264,7 +283,8 @@ TEST_F(PkiTest, ModelSigningKeyPairSignsAndVerifies) {
   Init();
   EXPECT_THAT(Read(At("server/model-signing.key")),
               StartsWith("-----BEGIN PRIVATE KEY-----\n"));
-  EXPECT_THAT(Read(At("server/model-signing.pub")), StartsWith("-----BEGIN PUBLIC KEY-----\n"));
+  EXPECT_THAT(Read(At("server/model-signing.pub")),
+              StartsWith("-----BEGIN PUBLIC KEY-----\n"));
   PkeyPtr priv = LoadPrivateKey(At("server/model-signing.key"));
   PkeyPtr pub = LoadPublicKey(At("server/model-signing.pub"));
   ASSERT_NE(priv, nullptr);
@@ -274,15 +294,21 @@ TEST_F(PkiTest, ModelSigningKeyPairSignsAndVerifies) {
   unsigned char sig[64];
   size_t sig_len = sizeof(sig);
   std::unique_ptr<EVP_MD_CTX, MdCtxFree> sign(EVP_MD_CTX_new());
-  ASSERT_EQ(EVP_DigestSignInit(sign.get(), nullptr, nullptr, nullptr, priv.get()), 1);
-  ASSERT_EQ(EVP_DigestSign(sign.get(), sig, &sig_len,
-                           reinterpret_cast<const unsigned char*>(message.data()), message.size()),
-            1);
+  ASSERT_EQ(
+      EVP_DigestSignInit(sign.get(), nullptr, nullptr, nullptr, priv.get()), 1);
+  ASSERT_EQ(
+      EVP_DigestSign(sign.get(), sig, &sig_len,
+                     reinterpret_cast<const unsigned char*>(message.data()),
+                     message.size()),
+      1);
   auto verify = [&](const std::string& text) {
     std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
-    EXPECT_EQ(EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pub.get()), 1);
+    EXPECT_EQ(
+        EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, pub.get()),
+        1);
     return EVP_DigestVerify(ctx.get(), sig, sig_len,
-                            reinterpret_cast<const unsigned char*>(text.data()), text.size());
+                            reinterpret_cast<const unsigned char*>(text.data()),
+                            text.size());
   };
   EXPECT_EQ(verify(message), 1);
   EXPECT_NE(verify("global model v8"), 1);
@@ -311,8 +337,12 @@ TEST_F(PkiTest, SecondInitRefusesWithoutForce) {
 
 TEST_F(PkiTest, InitRejectsBadOptions) {
   for (const std::vector<std::string>& hosts :
-       std::vector<std::vector<std::string>>{{}, {"bad host"}, {"[::1]"}, {"1.2.3.999"},
-                                             {"-x.example"}, {"a,DNS:evil.com"}}) {
+       std::vector<std::vector<std::string>>{{},
+                                             {"bad host"},
+                                             {"[::1]"},
+                                             {"1.2.3.999"},
+                                             {"-x.example"},
+                                             {"a,DNS:evil.com"}}) {
     PkiOptions options;
     options.server_hosts = hosts;
     EXPECT_TRUE(absl::IsInvalidArgument(InitPki(Pki(), options)))
@@ -328,9 +358,10 @@ TEST_F(PkiTest, InitRejectsBadOptions) {
 
 TEST_F(PkiTest, IssueClientRefusesBadIds) {
   Init();
-  for (const std::string& id : {std::string(), std::string("a b"), std::string("../x"),
-                                std::string("x/y"), std::string(129, 'a'),
-                                std::string("caf\xc3\xa9")}) {
+  for (const std::string& id :
+       {std::string(), std::string("a b"), std::string("../x"),
+        std::string("x/y"), std::string(129, 'a'),
+        std::string("caf\xc3\xa9")}) {
     absl::Status s = IssueClient(Pki(), id, {});
     EXPECT_TRUE(absl::IsInvalidArgument(s)) << id << ": " << s;
   }
@@ -339,7 +370,8 @@ TEST_F(PkiTest, IssueClientRefusesBadIds) {
   const std::string longest(128, 'a');
   ASSERT_TRUE(IssueClient(Pki(), longest, {}).ok());
   const std::string cert_path = At("clients/" + longest + "/client.pem");
-  EXPECT_EQ(Verify(At("ca/ca.pem"), cert_path, X509_PURPOSE_SSL_CLIENT), X509_V_OK);
+  EXPECT_EQ(Verify(At("ca/ca.pem"), cert_path, X509_PURPOSE_SSL_CLIENT),
+            X509_V_OK);
   X509Ptr cert = LoadCert(cert_path);
   ASSERT_NE(cert, nullptr);
   EXPECT_EQ(CommonName(cert.get()), longest);
@@ -371,20 +403,23 @@ TEST_F(PkiTest, IssueClientRefusesToOverwriteWithoutForce) {
 TEST_F(PkiTest, IssueClientsChecksEveryIdBeforeWriting) {
   Init();
   std::vector<size_t> progress;
-  ASSERT_TRUE(IssueClients(Pki(), {"a", "b", "c"}, {},
-                           [&](size_t n) { progress.push_back(n); })
-                  .ok());
+  ASSERT_TRUE(IssueClients(Pki(), {"a", "b", "c"}, {}, [&](size_t n) {
+                progress.push_back(n);
+              }).ok());
   EXPECT_THAT(progress, ElementsAre(1, 2, 3));
-  EXPECT_TRUE(absl::IsInvalidArgument(IssueClients(Pki(), {"d", "e", "d"}, {}, nullptr)));
-  EXPECT_TRUE(absl::IsAlreadyExists(IssueClients(Pki(), {"d", "c"}, {}, nullptr)));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      IssueClients(Pki(), {"d", "e", "d"}, {}, nullptr)));
+  EXPECT_TRUE(
+      absl::IsAlreadyExists(IssueClients(Pki(), {"d", "c"}, {}, nullptr)));
   EXPECT_FALSE(std::filesystem::exists(At("clients/d")));
 }
 
 TEST_F(PkiTest, IssueClientWithoutCaSaysToRunInit) {
   absl::Status s = IssueClient(Pki(), "client-0", {});
   EXPECT_TRUE(absl::IsNotFound(s)) << s;
-  EXPECT_EQ(s.message(), At("ca/ca.key") + " not found: run `shoal certs init --dir " + Pki() +
-                             "` first");
+  EXPECT_EQ(s.message(), At("ca/ca.key") +
+                             " not found: run `shoal certs init --dir " +
+                             Pki() + "` first");
 }
 
 TEST_F(PkiTest, IssueClientRefusesACaKeyThatIsNotTheCas) {
@@ -404,7 +439,9 @@ TEST_F(PkiTest, ClientOfAnotherCaDoesNotVerify) {
   ASSERT_TRUE(InitPki(other.path(), {}).ok());
   ASSERT_TRUE(IssueClient(other.path(), "client-0", {}).ok());
   const std::string foreign = other.path() + "/clients/client-0/client.pem";
-  EXPECT_EQ(Verify(other.path() + "/ca/ca.pem", foreign, X509_PURPOSE_SSL_CLIENT), X509_V_OK);
+  EXPECT_EQ(
+      Verify(other.path() + "/ca/ca.pem", foreign, X509_PURPOSE_SSL_CLIENT),
+      X509_V_OK);
   EXPECT_EQ(Verify(At("ca/ca.pem"), foreign, X509_PURPOSE_SSL_CLIENT),
             X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
 }
@@ -426,12 +463,14 @@ TEST_F(PkiTest, ReadRevokedClientsSkipsCommentsAndNamesABadLine) {
   ASSERT_TRUE(missing.ok());
   EXPECT_TRUE(missing->empty());
 
-  ASSERT_TRUE(WriteFileAtomically(
-                  path, "# revoked devices\nclient-1\n  client-2   # lost phone\n\n\r\nclient-3")
+  ASSERT_TRUE(WriteFileAtomically(path,
+                                  "# revoked devices\nclient-1\n  client-2   # "
+                                  "lost phone\n\n\r\nclient-3")
                   .ok());
   auto revoked = ReadRevokedClients(path);
   ASSERT_TRUE(revoked.ok()) << revoked.status();
-  EXPECT_THAT(*revoked, UnorderedElementsAre("client-1", "client-2", "client-3"));
+  EXPECT_THAT(*revoked,
+              UnorderedElementsAre("client-1", "client-2", "client-3"));
 
   ASSERT_TRUE(WriteFileAtomically(path, "client-1\n# ok\nclient 3\n").ok());
   auto bad = ReadRevokedClients(path);
@@ -446,23 +485,31 @@ TEST_F(PkiTest, CertsCommandInitsIssuesAndRevokes) {
     testing::Subprocess p(args, dir_.File("certs.log"));
     return p.Wait(absl::Seconds(60));
   };
-  EXPECT_EQ(run({"certs", "init", "--dir", Pki(), "--host", "localhost", "--host", "10.1.2.3"}), 0);
+  EXPECT_EQ(run({"certs", "init", "--dir", Pki(), "--host", "localhost",
+                 "--host", "10.1.2.3"}),
+            0);
   EXPECT_EQ(run({"certs", "init", "--dir", Pki()}), 2);  // exists
   EXPECT_EQ(run({"certs", "init", "--dir", dir_.File("x"), "--days", "0"}), 2);
-  EXPECT_EQ(run({"certs", "client", "--dir", Pki(), "--id", "a", "--id", "b"}), 0);
+  EXPECT_EQ(run({"certs", "client", "--dir", Pki(), "--id", "a", "--id", "b"}),
+            0);
   EXPECT_EQ(run({"certs", "client", "--dir", Pki(), "--id", "bad id"}), 2);
-  EXPECT_EQ(run({"certs", "client", "--dir", dir_.File("none"), "--id", "c"}), 2);
+  EXPECT_EQ(run({"certs", "client", "--dir", dir_.File("none"), "--id", "c"}),
+            2);
   EXPECT_EQ(run({"certs", "revoke", "--dir", Pki(), "--id", "b"}), 0);
   EXPECT_EQ(run({"certs", "revoke", "--dir", Pki(), "--id", "b"}), 0);
-  EXPECT_EQ(run({"certs", "client", "--dir", Pki(), "--id", "b", "--force"}), 2);  // revoked
+  EXPECT_EQ(run({"certs", "client", "--dir", Pki(), "--id", "b", "--force"}),
+            2);  // revoked
   std::string log = Read(dir_.File("certs.log"));
-  EXPECT_THAT(log, HasSubstr("run `shoal client --pki-dir " + At("clients/a") + "`"));
+  EXPECT_THAT(
+      log, HasSubstr("run `shoal client --pki-dir " + At("clients/a") + "`"));
   EXPECT_THAT(log, HasSubstr("ca.key: keep it offline"));
-  EXPECT_EQ(Verify(At("ca/ca.pem"), At("clients/b/client.pem"), X509_PURPOSE_SSL_CLIENT),
+  EXPECT_EQ(Verify(At("ca/ca.pem"), At("clients/b/client.pem"),
+                   X509_PURPOSE_SSL_CLIENT),
             X509_V_OK);
   X509Ptr server = LoadCert(At("server/server.pem"));
   ASSERT_NE(server, nullptr);
-  EXPECT_THAT(SubjectAltNames(server.get()), ElementsAre("localhost", "10.1.2.3"));
+  EXPECT_THAT(SubjectAltNames(server.get()),
+              ElementsAre("localhost", "10.1.2.3"));
 }
 
 }  // namespace
