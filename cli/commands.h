@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace shoal::cli {
 
@@ -53,6 +54,19 @@ struct InferFlags {
   int limit = 10;          // predictions printed
 };
 int RunInferCommand(const InferFlags& flags);
+
+// --- shoal certs: the deployment's PKI (common/pki.h) ---
+enum class CertsAction { kInit, kClient, kRevoke };
+struct CertsFlags {
+  CertsAction action = CertsAction::kInit;
+  std::string dir;                 // the PKI folder
+  std::vector<std::string> hosts;  // init: server SANs; empty = localhost, 127.0.0.1
+  std::vector<std::string> ids;    // client / revoke
+  int days = 365;                  // leaf validity
+  bool force = false;              // overwrite existing files
+};
+int RunCertsCommand(const CertsFlags& flags);
+// --- end shoal certs ---
 
 }  // namespace shoal::cli
 

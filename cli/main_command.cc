@@ -73,6 +73,29 @@ int Main(int argc, char** argv) {
   i->add_option("--model", infer.model, "Model spec overriding the stored one (cnn, 2nn, logreg, FILE.pt)");
   i->add_option("--limit", infer.limit, "Predictions to print")->check(CLI::NonNegativeNumber)->capture_default_str();
 
+  // --- shoal certs (common/pki.h) ---
+  shoal::cli::CertsFlags certs;
+  CLI::App* pki = app.add_subcommand("certs", "Create a deployment's TLS certificates and keys");
+  pki->require_subcommand(1);
+  CLI::App* pki_init = pki->add_subcommand(
+      "init", "Create the CA, the server's certificate and the model-signing key pair");
+  pki_init->add_option("--dir", certs.dir, "PKI folder (created if missing)")->required();
+  pki_init->add_option("--host", certs.hosts,
+                       "Server DNS name or IP address, repeatable (default: localhost and 127.0.0.1)");
+  pki_init->add_option("--days", certs.days, "Server certificate validity in days (1-3650)")
+      ->capture_default_str();
+  pki_init->add_flag("--force", certs.force, "Overwrite existing files (invalidates issued clients)");
+  CLI::App* pki_client = pki->add_subcommand("client", "Issue client certificate bundles");
+  pki_client->add_option("--dir", certs.dir, "PKI folder made by `shoal certs init`")->required();
+  pki_client->add_option("--id", certs.ids, "Client ID, repeatable")->required();
+  pki_client->add_option("--days", certs.days, "Certificate validity in days (1-3650)")
+      ->capture_default_str();
+  pki_client->add_flag("--force", certs.force, "Overwrite existing bundles");
+  CLI::App* pki_revoke = pki->add_subcommand("revoke", "Revoke client IDs (server/revoked.txt)");
+  pki_revoke->add_option("--dir", certs.dir, "PKI folder made by `shoal certs init`")->required();
+  pki_revoke->add_option("--id", certs.ids, "Client ID, repeatable")->required();
+  // --- end shoal certs ---
+
   app.add_subcommand("strategies", "List the strategies a config file can name");
 
   CLI11_PARSE(app, argc, argv);
@@ -87,6 +110,12 @@ int Main(int argc, char** argv) {
   }
   if (i->parsed()) return shoal::cli::RunInferCommand(infer);
   if (m->parsed()) return shoal::cli::RunSimCommand(sim);
+  if (pki->parsed()) {
+    certs.action = pki_init->parsed()     ? CertsAction::kInit
+                   : pki_client->parsed() ? CertsAction::kClient
+                                          : CertsAction::kRevoke;
+    return shoal::cli::RunCertsCommand(certs);
+  }
   std::printf("%s\n", absl::StrJoin(RegisteredStrategies(), "\n").c_str());
   return 0;
 }
