@@ -16,6 +16,9 @@ struct ServerFlags {
   std::string output_dir;  // overrides server.output_dir
   int rounds = 0;          // overrides rounds when > 0
   std::string log_level = "info";
+  // Transport security: one of the two is required.
+  std::string pki_dir;           // ca.pem, server.pem, server.key, ...
+  bool insecure_plaintext = false;
 };
 int RunServerCommand(const ServerFlags& flags);
 
@@ -33,6 +36,9 @@ struct ClientFlags {
   // "sign_flip" or "noise"; the scale defaults to the mode's.
   std::string attack = "none";
   std::optional<double> attack_scale;
+  // Transport security: one of the two is required.
+  std::string pki_dir;           // ca.pem, client.pem, client.key, ...
+  bool insecure_plaintext = false;
 };
 int RunClientCommand(const ClientFlags& flags);
 

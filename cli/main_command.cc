@@ -24,6 +24,15 @@ int Main(int argc, char** argv) {
   s->add_option("--output-dir", server.output_dir, "Where models and metrics go (overrides server.output_dir)");
   s->add_option("--rounds", server.rounds, "Number of rounds (overrides rounds)")->check(CLI::PositiveNumber);
   s->add_option("--log-level", server.log_level, "debug, info, warn or error")->capture_default_str();
+  // Transport security: mutual TLS unless plaintext is asked for by name.
+  auto* s_pki = s->add_option("--pki-dir", server.pki_dir,
+                              "The server's TLS material and model-signing key: ca.pem, server.pem, "
+                              "server.key, model-signing.key, revoked.txt (from `shoal certs init`)")
+                    ->check(CLI::ExistingDirectory);
+  s->add_flag("--insecure-plaintext", server.insecure_plaintext,
+              "Serve without TLS, client authentication or model signatures (trusted test "
+              "networks only)")
+      ->excludes(s_pki);
 
   shoal::cli::ClientFlags client;
   CLI::App* c = app.add_subcommand("client", "Join a run as an edge client and train on local data");
@@ -35,7 +44,16 @@ int Main(int argc, char** argv) {
                 "train-labels-idx1-ubyte[.gz]) instead of a partition")
       ->check(CLI::ExistingDirectory)->excludes(part);
   c->add_option("--server", client.server, "Server host:port (overrides server.address)");
-  c->add_option("--id", client.id, "Stable client ID (default: client-<partition>)");
+  c->add_option("--id", client.id,
+                "Stable client ID (default: the certificate's name, else client-<partition>)");
+  auto* c_pki = c->add_option("--pki-dir", client.pki_dir,
+                              "This device's bundle from `shoal certs client`: ca.pem, client.pem, "
+                              "client.key, model-signing.pub")
+                    ->check(CLI::ExistingDirectory);
+  c->add_flag("--insecure-plaintext", client.insecure_plaintext,
+              "Talk to the server without TLS and accept unsigned models (trusted test "
+              "networks only)")
+      ->excludes(c_pki);
   c->add_option("--state-dir", client.state_dir,
                 "Where the newest global model is kept (default: <output_dir>/clients/<id>)");
   c->add_option("--device", client.device, "cpu, or cuda[:N] with a CUDA build of LibTorch")->capture_default_str();
