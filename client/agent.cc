@@ -76,6 +76,24 @@ absl::Duration Agent::NextBackoff(int attempt) {
   return cap / 2 + cap * (u / 2);
 }
 
+void Agent::Backoff(absl::Duration wait) {
+  // gRPC moves a connection attempt on only while something polls the
+  // channel. Between calls that is its backup poller, every 5 s, so an agent
+  // that merely slept through its backoff found a returned link 10-15 s
+  // late: the TCP connect, the TLS handshake and the HTTP/2 settings each
+  // waited for a tick, and calls failed fast meanwhile. Watching the
+  // channel's state polls it.
+  for (absl::Time until = absl::Now() + wait; absl::Now() < until && !stop_.load();) {
+    const absl::Time step = std::min(until, absl::Now() + absl::Milliseconds(100));
+    const grpc_connectivity_state state = channel_->GetState(/*try_to_connect=*/true);
+    if (state == GRPC_CHANNEL_READY) {
+      absl::SleepFor(step - absl::Now());
+    } else {
+      channel_->WaitForStateChange(state, absl::ToChronoTime(step));
+    }
+  }
+}
+
 absl::Status Agent::JoinWithBackoff() {
   const absl::Time start = absl::Now();
   for (int attempt = 0; !stop_.load(); ++attempt) {
@@ -105,9 +123,7 @@ absl::Status Agent::JoinWithBackoff() {
       spdlog::info("server {} not reachable yet ({}); retrying in {}",
                    options_.server_address, Describe(s), absl::FormatDuration(wait));
     }
-    for (absl::Time until = absl::Now() + wait; absl::Now() < until && !stop_.load();) {
-      absl::SleepFor(std::min(absl::Milliseconds(100), until - absl::Now()));
-    }
+    Backoff(wait);
   }
   return absl::CancelledError("agent stopped");
 }
@@ -140,7 +156,7 @@ absl::Status Agent::Run() {
             "server ", options_.server_address, " unreachable for ",
             absl::FormatDuration(options_.give_up_after)));
       }
-      absl::SleepFor(NextBackoff(failures));
+      Backoff(NextBackoff(failures));
       continue;
     }
     failures = 0;
@@ -282,7 +298,7 @@ absl::Status Agent::UploadFit(const std::string& task_id, const FitRes& res) {
     const bool retry = IsTransient(s.error_code()) ||
                        s.error_code() == grpc::StatusCode::DATA_LOSS;
     if (!retry) break;
-    absl::SleepFor(NextBackoff(attempt));
+    Backoff(NextBackoff(attempt));
   }
   return Annotate(FromGrpcStatus(s), "upload refused");
 }
@@ -376,7 +392,7 @@ absl::Status Agent::SubmitSecAgg(const std::string& task_id,
       return absl::OkStatus();
     }
     if (!IsTransient(s.error_code())) break;
-    absl::SleepFor(NextBackoff(attempt));
+    Backoff(NextBackoff(attempt));
   }
   return Annotate(FromGrpcStatus(s), "secure-aggregation answer refused");
 }

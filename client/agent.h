@@ -103,6 +103,9 @@ class Agent {
   absl::StatusOr<std::string> ReadPayload(
       grpc::ClientContext* ctx, std::unique_ptr<grpc::ClientReader<v1::Chunk>> reader);
   absl::Duration NextBackoff(int attempt);
+  // Backoff waits `wait` (less if Stop() is called) while driving the
+  // channel's reconnection, so a link that came back is ready when it ends.
+  void Backoff(absl::Duration wait);
   std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout) const;
 
   AgentOptions options_;

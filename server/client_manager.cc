@@ -41,6 +41,12 @@ bool ClientManager::Heartbeat(const std::string& id) {
   return true;
 }
 
+void ClientManager::MarkUnresponsive(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = clients_.find(id);
+  if (it != clients_.end()) it->second.last_seen = absl::InfinitePast();
+}
+
 size_t ClientManager::NumRegistered() const {
   absl::MutexLock lock(&mu_);
   return clients_.size();

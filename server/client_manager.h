@@ -40,6 +40,9 @@ class ClientManager : public ClientPool {
   std::shared_ptr<ClientProxy> Find(const std::string& id) const override;
   // Heartbeat marks the client live now; false for an unknown client.
   bool Heartbeat(const std::string& id);
+  // MarkUnresponsive makes the client not live until its next Heartbeat or
+  // Register, however recently it was heard from.
+  void MarkUnresponsive(const std::string& id) override;
 
   size_t NumRegistered() const;
   // NumSeenSince counts registered clients heard from at or after `t`.

@@ -43,6 +43,11 @@ class ClientPool {
       const SamplingOptions& options, uint64_t seed) = 0;
   // Find returns the client with this ID, or nullptr.
   virtual std::shared_ptr<ClientProxy> Find(const std::string& id) const = 0;
+  // MarkUnresponsive: client `id` let a deadline pass. A pool that tracks
+  // liveness stops counting it as live until it is heard from again, so the
+  // next round does not wait for a device that died; a live but slow device
+  // is back as soon as it calls in. The default does nothing.
+  virtual void MarkUnresponsive(const std::string& id) {}
   // ShutdownAll tells every client that the run is over and which model
   // version is final.
   virtual void ShutdownAll(const std::string& reason, int64_t final_version) = 0;

@@ -292,8 +292,12 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
         return collector->Offer(id, std::move(res));
       });
     }
+    // A client that let the deadline pass is likely gone; were it still
+    // counted live (for up to the pool's liveness timeout) the next round
+    // would ask it again and wait for its deadline too.
     for (const std::string& late : collector->WaitAndClose(deadline)) {
       by_id[late]->Cancel();
+      clients_->MarkUnresponsive(late);
     }
     record.answered = collector->answered();
     record.failures = collector->failures();
@@ -419,6 +423,7 @@ void Coordinator::RunFederatedEvaluation(uint32_t round, absl::Time deadline,
   }
   for (const std::string& late : collector->WaitAndClose(deadline)) {
     if (auto proxy = clients_->Find(late)) proxy->Cancel();
+    clients_->MarkUnresponsive(late);
   }
   absl::StatusOr<EvaluateRes> agg =
       strategy_->AggregateEvaluate(round, results, collector->failures());

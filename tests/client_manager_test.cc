@@ -66,6 +66,17 @@ TEST_F(ClientManagerTest, SilentClientsAreNotLiveAndHeartbeatRevivesThem) {
   EXPECT_FALSE(clients_.Heartbeat("nobody"));
 }
 
+TEST_F(ClientManagerTest, UnresponsiveClientIsNotLiveUntilHeardFromAgain) {
+  AddClients(2);
+  clients_.MarkUnresponsive("c100");
+  clients_.MarkUnresponsive("nobody");  // unknown: nothing happens
+  EXPECT_EQ(clients_.LiveClientIds(), std::vector<std::string>{"c101"});
+  EXPECT_EQ(Ids(clients_.Sample({1.0, 2}, 1)), std::vector<std::string>{"c101"});
+  EXPECT_EQ(clients_.NumRegistered(), 2u);  // still known: it may call in
+  EXPECT_TRUE(clients_.Heartbeat("c100"));
+  EXPECT_EQ(clients_.LiveClientIds(), (std::vector<std::string>{"c100", "c101"}));
+}
+
 TEST_F(ClientManagerTest, RejoinReplacesAndUnregisterRemoves) {
   auto first = Proxy("dev");
   auto second = Proxy("dev");

@@ -111,6 +111,26 @@ TEST_F(CoordinatorTest, SilentClientDoesNotStallTheRoundPastItsDeadline) {
   EXPECT_TRUE(r.model_updated);
 }
 
+// A client that let the round's deadline pass (a dead device) is not asked
+// in the next round, which then closes without waiting for it.
+TEST_F(CoordinatorTest, ClientThatMissedTheDeadlineIsNotAskedNextRound) {
+  options_.num_rounds = 2;
+  options_.round_timeout = absl::Milliseconds(500);
+  Add("a", Answer(1, 1));
+  Add("b", Answer(1, 1));
+  Add("silent", Silent());
+  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  ASSERT_TRUE(history.ok()) << history.status();
+  ASSERT_EQ(history->size(), 3u);
+  EXPECT_EQ((*history)[1].sampled, 3u);
+  EXPECT_EQ((*history)[1].failures.size(), 1u);
+  const RoundRecord& r2 = (*history)[2];
+  EXPECT_EQ(r2.sampled, 2u);
+  EXPECT_EQ(r2.answered, 2u);
+  EXPECT_TRUE(r2.failures.empty());
+  EXPECT_LT(r2.seconds, 0.4);
+}
+
 TEST_F(CoordinatorTest, TooFewResultsLeaveTheModelUnchangedAndSaySo) {
   options_.round_timeout = absl::Milliseconds(300);
   Add("a", Answer(5, 1));
