@@ -62,7 +62,7 @@ class FederationTest : public ::testing::Test {
         {"server", {{"address", address_}, {"output_dir", dir_.path() + "/run"},
                     {"threads", 1}}}};
     if (edit) edit(config);
-    const std::string path = dir_.File("config.nlohmann::json");
+    const std::string path = dir_.File("config.json");
     EXPECT_TRUE(WriteFileAtomically(path, config.dump(2)).ok());
     return path;
   }
