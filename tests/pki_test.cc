@@ -5,8 +5,10 @@
 #include <arpa/inet.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
@@ -134,6 +136,78 @@ std::vector<std::string> SubjectAltNames(X509* cert) {
     }
   }
   return out;
+}
+
+struct SslCtxFree {
+  void operator()(SSL_CTX* p) const { SSL_CTX_free(p); }
+};
+struct SslFree {
+  void operator()(SSL* p) const { SSL_free(p); }
+};
+using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
+using SslPtr = std::unique_ptr<SSL, SslFree>;
+
+// TlsContext loads a --pki-dir as a TLS endpoint would: its certificate
+// and key, its CA as the only trust anchor, and a required peer
+// certificate.
+SslCtxPtr TlsContext(bool server, const std::string& pki_dir) {
+  SslCtxPtr ctx(
+      SSL_CTX_new(server ? TLS_server_method() : TLS_client_method()));
+  const std::string name = server ? "server" : "client";
+  EXPECT_EQ(
+      SSL_CTX_use_certificate_file(
+          ctx.get(), (pki_dir + "/" + name + ".pem").c_str(), SSL_FILETYPE_PEM),
+      1);
+  EXPECT_EQ(
+      SSL_CTX_use_PrivateKey_file(
+          ctx.get(), (pki_dir + "/" + name + ".key").c_str(), SSL_FILETYPE_PEM),
+      1);
+  EXPECT_EQ(SSL_CTX_load_verify_locations(
+                ctx.get(), (pki_dir + "/ca.pem").c_str(), nullptr),
+            1);
+  SSL_CTX_set_verify(
+      ctx.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  return ctx;
+}
+
+// MutualTls runs a TLS handshake in memory between a server with
+// `server_dir` and a client with `client_dir` that dials `host`. Returns
+// the client certificate's CN as the server saw it, or "" when the server
+// refused the handshake.
+std::string MutualTls(const std::string& server_dir,
+                      const std::string& client_dir, const std::string& host) {
+  SslCtxPtr server_ctx = TlsContext(true, server_dir);
+  SslCtxPtr client_ctx = TlsContext(false, client_dir);
+  SslPtr server(SSL_new(server_ctx.get()));
+  SslPtr client(SSL_new(client_ctx.get()));
+  EXPECT_EQ(SSL_set1_host(client.get(), host.c_str()), 1);
+  BIO* server_bio = nullptr;
+  BIO* client_bio = nullptr;
+  EXPECT_EQ(BIO_new_bio_pair(&server_bio, 0, &client_bio, 0), 1);
+  SSL_set_bio(server.get(), server_bio, server_bio);
+  SSL_set_bio(client.get(), client_bio, client_bio);
+  SSL_set_accept_state(server.get());
+  SSL_set_connect_state(client.get());
+  bool server_done = false, client_done = false;
+  for (int step = 0; step < 20 && !server_done; ++step) {
+    if (!client_done) {
+      int rc = SSL_do_handshake(client.get());
+      int err = SSL_get_error(client.get(), rc);
+      if (rc == 1) client_done = true;
+      if (rc != 1 && err != SSL_ERROR_WANT_READ) return "";
+    }
+    int rs = SSL_do_handshake(server.get());
+    if (rs == 1) server_done = true;
+    if (rs != 1 && SSL_get_error(server.get(), rs) != SSL_ERROR_WANT_READ) {
+      return "";
+    }
+  }
+  ERR_clear_error();
+  if (!server_done || SSL_get_verify_result(server.get()) != X509_V_OK) {
+    return "";
+  }
+  X509Ptr peer(SSL_get1_peer_certificate(server.get()));
+  return peer == nullptr ? "" : CommonName(peer.get());
 }
 
 mode_t Mode(const std::string& path) {
@@ -444,6 +518,29 @@ TEST_F(PkiTest, ClientOfAnotherCaDoesNotVerify) {
       X509_V_OK);
   EXPECT_EQ(Verify(At("ca/ca.pem"), foreign, X509_PURPOSE_SSL_CLIENT),
             X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
+}
+
+// The files work as TLS endpoints: a handshake in memory with OpenSSL's
+// libssl, each side requiring and checking the other's certificate.
+TEST_F(PkiTest, ServerAndClientCompleteAMutualTlsHandshake) {
+  PkiOptions options;
+  options.server_hosts = {"localhost", "fl.example.com"};
+  Init(options);
+  ASSERT_TRUE(IssueClient(Pki(), "client-7", {}).ok());
+  EXPECT_EQ(MutualTls(At("server"), At("clients/client-7"), "fl.example.com"),
+            "client-7");
+  // A host the certificate does not name.
+  EXPECT_EQ(MutualTls(At("server"), At("clients/client-7"), "evil.example"),
+            "");
+  // A client of another deployment that trusts this server: the server
+  // must be the one that refuses.
+  testing::TempDir other;
+  ASSERT_TRUE(InitPki(other.path(), {}).ok());
+  ASSERT_TRUE(IssueClient(other.path(), "client-7", {}).ok());
+  const std::string foreign = other.path() + "/clients/client-7";
+  std::filesystem::copy_file(At("ca/ca.pem"), foreign + "/ca.pem",
+                             std::filesystem::copy_options::overwrite_existing);
+  EXPECT_EQ(MutualTls(At("server"), foreign, "localhost"), "");
 }
 
 TEST_F(PkiTest, RevokeClientIsIdempotent) {
