@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
 #include "cli/experiment_config.h"
+#include "cli/transport.h"
 #include "client/agent.h"
 #include "client/attack.h"
 #include "client/data/dataset.h"
@@ -58,10 +59,20 @@ absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
   if (!flags.config.empty()) {
     SHOAL_ASSIGN_OR_RETURN(config, LoadExperimentConfig(flags.config));
   }
+  SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<const TlsMaterial> tls,
+                         LoadTransport(Side::kClient, flags.pki_dir, flags.insecure_plaintext));
+  // Under mutual TLS the certificate names the client; the server refuses
+  // any other ID, so a mismatch is caught here, before training.
+  if (tls != nullptr && !flags.id.empty() && flags.id != tls->common_name) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--id '", flags.id, "' differs from the name in ", flags.pki_dir, "/client.pem ('",
+        tls->common_name, "'): the server admits a device only under its certificate's name"));
+  }
   const std::string id =
-      !flags.id.empty() ? flags.id
-      : flags.partition >= 0 ? absl::StrCat("client-", flags.partition)
-                             : std::string("client");
+      !flags.id.empty()        ? flags.id
+      : tls != nullptr         ? tls->common_name
+      : flags.partition >= 0   ? absl::StrCat("client-", flags.partition)
+                               : std::string("client");
   SHOAL_RETURN_IF_ERROR(InitLogging(id, flags.log_level));
   // Several clients often share a machine: one intra-op thread each unless
   // told otherwise, so they do not oversubscribe the cores.
@@ -101,6 +112,7 @@ absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
   client::AgentOptions agent_options;
   agent_options.server_address = flags.server.empty() ? config.address : flags.server;
   agent_options.client_id = id;
+  agent_options.tls = tls;
   agent_options.state_dir =
       flags.state_dir.empty() ? absl::StrCat(config.output_dir, "/clients/", id) : flags.state_dir;
   agent_options.model_spec = config.model;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace shoal::cli {
 
@@ -15,6 +16,9 @@ struct ServerFlags {
   std::string output_dir;  // overrides server.output_dir
   int rounds = 0;          // overrides rounds when > 0
   std::string log_level = "info";
+  // Transport security: one of the two is required.
+  std::string pki_dir;           // ca.pem, server.pem, server.key, ...
+  bool insecure_plaintext = false;
 };
 int RunServerCommand(const ServerFlags& flags);
 
@@ -32,6 +36,9 @@ struct ClientFlags {
   // "sign_flip" or "noise"; the scale defaults to the mode's.
   std::string attack = "none";
   std::optional<double> attack_scale;
+  // Transport security: one of the two is required.
+  std::string pki_dir;           // ca.pem, client.pem, client.key, ...
+  bool insecure_plaintext = false;
 };
 int RunClientCommand(const ClientFlags& flags);
 
@@ -53,6 +60,19 @@ struct InferFlags {
   int limit = 10;          // predictions printed
 };
 int RunInferCommand(const InferFlags& flags);
+
+// --- shoal certs: the deployment's PKI (common/pki.h) ---
+enum class CertsAction { kInit, kClient, kRevoke };
+struct CertsFlags {
+  CertsAction action = CertsAction::kInit;
+  std::string dir;                 // the PKI folder
+  std::vector<std::string> hosts;  // init: server SANs; empty = localhost, 127.0.0.1
+  std::vector<std::string> ids;    // client / revoke
+  int days = 365;                  // leaf validity
+  bool force = false;              // overwrite existing files
+};
+int RunCertsCommand(const CertsFlags& flags);
+// --- end shoal certs ---
 
 }  // namespace shoal::cli
 

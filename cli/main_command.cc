@@ -24,6 +24,15 @@ int Main(int argc, char** argv) {
   s->add_option("--output-dir", server.output_dir, "Where models and metrics go (overrides server.output_dir)");
   s->add_option("--rounds", server.rounds, "Number of rounds (overrides rounds)")->check(CLI::PositiveNumber);
   s->add_option("--log-level", server.log_level, "debug, info, warn or error")->capture_default_str();
+  // Transport security: mutual TLS unless plaintext is asked for by name.
+  auto* s_pki = s->add_option("--pki-dir", server.pki_dir,
+                              "The server's TLS material and model-signing key: ca.pem, server.pem, "
+                              "server.key, model-signing.key, revoked.txt (from `shoal certs init`)")
+                    ->check(CLI::ExistingDirectory);
+  s->add_flag("--insecure-plaintext", server.insecure_plaintext,
+              "Serve without TLS, client authentication or model signatures (trusted test "
+              "networks only)")
+      ->excludes(s_pki);
 
   shoal::cli::ClientFlags client;
   CLI::App* c = app.add_subcommand("client", "Join a run as an edge client and train on local data");
@@ -35,7 +44,16 @@ int Main(int argc, char** argv) {
                 "train-labels-idx1-ubyte[.gz]) instead of a partition")
       ->check(CLI::ExistingDirectory)->excludes(part);
   c->add_option("--server", client.server, "Server host:port (overrides server.address)");
-  c->add_option("--id", client.id, "Stable client ID (default: client-<partition>)");
+  c->add_option("--id", client.id,
+                "Stable client ID (default: the certificate's name, else client-<partition>)");
+  auto* c_pki = c->add_option("--pki-dir", client.pki_dir,
+                              "This device's bundle from `shoal certs client`: ca.pem, client.pem, "
+                              "client.key, model-signing.pub")
+                    ->check(CLI::ExistingDirectory);
+  c->add_flag("--insecure-plaintext", client.insecure_plaintext,
+              "Talk to the server without TLS and accept unsigned models (trusted test "
+              "networks only)")
+      ->excludes(c_pki);
   c->add_option("--state-dir", client.state_dir,
                 "Where the newest global model is kept (default: <output_dir>/clients/<id>)");
   c->add_option("--device", client.device, "cpu, or cuda[:N] with a CUDA build of LibTorch")->capture_default_str();
@@ -73,6 +91,29 @@ int Main(int argc, char** argv) {
   i->add_option("--model", infer.model, "Model spec overriding the stored one (cnn, 2nn, logreg, FILE.pt)");
   i->add_option("--limit", infer.limit, "Predictions to print")->check(CLI::NonNegativeNumber)->capture_default_str();
 
+  // --- shoal certs (common/pki.h) ---
+  shoal::cli::CertsFlags certs;
+  CLI::App* pki = app.add_subcommand("certs", "Create a deployment's TLS certificates and keys");
+  pki->require_subcommand(1);
+  CLI::App* pki_init = pki->add_subcommand(
+      "init", "Create the CA, the server's certificate and the model-signing key pair");
+  pki_init->add_option("--dir", certs.dir, "PKI folder (created if missing)")->required();
+  pki_init->add_option("--host", certs.hosts,
+                       "Server DNS name or IP address, repeatable (default: localhost and 127.0.0.1)");
+  pki_init->add_option("--days", certs.days, "Server certificate validity in days (1-3650)")
+      ->capture_default_str();
+  pki_init->add_flag("--force", certs.force, "Overwrite existing files (invalidates issued clients)");
+  CLI::App* pki_client = pki->add_subcommand("client", "Issue client certificate bundles");
+  pki_client->add_option("--dir", certs.dir, "PKI folder made by `shoal certs init`")->required();
+  pki_client->add_option("--id", certs.ids, "Client ID, repeatable")->required();
+  pki_client->add_option("--days", certs.days, "Certificate validity in days (1-3650)")
+      ->capture_default_str();
+  pki_client->add_flag("--force", certs.force, "Overwrite existing bundles");
+  CLI::App* pki_revoke = pki->add_subcommand("revoke", "Revoke client IDs (server/revoked.txt)");
+  pki_revoke->add_option("--dir", certs.dir, "PKI folder made by `shoal certs init`")->required();
+  pki_revoke->add_option("--id", certs.ids, "Client ID, repeatable")->required();
+  // --- end shoal certs ---
+
   app.add_subcommand("strategies", "List the strategies a config file can name");
 
   CLI11_PARSE(app, argc, argv);
@@ -87,6 +128,12 @@ int Main(int argc, char** argv) {
   }
   if (i->parsed()) return shoal::cli::RunInferCommand(infer);
   if (m->parsed()) return shoal::cli::RunSimCommand(sim);
+  if (pki->parsed()) {
+    certs.action = pki_init->parsed()     ? CertsAction::kInit
+                   : pki_client->parsed() ? CertsAction::kClient
+                                          : CertsAction::kRevoke;
+    return shoal::cli::RunCertsCommand(certs);
+  }
   std::printf("%s\n", absl::StrJoin(RegisteredStrategies(), "\n").c_str());
   return 0;
 }

@@ -19,6 +19,7 @@
 #include "cli/experiment_config.h"
 #include "cli/progress_reporter.h"
 #include "cli/stop_signal.h"
+#include "cli/transport.h"
 #include "client/data/dataset.h"
 #include "client/dataset_evaluator.h"
 #include "client/model.h"
@@ -48,6 +49,8 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   if (!flags.output_dir.empty()) config.output_dir = flags.output_dir;
   if (flags.rounds > 0) config.coordinator.num_rounds = flags.rounds;
   SHOAL_RETURN_IF_ERROR(InitLogging("server", flags.log_level));
+  SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<const TlsMaterial> tls,
+                         LoadTransport(Side::kServer, flags.pki_dir, flags.insecure_plaintext));
   if (config.threads > 0) client::SetComputeThreads(static_cast<int>(config.threads));
 
   SHOAL_ASSIGN_OR_RETURN(ServerSide server_side, PrepareServerSide(config));
@@ -57,16 +60,22 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
                          ModelStore::Open(config.output_dir + "/models", config.model));
 
   ClientManager clients;
-  FederationService service({absl::Seconds(10), config.name}, &clients, store.get());
+  FederationServiceOptions service_options;
+  service_options.run_id = config.name;
+  service_options.access.require_certificate = tls != nullptr;
+  if (tls != nullptr) service_options.access.revoked_file = flags.pki_dir + "/revoked.txt";
+  FederationService service(service_options, &clients, store.get());
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<GrpcServer> server,
-                         GrpcServer::Start(config.address, &service));
+                         GrpcServer::Start(config.address, &service, tls.get()));
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coordinator,
                          Coordinator::Create(config.coordinator, &clients,
                                              server_side.strategy.get(), store.get(),
                                              std::move(server_side.initial)));
-  spdlog::info("run '{}': {} rounds of {} on model '{}' ({} parameters), listening on port {}",
+  spdlog::info("run '{}': {} rounds of {} on model '{}' ({} parameters), listening on port {} "
+               "({})",
                config.name, config.coordinator.num_rounds, config.strategy, config.model,
-               num_parameters, server->port());
+               num_parameters, server->port(),
+               tls != nullptr ? "mutual TLS, clients admitted by certificate" : "PLAINTEXT");
   ProgressReporter progress(config, config.output_dir);
   coordinator->AddObserver(&progress);
 

@@ -45,7 +45,7 @@ Agent::Agent(AgentOptions options, LocalClient* local)
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   channel_ = grpc::CreateCustomChannel(options_.server_address,
-                                       grpc::InsecureChannelCredentials(), args);
+                                       MakeChannelCredentials(options_.tls.get()), args);
   stub_ = v1::Federation::NewStub(channel_);
   if (!options_.state_dir.empty()) {
     ModelRecord record;

@@ -21,6 +21,7 @@
 #include "client/attack.h"
 #include "client/local_client.h"
 #include "common/parameters.h"
+#include "common/tls.h"
 #include "secagg/participant.h"
 #include "shoal/v1/shoal.grpc.pb.h"
 
@@ -30,6 +31,9 @@ namespace shoal::client {
 struct AgentOptions {
   std::string server_address = "127.0.0.1:50051";
   std::string client_id;  // required; stable across restarts
+  // This device's TLS material (mutual TLS; its certificate names
+  // client_id). Null: plaintext, for runs that asked for it by name.
+  std::shared_ptr<const TlsMaterial> tls;
   // Where the newest global model is kept (model-directory layout).
   std::string state_dir;
   // The model spec recorded with the cached model, for offline inference.

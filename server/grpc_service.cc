@@ -92,6 +92,23 @@ absl::StatusOr<FitRes> MaskedFitRes(const v1::FitResultHeader& header,
 
 }  // namespace
 
+absl::StatusOr<AccessControl::Ticket> FederationService::Admit(grpc::ServerContext* ctx,
+                                                               const std::string& id) {
+  SHOAL_RETURN_IF_ERROR(ValidateClientId(id));
+  absl::StatusOr<AccessControl::Ticket> ticket = access_.Admit(*ctx->auth_context(), id);
+  if (!ticket.ok()) {
+    if (absl::IsPermissionDenied(ticket.status()) && clients_->Find(id) != nullptr &&
+        access_.IsRevoked(id)) {
+      clients_->Unregister(id);
+      spdlog::warn("client '{}' is revoked: dropped from the registry", id);
+    }
+    if (!absl::IsResourceExhausted(ticket.status())) {
+      spdlog::warn("call from {} refused: {}", ctx->peer(), std::string(ticket.status().message()));
+    }
+  }
+  return ticket;
+}
+
 absl::StatusOr<std::shared_ptr<GrpcClientProxy>> FederationService::KnownClient(
     const std::string& id) {
   SHOAL_RETURN_IF_ERROR(ValidateClientId(id));
@@ -107,8 +124,8 @@ absl::StatusOr<std::shared_ptr<GrpcClientProxy>> FederationService::KnownClient(
 grpc::Status FederationService::Join(grpc::ServerContext* ctx,
                                      const v1::JoinRequest* req,
                                      v1::JoinResponse* resp) {
-  absl::Status valid = ValidateClientId(req->client_id());
-  if (!valid.ok()) return ToGrpcStatus(valid);
+  absl::StatusOr<AccessControl::Ticket> ticket = Admit(ctx, req->client_id());
+  if (!ticket.ok()) return ToGrpcStatus(ticket.status());
   // A known ID keeps its proxy (and any open task): the device restarted or
   // reconnected. A new ID gets a fresh one.
   if (clients_->Find(req->client_id()) == nullptr) {
@@ -127,6 +144,8 @@ grpc::Status FederationService::Join(grpc::ServerContext* ctx,
 
 grpc::Status FederationService::Poll(grpc::ServerContext* ctx,
                                      const v1::PollRequest* req, v1::Task* task) {
+  absl::StatusOr<AccessControl::Ticket> ticket = Admit(ctx, req->client_id());
+  if (!ticket.ok()) return ToGrpcStatus(ticket.status());
   absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
   if (!proxy.ok()) return ToGrpcStatus(proxy.status());
   // Never hold a call past the client's own deadline.
@@ -157,6 +176,8 @@ grpc::Status FederationService::Poll(grpc::ServerContext* ctx,
 grpc::Status FederationService::DownloadModel(grpc::ServerContext* ctx,
                                               const v1::DownloadModelRequest* req,
                                               grpc::ServerWriter<v1::Chunk>* writer) {
+  absl::StatusOr<AccessControl::Ticket> ticket = Admit(ctx, req->client_id());
+  if (!ticket.ok()) return ToGrpcStatus(ticket.status());
   absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
   if (!proxy.ok()) return ToGrpcStatus(proxy.status());
   absl::StatusOr<std::shared_ptr<const ChunkedPayload>> payload =
@@ -168,6 +189,8 @@ grpc::Status FederationService::DownloadModel(grpc::ServerContext* ctx,
 grpc::Status FederationService::DownloadAux(grpc::ServerContext* ctx,
                                             const v1::DownloadAuxRequest* req,
                                             grpc::ServerWriter<v1::Chunk>* writer) {
+  absl::StatusOr<AccessControl::Ticket> ticket = Admit(ctx, req->client_id());
+  if (!ticket.ok()) return ToGrpcStatus(ticket.status());
   absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
   if (!proxy.ok()) return ToGrpcStatus(proxy.status());
   absl::StatusOr<GrpcClientProxy::FitTaskInputs> inputs = (*proxy)->OpenFitTask(req->task_id());
@@ -183,7 +206,7 @@ grpc::Status FederationService::DownloadAux(grpc::ServerContext* ctx,
 }
 
 absl::Status FederationService::ReceiveFit(
-    grpc::ServerReader<v1::SubmitFitRequest>* reader) {
+    grpc::ServerContext* ctx, grpc::ServerReader<v1::SubmitFitRequest>* reader) {
   v1::SubmitFitRequest msg;
   if (!reader->Read(&msg)) {
     return absl::InvalidArgumentError("empty SubmitFit stream");
@@ -192,6 +215,7 @@ absl::Status FederationService::ReceiveFit(
     return absl::InvalidArgumentError("the first SubmitFit message must carry the header");
   }
   const v1::FitResultHeader header = msg.header();
+  SHOAL_ASSIGN_OR_RETURN(AccessControl::Ticket ticket, Admit(ctx, header.client_id()));
   SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<GrpcClientProxy> proxy,
                          KnownClient(header.client_id()));
   // Refuse before reading megabytes when the task is not open.
@@ -265,7 +289,7 @@ absl::Status FederationService::ReceiveFit(
 grpc::Status FederationService::SubmitFit(
     grpc::ServerContext* ctx, grpc::ServerReader<v1::SubmitFitRequest>* reader,
     v1::SubmitResponse* resp) {
-  absl::Status status = ReceiveFit(reader);
+  absl::Status status = ReceiveFit(ctx, reader);
   if (!status.ok()) {
     spdlog::warn("SubmitFit from {} refused: {}", ctx->peer(), std::string(status.message()));
     return ToGrpcStatus(status);
@@ -277,6 +301,8 @@ grpc::Status FederationService::SubmitFit(
 grpc::Status FederationService::SubmitEvaluate(grpc::ServerContext* ctx,
                                                const v1::EvaluateResult* req,
                                                v1::SubmitResponse* resp) {
+  absl::StatusOr<AccessControl::Ticket> ticket = Admit(ctx, req->client_id());
+  if (!ticket.ok()) return ToGrpcStatus(ticket.status());
   absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
   if (!proxy.ok()) return ToGrpcStatus(proxy.status());
   if (!req->error().empty()) {
@@ -296,6 +322,8 @@ grpc::Status FederationService::SubmitEvaluate(grpc::ServerContext* ctx,
 grpc::Status FederationService::SubmitSecAgg(grpc::ServerContext* ctx,
                                              const v1::SecAggSubmission* req,
                                              v1::SubmitResponse* resp) {
+  absl::StatusOr<AccessControl::Ticket> ticket = Admit(ctx, req->client_id());
+  if (!ticket.ok()) return ToGrpcStatus(ticket.status());
   absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
   if (!proxy.ok()) return ToGrpcStatus(proxy.status());
   // A client that gave up is dropped from the session at once, so the stage
@@ -317,6 +345,8 @@ grpc::Status FederationService::SubmitSecAgg(grpc::ServerContext* ctx,
 grpc::Status FederationService::Leave(grpc::ServerContext* ctx,
                                       const v1::LeaveRequest* req,
                                       v1::LeaveResponse* resp) {
+  absl::StatusOr<AccessControl::Ticket> ticket = Admit(ctx, req->client_id());
+  if (!ticket.ok()) return ToGrpcStatus(ticket.status());
   absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
   if (!proxy.ok()) return ToGrpcStatus(proxy.status());
   clients_->Unregister(req->client_id());
@@ -325,10 +355,12 @@ grpc::Status FederationService::Leave(grpc::ServerContext* ctx,
 }
 
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string& address,
-                                                              grpc::Service* service) {
+                                                              grpc::Service* service,
+                                                              const TlsMaterial* tls) {
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(address, MakeServerCredentials(tls), &port);
+  builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
   builder.RegisterService(service);
   // Devices behind NAT send keepalive pings on idle connections; allow them.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);

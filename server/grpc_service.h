@@ -13,6 +13,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/tls.h"
+#include "server/access_control.h"
 #include "server/client_manager.h"
 #include "server/grpc_client_proxy.h"
 #include "server/model_store.h"
@@ -26,6 +28,8 @@ struct FederationServiceOptions {
   absl::Duration max_poll_wait = absl::Seconds(10);
   // A run ID clients see on Join, for logs.
   std::string run_id;
+  // Who may call, and how much (identity, revocation, per-client limits).
+  AccessControlOptions access;
 };
 
 // Thread-safe. Does not own the ClientManager or ModelStore.
@@ -33,7 +37,8 @@ class FederationService final : public v1::Federation::Service {
  public:
   FederationService(FederationServiceOptions options, ClientManager* clients,
                     ModelStore* store)
-      : options_(std::move(options)), clients_(clients), store_(store) {}
+      : options_(std::move(options)), access_(options_.access), clients_(clients),
+        store_(store) {}
 
   grpc::Status Join(grpc::ServerContext* ctx, const v1::JoinRequest* req,
                     v1::JoinResponse* resp) override;
@@ -58,12 +63,17 @@ class FederationService final : public v1::Federation::Service {
                      v1::LeaveResponse* resp) override;
 
  private:
+  // Admit validates `id` and admits the call (access_control.h). A revoked
+  // client is also dropped from the registry, so it is no longer sampled.
+  absl::StatusOr<AccessControl::Ticket> Admit(grpc::ServerContext* ctx, const std::string& id);
   // KnownClient returns the client's proxy and records a heartbeat, or
   // NotFound/InvalidArgument for a bad or unknown ID.
   absl::StatusOr<std::shared_ptr<GrpcClientProxy>> KnownClient(const std::string& id);
-  absl::Status ReceiveFit(grpc::ServerReader<v1::SubmitFitRequest>* reader);
+  absl::Status ReceiveFit(grpc::ServerContext* ctx,
+                          grpc::ServerReader<v1::SubmitFitRequest>* reader);
 
   const FederationServiceOptions options_;
+  AccessControl access_;
   ClientManager* const clients_;
   ModelStore* const store_;
 };
@@ -74,10 +84,12 @@ absl::Status ValidateClientId(const std::string& id);
 // GrpcServer runs a FederationService on an address.
 class GrpcServer {
  public:
-  // Start listens on `address` ("127.0.0.1:0" picks a free port). Plaintext
-  // for now: TLS arrives with the hardening work.
+  // Start listens on `address` ("127.0.0.1:0" picks a free port) with TLS
+  // that requires client certificates from the CA in `tls` (mutual TLS), or
+  // in plaintext when `tls` is null. Any one message a client sends is
+  // capped at kMaxRequestBytes.
   static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(
-      const std::string& address, grpc::Service* service);
+      const std::string& address, grpc::Service* service, const TlsMaterial* tls);
   ~GrpcServer();
 
   int port() const { return port_; }

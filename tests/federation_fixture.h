@@ -1,6 +1,9 @@
 // FederationTest: a fixture for end-to-end tests over real processes: a real
 // `shoal server` and real `shoal client` processes on 127.0.0.1 (a port the
-// test picks) train the 2NN on small real Fashion-MNIST partitions.
+// test picks) train the 2NN on small real Fashion-MNIST partitions, over
+// mutual TLS with a PKI the fixture creates (as a deployment would with
+// `shoal certs`): the server gets PKI/server, client-P the bundle
+// PKI/clients/client-P.
 #ifndef SHOAL_TESTS_FEDERATION_FIXTURE_H_
 #define SHOAL_TESTS_FEDERATION_FIXTURE_H_
 
@@ -13,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
+#include "common/pki.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
 #include "tests/testing.h"
@@ -25,6 +29,19 @@ class FederationTest : public ::testing::Test {
     port_ = testing::PickUnusedPort();
     ASSERT_GT(port_, 0);
     address_ = absl::StrCat("127.0.0.1:", port_);
+    pki_ = dir_.File("pki");
+    const absl::Status pki = InitPki(pki_, PkiOptions{});
+    ASSERT_TRUE(pki.ok()) << pki;
+  }
+
+  // Bundle issues (once) and returns client `id`'s --pki-dir.
+  std::string Bundle(const std::string& id) {
+    const std::string bundle = absl::StrCat(pki_, "/clients/", id);
+    if (!ReadFile(bundle + "/client.pem").ok()) {
+      const absl::Status issued = IssueClient(pki_, id, PkiOptions{});
+      EXPECT_TRUE(issued.ok()) << issued;
+    }
+    return bundle;
   }
 
   // WriteConfig: 2NN, IID partitions of 1/40 of Fashion-MNIST each (1,500
@@ -52,7 +69,8 @@ class FederationTest : public ::testing::Test {
 
   std::unique_ptr<Subprocess> StartServer(const std::string& config) {
     return std::make_unique<Subprocess>(
-        std::vector<std::string>{SHOAL_BINARY, "server", "--config", config},
+        std::vector<std::string>{SHOAL_BINARY, "server", "--config", config, "--pki-dir",
+                                 pki_ + "/server"},
         dir_.File("server.log"));
   }
 
@@ -60,7 +78,8 @@ class FederationTest : public ::testing::Test {
     return std::make_unique<Subprocess>(
         std::vector<std::string>{SHOAL_BINARY, "client", "--config", config, "--partition",
                                  std::to_string(partition), "--state-dir",
-                                 dir_.File(absl::StrCat("client-", partition))},
+                                 dir_.File(absl::StrCat("client-", partition)), "--pki-dir",
+                                 Bundle(absl::StrCat("client-", partition))},
         dir_.File(absl::StrCat("client-", partition, ".log")));
   }
 
@@ -89,6 +108,7 @@ class FederationTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
+  std::string pki_;  // the deployment's PKI (common/pki.h layout)
   int port_ = 0;
   std::string address_;
 };

@@ -150,7 +150,7 @@ TEST_F(IntegrationTest, ClientKilledMidRoundDoesNotStallTheRoundPastItsDeadline)
   clients.push_back(std::make_unique<Subprocess>(
       std::vector<std::string>{SHOAL_BINARY, "client", "--config", config, "--id", "client-2",
                                "--data-dir", "/usr/share/datasets/fashion-mnist", "--state-dir",
-                               dir_.File("client-2")},
+                               dir_.File("client-2"), "--pki-dir", Bundle("client-2")},
       dir_.File("client-2.log")));
   auto server = StartServer(config);
   ASSERT_TRUE(WaitForLogLine(*server, "round 1/1: asked 3", absl::Seconds(90))) << server->Log();
@@ -187,7 +187,7 @@ TEST_F(IntegrationTest, SecureAggregationSurvivesAClientKilledAfterSharingKeys) 
   clients.push_back(std::make_unique<Subprocess>(
       std::vector<std::string>{SHOAL_BINARY, "client", "--config", config, "--id", "client-3",
                                "--data-dir", "/usr/share/datasets/fashion-mnist", "--state-dir",
-                               dir_.File("client-3")},
+                               dir_.File("client-3"), "--pki-dir", Bundle("client-3")},
       dir_.File("client-3.log")));
   auto server = StartServer(config);
   ASSERT_TRUE(WaitForLogLine(*server, "secure aggregation 'share keys': 4/4",
@@ -242,7 +242,7 @@ TEST_F(IntegrationTest, TorchScriptModelTrainsOnPartitionAndOnOwnDataFolder) {
   auto by_partition = StartClient(config, 0);
   Subprocess own_data({SHOAL_BINARY, "client", "--config", config, "--id", "own-data",
                        "--data-dir", "/usr/share/datasets/fashion-mnist", "--state-dir",
-                       dir_.File("own-data")},
+                       dir_.File("own-data"), "--pki-dir", Bundle("own-data")},
                       dir_.File("own-data.log"));
   ASSERT_EQ(server->Wait(absl::Minutes(3)), 0) << server->Log();
   EXPECT_EQ(by_partition->Wait(absl::Seconds(60)), 0) << by_partition->Log();

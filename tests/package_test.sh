@@ -47,11 +47,16 @@ c["server"]["address"] = "127.0.0.1:" + sys.argv[3]
 c["server"]["output_dir"] = sys.argv[4]
 json.dump(c, open(sys.argv[2], "w"))
 PY
+# The deployment's PKI: mutual TLS, as every run is unless told otherwise.
+"$work/prefix/bin/shoal" certs init --dir "$work/pki" >/dev/null
+"$work/prefix/bin/shoal" certs client --dir "$work/pki" --id client-0 --id client-1 >/dev/null
 for i in 0 1; do
   timeout 300 "$work/prefix/bin/shoal" client --config "$work/run.json" --partition $i \
-    --state-dir "$work/client-$i" >"$work/client-$i.log" 2>&1 &
+    --state-dir "$work/client-$i" --pki-dir "$work/pki/clients/client-$i" \
+    >"$work/client-$i.log" 2>&1 &
 done
-timeout 300 "$custom" server --config "$work/run.json" >"$work/server.log" 2>&1 ||
+timeout 300 "$custom" server --config "$work/run.json" --pki-dir "$work/pki/server" \
+  >"$work/server.log" 2>&1 ||
   { cat "$work/server.log"; fail "custom server failed"; }
 wait
 $py - "$work/run/metrics.json" <<'PY' || { cat "$work/server.log"; fail "run did not train"; }

@@ -37,6 +37,16 @@
 namespace shoal {
 namespace {
 
+// Plaintext service options: these tests exercise the service's logic;
+// tls_test covers transport security and authentication.
+FederationServiceOptions PlaintextOptions(absl::Duration max_poll_wait, std::string run_id) {
+  FederationServiceOptions options;
+  options.max_poll_wait = max_poll_wait;
+  options.run_id = std::move(run_id);
+  options.access.require_certificate = false;
+  return options;
+}
+
 constexpr uint32_t kClients = 3;
 constexpr uint32_t kRound = 1;
 // Different sizes, so the mean is weighted; all within max_weight, so the
@@ -108,12 +118,12 @@ class SecAggTransportTest : public ::testing::Test {
     ASSERT_TRUE(store_->Save(0, *initial_, {}).ok());
     // A short long-poll, so the agents see each stage's task at once.
     service_ = std::make_unique<FederationService>(
-        FederationServiceOptions{absl::Milliseconds(200), "secagg-test"}, &clients_,
+        PlaintextOptions(absl::Milliseconds(200), "secagg-test"), &clients_,
         store_.get());
     const int port = testing::PickUnusedPort();
     ASSERT_GT(port, 0);
     address_ = absl::StrCat("127.0.0.1:", port);
-    auto server = GrpcServer::Start(address_, service_.get());
+    auto server = GrpcServer::Start(address_, service_.get(), nullptr);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     stub_ = v1::Federation::NewStub(

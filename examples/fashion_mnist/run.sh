@@ -25,14 +25,23 @@ trap cleanup EXIT INT TERM
 
 echo "Shoal main job: 1 server + $clients clients on $address; logs in $out/logs/"
 start=$(date +%s)
+# The deployment's PKI: a CA, the server's certificate and model-signing
+# key, and one bundle per device. Every connection is mutual TLS and every
+# model the clients load is signed.
+ids=()
+for ((i = 0; i < clients; i++)); do ids+=(--id "client-$i"); done
+"$shoal" certs init --dir "$out/pki" >/dev/null
+"$shoal" certs client --dir "$out/pki" "${ids[@]}" >/dev/null
+echo "PKI in $out/pki (server: $out/pki/server, devices: $out/pki/clients/<id>)"
 # Clients first: they wait for the server with backoff, as devices would.
 for ((i = 0; i < clients; i++)); do
   "$shoal" client --config "$config" --partition "$i" --server "$address" \
-    --state-dir "$out/clients/client-$i" >"$out/logs/client-$i.log" 2>&1 &
+    --state-dir "$out/clients/client-$i" --pki-dir "$out/pki/clients/client-$i" \
+    >"$out/logs/client-$i.log" 2>&1 &
   pids+=($!)
 done
 "$shoal" server --config "$config" --address "$address" --output-dir "$out" \
-  2>&1 | tee "$out/logs/server.log"
+  --pki-dir "$out/pki/server" 2>&1 | tee "$out/logs/server.log"
 status=${PIPESTATUS[0]}
 for p in "${pids[@]}"; do wait "$p" || status=1; done
 pids=()

@@ -1,0 +1,109 @@
+// A deployment's public-key infrastructure: the certificate authority, the
+// server's TLS identity, one TLS identity per client, the model-signing key
+// pair and the list of revoked client IDs. `shoal certs` is the command
+// line over these functions; the server reads revoked.txt through
+// ReadRevokedClients.
+//
+// Layout under a PKI folder DIR (keys 0600, everything else 0644):
+//   DIR/ca/ca.pem, ca.key                 the CA; ca.key belongs offline
+//   DIR/server/ca.pem, server.pem, server.key,
+//              model-signing.key, model-signing.pub, revoked.txt
+//                                         the server's --pki-dir
+//   DIR/clients/ID/ca.pem, client.pem, client.key, model-signing.pub
+//                                         one device's --pki-dir
+//
+// Key formats, which other rooms rely on: TLS keys are PEM PKCS#8
+// ("PRIVATE KEY") ECDSA P-256 keys, certificates are PEM X.509 v3 signed
+// with SHA-256; model-signing.key is a PEM PKCS#8 Ed25519 key and
+// model-signing.pub its PEM SubjectPublicKeyInfo ("PUBLIC KEY").
+//
+// The functions are not safe to run concurrently on one DIR (two revokes at
+// once can lose one); separate DIRs are independent.
+#ifndef SHOAL_COMMON_PKI_H_
+#define SHOAL_COMMON_PKI_H_
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace shoal {
+
+// PkiOptions configures InitPki and IssueClient.
+struct PkiOptions {
+  // Subject alternative names of the server certificate: DNS names or IPv4 /
+  // IPv6 literals. Clients must reach the server under one of them.
+  std::vector<std::string> server_hosts = {"localhost", "127.0.0.1"};
+  // Validity of server and client certificates, 1..3650. The CA gets 10
+  // years; no leaf outlives it.
+  int days = 365;
+  // Overwrite existing files instead of refusing.
+  bool force = false;
+};
+
+// InitPki creates the CA (self-signed, ECDSA P-256, 10 years), the server
+// certificate (CN "shoal-server", serverAuth, SANs options.server_hosts)
+// and the Ed25519 model-signing key pair, as laid out above, and an empty
+// DIR/server/revoked.txt unless one exists (revocations are never dropped).
+// Creates DIR if missing.
+//
+// Errors: InvalidArgument for bad options; AlreadyExists, before writing
+// anything, when an output file exists and !options.force; Internal for
+// OpenSSL or file-system failures.
+absl::Status InitPki(const std::string& dir, const PkiOptions& options);
+
+// IssueClient writes DIR/clients/ID/{ca.pem, client.pem, client.key,
+// model-signing.pub}: a self-contained bundle to copy to the device. The
+// certificate has CN = ID and extendedKeyUsage clientAuth and is signed by
+// DIR/ca. options.server_hosts is ignored.
+//
+// Errors: InvalidArgument for a malformed ID (1-128 characters of
+// [A-Za-z0-9._:-]) or bad days; FailedPrecondition for an ID listed in
+// DIR/server/revoked.txt or a CA key that does not match its certificate;
+// NotFound when DIR/ca or DIR/server/model-signing.pub is missing (the
+// message says to run `shoal certs init`); AlreadyExists when the bundle
+// exists and !options.force.
+absl::Status IssueClient(const std::string& dir, const std::string& id,
+                         const PkiOptions& options);
+
+// IssueClients issues bundles for many IDs as IssueClient does, loading the
+// CA once. Every check (IDs, duplicates, revocations, existing bundles)
+// runs before the first bundle is written; `on_issued`, if set, is called
+// with the count issued so far after each bundle. Errors as IssueClient's,
+// plus InvalidArgument for an empty list or an ID given twice.
+absl::Status IssueClients(const std::string& dir,
+                          const std::vector<std::string>& ids,
+                          const PkiOptions& options,
+                          const std::function<void(size_t issued)>& on_issued);
+
+// RevokeClient adds ID to DIR/server/revoked.txt, replacing the file
+// atomically (temporary file, fsync, rename). Revoking a revoked ID is OK
+// and changes nothing. The client's bundle is left where it is.
+//
+// Errors: InvalidArgument for a malformed ID or a malformed revoked.txt;
+// NotFound when DIR/server is missing.
+absl::Status RevokeClient(const std::string& dir, const std::string& id);
+
+// ReadRevokedClients parses a revoked.txt: one client ID per line; blank
+// lines and '#' comments (whole-line or after an ID) are ignored. A missing
+// file is an empty set.
+//
+// Example:
+//   SHOAL_ASSIGN_OR_RETURN(auto revoked,
+//                          ReadRevokedClients(pki_dir + "/revoked.txt"));
+//   if (revoked.contains(peer_cn)) return PermissionDenied(...);
+//
+// Errors: InvalidArgument naming the file and line for a malformed ID.
+absl::StatusOr<absl::flat_hash_set<std::string>> ReadRevokedClients(
+    const std::string& path);
+
+// ValidatePkiClientId accepts 1 to 128 characters of [A-Za-z0-9._:-], the
+// IDs the server accepts, so every client ID can have a certificate.
+absl::Status ValidatePkiClientId(const std::string& id);
+
+}  // namespace shoal
+
+#endif  // SHOAL_COMMON_PKI_H_
