@@ -283,9 +283,9 @@ absl::StatusOr<std::vector<std::shared_ptr<grpc::ChannelCredentials>>> MakeCrede
       creds.push_back(grpc::InsecureChannelCredentials());
       continue;
     }
-    SHOAL_ASSIGN_OR_RETURN(shoal::ClientTls tls,
+    SHOAL_ASSIGN_OR_RETURN(shoal::TlsMaterial tls,
                            shoal::LoadClientTls(pki + "/clients/" + ClientId(i)));
-    creds.push_back(shoal::MakeChannelCredentials(tls));
+    creds.push_back(shoal::MakeChannelCredentials(&tls));
   }
   return creds;
 }

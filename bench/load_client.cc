@@ -151,12 +151,13 @@ absl::Status LoadClient::Join() {
     v1::JoinResponse resp;
     auto ctx = Context(options_.rpc_timeout);
     const absl::Time start = absl::Now();
-    absl::Status s = Finish("Join", start, stub_->Join(ctx.get(), req, &resp));
-    if (s.ok()) {
+    const grpc::Status s = stub_->Join(ctx.get(), req, &resp);
+    absl::Status joined = Finish("Join", start, s);
+    if (joined.ok()) {
       poll_wait_ = absl::Milliseconds(resp.poll_interval_ms());
       return absl::OkStatus();
     }
-    if (stop_->load() || !IsTransient(static_cast<grpc::StatusCode>(s.code()))) return s;
+    if (stop_->load() || !IsTransient(s.error_code())) return joined;
     absl::SleepFor(absl::Seconds(1));
   }
 }
