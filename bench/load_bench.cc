@@ -17,6 +17,7 @@
 // only when every round completed with all N clients, every client left
 // cleanly and no RPC failed: the smoke test relies on it.
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -27,6 +28,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -140,10 +143,11 @@ bool RaiseFileLimit(rlim_t needed) {
   return true;
 }
 
-// ProcStatus reads the "VmRSS:"-style fields of /proc/PID/status (kB, or a
-// count for "Threads:"); -1 when the process is gone.
+// ProcSample: what /proc says about a process at one moment; -1 when the
+// process is gone.
 struct ProcSample {
   long rss_kib = -1, hwm_kib = -1, threads = -1;
+  double cpu_s = -1;  // user + system time so far
 };
 
 ProcSample ReadProcStatus(const std::string& pid) {
@@ -158,20 +162,80 @@ ProcSample ReadProcStatus(const std::string& pid) {
     field("VmHWM:", &s.hwm_kib);
     field("Threads:", &s.threads);
   }
+  // utime and stime are fields 14 and 15, counted after the ')' that ends
+  // the command name (which may hold spaces).
+  std::ifstream stat("/proc/" + pid + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const size_t paren = text.rfind(')');
+  if (paren != std::string::npos) {
+    std::istringstream fields(text.substr(paren + 2));
+    std::string skip;
+    for (int i = 3; i < 14 && fields >> skip; ++i) {
+    }
+    long utime = 0, stime = 0;
+    if (fields >> utime >> stime) {
+      s.cpu_s = static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+    }
+  }
   return s;
+}
+
+// StackBreakdown: how much of a process's RSS sits in thread stacks, found
+// in /proc/PID/smaps as anonymous mappings of exactly the default stack
+// size (RLIMIT_STACK; gRPC's and glibc's threads use it). A thread pool that
+// grows one thread per waiting call shows up here.
+struct StackBreakdown {
+  long stacks = -1;
+  long stack_rss_kib = -1;
+};
+
+StackBreakdown ReadStacks(const std::string& pid) {
+  rlimit lim{};
+  getrlimit(RLIMIT_STACK, &lim);
+  const unsigned long stack_bytes =
+      lim.rlim_cur == RLIM_INFINITY ? 8ul << 20 : static_cast<unsigned long>(lim.rlim_cur);
+  std::ifstream in("/proc/" + pid + "/smaps");
+  StackBreakdown b;
+  std::string line;
+  bool in_stack = false;
+  while (std::getline(in, line)) {
+    unsigned long start = 0, end = 0;
+    char perms[8] = {0};
+    unsigned long inode = 0;
+    int path_at = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx %7s %*s %*s %lu %n", &start, &end, perms, &inode,
+                    &path_at) >= 4) {
+      const bool anonymous = inode == 0 && line.find_first_not_of(' ', path_at) == std::string::npos;
+      in_stack = anonymous && perms[0] == 'r' && end - start == stack_bytes;
+      if (in_stack) b.stacks = std::max(0l, b.stacks) + 1;
+      continue;
+    }
+    if (in_stack && line.rfind("Rss:", 0) == 0) {
+      b.stack_rss_kib = std::max(0l, b.stack_rss_kib) + std::atol(line.c_str() + 4);
+    }
+  }
+  return b;
 }
 
 double MiB(long kib) { return kib < 0 ? -1 : static_cast<double>(kib) / 1024.0; }
 
-// MemorySampler reads the server's and this process's /proc status every
-// 100 ms on its own thread, keeping peaks and the values at two moments the
-// caller marks (all clients joined, all rounds done).
-class MemorySampler {
+// Mark: moments of a run at which ProcessSampler keeps a sample of both
+// processes.
+enum Mark { kClientsStart, kAllConnected, kAllJoined, kRoundsDone, kNumMarks };
+
+// ProcessSampler reads the server's and this process's /proc files every
+// 100 ms on its own thread, keeping peaks, samples at each Mark, and the
+// server's thread-stack memory when its thread count peaks. Thread-safe.
+class ProcessSampler {
  public:
-  MemorySampler(pid_t server, const LoadRecorder* recorder, int64_t clients, int rounds)
+  ProcessSampler(pid_t server, const LoadRecorder* recorder, int64_t clients, int rounds)
       : server_(std::to_string(server)), recorder_(recorder), clients_(clients),
-        rounds_(rounds), thread_([this] { Loop(); }) {}
-  ~MemorySampler() {
+        rounds_(rounds) {
+    figures_.server_at[kClientsStart] = ReadProcStatus(server_);
+    figures_.bench_at[kClientsStart] = ReadProcStatus("self");
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~ProcessSampler() {
     {
       absl::MutexLock lock(&mu_);
       stop_ = true;
@@ -180,10 +244,10 @@ class MemorySampler {
   }
 
   struct Figures {
-    ProcSample last;  // of the server, while it was alive
-    long server_peak_rss_kib = -1, server_peak_threads = -1;
-    long server_rss_all_joined_kib = -1, server_rss_rounds_done_kib = -1;
-    long bench_peak_rss_kib = -1;
+    ProcSample server_at[kNumMarks], bench_at[kNumMarks];
+    ProcSample server_last, bench_last;  // the server's while it was alive
+    long server_peak_rss_kib = -1, server_peak_threads = -1, bench_peak_rss_kib = -1;
+    StackBreakdown server_stacks_at_peak;
   };
   Figures figures() const {
     absl::MutexLock lock(&mu_);
@@ -193,21 +257,33 @@ class MemorySampler {
  private:
   void Loop() {
     absl::MutexLock lock(&mu_);
+    long stacks_threads = 0;  // the thread count when smaps was last read
     while (!stop_) {
       mu_.AwaitWithTimeout(absl::Condition(&stop_), absl::Milliseconds(100));
       const ProcSample server = ReadProcStatus(server_);
       const ProcSample self = ReadProcStatus("self");
+      figures_.bench_last = self;
       figures_.bench_peak_rss_kib = std::max(figures_.bench_peak_rss_kib, self.rss_kib);
       if (server.rss_kib < 0) continue;
-      figures_.last = server;
+      figures_.server_last = server;
       figures_.server_peak_rss_kib = std::max(figures_.server_peak_rss_kib, server.rss_kib);
-      figures_.server_peak_threads = std::max(figures_.server_peak_threads, server.threads);
-      if (figures_.server_rss_all_joined_kib < 0 && recorder_->joined.load() >= clients_) {
-        figures_.server_rss_all_joined_kib = server.rss_kib;
+      if (server.threads > figures_.server_peak_threads) {
+        figures_.server_peak_threads = server.threads;
+        // smaps of a thousand threads takes milliseconds: again only when
+        // the peak grew by a twentieth.
+        if (server.threads * 20 > stacks_threads * 21) {
+          figures_.server_stacks_at_peak = ReadStacks(server_);
+          stacks_threads = server.threads;
+        }
       }
-      if (figures_.server_rss_rounds_done_kib < 0 &&
-          recorder_->RoundsCompleted(clients_) >= rounds_) {
-        figures_.server_rss_rounds_done_kib = server.rss_kib;
+      const bool reached[kNumMarks] = {
+          true, recorder_->connected.load() >= clients_, recorder_->joined.load() >= clients_,
+          recorder_->RoundsCompleted(clients_) >= rounds_};
+      for (int m = 0; m < kNumMarks; ++m) {
+        if (reached[m] && figures_.server_at[m].rss_kib < 0) {
+          figures_.server_at[m] = server;
+          figures_.bench_at[m] = self;
+        }
       }
     }
   }
@@ -219,7 +295,7 @@ class MemorySampler {
   mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   Figures figures_ ABSL_GUARDED_BY(mu_);
-  std::thread thread_;  // last: starts after the members it reads
+  std::thread thread_;
 };
 
 // StartThread runs `fn` on a joinable thread with a `stack_bytes` stack: a
@@ -367,7 +443,7 @@ int Run(const Flags& f) {
 
   LoadRecorder recorder;
   std::atomic<bool> stop{false};
-  MemorySampler sampler(server.pid(), &recorder, f.clients, f.rounds);
+  ProcessSampler sampler(server.pid(), &recorder, f.clients, f.rounds);
   std::vector<absl::Status> results(f.clients);
   std::vector<pthread_t> threads;
   const absl::Time start = absl::Now();
@@ -414,7 +490,7 @@ int Run(const Flags& f) {
     }
     if (now >= next_report) {
       next_report += absl::Seconds(5);
-      const MemorySampler::Figures mem = sampler.figures();
+      const ProcessSampler::Figures mem = sampler.figures();
       std::printf("[%5.0f s] connected %lld/%d, joined %lld, rounds done %d/%d, left %lld, "
                   "failed %lld | server RSS %.1f MiB, %ld threads\n",
                   absl::ToDoubleSeconds(now - start),
@@ -422,15 +498,15 @@ int Run(const Flags& f) {
                   static_cast<long long>(recorder.joined.load()),
                   recorder.RoundsCompleted(f.clients), f.rounds,
                   static_cast<long long>(recorder.finished.load()),
-                  static_cast<long long>(recorder.failed.load()), MiB(mem.last.rss_kib),
-                  mem.last.threads);
+                  static_cast<long long>(recorder.failed.load()), MiB(mem.server_last.rss_kib),
+                  mem.server_last.threads);
       std::fflush(stdout);
     }
   }
   const absl::Time clients_done = absl::Now();
   for (pthread_t t : threads) pthread_join(t, nullptr);
   const int server_exit = server.Wait(absl::Seconds(60));
-  const MemorySampler::Figures mem = sampler.figures();
+  const ProcessSampler::Figures mem = sampler.figures();
 
   // ---------------------------------------------------------------- report
   std::vector<std::string> problems;
@@ -486,7 +562,7 @@ int Run(const Flags& f) {
     rpc[name] = {{"count", s.count}, {"p50_ms", s.p50}, {"p90_ms", s.p90},
                  {"p99_ms", s.p99}, {"max_ms", s.max}};
   }
-  for (const char* needed : {"Connect", "Join", "Poll (task)", "DownloadModel", "SubmitFit"}) {
+  for (const char* needed : {"Connect", "Join", "Poll (fit)", "DownloadModel", "SubmitFit", "Leave"}) {
     if (!rpc.contains(needed)) problems.push_back(absl::StrCat("no ", needed, " latencies"));
   }
   const std::map<std::string, int64_t> errors = recorder.Errors();
@@ -500,16 +576,40 @@ int Run(const Flags& f) {
   const double connect_all_s = all_connected == absl::InfiniteFuture()
                                    ? -1
                                    : absl::ToDoubleSeconds(all_connected - start);
-  const long joined_delta_kib = mem.server_rss_all_joined_kib - idle.rss_kib;
+  const long joined_delta_kib = mem.server_at[kAllJoined].rss_kib - idle.rss_kib;
+  // CPU seconds between two marks (or the last sample), -1 when unknown.
+  auto cpu = [](const ProcSample* at, const ProcSample& last, int from, int to) {
+    const ProcSample& end = to < kNumMarks ? at[to] : last;
+    return at[from].cpu_s < 0 || end.cpu_s < 0 ? -1.0 : end.cpu_s - at[from].cpu_s;
+  };
+  const double client_rounds = static_cast<double>(f.clients) * f.rounds;
+  const json cpu_json = {
+      {"server_connect_s", cpu(mem.server_at, mem.server_last, kClientsStart, kAllConnected)},
+      {"server_rounds_s", cpu(mem.server_at, mem.server_last, kAllJoined, kRoundsDone)},
+      {"server_total_s", cpu(mem.server_at, mem.server_last, kClientsStart, kNumMarks)},
+      {"bench_connect_s", cpu(mem.bench_at, mem.bench_last, kClientsStart, kAllConnected)},
+      {"bench_rounds_s", cpu(mem.bench_at, mem.bench_last, kAllJoined, kRoundsDone)},
+      {"bench_total_s", cpu(mem.bench_at, mem.bench_last, kClientsStart, kNumMarks)}};
   std::printf("\nconnection setup: all %d connected %s in %.2f s\n", f.clients,
               f.plaintext ? "(plaintext)" : "(TCP + TLS 1.3 handshake, client certificate)",
               connect_all_s);
+  std::printf("CPU s (user + system): server %.2f connecting (%.2f ms a client), %.2f in the "
+              "rounds (%.2f ms a client-round), %.2f in all; bench %.2f connecting, %.2f in "
+              "the rounds, %.2f in all\n",
+              cpu_json["server_connect_s"].get<double>(),
+              1e3 * cpu_json["server_connect_s"].get<double>() / f.clients,
+              cpu_json["server_rounds_s"].get<double>(),
+              1e3 * cpu_json["server_rounds_s"].get<double>() / client_rounds,
+              cpu_json["server_total_s"].get<double>(), cpu_json["bench_connect_s"].get<double>(),
+              cpu_json["bench_rounds_s"].get<double>(), cpu_json["bench_total_s"].get<double>());
   std::printf("server RSS MiB: idle %.1f, all joined %.1f (%.1f KiB per client), peak %.1f, "
-              "after the last round %.1f, VmHWM %.1f; peak threads %ld\n",
-              MiB(idle.rss_kib), MiB(mem.server_rss_all_joined_kib),
+              "after the last round %.1f, VmHWM %.1f\n",
+              MiB(idle.rss_kib), MiB(mem.server_at[kAllJoined].rss_kib),
               static_cast<double>(joined_delta_kib) / f.clients, MiB(mem.server_peak_rss_kib),
-              MiB(mem.server_rss_rounds_done_kib), MiB(mem.last.hwm_kib),
-              mem.server_peak_threads);
+              MiB(mem.server_at[kRoundsDone].rss_kib), MiB(mem.server_last.hwm_kib));
+  std::printf("server threads: peak %ld; at the peak %ld thread stacks held %.1f MiB RSS\n",
+              mem.server_peak_threads, mem.server_stacks_at_peak.stacks,
+              MiB(mem.server_stacks_at_peak.stack_rss_kib));
   std::printf("bench RSS MiB: peak %.1f (%d clients in-process)\n", MiB(mem.bench_peak_rss_kib),
               f.clients);
   std::printf("wall: clients started to all left %.1f s\n",
@@ -529,12 +629,16 @@ int Run(const Flags& f) {
       {"errors", errors_json},
       {"server_rss_mib",
        {{"idle", MiB(idle.rss_kib)},
-        {"all_joined", MiB(mem.server_rss_all_joined_kib)},
+        {"all_joined", MiB(mem.server_at[kAllJoined].rss_kib)},
         {"peak", MiB(mem.server_peak_rss_kib)},
-        {"after_rounds", MiB(mem.server_rss_rounds_done_kib)},
-        {"hwm", MiB(mem.last.hwm_kib)}}},
+        {"after_rounds", MiB(mem.server_at[kRoundsDone].rss_kib)},
+        {"hwm", MiB(mem.server_last.hwm_kib)}}},
       {"server_kib_per_client", static_cast<double>(joined_delta_kib) / f.clients},
       {"server_threads_peak", mem.server_peak_threads},
+      {"server_stacks_at_peak",
+       {{"count", mem.server_stacks_at_peak.stacks},
+        {"rss_mib", MiB(mem.server_stacks_at_peak.stack_rss_kib)}}},
+      {"cpu", cpu_json},
       {"bench_rss_peak_mib", MiB(mem.bench_peak_rss_kib)},
       {"ok", problems.empty()}};
   std::printf("\nLOAD_JSON %s\n", out.dump().c_str());

@@ -191,7 +191,11 @@ absl::Status LoadClient::Run() {
       absl::SleepFor(absl::Milliseconds(task.wait().retry_after_ms()));
       continue;
     }
-    recorder_->Latency("Poll (task)", took);
+    recorder_->Latency(task.has_fit()        ? "Poll (fit)"
+                       : task.has_evaluate() ? "Poll (evaluate)"
+                       : task.has_shutdown() ? "Poll (shutdown)"
+                                             : "Poll (other)",
+                       took);
     if (task.has_shutdown()) return Leave(task);
     absl::Status served =
         task.has_fit()        ? ServeFit(task)
