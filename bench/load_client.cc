@@ -27,7 +27,8 @@ bool IsTransient(grpc::StatusCode code) {
 // Percentile by nearest rank over sorted values.
 double Percentile(const std::vector<double>& sorted, double p) {
   if (sorted.empty()) return 0;
-  const size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
+  const size_t rank =
+      static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
   return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
 }
 
@@ -40,7 +41,8 @@ void LoadRecorder::Latency(const std::string& rpc, absl::Duration d) {
 
 void LoadRecorder::Error(const std::string& rpc, const grpc::Status& status) {
   absl::MutexLock lock(&mu_);
-  ++errors_[absl::StrCat(rpc, " ", absl::StatusCodeToString(FromGrpcStatus(status).code()))];
+  ++errors_[absl::StrCat(
+      rpc, " ", absl::StatusCodeToString(FromGrpcStatus(status).code()))];
 }
 
 void LoadRecorder::FitTaskReceived(uint32_t round) {
@@ -92,7 +94,8 @@ std::map<uint32_t, RoundSpan> LoadRecorder::Rounds() const {
 int LoadRecorder::RoundsCompleted(int64_t clients) const {
   absl::MutexLock lock(&mu_);
   int done = 0;
-  for (const auto& [round, span] : rounds_) done += span.submits >= clients ? 1 : 0;
+  for (const auto& [round, span] : rounds_)
+    done += span.submits >= clients ? 1 : 0;
   return done;
 }
 
@@ -100,7 +103,8 @@ LoadClient::LoadClient(LoadClientOptions options, LoadRecorder* recorder,
                        const std::atomic<bool>* stop)
     : options_(std::move(options)), recorder_(recorder), stop_(stop) {}
 
-std::unique_ptr<grpc::ClientContext> LoadClient::Context(absl::Duration timeout) const {
+std::unique_ptr<grpc::ClientContext> LoadClient::Context(
+    absl::Duration timeout) const {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   return ctx;
@@ -127,16 +131,20 @@ absl::Status LoadClient::Connect() {
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  channel_ = grpc::CreateCustomChannel(options_.server_address, options_.credentials, args);
+  channel_ = grpc::CreateCustomChannel(options_.server_address,
+                                       options_.credentials, args);
   stub_ = v1::Federation::NewStub(channel_);
   const absl::Time start = absl::Now();
   // TCP connect, TLS handshake (client certificate included) and the HTTP/2
   // preface, before any RPC.
-  if (!channel_->WaitForConnected(absl::ToChronoTime(start + options_.connect_timeout))) {
-    recorder_->Error("Connect", grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, ""));
-    return absl::DeadlineExceededError(absl::StrCat(
-        "client '", options_.client_id, "' could not connect to ",
-        options_.server_address, " in ", absl::FormatDuration(options_.connect_timeout)));
+  if (!channel_->WaitForConnected(
+          absl::ToChronoTime(start + options_.connect_timeout))) {
+    recorder_->Error("Connect",
+                     grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, ""));
+    return absl::DeadlineExceededError(
+        absl::StrCat("client '", options_.client_id, "' could not connect to ",
+                     options_.server_address, " in ",
+                     absl::FormatDuration(options_.connect_timeout)));
   }
   recorder_->Latency("Connect", absl::Now() - start);
   ++recorder_->connected;
@@ -180,7 +188,8 @@ absl::Status LoadClient::Run() {
         SHOAL_RETURN_IF_ERROR(Join());
         continue;
       }
-      if (!IsTransient(s.error_code())) return Annotate(FromGrpcStatus(s), "Poll");
+      if (!IsTransient(s.error_code()))
+        return Annotate(FromGrpcStatus(s), "Poll");
       absl::SleepFor(absl::Seconds(1));
       continue;
     }
@@ -197,11 +206,12 @@ absl::Status LoadClient::Run() {
                                              : "Poll (other)",
                        took);
     if (task.has_shutdown()) return Leave(task);
-    absl::Status served =
-        task.has_fit()        ? ServeFit(task)
-        : task.has_evaluate() ? ServeEvaluate(task)
+    absl::Status served = task.has_fit() ? ServeFit(task)
+                          : task.has_evaluate()
+                              ? ServeEvaluate(task)
                               : absl::UnimplementedError(absl::StrCat(
-                                    "task '", task.task_id(), "' is of a kind load clients "
+                                    "task '", task.task_id(),
+                                    "' is of a kind load clients "
                                     "do not serve (secure aggregation?)"));
     // The error is recorded; the server's round deadline deals with the
     // missing answer, as it would for a real device.
@@ -220,7 +230,8 @@ absl::Status LoadClient::EnsureModel(const v1::ModelVersion& version) {
   req.set_version(version.version());
   auto ctx = Context(options_.rpc_timeout);
   const absl::Time start = absl::Now();
-  std::unique_ptr<grpc::ClientReader<v1::Chunk>> reader = stub_->DownloadModel(ctx.get(), req);
+  std::unique_ptr<grpc::ClientReader<v1::Chunk>> reader =
+      stub_->DownloadModel(ctx.get(), req);
   ChunkAssembler assembler(kMaxModelBytes);
   v1::Chunk chunk;
   absl::Status added = absl::OkStatus();
@@ -228,16 +239,19 @@ absl::Status LoadClient::EnsureModel(const v1::ModelVersion& version) {
   if (!added.ok()) ctx->TryCancel();
   grpc::Status s = reader->Finish();
   if (!added.ok()) {
-    recorder_->Error("DownloadModel", grpc::Status(grpc::StatusCode::DATA_LOSS, ""));
+    recorder_->Error("DownloadModel",
+                     grpc::Status(grpc::StatusCode::DATA_LOSS, ""));
     return added;
   }
   SHOAL_RETURN_IF_ERROR(Finish("DownloadModel", start, s));
   SHOAL_ASSIGN_OR_RETURN(std::string payload, assembler.Finish());
   const std::string digest = Sha256(payload);
   if (!version.sha256().empty() && digest != version.sha256()) {
-    recorder_->Error("DownloadModel", grpc::Status(grpc::StatusCode::DATA_LOSS, ""));
-    return absl::DataLossError(absl::StrCat("model version ", version.version(),
-                                            " does not match the task's SHA-256"));
+    recorder_->Error("DownloadModel",
+                     grpc::Status(grpc::StatusCode::DATA_LOSS, ""));
+    return absl::DataLossError(
+        absl::StrCat("model version ", version.version(),
+                     " does not match the task's SHA-256"));
   }
   SHOAL_ASSIGN_OR_RETURN(model_, ParseParameters(payload));
   model_version_ = version.version();
@@ -252,18 +266,20 @@ absl::Status LoadClient::ServeFit(const v1::Task& task) {
   // No training: the device "trains" to the global model plus a small
   // perturbation, and the wire carries the difference (trained weights minus
   // global), which is that perturbation. Deterministic per client and round.
-  const double delta = 1e-3 * (((options_.index * 7 + fit.round()) % 11) - 5) / 5.0;
+  const double delta =
+      1e-3 * (((options_.index * 7 + fit.round()) % 11) - 5) / 5.0;
   Parameters update;
   for (size_t i = 0; i < model_.size(); ++i) {
     const at::Tensor& t = model_.tensor(i);
-    update.Add(model_.name(i),
-               t.is_floating_point() ? at::full_like(t, delta) : at::zeros_like(t));
+    update.Add(model_.name(i), t.is_floating_point() ? at::full_like(t, delta)
+                                                     : at::zeros_like(t));
   }
   v1::FitResultHeader header;
   header.set_client_id(options_.client_id);
   header.set_task_id(task.task_id());
   header.set_num_examples(options_.num_examples);
-  MetricsToProto({{kTrainLossMetric, 2.0 / (fit.round() + 1) + 1e-3 * (options_.index % 10)}},
+  MetricsToProto({{kTrainLossMetric,
+                   2.0 / (fit.round() + 1) + 1e-3 * (options_.index % 10)}},
                  header.mutable_metrics());
   const ChunkedPayload payload(SerializeUpdate(update, Parameters()));
 
@@ -277,7 +293,8 @@ absl::Status LoadClient::ServeFit(const v1::Task& task) {
     msg.Clear();
     if (i == 0) *msg.mutable_header() = header;
     payload.FillChunk(i, msg.mutable_chunk());
-    if (!writer->Write(msg)) break;  // the server ended the call; Finish says why
+    if (!writer->Write(msg))
+      break;  // the server ended the call; Finish says why
   }
   writer->WritesDone();
   SHOAL_RETURN_IF_ERROR(Finish("SubmitFit", start, writer->Finish()));
@@ -296,7 +313,8 @@ absl::Status LoadClient::ServeEvaluate(const v1::Task& task) {
   auto ctx = Context(options_.rpc_timeout);
   const absl::Time start = absl::Now();
   v1::SubmitResponse resp;
-  return Finish("SubmitEvaluate", start, stub_->SubmitEvaluate(ctx.get(), out, &resp));
+  return Finish("SubmitEvaluate", start,
+                stub_->SubmitEvaluate(ctx.get(), out, &resp));
 }
 
 absl::Status LoadClient::Leave(const v1::Task& shutdown) {
@@ -307,7 +325,8 @@ absl::Status LoadClient::Leave(const v1::Task& shutdown) {
   v1::LeaveResponse resp;
   auto ctx = Context(options_.rpc_timeout);
   const absl::Time start = absl::Now();
-  SHOAL_RETURN_IF_ERROR(Finish("Leave", start, stub_->Leave(ctx.get(), req, &resp)));
+  SHOAL_RETURN_IF_ERROR(
+      Finish("Leave", start, stub_->Leave(ctx.get(), req, &resp)));
   SHOAL_RETURN_IF_ERROR(Annotate(fetched, "final model"));
   ++recorder_->finished;
   return absl::OkStatus();

@@ -11,14 +11,14 @@
 #ifndef SHOAL_BENCH_LOAD_CLIENT_H_
 #define SHOAL_BENCH_LOAD_CLIENT_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -39,7 +39,8 @@ struct LatencySummary {
 struct RoundSpan {
   absl::Time first_task = absl::InfiniteFuture();  // first fit task received
   absl::Time last_task = absl::InfinitePast();
-  absl::Time last_submit = absl::InfinitePast();   // last fit upload acknowledged
+  absl::Time last_submit =
+      absl::InfinitePast();  // last fit upload acknowledged
   int64_t tasks = 0;
   int64_t submits = 0;
 };
@@ -108,7 +109,8 @@ class LoadClient {
   absl::Status EnsureModel(const v1::ModelVersion& version);
   std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout) const;
   // Finish records the call's latency on success and its error otherwise.
-  absl::Status Finish(const std::string& rpc, absl::Time start, const grpc::Status& s);
+  absl::Status Finish(const std::string& rpc, absl::Time start,
+                      const grpc::Status& s);
 
   LoadClientOptions options_;
   LoadRecorder* recorder_;
