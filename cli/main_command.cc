@@ -116,7 +116,14 @@ int Main(int argc, char** argv) {
 
   app.add_subcommand("strategies", "List the strategies a config file can name");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; every other parse error is bad input,
+    // exit 2 as documented (CLI11's own codes are 100+).
+    const int printed = app.exit(e);
+    return printed == 0 ? 0 : 2;
+  }
   if (s->parsed()) return shoal::cli::RunServerCommand(server);
   if (c->parsed()) {
     if (client.partition < 0 && client.data_dir.empty()) {

@@ -22,6 +22,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/files.h"
 #include "common/status.h"
@@ -555,12 +556,14 @@ absl::Status ValidatePkiClientId(const std::string& id) {
     return absl::InvalidArgumentError(
         absl::StrCat("client ID must be 1 to 128 characters, got ", id.size()));
   }
-  for (char c : id) {
-    const bool ok = absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
-                    c == '.' || c == '_' || c == '-' || c == ':';
+  for (size_t i = 0; i < id.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(id[i]);
+    const bool ok = absl::ascii_isalnum(c) || c == '.' || c == '_' || c == '-' || c == ':';
     if (!ok) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "client ID '", id, "' may hold only letters, digits and . _ - :"));
+      // The ID may come from the network: name the byte, do not echo it.
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "client ID may hold only letters, digits and . _ - : (byte 0x%02x at position %d)",
+          c, i));
     }
   }
   return absl::OkStatus();

@@ -11,26 +11,12 @@
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/pki.h"
 #include "common/status.h"
 
 namespace shoal {
 
-absl::Status ValidateClientId(const std::string& id) {
-  if (id.empty() || id.size() > 128) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "client_id must be 1 to 128 characters, got ", id.size()));
-  }
-  for (char c : id) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' ||
-                    c == ':';
-    if (!ok) {
-      return absl::InvalidArgumentError(
-          "client_id may hold only letters, digits and . _ - :");
-    }
-  }
-  return absl::OkStatus();
-}
+absl::Status ValidateClientId(const std::string& id) { return ValidatePkiClientId(id); }
 
 namespace {
 
