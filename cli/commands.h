@@ -15,6 +15,8 @@ struct ServerFlags {
   std::string output_dir;  // overrides server.output_dir
   int rounds = 0;          // overrides rounds when > 0
   std::string log_level = "info";
+  // Discard OUTPUT_DIR's checkpoint and start over instead of resuming.
+  bool fresh = false;
 };
 int RunServerCommand(const ServerFlags& flags);
 

@@ -24,6 +24,8 @@ int Main(int argc, char** argv) {
   s->add_option("--output-dir", server.output_dir, "Where models and metrics go (overrides server.output_dir)");
   s->add_option("--rounds", server.rounds, "Number of rounds (overrides rounds)")->check(CLI::PositiveNumber);
   s->add_option("--log-level", server.log_level, "debug, info, warn or error")->capture_default_str();
+  s->add_flag("--fresh", server.fresh,
+              "Start over: discard the checkpoint in the output dir instead of resuming from it");
 
   shoal::cli::ClientFlags client;
   CLI::App* c = app.add_subcommand("client", "Join a run as an edge client and train on local data");
