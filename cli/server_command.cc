@@ -111,7 +111,9 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
 
   // Resume when OUTPUT_DIR holds a checkpoint of this run.
   const std::string checkpoint_dir = config.output_dir + "/checkpoint";
-  RunIdentity run{config.name, NewRunId()};
+  RunIdentity run;
+  run.name = config.name;
+  run.run_id = NewRunId();
   SHOAL_ASSIGN_OR_RETURN(run.config, FingerprintedConfig(flags.config));
   run.config_fingerprint = ConfigFingerprint(run.config);
   SHOAL_ASSIGN_OR_RETURN(std::optional<Checkpoint> checkpoint,
