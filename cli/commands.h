@@ -19,6 +19,8 @@ struct ServerFlags {
   // Transport security: one of the two is required.
   std::string pki_dir;           // ca.pem, server.pem, server.key, ...
   bool insecure_plaintext = false;
+  // Discard OUTPUT_DIR's checkpoint and start over instead of resuming.
+  bool fresh = false;
 };
 int RunServerCommand(const ServerFlags& flags);
 

@@ -33,6 +33,8 @@ int Main(int argc, char** argv) {
               "Serve without TLS, client authentication or model signatures (trusted test "
               "networks only)")
       ->excludes(s_pki);
+  s->add_flag("--fresh", server.fresh,
+              "Start over: discard the checkpoint in the output dir instead of resuming from it");
 
   shoal::cli::ClientFlags client;
   CLI::App* c = app.add_subcommand("client", "Join a run as an edge client and train on local data");

@@ -125,6 +125,18 @@ void ProgressReporter::OnRoundEnd(const RoundRecord& r) {
   }
 }
 
+void ProgressReporter::OnRestored(const std::vector<RoundRecord>& history) {
+  rounds_ = json::array();
+  round_seconds_ = 0;
+  for (const RoundRecord& r : history) {
+    rounds_.push_back(ToJson(r));
+    if (r.round > 0) round_seconds_ += r.seconds;
+  }
+  if (absl::Status written = Write(); !written.ok()) {
+    spdlog::warn("cannot write the metrics history: {}", std::string(written.message()));
+  }
+}
+
 absl::Status ProgressReporter::Write() {
   json history{{"name", config_.name},
                {"model", config_.model},

@@ -46,6 +46,9 @@ class ProgressReporter : public RoundObserver {
   void OnSecureStage(uint32_t round, const std::string& stage, size_t answered,
                      size_t asked) override;
   void OnRoundEnd(const RoundRecord& r) override;
+  // OnRestored starts the history over from a checkpoint's rounds, so a
+  // resumed run's metrics hold every round exactly once.
+  void OnRestored(const std::vector<RoundRecord>& history) override;
 
   // Write rewrites metrics.json and metrics.csv.
   absl::Status Write();

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <optional>
+#include <random>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -14,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "cli/commands.h"
 #include "cli/experiment_config.h"
@@ -27,6 +30,7 @@
 #include "common/files.h"
 #include "common/logging.h"
 #include "common/status.h"
+#include "server/checkpoint.h"
 #include "server/client_manager.h"
 #include "server/coordinator.h"
 #include "server/grpc_service.h"
@@ -37,6 +41,61 @@ namespace shoal::cli {
 namespace {
 
 using nlohmann::json;
+
+// FingerprintedConfig is the part of the config file a resumed run must
+// share with the run that wrote the checkpoint. Left out: "rounds" (a
+// restart may run more or fewer rounds), "server" (where and how this
+// process runs: address, output dir, threads, transport security) and
+// "simulation" (read by `shoal sim` only). Everything else changes what the
+// rounds compute. The file as written, not the parsed config: a key stated
+// with its default value counts as a difference.
+absl::StatusOr<json> FingerprintedConfig(const std::string& config_path) {
+  json config = json::object();
+  if (!config_path.empty()) {
+    SHOAL_ASSIGN_OR_RETURN(std::string text, ReadFile(config_path, 1 << 20));
+    config = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (!config.is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat(config_path, ": not a JSON object"));
+    }
+  }
+  for (const char* key : {"rounds", "server", "simulation"}) config.erase(key);
+  return config;
+}
+
+std::string NewRunId() {
+  std::random_device device;
+  return absl::StrCat(absl::Hex((uint64_t{device()} << 32) | device(), absl::kZeroPad16));
+}
+
+// FindCheckpoint returns the checkpoint to resume from, if OUTPUT_DIR holds
+// one of this run; an error (exit 2) when it holds one of another config or
+// an unreadable one. --fresh discards it.
+absl::StatusOr<std::optional<Checkpoint>> FindCheckpoint(const ServerFlags& flags,
+                                                         const std::string& dir,
+                                                         const RunIdentity& run) {
+  constexpr char kHint[] =
+      "pass --fresh to discard the checkpoint and start over, or use another --output-dir";
+  if (flags.fresh) {
+    SHOAL_RETURN_IF_ERROR(RemoveCheckpoint(dir));
+    spdlog::info("--fresh: starting over (any checkpoint in {} is discarded)", dir);
+    return std::nullopt;
+  }
+  absl::StatusOr<Checkpoint> checkpoint = ReadCheckpoint(dir);
+  if (absl::IsNotFound(checkpoint.status())) return std::nullopt;
+  if (!checkpoint.ok()) {
+    return absl::Status(checkpoint.status().code(),
+                        absl::StrCat(checkpoint.status().message(), "; ", kHint));
+  }
+  if (checkpoint->run.config_fingerprint != run.config_fingerprint) {
+    const std::vector<std::string> keys = ConfigDifferences(checkpoint->run.config, run.config);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the checkpoint in ", dir, " (run '", checkpoint->run.name, "', after round ",
+        checkpoint->round, ", of ", checkpoint->created_at,
+        ") was written with a different config: ", absl::StrJoin(keys, ", "), " differ; ",
+        kHint));
+  }
+  return *std::move(checkpoint);
+}
 
 absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   *exit_code = 2;  // bad input until the run starts
@@ -53,6 +112,37 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
                          LoadTransport(Side::kServer, flags.pki_dir, flags.insecure_plaintext));
   if (config.threads > 0) client::SetComputeThreads(static_cast<int>(config.threads));
 
+  // Resume when OUTPUT_DIR holds a checkpoint of this run.
+  const std::string checkpoint_dir = config.output_dir + "/checkpoint";
+  RunIdentity run;
+  run.name = config.name;
+  run.run_id = NewRunId();
+  SHOAL_ASSIGN_OR_RETURN(run.config, FingerprintedConfig(flags.config));
+  run.config_fingerprint = ConfigFingerprint(run.config);
+  SHOAL_ASSIGN_OR_RETURN(std::optional<Checkpoint> checkpoint,
+                         FindCheckpoint(flags, checkpoint_dir, run));
+  if (checkpoint) {
+    run.run_id = checkpoint->run.run_id;
+    const uint32_t planned = config.coordinator.num_rounds;
+    if (checkpoint->Finished(planned)) {
+      const std::string what =
+          checkpoint->stop_reason.empty()
+              ? absl::StrCat("all ", planned, " rounds are done")
+              : absl::StrCat("it ended after round ", checkpoint->round, ": ",
+                             checkpoint->stop_reason);
+      std::printf("Run '%s' already finished: %s (checkpoint of %s in %s). Nothing to train; "
+                  "pass --fresh to start over%s.\n",
+                  config.name.c_str(), what.c_str(), checkpoint->created_at.c_str(),
+                  checkpoint_dir.c_str(),
+                  checkpoint->stop_reason.empty() ? ", or --rounds N to run more" : "");
+      std::fflush(stdout);
+      *exit_code = 0;
+      return absl::OkStatus();
+    }
+    spdlog::info("resuming run '{}' after round {} of {} (checkpoint of {})", config.name,
+                 checkpoint->round, planned, checkpoint->created_at);
+  }
+
   SHOAL_ASSIGN_OR_RETURN(ServerSide server_side, PrepareServerSide(config));
   const int64_t num_parameters = server_side.initial.NumElements();
   SHOAL_RETURN_IF_ERROR(MakeDirectories(config.output_dir));
@@ -60,17 +150,36 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
                          ModelStore::Open(config.output_dir + "/models", config.model));
 
   ClientManager clients;
+  // Task IDs carry this process's nonce: a result for a task handed out
+  // before a restart is refused, never matched to a new task.
+  auto epoch = std::make_shared<ServerEpoch>();
+  if (checkpoint) {
+    // Known again, but not live (sampled) until each is heard from.
+    for (const std::string& id : checkpoint->client_ids) {
+      clients.AddKnown(std::make_shared<GrpcClientProxy>(id, epoch));
+    }
+  }
   FederationServiceOptions service_options;
   service_options.run_id = config.name;
+  service_options.epoch = epoch;
   service_options.access.require_certificate = tls != nullptr;
   if (tls != nullptr) service_options.access.revoked_file = flags.pki_dir + "/revoked.txt";
   FederationService service(service_options, &clients, store.get());
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<GrpcServer> server,
                          GrpcServer::Start(config.address, &service, tls.get()));
-  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coordinator,
-                         Coordinator::Create(config.coordinator, &clients,
-                                             server_side.strategy.get(), store.get(),
-                                             std::move(server_side.initial)));
+  absl::StatusOr<std::unique_ptr<Coordinator>> created =
+      checkpoint ? Coordinator::Resume(config.coordinator, &clients, server_side.strategy.get(),
+                                       store.get(), *checkpoint)
+                 : Coordinator::Create(config.coordinator, &clients, server_side.strategy.get(),
+                                       store.get(), std::move(server_side.initial));
+  if (!created.ok() && checkpoint) {
+    return Annotate(created.status(),
+                    absl::StrCat("cannot resume from the checkpoint in ", checkpoint_dir,
+                                 " (pass --fresh to discard it and start over)"));
+  }
+  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coordinator, std::move(created));
+  CheckpointWriter checkpointer(checkpoint_dir, run, [&clients] { return clients.RegisteredIds(); });
+  coordinator->SetCheckpointWriter(&checkpointer);
   spdlog::info("run '{}': {} rounds of {} on model '{}' ({} parameters), listening on port {} "
                "({})",
                config.name, config.coordinator.num_rounds, config.strategy, config.model,

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -23,7 +24,10 @@ absl::Status ErrnoError(const std::string& what, const std::string& path) {
 
 absl::Status WriteFileAtomically(const std::string& path,
                                  absl::string_view contents) {
-  const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
+  // pid and a counter: two writers of one path in one process (or a leftover
+  // of a killed one) never share a temporary file.
+  static std::atomic<uint64_t> counter{0};
+  const std::string tmp = absl::StrCat(path, ".tmp.", getpid(), ".", counter.fetch_add(1));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoError("cannot create", tmp);
   size_t written = 0;
@@ -38,8 +42,16 @@ absl::Status WriteFileAtomically(const std::string& path,
     }
     written += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+  // The data must be on disk before the rename makes it visible: otherwise a
+  // power loss can leave `path` naming an empty or partial file.
+  if (::fsync(fd) != 0) {
     absl::Status s = ErrnoError("cannot flush", tmp);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  if (::close(fd) != 0) {
+    absl::Status s = ErrnoError("cannot close", tmp);
     ::unlink(tmp.c_str());
     return s;
   }
@@ -48,13 +60,24 @@ absl::Status WriteFileAtomically(const std::string& path,
     ::unlink(tmp.c_str());
     return s;
   }
+  // The rename lives in the folder: until the folder is synced, a power loss
+  // may bring back the old file (or none).
   std::string dir = std::filesystem::path(path).parent_path().string();
   if (dir.empty()) dir = ".";
+  return SyncDirectory(dir);
+}
+
+absl::Status SyncDirectory(const std::string& dir) {
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
+  if (dfd < 0) return ErrnoError("cannot open directory", dir);
+  // Some file systems cannot sync a directory (EINVAL); their renames are
+  // as durable as they get.
+  if (::fsync(dfd) != 0 && errno != EINVAL && errno != ENOTSUP) {
+    absl::Status s = ErrnoError("cannot sync directory", dir);
     ::close(dfd);
+    return s;
   }
+  ::close(dfd);
   return absl::OkStatus();
 }
 

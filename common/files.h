@@ -13,9 +13,15 @@ namespace shoal {
 
 // WriteFileAtomically replaces `path` with `contents` so that a crash at any
 // moment leaves either the old file or the new one: it writes a temporary
-// file beside it, fsyncs it, renames it over `path` and fsyncs the folder.
+// file beside it (`path`.tmp.*), fsyncs it, renames it over `path` and
+// fsyncs the folder, so once it returns OK the new file survives a power
+// loss. A crash may leave a `path`.tmp.* file behind; readers ignore it.
 absl::Status WriteFileAtomically(const std::string& path,
                                  absl::string_view contents);
+
+// SyncDirectory fsyncs a folder, making the renames and removals in it
+// durable. File systems that cannot sync a folder count as success.
+absl::Status SyncDirectory(const std::string& dir);
 
 // ReadFile returns the file's contents; NotFound when it is missing and
 // ResourceExhausted when it is larger than `max_bytes`.

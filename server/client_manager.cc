@@ -21,6 +21,12 @@ void ClientManager::Register(std::shared_ptr<ClientProxy> proxy) {
   clients_[id] = Entry{std::move(proxy), now};
 }
 
+void ClientManager::AddKnown(std::shared_ptr<ClientProxy> proxy) {
+  const std::string id = proxy->id();
+  absl::MutexLock lock(&mu_);
+  clients_.try_emplace(id, Entry{std::move(proxy), absl::InfinitePast()});
+}
+
 void ClientManager::Unregister(const std::string& id) {
   absl::MutexLock lock(&mu_);
   clients_.erase(id);
@@ -50,6 +56,13 @@ void ClientManager::MarkUnresponsive(const std::string& id) {
 size_t ClientManager::NumRegistered() const {
   absl::MutexLock lock(&mu_);
   return clients_.size();
+}
+
+std::vector<std::string> ClientManager::RegisteredIds() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> ids;
+  for (const auto& [id, e] : clients_) ids.push_back(id);
+  return ids;
 }
 
 size_t ClientManager::NumSeenSince(absl::Time t) const {

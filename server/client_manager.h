@@ -35,6 +35,11 @@ class ClientManager : public ClientPool {
 
   // Register adds or replaces the client and marks it live.
   void Register(std::shared_ptr<ClientProxy> proxy);
+  // AddKnown adds a client known from before a server restart (the
+  // checkpoint's registry) without marking it live: it is not sampled until
+  // it is heard from (Heartbeat), and its next poll finds it registered
+  // rather than unknown. A registered ID is left as it is.
+  void AddKnown(std::shared_ptr<ClientProxy> proxy);
   void Unregister(const std::string& id);
   // Find returns the client or nullptr.
   std::shared_ptr<ClientProxy> Find(const std::string& id) const override;
@@ -45,6 +50,9 @@ class ClientManager : public ClientPool {
   void MarkUnresponsive(const std::string& id) override;
 
   size_t NumRegistered() const;
+  // RegisteredIds returns the IDs of every registered client, live or not,
+  // sorted (what a checkpoint keeps).
+  std::vector<std::string> RegisteredIds() const;
   // NumSeenSince counts registered clients heard from at or after `t`.
   size_t NumSeenSince(absl::Time t) const;
   // LiveClientIds returns the IDs of live clients, sorted.

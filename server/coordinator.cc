@@ -1,6 +1,9 @@
 #include "server/coordinator.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <map>
 #include <set>
@@ -11,6 +14,7 @@
 #include "common/logging.h"
 #include "common/random.h"
 #include "common/status.h"
+#include "server/checkpoint.h"
 
 namespace shoal {
 namespace {
@@ -130,6 +134,27 @@ std::optional<double> ServerAccuracy(const RoundRecord& record) {
   return MetricAsDouble(it->second);
 }
 
+// RemoveModelVersionsAfter deletes the versions stored by rounds after
+// `round`: a round that was running when the server died may have saved its
+// model without completing; it runs again, and must not be found meanwhile.
+void RemoveModelVersionsAfter(const std::string& dir, uint32_t round) {
+  std::error_code ec;
+  std::vector<std::filesystem::path> stale;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    long long v = -1;
+    char ext[8] = {0};
+    if (std::sscanf(name.c_str(), "model-%lld.%7s", &v, ext) == 2 && v > round &&
+        (std::string(ext) == "params" || std::string(ext) == "json")) {
+      stale.push_back(entry.path());
+    }
+  }
+  for (const auto& path : stale) {
+    spdlog::info("removing {}: its round never completed", path.filename().string());
+    std::filesystem::remove(path, ec);
+  }
+}
+
 }  // namespace
 
 absl::Status CoordinatorOptions::Validate() const {
@@ -188,8 +213,71 @@ int64_t Coordinator::global_version() const {
   return global_version_;
 }
 
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Resume(
+    CoordinatorOptions options, ClientPool* clients, Strategy* strategy, ModelStore* store,
+    const Checkpoint& checkpoint) {
+  if (checkpoint.history.size() != checkpoint.round + 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a checkpoint after round ", checkpoint.round, " needs the history of rounds 0 to ",
+        checkpoint.round, ", got ", checkpoint.history.size(), " rounds"));
+  }
+  SHOAL_ASSIGN_OR_RETURN(Parameters global, LoadCheckpointedModel(checkpoint, store->dir()));
+  SHOAL_ASSIGN_OR_RETURN(ModelRecord model,
+                         ReadModelRecord(store->dir(), checkpoint.model_version));
+  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coordinator,
+                         Create(std::move(options), clients, strategy, store, std::move(global)));
+  // Last: LoadState is all or nothing, so on any error the strategy is as
+  // it was built.
+  SHOAL_RETURN_IF_ERROR(Annotate(strategy->LoadState(checkpoint.strategy_state),
+                                 "cannot restore the strategy state from the checkpoint"));
+  coordinator->resumed_ = true;
+  coordinator->completed_round_ = checkpoint.round;
+  coordinator->restored_history_ = checkpoint.history;
+  coordinator->resumed_model_metrics_ = model.metrics;
+  coordinator->last_model_ = std::move(model);
+  coordinator->stop_reason_ = checkpoint.stop_reason;
+  {
+    absl::MutexLock lock(&coordinator->mu_);
+    coordinator->global_version_ = checkpoint.model_version;
+  }
+  return coordinator;
+}
+
+absl::Status Coordinator::SaveCheckpoint(uint32_t round, const std::vector<RoundRecord>& history) {
+  if (checkpointer_ == nullptr) return absl::OkStatus();
+  Checkpoint c;
+  c.round = round;
+  c.num_rounds = std::max(options_.num_rounds, round);
+  c.stop_reason = stop_reason_;
+  c.model_version = last_model_.version;
+  c.model_sha256_hex = last_model_.sha256_hex;
+  c.strategy_state = strategy_->SaveState();
+  c.history = history;
+  SHOAL_RETURN_IF_ERROR(Annotate(checkpointer_->Save(std::move(c)),
+                                 absl::StrCat("cannot write the checkpoint of round ", round)));
+  spdlog::info("round {}: checkpoint written to {}", round, checkpointer_->dir());
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<RoundRecord>> Coordinator::Run() {
-  SHOAL_RETURN_IF_ERROR(store_->Save(0, *global(), {}).status());
+  std::vector<RoundRecord> history;
+  if (resumed_) {
+    // The store's memory is new: serve the checkpointed version again (the
+    // same bytes, so the same SHA-256 the checkpoint names).
+    RemoveModelVersionsAfter(store_->dir(), completed_round_);
+    const std::string want_sha = last_model_.sha256_hex;
+    SHOAL_ASSIGN_OR_RETURN(last_model_,
+                           store_->Save(global_version(), *global(), resumed_model_metrics_));
+    if (last_model_.sha256_hex != want_sha) {
+      return absl::InternalError(absl::StrCat(
+          "global model version ", last_model_.version, " stored again has SHA-256 ",
+          last_model_.sha256_hex, ", not the checkpoint's ", want_sha));
+    }
+    history = std::move(restored_history_);
+    for (RoundObserver* o : observers_) o->OnRestored(history);
+  } else {
+    SHOAL_ASSIGN_OR_RETURN(last_model_, store_->Save(0, *global(), {}));
+  }
   spdlog::info("waiting for {} client(s) to join (up to {})",
                options_.min_available_clients,
                absl::FormatDuration(options_.wait_for_clients_timeout));
@@ -200,17 +288,20 @@ absl::StatusOr<std::vector<RoundRecord>> Coordinator::Run() {
         options_.min_available_clients, " clients needed joined within ",
         absl::FormatDuration(options_.wait_for_clients_timeout)));
   }
-  std::vector<RoundRecord> history;
-  // Round 0 is the initial model: its evaluation is the baseline every
-  // later round is compared with.
-  RoundRecord initial;
-  initial.train_loss = std::numeric_limits<double>::quiet_NaN();
-  if (auto eval = strategy_->EvaluateGlobal(0, *global())) {
-    if (eval->ok()) initial.server_eval = **eval;
+  if (!resumed_) {
+    // Round 0 is the initial model: its evaluation is the baseline every
+    // later round is compared with.
+    RoundRecord initial;
+    initial.train_loss = std::numeric_limits<double>::quiet_NaN();
+    if (auto eval = strategy_->EvaluateGlobal(0, *global())) {
+      if (eval->ok()) initial.server_eval = **eval;
+    }
+    history.push_back(std::move(initial));
+    SHOAL_RETURN_IF_ERROR(SaveCheckpoint(0, history));
+    for (RoundObserver* o : observers_) o->OnRoundEnd(history.back());
   }
-  for (RoundObserver* o : observers_) o->OnRoundEnd(initial);
-  history.push_back(std::move(initial));
-  for (uint32_t round = 1; round <= options_.num_rounds; ++round) {
+  for (uint32_t round = completed_round_ + 1;
+       round <= options_.num_rounds && stop_reason_.empty(); ++round) {
     if (stop_requested_.load()) {
       spdlog::warn("stop requested: ending after round {}", round - 1);
       break;
@@ -218,18 +309,20 @@ absl::StatusOr<std::vector<RoundRecord>> Coordinator::Run() {
     if (std::optional<std::string> reason = strategy_->StopReason(round)) {
       stop_reason_ = *std::move(reason);
       spdlog::warn("ending after round {}: {}", round - 1, stop_reason_);
+      // A restart must not train on either.
+      SHOAL_RETURN_IF_ERROR(SaveCheckpoint(round - 1, history));
       break;
     }
     SHOAL_ASSIGN_OR_RETURN(RoundRecord record, RunRound(round));
-    for (RoundObserver* o : observers_) o->OnRoundEnd(record);
     const std::optional<double> accuracy = ServerAccuracy(record);
-    history.push_back(std::move(record));
     if (options_.target_accuracy > 0 && accuracy && *accuracy >= options_.target_accuracy) {
       stop_reason_ = absl::StrFormat("test accuracy %.2f%% reached the target %.2f%% in round %d",
                                      100 * *accuracy, 100 * options_.target_accuracy, round);
-      spdlog::info("{}", stop_reason_);
-      break;
     }
+    history.push_back(std::move(record));
+    SHOAL_RETURN_IF_ERROR(SaveCheckpoint(round, history));
+    for (RoundObserver* o : observers_) o->OnRoundEnd(history.back());
+    if (!stop_reason_.empty()) spdlog::info("{}", stop_reason_);
   }
   const int64_t final_version = global_version();
   clients_->ShutdownAll("run complete", final_version);
@@ -351,7 +444,7 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
     if (loss_examples > 0) metrics["train_loss"] = record.train_loss;
     metrics["clients"] = static_cast<int64_t>(record.answered);
     for (const auto& [k, v] : record.strategy_metrics) metrics[k] = v;
-    SHOAL_RETURN_IF_ERROR(store_->Save(round, *now_global, metrics).status());
+    SHOAL_ASSIGN_OR_RETURN(last_model_, store_->Save(round, *now_global, metrics));
   }
   RunFederatedEvaluation(round, start + 2 * options_.round_timeout, record);
   record.seconds = absl::ToDoubleSeconds(absl::Now() - start);

@@ -25,6 +25,9 @@
 
 namespace shoal {
 
+class CheckpointWriter;
+struct Checkpoint;
+
 // CoordinatorOptions. Defaults suit a handful of real devices.
 struct CoordinatorOptions {
   uint32_t num_rounds = 10;
@@ -87,6 +90,10 @@ class RoundObserver {
   virtual void OnSecureStage(uint32_t round, const std::string& stage, size_t answered,
                              size_t asked) {}
   virtual void OnRoundEnd(const RoundRecord& record) = 0;
+  // OnRestored: a resumed run hands over the rounds completed before the
+  // restart (0..r, from the checkpoint) once, before any new round; they are
+  // not reported again through OnRoundEnd.
+  virtual void OnRestored(const std::vector<RoundRecord>& history) {}
 };
 
 // Coordinator does not own the ClientPool, Strategy or ModelStore; they
@@ -99,11 +106,40 @@ class Coordinator {
       CoordinatorOptions options, ClientPool* clients, Strategy* strategy,
       ModelStore* store, Parameters initial);
 
+  // Resume creates a Coordinator "after round checkpoint.round": the global
+  // model is the checkpoint's version, read from `store` and checked against
+  // its SHA-256 (FailedPrecondition when missing or different), and the
+  // strategy's state is loaded from the checkpoint (InvalidArgument when it
+  // does not fit; the strategy is then untouched). Run() goes on with round
+  // checkpoint.round + 1. `strategy` must be freshly built with the same
+  // parameters as the one that wrote the checkpoint.
+  //
+  // Example:
+  //   SHOAL_ASSIGN_OR_RETURN(Checkpoint c, ReadCheckpoint(dir));
+  //   SHOAL_ASSIGN_OR_RETURN(auto coordinator,
+  //       Coordinator::Resume(options, &clients, strategy.get(), store.get(), c));
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Resume(
+      CoordinatorOptions options, ClientPool* clients, Strategy* strategy,
+      ModelStore* store, const Checkpoint& checkpoint);
+
+  // SetCheckpointWriter makes Run() write a checkpoint after every completed
+  // round (round 0 = the initial model evaluated), once the round's model
+  // version is stored and before observers hear of the round, so a restart
+  // never loses a reported round nor runs a checkpointed one again. Not
+  // owned; null (the default) writes none. A failed write ends the run.
+  void SetCheckpointWriter(CheckpointWriter* writer) { checkpointer_ = writer; }
+
+  // The last round completed before Run() (0 for a fresh run).
+  uint32_t resumed_after() const { return completed_round_; }
+
   void AddObserver(RoundObserver* observer) { observers_.push_back(observer); }
 
   // Run stores the initial model as version 0, evaluates it (reported as
   // round 0, the first entry of the history), runs the rounds, and finally
-  // tells every client the run is over. It fails only when the run
+  // tells every client the run is over. A resumed Coordinator instead
+  // serves the checkpointed version again, hands observers the restored
+  // history and runs the rounds after the checkpoint; its history holds
+  // every round from 0. It fails only when the run
   // cannot go on (no clients in time, the store cannot write); rounds with
   // too few results are reported in their RoundRecord and the run goes on.
   // The strategy may end the run early (Strategy::StopReason); stop_reason()
@@ -132,6 +168,9 @@ class Coordinator {
                     absl::Time deadline, FitAggregator& aggregator, RoundRecord& record);
   void RunFederatedEvaluation(uint32_t round, absl::Time deadline,
                               RoundRecord& record);
+  // SaveCheckpoint writes the checkpoint after `round` (a no-op without a
+  // writer).
+  absl::Status SaveCheckpoint(uint32_t round, const std::vector<RoundRecord>& history);
 
   const CoordinatorOptions options_;
   ClientPool* const clients_;
@@ -140,6 +179,15 @@ class Coordinator {
   std::vector<RoundObserver*> observers_;
   std::atomic<bool> stop_requested_{false};
   std::string stop_reason_;
+  CheckpointWriter* checkpointer_ = nullptr;
+  // Resuming: the last round completed before the restart, the rounds it
+  // reported, and the stored model's metrics (kept when it is served again).
+  bool resumed_ = false;
+  uint32_t completed_round_ = 0;
+  std::vector<RoundRecord> restored_history_;
+  Metrics resumed_model_metrics_;
+  // The newest stored global model version (what a checkpoint names).
+  ModelRecord last_model_;
 
   mutable absl::Mutex mu_;
   std::shared_ptr<const Parameters> global_ ABSL_GUARDED_BY(mu_);

@@ -5,7 +5,9 @@
 #ifndef SHOAL_SERVER_GRPC_CLIENT_PROXY_H_
 #define SHOAL_SERVER_GRPC_CLIENT_PROXY_H_
 
+#include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,10 +20,46 @@
 
 namespace shoal {
 
+// ServerEpoch: what the proxies of one server process share. Its random
+// nonce is part of every task ID, so a result for a task handed out before a
+// server restart is refused, never matched to a task of the new process; and
+// it knows the newest round any task was posted for (the round the server is
+// in), so a late result is refused naming both rounds. Thread-safe.
+class ServerEpoch {
+ public:
+  // A fresh random nonce.
+  ServerEpoch();
+  // A given nonce, for tests.
+  explicit ServerEpoch(std::string nonce) : nonce_(std::move(nonce)) {}
+
+  // Process returns the epoch shared by proxies created without one.
+  static std::shared_ptr<ServerEpoch> Process();
+
+  const std::string& nonce() const { return nonce_; }
+  // EnterRound records that a task of `round` was posted (rounds only grow).
+  void EnterRound(uint32_t round);
+  uint32_t round() const { return round_.load(); }
+
+ private:
+  const std::string nonce_;
+  std::atomic<uint32_t> round_{0};
+};
+
 // Thread-safe.
+//
+// Results are idempotent: the proxy remembers its recent tasks (the last
+// kRecentTasks). A result for a task already answered is not counted again:
+// the upload is answered OK ("already received") when the first was
+// accepted, FailedPrecondition when it was refused. A result for a task
+// withdrawn at the end of its round, or handed out by an earlier server
+// process, is refused with FailedPrecondition ("round 2 is over; the server
+// is in round 3").
 class GrpcClientProxy : public ClientProxy {
  public:
-  explicit GrpcClientProxy(std::string id) : id_(std::move(id)) {}
+  static constexpr size_t kRecentTasks = 32;
+
+  // `epoch` null: the process's (ServerEpoch::Process()).
+  explicit GrpcClientProxy(std::string id, std::shared_ptr<ServerEpoch> epoch = nullptr);
 
   const std::string& id() const override { return id_; }
   void Fit(const FitIns& ins, absl::Time deadline, FitResultHandler handler) override;
@@ -46,11 +84,19 @@ class GrpcClientProxy : public ClientProxy {
     bool secure = false;
   };
   // OpenFitTask returns the inputs of the open fit task `task_id`, or
-  // FailedPrecondition when there is none (timed out, replaced, unknown).
+  // FailedPrecondition when there is none (timed out, replaced, answered,
+  // unknown).
   absl::StatusOr<FitTaskInputs> OpenFitTask(const std::string& task_id) const;
 
+  // Answered returns the verdict to give an upload for `task_id` when that
+  // task was answered already (OK when the first answer was accepted), so a
+  // retried upload can be answered without reading it; nullopt otherwise.
+  // While the first answer is still being counted it waits for its verdict.
+  std::optional<absl::Status> Answered(const std::string& task_id);
+
   // CompleteFit / CompleteEvaluate deliver the device's result for
-  // `task_id` and return the Coordinator's verdict.
+  // `task_id` and return the Coordinator's verdict; for a task answered
+  // already, see Answered (the result is not counted again).
   absl::Status CompleteFit(const std::string& task_id, absl::StatusOr<FitRes> res);
   absl::Status CompleteEvaluate(const std::string& task_id,
                                 absl::StatusOr<EvaluateRes> res);
@@ -65,12 +111,44 @@ class GrpcClientProxy : public ClientProxy {
     EvaluateResultHandler evaluate_handler;
     SecAggResultHandler secagg_handler;
   };
+  // What became of a task handed out recently.
+  struct TaskRecord {
+    enum class State { kOpen, kCounting, kAnswered, kWithdrawn };
+    std::string task_id;
+    v1::Task::KindCase kind;
+    uint32_t round = 0;
+    State state = State::kOpen;
+    absl::Status verdict;  // kAnswered only
+  };
+  // Post makes `p` the open task (withdrawing the one before, if open).
+  void Post(PendingTask p, uint32_t round) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Withdraw closes the open task unanswered (cancelled, replaced).
+  void Withdraw() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  TaskRecord* FindRecord(const std::string& task_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  const TaskRecord* FindRecord(const std::string& task_id) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Take hands over the open task `task_id` of `kind` for completion (its
+  // record is then kCounting), or returns why it cannot be answered.
+  absl::StatusOr<PendingTask> Take(const std::string& task_id, v1::Task::KindCase kind)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // AnsweredLocked is Answered under the lock.
+  std::optional<absl::Status> AnsweredLocked(const std::string& task_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // NotOpen explains why `task_id` of `kind` is not open (FailedPrecondition).
+  absl::Status NotOpen(const std::string& task_id, v1::Task::KindCase kind) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Finish records the verdict on a task taken with Take and returns it;
+  // `delivered` is the error the client delivered instead of a result, if any.
+  absl::Status Finish(const std::string& task_id, absl::Status verdict,
+                      const absl::Status& delivered);
   std::string NewTaskId(const char* kind, uint32_t round)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string id_;
+  const std::shared_ptr<ServerEpoch> epoch_;
   mutable absl::Mutex mu_;
   std::optional<PendingTask> pending_ ABSL_GUARDED_BY(mu_);
+  std::deque<TaskRecord> recent_ ABSL_GUARDED_BY(mu_);  // oldest first
   std::optional<v1::Task> shutdown_ ABSL_GUARDED_BY(mu_);
   uint64_t next_task_ ABSL_GUARDED_BY(mu_) = 0;
 };

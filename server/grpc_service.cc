@@ -115,7 +115,7 @@ grpc::Status FederationService::Join(grpc::ServerContext* ctx,
   // A known ID keeps its proxy (and any open task): the device restarted or
   // reconnected. A new ID gets a fresh one.
   if (clients_->Find(req->client_id()) == nullptr) {
-    clients_->Register(std::make_shared<GrpcClientProxy>(req->client_id()));
+    clients_->Register(std::make_shared<GrpcClientProxy>(req->client_id(), options_.epoch));
     spdlog::info("client '{}' joined from {} ({} registered)", req->client_id(),
                  ctx->peer(), clients_->NumRegistered());
   } else {
@@ -204,6 +204,9 @@ absl::Status FederationService::ReceiveFit(
   SHOAL_ASSIGN_OR_RETURN(AccessControl::Ticket ticket, Admit(ctx, header.client_id()));
   SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<GrpcClientProxy> proxy,
                          KnownClient(header.client_id()));
+  // A retried upload of a task answered already is not read nor counted
+  // again: "already received" (OK) when the first was accepted.
+  if (std::optional<absl::Status> again = proxy->Answered(header.task_id())) return *again;
   // Refuse before reading megabytes when the task is not open.
   SHOAL_ASSIGN_OR_RETURN(GrpcClientProxy::FitTaskInputs inputs,
                          proxy->OpenFitTask(header.task_id()));

@@ -28,6 +28,9 @@ struct FederationServiceOptions {
   absl::Duration max_poll_wait = absl::Seconds(10);
   // A run ID clients see on Join, for logs.
   std::string run_id;
+  // Shared by the proxies of joining clients (task IDs unique across server
+  // restarts); null: the process's.
+  std::shared_ptr<ServerEpoch> epoch;
   // Who may call, and how much (identity, revocation, per-client limits).
   AccessControlOptions access;
 };
