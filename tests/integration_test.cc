@@ -65,7 +65,9 @@ TEST_F(IntegrationTest, ServerAndThreeClientProcessesTrainAndAccuracyRises) {
   }
 
   // Inference with the server down, from a client's copy.
-  Subprocess infer({SHOAL_BINARY, "infer", "--model-dir", dir_.File("client-0"), "--input",
+  // Unsigned: this server runs without a model-signing key.
+  Subprocess infer({SHOAL_BINARY, "infer", "--insecure-unverified", "--model-dir",
+                    dir_.File("client-0"), "--input",
                     "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", "--labels",
                     "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"},
                    dir_.File("infer.log"));
