@@ -15,6 +15,7 @@
 #include "client/model.h"
 #include "client/trainer.h"
 #include "common/logging.h"
+#include "common/signing.h"
 #include "common/status.h"
 
 namespace shoal::cli {
@@ -113,6 +114,12 @@ absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
   agent_options.server_address = flags.server.empty() ? config.address : flags.server;
   agent_options.client_id = id;
   agent_options.tls = tls;
+  if (tls != nullptr) {
+    // A device trains on and keeps only models the server signed.
+    SHOAL_ASSIGN_OR_RETURN(agent_options.model_verifier,
+                           Annotate(ModelVerifier::Load(flags.pki_dir + "/model-signing.pub"),
+                                    "--pki-dir"));
+  }
   agent_options.state_dir =
       flags.state_dir.empty() ? absl::StrCat(config.output_dir, "/clients/", id) : flags.state_dir;
   agent_options.model_spec = config.model;

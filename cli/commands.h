@@ -60,6 +60,10 @@ struct InferFlags {
   std::string labels;      // optional IDX labels: report accuracy
   std::string model;       // overrides the recorded model spec
   int limit = 10;          // predictions printed
+  // The model-signing public key (model-signing.pub): the stored model's
+  // signature must verify with it. Required unless insecure_unverified.
+  std::string model_key;
+  bool insecure_unverified = false;  // load without checking the signature
 };
 int RunInferCommand(const InferFlags& flags);
 

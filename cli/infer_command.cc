@@ -7,21 +7,39 @@
 #include "client/data/dataset.h"
 #include "client/inference.h"
 #include "client/trainer.h"
+#include "common/signing.h"
 #include "common/status.h"
 
 namespace shoal::cli {
 namespace {
 
 absl::Status RunInfer(const InferFlags& flags) {
+  std::shared_ptr<const ModelVerifier> verifier;
+  if (!flags.model_key.empty()) {
+    SHOAL_ASSIGN_OR_RETURN(verifier, ModelVerifier::Load(flags.model_key));
+  } else if (flags.insecure_unverified) {
+    std::fprintf(stderr,
+                 "shoal infer: warning: --insecure-unverified: the model's signature is not "
+                 "checked, so its origin is not either; it may have been altered\n");
+  } else {
+    return absl::InvalidArgumentError(
+        "refusing to run a model whose origin is not checked: give --model-key FILE (the "
+        "server's model-signing.pub), or --insecure-unverified to skip the check");
+  }
   ModelRecord record;
-  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<client::Model> model,
-                         client::LoadStoredModel(flags.model_dir, &record, flags.model));
+  SHOAL_ASSIGN_OR_RETURN(
+      std::unique_ptr<client::Model> model,
+      client::LoadStoredModel(flags.model_dir, &record, flags.model, verifier.get()));
   SHOAL_ASSIGN_OR_RETURN(at::Tensor images, client::LoadImages(flags.input));
   SHOAL_ASSIGN_OR_RETURN(std::vector<client::Prediction> predictions,
                          client::Predict(*model, images));
-  std::printf("model version %lld (%s) from %s, %zu image(s)\n",
+  std::printf("model version %lld (%s) from %s, %s, %zu image(s)\n",
               static_cast<long long>(record.version), record.model_spec.c_str(),
-              flags.model_dir.c_str(), predictions.size());
+              flags.model_dir.c_str(),
+              verifier != nullptr
+                  ? absl::StrCat("signature verified (key ", verifier->key_id(), ")").c_str()
+                  : "signature NOT checked",
+              predictions.size());
   const auto& names = client::FashionMnistClassNames();
   at::Tensor labels;
   if (!flags.labels.empty()) {

@@ -92,6 +92,13 @@ int Main(int argc, char** argv) {
   i->add_option("--labels", infer.labels, "IDX label file: also report accuracy")->check(CLI::ExistingFile);
   i->add_option("--model", infer.model, "Model spec overriding the stored one (cnn, 2nn, logreg, FILE.pt)");
   i->add_option("--limit", infer.limit, "Predictions to print")->check(CLI::NonNegativeNumber)->capture_default_str();
+  CLI::Option* model_key =
+      i->add_option("--model-key", infer.model_key,
+                    "The server's model-signing public key (model-signing.pub): refuse a model "
+                    "it did not sign")->check(CLI::ExistingFile);
+  i->add_flag("--insecure-unverified", infer.insecure_unverified,
+              "Load the model without checking its signature (its origin is not checked)")
+      ->excludes(model_key);
 
   // --- shoal certs (common/pki.h) ---
   shoal::cli::CertsFlags certs;

@@ -29,6 +29,7 @@
 #include "client/trainer.h"
 #include "common/files.h"
 #include "common/logging.h"
+#include "common/signing.h"
 #include "common/status.h"
 #include "server/checkpoint.h"
 #include "server/client_manager.h"
@@ -110,6 +111,13 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   SHOAL_RETURN_IF_ERROR(InitLogging("server", flags.log_level));
   SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<const TlsMaterial> tls,
                          LoadTransport(Side::kServer, flags.pki_dir, flags.insecure_plaintext));
+  // Secure runs sign every model version; devices refuse unsigned ones.
+  std::shared_ptr<const ModelSigner> signer;
+  if (tls != nullptr) {
+    SHOAL_ASSIGN_OR_RETURN(signer, Annotate(ModelSigner::Load(flags.pki_dir + "/model-signing.key"),
+                                            "--pki-dir"));
+    spdlog::info("signing every model version with key {}", signer->key_id());
+  }
   if (config.threads > 0) client::SetComputeThreads(static_cast<int>(config.threads));
 
   // Resume when OUTPUT_DIR holds a checkpoint of this run.
@@ -147,7 +155,7 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   const int64_t num_parameters = server_side.initial.NumElements();
   SHOAL_RETURN_IF_ERROR(MakeDirectories(config.output_dir));
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<ModelStore> store,
-                         ModelStore::Open(config.output_dir + "/models", config.model));
+                         ModelStore::Open(config.output_dir + "/models", config.model, signer));
 
   ClientManager clients;
   // Task IDs carry this process's nonce: a result for a task handed out
@@ -229,7 +237,11 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
                 latest->params_file.c_str(), latest->sha256_hex.c_str());
   }
   std::printf("Metrics history: %s/metrics.json and metrics.csv\n", config.output_dir.c_str());
-  std::printf("Run inference (works offline):\n  shoal infer --model-dir %s --input %s/t10k-images-idx3-ubyte.gz --labels %s/t10k-labels-idx1-ubyte.gz\n",
+  const std::string verify =
+      signer != nullptr ? absl::StrCat("--model-key ", flags.pki_dir, "/model-signing.pub")
+                        : std::string("--insecure-unverified");
+  std::printf("Run inference (works offline):\n  shoal infer %s --model-dir %s --input %s/t10k-images-idx3-ubyte.gz --labels %s/t10k-labels-idx1-ubyte.gz\n",
+              verify.c_str(),
               store->dir().c_str(), config.data_dir.c_str(), config.data_dir.c_str());
   std::fflush(stdout);
   *exit_code = 0;

@@ -49,14 +49,17 @@ Agent::Agent(AgentOptions options, LocalClient* local)
   stub_ = v1::Federation::NewStub(channel_);
   if (!options_.state_dir.empty()) {
     ModelRecord record;
-    absl::StatusOr<Parameters> cached =
-        LoadModelParameters(options_.state_dir, &record);
+    absl::StatusOr<Parameters> cached = LoadModelParameters(
+        options_.state_dir, &record, kLatestVersion, options_.model_verifier.get());
     if (cached.ok()) {
       cached_version_ = record.version;
       cached_sha256_hex_ = record.sha256_hex;
       cached_model_ = std::make_shared<const Parameters>(*std::move(cached));
       spdlog::info("using cached global model version {} from {}", cached_version_,
                    options_.state_dir);
+    } else if (absl::IsPermissionDenied(cached.status())) {
+      // Left on disk: the next verified download replaces it.
+      spdlog::warn("not using the cached model: {}", std::string(cached.status().message()));
     }
   }
 }
@@ -232,11 +235,20 @@ absl::StatusOr<std::shared_ptr<const Parameters>> Agent::EnsureModel(
   SHOAL_ASSIGN_OR_RETURN(
       std::string payload,
       Annotate(ReadPayload(ctx.get(), stub_->DownloadModel(ctx.get(), req)), "model download"));
-  const std::string got_sha = Sha256Hex(payload);
+  const std::string digest = Sha256(payload);
+  const std::string got_sha = HexEncode(digest);
   if (!wanted_sha.empty() && got_sha != wanted_sha) {
     return absl::DataLossError(absl::StrCat(
         "downloaded model version ", version, " has SHA-256 ", got_sha,
         " but the task names ", wanted_sha));
+  }
+  if (options_.model_verifier != nullptr) {
+    // Over the digest of the bytes received: the task's sha256 is only the
+    // server's (or an interceptor's) claim. Nothing is parsed, cached or
+    // kept before this passes.
+    SHOAL_RETURN_IF_ERROR(Annotate(
+        options_.model_verifier->Verify(version, digest, wanted.signature()),
+        "refusing the downloaded model"));
   }
   spdlog::debug("downloaded model version {} ({} bytes)", version, payload.size());
   absl::StatusOr<Parameters> params = ParseParameters(payload);
@@ -245,6 +257,8 @@ absl::StatusOr<std::shared_ptr<const Parameters>> Agent::EnsureModel(
     ModelRecord record;
     record.version = version;
     record.model_spec = options_.model_spec;
+    // Kept even when this agent does not verify, so offline inference can.
+    record.signature = wanted.signature();
     absl::Status saved = WriteModelVersion(options_.state_dir, record, payload).status();
     if (saved.ok()) {
       RemoveModelVersionsBefore(options_.state_dir, version);
@@ -330,8 +344,13 @@ absl::Status Agent::ServeFit(const v1::Task& task) {
       res = secagg_answer_.status();
     }
   } else {
-    SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<const Parameters> global,
-                           EnsureModel(fit.model()));
+    absl::StatusOr<std::shared_ptr<const Parameters>> model = EnsureModel(fit.model());
+    if (absl::IsPermissionDenied(model.status())) {
+      // Tell the server now, so the round does not wait for this client and
+      // the operator sees why it dropped out.
+      ReportFitFailure(task.task_id(), model.status());
+    }
+    SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<const Parameters> global, std::move(model));
     std::optional<Parameters> aux;
     if (fit.has_aux()) {
       SHOAL_ASSIGN_OR_RETURN(aux, DownloadAux(task.task_id()));

@@ -22,6 +22,7 @@
 #include "client/local_client.h"
 #include "common/parameters.h"
 #include "common/tls.h"
+#include "common/signing.h"
 #include "secagg/participant.h"
 #include "shoal/v1/shoal.grpc.pb.h"
 
@@ -38,6 +39,12 @@ struct AgentOptions {
   std::string state_dir;
   // The model spec recorded with the cached model, for offline inference.
   std::string model_spec;
+  // The model-signing public key. When set, every model (downloaded, or
+  // cached in state_dir at startup) must carry a valid signature by this
+  // key before it is trained on or evaluated; a model that does not is
+  // refused (the task fails with PermissionDenied) and the last good model
+  // stays in use and on disk. Null: models are not verified.
+  std::shared_ptr<const ModelVerifier> model_verifier;
   // Reconnection: exponential backoff with full jitter, from `initial` up to
   // `max`, giving up after `give_up_after` without reaching the server
   // (zero: never give up).
@@ -87,7 +94,10 @@ class Agent {
   void ReportFitFailure(const std::string& task_id, const absl::Status& error);
   // EnsureModel returns model `version.version()`, from the cache when its
   // SHA-256 matches `version.sha256()` (or when none is given), else
-  // downloaded. A restarted server's version 3 is not the old run's.
+  // downloaded. A restarted server's version 3 is not the old run's. With a
+  // model_verifier, a download is verified against `version.signature()`
+  // before it is parsed or cached (PermissionDenied otherwise); the cache
+  // holds verified models only.
   absl::StatusOr<std::shared_ptr<const Parameters>> EnsureModel(
       const v1::ModelVersion& version);
   // UploadFit sends `res`: its update, or only its masked input when

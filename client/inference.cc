@@ -43,9 +43,11 @@ absl::StatusOr<at::Tensor> ReadPgm(const std::string& path) {
 
 absl::StatusOr<std::unique_ptr<Model>> LoadStoredModel(const std::string& dir,
                                                        ModelRecord* record,
-                                                       const std::string& spec_override) {
+                                                       const std::string& spec_override,
+                                                       const ModelVerifier* verifier) {
   ModelRecord r;
-  SHOAL_ASSIGN_OR_RETURN(Parameters params, LoadModelParameters(dir, &r));
+  SHOAL_ASSIGN_OR_RETURN(Parameters params,
+                         LoadModelParameters(dir, &r, kLatestVersion, verifier));
   SHOAL_ASSIGN_OR_RETURN(ModelSpec spec,
                          ParseModelSpec(spec_override.empty() ? r.model_spec : spec_override));
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, CreateModel(spec));

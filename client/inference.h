@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "client/model.h"
 #include "common/model_dir.h"
+#include "common/signing.h"
 
 namespace shoal::client {
 
@@ -22,11 +23,15 @@ struct Prediction {
 };
 
 // LoadStoredModel builds the architecture recorded in `dir`'s newest model
-// manifest and loads its verified weights. `spec_override` replaces the
+// manifest and loads its weights, after checking them against the
+// manifest's SHA-256. With a `verifier` (the model-signing public key), the
+// manifest's signature must also verify over its version and the weights'
+// SHA-256: an unsigned, altered or foreign model is refused with
+// PermissionDenied before it is parsed. `spec_override` replaces the
 // recorded spec (e.g. a TorchScript file moved since training).
 absl::StatusOr<std::unique_ptr<Model>> LoadStoredModel(
     const std::string& dir, ModelRecord* record = nullptr,
-    const std::string& spec_override = "");
+    const std::string& spec_override = "", const ModelVerifier* verifier = nullptr);
 
 // LoadImages reads images to classify: an IDX3 image file (gzipped or not)
 // or a binary PGM (P5, 28x28, maxval 255). Returns normalized float32

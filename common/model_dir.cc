@@ -32,10 +32,31 @@ json RecordToJson(const ModelRecord& r) {
       metrics[name] = std::get<double>(value);
     }
   }
-  return json{{"version", r.version},       {"sha256", r.sha256_hex},
-              {"size_bytes", r.size_bytes}, {"model", r.model_spec},
-              {"metrics", metrics},         {"params_file", r.params_file},
-              {"created_at", r.created_at}};
+  json j{{"version", r.version},       {"sha256", r.sha256_hex},
+         {"size_bytes", r.size_bytes}, {"model", r.model_spec},
+         {"metrics", metrics},         {"params_file", r.params_file},
+         {"created_at", r.created_at}};
+  if (!r.signature.empty()) j["signature"] = HexEncode(r.signature);
+  return j;
+}
+
+// HexDecode reads lowercase or uppercase hex; false on anything else.
+bool HexDecode(const std::string& hex, std::string* out) {
+  if (hex.size() % 2 != 0) return false;
+  const auto nibble = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  out->clear();
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    const int hi = nibble(hex[i]);
+    const int lo = nibble(hex[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out->push_back(static_cast<char>(hi * 16 + lo));
+  }
+  return true;
 }
 
 absl::StatusOr<ModelRecord> RecordFromJson(const std::string& text,
@@ -49,6 +70,11 @@ absl::StatusOr<ModelRecord> RecordFromJson(const std::string& text,
     r.model_spec = j.at("model").get<std::string>();
     r.params_file = j.at("params_file").get<std::string>();
     r.created_at = j.value("created_at", "");
+    if (j.contains("signature") &&
+        !HexDecode(j.at("signature").get<std::string>(), &r.signature)) {
+      return absl::DataLossError(absl::StrCat(
+          "model manifest '", path, "' has a signature that is not hex"));
+    }
     const json metrics = j.value("metrics", json::object());
     for (const auto& [name, value] : metrics.items()) {
       if (value.is_number_integer()) {
@@ -116,9 +142,15 @@ absl::StatusOr<std::string> ReadModelPayload(const std::string& dir,
 
 absl::StatusOr<Parameters> LoadModelParameters(const std::string& dir,
                                                ModelRecord* record,
-                                               int64_t version) {
+                                               int64_t version,
+                                               const ModelVerifier* verifier) {
   SHOAL_ASSIGN_OR_RETURN(ModelRecord r, ReadModelRecord(dir, version));
   SHOAL_ASSIGN_OR_RETURN(std::string payload, ReadModelPayload(dir, r));
+  if (verifier != nullptr) {
+    // Hash the bytes just read, not the manifest's claim about them.
+    SHOAL_RETURN_IF_ERROR(Annotate(verifier->Verify(r.version, Sha256(payload), r.signature),
+                                   absl::StrCat("model in '", dir, "'")));
+  }
   absl::StatusOr<Parameters> params = ParseParameters(payload);
   if (!params.ok()) return Annotate(params.status(), dir + "/" + r.params_file);
   if (record != nullptr) *record = std::move(r);

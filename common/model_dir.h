@@ -3,7 +3,8 @@
 // same code loads a model for inference from either:
 //
 //   DIR/model-000007.params   serialized ParametersProto of version 7
-//   DIR/model-000007.json     its ModelRecord (version, SHA-256, metrics, ...)
+//   DIR/model-000007.json     its ModelRecord (version, SHA-256, signature,
+//                             metrics, ...)
 //   DIR/latest.json           the ModelRecord of the newest version
 //
 // Every file is written atomically (write, fsync, rename).
@@ -16,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "common/metrics.h"
 #include "common/parameters.h"
+#include "common/signing.h"
 
 namespace shoal {
 
@@ -30,6 +32,10 @@ struct ModelRecord {
   Metrics metrics;          // e.g. test_accuracy after this round
   std::string params_file;  // file name inside the directory
   std::string created_at;   // RFC 3339, UTC
+  // The server's Ed25519 signature over (version, SHA-256) as
+  // common/signing.h defines it: 64 raw bytes, hex under "signature" in the
+  // manifest. Empty (no "signature" key) for an unsigned model.
+  std::string signature;
 };
 
 // WriteModelVersion stores `payload` (a serialized ParametersProto) as
@@ -50,9 +56,13 @@ absl::StatusOr<std::string> ReadModelPayload(const std::string& dir,
                                              const ModelRecord& record);
 
 // LoadModelParameters is ReadModelRecord + ReadModelPayload + parsing.
+// With a `verifier`, the record's signature must verify over its version and
+// the payload's SHA-256 before the payload is parsed (PermissionDenied
+// otherwise, for an unsigned model too).
 absl::StatusOr<Parameters> LoadModelParameters(const std::string& dir,
                                                ModelRecord* record = nullptr,
-                                               int64_t version = kLatestVersion);
+                                               int64_t version = kLatestVersion,
+                                               const ModelVerifier* verifier = nullptr);
 
 // RemoveModelVersionsBefore deletes versions older than `version` (a client
 // keeps only its newest model).

@@ -149,11 +149,11 @@ grpc::Status FederationService::Poll(grpc::ServerContext* ctx,
                             : task->has_shutdown() ? task->mutable_shutdown()->mutable_final_model()
                                                    : nullptr;
   if (model != nullptr) {
-    absl::StatusOr<std::shared_ptr<const ChunkedPayload>> payload =
-        store_->Payload(model->version());
-    if (payload.ok()) {
-      model->set_sha256((*payload)->header().sha256());
-      model->set_size_bytes((*payload)->header().total_bytes());
+    absl::StatusOr<StoredModel> stored = store_->Get(model->version());
+    if (stored.ok()) {
+      model->set_sha256(stored->payload->header().sha256());
+      model->set_size_bytes(stored->payload->header().total_bytes());
+      model->set_signature(stored->record.signature);
     }
   }
   return grpc::Status::OK;

@@ -6,10 +6,11 @@
 
 namespace shoal {
 
-absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::Open(const std::string& dir,
-                                                             std::string model_spec) {
+absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::Open(
+    const std::string& dir, std::string model_spec, std::shared_ptr<const ModelSigner> signer) {
   SHOAL_RETURN_IF_ERROR(MakeDirectories(dir));
-  return std::unique_ptr<ModelStore>(new ModelStore(dir, std::move(model_spec)));
+  return std::unique_ptr<ModelStore>(
+      new ModelStore(dir, std::move(model_spec), std::move(signer)));
 }
 
 absl::StatusOr<ModelRecord> ModelStore::Save(int64_t version, const Parameters& params,
@@ -19,6 +20,12 @@ absl::StatusOr<ModelRecord> ModelStore::Save(int64_t version, const Parameters& 
   record.version = version;
   record.model_spec = model_spec_;
   record.metrics = metrics;
+  if (signer_ != nullptr) {
+    // The digest the chunk header carries is the one devices check the
+    // download against, so the signature covers exactly those bytes.
+    SHOAL_ASSIGN_OR_RETURN(record.signature,
+                           signer_->Sign(version, payload->header().sha256()));
+  }
   SHOAL_ASSIGN_OR_RETURN(record, WriteModelVersion(dir_, record, payload->payload()));
   absl::MutexLock lock(&mu_);
   latest_ = record;
@@ -26,12 +33,11 @@ absl::StatusOr<ModelRecord> ModelStore::Save(int64_t version, const Parameters& 
   return record;
 }
 
-absl::StatusOr<std::shared_ptr<const ChunkedPayload>> ModelStore::Payload(
-    int64_t version) const {
+absl::StatusOr<StoredModel> ModelStore::Get(int64_t version) const {
   {
     absl::MutexLock lock(&mu_);
     if (latest_payload_ != nullptr && (version < 0 || version == latest_->version)) {
-      return latest_payload_;
+      return StoredModel{*latest_, latest_payload_};
     }
     if (latest_payload_ == nullptr) {
       return absl::NotFoundError("no global model has been saved yet");
@@ -40,7 +46,13 @@ absl::StatusOr<std::shared_ptr<const ChunkedPayload>> ModelStore::Payload(
   // Older versions are rare requests (a client catching up): read from disk.
   SHOAL_ASSIGN_OR_RETURN(ModelRecord record, ReadModelRecord(dir_, version));
   SHOAL_ASSIGN_OR_RETURN(std::string payload, ReadModelPayload(dir_, record));
-  return std::make_shared<const ChunkedPayload>(std::move(payload));
+  return StoredModel{std::move(record), std::make_shared<const ChunkedPayload>(std::move(payload))};
+}
+
+absl::StatusOr<std::shared_ptr<const ChunkedPayload>> ModelStore::Payload(
+    int64_t version) const {
+  SHOAL_ASSIGN_OR_RETURN(StoredModel model, Get(version));
+  return std::move(model.payload);
 }
 
 std::optional<ModelRecord> ModelStore::Latest() const {

@@ -1,6 +1,7 @@
 // ModelStore: the server's versioned global models on disk (one version per
-// round, with metrics and SHA-256; see common/model_dir.h for the layout),
-// and the newest version kept serialized in memory for downloads.
+// round, with metrics, SHA-256 and, given a signing key, an Ed25519
+// signature; see common/model_dir.h for the layout), and the newest version
+// kept serialized in memory for downloads.
 #ifndef SHOAL_SERVER_MODEL_STORE_H_
 #define SHOAL_SERVER_MODEL_STORE_H_
 
@@ -15,23 +16,39 @@
 #include "common/chunking.h"
 #include "common/model_dir.h"
 #include "common/parameters.h"
+#include "common/signing.h"
 
 namespace shoal {
+
+// StoredModel is one version ready to serve: its manifest (with the
+// signature, empty if unsigned) and its bytes.
+struct StoredModel {
+  ModelRecord record;
+  std::shared_ptr<const ChunkedPayload> payload;
+};
 
 // Thread-safe: the Coordinator saves while the gRPC service serves.
 class ModelStore {
  public:
   // Open uses (and creates) `dir`; `model_spec` is recorded with every
-  // version so a client can rebuild the architecture for inference.
-  static absl::StatusOr<std::unique_ptr<ModelStore>> Open(const std::string& dir,
-                                                          std::string model_spec);
+  // version so a client can rebuild the architecture for inference. With a
+  // `signer`, every version saved is signed (common/signing.h); without one
+  // the versions are unsigned and devices that verify will refuse them.
+  static absl::StatusOr<std::unique_ptr<ModelStore>> Open(
+      const std::string& dir, std::string model_spec,
+      std::shared_ptr<const ModelSigner> signer = nullptr);
 
-  // Save writes `params` as `version` and makes it the newest.
+  // Save writes `params` as `version` (signed, given a signer) and makes it
+  // the newest. Fails, writing nothing, if signing fails.
   absl::StatusOr<ModelRecord> Save(int64_t version, const Parameters& params,
                                    const Metrics& metrics);
 
-  // Payload returns a version ready to stream (kLatestVersion: the newest).
-  // NotFound for a version never saved.
+  // Get returns a version with its record (kLatestVersion: the newest).
+  // NotFound for a version never saved. Versions older than the newest are
+  // read from disk and served as recorded there (signed or not).
+  absl::StatusOr<StoredModel> Get(int64_t version) const;
+
+  // Payload is Get(version)->payload.
   absl::StatusOr<std::shared_ptr<const ChunkedPayload>> Payload(int64_t version) const;
 
   // Latest returns the newest record, if any version was saved.
@@ -40,11 +57,13 @@ class ModelStore {
   const std::string& dir() const { return dir_; }
 
  private:
-  ModelStore(std::string dir, std::string model_spec)
-      : dir_(std::move(dir)), model_spec_(std::move(model_spec)) {}
+  ModelStore(std::string dir, std::string model_spec,
+             std::shared_ptr<const ModelSigner> signer)
+      : dir_(std::move(dir)), model_spec_(std::move(model_spec)), signer_(std::move(signer)) {}
 
   const std::string dir_;
   const std::string model_spec_;
+  const std::shared_ptr<const ModelSigner> signer_;  // null: unsigned
   mutable absl::Mutex mu_;
   std::optional<ModelRecord> latest_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const ChunkedPayload> latest_payload_ ABSL_GUARDED_BY(mu_);

@@ -52,7 +52,7 @@ TEST_F(IntegrationTest, ServerAndThreeClientProcessesTrainAndAccuracyRises) {
   // The server's last words say where the model is and how to use it.
   const std::string log = server->Log();
   EXPECT_NE(log.find("Final test accuracy"), std::string::npos) << log;
-  EXPECT_NE(log.find("shoal infer --model-dir"), std::string::npos) << log;
+  EXPECT_NE(log.find("shoal infer --model-key"), std::string::npos) << log;
 
   // Every client kept the final global model for offline inference, with the
   // same checksum as the server's.
@@ -65,7 +65,10 @@ TEST_F(IntegrationTest, ServerAndThreeClientProcessesTrainAndAccuracyRises) {
   }
 
   // Inference with the server down, from a client's copy.
-  Subprocess infer({SHOAL_BINARY, "infer", "--model-dir", dir_.File("client-0"), "--input",
+  // Verified with the public key of the device's bundle.
+  Subprocess infer({SHOAL_BINARY, "infer", "--model-key", Bundle("client-0") + "/model-signing.pub",
+                    "--model-dir",
+                    dir_.File("client-0"), "--input",
                     "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", "--labels",
                     "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"},
                    dir_.File("infer.log"));

@@ -1,0 +1,264 @@
+#include "common/signing.h"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/files.h"
+#include "common/sha256.h"
+#include "common/status.h"
+
+namespace shoal {
+namespace {
+
+struct PkeyDeleter {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+struct MdCtxDeleter {
+  void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
+};
+struct BioDeleter {
+  void operator()(BIO* p) const { BIO_free(p); }
+};
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
+using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
+using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+
+constexpr size_t kSha256Bytes = 32;
+constexpr size_t kRawPublicKeyBytes = 32;
+// Key files are a few hundred bytes; anything much larger is not a key.
+constexpr uint64_t kMaxKeyFileBytes = 64 << 10;
+
+// DrainErrors empties this thread's OpenSSL error queue, so a stale entry
+// never shows up in a later, unrelated error, and returns its text.
+std::string DrainErrors() {
+  std::string text;
+  char buf[256];
+  while (unsigned long code = ERR_get_error()) {
+    ERR_error_string_n(code, buf, sizeof(buf));
+    if (!text.empty()) text += "; ";
+    text += buf;
+  }
+  return text;
+}
+
+absl::Status InternalOpenSslError(absl::string_view what) {
+  const std::string errors = DrainErrors();
+  return absl::InternalError(errors.empty() ? std::string(what) : absl::StrCat(what, ": ", errors));
+}
+
+// NoPassphrase stops OpenSSL from prompting on the terminal for an
+// encrypted key: a server started by a service manager has no one to ask.
+int NoPassphrase(char*, int, int, void*) { return 0; }
+
+BioPtr MemoryBio(absl::string_view pem) {
+  return BioPtr(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+}
+
+// PemLabelHint says what a PEM text that failed to load holds instead, so
+// the error tells the operator which file they passed by mistake.
+std::string PemLabelHint(absl::string_view pem) {
+  if (absl::StrContains(pem, "-----BEGIN ENCRYPTED PRIVATE KEY-----")) {
+    return "an encrypted private key (Shoal reads unencrypted PKCS#8 keys; protect the "
+           "file with its permissions instead)";
+  }
+  if (absl::StrContains(pem, "-----BEGIN PUBLIC KEY-----")) return "a public key";
+  if (absl::StrContains(pem, "PRIVATE KEY-----")) return "a private key";
+  if (absl::StrContains(pem, "-----BEGIN CERTIFICATE-----")) return "a certificate";
+  if (absl::StrContains(pem, "-----BEGIN ")) return "a PEM block of another kind";
+  return "no PEM data";
+}
+
+absl::Status CheckEd25519(EVP_PKEY* pkey, absl::string_view source) {
+  if (EVP_PKEY_is_a(pkey, "ED25519")) return absl::OkStatus();
+  const char* type = EVP_PKEY_get0_type_name(pkey);
+  return absl::InvalidArgumentError(absl::StrCat(
+      source, " holds a key of type ", type != nullptr ? type : "unknown",
+      "; model signing needs an Ed25519 key (as `shoal certs` writes)"));
+}
+
+absl::StatusOr<std::string> KeyId(EVP_PKEY* pkey) {
+  unsigned char raw[kRawPublicKeyBytes];
+  size_t len = sizeof(raw);
+  if (EVP_PKEY_get_raw_public_key(pkey, raw, &len) != 1 || len != sizeof(raw)) {
+    return InternalOpenSslError("reading the Ed25519 public key");
+  }
+  return HexEncode(Sha256(absl::string_view(reinterpret_cast<const char*>(raw), len)))
+      .substr(0, 16);
+}
+
+absl::StatusOr<std::string> ReadKeyFile(const std::string& path, absl::string_view what) {
+  absl::StatusOr<std::string> pem = ReadFile(path, kMaxKeyFileBytes);
+  if (absl::IsNotFound(pem.status())) {
+    return absl::NotFoundError(absl::StrCat(what, " '", path, "' does not exist"));
+  }
+  if (!pem.ok()) return Annotate(pem.status(), absl::StrCat(what, " '", path, "'"));
+  return pem;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ModelSigningMessage(int64_t version, absl::string_view sha256) {
+  if (sha256.size() != kSha256Bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model version ", version, ": a SHA-256 digest is 32 bytes, got ", sha256.size()));
+  }
+  std::string message(kModelSigningDomain, sizeof(kModelSigningDomain));  // with its NUL
+  const auto v = static_cast<uint64_t>(version);
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    message.push_back(static_cast<char>((v >> shift) & 0xff));
+  }
+  message.append(sha256.data(), sha256.size());
+  return message;
+}
+
+// ---- ModelSigner ----
+
+struct ModelSigner::Key {
+  PkeyPtr pkey;
+};
+
+ModelSigner::ModelSigner(std::unique_ptr<Key> key, std::string key_id)
+    : key_(std::move(key)), key_id_(std::move(key_id)) {}
+ModelSigner::~ModelSigner() = default;
+
+absl::StatusOr<std::shared_ptr<const ModelSigner>> ModelSigner::Load(
+    const std::string& pem_path) {
+  SHOAL_ASSIGN_OR_RETURN(std::string pem, ReadKeyFile(pem_path, "model-signing key"));
+  return FromPem(pem, absl::StrCat("model-signing key '", pem_path, "'"));
+}
+
+absl::StatusOr<std::shared_ptr<const ModelSigner>> ModelSigner::FromPem(
+    absl::string_view pem, absl::string_view source) {
+  BioPtr bio = MemoryBio(pem);
+  if (bio == nullptr) return InternalOpenSslError("allocating a memory BIO");
+  PkeyPtr pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr));
+  const std::string errors = DrainErrors();
+  if (pkey == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, " holds ", PemLabelHint(pem),
+        ", not an Ed25519 private key in PKCS#8 PEM (\"-----BEGIN PRIVATE KEY-----\", "
+        "model-signing.key from `shoal certs`)",
+        errors.empty() ? "" : absl::StrCat(" [", errors, "]")));
+  }
+  SHOAL_RETURN_IF_ERROR(CheckEd25519(pkey.get(), source));
+  SHOAL_ASSIGN_OR_RETURN(std::string key_id, KeyId(pkey.get()));
+  auto key = std::make_unique<Key>();
+  key->pkey = std::move(pkey);
+  return std::shared_ptr<const ModelSigner>(new ModelSigner(std::move(key), std::move(key_id)));
+}
+
+absl::StatusOr<std::string> ModelSigner::Sign(int64_t version, absl::string_view sha256) const {
+  SHOAL_ASSIGN_OR_RETURN(const std::string message, ModelSigningMessage(version, sha256));
+  // A context per call: the key is shared, the context is not.
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  std::string signature(kModelSignatureBytes, '\0');
+  size_t len = signature.size();
+  // Ed25519 hashes internally (no digest is named) and signs in one shot.
+  if (ctx == nullptr ||
+      EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key_->pkey.get()) != 1 ||
+      EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &len,
+                     reinterpret_cast<const unsigned char*>(message.data()),
+                     message.size()) != 1 ||
+      len != kModelSignatureBytes) {
+    return InternalOpenSslError(absl::StrCat("signing model version ", version));
+  }
+  return signature;
+}
+
+// ---- ModelVerifier ----
+
+struct ModelVerifier::Key {
+  PkeyPtr pkey;
+};
+
+ModelVerifier::ModelVerifier(std::unique_ptr<Key> key, std::string key_id)
+    : key_(std::move(key)), key_id_(std::move(key_id)) {}
+ModelVerifier::~ModelVerifier() = default;
+
+absl::StatusOr<std::shared_ptr<const ModelVerifier>> ModelVerifier::Load(
+    const std::string& pem_path) {
+  SHOAL_ASSIGN_OR_RETURN(std::string pem, ReadKeyFile(pem_path, "model-signing public key"));
+  return FromPem(pem, absl::StrCat("model-signing public key '", pem_path, "'"));
+}
+
+absl::StatusOr<std::shared_ptr<const ModelVerifier>> ModelVerifier::FromPem(
+    absl::string_view pem, absl::string_view source) {
+  BioPtr bio = MemoryBio(pem);
+  if (bio == nullptr) return InternalOpenSslError("allocating a memory BIO");
+  PkeyPtr pkey(PEM_read_bio_PUBKEY(bio.get(), nullptr, NoPassphrase, nullptr));
+  const std::string errors = DrainErrors();
+  if (pkey == nullptr) {
+    const std::string hint = PemLabelHint(pem);
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, " holds ", hint,
+        ", not an Ed25519 public key in PEM (\"-----BEGIN PUBLIC KEY-----\", "
+        "model-signing.pub from `shoal certs`)",
+        hint == "a private key" ? "; devices must be given the public key only" : "",
+        errors.empty() ? "" : absl::StrCat(" [", errors, "]")));
+  }
+  SHOAL_RETURN_IF_ERROR(CheckEd25519(pkey.get(), source));
+  SHOAL_ASSIGN_OR_RETURN(std::string key_id, KeyId(pkey.get()));
+  auto key = std::make_unique<Key>();
+  key->pkey = std::move(pkey);
+  return std::shared_ptr<const ModelVerifier>(
+      new ModelVerifier(std::move(key), std::move(key_id)));
+}
+
+absl::Status ModelVerifier::Verify(int64_t version, absl::string_view sha256,
+                                   absl::string_view signature) const {
+  SHOAL_ASSIGN_OR_RETURN(const std::string message, ModelSigningMessage(version, sha256));
+  if (signature.empty()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("model version ", version, " has no signature"));
+  }
+  const auto refused = [&](absl::string_view why) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "model version ", version, "'s signature does not verify with the model-signing key ",
+        key_id_, " (", why, "); the model was altered or signed with another key"));
+  };
+  if (signature.size() != kModelSignatureBytes) {
+    return refused(absl::StrCat(signature.size(), " bytes, an Ed25519 signature has 64"));
+  }
+  MdCtxPtr ctx(EVP_MD_CTX_new());
+  if (ctx == nullptr ||
+      EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key_->pkey.get()) != 1) {
+    return InternalOpenSslError(absl::StrCat("verifying model version ", version));
+  }
+  const int ok = EVP_DigestVerify(
+      ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+      reinterpret_cast<const unsigned char*>(message.data()), message.size());
+  DrainErrors();
+  if (ok != 1) return refused("Ed25519 check failed");
+  return absl::OkStatus();
+}
+
+// ---- key generation ----
+
+absl::StatusOr<ModelSigningKeyPem> GenerateModelSigningKey() {
+  PkeyPtr pkey(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
+  if (pkey == nullptr) return InternalOpenSslError("generating an Ed25519 key pair");
+  const auto to_pem = [&](bool private_key) -> absl::StatusOr<std::string> {
+    BioPtr bio(BIO_new(BIO_s_mem()));
+    const int written =
+        bio == nullptr ? 0
+        : private_key
+            ? PEM_write_bio_PrivateKey(bio.get(), pkey.get(), nullptr, nullptr, 0, nullptr, nullptr)
+            : PEM_write_bio_PUBKEY(bio.get(), pkey.get());
+    if (written != 1) return InternalOpenSslError("writing an Ed25519 key as PEM");
+    char* data = nullptr;
+    const long size = BIO_get_mem_data(bio.get(), &data);
+    return std::string(data, static_cast<size_t>(size));
+  };
+  ModelSigningKeyPem out;
+  SHOAL_ASSIGN_OR_RETURN(out.private_pem, to_pem(true));
+  SHOAL_ASSIGN_OR_RETURN(out.public_pem, to_pem(false));
+  return out;
+}
+
+}  // namespace shoal
