@@ -38,8 +38,10 @@ json RecordToJson(const ModelRecord& r) {
               {"created_at", r.created_at}};
 }
 
-absl::StatusOr<ModelRecord> RecordFromJson(const std::string& text,
-                                           const std::string& path) {
+}  // namespace
+
+absl::StatusOr<ModelRecord> ParseModelRecord(const std::string& text,
+                                             const std::string& source) {
   ModelRecord r;
   try {
     json j = json::parse(text);
@@ -59,18 +61,16 @@ absl::StatusOr<ModelRecord> RecordFromJson(const std::string& text,
     }
   } catch (const json::exception& e) {
     return absl::DataLossError(
-        absl::StrCat("model manifest '", path, "' is malformed: ", e.what()));
+        absl::StrCat("model manifest '", source, "' is malformed: ", e.what()));
   }
   // The manifest names a file inside the directory, never a path elsewhere.
   if (r.params_file.empty() || r.params_file.find('/') != std::string::npos) {
     return absl::DataLossError(absl::StrCat(
-        "model manifest '", path, "' names an invalid params file '",
+        "model manifest '", source, "' names an invalid params file '",
         r.params_file, "'"));
   }
   return r;
 }
-
-}  // namespace
 
 absl::StatusOr<ModelRecord> WriteModelVersion(const std::string& dir,
                                               ModelRecord record,
@@ -99,7 +99,7 @@ absl::StatusOr<ModelRecord> ReadModelRecord(const std::string& dir, int64_t vers
         "in '", dir, "' (", path, " is missing)"));
   }
   if (!text.ok()) return text.status();
-  return RecordFromJson(*text, path);
+  return ParseModelRecord(*text, path);
 }
 
 absl::StatusOr<std::string> ReadModelPayload(const std::string& dir,
