@@ -1,5 +1,6 @@
 #include "common/model_dir.h"
 
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <vector>
@@ -45,6 +46,19 @@ absl::StatusOr<ModelRecord> ParseModelRecord(const std::string& text,
   ModelRecord r;
   try {
     json j = json::parse(text);
+    // get<int64_t>() converts a float by a plain cast, undefined behaviour
+    // for 1e300; a version or size is a non-negative integer or nothing.
+    for (const char* key : {"version", "size_bytes"}) {
+      if (!j.at(key).is_number_unsigned()) {
+        return absl::DataLossError(absl::StrCat(
+            "model manifest '", source, "' is malformed: '", key,
+            "' must be a non-negative integer, got ", j.at(key).dump()));
+      }
+    }
+    if (j.at("version").get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+      return absl::DataLossError(absl::StrCat(
+          "model manifest '", source, "' is malformed: 'version' is out of range"));
+    }
     r.version = j.at("version").get<int64_t>();
     r.sha256_hex = j.at("sha256").get<std::string>();
     r.size_bytes = j.at("size_bytes").get<uint64_t>();
