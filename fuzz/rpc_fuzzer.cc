@@ -280,6 +280,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace shoal;
   using namespace shoal::fuzz;
   Fixture& f = TheFixture();
+  const absl::Time entered = absl::Now();
   FramedReader in(data, size);
   const int method = in.Byte() % kNumMethods;
   const uint8_t flags = in.Byte();
@@ -300,11 +301,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (requests.empty()) requests.emplace_back();
 
+  const absl::Time start = absl::Now();
   const grpc::Status status = Call(*f.stub, kMethods[method], requests);
   static const bool verbose = std::getenv("SHOAL_FUZZ_VERBOSE") != nullptr;
   if (verbose) {  // to check that the seeds reach the handlers' depths
-    std::fprintf(stderr, "%s -> %d %s\n", kMethods[method], status.error_code(),
-                 status.error_message().c_str());
+    std::fprintf(stderr, "%s -> %d %s (%s)\n", kMethods[method], status.error_code(),
+                 status.error_message().c_str(),
+                 absl::FormatDuration(absl::Now() - start).c_str());
   }
   Check(completions.load() <= 1, "a task was completed more than once");
   if (status.ok() && (method == kSubmitFit || method == kSubmitEvaluate ||
@@ -315,5 +318,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // stays flat over millions of runs.
   for (const std::string& id : f.clients.LiveClientIds()) f.clients.Unregister(id);
   f.clients.Unregister(kClientId);
+  if (verbose) {
+    std::fprintf(stderr, "  whole input: %s\n",
+                 absl::FormatDuration(absl::Now() - entered).c_str());
+  }
   return 0;
 }
