@@ -64,7 +64,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   SecAggSession session;
   secagg::SecAggServer& server = session.server();
   bool deviated = false;  // a message other than the honest one was accepted
-  bool fuzzed = false;
   auto deliver = [&](uint32_t u, int stage, const v1::SecAggClientMessage& honest) {
     if (stage != target_stage || u != victim) {
       const absl::Status status = server.Receive(u, honest);
@@ -76,7 +75,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!(merge ? message.MergeFromString(bytes) : message.ParseFromString(bytes))) {
       return true;  // not a message at all: the transport would have refused it
     }
-    fuzzed = true;
     if (server.Receive(u, message).ok()) {
       if (message.SerializeAsString() != honest.SerializeAsString()) deviated = true;
       return false;
@@ -95,6 +93,5 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(server.summed_clients().size() == kSecAggClients, "an honest client was dropped");
     Check(server.sum() == session.PlainSum(), "the sum of honest answers is wrong");
   }
-  (void)fuzzed;
   return 0;
 }

@@ -34,21 +34,20 @@ class SecAggSession {
   secagg::SecAggClient& client(uint32_t u) { return *clients_[u]; }
   const std::vector<uint64_t>& input(uint32_t u) const { return inputs_[u]; }
 
-  // Hooks let a target replace what one client receives or sends.
-  //   to_client(u, stage, message): may change the server's message to u.
-  //   from_client(u, stage, reply): may change u's reply; return false to
-  //     drop it (u then drops out).
-  // `stage` is the server stage index (0: keys ... 3: unmasking).
+  // Hooks let a target swap what one client receives or sends; `stage` is
+  // the server stage index (0 keys, 1 shares, 2 masked input, 3 unmasking).
+  //   to_client(u, stage, client, message): may change the server's message
+  //     to u before u handles it.
+  //   from_client(u, stage, honest): sees u's reply; returns true to have it
+  //     delivered to the server as is, false when the hook delivered
+  //     something itself (or nothing: u then drops out).
   using ToClient = std::function<void(uint32_t, int, secagg::SecAggClient&,
                                       v1::SecAggServerMessage&)>;
   using FromClient = std::function<bool(uint32_t, int, const v1::SecAggClientMessage& honest)>;
 
-  // Run drives the session to its end. For every message the server sends,
-  // `to_client` may swap it and the client answers; a client whose Handle
-  // fails drops out. `from_client` then decides what the server receives:
-  // it gets the honest reply and returns false when it delivered (or
-  // dropped) the reply itself; true means "deliver the honest reply".
-  // Returns the status of the last Advance.
+  // Run drives the session to its end: every stage, every expected client
+  // gets its message (through to_client) and answers; a client whose Handle
+  // fails drops out. Returns the status of the last Advance.
   absl::Status Run(const ToClient& to_client, const FromClient& from_client);
 
   // PlainSum is the sum of the inputs of server().summed_clients().
