@@ -331,7 +331,9 @@ absl::StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text,
   json root;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // Not only parse_error: a number too large for a double (1e400) is an
+    // out_of_range thrown by the parser itself.
     return absl::InvalidArgumentError(
         absl::StrCat(source, ": not valid JSON: ", e.what()));
   }

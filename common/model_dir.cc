@@ -1,5 +1,6 @@
 #include "common/model_dir.h"
 
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <vector>
@@ -59,11 +60,26 @@ bool HexDecode(const std::string& hex, std::string* out) {
   return true;
 }
 
-absl::StatusOr<ModelRecord> RecordFromJson(const std::string& text,
-                                           const std::string& path) {
+}  // namespace
+
+absl::StatusOr<ModelRecord> ParseModelRecord(const std::string& text,
+                                             const std::string& source) {
   ModelRecord r;
   try {
     json j = json::parse(text);
+    // get<int64_t>() converts a float by a plain cast, undefined behaviour
+    // for 1e300; a version or size is a non-negative integer or nothing.
+    for (const char* key : {"version", "size_bytes"}) {
+      if (!j.at(key).is_number_unsigned()) {
+        return absl::DataLossError(absl::StrCat(
+            "model manifest '", source, "' is malformed: '", key,
+            "' must be a non-negative integer, got ", j.at(key).dump()));
+      }
+    }
+    if (j.at("version").get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+      return absl::DataLossError(absl::StrCat(
+          "model manifest '", source, "' is malformed: 'version' is out of range"));
+    }
     r.version = j.at("version").get<int64_t>();
     r.sha256_hex = j.at("sha256").get<std::string>();
     r.size_bytes = j.at("size_bytes").get<uint64_t>();
@@ -85,18 +101,16 @@ absl::StatusOr<ModelRecord> RecordFromJson(const std::string& text,
     }
   } catch (const json::exception& e) {
     return absl::DataLossError(
-        absl::StrCat("model manifest '", path, "' is malformed: ", e.what()));
+        absl::StrCat("model manifest '", source, "' is malformed: ", e.what()));
   }
   // The manifest names a file inside the directory, never a path elsewhere.
   if (r.params_file.empty() || r.params_file.find('/') != std::string::npos) {
     return absl::DataLossError(absl::StrCat(
-        "model manifest '", path, "' names an invalid params file '",
+        "model manifest '", source, "' names an invalid params file '",
         r.params_file, "'"));
   }
   return r;
 }
-
-}  // namespace
 
 absl::StatusOr<ModelRecord> WriteModelVersion(const std::string& dir,
                                               ModelRecord record,
@@ -125,7 +139,7 @@ absl::StatusOr<ModelRecord> ReadModelRecord(const std::string& dir, int64_t vers
         "in '", dir, "' (", path, " is missing)"));
   }
   if (!text.ok()) return text.status();
-  return RecordFromJson(*text, path);
+  return ParseModelRecord(*text, path);
 }
 
 absl::StatusOr<std::string> ReadModelPayload(const std::string& dir,

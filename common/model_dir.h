@@ -50,6 +50,12 @@ absl::StatusOr<ModelRecord> WriteModelVersion(const std::string& dir,
 absl::StatusOr<ModelRecord> ReadModelRecord(const std::string& dir,
                                             int64_t version = kLatestVersion);
 
+// ParseModelRecord parses a manifest's text (what ReadModelRecord reads from
+// a file); `source` names it in errors. DataLoss when the text is not a
+// manifest or names a params file outside the directory.
+absl::StatusOr<ModelRecord> ParseModelRecord(const std::string& text,
+                                             const std::string& source);
+
 // ReadModelPayload reads a version's .params file and checks its SHA-256
 // against the manifest (DataLoss on mismatch).
 absl::StatusOr<std::string> ReadModelPayload(const std::string& dir,

@@ -1,5 +1,6 @@
 #include "common/parameters.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -156,18 +157,25 @@ absl::StatusOr<at::Tensor> TensorFromProto(const v1::TensorProto& proto) {
         "tensor '", name, "' has unknown dtype ", proto.dtype()));
   }
   std::vector<int64_t> shape(proto.shape().begin(), proto.shape().end());
+  // The limit holds for the shape with zeros counted as ones, not just for
+  // the element count: LibTorch computes strides as products of the later
+  // dimensions, and reads a size at or above 2^62 as a symbolic one, so an
+  // empty tensor of shape [0, 2^62] would crash it on the first clone.
   int64_t numel = 1;
+  int64_t extent = 1;
   for (int64_t d : shape) {
     if (d < 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           "tensor '", name, "' has negative dimension in shape ",
           ShapeString(shape)));
     }
-    if (d != 0 && numel > kMaxElements / d) {
+    const int64_t span = std::max<int64_t>(d, 1);
+    if (extent > kMaxElements / span) {
       return absl::InvalidArgumentError(absl::StrCat(
           "tensor '", name, "' shape ", ShapeString(shape),
           " exceeds the limit of ", kMaxElements, " elements"));
     }
+    extent *= span;
     numel *= d;
   }
   const int64_t want_bytes = numel * static_cast<int64_t>(c10::elementSize(type));

@@ -11,6 +11,11 @@
 #   libcli11-dev          subcommand-aware CLI parsing for the `shoal` tool.
 #   libspdlog-dev         leveled, thread-safe logging.
 #   openssl               the tests generate TLS certificates with it.
+#   clang                 libFuzzer exists only in clang; scripts/fuzz.sh builds
+#                         the fuzz targets with it (Debian 12: clang 14).
+#   libclang-rt-14-dev    clang's runtimes: libFuzzer, ASan and UBSan.
+#   llvm-14               llvm-symbolizer, so sanitizer reports name files and
+#                         lines (clang only recommends it).
 set -euo pipefail
 
 packages=(
@@ -21,6 +26,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev
   dataset-fashion-mnist
+  clang libclang-rt-14-dev llvm-14
 )
 
 missing=()

@@ -107,6 +107,18 @@ TEST(ExperimentConfigTest, UnknownKeysAreNamedWithTheirPath) {
   EXPECT_NE(e.find("unknown key 'roundz'"), std::string::npos) << e;
 }
 
+// Found by fuzz/experiment_config_fuzzer: a number too large for a double is
+// an out_of_range exception from nlohmann's parser, not a parse_error, and
+// escaped ParseExperimentConfig (std::terminate).
+TEST(ExperimentConfigTest, NumberTooLargeForADoubleIsInvalidJson) {
+  for (const std::string& text :
+       {std::string(R"({"rounds": 10e53875182})"), std::string(R"({"fit": {"momentum": -1e400}})")}) {
+    std::string e = ErrorOf(text);
+    EXPECT_NE(e.find("not valid JSON"), std::string::npos) << e;
+    EXPECT_NE(e.find("exp.json"), std::string::npos) << e;
+  }
+}
+
 TEST(ExperimentConfigTest, WrongTypesAndRangesAreNamed) {
   EXPECT_NE(ErrorOf(R"({"rounds": "ten"})").find("'rounds' must be an integer"),
             std::string::npos);

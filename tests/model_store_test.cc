@@ -87,6 +87,31 @@ TEST(ModelStoreTest, MissingOrMalformedManifestIsAClearError) {
   EXPECT_NE(escape.status().message().find("invalid params file"), std::string::npos);
 }
 
+// Found writing fuzz/model_dir_fuzzer (its UBSan build flags the seed
+// regression-float-version): nlohmann's get<int64_t>() casts a float, which
+// is undefined behaviour for 1e300, so a version or size that is not a
+// non-negative integer is refused as malformed.
+TEST(ModelDirTest, ManifestVersionAndSizeMustBeNonNegativeIntegers) {
+  const std::string rest = R"("sha256": "x", "model": "cnn", "params_file": "m.params")";
+  for (const std::string& fields :
+       {std::string(R"("version": 1e300, "size_bytes": 1)"),
+        std::string(R"("version": 1.5, "size_bytes": 1)"),
+        std::string(R"("version": -2, "size_bytes": 1)"),
+        std::string(R"("version": 18446744073709551615, "size_bytes": 1)"),
+        std::string(R"("version": 1, "size_bytes": -1.5e30)"),
+        std::string(R"("version": 1, "size_bytes": "12")")}) {
+    absl::StatusOr<ModelRecord> r = ParseModelRecord("{" + fields + ", " + rest + "}", "m.json");
+    ASSERT_FALSE(r.ok()) << fields;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << fields;
+    EXPECT_NE(r.status().message().find("m.json"), std::string::npos) << r.status();
+  }
+  absl::StatusOr<ModelRecord> ok =
+      ParseModelRecord(R"({"version": 7, "size_bytes": 12, )" + rest + "}", "m.json");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->version, 7);
+  EXPECT_EQ(ok->size_bytes, 12u);
+}
+
 TEST(ModelDirTest, RemoveModelVersionsBeforeKeepsOnlyNewerVersions) {
   testing::TempDir dir;
   for (int64_t v : {0, 3, 7}) {

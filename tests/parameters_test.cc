@@ -93,6 +93,36 @@ TEST(ParametersTest, UnknownDtypeNegativeDimAndHugeShapeAreRefused) {
   EXPECT_NE(huge.status().message().find("exceeds"), std::string::npos);
 }
 
+// Found by fuzz/parameters_fuzzer: an empty tensor (a zero dimension) with an
+// absurd other dimension has no elements, but LibTorch reads sizes at or
+// above 2^62 as symbolic and crashed cloning it.
+TEST(ParametersTest, EmptyTensorWithHugeDimensionIsRefused) {
+  v1::ParametersProto proto;
+  v1::TensorProto* t = proto.add_tensors();
+  t->set_name("counts");
+  t->set_dtype(v1::DTYPE_INT64);
+  t->add_shape(0);
+  t->add_shape(int64_t{1} << 62);
+  absl::StatusOr<Parameters> huge = ParametersFromProto(proto);
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.status().message().find("exceeds"), std::string::npos);
+  // Strides are products of the later dimensions: [0, 2^20, 2^20] has no
+  // elements, but its first stride (2^40) is past the limit too.
+  t->clear_shape();
+  t->add_shape(0);
+  t->add_shape(int64_t{1} << 20);
+  t->add_shape(int64_t{1} << 20);
+  EXPECT_FALSE(ParametersFromProto(proto).ok());
+  // An honest empty tensor still parses.
+  t->clear_shape();
+  t->add_shape(0);
+  t->add_shape(784);
+  absl::StatusOr<Parameters> empty = ParametersFromProto(proto);
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->tensor(0).sizes(), (std::vector<int64_t>{0, 784}));
+  EXPECT_EQ(empty->Clone().tensor(0).numel(), 0);
+}
+
 TEST(ParametersTest, DuplicateNamesAndGarbageBytesAreRefused) {
   Parameters p;
   p.Add("w", at::ones({1}));

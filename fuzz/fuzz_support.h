@@ -1,0 +1,60 @@
+// Helpers shared by the fuzz targets: splitting one fuzz input into parts,
+// writing seed inputs, and a private scratch directory.
+#ifndef SHOAL_FUZZ_FUZZ_SUPPORT_H_
+#define SHOAL_FUZZ_FUZZ_SUPPORT_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+
+namespace shoal::fuzz {
+
+// FramedReader splits an input into parts, each a 2-byte little-endian
+// length and that many bytes; a short last part takes what is left. Framing
+// lets a target take a sequence (chunks, messages) from one input while
+// libFuzzer's mutations stay local to one part.
+class FramedReader {
+ public:
+  FramedReader(const uint8_t* data, size_t size) : data_(data), size_(size) {}
+  bool done() const { return pos_ >= size_; }
+  // Byte returns the next byte (0 when the input is used up).
+  uint8_t Byte();
+  // Part returns the next framed part (empty when the input is used up).
+  std::string Part();
+  // Rest returns everything not read yet.
+  std::string Rest();
+
+ private:
+  const uint8_t* data_;
+  size_t size_;
+  size_t pos_ = 0;
+};
+
+// AppendFramed is FramedReader::Part's inverse, for writing seeds.
+void AppendFramed(std::string* out, absl::string_view part);
+
+// WriteSeedsIfAsked: when the environment variable SHOAL_FUZZ_WRITE_SEEDS
+// names a directory, `make_seeds` is called, every seed it returns is written
+// there as seed-NN, and the process exits. scripts/fuzz.sh --write-seeds uses
+// it to regenerate fuzz/corpus/<target>/ from valid inputs.
+void WriteSeedsIfAsked(const std::function<std::vector<std::string>()>& make_seeds);
+
+// ScratchDir returns a directory private to this process (created once under
+// $TMPDIR or /tmp, removed at exit).
+const std::string& ScratchDir();
+
+// QuietLogs turns spdlog and protobuf's logging off: a refused input logs a
+// warning, and millions of them would slow fuzzing to a crawl.
+void QuietLogs();
+
+// Check aborts with `what` when `ok` is false: a property a target asserts
+// (libFuzzer reports the abort as a crash and keeps the input).
+void Check(bool ok, const char* what);
+
+}  // namespace shoal::fuzz
+
+#endif  // SHOAL_FUZZ_FUZZ_SUPPORT_H_

@@ -1,0 +1,104 @@
+// Tensor decoding: ParseParameters and ParseUpdate (common/parameters.h) on
+// arbitrary bytes, the form every model download and update upload takes.
+//
+// Properties: nothing crashes; what parses serializes back to bytes that
+// parse to equal tensors (names, dtypes, shapes, bytes), and serializing
+// those again gives the same bytes.
+//
+// Input: byte 0 picks the parser (even: ParseParameters, odd: ParseUpdate);
+// the rest is the serialized proto.
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/parameters.h"
+#include "fuzz/fuzz_support.h"
+
+namespace shoal::fuzz {
+namespace {
+
+void CheckSame(const Parameters& a, const Parameters& b) {
+  Check(a.size() == b.size(), "round trip changed the tensor count");
+  Check(a.CheckCompatible(b).ok(), "round trip changed a name, dtype or shape");
+  for (size_t i = 0; i < a.size(); ++i) {
+    v1::TensorProto x, y;
+    TensorToProto(a.name(i), a.tensor(i), &x);
+    TensorToProto(b.name(i), b.tensor(i), &y);
+    Check(x.data() == y.data(), "round trip changed a tensor's bytes");
+  }
+}
+
+// Exercise what the server does next with a parsed update: norms, finiteness,
+// scaling; none may crash on any dtype or shape the parser lets through.
+void Use(const Parameters& p) {
+  (void)p.NumElements();
+  (void)p.ByteSize();
+  (void)p.CheckFinite();
+  (void)p.L2Norm();
+  (void)p.Scaled(0.5);
+  (void)p.Clone();
+}
+
+std::vector<std::string> Seeds() {
+  Parameters p;
+  p.Add("fc.weight", at::arange(6, at::kFloat).reshape({2, 3}));
+  p.Add("fc.bias", at::zeros({3}, at::kDouble));
+  Parameters q;
+  q.Add("counts", at::arange(4, at::kLong));
+  q.Add("mask", at::ones({2, 2}, at::kBool));
+  q.Add("h", at::ones({3}, at::kHalf));
+  q.Add("bf", at::ones({1, 1, 2}, at::kBFloat16));
+  q.Add("i8", at::ones({2}, at::kChar));
+  q.Add("u8", at::ones({2}, at::kByte));
+  q.Add("i16", at::ones({2}, at::kShort));
+  q.Add("i32", at::ones({2}, at::kInt));
+  q.Add("scalar", at::ones({}, at::kFloat));
+  q.Add("empty", at::zeros({0, 4}, at::kFloat));
+  std::vector<std::string> seeds;
+  seeds.push_back(std::string(1, '\0') + SerializeParameters(p));
+  seeds.push_back(std::string(1, '\0') + SerializeParameters(q));
+  seeds.push_back(std::string(1, '\1') + SerializeUpdate(p, Parameters()));
+  seeds.push_back(std::string(1, '\1') + SerializeUpdate(p, q));
+  seeds.push_back(std::string(1, '\1') + SerializeUpdate(Parameters(), Parameters()));
+  return seeds;
+}
+
+}  // namespace
+}  // namespace shoal::fuzz
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  shoal::fuzz::WriteSeedsIfAsked(shoal::fuzz::Seeds);
+  shoal::fuzz::QuietLogs();
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace shoal;
+  using namespace shoal::fuzz;
+  if (size == 0) return 0;
+  const std::string bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
+  if (data[0] % 2 == 0) {
+    absl::StatusOr<Parameters> p = ParseParameters(bytes);
+    if (!p.ok()) return 0;
+    Use(*p);
+    const std::string once = SerializeParameters(*p);
+    absl::StatusOr<Parameters> again = ParseParameters(once);
+    Check(again.ok(), "serialized parameters do not parse");
+    CheckSame(*p, *again);
+    Check(SerializeParameters(*again) == once, "serialization is not stable");
+  } else {
+    Parameters update, aux;
+    if (!ParseUpdate(bytes, &update, &aux).ok()) return 0;
+    Use(update);
+    Use(aux);
+    const std::string once = SerializeUpdate(update, aux);
+    Parameters update2, aux2;
+    Check(ParseUpdate(once, &update2, &aux2).ok(), "serialized update does not parse");
+    CheckSame(update, update2);
+    CheckSame(aux, aux2);
+    Check(SerializeUpdate(update2, aux2) == once, "update serialization is not stable");
+  }
+  return 0;
+}
