@@ -89,7 +89,7 @@ absl::StatusOr<ModelRecord> ParseModelRecord(const std::string& text,
     if (j.contains("signature") &&
         !HexDecode(j.at("signature").get<std::string>(), &r.signature)) {
       return absl::DataLossError(absl::StrCat(
-          "model manifest '", path, "' has a signature that is not hex"));
+          "model manifest '", source, "' has a signature that is not hex"));
     }
     const json metrics = j.value("metrics", json::object());
     for (const auto& [name, value] : metrics.items()) {
