@@ -77,11 +77,11 @@ class ModelSigningAgentTest : public ::testing::Test {
                                          uint32_t rounds) {
     store_ = *ModelStore::Open(dir_.File("server"), "logreg", std::move(signer));
     // Plaintext: this test is about signatures; tls_test covers transport.
-    FederationServiceOptions options;
-    options.max_poll_wait = absl::Milliseconds(200);
-    options.run_id = "signing-test";
-    options.access.require_certificate = false;
-    FederationService service(options, &clients_, store_.get());
+    FederationServiceOptions service_options;
+    service_options.max_poll_wait = absl::Milliseconds(200);
+    service_options.run_id = "signing-test";
+    service_options.access.require_certificate = false;
+    FederationService service(service_options, &clients_, store_.get());
     const int port = testing::PickUnusedPort();
     EXPECT_GT(port, 0);
     const std::string address = absl::StrCat("127.0.0.1:", port);
