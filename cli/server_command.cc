@@ -109,15 +109,6 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   if (!flags.output_dir.empty()) config.output_dir = flags.output_dir;
   if (flags.rounds > 0) config.coordinator.num_rounds = flags.rounds;
   SHOAL_RETURN_IF_ERROR(InitLogging("server", flags.log_level));
-  SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<const TlsMaterial> tls,
-                         LoadTransport(Side::kServer, flags.pki_dir, flags.insecure_plaintext));
-  // Secure runs sign every model version; devices refuse unsigned ones.
-  std::shared_ptr<const ModelSigner> signer;
-  if (tls != nullptr) {
-    SHOAL_ASSIGN_OR_RETURN(signer, Annotate(ModelSigner::Load(flags.pki_dir + "/model-signing.key"),
-                                            "--pki-dir"));
-    spdlog::info("signing every model version with key {}", signer->key_id());
-  }
   if (config.threads > 0) client::SetComputeThreads(static_cast<int>(config.threads));
 
   // Resume when OUTPUT_DIR holds a checkpoint of this run.
@@ -152,6 +143,16 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   }
 
   SHOAL_ASSIGN_OR_RETURN(ServerSide server_side, PrepareServerSide(config));
+  // After the config is fully checked, so a bad key is named first.
+  SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<const TlsMaterial> tls,
+                         LoadTransport(Side::kServer, flags.pki_dir, flags.insecure_plaintext));
+  // Secure runs sign every model version; devices refuse unsigned ones.
+  std::shared_ptr<const ModelSigner> signer;
+  if (tls != nullptr) {
+    SHOAL_ASSIGN_OR_RETURN(signer, Annotate(ModelSigner::Load(flags.pki_dir + "/model-signing.key"),
+                                            "--pki-dir"));
+    spdlog::info("signing every model version with key {}", signer->key_id());
+  }
   const int64_t num_parameters = server_side.initial.NumElements();
   SHOAL_RETURN_IF_ERROR(MakeDirectories(config.output_dir));
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<ModelStore> store,
