@@ -25,40 +25,19 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/files.h"
+#include "common/openssl_util.h"
 #include "common/status.h"
 
 namespace shoal {
 namespace {
 
-// Owning handles: every OpenSSL object is freed on every path.
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct X509Deleter {
-  void operator()(X509* p) const { X509_free(p); }
-};
-struct X509ExtensionDeleter {
-  void operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); }
-};
-struct BioDeleter {
-  void operator()(BIO* p) const { BIO_free_all(p); }
-};
-struct BignumDeleter {
-  void operator()(BIGNUM* p) const { BN_free(p); }
-};
-struct GeneralNameDeleter {
-  void operator()(GENERAL_NAME* p) const { GENERAL_NAME_free(p); }
-};
-struct GeneralNamesDeleter {
-  void operator()(GENERAL_NAMES* p) const { GENERAL_NAMES_free(p); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
-using X509Ptr = std::unique_ptr<X509, X509Deleter>;
-using X509ExtensionPtr = std::unique_ptr<X509_EXTENSION, X509ExtensionDeleter>;
-using BioPtr = std::unique_ptr<BIO, BioDeleter>;
-using BignumPtr = std::unique_ptr<BIGNUM, BignumDeleter>;
-using GeneralNamePtr = std::unique_ptr<GENERAL_NAME, GeneralNameDeleter>;
-using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, GeneralNamesDeleter>;
+using openssl::BignumPtr;
+using openssl::BioPtr;
+using openssl::GeneralNamePtr;
+using openssl::GeneralNamesPtr;
+using openssl::PkeyPtr;
+using openssl::X509ExtensionPtr;
+using openssl::X509Ptr;
 
 // Ten years and a leap day or three; a leaf's `days` is at most 3650, so
 // with the clamp in BuildCertificate no leaf outlives its CA.
@@ -69,30 +48,6 @@ constexpr int kMaxLeafDays = 3650;
 constexpr long kBackdateSeconds = 3600;
 constexpr uint64_t kMaxPemBytes = 1 << 20;
 constexpr uint64_t kMaxRevokedBytes = uint64_t{64} << 20;
-
-// DrainErrors empties this thread's OpenSSL error queue and returns the
-// texts of its entries, so a failure's cause reaches the Status and stale
-// entries never reach a later one.
-std::string DrainErrors() {
-  std::string text;
-  char buf[256];
-  while (unsigned long code = ERR_get_error()) {
-    ERR_error_string_n(code, buf, sizeof(buf));
-    if (!text.empty()) text += "; ";
-    text += buf;
-  }
-  return text;
-}
-
-absl::Status OpenSslError(absl::StatusCode code, absl::string_view what) {
-  std::string errors = DrainErrors();
-  if (errors.empty()) return absl::Status(code, what);
-  return absl::Status(code, absl::StrCat(what, ": ", errors));
-}
-
-absl::Status InternalOpenSslError(absl::string_view what) {
-  return OpenSslError(absl::StatusCode::kInternal, what);
-}
 
 absl::Status ErrnoError(absl::string_view what, const std::string& path) {
   return absl::InternalError(
@@ -262,13 +217,13 @@ absl::Status PrepareDirectory(const std::string& dir) {
 absl::StatusOr<PkeyPtr> GenerateEcdsaP256Key() {
   PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
   if (key == nullptr)
-    return InternalOpenSslError("generating an ECDSA P-256 key");
+    return openssl::InternalError("generating an ECDSA P-256 key");
   return key;
 }
 
 absl::StatusOr<PkeyPtr> GenerateEd25519Key() {
   PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
-  if (key == nullptr) return InternalOpenSslError("generating an Ed25519 key");
+  if (key == nullptr) return openssl::InternalError("generating an Ed25519 key");
   return key;
 }
 
@@ -286,7 +241,7 @@ absl::StatusOr<std::string> PrivateKeyPem(EVP_PKEY* key) {
   if (bio == nullptr ||
       PEM_write_bio_PKCS8PrivateKey(bio.get(), key, nullptr, nullptr, 0,
                                     nullptr, nullptr) != 1) {
-    return InternalOpenSslError("encoding a private key as PKCS#8 PEM");
+    return openssl::InternalError("encoding a private key as PKCS#8 PEM");
   }
   return BioContents(bio.get());
 }
@@ -294,7 +249,7 @@ absl::StatusOr<std::string> PrivateKeyPem(EVP_PKEY* key) {
 absl::StatusOr<std::string> PublicKeyPem(EVP_PKEY* key) {
   BioPtr bio(BIO_new(BIO_s_mem()));
   if (bio == nullptr || PEM_write_bio_PUBKEY(bio.get(), key) != 1) {
-    return InternalOpenSslError("encoding a public key as PEM");
+    return openssl::InternalError("encoding a public key as PEM");
   }
   return BioContents(bio.get());
 }
@@ -302,7 +257,7 @@ absl::StatusOr<std::string> PublicKeyPem(EVP_PKEY* key) {
 absl::StatusOr<std::string> CertificatePem(X509* cert) {
   BioPtr bio(BIO_new(BIO_s_mem()));
   if (bio == nullptr || PEM_write_bio_X509(bio.get(), cert) != 1) {
-    return InternalOpenSslError("encoding a certificate as PEM");
+    return openssl::InternalError("encoding a certificate as PEM");
   }
   return BioContents(bio.get());
 }
@@ -321,12 +276,12 @@ absl::StatusOr<std::string> ReadPem(const std::string& path,
 
 absl::StatusOr<X509Ptr> ParseCertificate(const std::string& pem,
                                          const std::string& path) {
-  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  BioPtr bio = openssl::MemoryBio(pem);
   X509Ptr cert(bio == nullptr
                    ? nullptr
                    : PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (cert == nullptr) {
-    return OpenSslError(absl::StatusCode::kInvalidArgument,
+    return openssl::Error(absl::StatusCode::kInvalidArgument,
                         absl::StrCat(path, " is not a PEM certificate"));
   }
   return cert;
@@ -334,12 +289,12 @@ absl::StatusOr<X509Ptr> ParseCertificate(const std::string& pem,
 
 absl::StatusOr<PkeyPtr> ParsePrivateKey(const std::string& pem,
                                         const std::string& path) {
-  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  BioPtr bio = openssl::MemoryBio(pem);
   PkeyPtr key(bio == nullptr ? nullptr
                              : PEM_read_bio_PrivateKey(bio.get(), nullptr,
                                                        nullptr, nullptr));
   if (key == nullptr) {
-    return OpenSslError(absl::StatusCode::kInvalidArgument,
+    return openssl::Error(absl::StatusCode::kInvalidArgument,
                         absl::StrCat(path, " is not a PEM private key"));
   }
   return key;
@@ -347,12 +302,12 @@ absl::StatusOr<PkeyPtr> ParsePrivateKey(const std::string& pem,
 
 absl::StatusOr<PkeyPtr> ParsePublicKey(const std::string& pem,
                                        const std::string& path) {
-  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  BioPtr bio = openssl::MemoryBio(pem);
   PkeyPtr key(bio == nullptr
                   ? nullptr
                   : PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
   if (key == nullptr) {
-    return OpenSslError(absl::StatusCode::kInvalidArgument,
+    return openssl::Error(absl::StatusCode::kInvalidArgument,
                         absl::StrCat(path, " is not a PEM public key"));
   }
   return key;
@@ -365,13 +320,13 @@ absl::Status SetRandomSerial(X509* cert) {
   BignumPtr bn;
   do {
     if (RAND_bytes(bytes, sizeof(bytes)) != 1) {
-      return InternalOpenSslError("drawing a serial number");
+      return openssl::InternalError("drawing a serial number");
     }
     bn.reset(BN_bin2bn(bytes, sizeof(bytes), nullptr));
-    if (bn == nullptr) return InternalOpenSslError("drawing a serial number");
+    if (bn == nullptr) return openssl::InternalError("drawing a serial number");
   } while (BN_is_zero(bn.get()));
   if (BN_to_ASN1_INTEGER(bn.get(), X509_get_serialNumber(cert)) == nullptr) {
-    return InternalOpenSslError("setting a serial number");
+    return openssl::InternalError("setting a serial number");
   }
   return absl::OkStatus();
 }
@@ -382,7 +337,7 @@ absl::Status AddExtension(X509* cert, X509V3_CTX* ctx, int nid,
                           const char* value) {
   X509ExtensionPtr ext(X509V3_EXT_conf_nid(nullptr, ctx, nid, value));
   if (ext == nullptr || X509_add_ext(cert, ext.get(), -1) != 1) {
-    return InternalOpenSslError(
+    return openssl::InternalError(
         absl::StrCat("adding extension ", OBJ_nid2sn(nid), " = ", value));
   }
   return absl::OkStatus();
@@ -395,15 +350,15 @@ absl::Status AddSubjectAltNames(X509* cert,
                                 const std::vector<std::string>& hosts) {
   GeneralNamesPtr names(sk_GENERAL_NAME_new_null());
   if (names == nullptr)
-    return InternalOpenSslError("allocating subjectAltName");
+    return openssl::InternalError("allocating subjectAltName");
   for (const std::string& host : hosts) {
     GeneralNamePtr name(GENERAL_NAME_new());
     if (name == nullptr)
-      return InternalOpenSslError("allocating subjectAltName");
+      return openssl::InternalError("allocating subjectAltName");
     if (IsIpLiteral(host)) {
       ASN1_OCTET_STRING* ip = a2i_IPADDRESS(host.c_str());
       if (ip == nullptr)
-        return InternalOpenSslError(absl::StrCat("encoding IP ", host));
+        return openssl::InternalError(absl::StrCat("encoding IP ", host));
       GENERAL_NAME_set0_value(name.get(), GEN_IPADD, ip);
     } else {
       ASN1_IA5STRING* dns = ASN1_IA5STRING_new();
@@ -411,18 +366,18 @@ absl::Status AddSubjectAltNames(X509* cert,
           ASN1_STRING_set(dns, host.data(), static_cast<int>(host.size())) !=
               1) {
         ASN1_IA5STRING_free(dns);
-        return InternalOpenSslError(absl::StrCat("encoding DNS name ", host));
+        return openssl::InternalError(absl::StrCat("encoding DNS name ", host));
       }
       GENERAL_NAME_set0_value(name.get(), GEN_DNS, dns);
     }
     if (sk_GENERAL_NAME_push(names.get(), name.get()) == 0) {
-      return InternalOpenSslError("building subjectAltName");
+      return openssl::InternalError("building subjectAltName");
     }
     name.release();  // owned by `names` now
   }
   if (X509_add1_ext_i2d(cert, NID_subject_alt_name, names.get(), 0,
                         X509V3_ADD_DEFAULT) != 1) {
-    return InternalOpenSslError("adding subjectAltName");
+    return openssl::InternalError("adding subjectAltName");
   }
   return absl::OkStatus();
 }
@@ -444,7 +399,7 @@ absl::StatusOr<X509Ptr> BuildCertificate(const CertSpec& spec,
                                          EVP_PKEY* issuer_key) {
   X509Ptr cert(X509_new());
   if (cert == nullptr || X509_set_version(cert.get(), X509_VERSION_3) != 1) {
-    return InternalOpenSslError("allocating a certificate");
+    return openssl::InternalError("allocating a certificate");
   }
   SHOAL_RETURN_IF_ERROR(SetRandomSerial(cert.get()));
   // The CN is set as a plain UTF8String: through MBSTRING_* OpenSSL would
@@ -458,7 +413,7 @@ absl::StatusOr<X509Ptr> BuildCertificate(const CertSpec& spec,
           name, NID_commonName, V_ASN1_UTF8STRING,
           reinterpret_cast<const unsigned char*>(spec.common_name.data()),
           static_cast<int>(spec.common_name.size()), -1, 0) != 1) {
-    return InternalOpenSslError("setting the subject name");
+    return openssl::InternalError("setting the subject name");
   }
   X509* signer = issuer == nullptr ? cert.get() : issuer;
   if (X509_set_issuer_name(cert.get(), X509_get_subject_name(signer)) != 1 ||
@@ -467,13 +422,13 @@ absl::StatusOr<X509Ptr> BuildCertificate(const CertSpec& spec,
       X509_time_adj_ex(X509_getm_notAfter(cert.get()), spec.days, 0, nullptr) ==
           nullptr ||
       X509_set_pubkey(cert.get(), subject_key) != 1) {
-    return InternalOpenSslError("setting the issuer, validity and key");
+    return openssl::InternalError("setting the issuer, validity and key");
   }
   if (issuer != nullptr &&
       ASN1_TIME_compare(X509_get0_notAfter(cert.get()),
                         X509_get0_notAfter(issuer)) > 0 &&
       X509_set1_notAfter(cert.get(), X509_get0_notAfter(issuer)) != 1) {
-    return InternalOpenSslError("clamping the validity to the CA's");
+    return openssl::InternalError("clamping the validity to the CA's");
   }
 
   X509V3_CTX ctx;
@@ -506,7 +461,7 @@ absl::StatusOr<X509Ptr> BuildCertificate(const CertSpec& spec,
     SHOAL_RETURN_IF_ERROR(AddSubjectAltNames(cert.get(), spec.hosts));
   }
   if (X509_sign(cert.get(), issuer_key, EVP_sha256()) == 0) {
-    return InternalOpenSslError("signing a certificate");
+    return openssl::InternalError("signing a certificate");
   }
   return cert;
 }
@@ -529,7 +484,7 @@ absl::StatusOr<LoadedCa> LoadCa(const std::string& dir) {
   SHOAL_ASSIGN_OR_RETURN(ca.key, ParsePrivateKey(key_pem, key_path));
   OPENSSL_cleanse(key_pem.data(), key_pem.size());
   if (X509_check_private_key(ca.cert.get(), ca.key.get()) != 1) {
-    DrainErrors();
+    openssl::DrainErrors();
     return absl::FailedPreconditionError(
         absl::StrCat(key_path, " is not the key of ", cert_path));
   }
@@ -581,7 +536,7 @@ absl::Status InitPki(const std::string& dir, const PkiOptions& options) {
   SHOAL_ASSIGN_OR_RETURN(PkeyPtr ca_pkey, GenerateEcdsaP256Key());
   char tag[4];
   if (RAND_bytes(reinterpret_cast<unsigned char*>(tag), sizeof(tag)) != 1) {
-    return InternalOpenSslError("drawing a CA name");
+    return openssl::InternalError("drawing a CA name");
   }
   // A random suffix tells one deployment's CA from another's in error messages.
   const CertSpec ca_spec{

@@ -10,55 +10,26 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
+#include "common/openssl_util.h"
 #include "common/sha256.h"
 #include "common/status.h"
 
 namespace shoal {
 namespace {
 
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct MdCtxDeleter {
-  void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
-};
-struct BioDeleter {
-  void operator()(BIO* p) const { BIO_free(p); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
-using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+using openssl::BioPtr;
+using openssl::MdCtxPtr;
+using openssl::MemoryBio;
+using openssl::PkeyPtr;
 
 constexpr size_t kSha256Bytes = 32;
 constexpr size_t kRawPublicKeyBytes = 32;
 // Key files are a few hundred bytes; anything much larger is not a key.
 constexpr uint64_t kMaxKeyFileBytes = 64 << 10;
 
-// DrainErrors empties this thread's OpenSSL error queue, so a stale entry
-// never shows up in a later, unrelated error, and returns its text.
-std::string DrainErrors() {
-  std::string text;
-  char buf[256];
-  while (unsigned long code = ERR_get_error()) {
-    ERR_error_string_n(code, buf, sizeof(buf));
-    if (!text.empty()) text += "; ";
-    text += buf;
-  }
-  return text;
-}
-
-absl::Status InternalOpenSslError(absl::string_view what) {
-  const std::string errors = DrainErrors();
-  return absl::InternalError(errors.empty() ? std::string(what) : absl::StrCat(what, ": ", errors));
-}
-
 // NoPassphrase stops OpenSSL from prompting on the terminal for an
 // encrypted key: a server started by a service manager has no one to ask.
 int NoPassphrase(char*, int, int, void*) { return 0; }
-
-BioPtr MemoryBio(absl::string_view pem) {
-  return BioPtr(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-}
 
 // PemLabelHint says what a PEM text that failed to load holds instead, so
 // the error tells the operator which file they passed by mistake.
@@ -86,7 +57,7 @@ absl::StatusOr<std::string> KeyId(EVP_PKEY* pkey) {
   unsigned char raw[kRawPublicKeyBytes];
   size_t len = sizeof(raw);
   if (EVP_PKEY_get_raw_public_key(pkey, raw, &len) != 1 || len != sizeof(raw)) {
-    return InternalOpenSslError("reading the Ed25519 public key");
+    return openssl::InternalError("reading the Ed25519 public key");
   }
   return HexEncode(Sha256(absl::string_view(reinterpret_cast<const char*>(raw), len)))
       .substr(0, 16);
@@ -136,9 +107,9 @@ absl::StatusOr<std::shared_ptr<const ModelSigner>> ModelSigner::Load(
 absl::StatusOr<std::shared_ptr<const ModelSigner>> ModelSigner::FromPem(
     absl::string_view pem, absl::string_view source) {
   BioPtr bio = MemoryBio(pem);
-  if (bio == nullptr) return InternalOpenSslError("allocating a memory BIO");
+  if (bio == nullptr) return openssl::InternalError("allocating a memory BIO");
   PkeyPtr pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, NoPassphrase, nullptr));
-  const std::string errors = DrainErrors();
+  const std::string errors = openssl::DrainErrors();
   if (pkey == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
         source, " holds ", PemLabelHint(pem),
@@ -166,7 +137,7 @@ absl::StatusOr<std::string> ModelSigner::Sign(int64_t version, absl::string_view
                      reinterpret_cast<const unsigned char*>(message.data()),
                      message.size()) != 1 ||
       len != kModelSignatureBytes) {
-    return InternalOpenSslError(absl::StrCat("signing model version ", version));
+    return openssl::InternalError(absl::StrCat("signing model version ", version));
   }
   return signature;
 }
@@ -190,9 +161,9 @@ absl::StatusOr<std::shared_ptr<const ModelVerifier>> ModelVerifier::Load(
 absl::StatusOr<std::shared_ptr<const ModelVerifier>> ModelVerifier::FromPem(
     absl::string_view pem, absl::string_view source) {
   BioPtr bio = MemoryBio(pem);
-  if (bio == nullptr) return InternalOpenSslError("allocating a memory BIO");
+  if (bio == nullptr) return openssl::InternalError("allocating a memory BIO");
   PkeyPtr pkey(PEM_read_bio_PUBKEY(bio.get(), nullptr, NoPassphrase, nullptr));
-  const std::string errors = DrainErrors();
+  const std::string errors = openssl::DrainErrors();
   if (pkey == nullptr) {
     const std::string hint = PemLabelHint(pem);
     return absl::InvalidArgumentError(absl::StrCat(
@@ -228,12 +199,12 @@ absl::Status ModelVerifier::Verify(int64_t version, absl::string_view sha256,
   MdCtxPtr ctx(EVP_MD_CTX_new());
   if (ctx == nullptr ||
       EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key_->pkey.get()) != 1) {
-    return InternalOpenSslError(absl::StrCat("verifying model version ", version));
+    return openssl::InternalError(absl::StrCat("verifying model version ", version));
   }
   const int ok = EVP_DigestVerify(
       ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
       reinterpret_cast<const unsigned char*>(message.data()), message.size());
-  DrainErrors();
+  openssl::DrainErrors();
   if (ok != 1) return refused("Ed25519 check failed");
   return absl::OkStatus();
 }
@@ -242,7 +213,7 @@ absl::Status ModelVerifier::Verify(int64_t version, absl::string_view sha256,
 
 absl::StatusOr<ModelSigningKeyPem> GenerateModelSigningKey() {
   PkeyPtr pkey(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
-  if (pkey == nullptr) return InternalOpenSslError("generating an Ed25519 key pair");
+  if (pkey == nullptr) return openssl::InternalError("generating an Ed25519 key pair");
   const auto to_pem = [&](bool private_key) -> absl::StatusOr<std::string> {
     BioPtr bio(BIO_new(BIO_s_mem()));
     const int written =
@@ -250,7 +221,7 @@ absl::StatusOr<ModelSigningKeyPem> GenerateModelSigningKey() {
         : private_key
             ? PEM_write_bio_PrivateKey(bio.get(), pkey.get(), nullptr, nullptr, 0, nullptr, nullptr)
             : PEM_write_bio_PUBKEY(bio.get(), pkey.get());
-    if (written != 1) return InternalOpenSslError("writing an Ed25519 key as PEM");
+    if (written != 1) return openssl::InternalError("writing an Ed25519 key as PEM");
     char* data = nullptr;
     const long size = BIO_get_mem_data(bio.get(), &data);
     return std::string(data, static_cast<size_t>(size));

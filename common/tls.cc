@@ -15,39 +15,19 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
+#include "common/openssl_util.h"
 #include "common/status.h"
 
 namespace shoal {
 namespace {
 
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct StoreFree {
-  void operator()(X509_STORE* s) const { X509_STORE_free(s); }
-};
-struct StoreCtxFree {
-  void operator()(X509_STORE_CTX* c) const { X509_STORE_CTX_free(c); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Free>;
+using openssl::MemoryBio;
+using openssl::X509Ptr;
 
-std::string OpenSslError() {
-  const unsigned long e = ERR_get_error();
-  ERR_clear_error();
-  if (e == 0) return "no detail";
-  char buf[256];
-  ERR_error_string_n(e, buf, sizeof buf);
-  return buf;
-}
-
-std::unique_ptr<BIO, BioFree> MemoryBio(const std::string& text) {
-  return std::unique_ptr<BIO, BioFree>(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
+// KeyError is why OpenSSL could not read a private key.
+std::string KeyError() {
+  std::string errors = openssl::DrainErrors();
+  return errors.empty() ? "no detail" : errors;
 }
 
 absl::StatusOr<std::string> ReadPem(const std::string& path) {
@@ -97,11 +77,11 @@ absl::StatusOr<TlsMaterial> LoadTls(const std::string& dir, const std::string& r
   SHOAL_ASSIGN_OR_RETURN(std::vector<X509Ptr> cas, ParseCertificates(tls.ca_pem, ca_path));
   SHOAL_ASSIGN_OR_RETURN(std::vector<X509Ptr> chain, ParseCertificates(tls.cert_pem, cert_path));
   auto key_bio = MemoryBio(tls.key_pem);
-  std::unique_ptr<EVP_PKEY, PkeyFree> key(
+  openssl::PkeyPtr key(
       PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
   if (key == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
-        key_path, " holds no unencrypted PEM private key (", OpenSslError(), ")"));
+        key_path, " holds no unencrypted PEM private key (", KeyError(), ")"));
   }
   X509* leaf = chain.front().get();
   if (X509_check_private_key(leaf, key.get()) != 1) {
@@ -110,11 +90,11 @@ absl::StatusOr<TlsMaterial> LoadTls(const std::string& dir, const std::string& r
         key_path, " is not the private key of the certificate in ", cert_path));
   }
 
-  std::unique_ptr<X509_STORE, StoreFree> store(X509_STORE_new());
+  openssl::X509StorePtr store(X509_STORE_new());
   for (const X509Ptr& ca : cas) X509_STORE_add_cert(store.get(), ca.get());
   STACK_OF(X509)* untrusted = sk_X509_new_null();
   for (size_t i = 1; i < chain.size(); ++i) sk_X509_push(untrusted, chain[i].get());
-  std::unique_ptr<X509_STORE_CTX, StoreCtxFree> ctx(X509_STORE_CTX_new());
+  openssl::X509StoreCtxPtr ctx(X509_STORE_CTX_new());
   X509_STORE_CTX_init(ctx.get(), store.get(), leaf, untrusted);
   const int verified = X509_verify_cert(ctx.get());
   const int error = X509_STORE_CTX_get_error(ctx.get());

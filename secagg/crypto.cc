@@ -15,28 +15,17 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/openssl_util.h"
 #include "common/status.h"
 
 namespace shoal::secagg {
 namespace {
 
-// Owning handles: every OpenSSL object is freed on every path.
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct PkeyCtxDeleter {
-  void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
-};
-struct CipherCtxDeleter {
-  void operator()(EVP_CIPHER_CTX* p) const { EVP_CIPHER_CTX_free(p); }
-};
-struct KdfCtxDeleter {
-  void operator()(EVP_KDF_CTX* p) const { EVP_KDF_CTX_free(p); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
-using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, PkeyCtxDeleter>;
-using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter>;
-using KdfCtxPtr = std::unique_ptr<EVP_KDF_CTX, KdfCtxDeleter>;
+using openssl::CipherCtxPtr;
+using openssl::KdfCtxPtr;
+using openssl::PkeyCtxPtr;
+using openssl::PkeyPtr;
+
 
 constexpr char kMaskInfoPrefix[] = "shoal-secagg-mask:";
 // Keystream generated per EVP_EncryptUpdate call in ExpandMask.
@@ -59,30 +48,6 @@ const EVP_CIPHER* Aes256Ctr() {
 EVP_KDF* HkdfAlgorithm() {
   static EVP_KDF* const kdf = EVP_KDF_fetch(nullptr, OSSL_KDF_NAME_HKDF, nullptr);
   return kdf;
-}
-
-// DrainErrors empties this thread's OpenSSL error queue and returns the
-// texts of its entries, so a failure's cause reaches the Status and stale
-// entries never reach a later one.
-std::string DrainErrors() {
-  std::string text;
-  char buf[256];
-  while (unsigned long code = ERR_get_error()) {
-    ERR_error_string_n(code, buf, sizeof(buf));
-    if (!text.empty()) text += "; ";
-    text += buf;
-  }
-  return text;
-}
-
-absl::Status OpenSslError(absl::StatusCode code, absl::string_view what) {
-  std::string errors = DrainErrors();
-  if (errors.empty()) return absl::Status(code, what);
-  return absl::Status(code, absl::StrCat(what, ": ", errors));
-}
-
-absl::Status InternalOpenSslError(absl::string_view what) {
-  return OpenSslError(absl::StatusCode::kInternal, what);
 }
 
 absl::Status CheckKeySize(const Bytes& key, absl::string_view name) {
@@ -126,7 +91,7 @@ absl::StatusOr<KeyPair> RawKeyPair(EVP_PKEY* pkey) {
       EVP_PKEY_get_raw_public_key(pkey, U8(pair.public_key), &pub_len) != 1 ||
       priv_len != kKeySize || pub_len != kKeySize) {
     OPENSSL_cleanse(pair.private_key.data(), pair.private_key.size());
-    return InternalOpenSslError("reading X25519 raw keys");
+    return openssl::InternalError("reading X25519 raw keys");
   }
   return pair;
 }
@@ -136,11 +101,11 @@ absl::StatusOr<KeyPair> RawKeyPair(EVP_PKEY* pkey) {
 absl::StatusOr<KeyPair> GenerateKeyPair() {
   PkeyCtxPtr ctx(EVP_PKEY_CTX_new_id(EVP_PKEY_X25519, nullptr));
   if (ctx == nullptr || EVP_PKEY_keygen_init(ctx.get()) != 1) {
-    return InternalOpenSslError("setting up X25519 key generation");
+    return openssl::InternalError("setting up X25519 key generation");
   }
   EVP_PKEY* raw = nullptr;
   if (EVP_PKEY_keygen(ctx.get(), &raw) != 1) {
-    return InternalOpenSslError("generating an X25519 key pair");
+    return openssl::InternalError("generating an X25519 key pair");
   }
   PkeyPtr pkey(raw);
   return RawKeyPair(pkey.get());
@@ -150,7 +115,7 @@ absl::StatusOr<Bytes> PublicKeyOf(const Bytes& private_key) {
   SHOAL_RETURN_IF_ERROR(CheckKeySize(private_key, "X25519 private key"));
   PkeyPtr pkey(EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr,
                                             U8(private_key), kKeySize));
-  if (pkey == nullptr) return InternalOpenSslError("loading X25519 private key");
+  if (pkey == nullptr) return openssl::InternalError("loading X25519 private key");
   SHOAL_ASSIGN_OR_RETURN(KeyPair pair, RawKeyPair(pkey.get()));
   OPENSSL_cleanse(pair.private_key.data(), pair.private_key.size());
   return pair.public_key;
@@ -167,15 +132,15 @@ absl::StatusOr<Bytes> AgreeWith(EVP_PKEY* own, const Bytes& peer_public_key,
   PkeyPtr peer(EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr,
                                            U8(peer_public_key), kKeySize));
   if (peer == nullptr) {
-    return OpenSslError(absl::StatusCode::kInvalidArgument,
+    return openssl::Error(absl::StatusCode::kInvalidArgument,
                         "loading X25519 peer public key");
   }
   PkeyCtxPtr ctx(EVP_PKEY_CTX_new(own, nullptr));
   if (ctx == nullptr || EVP_PKEY_derive_init(ctx.get()) != 1) {
-    return InternalOpenSslError("setting up X25519 derivation");
+    return openssl::InternalError("setting up X25519 derivation");
   }
   if (EVP_PKEY_derive_set_peer(ctx.get(), peer.get()) != 1) {
-    return OpenSslError(absl::StatusCode::kInvalidArgument,
+    return openssl::Error(absl::StatusCode::kInvalidArgument,
                         "X25519 peer public key refused");
   }
   Bytes shared(kKeySize, '\0');
@@ -183,7 +148,7 @@ absl::StatusOr<Bytes> AgreeWith(EVP_PKEY* own, const Bytes& peer_public_key,
   // OpenSSL itself fails the derivation when the result is all zeros, which
   // is the one way a well-sized peer key can make it fail.
   if (EVP_PKEY_derive(ctx.get(), U8(shared), &shared_len) != 1) {
-    return OpenSslError(
+    return openssl::Error(
         absl::StatusCode::kInvalidArgument,
         "X25519 derivation failed (low-order peer public key?)");
   }
@@ -205,7 +170,7 @@ absl::StatusOr<AgreementKey> AgreementKey::FromPrivate(const Bytes& private_key)
   SHOAL_RETURN_IF_ERROR(CheckKeySize(private_key, "X25519 private key"));
   EVP_PKEY* raw = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr,
                                                U8(private_key), kKeySize);
-  if (raw == nullptr) return InternalOpenSslError("loading X25519 private key");
+  if (raw == nullptr) return openssl::InternalError("loading X25519 private key");
   AgreementKey key;
   key.pkey_ = std::shared_ptr<EVP_PKEY>(raw, EVP_PKEY_free);
   return key;
@@ -236,9 +201,9 @@ absl::StatusOr<Bytes> Hkdf(const Bytes& secret, const Bytes& salt,
         absl::StrCat("HKDF-SHA256 length must be in [1, 8160], got ", length));
   }
   EVP_KDF* kdf = HkdfAlgorithm();
-  if (kdf == nullptr) return InternalOpenSslError("fetching HKDF");
+  if (kdf == nullptr) return openssl::InternalError("fetching HKDF");
   KdfCtxPtr ctx(EVP_KDF_CTX_new(kdf));
-  if (ctx == nullptr) return InternalOpenSslError("creating HKDF context");
+  if (ctx == nullptr) return openssl::InternalError("creating HKDF context");
 
   OSSL_PARAM params[5];
   OSSL_PARAM* p = params;
@@ -259,7 +224,7 @@ absl::StatusOr<Bytes> Hkdf(const Bytes& secret, const Bytes& salt,
 
   Bytes out(length, '\0');
   if (EVP_KDF_derive(ctx.get(), U8(out), out.size(), params) != 1) {
-    return InternalOpenSslError("HKDF-SHA256 derivation");
+    return openssl::InternalError("HKDF-SHA256 derivation");
   }
   return out;
 }
@@ -276,7 +241,7 @@ absl::StatusOr<Bytes> SealWithNonce(const Bytes& key, const Bytes& nonce,
   // The default GCM IV length is 12 bytes, the size kNonceSize fixes.
   if (ctx == nullptr || EVP_EncryptInit_ex(ctx.get(), Aes256Gcm(),
                                            nullptr, U8(key), U8(nonce)) != 1) {
-    return InternalOpenSslError("setting up AES-256-GCM encryption");
+    return openssl::InternalError("setting up AES-256-GCM encryption");
   }
   Bytes sealed(kNonceSize + plaintext.size() + kTagSize, '\0');
   std::copy(nonce.begin(), nonce.end(), sealed.begin());
@@ -289,7 +254,7 @@ absl::StatusOr<Bytes> SealWithNonce(const Bytes& key, const Bytes& nonce,
           1 ||
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagSize,
                           body + plaintext.size()) != 1) {
-    return InternalOpenSslError("AES-256-GCM encryption");
+    return openssl::InternalError("AES-256-GCM encryption");
   }
   return sealed;
 }
@@ -320,7 +285,7 @@ absl::StatusOr<Bytes> Open(const Bytes& key, const Bytes& sealed,
   CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   if (ctx == nullptr || EVP_DecryptInit_ex(ctx.get(), Aes256Gcm(),
                                            nullptr, U8(key), nonce) != 1) {
-    return InternalOpenSslError("setting up AES-256-GCM decryption");
+    return openssl::InternalError("setting up AES-256-GCM decryption");
   }
   Bytes plaintext(text_size, '\0');
   if (!CipherUpdate(ctx.get(), nullptr, U8(associated_data),
@@ -328,14 +293,14 @@ absl::StatusOr<Bytes> Open(const Bytes& key, const Bytes& sealed,
       !CipherUpdate(ctx.get(), U8(plaintext), ciphertext, text_size) ||
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagSize, tag) !=
           1) {
-    return InternalOpenSslError("AES-256-GCM decryption");
+    return openssl::InternalError("AES-256-GCM decryption");
   }
   int final_len = 0;
   if (EVP_DecryptFinal_ex(ctx.get(), U8(plaintext) + text_size, &final_len) !=
       1) {
     // Never hand out unauthenticated plaintext.
     OPENSSL_cleanse(plaintext.data(), plaintext.size());
-    DrainErrors();
+    openssl::DrainErrors();
     return absl::PermissionDeniedError(
         "AES-256-GCM authentication failed: wrong key, tampered message or "
         "mismatched associated data");
@@ -348,7 +313,7 @@ absl::StatusOr<Bytes> RandomBytes(size_t n) {
   for (size_t done = 0; done < n;) {
     int piece = static_cast<int>(std::min(n - done, kMaxChunk));
     if (RAND_bytes(U8(out) + done, piece) != 1) {
-      return InternalOpenSslError("RAND_bytes failed");
+      return openssl::InternalError("RAND_bytes failed");
     }
     done += piece;
   }
@@ -372,7 +337,7 @@ absl::StatusOr<std::vector<uint64_t>> ExpandMask(const Bytes& seed,
       ctx != nullptr && EVP_EncryptInit_ex(ctx.get(), Aes256Ctr(),
                                            nullptr, U8(key), U8(zero_iv)) == 1;
   OPENSSL_cleanse(key.data(), key.size());
-  if (!ready) return InternalOpenSslError("setting up AES-256-CTR");
+  if (!ready) return openssl::InternalError("setting up AES-256-CTR");
 
   // 2^64 mod modulus: words at or above 2^64 minus it would make the low
   // residues likelier. Zero when modulus is a power of two (nothing to drop).
@@ -395,7 +360,7 @@ absl::StatusOr<std::vector<uint64_t>> ExpandMask(const Bytes& seed,
     if (EVP_EncryptUpdate(ctx.get(), stream.data(), &written, zeros.data(),
                           static_cast<int>(want)) != 1 ||
         static_cast<size_t>(written) != want) {
-      return InternalOpenSslError("AES-256-CTR keystream");
+      return openssl::InternalError("AES-256-CTR keystream");
     }
     for (size_t i = 0; i + 8 <= want && filled < n; i += 8) {
       const unsigned char* b = stream.data() + i;
