@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,6 +49,15 @@ constexpr int kMaxLeafDays = 3650;
 constexpr long kBackdateSeconds = 3600;
 constexpr uint64_t kMaxPemBytes = 1 << 20;
 constexpr uint64_t kMaxRevokedBytes = uint64_t{64} << 20;
+
+// FolderLock closes the folder's descriptor, and so lets go of its flock,
+// on every path.
+struct FolderLock {
+  int fd;
+  ~FolderLock() {
+    if (fd >= 0) ::close(fd);
+  }
+};
 
 absl::Status ErrnoError(absl::string_view what, const std::string& path) {
   return absl::InternalError(
@@ -673,6 +683,14 @@ absl::Status RevokeClient(const std::string& dir, const std::string& id) {
   if (::stat(server_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return absl::NotFoundError(
         absl::StrCat(server_dir, " not found: ", InitHint(dir)));
+  }
+  // Two revokes at once would each read the list, add their ID and rename
+  // over the other's file, losing one. A lock on the folder (flock, so it
+  // is let go when the process dies) makes them take turns.
+  const FolderLock lock{::open(server_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (lock.fd < 0) return ErrnoError("cannot open", server_dir);
+  while (::flock(lock.fd, LOCK_EX) != 0) {
+    if (errno != EINTR) return ErrnoError("cannot lock", server_dir);
   }
   const std::string path = server_dir + "/revoked.txt";
   SHOAL_ASSIGN_OR_RETURN(auto revoked, ReadRevokedClients(path));

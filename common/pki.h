@@ -81,7 +81,9 @@ absl::Status IssueClients(const std::string& dir,
 
 // RevokeClient adds ID to DIR/server/revoked.txt, replacing the file
 // atomically (temporary file, fsync, rename). Revoking a revoked ID is OK
-// and changes nothing. The client's bundle is left where it is.
+// and changes nothing. The client's bundle is left where it is. Revokes
+// running at once, in this or other processes, take turns on a lock, so
+// none is lost.
 //
 // Errors: InvalidArgument for a malformed ID or a malformed revoked.txt;
 // NotFound when DIR/server is missing.

@@ -14,11 +14,14 @@
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -552,6 +555,27 @@ TEST_F(PkiTest, RevokeClientIsIdempotent) {
   EXPECT_TRUE(absl::IsInvalidArgument(RevokeClient(Pki(), "bad id")));
   testing::TempDir empty;
   EXPECT_TRUE(absl::IsNotFound(RevokeClient(empty.path(), "client-1")));
+}
+
+TEST_F(PkiTest, ConcurrentRevokesLoseNone) {
+  Init();
+  // Without the lock, two of these read the same list and one rename wins.
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 10;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([this, t, &failures] {
+      for (int i = 0; i < kPerThread; ++i) {
+        if (!RevokeClient(Pki(), absl::StrCat("client-", t, "-", i)).ok()) ++failures;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto revoked = ReadRevokedClients(At("server/revoked.txt"));
+  ASSERT_TRUE(revoked.ok()) << revoked.status();
+  EXPECT_EQ(revoked->size(), static_cast<size_t>(kThreads * kPerThread));
 }
 
 TEST_F(PkiTest, ReadRevokedClientsSkipsCommentsAndNamesABadLine) {
