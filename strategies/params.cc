@@ -36,9 +36,13 @@ absl::Status StrategyParams::Integer(const std::string& key, int64_t lo, int64_t
     return absl::InvalidArgumentError(
         absl::StrCat("'", Name(key), "' must be an integer, got ", v.dump()));
   }
-  const int64_t i = v.get<int64_t>();
-  if (i < lo || i > hi) {
-    return absl::InvalidArgumentError(absl::StrCat("'", Name(key), "' = ", i,
+  // An unsigned JSON integer above INT64_MAX would wrap in get<int64_t>();
+  // it is out of every range, and the message names it as written.
+  const bool too_large = v.is_number_unsigned() &&
+                         v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX);
+  const int64_t i = too_large ? 0 : v.get<int64_t>();
+  if (too_large || i < lo || i > hi) {
+    return absl::InvalidArgumentError(absl::StrCat("'", Name(key), "' = ", v.dump(),
                                                    " is out of range [", lo, ", ", hi,
                                                    "] for strategy '", strategy_, "'"));
   }

@@ -452,6 +452,10 @@ TEST(RobustStrategiesTest, TooManyMaliciousForMinFitClientsIsRefused) {
   EXPECT_NE(ErrorOf("krum", json::object(), 2), "");
   EXPECT_NE(ErrorOf("bulyan", json::object(), 2), "");
   EXPECT_NE(ErrorOf("krum", json{{"num_malicious", -1}}, 10), "");
+  // Past INT64_MAX the value is named as written, not wrapped to a negative.
+  const std::string huge =
+      ErrorOf("krum", json{{"num_malicious", uint64_t{18446744073709551615u}}}, 10);
+  EXPECT_NE(huge.find("= 18446744073709551615 is out of range"), std::string::npos) << huge;
 }
 
 TEST(RobustStrategiesTest, NumSelectedIsCheckedAndOnlyMultiKrumTakesIt) {
