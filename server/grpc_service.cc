@@ -195,7 +195,10 @@ absl::Status FederationService::ReceiveFit(
     grpc::ServerContext* ctx, grpc::ServerReader<v1::SubmitFitRequest>* reader) {
   v1::SubmitFitRequest msg;
   if (!reader->Read(&msg)) {
-    return absl::InvalidArgumentError("empty SubmitFit stream");
+    // The client sent nothing, or its link broke before the first message.
+    return absl::InvalidArgumentError(
+        "the SubmitFit stream ended before its first message (nothing sent, or the link "
+        "broke)");
   }
   if (!msg.has_header()) {
     return absl::InvalidArgumentError("the first SubmitFit message must carry the header");
