@@ -44,6 +44,7 @@
 #include "bench/load_client.h"
 #include "common/files.h"
 #include "common/pki.h"
+#include "common/signing.h"
 #include "common/status.h"
 #include "common/tls.h"
 #include "tests/subprocess.h"
@@ -442,6 +443,18 @@ int Run(const Flags& f) {
     std::printf("PKI: CA, server and %d client bundles in %.1f s\n", f.clients,
                 pki_s);
   }
+  // Every device checks the model's signature before it uses it; in a
+  // plaintext run the server signs nothing.
+  std::shared_ptr<const shoal::ModelVerifier> verifier;
+  if (!f.plaintext) {
+    absl::StatusOr<std::shared_ptr<const shoal::ModelVerifier>> loaded =
+        shoal::ModelVerifier::Load(pki + "/server/model-signing.pub");
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "load_bench: %s\n", loaded.status().ToString().c_str());
+      return 1;
+    }
+    verifier = *std::move(loaded);
+  }
   absl::StatusOr<std::vector<std::shared_ptr<grpc::ChannelCredentials>>> creds =
       MakeCredentials(f, pki);
   if (!creds.ok()) {
@@ -496,6 +509,7 @@ int Run(const Flags& f) {
     options.client_id = ClientId(i);
     options.index = i;
     options.credentials = (*creds)[i];
+    options.model_verifier = verifier;
     threads.push_back(StartThread(
         [options, &recorder, &stop, &results, i] {
           LoadClient client(options, &recorder, &stop);

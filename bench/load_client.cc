@@ -10,6 +10,7 @@
 #include "common/metrics.h"
 #include "common/sha256.h"
 #include "common/status.h"
+#include "common/tls.h"
 #include "common/types.h"
 
 namespace shoal::bench {
@@ -121,16 +122,10 @@ absl::Status LoadClient::Finish(const std::string& rpc, absl::Time start,
 }
 
 absl::Status LoadClient::Connect() {
-  grpc::ChannelArguments args;
+  grpc::ChannelArguments args = DeviceChannelArguments();
   // Identical channels would otherwise share one subchannel, and so one TCP
   // connection: a thousand devices must be a thousand connections.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  // As the agent's: keepalive pings, short reconnect backoff.
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   channel_ = grpc::CreateCustomChannel(options_.server_address,
                                        options_.credentials, args);
   stub_ = v1::Federation::NewStub(channel_);
@@ -252,6 +247,14 @@ absl::Status LoadClient::EnsureModel(const v1::ModelVersion& version) {
     return absl::DataLossError(
         absl::StrCat("model version ", version.version(),
                      " does not match the task's SHA-256"));
+  }
+  if (options_.model_verifier != nullptr) {
+    absl::Status signed_ok =
+        options_.model_verifier->Verify(version.version(), digest, version.signature());
+    if (!signed_ok.ok()) {
+      recorder_->Error("DownloadModel", grpc::Status(grpc::StatusCode::PERMISSION_DENIED, ""));
+      return signed_ok;
+    }
   }
   SHOAL_ASSIGN_OR_RETURN(model_, ParseParameters(payload));
   model_version_ = version.version();

@@ -25,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/parameters.h"
+#include "common/signing.h"
 #include "shoal/v1/shoal.grpc.pb.h"
 
 namespace shoal::bench {
@@ -74,12 +75,15 @@ class LoadRecorder {
 };
 
 // LoadClientOptions. `credentials` is this device's own (its TLS identity,
-// or insecure credentials for a plaintext run).
+// or insecure credentials for a plaintext run). `model_verifier`, when set,
+// checks every downloaded model's signature as a real device does; it may
+// be shared by every client.
 struct LoadClientOptions {
   std::string server_address;
   std::string client_id;
   int index = 0;  // makes the update deterministic and distinct per client
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  std::shared_ptr<const ModelVerifier> model_verifier;  // null: not checked
   absl::Duration connect_timeout = absl::Seconds(120);
   absl::Duration rpc_timeout = absl::Seconds(120);
   int64_t num_examples = 100;

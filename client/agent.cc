@@ -36,16 +36,9 @@ std::string Describe(const grpc::Status& s) {
 
 Agent::Agent(AgentOptions options, LocalClient* local)
     : options_(std::move(options)), local_(local), rng_(options_.seed) {
-  grpc::ChannelArguments args;
-  // Keepalive pings hold NAT mappings open and detect dead links.
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  // gRPC's own reconnect backoff stays short; the agent paces retries.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   channel_ = grpc::CreateCustomChannel(options_.server_address,
-                                       MakeChannelCredentials(options_.tls.get()), args);
+                                       MakeChannelCredentials(options_.tls.get()),
+                                       DeviceChannelArguments());
   stub_ = v1::Federation::NewStub(channel_);
   if (!options_.state_dir.empty()) {
     ModelRecord record;

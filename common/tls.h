@@ -15,6 +15,7 @@
 #include <string>
 
 #include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
 #include <grpcpp/security/server_credentials.h>
 
 #include "absl/status/statusor.h"
@@ -46,6 +47,13 @@ std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(const TlsMaterial
 // ChannelCredentials: TLS that verifies the server against the CA and
 // presents this device's certificate. Insecure when `tls` is null.
 std::shared_ptr<grpc::ChannelCredentials> MakeChannelCredentials(const TlsMaterial* tls);
+
+// DeviceChannelArguments are a device's channel settings: keepalive pings
+// every 30 s (also without calls) that hold NAT mappings open and find dead
+// links within 10 s, and gRPC's reconnect backoff kept at 0.2-2 s because
+// the agent paces its own retries. The agent and the load bench's clients
+// both use them, so the bench measures what devices do.
+grpc::ChannelArguments DeviceChannelArguments();
 
 // kAuthNameProperty is the auth-context property holding the peer
 // certificate's common name.
