@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <chrono>
 #include <cstdio>
