@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -58,6 +59,30 @@ bool HexDecode(const std::string& hex, std::string* out) {
     out->push_back(static_cast<char>(hi * 16 + lo));
   }
   return true;
+}
+
+// RemoveModelVersionsWhere deletes the files of every version N
+// (model-N.params, model-N.json) for which stale(N) holds, and returns their
+// names. It lists the folder rather than try each candidate version: a
+// folder holds a few versions, whatever the round number.
+std::vector<std::string> RemoveModelVersionsWhere(const std::string& dir,
+                                                  const std::function<bool(int64_t)>& stale) {
+  std::error_code ec;
+  std::vector<std::filesystem::path> paths;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    long long v = -1;
+    char ext[8] = {0};
+    if (std::sscanf(name.c_str(), "model-%lld.%7s", &v, ext) == 2 && v >= 0 && stale(v) &&
+        (std::string(ext) == "params" || std::string(ext) == "json")) {
+      paths.push_back(entry.path());
+    }
+  }
+  std::vector<std::string> removed;
+  for (const auto& path : paths) {
+    if (std::filesystem::remove(path, ec)) removed.push_back(path.filename().string());
+  }
+  return removed;
 }
 
 }  // namespace
@@ -171,21 +196,12 @@ absl::StatusOr<Parameters> LoadModelParameters(const std::string& dir,
   return params;
 }
 
-void RemoveModelVersionsBefore(const std::string& dir, int64_t version) {
-  // List the folder rather than try every version below `version`: a client
-  // usually holds one old version, whatever the round number.
-  std::error_code ec;
-  std::vector<std::filesystem::path> stale;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    long long v = -1;
-    char ext[8] = {0};
-    if (std::sscanf(name.c_str(), "model-%lld.%7s", &v, ext) == 2 && v >= 0 && v < version &&
-        (std::string(ext) == "params" || std::string(ext) == "json")) {
-      stale.push_back(entry.path());
-    }
-  }
-  for (const auto& path : stale) std::filesystem::remove(path, ec);
+std::vector<std::string> RemoveModelVersionsBefore(const std::string& dir, int64_t version) {
+  return RemoveModelVersionsWhere(dir, [version](int64_t v) { return v < version; });
+}
+
+std::vector<std::string> RemoveModelVersionsAfter(const std::string& dir, int64_t version) {
+  return RemoveModelVersionsWhere(dir, [version](int64_t v) { return v > version; });
 }
 
 }  // namespace shoal

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/metrics.h"
@@ -71,8 +72,12 @@ absl::StatusOr<Parameters> LoadModelParameters(const std::string& dir,
                                                const ModelVerifier* verifier = nullptr);
 
 // RemoveModelVersionsBefore deletes versions older than `version` (a client
-// keeps only its newest model).
-void RemoveModelVersionsBefore(const std::string& dir, int64_t version);
+// keeps only its newest model). RemoveModelVersionsAfter deletes versions
+// newer than `version` (a server resuming from the checkpoint of round
+// `version` drops the models of rounds that never completed). Both return
+// the names of the files removed.
+std::vector<std::string> RemoveModelVersionsBefore(const std::string& dir, int64_t version);
+std::vector<std::string> RemoveModelVersionsAfter(const std::string& dir, int64_t version);
 
 }  // namespace shoal
 

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <filesystem>
 #include <limits>
 #include <map>
 #include <set>
@@ -12,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/logging.h"
+#include "common/model_dir.h"
 #include "common/random.h"
 #include "common/status.h"
 #include "server/checkpoint.h"
@@ -134,27 +133,6 @@ std::optional<double> ServerAccuracy(const RoundRecord& record) {
   return MetricAsDouble(it->second);
 }
 
-// RemoveModelVersionsAfter deletes the versions stored by rounds after
-// `round`: a round that was running when the server died may have saved its
-// model without completing; it runs again, and must not be found meanwhile.
-void RemoveModelVersionsAfter(const std::string& dir, uint32_t round) {
-  std::error_code ec;
-  std::vector<std::filesystem::path> stale;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    long long v = -1;
-    char ext[8] = {0};
-    if (std::sscanf(name.c_str(), "model-%lld.%7s", &v, ext) == 2 && v > round &&
-        (std::string(ext) == "params" || std::string(ext) == "json")) {
-      stale.push_back(entry.path());
-    }
-  }
-  for (const auto& path : stale) {
-    spdlog::info("removing {}: its round never completed", path.filename().string());
-    std::filesystem::remove(path, ec);
-  }
-}
-
 }  // namespace
 
 absl::Status CoordinatorOptions::Validate() const {
@@ -264,7 +242,12 @@ absl::StatusOr<std::vector<RoundRecord>> Coordinator::Run() {
   if (resumed_) {
     // The store's memory is new: serve the checkpointed version again (the
     // same bytes, so the same SHA-256 the checkpoint names).
-    RemoveModelVersionsAfter(store_->dir(), completed_round_);
+    // A round that was running when the server died may have saved its
+    // model without completing; it runs again, and its model must not be
+    // found meanwhile.
+    for (const std::string& name : RemoveModelVersionsAfter(store_->dir(), completed_round_)) {
+      spdlog::info("removed {}: its round never completed", name);
+    }
     const std::string want_sha = last_model_.sha256_hex;
     SHOAL_ASSIGN_OR_RETURN(last_model_,
                            store_->Save(global_version(), *global(), resumed_model_metrics_));

@@ -2,7 +2,11 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <fstream>
+#include <initializer_list>
+#include <string>
+#include <vector>
 
 #include "common/chunking.h"
 #include "common/files.h"
@@ -112,13 +116,19 @@ TEST(ModelDirTest, ManifestVersionAndSizeMustBeNonNegativeIntegers) {
   EXPECT_EQ(ok->size_bytes, 12u);
 }
 
-TEST(ModelDirTest, RemoveModelVersionsBeforeKeepsOnlyNewerVersions) {
-  testing::TempDir dir;
-  for (int64_t v : {0, 3, 7}) {
+// WriteVersions stores model versions `versions` in `dir`, each with its
+// own weights.
+void WriteVersions(const std::string& dir, std::initializer_list<int64_t> versions) {
+  for (int64_t v : versions) {
     ModelRecord r;
     r.version = v;
-    ASSERT_TRUE(WriteModelVersion(dir.path(), r, SerializeParameters(Weights(v))).ok());
+    ASSERT_TRUE(WriteModelVersion(dir, r, SerializeParameters(Weights(v))).ok());
   }
+}
+
+TEST(ModelDirTest, RemoveModelVersionsBeforeKeepsOnlyNewerVersions) {
+  testing::TempDir dir;
+  WriteVersions(dir.path(), {0, 3, 7});
   ASSERT_TRUE(WriteFileAtomically(dir.File("notes.txt"), "keep me").ok());
   RemoveModelVersionsBefore(dir.path(), 7);
   EXPECT_FALSE(ReadModelRecord(dir.path(), 0).ok());
@@ -126,6 +136,17 @@ TEST(ModelDirTest, RemoveModelVersionsBeforeKeepsOnlyNewerVersions) {
   EXPECT_TRUE(LoadModelParameters(dir.path(), nullptr, 7).ok());
   EXPECT_TRUE(LoadModelParameters(dir.path()).ok());  // latest.json stays
   EXPECT_TRUE(ReadFile(dir.File("notes.txt")).ok());
+}
+
+TEST(ModelDirTest, RemoveModelVersionsAfterKeepsOnlyOlderVersionsAndNamesWhatWent) {
+  testing::TempDir dir;
+  WriteVersions(dir.path(), {0, 3, 7});
+  std::vector<std::string> removed = RemoveModelVersionsAfter(dir.path(), 3);
+  std::sort(removed.begin(), removed.end());
+  EXPECT_EQ(removed, (std::vector<std::string>{"model-000007.json", "model-000007.params"}));
+  EXPECT_TRUE(LoadModelParameters(dir.path(), nullptr, 0).ok());
+  EXPECT_TRUE(LoadModelParameters(dir.path(), nullptr, 3).ok());
+  EXPECT_FALSE(ReadModelRecord(dir.path(), 7).ok());
 }
 
 }  // namespace
