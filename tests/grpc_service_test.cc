@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "server/coordinator.h"
 #include "strategies/fedavg.h"
+#include "tests/service_testing.h"
 #include "tests/testing.h"
 
 namespace shoal {
@@ -21,14 +22,6 @@ namespace {
 
 // Plaintext service options: these tests exercise the service's logic;
 // tls_test covers transport security and authentication.
-FederationServiceOptions PlaintextOptions(absl::Duration max_poll_wait, std::string run_id) {
-  FederationServiceOptions options;
-  options.max_poll_wait = max_poll_wait;
-  options.run_id = std::move(run_id);
-  options.access.require_certificate = false;
-  return options;
-}
-
 Parameters Initial() {
   Parameters p;
   p.Add("w", at::zeros({4, 4}));
@@ -41,7 +34,7 @@ class GrpcServiceTest : public ::testing::Test {
   void SetUp() override {
     store_ = *ModelStore::Open(dir_.path(), "test");
     service_ = std::make_unique<FederationService>(
-        PlaintextOptions(absl::Milliseconds(500), "test-run"), &clients_, store_.get());
+        testing::PlaintextServiceOptions(absl::Milliseconds(500), "test-run"), &clients_, store_.get());
     server_ = *GrpcServer::Start("127.0.0.1:0", service_.get(), nullptr);
     channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
                                    grpc::InsecureChannelCredentials());

@@ -26,6 +26,7 @@
 #include "server/model_store.h"
 #include "strategies/fedavg.h"
 #include "tests/signing_testing.h"
+#include "tests/service_testing.h"
 #include "tests/testing.h"
 
 namespace shoal {
@@ -77,11 +78,9 @@ class ModelSigningAgentTest : public ::testing::Test {
                                          uint32_t rounds) {
     store_ = *ModelStore::Open(dir_.File("server"), "logreg", std::move(signer));
     // Plaintext: this test is about signatures; tls_test covers transport.
-    FederationServiceOptions service_options;
-    service_options.max_poll_wait = absl::Milliseconds(200);
-    service_options.run_id = "signing-test";
-    service_options.access.require_certificate = false;
-    FederationService service(service_options, &clients_, store_.get());
+    FederationService service(
+        testing::PlaintextServiceOptions(absl::Milliseconds(200), "signing-test"), &clients_,
+        store_.get());
     const int port = testing::PickUnusedPort();
     EXPECT_GT(port, 0);
     const std::string address = absl::StrCat("127.0.0.1:", port);

@@ -32,6 +32,7 @@
 #include "server/grpc_client_proxy.h"
 #include "server/grpc_service.h"
 #include "server/model_store.h"
+#include "tests/service_testing.h"
 #include "tests/testing.h"
 
 namespace shoal {
@@ -39,14 +40,6 @@ namespace {
 
 // Plaintext service options: these tests exercise the service's logic;
 // tls_test covers transport security and authentication.
-FederationServiceOptions PlaintextOptions(absl::Duration max_poll_wait, std::string run_id) {
-  FederationServiceOptions options;
-  options.max_poll_wait = max_poll_wait;
-  options.run_id = std::move(run_id);
-  options.access.require_certificate = false;
-  return options;
-}
-
 constexpr uint32_t kClients = 3;
 constexpr uint32_t kRound = 1;
 // Different sizes, so the mean is weighted; all within max_weight, so the
@@ -118,7 +111,7 @@ class SecAggTransportTest : public ::testing::Test {
     ASSERT_TRUE(store_->Save(0, *initial_, {}).ok());
     // A short long-poll, so the agents see each stage's task at once.
     service_ = std::make_unique<FederationService>(
-        PlaintextOptions(absl::Milliseconds(200), "secagg-test"), &clients_,
+        testing::PlaintextServiceOptions(absl::Milliseconds(200), "secagg-test"), &clients_,
         store_.get());
     const int port = testing::PickUnusedPort();
     ASSERT_GT(port, 0);
