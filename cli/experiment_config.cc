@@ -12,6 +12,8 @@
 #include "client/model.h"
 #include "common/logging.h"
 #include "common/files.h"
+#include "common/json.h"
+#include "common/quote.h"
 #include "common/status.h"
 #include "strategies/registry.h"
 
@@ -33,7 +35,8 @@ class Section {
     for (const auto& [key, value] : obj_.items()) {
       if (allowed.count(key) == 0) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "unknown key '", Key(key), "' (known: ", absl::StrJoin(known, ", "), ")"));
+            "unknown key ", QuoteForMessage(Key(key), 80), " (known: ", absl::StrJoin(known, ", "),
+            ")"));
       }
     }
     return absl::OkStatus();
@@ -105,7 +108,7 @@ class Section {
   absl::Status TypeError(const std::string& key, const char* want) const {
     return absl::InvalidArgumentError(
         absl::StrCat("'", Key(key), "' must be ", want, ", got ",
-                     obj_.at(key).dump()));
+                     JsonForMessage(obj_.at(key))));
   }
 
   const json& obj_;
@@ -207,7 +210,7 @@ absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
   SHOAL_RETURN_IF_ERROR(ParseSecureAggregation(root, c.coordinator.secure_aggregation));
   SHOAL_RETURN_IF_ERROR(root.String("name", &c.name));
   SHOAL_RETURN_IF_ERROR(root.Integer("seed", 0, std::numeric_limits<int64_t>::max(), &c.seed));
-  SHOAL_RETURN_IF_ERROR(root.Integer("rounds", 1, 1000000, &c.coordinator.num_rounds));
+  SHOAL_RETURN_IF_ERROR(root.Integer("rounds", 1, kMaxRounds, &c.coordinator.num_rounds));
   SHOAL_RETURN_IF_ERROR(root.Number("target_accuracy", 0, 1, &c.coordinator.target_accuracy));
   SHOAL_RETURN_IF_ERROR(root.String("model", &c.model));
   SHOAL_RETURN_IF_ERROR(Annotate(client::ParseModelSpec(c.model).status(), "'model'"));
@@ -328,15 +331,7 @@ ExperimentConfig::ExperimentConfig() {
 
 absl::StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text,
                                                        const std::string& source) {
-  json root;
-  try {
-    root = json::parse(text);
-  } catch (const json::exception& e) {
-    // Not only parse_error: a number too large for a double (1e400) is an
-    // out_of_range thrown by the parser itself.
-    return absl::InvalidArgumentError(
-        absl::StrCat(source, ": not valid JSON: ", e.what()));
-  }
+  SHOAL_ASSIGN_OR_RETURN(const json root, ParseJson(text, source));
   ExperimentConfig config;
   absl::Status status = ParseSections(Section(root, ""), config);
   if (!status.ok()) return Annotate(status, source);

@@ -50,8 +50,9 @@ Agent::Agent(AgentOptions options, LocalClient* local)
       cached_model_ = std::make_shared<const Parameters>(*std::move(cached));
       spdlog::info("using cached global model version {} from {}", cached_version_,
                    options_.state_dir);
-    } else if (absl::IsPermissionDenied(cached.status())) {
-      // Left on disk: the next verified download replaces it.
+    } else if (!absl::IsNotFound(cached.status())) {
+      // Unverified or corrupt: left on disk; the next verified download
+      // replaces it.
       spdlog::warn("not using the cached model: {}", std::string(cached.status().message()));
     }
   }

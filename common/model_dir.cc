@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/files.h"
+#include "common/json.h"
 #include "common/sha256.h"
 #include "common/status.h"
 
@@ -89,16 +90,22 @@ std::vector<std::string> RemoveModelVersionsWhere(const std::string& dir,
 
 absl::StatusOr<ModelRecord> ParseModelRecord(const std::string& text,
                                              const std::string& source) {
+  // A manifest is a flat object with one nested "metrics" object.
+  absl::StatusOr<json> parsed = ParseJson(text, source, JsonLimits{size_t{1} << 20, 4});
+  if (!parsed.ok()) {
+    return absl::DataLossError(
+        absl::StrCat("model manifest is malformed: ", parsed.status().message()));
+  }
   ModelRecord r;
   try {
-    json j = json::parse(text);
+    const json& j = *parsed;
     // get<int64_t>() converts a float by a plain cast, undefined behaviour
     // for 1e300; a version or size is a non-negative integer or nothing.
     for (const char* key : {"version", "size_bytes"}) {
       if (!j.at(key).is_number_unsigned()) {
         return absl::DataLossError(absl::StrCat(
             "model manifest '", source, "' is malformed: '", key,
-            "' must be a non-negative integer, got ", j.at(key).dump()));
+            "' must be a non-negative integer, got ", JsonForMessage(j.at(key))));
       }
     }
     if (j.at("version").get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {

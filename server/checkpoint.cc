@@ -1,5 +1,6 @@
 #include "server/checkpoint.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -13,6 +14,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/files.h"
+#include "common/json.h"
+#include "common/quote.h"
 #include "common/model_dir.h"
 #include "common/sha256.h"
 #include "common/status.h"
@@ -26,6 +29,8 @@ using nlohmann::json;
 constexpr int kFormat = 1;
 constexpr char kStatePrefix[] = "strategy-";
 constexpr char kStateSuffix[] = ".state";
+// A checkpoint holds one small record per round (at most 10^6 rounds).
+constexpr size_t kMaxCheckpointBytes = size_t{1} << 30;
 
 json MetricsToJson(const Metrics& metrics) {
   json out = json::object();
@@ -158,7 +163,7 @@ class FieldReader {
 absl::StatusOr<RoundRecord> RecordFromJson(const FieldReader& in, const json& j,
                                            const std::string& path) {
   RoundRecord r;
-  SHOAL_RETURN_IF_ERROR(in.Int(j, path, "round", &r.round, 0, UINT32_MAX));
+  SHOAL_RETURN_IF_ERROR(in.Int(j, path, "round", &r.round, 0, kMaxRounds));
   SHOAL_RETURN_IF_ERROR(in.Int(j, path, "sampled", &r.sampled));
   SHOAL_RETURN_IF_ERROR(in.Int(j, path, "answered", &r.answered));
   SHOAL_ASSIGN_OR_RETURN(const json* failures,
@@ -211,7 +216,12 @@ void CollectDifferences(const json& a, const json& b, const std::string& path,
     }
     return;
   }
-  if (a != b) out.push_back(path.empty() ? "(the whole config)" : path);
+  if (a == b) return;
+  // Keys come from files: a long or unprintable path is shown bounded.
+  const bool plain = path.size() <= 80 && std::all_of(path.begin(), path.end(), [](char c) {
+                       return c >= 0x20 && c < 0x7f;
+                     });
+  out.push_back(path.empty() ? "(the whole config)" : plain ? path : QuoteForMessage(path, 80));
 }
 
 // RemoveStaleFiles deletes state blobs other than `keep` and temporary files
@@ -268,18 +278,18 @@ absl::Status WriteCheckpoint(const std::string& dir, Checkpoint c) {
 
 absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& dir) {
   const std::string file = absl::StrCat(dir, "/", kCheckpointFile);
-  absl::StatusOr<std::string> text = ReadFile(file, uint64_t{1} << 30);
+  absl::StatusOr<std::string> text = ReadFile(file, kMaxCheckpointBytes);
   if (absl::IsNotFound(text.status())) {
     return absl::NotFoundError(absl::StrCat("no checkpoint in '", dir, "'"));
   }
   if (!text.ok()) return text.status();
-  json j;
-  try {
-    j = json::parse(*text);
-  } catch (const json::exception& e) {
-    return absl::DataLossError(
-        absl::StrCat("checkpoint '", file, "' is not valid JSON: ", e.what()));
+  // The checkpoint nests the run's config three levels down.
+  absl::StatusOr<json> parsed =
+      ParseJson(*text, file, JsonLimits{kMaxCheckpointBytes, JsonLimits().max_depth + 8});
+  if (!parsed.ok()) {
+    return absl::DataLossError(absl::StrCat("checkpoint ", parsed.status().message()));
   }
+  const json& j = *parsed;
   const FieldReader in(file);
   Checkpoint c;
   int format = 0;
@@ -297,8 +307,8 @@ absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& dir) {
   if (ConfigFingerprint(c.run.config) != c.run.config_fingerprint) {
     return in.Error("run.config_fingerprint", "does not match run.config (edited by hand?)");
   }
-  SHOAL_RETURN_IF_ERROR(in.Int(j, "", "round", &c.round, 0, UINT32_MAX));
-  SHOAL_RETURN_IF_ERROR(in.Int(j, "", "num_rounds", &c.num_rounds, 1, UINT32_MAX));
+  SHOAL_RETURN_IF_ERROR(in.Int(j, "", "round", &c.round, 0, kMaxRounds));
+  SHOAL_RETURN_IF_ERROR(in.Int(j, "", "num_rounds", &c.num_rounds, 1, kMaxRounds));
   if (c.round > c.num_rounds) {
     return in.Error("round", absl::StrCat("is ", c.round, ", past num_rounds ", c.num_rounds));
   }
@@ -317,7 +327,7 @@ absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& dir) {
     c.client_ids.push_back((*clients)[i].get<std::string>());
   }
   SHOAL_ASSIGN_OR_RETURN(const json* history, in.Get(j, "", "history", json::value_t::array));
-  if (history->size() != c.round + 1) {
+  if (history->size() != size_t{c.round} + 1) {
     return in.Error("history", absl::StrCat("holds ", history->size(), " rounds; round ",
                                             c.round, " needs rounds 0 to ", c.round));
   }

@@ -136,7 +136,10 @@ std::optional<double> ServerAccuracy(const RoundRecord& record) {
 }  // namespace
 
 absl::Status CoordinatorOptions::Validate() const {
-  if (num_rounds == 0) return absl::InvalidArgumentError("num_rounds must be >= 1");
+  if (num_rounds == 0 || num_rounds > kMaxRounds) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("num_rounds must be in [1, ", kMaxRounds, "], got ", num_rounds));
+  }
   if (!(sampling.fraction > 0 && sampling.fraction <= 1)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "fraction_fit must be in (0, 1], got ", sampling.fraction));
@@ -194,7 +197,7 @@ int64_t Coordinator::global_version() const {
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Resume(
     CoordinatorOptions options, ClientPool* clients, Strategy* strategy, ModelStore* store,
     const Checkpoint& checkpoint) {
-  if (checkpoint.history.size() != checkpoint.round + 1) {
+  if (checkpoint.round > kMaxRounds || checkpoint.history.size() != size_t{checkpoint.round} + 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "a checkpoint after round ", checkpoint.round, " needs the history of rounds 0 to ",
         checkpoint.round, ", got ", checkpoint.history.size(), " rounds"));

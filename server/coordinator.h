@@ -28,9 +28,13 @@ namespace shoal {
 class CheckpointWriter;
 struct Checkpoint;
 
+// kMaxRounds bounds a run's rounds (config, flags, checkpoints), far below
+// where a round number or `round + 1` could wrap.
+inline constexpr uint32_t kMaxRounds = 1000000;
+
 // CoordinatorOptions. Defaults suit a handful of real devices.
 struct CoordinatorOptions {
-  uint32_t num_rounds = 10;
+  uint32_t num_rounds = 10;  // in [1, kMaxRounds]
   // Who is asked each round: ceil(fraction * live), at least min_clients.
   SamplingOptions sampling;
   // A round updates the global model only when at least this many valid

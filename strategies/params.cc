@@ -5,6 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/json.h"
+#include "common/quote.h"
 
 namespace shoal {
 
@@ -15,7 +17,7 @@ absl::Status StrategyParams::Number(const std::string& key, double lo, double hi
   const nlohmann::json& v = params_.at(key);
   if (!v.is_number()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("'", Name(key), "' must be a number, got ", v.dump()));
+        absl::StrCat("'", Name(key), "' must be a number, got ", JsonForMessage(v)));
   }
   const double d = v.get<double>();
   if (!std::isfinite(d) || d < lo || d > hi || (lo_open && d == lo) || (hi_open && d == hi)) {
@@ -34,7 +36,7 @@ absl::Status StrategyParams::Integer(const std::string& key, int64_t lo, int64_t
   const nlohmann::json& v = params_.at(key);
   if (!v.is_number_integer()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("'", Name(key), "' must be an integer, got ", v.dump()));
+        absl::StrCat("'", Name(key), "' must be an integer, got ", JsonForMessage(v)));
   }
   // An unsigned JSON integer above INT64_MAX would wrap in get<int64_t>();
   // it is out of every range, and the message names it as written.
@@ -42,7 +44,7 @@ absl::Status StrategyParams::Integer(const std::string& key, int64_t lo, int64_t
                          v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX);
   const int64_t i = too_large ? 0 : v.get<int64_t>();
   if (too_large || i < lo || i > hi) {
-    return absl::InvalidArgumentError(absl::StrCat("'", Name(key), "' = ", v.dump(),
+    return absl::InvalidArgumentError(absl::StrCat("'", Name(key), "' = ", JsonForMessage(v),
                                                    " is out of range [", lo, ", ", hi,
                                                    "] for strategy '", strategy_, "'"));
   }
@@ -70,7 +72,7 @@ absl::Status StrategyParams::String(const std::string& key,
       std::find(choices.begin(), choices.end(), v.get<std::string>()) == choices.end()) {
     return absl::InvalidArgumentError(absl::StrCat("'", Name(key), "' must be one of ",
                                                    absl::StrJoin(choices, ", "), ", got ",
-                                                   v.dump()));
+                                                   JsonForMessage(v)));
   }
   *out = v.get<std::string>();
   return absl::OkStatus();
@@ -84,7 +86,7 @@ absl::Status StrategyParams::Finish() const {
   for (const auto& [key, value] : params_.items()) {
     if (known_.count(key) == 0) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "unknown parameter '", Name(key), "' for strategy '", strategy_, "'",
+          "unknown parameter ", QuoteForMessage(Name(key), 80), " for strategy '", strategy_, "'",
           known_.empty() ? std::string(" (it takes none)")
                          : absl::StrCat(" (known: ", absl::StrJoin(known_, ", "), ")")));
     }

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/quote.h"
 #include "absl/synchronization/mutex.h"
 #include "common/status.h"
 #include "strategies/bulyan.h"
@@ -85,7 +86,7 @@ absl::StatusOr<std::unique_ptr<Strategy>> CreateStrategy(
   }
   if (!factory) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "unknown strategy '", name, "'; registered: ",
+        "unknown strategy ", QuoteForMessage(name, 80), "; registered: ",
         absl::StrJoin(RegisteredStrategies(), ", ")));
   }
   return factory(params, context);

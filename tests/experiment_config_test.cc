@@ -140,6 +140,30 @@ TEST(ExperimentConfigTest, WrongTypesAndRangesAreNamed) {
             std::string::npos);
 }
 
+// Issue 14: 100,000 nested arrays overflowed the stack of `shoal server`,
+// `shoal client` and `shoal infer`; a wrong type echoed the whole value.
+TEST(ExperimentConfigTest, DeeplyNestedConfigIsRefusedNotACrash) {
+  const std::string deep = R"({"rounds": )" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  const std::string e = ErrorOf(deep);
+  EXPECT_THAT(e, HasSubstr("exp.json"));
+  EXPECT_THAT(e, HasSubstr("nests deeper than"));
+  EXPECT_LT(e.size(), 200u);
+  // Within the depth bound, the wrong type is named without the value.
+  const std::string wide = R"({"rounds": [[")" + std::string(100000, '7') + R"("]]})";
+  const std::string type = ErrorOf(wide);
+  EXPECT_THAT(type, HasSubstr("'rounds' must be an integer, got an array of 1 element"));
+  EXPECT_LT(type.size(), 200u);
+  EXPECT_THAT(ErrorOf(R"({"name": ")" + std::string(5000, 'n') + R"(", "model": 5})"),
+              HasSubstr("'model' must be a string, got 5"));
+}
+
+TEST(ExperimentConfigTest, DuplicateKeysAreRefusedNotLastWins) {
+  EXPECT_THAT(ErrorOf(R"({"rounds": 3, "fit": {"learning_rate": 0.1}, "rounds": 300})"),
+              HasSubstr("key 'rounds' appears twice"));
+  EXPECT_THAT(ErrorOf(R"({"strategy": {"name": "fedavg", "name": "krum"}})"),
+              HasSubstr("key 'strategy.name' appears twice"));
+}
+
 TEST(ExperimentConfigTest, MalformedJsonAndMissingFileAreClearErrors) {
   EXPECT_NE(ErrorOf("{\"rounds\": ").find("not valid JSON"), std::string::npos);
   absl::StatusOr<ExperimentConfig> c = LoadExperimentConfig("/nonexistent/exp.json");

@@ -116,6 +116,25 @@ TEST(ModelDirTest, ManifestVersionAndSizeMustBeNonNegativeIntegers) {
   EXPECT_EQ(ok->size_bytes, 12u);
 }
 
+// Issue 14: a client whose state directory held a manifest nesting 100,000
+// levels crashed at every start (the agent loads its cached model in its
+// constructor).
+TEST(ModelDirTest, DeeplyNestedManifestIsDataLossNotACrash) {
+  testing::TempDir dir;
+  const std::string deep = R"({"version": )" + std::string(100000, '[') +
+                           std::string(100000, ']') + R"(, "sha256": "x"})";
+  ASSERT_TRUE(WriteFileAtomically(dir.File("latest.json"), deep).ok());
+  absl::StatusOr<Parameters> loaded = LoadModelParameters(dir.path());
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kDataLoss) << loaded.status();
+  EXPECT_NE(loaded.status().message().find("nests deeper than"), std::string::npos);
+  EXPECT_NE(loaded.status().message().find(dir.File("latest.json")), std::string::npos);
+  // A wrong type is named, not echoed.
+  absl::StatusOr<ModelRecord> r = ParseModelRecord(
+      R"({"version": [")" + std::string(100000, 'v') + R"("], "size_bytes": 1})", "m.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_LT(r.status().message().size(), 200u) << r.status().message().substr(0, 300);
+}
+
 // WriteVersions stores model versions `versions` in `dir`, each with its
 // own weights.
 void WriteVersions(const std::string& dir, std::initializer_list<int64_t> versions) {

@@ -18,6 +18,7 @@
 #include "common/model_dir.h"
 #include "common/parameters.h"
 #include "common/sha256.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/checkpoint.h"
 #include "server/client_manager.h"
@@ -32,6 +33,7 @@ namespace shoal {
 namespace {
 
 using ::nlohmann::json;
+using ::testing::HasSubstr;
 using testing::FakeClientProxy;
 
 Parameters Tensors(float w, float b) {
@@ -240,6 +242,36 @@ TEST(CheckpointTest, CorruptCheckpointsAreRefusedNamingFileAndField) {
   EXPECT_TRUE(absl::StrContains(error_of(), "field 'strategy_state.sha256' does not match"));
   std::filesystem::remove(blob);
   EXPECT_TRUE(absl::StrContains(error_of(), "field 'strategy_state.file'"));
+}
+
+// Issue 14: a checkpoint whose run.config nested 100,000 levels crashed the
+// server at start (the fingerprint's dump() recursed); round 4294967295
+// made `round + 1` wrap to 0, so an empty history passed the check.
+TEST(CheckpointTest, DeepNestingAndWrappingRoundsAreRefusedNotACrash) {
+  testing::TempDir dir;
+  auto error_of = [&](const std::string& text) {
+    EXPECT_TRUE(WriteFileAtomically(dir.File(kCheckpointFile), text).ok());
+    absl::StatusOr<Checkpoint> c = ReadCheckpoint(dir.path());
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kDataLoss) << c.status();
+    return std::string(c.status().message());
+  };
+  ASSERT_TRUE(WriteCheckpoint(dir.path(), SomeCheckpoint(2, 1)).ok());
+  const std::string good = CheckpointJson(dir.path());
+  const std::string seed = R"("seed": 7)";
+  ASSERT_NE(good.find(seed), std::string::npos);
+
+  std::string deep = good;
+  deep.replace(deep.find(seed), seed.size(),
+               R"("seed": )" + std::string(100000, '[') + std::string(100000, ']'));
+  const std::string message = error_of(deep);
+  EXPECT_THAT(message, HasSubstr("nests deeper than"));
+  EXPECT_THAT(message, HasSubstr(dir.File(kCheckpointFile)));
+
+  json wrapped = json::parse(good);
+  wrapped["round"] = 4294967295u;
+  wrapped["num_rounds"] = 4294967295u;
+  wrapped["history"] = json::array();
+  EXPECT_THAT(error_of(wrapped.dump()), HasSubstr("field 'round'"));
 }
 
 TEST(CheckpointTest, AModelVersionMissingOrChangedInTheStoreIsRefused) {
