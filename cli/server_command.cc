@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <random>
@@ -28,6 +29,7 @@
 #include "client/model.h"
 #include "client/trainer.h"
 #include "common/files.h"
+#include "common/json.h"
 #include "common/logging.h"
 #include "common/signing.h"
 #include "common/status.h"
@@ -54,7 +56,7 @@ absl::StatusOr<json> FingerprintedConfig(const std::string& config_path) {
   json config = json::object();
   if (!config_path.empty()) {
     SHOAL_ASSIGN_OR_RETURN(std::string text, ReadFile(config_path, 1 << 20));
-    config = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    SHOAL_ASSIGN_OR_RETURN(config, ParseJson(text, config_path));
     if (!config.is_object()) {
       return absl::InvalidArgumentError(absl::StrCat(config_path, ": not a JSON object"));
     }
@@ -68,27 +70,70 @@ std::string NewRunId() {
   return absl::StrCat(absl::Hex((uint64_t{device()} << 32) | device(), absl::kZeroPad16));
 }
 
+// The files a run leaves in OUTPUT_DIR besides its checkpoint.
+constexpr const char* kRunFiles[] = {"metrics.json", "metrics.csv"};
+
+// PreviousRunFiles names what an earlier run left in `output_dir` (model
+// versions, metrics), relative to it; empty for a new directory.
+std::vector<std::string> PreviousRunFiles(const std::string& output_dir,
+                                          const std::string& model_dir) {
+  std::vector<std::string> found;
+  absl::StatusOr<ModelRecord> latest = ReadModelRecord(model_dir);
+  if (!absl::IsNotFound(latest.status())) {
+    found.push_back(latest.ok() ? absl::StrCat("models/ (up to version ", latest->version, ")")
+                                : std::string("models/latest.json"));
+  }
+  for (const char* name : kRunFiles) {
+    std::error_code ec;
+    if (std::filesystem::exists(absl::StrCat(output_dir, "/", name), ec)) found.push_back(name);
+  }
+  return found;
+}
+
 // FindCheckpoint returns the checkpoint to resume from, if OUTPUT_DIR holds
 // one of this run; an error (exit 2) when it holds one of another config or
-// an unreadable one. --fresh discards it.
+// an unreadable one, or a previous run's models or metrics without a
+// checkpoint (starting over silently would cut the history short and mix
+// two runs' model versions). --fresh discards the checkpoint, the models
+// and the metrics.
 absl::StatusOr<std::optional<Checkpoint>> FindCheckpoint(const ServerFlags& flags,
+                                                         const std::string& output_dir,
                                                          const std::string& dir,
                                                          const RunIdentity& run) {
   constexpr char kHint[] =
       "pass --fresh to discard the checkpoint and start over, or use another --output-dir";
+  const std::string model_dir = output_dir + "/models";
   if (flags.fresh) {
     SHOAL_RETURN_IF_ERROR(RemoveCheckpoint(dir));
-    spdlog::info("--fresh: starting over (any checkpoint in {} is discarded)", dir);
+    const std::vector<std::string> removed = RemoveModelVersionsAfter(model_dir, -1);
+    std::remove((model_dir + "/latest.json").c_str());
+    for (const char* name : kRunFiles) std::remove(absl::StrCat(output_dir, "/", name).c_str());
+    spdlog::info("--fresh: starting over in {} (checkpoint, {} model files and metrics discarded)",
+                 output_dir, removed.size());
     return std::nullopt;
   }
   absl::StatusOr<Checkpoint> checkpoint = ReadCheckpoint(dir);
-  if (absl::IsNotFound(checkpoint.status())) return std::nullopt;
+  if (absl::IsNotFound(checkpoint.status())) {
+    const std::vector<std::string> previous = PreviousRunFiles(output_dir, model_dir);
+    if (previous.empty()) return std::nullopt;
+    return absl::FailedPreconditionError(absl::StrCat(
+        output_dir, " holds a previous run (", absl::StrJoin(previous, ", "),
+        ") but no checkpoint (", dir, "/", kCheckpointFile,
+        " is missing), so that run cannot be resumed: restore the checkpoint folder to resume "
+        "it, pass --fresh to discard its models and metrics and start over, or use another "
+        "--output-dir"));
+  }
   if (!checkpoint.ok()) {
     return absl::Status(checkpoint.status().code(),
                         absl::StrCat(checkpoint.status().message(), "; ", kHint));
   }
   if (checkpoint->run.config_fingerprint != run.config_fingerprint) {
-    const std::vector<std::string> keys = ConfigDifferences(checkpoint->run.config, run.config);
+    std::vector<std::string> keys = ConfigDifferences(checkpoint->run.config, run.config);
+    if (keys.size() > 10) {
+      const size_t more = keys.size() - 10;
+      keys.resize(10);
+      keys.push_back(absl::StrCat("and ", more, " more"));
+    }
     return absl::FailedPreconditionError(absl::StrCat(
         "the checkpoint in ", dir, " (run '", checkpoint->run.name, "', after round ",
         checkpoint->round, ", of ", checkpoint->created_at,
@@ -119,7 +164,7 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   SHOAL_ASSIGN_OR_RETURN(run.config, FingerprintedConfig(flags.config));
   run.config_fingerprint = ConfigFingerprint(run.config);
   SHOAL_ASSIGN_OR_RETURN(std::optional<Checkpoint> checkpoint,
-                         FindCheckpoint(flags, checkpoint_dir, run));
+                         FindCheckpoint(flags, config.output_dir, checkpoint_dir, run));
   if (checkpoint) {
     run.run_id = checkpoint->run.run_id;
     const uint32_t planned = config.coordinator.num_rounds;

@@ -67,11 +67,13 @@ class FederationTest : public ::testing::Test {
     return path;
   }
 
-  std::unique_ptr<Subprocess> StartServer(const std::string& config) {
-    return std::make_unique<Subprocess>(
-        std::vector<std::string>{SHOAL_BINARY, "server", "--config", config, "--pki-dir",
-                                 pki_ + "/server"},
-        dir_.File("server.log"));
+  // StartServer runs `shoal server` on `config`, with `flags` added.
+  std::unique_ptr<Subprocess> StartServer(const std::string& config,
+                                          const std::vector<std::string>& flags = {}) {
+    std::vector<std::string> argv{SHOAL_BINARY, "server", "--config", config, "--pki-dir",
+                                  pki_ + "/server"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    return std::make_unique<Subprocess>(argv, dir_.File("server.log"));
   }
 
   std::unique_ptr<Subprocess> StartClient(const std::string& config, int partition) {

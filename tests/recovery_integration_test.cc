@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <regex>
@@ -125,6 +126,31 @@ TEST_F(RecoveryTest, ServerKilledDuringRoundTwoResumesAfterRoundOne) {
   const std::string why = refused->Log();
   EXPECT_NE(why.find("fit.learning_rate differ"), std::string::npos) << why;
   EXPECT_NE(why.find("--fresh"), std::string::npos) << why;
+
+  // Issue 14: with the checkpoint deleted, a restart started the run over
+  // silently (a new run ID, the history cut short, old versions left).
+  const std::string run = dir_.path() + "/run";
+  std::filesystem::remove_all(run + "/checkpoint");
+  const size_t before_orphan = ReadFile(dir_.File("server.log"))->size();
+  std::unique_ptr<Subprocess> orphan = StartServer(config);
+  ASSERT_EQ(orphan->Wait(absl::Seconds(60)), 2);
+  const std::string orphan_log = orphan->Log().substr(before_orphan);
+  EXPECT_NE(orphan_log.find("holds a previous run (models/ (up to version 4), metrics.json"),
+            std::string::npos)
+      << orphan_log;
+  EXPECT_NE(orphan_log.find("--fresh"), std::string::npos) << orphan_log;
+  EXPECT_EQ(History()["rounds"].size(), kRounds + 1u);  // nothing was overwritten
+  EXPECT_TRUE(ReadModelRecord(run + "/models", kRounds).ok());
+
+  // --fresh discards the old models: a new run with nobody to train stops
+  // waiting after a second, and the old run's version 4 is gone.
+  const std::string lonely = WriteConfig(kRounds, kClients, 60, [](json& c) {
+    c["timeouts"]["wait_for_clients_s"] = 1;
+  });
+  std::unique_ptr<Subprocess> fresh = StartServer(lonely, {"--fresh"});
+  EXPECT_NE(fresh->Wait(absl::Seconds(60)), -1);
+  EXPECT_TRUE(absl::IsNotFound(ReadModelRecord(run + "/models", kRounds).status()))
+      << fresh->Log();
 }
 
 TEST_F(RecoveryTest, ServerKilledRightAfterACheckpointLosesNoRound) {
