@@ -1,11 +1,12 @@
 #include "client/inference.h"
 
 #include <torch/torch.h>
+#include <unistd.h>
 
-#include <fstream>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "client/data/dataset.h"
 #include "common/files.h"
 #include "common/status.h"
@@ -13,11 +14,14 @@
 namespace shoal::client {
 namespace {
 
-bool HasPgmMagic(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+// HasPgmMagic: whether `path` starts with "P5". Errors: as OpenRegularFile
+// (never waits on a FIFO).
+absl::StatusOr<bool> HasPgmMagic(const std::string& path) {
+  SHOAL_ASSIGN_OR_RETURN(const int fd, OpenRegularFile(path));
   char magic[2] = {0, 0};
-  in.read(magic, 2);
-  return in.gcount() == 2 && magic[0] == 'P' && magic[1] == '5';
+  const bool pgm = ::pread(fd, magic, 2, 0) == 2 && magic[0] == 'P' && magic[1] == '5';
+  ::close(fd);
+  return pgm;
 }
 
 absl::StatusOr<at::Tensor> ReadPgm(const std::string& path) {
@@ -58,8 +62,12 @@ absl::StatusOr<std::unique_ptr<Model>> LoadStoredModel(const std::string& dir,
 }
 
 absl::StatusOr<at::Tensor> LoadImages(const std::string& path) {
-  if (HasPgmMagic(path)) return ReadPgm(path);
+  SHOAL_ASSIGN_OR_RETURN(const bool pgm, HasPgmMagic(path));
+  if (pgm) return ReadPgm(path);
   SHOAL_ASSIGN_OR_RETURN(at::Tensor raw, ReadIdxImages(path));
+  if (raw.size(0) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("'", path, "' holds no images"));
+  }
   return NormalizeImages(raw);
 }
 
@@ -81,6 +89,14 @@ absl::StatusOr<std::vector<Prediction>> Predict(Model& model, const at::Tensor& 
         out.push_back({label[i].item<int64_t>(), conf[i].item<double>()});
       }
     }
+  } catch (const c10::Error& e) {
+    // Most often input the model cannot take (another image size); LibTorch's
+    // message says which layer, its backtrace is of no use to the user.
+    std::string what = e.what_without_backtrace();
+    what = what.substr(0, what.find('\n'));
+    return absl::InvalidArgumentError(absl::StrCat("the model cannot classify images of shape [",
+                                                   absl::StrJoin(images.sizes(), ", "),
+                                                   "]: ", what));
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("inference failed: ", e.what()));
   }

@@ -1,6 +1,7 @@
 #include "common/files.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -81,22 +82,60 @@ absl::Status SyncDirectory(const std::string& dir) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path, uint64_t max_bytes) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    return absl::NotFoundError(absl::StrCat("no such file: '", path, "'"));
+absl::StatusOr<int> OpenRegularFile(const std::string& path, uint64_t* size) {
+  // O_NONBLOCK: open() itself returns at once on a FIFO; fstat on the
+  // descriptor (not the path) then decides, so a file swapped in between
+  // cannot slip through.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    const std::string msg = absl::StrCat("cannot open '", path, "': ", std::strerror(err));
+    if (err == ENOENT || err == ENOTDIR) {
+      return absl::NotFoundError(absl::StrCat("no such file: '", path, "'"));
+    }
+    if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(msg);
+    return absl::InternalError(msg);
   }
-  const uint64_t size = std::filesystem::file_size(path, ec);
-  if (ec) return absl::InternalError(absl::StrCat("cannot stat '", path, "'"));
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    absl::Status s = ErrnoError("cannot stat", path);
+    ::close(fd);
+    return s;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    const char* kind = S_ISDIR(st.st_mode)    ? "a folder"
+                       : S_ISFIFO(st.st_mode) ? "a FIFO"
+                       : S_ISSOCK(st.st_mode) ? "a socket"
+                                              : "a device";
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", path, "' is ", kind, ", not a regular file"));
+  }
+  // Reads block as usual from here on.
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  if (size != nullptr) *size = static_cast<uint64_t>(st.st_size);
+  return fd;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path, uint64_t max_bytes) {
+  uint64_t size = 0;
+  absl::StatusOr<int> fd = OpenRegularFile(path, &size);
+  if (!fd.ok()) return fd.status();
   if (size > max_bytes) {
+    ::close(*fd);
     return absl::ResourceExhaustedError(absl::StrCat(
         "'", path, "' is ", size, " bytes, over the limit of ", max_bytes));
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return ErrnoError("cannot open", path);
   std::string contents(size, '\0');
-  in.read(contents.data(), static_cast<std::streamsize>(size));
-  if (static_cast<uint64_t>(in.gcount()) != size) {
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::read(*fd, contents.data() + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  ::close(*fd);
+  if (done != size) {
     return absl::DataLossError(absl::StrCat("short read from '", path, "'"));
   }
   return contents;

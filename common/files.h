@@ -23,7 +23,16 @@ absl::Status WriteFileAtomically(const std::string& path,
 // durable. File systems that cannot sync a folder count as success.
 absl::Status SyncDirectory(const std::string& dir);
 
-// ReadFile returns the file's contents; NotFound when it is missing and
+// OpenRegularFile opens `path` for reading and returns the descriptor (the
+// caller closes it) and, in `size`, the file's size. A FIFO, device or
+// folder is refused without waiting: opening a FIFO for reading blocks until
+// somebody writes, so an input path pointing at one would hang the reader.
+// Errors: NotFound when missing, InvalidArgument when not a regular file,
+// PermissionDenied when unreadable, Internal otherwise; each names `path`.
+absl::StatusOr<int> OpenRegularFile(const std::string& path, uint64_t* size = nullptr);
+
+// ReadFile returns the file's contents; NotFound when it is missing,
+// InvalidArgument when it is not a regular file (OpenRegularFile) and
 // ResourceExhausted when it is larger than `max_bytes`.
 absl::StatusOr<std::string> ReadFile(const std::string& path,
                                      uint64_t max_bytes = uint64_t{1} << 32);

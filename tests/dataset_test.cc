@@ -1,6 +1,7 @@
 #include "client/data/dataset.h"
 
 #include <ATen/ATen.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <cstdint>
@@ -194,6 +195,43 @@ TEST(ReadIdxImagesTest, HugeHeaderClaimsAreRefusedBeforeAllocating) {
         << name;
     EXPECT_THAT(images.status().message(), HasSubstr(dir.File(name)));
   }
+}
+
+// Issue 14: a 305 KB gzip file whose header claimed 1e8 images grew the
+// reader to 1.7 GB. A claim beyond what the file can decompress to is
+// refused before anything is allocated.
+TEST(ReadIdxImagesTest, AClaimLargerThanTheFileCanHoldIsRefusedBeforeAllocating) {
+  testing::TempDir dir;
+  // 100,000,000 images of 28 x 28 claimed, 300 KB of zeros given: a gzip
+  // stream of ~300 bytes.
+  WriteGzip(dir.File("bomb.gz"),
+            IdxBytes(kImagesMagic, {100000000, 28, 28}, std::vector<uint8_t>(300000, 0)));
+  WritePlain(dir.File("bomb"), IdxBytes(kImagesMagic, {100000000, 28, 28}, {1, 2, 3}));
+  for (const std::string name : {"bomb.gz", "bomb"}) {
+    absl::StatusOr<at::Tensor> images = ReadIdxImages(dir.File(name));
+    EXPECT_EQ(images.status().code(), absl::StatusCode::kDataLoss) << name;
+    EXPECT_THAT(images.status().message(),
+                AllOf(HasSubstr(dir.File(name)), HasSubstr("78400000000 bytes"),
+                      HasSubstr("more than a file of its size can hold")));
+  }
+  // A highly compressed but honest file still reads: 2,000 blank images.
+  WriteGzip(dir.File("blank.gz"),
+            IdxBytes(kImagesMagic, {2000, 28, 28}, std::vector<uint8_t>(2000 * 28 * 28, 0)));
+  absl::StatusOr<at::Tensor> blank = ReadIdxImages(dir.File("blank.gz"));
+  ASSERT_TRUE(blank.ok()) << blank.status();
+  EXPECT_EQ(blank->size(0), 2000);
+}
+
+// Issue 14: `shoal infer --input` naming a FIFO hung in open().
+TEST(ReadIdxImagesTest, AFifoIsRefusedWithoutWaiting) {
+  testing::TempDir dir;
+  const std::string fifo = dir.File("images.fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  absl::StatusOr<at::Tensor> images = ReadIdxImages(fifo);
+  EXPECT_EQ(images.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(images.status().message(), AllOf(HasSubstr(fifo), HasSubstr("a FIFO")));
+  absl::StatusOr<at::Tensor> folder = ReadIdxLabels(dir.path());
+  EXPECT_THAT(folder.status().message(), HasSubstr("a folder, not a regular file"));
 }
 
 TEST(ReadIdxImagesTest, TrailingBytesAreInvalidArgument) {

@@ -1,6 +1,7 @@
 #include "client/model.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <sys/stat.h>
 #include <torch/script.h>
 #include <torch/torch.h>
 
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "client/data/dataset.h"
+#include "client/inference.h"
 #include "client/trainer.h"
 #include "common/parameters.h"
 #include "gmock/gmock.h"
@@ -359,6 +361,39 @@ TEST(TorchScriptModelTest, ForwardNotReturningLogitsIsRefusedAtLoad) {
     EXPECT_THAT(model.status().message(), HasSubstr(spec.torchscript_path));
     EXPECT_THAT(model.status().message(), HasSubstr(c.expect));
   }
+}
+
+// Issue 14: `shoal infer` on images of another size printed LibTorch's
+// stack trace; on a file of zero images it printed "accuracy: -nan%".
+TEST(InferenceTest, ImagesOfAnotherSizeAreNamedWithoutABacktrace) {
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(*ParseModelSpec("cnn"), 1);
+  ASSERT_TRUE(model.ok()) << model.status();
+  absl::StatusOr<std::vector<Prediction>> p = Predict(**model, torch::zeros({2, 1, 32, 32}));
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(p.status().message(), HasSubstr("images of shape [2, 1, 32, 32]"));
+  EXPECT_EQ(p.status().message().find("Exception raised from"), std::string::npos)
+      << p.status().message();
+  EXPECT_LT(p.status().message().size(), 400u) << p.status().message();
+}
+
+TEST(InferenceTest, AnEmptyImageFileOrAFifoIsRefusedNamingIt) {
+  testing::TempDir dir;
+  const std::string empty = dir.File("empty-idx3-ubyte");
+  {
+    std::ofstream out(empty, std::ios::binary);
+    const char header[16] = {0, 0, 8, 3, 0, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28};
+    out.write(header, sizeof(header));
+  }
+  absl::StatusOr<at::Tensor> none = LoadImages(empty);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(none.status().message(), HasSubstr(empty + "' holds no images"));
+
+  const std::string fifo = dir.File("fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  absl::StatusOr<at::Tensor> blocked = LoadImages(fifo);
+  EXPECT_EQ(blocked.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(blocked.status().message(), HasSubstr("is a FIFO, not a regular file"));
 }
 
 }  // namespace

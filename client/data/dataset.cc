@@ -1,6 +1,7 @@
 #include "client/data/dataset.h"
 
 #include <ATen/ATen.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/files.h"
 #include "common/status.h"
 
 namespace shoal::client {
@@ -33,11 +35,10 @@ constexpr double kFashionMnistMean = 0.2860;
 constexpr double kFashionMnistStd = 0.3530;
 
 // gzread takes an unsigned count and returns an int, so read in pieces well
-// below INT_MAX. The buffer grows only as data actually arrives, so memory
-// follows the file's real size, not the header's claim.
+// below INT_MAX.
 constexpr int64_t kReadChunk = int64_t{1} << 24;
 
-// Owns a gzFile. gzopen/gzread also read files that are not gzipped, as is.
+// Owns a gzFile. gzdopen/gzread also read files that are not gzipped, as is.
 class GzReader {
  public:
   GzReader() = default;
@@ -47,39 +48,41 @@ class GzReader {
     if (file_ != nullptr) gzclose(file_);
   }
 
+  // Open opens a regular file (never blocking on a FIFO: OpenRegularFile)
+  // and learns the most data it can hold: its size, or for a gzip stream
+  // its size times deflate's largest ratio.
   absl::Status Open(const std::string& path) {
     path_ = path;
-    errno = 0;
-    file_ = gzopen(path.c_str(), "rb");
-    if (file_ != nullptr) return absl::OkStatus();
-    const int err = errno;
-    const std::string msg = absl::StrCat(
-        path,
-        ": cannot open: ", err != 0 ? std::strerror(err) : "out of memory");
-    if (err == ENOENT) return absl::NotFoundError(msg);
-    if (err == EACCES) return absl::PermissionDeniedError(msg);
-    return absl::UnavailableError(msg);
+    uint64_t size = 0;
+    SHOAL_ASSIGN_OR_RETURN(const int fd, OpenRegularFile(path, &size));
+    uint8_t magic[2] = {0, 0};
+    const bool gzipped = ::pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+    max_bytes_ = gzipped ? size * kMaxDeflateRatio : size;
+    file_ = gzdopen(fd, "rb");  // owns fd from here on
+    if (file_ == nullptr) {
+      ::close(fd);
+      return absl::ResourceExhaustedError(absl::StrCat(path, ": cannot open: out of memory"));
+    }
+    return absl::OkStatus();
   }
 
-  // Read appends up to `n` bytes to `out`; returns how many arrived (fewer
+  // max_bytes bounds what the file can decompress to.
+  uint64_t max_bytes() const { return max_bytes_; }
+
+  // Read reads up to `n` bytes into `out`; returns how many arrived (fewer
   // only at end of file) or DataLoss when zlib reports a damaged stream.
-  absl::StatusOr<int64_t> Read(int64_t n, std::vector<uint8_t>& out) {
+  absl::StatusOr<int64_t> Read(int64_t n, uint8_t* out) {
     int64_t total = 0;
     while (total < n) {
       const int64_t want = std::min(n - total, kReadChunk);
-      const size_t start = out.size();
-      out.resize(start + want);
-      const int got =
-          gzread(file_, out.data() + start, static_cast<unsigned>(want));
+      const int got = gzread(file_, out + total, static_cast<unsigned>(want));
       if (got < 0) {
-        out.resize(start);
         int errnum = 0;
         const char* what = gzerror(file_, &errnum);
         if (errnum == Z_ERRNO) what = std::strerror(errno);
         return absl::DataLossError(
             absl::StrCat(path_, ": read failed: ", what));
       }
-      out.resize(start + got);
       total += got;
       if (got < want) break;
     }
@@ -87,8 +90,13 @@ class GzReader {
   }
 
  private:
+  // Deflate cannot compress better than about 1032:1 (RFC 1951: a 258-byte
+  // match costs at least 2 bits); 1100 leaves room for the gzip framing.
+  static constexpr uint64_t kMaxDeflateRatio = 1100;
+
   std::string path_;
   gzFile file_ = nullptr;
+  uint64_t max_bytes_ = 0;
 };
 
 uint32_t BigEndian32(const uint8_t* p) {
@@ -97,17 +105,18 @@ uint32_t BigEndian32(const uint8_t* p) {
 }
 
 // ReadIdx reads an IDX file of uint8 data with `expected_dims` dimensions
-// (`magic` is 0x0000_08_<dims>) whose sizes are at most `max_dims`. On
-// success `dims` holds the sizes and `data` the payload.
-absl::Status ReadIdx(const std::string& path, uint32_t magic,
-                     const std::vector<int64_t>& max_dims,
-                     std::vector<int64_t>& dims, std::vector<uint8_t>& data) {
+// (`magic` is 0x0000_08_<dims>) whose sizes are at most `max_dims`, and
+// returns the payload as a uint8 tensor of those sizes. The header's claim
+// is checked against what the file can hold before anything is allocated,
+// and the data is read straight into the tensor.
+absl::StatusOr<at::Tensor> ReadIdx(const std::string& path, uint32_t magic,
+                                   const std::vector<int64_t>& max_dims) {
   GzReader reader;
   SHOAL_RETURN_IF_ERROR(reader.Open(path));
 
   const int64_t header_bytes = 4 * (1 + static_cast<int64_t>(max_dims.size()));
-  std::vector<uint8_t> header;
-  SHOAL_ASSIGN_OR_RETURN(int64_t got, reader.Read(header_bytes, header));
+  std::vector<uint8_t> header(header_bytes);
+  SHOAL_ASSIGN_OR_RETURN(int64_t got, reader.Read(header_bytes, header.data()));
   if (got < 4) {
     return absl::DataLossError(absl::StrFormat(
         "%s: truncated IDX header: %d of %d bytes", path, got, header_bytes));
@@ -126,7 +135,7 @@ absl::Status ReadIdx(const std::string& path, uint32_t magic,
 
   static constexpr std::array<const char*, 3> kDimNames = {"examples", "rows",
                                                            "columns"};
-  dims.clear();
+  std::vector<int64_t> dims;
   int64_t payload = 1;  // at most 1e8 * 4096 * 4096 < 2^63: no overflow
   for (size_t i = 0; i < max_dims.size(); ++i) {
     const int64_t d = BigEndian32(header.data() + 4 * (i + 1));
@@ -139,9 +148,14 @@ absl::Status ReadIdx(const std::string& path, uint32_t magic,
     payload *= d;
   }
 
-  data.clear();
-  data.reserve(static_cast<size_t>(std::min(payload, kReadChunk)));
-  SHOAL_ASSIGN_OR_RETURN(got, reader.Read(payload, data));
+  if (static_cast<uint64_t>(payload) > reader.max_bytes()) {
+    return absl::DataLossError(absl::StrFormat(
+        "%s: header promises %d bytes of data, more than a file of its size can hold "
+        "(at most %d); it is truncated or corrupt",
+        path, payload, reader.max_bytes()));
+  }
+  at::Tensor data = at::empty(dims, at::dtype(at::kByte));
+  SHOAL_ASSIGN_OR_RETURN(got, reader.Read(payload, data.data_ptr<uint8_t>()));
   if (got < payload) {
     return absl::DataLossError(absl::StrFormat(
         "%s: truncated: header promises %d bytes of data, file holds %d", path,
@@ -149,14 +163,14 @@ absl::Status ReadIdx(const std::string& path, uint32_t magic,
   }
   // Extra bytes mean the header does not describe the file (e.g. a wrong
   // count), so the data cannot be trusted either.
-  std::vector<uint8_t> extra;
-  SHOAL_ASSIGN_OR_RETURN(got, reader.Read(1, extra));
+  uint8_t extra = 0;
+  SHOAL_ASSIGN_OR_RETURN(got, reader.Read(1, &extra));
   if (got != 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "%s: unexpected data after the %d bytes the header promises", path,
         payload));
   }
-  return absl::OkStatus();
+  return data;
 }
 
 // FindFile returns `dir/name.gz` or `dir/name`, whichever exists.
@@ -191,24 +205,12 @@ const std::vector<std::string>& FashionMnistClassNames() {
 }
 
 absl::StatusOr<at::Tensor> ReadIdxImages(const std::string& path) {
-  std::vector<int64_t> dims;
-  std::vector<uint8_t> data;
-  SHOAL_RETURN_IF_ERROR(ReadIdx(
-      path, kImagesMagic, {kMaxExamples, kMaxSide, kMaxSide}, dims, data));
-  at::Tensor images = at::empty(dims, at::dtype(at::kByte));
-  if (!data.empty())
-    std::memcpy(images.data_ptr<uint8_t>(), data.data(), data.size());
-  return images;
+  return ReadIdx(path, kImagesMagic, {kMaxExamples, kMaxSide, kMaxSide});
 }
 
 absl::StatusOr<at::Tensor> ReadIdxLabels(const std::string& path) {
-  std::vector<int64_t> dims;
-  std::vector<uint8_t> data;
-  SHOAL_RETURN_IF_ERROR(
-      ReadIdx(path, kLabelsMagic, {kMaxExamples}, dims, data));
-  at::Tensor labels = at::empty({dims[0]}, at::dtype(at::kLong));
-  std::copy(data.begin(), data.end(), labels.data_ptr<int64_t>());
-  return labels;
+  SHOAL_ASSIGN_OR_RETURN(at::Tensor labels, ReadIdx(path, kLabelsMagic, {kMaxExamples}));
+  return labels.to(at::kLong);
 }
 
 absl::StatusOr<Dataset> LoadIdxDataset(const std::string& images_path,
