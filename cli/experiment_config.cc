@@ -10,9 +10,10 @@
 #include "client/data/dataset.h"
 #include "client/dataset_evaluator.h"
 #include "client/model.h"
-#include "common/logging.h"
 #include "common/files.h"
 #include "common/json.h"
+#include "common/logging.h"
+#include "common/net_address.h"
 #include "common/quote.h"
 #include "common/status.h"
 #include "strategies/registry.h"
@@ -305,6 +306,8 @@ absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
     Section s = root.Child("server");
     SHOAL_RETURN_IF_ERROR(s.Expect({"address", "output_dir", "evaluate", "threads"}));
     SHOAL_RETURN_IF_ERROR(s.String("address", &c.address));
+    SHOAL_RETURN_IF_ERROR(
+        Annotate(ValidateListenAddress(c.address), "'server.address'"));
     SHOAL_RETURN_IF_ERROR(s.String("output_dir", &c.output_dir));
     SHOAL_RETURN_IF_ERROR(s.Bool("evaluate", &c.server_evaluation));
     SHOAL_RETURN_IF_ERROR(s.Integer("threads", 0, 1024, &c.threads));

@@ -1,5 +1,3 @@
-#include <pthread.h>
-#include <signal.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -31,6 +29,7 @@
 #include "common/files.h"
 #include "common/json.h"
 #include "common/logging.h"
+#include "common/net_address.h"
 #include "common/signing.h"
 #include "common/status.h"
 #include "server/checkpoint.h"
@@ -145,12 +144,16 @@ absl::StatusOr<std::optional<Checkpoint>> FindCheckpoint(const ServerFlags& flag
 
 absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   *exit_code = 2;  // bad input until the run starts
-  BlockStopSignals();
+  SHOAL_RETURN_IF_ERROR(InstallStopSignalHandlers());
   ExperimentConfig config;
   if (!flags.config.empty()) {
     SHOAL_ASSIGN_OR_RETURN(config, LoadExperimentConfig(flags.config));
   }
-  if (!flags.address.empty()) config.address = flags.address;
+  if (!flags.address.empty()) {
+    SHOAL_RETURN_IF_ERROR(
+        Annotate(ValidateListenAddress(flags.address), "--address"));
+    config.address = flags.address;
+  }
   if (!flags.output_dir.empty()) config.output_dir = flags.output_dir;
   if (flags.rounds > 0) config.coordinator.num_rounds = flags.rounds;
   SHOAL_RETURN_IF_ERROR(InitLogging("server", flags.log_level));
@@ -244,9 +247,11 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
 
   *exit_code = 1;
   absl::StatusOr<std::vector<RoundRecord>> history;
+  int stop_signal = 0;
   {
     StopOnSignal stop(coordinator.get());
     history = coordinator->Run();
+    stop_signal = stop.received();
   }
   // Give clients a moment to fetch the final model and leave: live clients
   // are long-polling and hear of the end at once. Stop waiting when all have
@@ -272,6 +277,11 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
               history->empty() ? size_t{0} : history->size() - 1);
   if (!coordinator->stop_reason().empty()) {
     std::printf("Stopped early: %s\n", coordinator->stop_reason().c_str());
+  } else if (stop_signal != 0) {
+    std::printf(
+        "Stopped by signal %d after round %u; start the server again to "
+        "resume\n",
+        stop_signal, last != nullptr ? last->round : 0);
   }
   if (last != nullptr && last->server_eval) {
     std::printf("Final test accuracy: %.2f%% (test loss %.4f)\n",

@@ -15,7 +15,7 @@ namespace {
 
 absl::Status RunSim(const SimFlags& flags, int* exit_code) {
   *exit_code = 2;  // bad input until the run starts
-  BlockStopSignals();
+  SHOAL_RETURN_IF_ERROR(InstallStopSignalHandlers());
   ExperimentConfig config;
   if (!flags.config.empty()) {
     SHOAL_ASSIGN_OR_RETURN(config, LoadExperimentConfig(flags.config));

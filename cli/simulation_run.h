@@ -35,7 +35,7 @@ struct SimulationResult {
 // directory gets what `shoal server` writes (models/, metrics.json,
 // metrics.csv) and clients.csv (each client's size, speed and labels).
 // With `stop_on_signal`, SIGINT/SIGTERM end the run after the round in
-// progress (the caller must have called BlockStopSignals first).
+// progress (the caller must have called InstallStopSignalHandlers first).
 // InvalidArgument for a config the data cannot satisfy; other errors from
 // the run.
 absl::StatusOr<SimulationResult> RunSimulation(const ExperimentConfig& config,

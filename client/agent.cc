@@ -32,6 +32,52 @@ std::string Describe(const grpc::Status& s) {
   return absl::StrCat(s.error_code(), " ", s.error_message());
 }
 
+// The server refuses request strings over 1 KiB (kMaxRequestStringBytes in
+// server/grpc_service.h); an error reported to it is cut to fit.
+constexpr size_t kMaxReportedErrorBytes = 1000;
+
+// ErrorForServer returns `error`'s message cut to kMaxReportedErrorBytes,
+// on a UTF-8 character boundary (a proto3 string must be valid UTF-8).
+std::string ErrorForServer(const absl::Status& error) {
+  absl::string_view m = error.message();
+  if (m.size() <= kMaxReportedErrorBytes) return std::string(m);
+  size_t cut = kMaxReportedErrorBytes - 3;
+  while (cut > 0 && (static_cast<unsigned char>(m[cut]) & 0xC0) == 0x80) --cut;
+  return absl::StrCat(m.substr(0, cut), "...");
+}
+
+// After this many joins in a row fail the way a TLS/plaintext mismatch
+// does, the agent says so (a server that is merely down fails otherwise:
+// "Connection refused").
+constexpr int kMismatchHintAfter = 3;
+
+// TransportMismatchHint returns what to check when `s` is how a join fails
+// with one side on TLS and the other not; empty otherwise. A plaintext
+// client's HTTP/2 preface is not a TLS hello, so a TLS server closes the
+// socket; a TLS client's hello gets no TLS answer from a plaintext server.
+std::string TransportMismatchHint(const grpc::Status& s, bool tls) {
+  if (s.error_code() != grpc::StatusCode::UNAVAILABLE) return "";
+  const std::string& m = s.error_message();
+  auto has = [&m](const char* what) {
+    return m.find(what) != std::string::npos;
+  };
+  if (!tls && (has("Socket closed") || has("Connection reset"))) {
+    return "the server closes plaintext connections: it probably requires TLS; "
+           "give this "
+           "device its bundle with --pki-dir (plaintext only when both sides "
+           "pass "
+           "--insecure-plaintext)";
+  }
+  if (tls && (has("andshake") || has("SSL") || has("ssl"))) {
+    return "the TLS handshake with the server fails: the server may be running "
+           "without TLS "
+           "(--insecure-plaintext), or its certificate is not from this "
+           "device's CA "
+           "(--pki-dir)";
+  }
+  return "";
+}
+
 }  // namespace
 
 Agent::Agent(AgentOptions options, LocalClient* local)
@@ -93,6 +139,8 @@ void Agent::Backoff(absl::Duration wait) {
 
 absl::Status Agent::JoinWithBackoff() {
   const absl::Time start = absl::Now();
+  int mismatches = 0;  // consecutive failures that look like a TLS mismatch
+  std::string hint;
   for (int attempt = 0; !stop_.load(); ++attempt) {
     v1::JoinRequest req;
     req.set_client_id(options_.client_id);
@@ -109,11 +157,19 @@ absl::Status Agent::JoinWithBackoff() {
     if (!IsTransient(s.error_code())) {
       return Annotate(FromGrpcStatus(s), "join refused");
     }
+    const std::string mismatch =
+        TransportMismatchHint(s, options_.tls != nullptr);
+    mismatches = mismatch.empty() ? 0 : mismatches + 1;
+    if (mismatches == kMismatchHintAfter && hint.empty()) {
+      hint = mismatch;
+      spdlog::warn("cannot join {}: {}", options_.server_address, hint);
+    }
     if (options_.give_up_after > absl::ZeroDuration() &&
         absl::Now() - start > options_.give_up_after) {
       return absl::UnavailableError(absl::StrCat(
           "server ", options_.server_address, " unreachable for ",
-          absl::FormatDuration(options_.give_up_after), "; last error: ", Describe(s)));
+          absl::FormatDuration(options_.give_up_after), "; last error: ",
+          Describe(s), hint.empty() ? "" : absl::StrCat("; ", hint)));
     }
     const absl::Duration wait = NextBackoff(attempt);
     if (attempt == 0 || attempt % 10 == 0) {
@@ -315,7 +371,7 @@ void Agent::ReportFitFailure(const std::string& task_id, const absl::Status& err
   v1::SubmitFitRequest msg;
   msg.mutable_header()->set_client_id(options_.client_id);
   msg.mutable_header()->set_task_id(task_id);
-  msg.mutable_header()->set_error(std::string(error.message()));
+  msg.mutable_header()->set_error(ErrorForServer(error));
   auto ctx = Context(absl::Seconds(10));
   v1::SubmitResponse resp;
   auto writer = stub_->SubmitFit(ctx.get(), &resp);
@@ -393,7 +449,7 @@ absl::Status Agent::SubmitSecAgg(const std::string& task_id,
   if (answer.ok()) {
     *req.mutable_message() = *answer;
   } else {
-    req.set_error(std::string(answer.status().message()));
+    req.set_error(ErrorForServer(answer.status()));
   }
   grpc::Status s;
   for (int attempt = 0; attempt < kUploadAttempts; ++attempt) {
@@ -446,7 +502,7 @@ absl::Status Agent::ServeTask(const v1::Task& task) {
       out.set_loss(res->loss);
       MetricsToProto(res->metrics, out.mutable_metrics());
     } else {
-      out.set_error(std::string(res.status().message()));
+      out.set_error(ErrorForServer(res.status()));
     }
     auto ctx = Context(options_.rpc_timeout);
     v1::SubmitResponse resp;

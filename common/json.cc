@@ -149,7 +149,7 @@ std::string JsonForMessage(const json& value) {
       return absl::StrCat("an array of ", value.size(),
                           value.size() == 1 ? " element" : " elements");
     case json::value_t::string:
-      return QuoteForMessage(value.get_ref<const std::string&>());
+      return QuoteForMessage(value.get_ref<const std::string&>(), 40);
     default:
       // null, booleans and numbers are short.
       return value.dump();

@@ -1,8 +1,60 @@
 #include "common/logging.h"
 
+#include <grpc/support/log.h>
+
+#include <algorithm>
+#include <memory>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace shoal {
+namespace {
+
+constexpr size_t kMaxGrpcLineBytes = 512;
+
+// GrpcLogSites keeps one limiter per source line of gRPC that logs, so a
+// flood from one (failed handshakes) does not silence the others. The
+// number of sites is bounded by gRPC's code.
+class GrpcLogSites {
+ public:
+  LogRateLimiter& For(const char* file, int line) {
+    absl::MutexLock lock(&mu_);
+    std::unique_ptr<LogRateLimiter>& limiter =
+        sites_[absl::StrCat(file, ":", line)];
+    if (limiter == nullptr) limiter = std::make_unique<LogRateLimiter>(2, 20);
+    return *limiter;
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<LogRateLimiter>> sites_
+      ABSL_GUARDED_BY(mu_);
+};
+
+GrpcLogSites& Sites() {
+  static auto* sites = new GrpcLogSites();
+  return *sites;
+}
+
+void ForwardGrpcLog(gpr_log_func_args* args) {
+  int64_t suppressed = 0;
+  if (!Sites().For(args->file, args->line).Allow(&suppressed)) return;
+  absl::string_view message(args->message != nullptr ? args->message : "");
+  std::string text(message.substr(0, kMaxGrpcLineBytes));
+  if (message.size() > kMaxGrpcLineBytes)
+    absl::StrAppend(&text, "... (", message.size(), " bytes)");
+  const spdlog::level::level_enum level =
+      args->severity == GPR_LOG_SEVERITY_ERROR  ? spdlog::level::err
+      : args->severity == GPR_LOG_SEVERITY_INFO ? spdlog::level::info
+                                                : spdlog::level::debug;
+  spdlog::log(level, "grpc: {} ({}:{}){}", text, args->file, args->line,
+              SuppressedNote(suppressed));
+}
+
+}  // namespace
 
 absl::Status InitLogging(const std::string& process_name, const std::string& level) {
   const spdlog::level::level_enum parsed = spdlog::level::from_str(level);
@@ -12,7 +64,39 @@ absl::Status InitLogging(const std::string& process_name, const std::string& lev
   }
   spdlog::set_level(parsed);
   spdlog::set_pattern(absl::StrCat("[%H:%M:%S.%e] [", process_name, "] %^%l%$ %v"));
+  RouteGrpcLogs();
   return absl::OkStatus();
+}
+
+void RouteGrpcLogs() { gpr_set_log_function(&ForwardGrpcLog); }
+
+LogRateLimiter::LogRateLimiter(double lines_per_second, double burst,
+                               std::function<absl::Time()> now)
+    : per_second_(lines_per_second),
+      burst_(burst),
+      now_(std::move(now)),
+      tokens_(burst),
+      refilled_(now_()) {}
+
+bool LogRateLimiter::Allow(int64_t* suppressed) {
+  const absl::Time now = now_();
+  absl::MutexLock lock(&mu_);
+  tokens_ = std::min(
+      burst_, tokens_ + per_second_ * absl::ToDoubleSeconds(now - refilled_));
+  refilled_ = now;
+  if (tokens_ < 1) {
+    ++suppressed_;
+    return false;
+  }
+  tokens_ -= 1;
+  *suppressed = std::exchange(suppressed_, 0);
+  return true;
+}
+
+std::string SuppressedNote(int64_t suppressed) {
+  return suppressed == 0
+             ? std::string()
+             : absl::StrCat(" (", suppressed, " similar lines suppressed)");
 }
 
 }  // namespace shoal

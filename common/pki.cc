@@ -18,13 +18,17 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/files.h"
 #include "common/openssl_util.h"
 #include "common/status.h"
@@ -49,6 +53,24 @@ constexpr int kMaxLeafDays = 3650;
 constexpr long kBackdateSeconds = 3600;
 constexpr uint64_t kMaxPemBytes = 1 << 20;
 constexpr uint64_t kMaxRevokedBytes = uint64_t{64} << 20;
+constexpr absl::string_view kRevocationTrailerPrefix = "# end: ";
+
+// IsRevocationTrailer tells whether `line` is a trailer "# end: N ids"
+// (N decimal digits), as RevocationTrailer writes it.
+absl::string_view TrailerCount(absl::string_view line) {
+  if (!absl::ConsumePrefix(&line, kRevocationTrailerPrefix)) return {};
+  if (!absl::ConsumeSuffix(&line, " ids") && !absl::ConsumeSuffix(&line, " id"))
+    return {};
+  if (line.empty() || line.size() > 18) return {};
+  for (const char c : line) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return {};
+  }
+  return line;
+}
+
+bool IsRevocationTrailer(absl::string_view line) {
+  return !TrailerCount(line).empty();
+}
 
 // FolderLock closes the folder's descriptor, and so lets go of its flock,
 // on every path.
@@ -593,7 +615,9 @@ absl::Status InitPki(const std::string& dir, const PkiOptions& options) {
   OPENSSL_cleanse(signing_key_text.data(), signing_key_text.size());
   // An existing revocation list survives even --force: forgetting a
   // revocation would quietly let a revoked ID be issued again.
-  if (!Exists(revoked)) SHOAL_RETURN_IF_ERROR(WritePublic(revoked, ""));
+  if (!Exists(revoked)) {
+    SHOAL_RETURN_IF_ERROR(WritePublic(revoked, RevocationTrailer(0)));
+  }
   // Durability of the renames: the files themselves are complete either way.
   SyncDirectory(ca_dir).IgnoreError();
   SyncDirectory(server_dir).IgnoreError();
@@ -693,27 +717,61 @@ absl::Status RevokeClient(const std::string& dir, const std::string& id) {
     if (errno != EINTR) return ErrnoError("cannot lock", server_dir);
   }
   const std::string path = server_dir + "/revoked.txt";
-  SHOAL_ASSIGN_OR_RETURN(auto revoked, ReadRevokedClients(path));
-  if (revoked.contains(id)) return absl::OkStatus();
-  absl::StatusOr<std::string> contents = ReadFile(path, kMaxRevokedBytes);
-  if (absl::IsNotFound(contents.status())) contents = std::string();
-  if (!contents.ok()) return contents.status();
-  if (!contents->empty() && contents->back() != '\n') contents->push_back('\n');
-  absl::StrAppend(&*contents, id, "\n");
-  return WriteFileAtomically(path, *contents);
+  // A missing list is not an empty one: writing a complete list of one ID
+  // would let a server that trusts complete lists lift every other
+  // revocation.
+  if (!Exists(path)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path,
+                     " is missing, so the revocations it held would be lost: "
+                     "restore it (from a "
+                     "backup, or the server's copy), or create an empty file "
+                     "to start a new list"));
+  }
+  SHOAL_ASSIGN_OR_RETURN(RevocationList list, ReadRevocationList(path));
+  if (list.ids.contains(id) && list.complete) return absl::OkStatus();
+  SHOAL_ASSIGN_OR_RETURN(std::string contents,
+                         ReadFile(path, kMaxRevokedBytes));
+  // Keep the operator's comments and order; drop the old trailer, add the
+  // ID, seal the file with a new trailer.
+  std::string out;
+  for (absl::string_view line :
+       absl::StrSplit(contents, '\n', absl::SkipEmpty())) {
+    if (IsRevocationTrailer(line)) continue;
+    absl::StrAppend(&out, line, "\n");
+  }
+  if (!list.ids.contains(id)) {
+    absl::StrAppend(&out, id, "\n");
+    list.ids.insert(id);
+  }
+  absl::StrAppend(&out, RevocationTrailer(list.ids.size()));
+  return WriteFileAtomically(path, out);
 }
 
-absl::StatusOr<absl::flat_hash_set<std::string>> ReadRevokedClients(
-    const std::string& path) {
-  absl::flat_hash_set<std::string> revoked;
-  absl::StatusOr<std::string> contents = ReadFile(path, kMaxRevokedBytes);
-  if (absl::IsNotFound(contents.status())) return revoked;
-  if (!contents.ok()) return contents.status();
+absl::StatusOr<RevocationList> ReadRevocationList(const std::string& path) {
+  SHOAL_ASSIGN_OR_RETURN(std::string contents,
+                         ReadFile(path, kMaxRevokedBytes));
+  RevocationList list;
+  std::vector<absl::string_view> lines = absl::StrSplit(contents, '\n');
+  // Text after the last newline may be a line cut short: still read (an ID
+  // cut short revokes too much, never too little), but the file is not
+  // complete.
+  const bool ends_with_newline = contents.empty() || contents.back() == '\n';
+  std::optional<uint64_t>
+      declared;  // the trailer's N, when it is the last line
   int line_number = 0;
-  for (absl::string_view line : absl::StrSplit(*contents, '\n')) {
+  for (absl::string_view raw : lines) {
     ++line_number;
+    if (absl::StripAsciiWhitespace(raw).empty()) continue;
+    uint64_t n = 0;
+    // Only a trailer on the last non-blank line counts.
+    declared =
+        IsRevocationTrailer(raw) && absl::SimpleAtoi(TrailerCount(raw), &n)
+            ? std::optional<uint64_t>(n)
+            : std::nullopt;
+    if (declared) continue;
     // A client ID cannot hold '#', so everything from one on is a comment.
-    line = line.substr(0, line.find('#'));
+    absl::string_view line = raw.substr(0, raw.find('#'));
     line = absl::StripAsciiWhitespace(line);
     if (line.empty()) continue;
     std::string id(line);
@@ -722,9 +780,37 @@ absl::StatusOr<absl::flat_hash_set<std::string>> ReadRevokedClients(
       return absl::InvalidArgumentError(
           absl::StrCat(path, ":", line_number, ": ", valid.message()));
     }
-    revoked.insert(std::move(id));
+    list.ids.insert(std::move(id));
   }
-  return revoked;
+  if (!ends_with_newline) {
+    list.incomplete_reason = "its last line has no newline";
+  } else if (!declared) {
+    list.incomplete_reason = absl::StrCat(
+        "it does not end with the line '",
+        absl::StripSuffix(RevocationTrailer(list.ids.size()), "\n"),
+        "' that `shoal certs revoke` writes");
+  } else if (*declared != list.ids.size()) {
+    list.incomplete_reason =
+        absl::StrCat("its last line declares ", *declared, " IDs but it holds ",
+                     list.ids.size());
+  } else {
+    list.complete = true;
+  }
+  return list;
+}
+
+absl::StatusOr<absl::flat_hash_set<std::string>> ReadRevokedClients(
+    const std::string& path) {
+  absl::StatusOr<RevocationList> list = ReadRevocationList(path);
+  if (absl::IsNotFound(list.status()))
+    return absl::flat_hash_set<std::string>();
+  if (!list.ok()) return list.status();
+  return std::move(list->ids);
+}
+
+std::string RevocationTrailer(size_t num_ids) {
+  return absl::StrCat(kRevocationTrailerPrefix, num_ids,
+                      num_ids == 1 ? " id\n" : " ids\n");
 }
 
 }  // namespace shoal

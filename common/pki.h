@@ -47,7 +47,8 @@ struct PkiOptions {
 // InitPki creates the CA (self-signed, ECDSA P-256, 10 years), the server
 // certificate (CN "shoal-server", serverAuth, SANs options.server_hosts)
 // and the Ed25519 model-signing key pair, as laid out above, and an empty
-// DIR/server/revoked.txt unless one exists (revocations are never dropped).
+// (complete) DIR/server/revoked.txt unless one exists (revocations are never
+// dropped).
 // Creates DIR if missing.
 //
 // Errors: InvalidArgument for bad options; AlreadyExists, before writing
@@ -79,19 +80,50 @@ absl::Status IssueClients(const std::string& dir,
                           const PkiOptions& options,
                           const std::function<void(size_t issued)>& on_issued);
 
-// RevokeClient adds ID to DIR/server/revoked.txt, replacing the file
-// atomically (temporary file, fsync, rename). Revoking a revoked ID is OK
-// and changes nothing. The client's bundle is left where it is. Revokes
+// revoked.txt holds one client ID per line; blank lines and '#' comments
+// (whole-line or after an ID) are ignored. `shoal certs revoke` ends it with
+// a trailer line "# end: N ids" (N the number of distinct IDs), so a reader
+// can tell a complete list from a missing, emptied or half-copied one: the
+// server replaces its list only with a complete one, and otherwise keeps
+// every revocation it had (server/access_control.h).
+
+// RevokeClient adds ID to DIR/server/revoked.txt and seals it with a new
+// trailer, replacing the file atomically (temporary file, fsync, rename);
+// other lines and comments are kept. Revoking a revoked ID is OK (it only
+// seals an unsealed list). The client's bundle is left where it is. Revokes
 // running at once, in this or other processes, take turns on a lock, so
 // none is lost.
 //
 // Errors: InvalidArgument for a malformed ID or a malformed revoked.txt;
-// NotFound when DIR/server is missing.
+// NotFound when DIR/server is missing; FailedPrecondition when revoked.txt
+// is missing (the revocations it held would be lost; an empty file starts a
+// new list).
 absl::Status RevokeClient(const std::string& dir, const std::string& id);
 
-// ReadRevokedClients parses a revoked.txt: one client ID per line; blank
-// lines and '#' comments (whole-line or after an ID) are ignored. A missing
-// file is an empty set.
+// RevocationList: a revoked.txt as read.
+struct RevocationList {
+  absl::flat_hash_set<std::string> ids;
+  // The file ends with the trailer "# end: N ids", and holds N IDs.
+  bool complete = false;
+  // Why it is not complete (for messages); empty when it is.
+  std::string incomplete_reason;
+};
+
+// ReadRevocationList parses a revoked.txt and says whether it is complete.
+// Its IDs are returned either way, a last line without its newline
+// included (a copy cut short in an ID revokes a shorter ID, never fewer).
+//
+// Example:
+//   SHOAL_ASSIGN_OR_RETURN(RevocationList list, ReadRevocationList(path));
+//   if (list.complete) revoked = list.ids;  // may lift revocations
+//   else revoked.insert(list.ids.begin(), list.ids.end());  // only adds
+//
+// Errors: NotFound for a missing file; InvalidArgument naming the file and
+// line for a malformed ID; others from reading the file.
+absl::StatusOr<RevocationList> ReadRevocationList(const std::string& path);
+
+// ReadRevokedClients is ReadRevocationList's IDs, complete or not; a
+// missing file is an empty set.
 //
 // Example:
 //   SHOAL_ASSIGN_OR_RETURN(auto revoked,
@@ -101,6 +133,10 @@ absl::Status RevokeClient(const std::string& dir, const std::string& id);
 // Errors: InvalidArgument naming the file and line for a malformed ID.
 absl::StatusOr<absl::flat_hash_set<std::string>> ReadRevokedClients(
     const std::string& path);
+
+// RevocationTrailer returns the last line of a complete revoked.txt of
+// `num_ids` IDs, with its newline: "# end: 3 ids\n".
+std::string RevocationTrailer(size_t num_ids);
 
 // ValidatePkiClientId accepts 1 to 128 characters of [A-Za-z0-9._:-], the
 // IDs the server accepts, so every client ID can have a certificate.

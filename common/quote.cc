@@ -10,7 +10,7 @@ std::string QuoteForMessage(absl::string_view s, size_t max_chars) {
   std::string out = "'";
   for (const char c : shown) {
     const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u < 0x7f && c != '\\') {
+    if (u >= 0x20 && u < 0x7f && c != '\\' && c != '\'') {
       out.push_back(c);
     } else {
       absl::StrAppendFormat(&out, "\\x%02x", u);

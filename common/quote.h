@@ -13,13 +13,13 @@ namespace shoal {
 
 // QuoteForMessage returns `s` in single quotes, cut after `max_chars`
 // bytes with the number of bytes left out, bytes outside printable ASCII
-// written as \xNN.
+// (and quotes and backslashes) written as \xNN.
 //
 // Example:
 //   QuoteForMessage("abc")                  -> 'abc'
 //   QuoteForMessage("a\nb")                -> 'a\x0ab'
-//   QuoteForMessage(std::string(5000, 'x')) -> 'xx...x'... (4960 more bytes)
-std::string QuoteForMessage(absl::string_view s, size_t max_chars = 40);
+//   QuoteForMessage(std::string(5000, 'x')) -> 'xx...x'... (4936 more bytes)
+std::string QuoteForMessage(absl::string_view s, size_t max_chars = 64);
 
 }  // namespace shoal
 

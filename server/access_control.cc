@@ -36,42 +36,79 @@ AccessControl::Ticket::~Ticket() {
   if (owner_ != nullptr) owner_->Release(id_);
 }
 
-void AccessControl::ReloadRevoked() {
+void AccessControl::ReportRevocationProblem(const std::string& problem) {
+  if (problem == revoked_error_) return;
+  spdlog::warn("{}", problem);
+  revoked_error_ = problem;
+}
+
+void AccessControl::ReloadRevoked(std::vector<std::string>* newly_revoked) {
   if (options_.revoked_file.empty()) return;
   const absl::Time now = options_.now();
   if (now - revoked_checked_ < absl::Seconds(1)) return;
   revoked_checked_ = now;
+  const std::string& path = options_.revoked_file;
   struct stat st {};
-  const int64_t mtime_ns =
-      ::stat(options_.revoked_file.c_str(), &st) == 0
-          ? int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec
-          : 0;  // absent: nobody revoked
-  if (mtime_ns == revoked_mtime_ns_) return;
-  absl::StatusOr<absl::flat_hash_set<std::string>> revoked =
-      ReadRevokedClients(options_.revoked_file);
-  if (!revoked.ok()) {
-    // Keep refusing whom we refused: a half-edited file must not let a
-    // revoked device back in.
-    const std::string error(revoked.status().message());
-    if (error != revoked_error_) {
-      spdlog::error("revocation list not reloaded, the previous one stays in force: {}", error);
-      revoked_error_ = error;
-    }
+  if (::stat(path.c_str(), &st) != 0) {
+    // Deleted, or moved away for an edit: not "nobody is revoked".
+    revoked_seen_ = {0, 0, 0};
+    ReportRevocationProblem(absl::StrCat(
+        "revocation list ", path, " is missing: the ", revoked_.size(),
+        " revocation(s) in force stay in force; restore the file (`shoal certs "
+        "revoke` "
+        "writes it)"));
     return;
   }
-  revoked_mtime_ns_ = mtime_ns;
-  revoked_error_.clear();
-  if (*revoked != revoked_) {
-    spdlog::info("revocation list {}: {} client(s) revoked", options_.revoked_file,
-                 revoked->size());
+  // The inode changes with every atomic replacement; size and mtime catch
+  // an edit in place, even two within the file system's clock tick.
+  const std::tuple<int64_t, int64_t, int64_t> seen = {
+      static_cast<int64_t>(st.st_ino), static_cast<int64_t>(st.st_size),
+      int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec};
+  if (seen == revoked_seen_) return;
+  absl::StatusOr<RevocationList> list = ReadRevocationList(path);
+  if (!list.ok()) {
+    // Keep refusing whom we refused: a half-edited file must not let a
+    // revoked device back in.
+    ReportRevocationProblem(absl::StrCat(
+        "revocation list not reloaded, the previous one stays in force: ",
+        list.status().message()));
+    return;
   }
-  revoked_ = *std::move(revoked);
+  revoked_seen_ = seen;
+  for (const std::string& id : list->ids) {
+    if (!revoked_.contains(id)) newly_revoked->push_back(id);
+  }
+  if (list->complete) {
+    revoked_error_.clear();
+    if (list->ids != revoked_) {
+      spdlog::info("revocation list {}: {} client(s) revoked", path,
+                   list->ids.size());
+    }
+    revoked_ = std::move(list->ids);
+    return;
+  }
+  // Incomplete (emptied, copied half-way, hand-edited without the
+  // trailer): what it adds is applied at once, nothing is lifted.
+  revoked_.insert(list->ids.begin(), list->ids.end());
+  ReportRevocationProblem(
+      absl::StrCat("revocation list ", path, " is not complete (",
+                   list->incomplete_reason, "): its ", newly_revoked->size(),
+                   " new ID(s) are revoked, but no revocation is lifted "
+                   "until a complete list replaces it; ",
+                   revoked_.size(), " client(s) revoked"));
 }
 
 bool AccessControl::IsRevoked(const std::string& client_id) {
-  absl::MutexLock lock(&mu_);
-  ReloadRevoked();
-  return revoked_.contains(client_id);
+  std::vector<std::string> newly_revoked;
+  bool revoked = false;
+  {
+    absl::MutexLock lock(&mu_);
+    ReloadRevoked(&newly_revoked);
+    revoked = revoked_.contains(client_id);
+  }
+  if (!newly_revoked.empty() && options_.on_revoked)
+    options_.on_revoked(newly_revoked);
+  return revoked;
 }
 
 absl::Status AccessControl::Authenticate(const grpc::AuthContext& auth,

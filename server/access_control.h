@@ -4,7 +4,10 @@
 //     ID (common name), and a request naming another ID is refused, so a
 //     device cannot act for another;
 //   - revocation: IDs listed in the deployment's revoked.txt are refused on
-//     every call, re-read whenever the file changes, without a restart;
+//     every call, re-read whenever the file changes, without a restart. The
+//     list only shrinks when the file is replaced by a complete one (the
+//     trailer `shoal certs revoke` writes, common/pki.h): a missing, emptied
+//     or half-copied file keeps every revocation in force;
 //   - limits: each client ID gets a token bucket of calls per second and a
 //     cap on calls in flight at once, so one device (faulty or hostile)
 //     cannot starve the others.
@@ -13,11 +16,13 @@
 #ifndef SHOAL_SERVER_ACCESS_CONTROL_H_
 #define SHOAL_SERVER_ACCESS_CONTROL_H_
 
+#include <grpcpp/security/auth_context.h>
+
 #include <cstdint>
 #include <functional>
 #include <string>
-
-#include <grpcpp/security/auth_context.h>
+#include <tuple>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -36,6 +41,10 @@ struct AccessControlOptions {
   bool require_certificate = true;
   // One client ID per line ('#' comments); empty: nobody is revoked.
   std::string revoked_file;
+  // Called, outside any lock of AccessControl, with the IDs the list gained
+  // when it is (re)read, so the service can drop those clients and fail
+  // their open tasks at once. May be empty.
+  std::function<void(const std::vector<std::string>& newly_revoked)> on_revoked;
   // Per-client call rate: a bucket of `burst` calls refilled at
   // `calls_per_second`. A device's steady state is one long poll at a time
   // plus a few transfers per round, far below the defaults.
@@ -85,17 +94,25 @@ class AccessControl {
     int in_flight = 0;
   };
   void Release(const std::string& id);
-  // ReloadRevoked re-reads revoked_file when its modification time changed
-  // (looked at most once a second). A file that cannot be read keeps the
-  // previous list and is reported once.
-  void ReloadRevoked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // ReloadRevoked re-reads revoked_file when it changed (inode, size or
+  // modification time; looked at most once a second) and appends the IDs
+  // the list gained to `*newly_revoked`. A complete file replaces the list;
+  // an incomplete one only adds to it; a missing or unreadable one changes
+  // nothing. Each such condition is logged once.
+  void ReloadRevoked(std::vector<std::string>* newly_revoked)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // ReportRevocationProblem logs `problem` unless it was the last one logged.
+  void ReportRevocationProblem(const std::string& problem)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const AccessControlOptions options_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::string> revoked_ ABSL_GUARDED_BY(mu_);
   absl::Time revoked_checked_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  int64_t revoked_mtime_ns_ ABSL_GUARDED_BY(mu_) = -1;
+  // What the file was when last read: inode, size, mtime (-1: never read).
+  std::tuple<int64_t, int64_t, int64_t> revoked_seen_ ABSL_GUARDED_BY(mu_) = {
+      -1, -1, -1};
   std::string revoked_error_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -241,6 +241,31 @@ absl::Status Coordinator::SaveCheckpoint(uint32_t round, const std::vector<Round
 }
 
 absl::StatusOr<std::vector<RoundRecord>> Coordinator::Run() {
+  absl::StatusOr<std::vector<RoundRecord>> history = RunRounds();
+  // Clients hear of the end either way; after an error (the store or the
+  // checkpoint folder became unwritable) they would otherwise retry until
+  // they give up, minutes later. The error itself stays in the server's log.
+  clients_->ShutdownAll(
+      history.ok() ? "run complete" : "the server stopped on an error",
+      global_version());
+  return history;
+}
+
+bool Coordinator::WaitForFirstClients() {
+  // In slices, so a stop requested meanwhile (SIGTERM) is heard within one.
+  const absl::Time give_up = absl::Now() + options_.wait_for_clients_timeout;
+  while (true) {
+    const absl::Duration slice =
+        std::min(absl::Seconds(1), give_up - absl::Now());
+    if (clients_->WaitForLive(options_.min_available_clients,
+                              std::max(slice, absl::ZeroDuration()))) {
+      return true;
+    }
+    if (stop_requested_.load() || absl::Now() >= give_up) return false;
+  }
+}
+
+absl::StatusOr<std::vector<RoundRecord>> Coordinator::RunRounds() {
   std::vector<RoundRecord> history;
   if (resumed_) {
     // The store's memory is new: serve the checkpointed version again (the
@@ -267,8 +292,13 @@ absl::StatusOr<std::vector<RoundRecord>> Coordinator::Run() {
   spdlog::info("waiting for {} client(s) to join (up to {})",
                options_.min_available_clients,
                absl::FormatDuration(options_.wait_for_clients_timeout));
-  if (!clients_->WaitForLive(options_.min_available_clients,
-                             options_.wait_for_clients_timeout)) {
+  if (!WaitForFirstClients()) {
+    if (stop_requested_.load()) {
+      spdlog::warn(
+          "stop requested while waiting for clients: ending before round {}",
+          completed_round_ + 1);
+      return history;
+    }
     return absl::DeadlineExceededError(absl::StrCat(
         "only ", clients_->LiveClientIds().size(), " of the ",
         options_.min_available_clients, " clients needed joined within ",
@@ -310,8 +340,6 @@ absl::StatusOr<std::vector<RoundRecord>> Coordinator::Run() {
     for (RoundObserver* o : observers_) o->OnRoundEnd(history.back());
     if (!stop_reason_.empty()) spdlog::info("{}", stop_reason_);
   }
-  const int64_t final_version = global_version();
-  clients_->ShutdownAll("run complete", final_version);
   return history;
 }
 

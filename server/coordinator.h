@@ -146,11 +146,14 @@ class Coordinator {
   // every round from 0. It fails only when the run
   // cannot go on (no clients in time, the store cannot write); rounds with
   // too few results are reported in their RoundRecord and the run goes on.
-  // The strategy may end the run early (Strategy::StopReason); stop_reason()
-  // then says why.
+  // The clients are told the run is over on that path too, so they stop
+  // retrying. The strategy may end the run early (Strategy::StopReason);
+  // stop_reason() then says why.
   absl::StatusOr<std::vector<RoundRecord>> Run();
 
-  // RequestStop ends the run after the round in progress.
+  // RequestStop ends the run after the round in progress, or at once while
+  // Run() is still waiting for the first clients. It may come before Run().
+  // The run can be resumed from its checkpoint (stop_reason() stays empty).
   void RequestStop() { stop_requested_.store(true); }
 
   // Why the run ended before num_rounds, if it did (after Run returns).
@@ -163,6 +166,11 @@ class Coordinator {
  private:
   Coordinator(CoordinatorOptions options, ClientPool* clients,
               Strategy* strategy, ModelStore* store, Parameters initial);
+  // RunRounds is Run() but for telling the clients that the run is over.
+  absl::StatusOr<std::vector<RoundRecord>> RunRounds();
+  // WaitForFirstClients waits for min_available_clients, giving up early
+  // when a stop is requested; false when they did not come.
+  bool WaitForFirstClients();
   absl::StatusOr<RoundRecord> RunRound(uint32_t round);
   // RunSecureFit is the fit stage of a securely aggregated round: it folds
   // the one aggregate the session yields into `aggregator`.

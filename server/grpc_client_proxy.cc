@@ -317,4 +317,23 @@ absl::Status GrpcClientProxy::CompleteSecAgg(const std::string& task_id,
   return Finish(task_id, std::move(verdict), delivered);
 }
 
+void GrpcClientProxy::Fail(const absl::Status& why) {
+  std::string task_id;
+  PendingTask task;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!pending_) return;
+    task_id = pending_->task.task_id();
+    absl::StatusOr<PendingTask> taken =
+        Take(task_id, pending_->task.kind_case());
+    if (!taken.ok()) return;
+    task = *std::move(taken);
+  }
+  absl::Status verdict;
+  if (task.fit_handler) verdict = task.fit_handler(why);
+  if (task.evaluate_handler) verdict = task.evaluate_handler(why);
+  if (task.secagg_handler) verdict = task.secagg_handler(why);
+  Finish(task_id, std::move(verdict), why).IgnoreError();
+}
+
 }  // namespace shoal

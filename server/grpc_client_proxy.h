@@ -102,6 +102,10 @@ class GrpcClientProxy : public ClientProxy {
                                 absl::StatusOr<EvaluateRes> res);
   absl::Status CompleteSecAgg(const std::string& task_id,
                               absl::StatusOr<v1::SecAggClientMessage> message);
+  // Fail answers the open task, if any, with `why` on the device's behalf
+  // (it was revoked), so its round counts the failure now rather than at
+  // the deadline. A task answered meanwhile is left alone.
+  void Fail(const absl::Status& why);
 
  private:
   struct PendingTask {

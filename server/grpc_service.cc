@@ -1,22 +1,115 @@
 #include "server/grpc_service.h"
 
-#include <algorithm>
-#include <utility>
-
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/wire_format_lite.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/chunking.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
+#include "common/quote.h"
 #include "common/metrics.h"
+#include "common/net_address.h"
 #include "common/pki.h"
 #include "common/status.h"
 
 namespace shoal {
 
 absl::Status ValidateClientId(const std::string& id) { return ValidatePkiClientId(id); }
+
+namespace {
+
+absl::Status CheckStrings(const google::protobuf::Message& message,
+                          const std::string& prefix) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection* reflection = message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const FieldDescriptor* field : fields) {
+    const std::string name = absl::StrCat(prefix, field->name());
+    const int count =
+        field->is_repeated() ? reflection->FieldSize(message, field) : 1;
+    for (int i = 0; i < count; ++i) {
+      if (field->type() == FieldDescriptor::TYPE_STRING) {
+        std::string scratch;
+        const std::string& value =
+            field->is_repeated()
+                ? reflection->GetRepeatedStringReference(message, field, i,
+                                                         &scratch)
+                : reflection->GetStringReference(message, field, &scratch);
+        if (value.size() > kMaxRequestStringBytes) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("request field '", name, "' is ", value.size(),
+                           " bytes; the limit is ", kMaxRequestStringBytes));
+        }
+      } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        const google::protobuf::Message& child =
+            field->is_repeated()
+                ? reflection->GetRepeatedMessage(message, field, i)
+                : reflection->GetMessage(message, field);
+        SHOAL_RETURN_IF_ERROR(CheckStrings(child, absl::StrCat(name, ".")));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// WhyCannotListen says why gRPC could not listen on `where`, which gRPC
+// itself only logs: it binds a socket the same way (no SO_REUSEPORT) and
+// reports the error.
+std::string WhyCannotListen(const HostPort& where) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  const std::string port = std::to_string(where.port);
+  const int resolved =
+      ::getaddrinfo(where.host.c_str(), port.c_str(), &hints, &found);
+  if (resolved != 0) {
+    return absl::StrCat("host '", where.host, "' does not resolve (",
+                        ::gai_strerror(resolved), ")");
+  }
+  std::string why = "unknown reason (see the grpc log lines above)";
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    const int fd =
+        ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    const int bound = ::bind(fd, a->ai_addr, a->ai_addrlen);
+    const int error = errno;
+    ::close(fd);
+    if (bound == 0) continue;
+    if (error == EADDRINUSE) {
+      why = absl::StrCat(
+          "address in use: port ", where.port,
+          " is taken (another shoal server?); choose another port with "
+          "server.address or --address");
+      break;
+    }
+    why = absl::StrCat(
+        std::strerror(error),
+        (error == EADDRNOTAVAIL ? " (not an address of this machine)" : ""));
+  }
+  ::freeaddrinfo(found);
+  return why;
+}
+
+}  // namespace
+
+absl::Status ValidateRequestStrings(const google::protobuf::Message& request) {
+  return CheckStrings(request, "");
+}
 
 namespace {
 
@@ -78,19 +171,60 @@ absl::StatusOr<FitRes> MaskedFitRes(const v1::FitResultHeader& header,
 
 }  // namespace
 
-absl::StatusOr<AccessControl::Ticket> FederationService::Admit(grpc::ServerContext* ctx,
-                                                               const std::string& id) {
-  SHOAL_RETURN_IF_ERROR(ValidateClientId(id));
-  absl::StatusOr<AccessControl::Ticket> ticket = access_.Admit(*ctx->auth_context(), id);
-  if (!ticket.ok()) {
-    if (absl::IsPermissionDenied(ticket.status()) && clients_->Find(id) != nullptr &&
-        access_.IsRevoked(id)) {
-      clients_->Unregister(id);
-      spdlog::warn("client '{}' is revoked: dropped from the registry", id);
+FederationService::FederationService(FederationServiceOptions options,
+                                     ClientManager* clients, ModelStore* store)
+    : options_(std::move(options)),
+      access_([this] {
+        AccessControlOptions access = options_.access;
+        access.on_revoked = [this, also = access.on_revoked](
+                                const std::vector<std::string>& ids) {
+          DropRevoked(ids);
+          if (also) also(ids);
+        };
+        return access;
+      }()),
+      clients_(clients),
+      store_(store) {}
+
+void FederationService::DropRevoked(const std::vector<std::string>& ids) {
+  for (const std::string& id : ids) {
+    std::shared_ptr<ClientProxy> proxy = clients_->Find(id);
+    if (proxy == nullptr) continue;
+    clients_->Unregister(id);
+    if (auto grpc_proxy = std::dynamic_pointer_cast<GrpcClientProxy>(proxy)) {
+      grpc_proxy->Fail(absl::PermissionDeniedError(absl::StrCat(
+          "client '", id, "' was revoked while its task was open")));
     }
-    if (!absl::IsResourceExhausted(ticket.status())) {
-      spdlog::warn("call from {} refused: {}", ctx->peer(), std::string(ticket.status().message()));
-    }
+    spdlog::warn(
+        "client '{}' is revoked: dropped from the registry, its open task "
+        "failed",
+        id);
+  }
+}
+
+void FederationService::LogRefusal(absl::string_view what,
+                                   const std::string& peer,
+                                   const absl::Status& why) {
+  int64_t suppressed = 0;
+  if (!refusal_log_.Allow(&suppressed)) return;
+  spdlog::warn("{} from {} refused: {}{}", std::string(what), peer,
+               std::string(why.message()), SuppressedNote(suppressed));
+}
+
+absl::StatusOr<AccessControl::Ticket> FederationService::Admit(
+    grpc::ServerContext* ctx, const google::protobuf::Message& request,
+    const std::string& id) {
+  absl::Status valid = ValidateRequestStrings(request);
+  if (valid.ok()) valid = ValidateClientId(id);
+  if (!valid.ok()) {
+    LogRefusal("call", ctx->peer(), valid);
+    return valid;
+  }
+  // A revoked client is dropped by DropRevoked, through access_.
+  absl::StatusOr<AccessControl::Ticket> ticket =
+      access_.Admit(*ctx->auth_context(), id);
+  if (!ticket.ok() && !absl::IsResourceExhausted(ticket.status())) {
+    LogRefusal("call", ctx->peer(), ticket.status());
   }
   return ticket;
 }
@@ -110,7 +244,8 @@ absl::StatusOr<std::shared_ptr<GrpcClientProxy>> FederationService::KnownClient(
 grpc::Status FederationService::Join(grpc::ServerContext* ctx,
                                      const v1::JoinRequest* req,
                                      v1::JoinResponse* resp) {
-  absl::StatusOr<AccessControl::Ticket> ticket = Admit(ctx, req->client_id());
+  absl::StatusOr<AccessControl::Ticket> ticket =
+      Admit(ctx, *req, req->client_id());
   if (!ticket.ok()) return ToGrpcStatus(ticket.status());
   // A known ID keeps its proxy (and any open task): the device restarted or
   // reconnected. A new ID gets a fresh one.
@@ -130,7 +265,8 @@ grpc::Status FederationService::Join(grpc::ServerContext* ctx,
 
 grpc::Status FederationService::Poll(grpc::ServerContext* ctx,
                                      const v1::PollRequest* req, v1::Task* task) {
-  absl::StatusOr<AccessControl::Ticket> ticket = Admit(ctx, req->client_id());
+  absl::StatusOr<AccessControl::Ticket> ticket =
+      Admit(ctx, *req, req->client_id());
   if (!ticket.ok()) return ToGrpcStatus(ticket.status());
   absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
   if (!proxy.ok()) return ToGrpcStatus(proxy.status());
@@ -162,7 +298,8 @@ grpc::Status FederationService::Poll(grpc::ServerContext* ctx,
 grpc::Status FederationService::DownloadModel(grpc::ServerContext* ctx,
                                               const v1::DownloadModelRequest* req,
                                               grpc::ServerWriter<v1::Chunk>* writer) {
-  absl::StatusOr<AccessControl::Ticket> ticket = Admit(ctx, req->client_id());
+  absl::StatusOr<AccessControl::Ticket> ticket =
+      Admit(ctx, *req, req->client_id());
   if (!ticket.ok()) return ToGrpcStatus(ticket.status());
   absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
   if (!proxy.ok()) return ToGrpcStatus(proxy.status());
@@ -175,7 +312,8 @@ grpc::Status FederationService::DownloadModel(grpc::ServerContext* ctx,
 grpc::Status FederationService::DownloadAux(grpc::ServerContext* ctx,
                                             const v1::DownloadAuxRequest* req,
                                             grpc::ServerWriter<v1::Chunk>* writer) {
-  absl::StatusOr<AccessControl::Ticket> ticket = Admit(ctx, req->client_id());
+  absl::StatusOr<AccessControl::Ticket> ticket =
+      Admit(ctx, *req, req->client_id());
   if (!ticket.ok()) return ToGrpcStatus(ticket.status());
   absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
   if (!proxy.ok()) return ToGrpcStatus(proxy.status());
@@ -204,7 +342,8 @@ absl::Status FederationService::ReceiveFit(
     return absl::InvalidArgumentError("the first SubmitFit message must carry the header");
   }
   const v1::FitResultHeader header = msg.header();
-  SHOAL_ASSIGN_OR_RETURN(AccessControl::Ticket ticket, Admit(ctx, header.client_id()));
+  SHOAL_ASSIGN_OR_RETURN(AccessControl::Ticket ticket,
+                         Admit(ctx, msg, header.client_id()));
   SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<GrpcClientProxy> proxy,
                          KnownClient(header.client_id()));
   // A retried upload of a task answered already is not read nor counted
@@ -234,6 +373,7 @@ absl::Status FederationService::ReceiveFit(
                 framing;
   ChunkAssembler assembler(limit);
   do {
+    SHOAL_RETURN_IF_ERROR(ValidateRequestStrings(msg));
     if (msg.has_header() && msg.header().task_id() != header.task_id()) {
       return absl::InvalidArgumentError("a SubmitFit stream carries one task only");
     }
@@ -283,7 +423,7 @@ grpc::Status FederationService::SubmitFit(
     v1::SubmitResponse* resp) {
   absl::Status status = ReceiveFit(ctx, reader);
   if (!status.ok()) {
-    spdlog::warn("SubmitFit from {} refused: {}", ctx->peer(), std::string(status.message()));
+    LogRefusal("SubmitFit", ctx->peer(), status);
     return ToGrpcStatus(status);
   }
   resp->set_accepted(true);
@@ -293,7 +433,8 @@ grpc::Status FederationService::SubmitFit(
 grpc::Status FederationService::SubmitEvaluate(grpc::ServerContext* ctx,
                                                const v1::EvaluateResult* req,
                                                v1::SubmitResponse* resp) {
-  absl::StatusOr<AccessControl::Ticket> ticket = Admit(ctx, req->client_id());
+  absl::StatusOr<AccessControl::Ticket> ticket =
+      Admit(ctx, *req, req->client_id());
   if (!ticket.ok()) return ToGrpcStatus(ticket.status());
   absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
   if (!proxy.ok()) return ToGrpcStatus(proxy.status());
@@ -314,7 +455,8 @@ grpc::Status FederationService::SubmitEvaluate(grpc::ServerContext* ctx,
 grpc::Status FederationService::SubmitSecAgg(grpc::ServerContext* ctx,
                                              const v1::SecAggSubmission* req,
                                              v1::SubmitResponse* resp) {
-  absl::StatusOr<AccessControl::Ticket> ticket = Admit(ctx, req->client_id());
+  absl::StatusOr<AccessControl::Ticket> ticket =
+      Admit(ctx, *req, req->client_id());
   if (!ticket.ok()) return ToGrpcStatus(ticket.status());
   absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
   if (!proxy.ok()) return ToGrpcStatus(proxy.status());
@@ -326,8 +468,8 @@ grpc::Status FederationService::SubmitSecAgg(grpc::ServerContext* ctx,
           : absl::UnavailableError(absl::StrCat("client gave up: ", req->error()));
   absl::Status status = (*proxy)->CompleteSecAgg(req->task_id(), std::move(message));
   if (!status.ok()) {
-    spdlog::warn("SubmitSecAgg from '{}' refused: {}", req->client_id(),
-                 std::string(status.message()));
+    LogRefusal(absl::StrCat("SubmitSecAgg of '", req->client_id(), "'"),
+               ctx->peer(), status);
     return ToGrpcStatus(status);
   }
   resp->set_accepted(true);
@@ -337,7 +479,8 @@ grpc::Status FederationService::SubmitSecAgg(grpc::ServerContext* ctx,
 grpc::Status FederationService::Leave(grpc::ServerContext* ctx,
                                       const v1::LeaveRequest* req,
                                       v1::LeaveResponse* resp) {
-  absl::StatusOr<AccessControl::Ticket> ticket = Admit(ctx, req->client_id());
+  absl::StatusOr<AccessControl::Ticket> ticket =
+      Admit(ctx, *req, req->client_id());
   if (!ticket.ok()) return ToGrpcStatus(ticket.status());
   absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
   if (!proxy.ok()) return ToGrpcStatus(proxy.status());
@@ -349,18 +492,24 @@ grpc::Status FederationService::Leave(grpc::ServerContext* ctx,
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string& address,
                                                               grpc::Service* service,
                                                               const TlsMaterial* tls) {
+  SHOAL_ASSIGN_OR_RETURN(
+      HostPort where, Annotate(ParseListenAddress(address), "listen address"));
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(address, MakeServerCredentials(tls), &port);
   builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
   builder.RegisterService(service);
+  // gRPC sets SO_REUSEPORT by default, so a second server on a port in use
+  // would start and split the fleet between two runs. One server per port.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Devices behind NAT send keepalive pings on idle connections; allow them.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot listen on '", address, "' (in use, or not host:port?)"));
+    return absl::UnavailableError(absl::StrCat("cannot listen on ",
+                                               QuoteForMessage(address), ": ",
+                                               WhyCannotListen(where)));
   }
   return std::unique_ptr<GrpcServer>(new GrpcServer(std::move(server), port));
 }

@@ -5,14 +5,17 @@
 #ifndef SHOAL_SERVER_GRPC_SERVICE_H_
 #define SHOAL_SERVER_GRPC_SERVICE_H_
 
+#include <google/protobuf/message.h>
+#include <grpcpp/grpcpp.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/logging.h"
 #include "common/tls.h"
 #include "server/access_control.h"
 #include "server/client_manager.h"
@@ -39,9 +42,7 @@ struct FederationServiceOptions {
 class FederationService final : public v1::Federation::Service {
  public:
   FederationService(FederationServiceOptions options, ClientManager* clients,
-                    ModelStore* store)
-      : options_(std::move(options)), access_(options_.access), clients_(clients),
-        store_(store) {}
+                    ModelStore* store);
 
   grpc::Status Join(grpc::ServerContext* ctx, const v1::JoinRequest* req,
                     v1::JoinResponse* resp) override;
@@ -66,9 +67,18 @@ class FederationService final : public v1::Federation::Service {
                      v1::LeaveResponse* resp) override;
 
  private:
-  // Admit validates `id` and admits the call (access_control.h). A revoked
-  // client is also dropped from the registry, so it is no longer sampled.
-  absl::StatusOr<AccessControl::Ticket> Admit(grpc::ServerContext* ctx, const std::string& id);
+  // Admit bounds the request's strings (ValidateRequestStrings), validates
+  // `id` and admits the call (access_control.h). Every RPC starts with it.
+  absl::StatusOr<AccessControl::Ticket> Admit(
+      grpc::ServerContext* ctx, const google::protobuf::Message& request,
+      const std::string& id);
+  // DropRevoked fails the open task of each registered client in `ids` and
+  // drops it from the registry, so it is no longer sampled and its round
+  // does not wait for it.
+  void DropRevoked(const std::vector<std::string>& ids);
+  // LogRefusal logs a refused call, rate-limited: the peer decides how many.
+  void LogRefusal(absl::string_view what, const std::string& peer,
+                  const absl::Status& why);
   // KnownClient returns the client's proxy and records a heartbeat, or
   // NotFound/InvalidArgument for a bad or unknown ID.
   absl::StatusOr<std::shared_ptr<GrpcClientProxy>> KnownClient(const std::string& id);
@@ -76,6 +86,7 @@ class FederationService final : public v1::Federation::Service {
                           grpc::ServerReader<v1::SubmitFitRequest>* reader);
 
   const FederationServiceOptions options_;
+  LogRateLimiter refusal_log_{/*lines_per_second=*/5, /*burst=*/50};
   AccessControl access_;
   ClientManager* const clients_;
   ModelStore* const store_;
@@ -83,6 +94,18 @@ class FederationService final : public v1::Federation::Service {
 
 // ValidateClientId accepts 1 to 128 characters of [A-Za-z0-9._:-].
 absl::Status ValidateClientId(const std::string& id);
+
+// kMaxRequestStringBytes bounds every string field of every request (IDs,
+// task IDs, error reports, metric names), nested messages and maps included.
+inline constexpr size_t kMaxRequestStringBytes = 1024;
+
+// ValidateRequestStrings checks every string field set in `request`,
+// recursively, against kMaxRequestStringBytes, so no unbounded value a peer
+// sends reaches an error message or the log. `bytes` fields (tensors,
+// chunks, keys) are not strings and are bounded by the transfer checks.
+//
+// Errors: InvalidArgument naming the field and its size, never its value.
+absl::Status ValidateRequestStrings(const google::protobuf::Message& request);
 
 // GrpcServer runs a FederationService on an address.
 class GrpcServer {

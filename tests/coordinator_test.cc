@@ -1,4 +1,3 @@
-#include "server/client_manager.h"
 #include "server/coordinator.h"
 
 #include <ATen/ATen.h>
@@ -8,7 +7,10 @@
 #include <map>
 #include <set>
 
+#include "common/files.h"
 #include "gtest/gtest.h"
+#include "server/checkpoint.h"
+#include "server/client_manager.h"
 #include "strategies/fedavg.h"
 #include "strategies/fedmedian.h"
 #include "strategies/registry.h"
@@ -218,6 +220,46 @@ TEST_F(CoordinatorTest, RunEndsByTellingClientsTheFinalVersion) {
   ASSERT_TRUE(Run().ok());
   EXPECT_EQ(a->final_version(), 3);
   EXPECT_TRUE(at::allclose(coordinator_->global()->tensor(0), at::full({4}, 3.0f)));
+}
+
+// The checkpoint folder (or the model store) becoming unwritable ends the
+// run with an error; the clients used to go on polling until they gave up.
+TEST_F(CoordinatorTest, RunEndedByAStorageErrorStillTellsClientsItIsOver) {
+  options_.num_rounds = 3;
+  auto a = Add("a", Answer(1, 1));
+  auto b = Add("b", Answer(1, 1));
+  // A folder under a regular file cannot be created, even by root.
+  ASSERT_TRUE(WriteFileAtomically(dir_.File("not-a-folder"), "x").ok());
+  CheckpointWriter checkpoints(dir_.File("not-a-folder/checkpoint"),
+                               RunIdentity{});
+  absl::StatusOr<std::unique_ptr<Coordinator>> c = Coordinator::Create(
+      options_, &clients_, &fedavg_, store_.get(), Initial());
+  ASSERT_TRUE(c.ok()) << c.status();
+  (*c)->SetCheckpointWriter(&checkpoints);
+  absl::StatusOr<std::vector<RoundRecord>> history = (*c)->Run();
+  ASSERT_FALSE(history.ok());
+  EXPECT_NE(history.status().message().find("checkpoint"), std::string::npos)
+      << history.status();
+  EXPECT_EQ(a->final_version(), 0) << "client 'a' was not told the run ended";
+  EXPECT_EQ(b->final_version(), 0);
+}
+
+// A stop (SIGTERM) while the server waits for its first clients ends the
+// wait, rather than the wait_for_clients_timeout later.
+TEST_F(CoordinatorTest, StopRequestedWhileWaitingForClientsEndsTheRunAtOnce) {
+  options_.wait_for_clients_timeout = absl::Seconds(60);
+  auto only = Add("only", Answer(1, 1));  // two are needed
+  absl::StatusOr<std::unique_ptr<Coordinator>> c = Coordinator::Create(
+      options_, &clients_, &fedavg_, store_.get(), Initial());
+  ASSERT_TRUE(c.ok()) << c.status();
+  (*c)->RequestStop();
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::vector<RoundRecord>> history = (*c)->Run();
+  ASSERT_TRUE(history.ok()) << history.status();
+  EXPECT_TRUE(history->empty());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(30));
+  EXPECT_TRUE((*c)->stop_reason().empty()) << "a stopped run stays resumable";
+  EXPECT_EQ(only->final_version(), 0);
 }
 
 TEST_F(CoordinatorTest, NoClientsInTimeIsAClearError) {

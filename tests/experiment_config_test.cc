@@ -1,6 +1,7 @@
 #include "cli/experiment_config.h"
 
 #include "common/files.h"
+#include "common/net_address.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing.h"
@@ -162,6 +163,46 @@ TEST(ExperimentConfigTest, DuplicateKeysAreRefusedNotLastWins) {
               HasSubstr("key 'rounds' appears twice"));
   EXPECT_THAT(ErrorOf(R"({"strategy": {"name": "fedavg", "name": "krum"}})"),
               HasSubstr("key 'strategy.name' appears twice"));
+}
+
+TEST(ListenAddressTest, PortsThatWouldWrapAndMalformedHostsAreRefused) {
+  for (const char* bad :
+       {"127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:4294967297",
+        "127.0.0.1:", "127.0.0.1:-1", "127.0.0.1:+80", "127.0.0.1: 80",
+        "127.0.0.1:0x50", "127.0.0.1", ":50051", "300.1.1.1:80", "1.2.3:80",
+        "::1:80", "[nope]:80", "bad host:80", "-x:80", "h\xff:80", ""}) {
+    EXPECT_FALSE(ValidateListenAddress(bad).ok()) << bad;
+  }
+  for (const char* good :
+       {"127.0.0.1:50051", "0.0.0.0:0", "[::]:65535", "[::1]:80",
+        "localhost:50051", "fl.example.com:443"}) {
+    EXPECT_TRUE(ValidateListenAddress(good).ok()) << good;
+  }
+  absl::StatusOr<HostPort> v6 = ParseListenAddress("[::1]:8080");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->port, 8080);
+  EXPECT_THAT(std::string(ValidateListenAddress("127.0.0.1:65536").message()),
+              HasSubstr("from 0 to 65535"));
+  EXPECT_THAT(std::string(ValidateListenAddress("127.0.0.1:").message()),
+              HasSubstr("no port"));
+  // A long value is cut short in the message.
+  EXPECT_LT(
+      ValidateListenAddress(std::string(100000, 'a') + ":1:2").message().size(),
+      300u);
+}
+
+TEST(ExperimentConfigTest, ServerAddressIsValidatedNamingTheKey) {
+  EXPECT_THAT(ErrorOf(R"({"server": {"address": "127.0.0.1:99999"}})"),
+              HasSubstr("'server.address'"));
+  EXPECT_THAT(ErrorOf(R"({"server": {"address": "127.0.0.1:4294967297"}})"),
+              HasSubstr("from 0 to 65535"));
+  EXPECT_THAT(ErrorOf(R"({"server": {"address": "127.0.0.1:"}})"),
+              HasSubstr("no port"));
+  absl::StatusOr<ExperimentConfig> c = ParseExperimentConfig(
+      R"({"server": {"address": "[::]:50051"}})", "exp.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->address, "[::]:50051");
 }
 
 TEST(ExperimentConfigTest, MalformedJsonAndMissingFileAreClearErrors) {

@@ -10,7 +10,10 @@
 #include <thread>
 
 #include "common/chunking.h"
+#include "common/files.h"
 #include "common/metrics.h"
+#include "common/pki.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/coordinator.h"
 #include "strategies/fedavg.h"
@@ -19,6 +22,8 @@
 
 namespace shoal {
 namespace {
+
+using ::testing::HasSubstr;
 
 // Plaintext service options: these tests exercise the service's logic;
 // tls_test covers transport security and authentication.
@@ -33,8 +38,15 @@ class GrpcServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
     store_ = *ModelStore::Open(dir_.path(), "test");
-    service_ = std::make_unique<FederationService>(
-        testing::PlaintextServiceOptions(absl::Milliseconds(500), "test-run"), &clients_, store_.get());
+    Serve(
+        testing::PlaintextServiceOptions(absl::Milliseconds(500), "test-run"));
+  }
+
+  // Serve (re)starts the service with `options` on a fresh port.
+  void Serve(FederationServiceOptions options) {
+    if (server_ != nullptr) server_->Shutdown();
+    service_ = std::make_unique<FederationService>(std::move(options),
+                                                   &clients_, store_.get());
     server_ = *GrpcServer::Start("127.0.0.1:0", service_.get(), nullptr);
     channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
                                    grpc::InsecureChannelCredentials());
@@ -46,12 +58,13 @@ class GrpcServiceTest : public ::testing::Test {
     server_->Shutdown();
   }
 
-  void StartCoordinator(uint32_t rounds) {
+  void StartCoordinator(uint32_t rounds,
+                        absl::Duration round_timeout = absl::Seconds(30)) {
     CoordinatorOptions options;
     options.num_rounds = rounds;
     options.min_fit_clients = 1;
     options.min_available_clients = 1;
-    options.round_timeout = absl::Seconds(30);
+    options.round_timeout = round_timeout;
     options.wait_for_clients_timeout = absl::Seconds(30);
     coordinator_ = *Coordinator::Create(options, &clients_, &fedavg_, store_.get(), Initial());
     coordinator_thread_ = std::thread([this] { history_ = coordinator_->Run(); });
@@ -240,6 +253,145 @@ TEST_F(GrpcServiceTest, DownloadStreamsTheStoredModelInChunks) {
   while (missing->Read(&chunk)) {
   }
   EXPECT_EQ(missing->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// Two servers on one port would split the fleet between two runs; the
+// second is refused, saying the address is in use.
+TEST_F(GrpcServiceTest, SecondServerOnAPortInUseIsRefused) {
+  const std::string address = absl::StrCat("127.0.0.1:", server_->port());
+  FederationService other(
+      testing::PlaintextServiceOptions(absl::Milliseconds(100), "other"),
+      &clients_, store_.get());
+  absl::StatusOr<std::unique_ptr<GrpcServer>> second =
+      GrpcServer::Start(address, &other, nullptr);
+  ASSERT_FALSE(second.ok()) << "a second server started on " << address;
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(second.status().message()),
+              HasSubstr("address in use"));
+  // The first still serves.
+  EXPECT_TRUE(Join("dev").ok());
+}
+
+TEST_F(GrpcServiceTest, ListenAddressIsValidatedBeforeGrpcSeesIt) {
+  FederationService other(
+      testing::PlaintextServiceOptions(absl::Milliseconds(100), "other"),
+      &clients_, store_.get());
+  // 65536 + the port would otherwise wrap to the port.
+  for (const std::string bad :
+       {absl::StrCat("127.0.0.1:", 65536 + server_->port()),
+        std::string("127.0.0.1:"), std::string("127.0.0.1:4294967297")}) {
+    absl::StatusOr<std::unique_ptr<GrpcServer>> s =
+        GrpcServer::Start(bad, &other, nullptr);
+    ASSERT_FALSE(s.ok()) << bad;
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument)
+        << s.status();
+    EXPECT_THAT(std::string(s.status().message()), HasSubstr("listen address"));
+  }
+}
+
+// A 3 MB task ID used to be echoed into the refusal and into the log line
+// of every call: 100 calls wrote 300 MB of log.
+TEST_F(GrpcServiceTest, HugeStringFieldsAreRefusedWithBoundedErrorsAndLog) {
+  ASSERT_TRUE(Join("dev").ok());
+  const std::string huge(3 << 20, 'x');
+  testing::LogCapture log;
+  std::vector<grpc::Status> refusals;
+  for (int i = 0; i < 100; ++i) {
+    v1::EvaluateResult eval;
+    eval.set_client_id("dev");
+    eval.set_task_id(huge);
+    v1::SubmitResponse resp;
+    refusals.push_back(stub_->SubmitEvaluate(Ctx().get(), eval, &resp));
+  }
+  refusals.push_back(Upload(
+      "dev", huge, ChunksOf(UpdateBytes(at::ones({4, 4}), at::ones({4})))));
+  {
+    v1::DownloadAuxRequest aux;
+    aux.set_client_id("dev");
+    aux.set_task_id(huge);
+    auto ctx = Ctx();
+    auto reader = stub_->DownloadAux(ctx.get(), aux);
+    v1::Chunk chunk;
+    while (reader->Read(&chunk)) {
+    }
+    refusals.push_back(reader->Finish());
+  }
+  {
+    v1::JoinRequest join;
+    join.set_client_id("dev");
+    join.set_device(huge);
+    v1::JoinResponse resp;
+    refusals.push_back(stub_->Join(Ctx().get(), join, &resp));
+  }
+  {
+    // Nested: a metric's name inside the fit header.
+    v1::SubmitResponse resp;
+    auto ctx = Ctx();
+    auto writer = stub_->SubmitFit(ctx.get(), &resp);
+    v1::SubmitFitRequest msg;
+    msg.mutable_header()->set_client_id("dev");
+    msg.mutable_header()->set_task_id("fit-r1-x");
+    (*msg.mutable_header()->mutable_metrics())[huge].set_double_value(1);
+    writer->Write(msg);
+    writer->WritesDone();
+    refusals.push_back(writer->Finish());
+  }
+  for (const grpc::Status& s : refusals) {
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << s.error_message().substr(0, 200);
+    EXPECT_LT(s.error_message().size(), 200u)
+        << s.error_message().substr(0, 200);
+    EXPECT_THAT(s.error_message(), HasSubstr("limit is 1024"));
+  }
+  EXPECT_THAT(refusals[0].error_message(),
+              HasSubstr("'task_id' is 3145728 bytes"));
+  EXPECT_THAT(refusals.back().error_message(), HasSubstr("header.metrics.key"));
+  // 104 refused calls: a few lines each at most, none carrying the value.
+  const std::string text = log.Text();
+  EXPECT_LT(text.size(), size_t{64} << 10);
+  EXPECT_EQ(text.find(std::string(2000, 'x')), std::string::npos);
+  // The client is unharmed.
+  EXPECT_TRUE(Join("dev").ok());
+}
+
+// A revoked device's open task used to stay open until the round's deadline.
+TEST_F(GrpcServiceTest, RevokedClientsOpenTaskFailsAtOnce) {
+  const std::string revoked = dir_.File("revoked.txt");
+  ASSERT_TRUE(WriteFileAtomically(revoked, RevocationTrailer(0)).ok());
+  FederationServiceOptions options =
+      testing::PlaintextServiceOptions(absl::Milliseconds(500), "test-run");
+  options.access.revoked_file = revoked;
+  Serve(std::move(options));
+  ASSERT_TRUE(Join("dev").ok());
+  const absl::Duration deadline = absl::Seconds(60);
+  StartCoordinator(/*rounds=*/1, deadline);
+  v1::Task task = NextFitTask("dev");
+  ASSERT_TRUE(task.has_fit());
+  ASSERT_TRUE(
+      WriteFileAtomically(revoked, absl::StrCat("dev\n", RevocationTrailer(1)))
+          .ok());
+  // The device calls again (or any device does): the list is re-read within
+  // a second and the device is refused and dropped.
+  grpc::Status polled;
+  for (int i = 0; i < 50 && polled.ok(); ++i) {
+    v1::PollRequest req;
+    req.set_client_id("dev");
+    v1::Task next;
+    polled = stub_->Poll(Ctx().get(), req, &next);
+    if (polled.ok()) absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(polled.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  coordinator_thread_.join();
+  ASSERT_TRUE(history_.ok()) << history_.status();
+  ASSERT_EQ(history_->size(), 2u);
+  const RoundRecord& round = (*history_)[1];
+  ASSERT_EQ(round.failures.size(), 1u);
+  EXPECT_EQ(round.failures[0].client_id, "dev");
+  EXPECT_THAT(std::string(round.failures[0].status.message()),
+              HasSubstr("revoked"));
+  EXPECT_LT(round.seconds, absl::ToDoubleSeconds(deadline) / 2)
+      << "the round waited for the revoked client's deadline";
+  EXPECT_EQ(clients_.Find("dev"), nullptr);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -308,7 +309,7 @@ TEST_F(PkiTest, ServerCertificateVerifiesAndNamesTheHosts) {
             1);
   EXPECT_STREQ(group, "prime256v1");
   EXPECT_EQ(X509_check_private_key(cert.get(), key.get()), 1);
-  EXPECT_EQ(Read(At("server/revoked.txt")), "");
+  EXPECT_EQ(Read(At("server/revoked.txt")), "# end: 0 ids\n");
 }
 
 TEST_F(PkiTest, ClientCertificateVerifiesWithClientAuthAndCnId) {
@@ -551,10 +552,48 @@ TEST_F(PkiTest, RevokeClientIsIdempotent) {
   ASSERT_TRUE(RevokeClient(Pki(), "client-1").ok());
   ASSERT_TRUE(RevokeClient(Pki(), "client-2").ok());
   ASSERT_TRUE(RevokeClient(Pki(), "client-1").ok());
-  EXPECT_EQ(Read(At("server/revoked.txt")), "client-1\nclient-2\n");
+  EXPECT_EQ(Read(At("server/revoked.txt")),
+            "client-1\nclient-2\n# end: 2 ids\n");
   EXPECT_TRUE(absl::IsInvalidArgument(RevokeClient(Pki(), "bad id")));
   testing::TempDir empty;
   EXPECT_TRUE(absl::IsNotFound(RevokeClient(empty.path(), "client-1")));
+}
+
+// The trailer lets the server tell a complete list from a copy cut short;
+// revoking keeps the operator's comments and seals the list again.
+TEST_F(PkiTest, RevokeClientSealsTheListAndKeepsComments) {
+  Init();
+  const std::string path = At("server/revoked.txt");
+  ASSERT_TRUE(WriteFileAtomically(path, "# lost 2024-05-02\nclient-17\n").ok());
+  absl::StatusOr<RevocationList> before = ReadRevocationList(path);
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_FALSE(before->complete);
+  EXPECT_THAT(before->incomplete_reason, HasSubstr("# end: 1 id"));
+  ASSERT_TRUE(RevokeClient(Pki(), "client-2").ok());
+  EXPECT_EQ(Read(path),
+            "# lost 2024-05-02\nclient-17\nclient-2\n# end: 2 ids\n");
+  absl::StatusOr<RevocationList> after = ReadRevocationList(path);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_TRUE(after->complete);
+  EXPECT_THAT(after->ids, UnorderedElementsAre("client-17", "client-2"));
+  // Revoking a listed ID seals an unsealed list, and changes nothing else.
+  ASSERT_TRUE(WriteFileAtomically(path, "client-17\n").ok());
+  ASSERT_TRUE(RevokeClient(Pki(), "client-17").ok());
+  EXPECT_EQ(Read(path), "client-17\n# end: 1 id\n");
+  // Every cut of a complete list but the whole is incomplete.
+  const std::string whole = Read(path);
+  for (size_t cut = 0; cut < whole.size(); ++cut) {
+    ASSERT_TRUE(WriteFileAtomically(path, whole.substr(0, cut)).ok());
+    absl::StatusOr<RevocationList> cut_short = ReadRevocationList(path);
+    ASSERT_TRUE(cut_short.ok()) << cut_short.status();
+    EXPECT_FALSE(cut_short->complete) << "cut at " << cut;
+  }
+  // Missing is not empty: revoking then would write a complete list of one
+  // ID, which a server takes as lifting every other revocation.
+  ASSERT_EQ(std::remove(path.c_str()), 0);
+  const absl::Status missing = RevokeClient(Pki(), "client-3");
+  EXPECT_TRUE(absl::IsFailedPrecondition(missing)) << missing;
+  EXPECT_THAT(std::string(missing.message()), HasSubstr("is missing"));
 }
 
 TEST_F(PkiTest, ConcurrentRevokesLoseNone) {

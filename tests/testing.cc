@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -42,6 +44,23 @@ int PickUnusedPort() {
   }
   close(fd);
   return port;
+}
+
+LogCapture::LogCapture()
+    : previous_(spdlog::default_logger()),
+      out_(std::make_shared<std::ostringstream>()) {
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(
+      *out_, /*force_flush=*/true);
+  auto logger = std::make_shared<spdlog::logger>("capture", std::move(sink));
+  logger->set_level(spdlog::level::trace);
+  spdlog::set_default_logger(std::move(logger));
+}
+
+LogCapture::~LogCapture() { spdlog::set_default_logger(previous_); }
+
+std::string LogCapture::Text() const {
+  spdlog::default_logger()->flush();
+  return out_->str();
 }
 
 }  // namespace shoal::testing

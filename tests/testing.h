@@ -2,6 +2,10 @@
 #ifndef SHOAL_TESTS_TESTING_H_
 #define SHOAL_TESTS_TESTING_H_
 
+#include <spdlog/logger.h>
+
+#include <memory>
+#include <sstream>
 #include <string>
 
 namespace shoal::testing {
@@ -24,6 +28,21 @@ class TempDir {
 // PickUnusedPort returns a TCP port on 127.0.0.1 that was free when asked
 // (bound with port 0 and released).
 int PickUnusedPort();
+
+// LogCapture makes spdlog's default logger write into a string (every
+// level) while it lives, and puts the previous logger back after.
+class LogCapture {
+ public:
+  LogCapture();
+  ~LogCapture();
+  LogCapture(const LogCapture&) = delete;
+  LogCapture& operator=(const LogCapture&) = delete;
+  std::string Text() const;
+
+ private:
+  std::shared_ptr<spdlog::logger> previous_;
+  std::shared_ptr<std::ostringstream> out_;
+};
 
 }  // namespace shoal::testing
 

@@ -2,15 +2,26 @@
 // 127.0.0.1, with a PKI the test creates (common/pki.h): mutual TLS admits
 // exactly the devices of the deployment, each only under its own name,
 // revocation takes effect without a restart, and per-client limits hold.
-#include <grpcpp/grpcpp.h>
+#include "common/tls.h"
 
+#include <arpa/inet.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "client/agent.h"
 #include "common/files.h"
+#include "common/logging.h"
 #include "common/pki.h"
-#include "common/tls.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/access_control.h"
@@ -245,6 +256,169 @@ TEST_F(TlsTest, PlaintextServerCannotAuthenticate) {
   service_ = std::make_unique<FederationService>(options, &clients_, store_.get());
   server_ = *GrpcServer::Start("127.0.0.1:0", service_.get(), nullptr);
   EXPECT_TRUE(Join(*Stub(grpc::InsecureChannelCredentials()), "anyone").ok());
+}
+
+// revoked.txt edited the careless way: deleted, emptied, copied over with
+// `cp` (read half-way), hand-edited without the trailer. None of it lifts a
+// revocation; only a complete list (the trailer `shoal certs revoke`
+// writes) replaces the one in force.
+class RevocationListTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = dir_.File("revoked.txt");
+    ASSERT_TRUE(
+        WriteFileAtomically(path_, absl::StrCat("a\nb\n", RevocationTrailer(2)))
+            .ok());
+    AccessControlOptions options;
+    options.require_certificate = false;
+    options.revoked_file = path_;
+    options.now = [this] { return now_; };
+    options.on_revoked = [this](const std::vector<std::string>& ids) {
+      newly_revoked_.insert(newly_revoked_.end(), ids.begin(), ids.end());
+    };
+    access_ = std::make_unique<AccessControl>(options);
+  }
+
+  // Revoked looks again as a call a while later would.
+  bool Revoked(const std::string& id) {
+    now_ += absl::Seconds(2);
+    return access_->IsRevoked(id);
+  }
+
+  // WriteInPlace writes as `cp` or an editor does: the same file, truncated
+  // and then filled.
+  void WriteInPlace(const std::string& contents) {
+    std::FILE* f = std::fopen(path_.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fwrite(contents.data(), 1, contents.size(), f);
+    std::fclose(f);
+  }
+
+  testing::TempDir dir_;
+  std::string path_;
+  absl::Time now_ = absl::UnixEpoch() + absl::Hours(1);
+  std::vector<std::string> newly_revoked_;
+  std::unique_ptr<AccessControl> access_;
+};
+
+TEST_F(RevocationListTest, DeletedEmptiedOrCutShortFileKeepsEveryRevocation) {
+  ASSERT_TRUE(Revoked("a"));
+  ASSERT_TRUE(Revoked("b"));
+  EXPECT_FALSE(Revoked("c"));
+  EXPECT_THAT(newly_revoked_, ::testing::UnorderedElementsAre("a", "b"))
+      << "the first read reports what is revoked";
+
+  ASSERT_EQ(std::remove(path_.c_str()), 0);
+  EXPECT_TRUE(Revoked("a")) << "deleting the file lifted a revocation";
+  EXPECT_TRUE(Revoked("b"));
+
+  WriteInPlace("");
+  EXPECT_TRUE(Revoked("a")) << "emptying the file lifted a revocation";
+  EXPECT_TRUE(Revoked("b"));
+
+  // A new list that lifts "a" and adds "c", read at every point of a copy.
+  const std::string next = absl::StrCat("b\nc\n", RevocationTrailer(2));
+  for (size_t cut = 0; cut < next.size(); ++cut) {
+    WriteInPlace(next.substr(0, cut));
+    EXPECT_TRUE(Revoked("a")) << "cut at " << cut << " lifted a revocation";
+    EXPECT_TRUE(Revoked("b")) << "cut at " << cut;
+  }
+  // What an incomplete copy adds is revoked at once.
+  EXPECT_TRUE(Revoked("c"));
+}
+
+TEST_F(RevocationListTest, CompleteListReplacesTheOneInForce) {
+  ASSERT_TRUE(Revoked("a"));
+  // Hand-edited without the trailer: its additions count, its removals not.
+  WriteInPlace("b\nz\n");
+  EXPECT_TRUE(Revoked("z"));
+  EXPECT_TRUE(Revoked("a"));
+  // A trailer that miscounts is not complete either.
+  WriteInPlace(absl::StrCat("b\n", RevocationTrailer(2)));
+  EXPECT_TRUE(Revoked("a"));
+  // Replaced atomically by a complete list: "a" and "z" are lifted.
+  ASSERT_TRUE(
+      WriteFileAtomically(path_, absl::StrCat("b\n", RevocationTrailer(1)))
+          .ok());
+  EXPECT_FALSE(Revoked("a"));
+  EXPECT_FALSE(Revoked("z"));
+  EXPECT_TRUE(Revoked("b"));
+}
+
+// Anyone who can reach the port can fail a TLS handshake, and gRPC logs a
+// line for each; 300 of them must cost a bounded number of lines, routed
+// through our logger.
+TEST_F(TlsTest, FailedHandshakesLogABoundedNumberOfLines) {
+  RouteGrpcLogs();
+  testing::LogCapture log;
+  StartServer();
+  for (int i = 0; i < 300; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval timeout{2, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      const char hello[] =
+          "GET / HTTP/1.1\r\nHost: x\r\n\r\n";  // not a TLS hello
+      [[maybe_unused]] ssize_t sent =
+          ::send(fd, hello, sizeof(hello) - 1, MSG_NOSIGNAL);
+      char buf[256];
+      while (::recv(fd, buf, sizeof(buf), 0) > 0) {
+      }
+    }
+    ::close(fd);
+  }
+  // Let the server's last handshakes finish failing.
+  absl::SleepFor(absl::Milliseconds(500));
+  int grpc_lines = 0;
+  for (absl::string_view line : absl::StrSplit(log.Text(), '\n')) {
+    if (absl::StrContains(line, "grpc: ")) ++grpc_lines;
+  }
+  EXPECT_GT(grpc_lines, 0)
+      << "gRPC's handshake failures were not routed to our log";
+  EXPECT_LE(grpc_lines, 80) << log.Text().substr(0, 4000);
+}
+
+// A device started without its bundle against a TLS server used to retry
+// for ten minutes with "Socket closed" and no hint.
+TEST_F(TlsTest, PlaintextAgentAgainstATlsServerIsToldTheServerRequiresTls) {
+  StartServer();
+  client::AgentOptions options;
+  options.server_address = absl::StrCat("127.0.0.1:", server_->port());
+  options.client_id = "device-a";
+  options.initial_backoff = absl::Milliseconds(20);
+  options.max_backoff = absl::Milliseconds(100);
+  options.give_up_after = absl::Seconds(3);
+  client::Agent agent(options, nullptr);
+  const absl::Status s = agent.Run();
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("requires TLS")) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("--pki-dir")) << s;
+}
+
+TEST_F(TlsTest, TlsAgentAgainstAPlaintextServerIsToldTheHandshakeFails) {
+  FederationServiceOptions service_options;
+  service_options.access.require_certificate = false;
+  service_ = std::make_unique<FederationService>(service_options, &clients_,
+                                                 store_.get());
+  server_ = *GrpcServer::Start("127.0.0.1:0", service_.get(), nullptr);
+  absl::StatusOr<TlsMaterial> tls = LoadClientTls(pki_ + "/clients/device-a");
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  client::AgentOptions options;
+  options.server_address = absl::StrCat("127.0.0.1:", server_->port());
+  options.client_id = "device-a";
+  options.tls = std::make_shared<const TlsMaterial>(*std::move(tls));
+  options.initial_backoff = absl::Milliseconds(20);
+  options.max_backoff = absl::Milliseconds(100);
+  options.give_up_after = absl::Seconds(3);
+  client::Agent agent(options, nullptr);
+  const absl::Status s = agent.Run();
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("without TLS")) << s;
 }
 
 }  // namespace
