@@ -362,12 +362,14 @@ TEST(ServerOptimizerTest, FractionEvaluateChoosesClientsLikeFedAvg) {
   std::vector<std::string> live = {"a", "b", "c", "d", "e"};
   FedAvgOptions fedavg_options;
   fedavg_options.fraction_evaluate = 0.5;
+  fedavg_options.min_evaluate_clients = 3;
   std::vector<EvaluateInstruction> want =
       FedAvg(fedavg_options).ConfigureEvaluate(4, *Global({1}, {1}), live);
   ASSERT_EQ(want.size(), 3u);
   for (const char* name : {"fedavgm", "fedadagrad", "fedadam", "fedyogi"}) {
     SCOPED_TRACE(name);
-    std::unique_ptr<Strategy> s = Create(name, {{"fraction_evaluate", 0.5}});
+    std::unique_ptr<Strategy> s =
+        Create(name, {{"fraction_evaluate", 0.5}, {"min_evaluate_clients", 3}});
     ASSERT_NE(s, nullptr);
     std::vector<EvaluateInstruction> got =
         s->ConfigureEvaluate(4, *Global({1}, {1}), live);
