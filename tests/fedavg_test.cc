@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "gtest/gtest.h"
@@ -288,6 +289,22 @@ TEST(FedAvgTest, MinEvaluateClientsIsACheckedParameter) {
   s = CreateStrategy("fedadam", nlohmann::json{{"min_evaluate_clients", 3}},
                      StrategyContext{});
   EXPECT_TRUE(s.ok()) << s.status();
+}
+
+// Regression: the total of two INT64_MAX counts overflowed (undefined
+// behaviour; in practice a negative total, and the round's evaluation was
+// refused). Weights are float64 and the total saturates.
+TEST(StrategyTest, AggregateEvaluateSurvivesInt64MaxExampleCounts) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  FedAvg fedavg({});
+  EvaluateRes a{kMax, 1.0, {{"accuracy", 0.5}}};
+  EvaluateRes b{kMax, 3.0, {{"accuracy", 0.9}}};
+  absl::StatusOr<EvaluateRes> res =
+      fedavg.AggregateEvaluate(1, {{"a", a}, {"b", b}}, {});
+  ASSERT_TRUE(res.ok()) << res.status();
+  EXPECT_DOUBLE_EQ(res->loss, 2.0);
+  EXPECT_DOUBLE_EQ(MetricAsDouble(res->metrics.at("accuracy")), 0.7);
+  EXPECT_EQ(res->num_examples, kMax);
 }
 
 TEST(StrategyTest, AggregateEvaluateWeightsByExamples) {
