@@ -256,7 +256,8 @@ absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
   if (root.Has("sampling")) {
     Section s = root.Child("sampling");
     SHOAL_RETURN_IF_ERROR(
-        s.Expect({"fraction_fit", "min_fit_clients", "min_available_clients"}));
+        s.Expect({"fraction_fit", "min_fit_clients", "min_available_clients",
+                  "max_examples_per_client"}));
     SHOAL_RETURN_IF_ERROR(
         s.Number("fraction_fit", 0, 1, &c.coordinator.sampling.fraction, true));
     SHOAL_RETURN_IF_ERROR(s.Integer("min_fit_clients", 1, kMaxInt, &c.coordinator.min_fit_clients));
@@ -264,6 +265,9 @@ absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
     SHOAL_RETURN_IF_ERROR(s.Integer("min_available_clients", 1, kMaxInt,
                                     &c.coordinator.min_available_clients));
     c.coordinator.sampling.min_clients = c.coordinator.min_fit_clients;
+    SHOAL_RETURN_IF_ERROR(s.Integer("max_examples_per_client", 0,
+                                    int64_t{1} << 53,
+                                    &c.coordinator.max_examples_per_client));
   }
 
   if (root.Has("timeouts")) {

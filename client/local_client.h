@@ -63,6 +63,7 @@ class LocalClient {
 
   Model& model() { return *model_; }
   const Dataset& train_data() const { return train_; }
+  const Dataset& holdout_data() const { return holdout_; }
 
  private:
   std::unique_ptr<Model> model_;

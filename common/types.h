@@ -4,6 +4,7 @@
 #define SHOAL_COMMON_TYPES_H_
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -72,6 +73,26 @@ struct FitRes {
   // `update` is then empty and num_examples 0: both travel masked.
   std::optional<v1::SecAggClientMessage> secagg;
 };
+
+// DeclaredExamples: how many examples a client said it holds when it joined
+// (JoinRequest): what it trains on and what it evaluates on; 0 = not
+// declared. A claim like num_examples itself, so it bounds a client's later
+// reports (the Coordinator caps them at it) but cannot prove them.
+struct DeclaredExamples {
+  int64_t train = 0;
+  int64_t evaluate = 0;
+};
+
+// AddExampleCounts returns a + b for counts a, b >= 0, saturating at
+// INT64_MAX: counts come from clients, and summing two large ones must not
+// overflow (undefined behaviour for int64_t).
+//
+// Example: AddExampleCounts(INT64_MAX, 1) == INT64_MAX.
+inline int64_t AddExampleCounts(int64_t a, int64_t b) {
+  return b > std::numeric_limits<int64_t>::max() - a
+             ? std::numeric_limits<int64_t>::max()
+             : a + b;
+}
 
 struct EvaluateIns {
   uint32_t round = 0;

@@ -31,6 +31,10 @@ class ClientProxy {
   virtual ~ClientProxy() = default;
 
   virtual const std::string& id() const = 0;
+  // declared_examples is what the client declared when it joined (zeros:
+  // nothing, e.g. a device of an older version or a virtual client). The
+  // Coordinator caps the client's num_examples at it.
+  virtual DeclaredExamples declared_examples() const { return {}; }
 
   // Fit hands the client a fit task. The proxy calls `handler` at most once,
   // from any thread; a task replaced by a newer one or cancelled is never

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -45,6 +46,27 @@ absl::Status ValidateUpdate(const Parameters& global, const Parameters* aux_sent
   }
   SHOAL_RETURN_IF_ERROR(Annotate(aux_sent->CheckCompatible(res.aux), "auxiliary tensors"));
   return Annotate(res.aux.CheckFinite(), "auxiliary tensors");
+}
+
+// ExampleBound is the most examples one result of a client may count: the
+// configured cap and the client's declaration, the lower of those that are
+// set; 0 when neither is.
+int64_t ExampleBound(int64_t configured, int64_t declared) {
+  if (configured <= 0) return std::max<int64_t>(declared, 0);
+  if (declared <= 0) return configured;
+  return std::min(configured, declared);
+}
+
+// CapExamples returns `count` limited to `bound` (0: unbounded), and logs
+// when it had to: a count above its bound is a bug or a lie.
+int64_t CapExamples(uint32_t round, const std::string& id, const char* what,
+                    int64_t count, int64_t bound) {
+  if (bound <= 0 || count <= bound) return count;
+  spdlog::warn(
+      "round {}: client '{}' reported {} {} examples, above its bound of {}; "
+      "counted as {}",
+      round, id, count, what, bound, bound);
+  return bound;
 }
 
 // ResultCollector gathers the answers of one round's sampled clients. Each
@@ -158,6 +180,11 @@ absl::Status CoordinatorOptions::Validate() const {
   }
   if (round_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("round_timeout must be positive");
+  }
+  if (max_examples_per_client < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_examples_per_client must be >= 0 (0 = no fixed cap), got ",
+        max_examples_per_client));
   }
   if (secure_aggregation.enabled) SHOAL_RETURN_IF_ERROR(secure_aggregation.Validate());
   return absl::OkStatus();
@@ -361,17 +388,24 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
   std::shared_ptr<const Parameters> global = this->global();
   std::vector<std::string> ids;
   std::map<std::string, std::shared_ptr<ClientProxy>> by_id;
+  // Fixed when the round starts, like the cohort: a Join mid-round does not
+  // change what the round counts.
+  std::map<std::string, int64_t> example_bound;
   for (const auto& p : sampled) {
     ids.push_back(p->id());
     by_id[p->id()] = p;
+    example_bound[p->id()] = ExampleBound(options_.max_examples_per_client,
+                                          p->declared_examples().train);
   }
 
   std::vector<FitInstruction> plan = strategy_->ConfigureFit(round, *global, ids);
   std::unique_ptr<FitAggregator> aggregator = strategy_->BeginAggregateFit(round, global);
   std::map<std::string, std::shared_ptr<const Parameters>> aux_sent;
   for (const FitInstruction& ins : plan) aux_sent[ins.client_id] = ins.aux;
+  // Weighted by the (capped) example counts, in float64: no count, however
+  // large, can overflow these sums.
   double loss_sum = 0;
-  int64_t loss_examples = 0;
+  double loss_weight = 0;
   if (options_.secure_aggregation.enabled) {
     RunSecureFit(round, global, plan, by_id, deadline, *aggregator, record);
   } else {
@@ -380,13 +414,23 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
           const auto aux = aux_sent.find(id);
           SHOAL_RETURN_IF_ERROR(ValidateUpdate(
               *global, aux == aux_sent.end() ? nullptr : aux->second.get(), res));
-          SHOAL_RETURN_IF_ERROR(aggregator->Accept(id, res));
+          // Counted at most at the client's bound, here and by the strategy.
+          const auto bound = example_bound.find(id);
+          const int64_t n =
+              CapExamples(round, id, "training", res.num_examples,
+                          bound == example_bound.end() ? 0 : bound->second);
+          std::optional<FitRes> capped;
+          if (n != res.num_examples) {
+            capped = res;
+            capped->num_examples = n;
+          }
+          SHOAL_RETURN_IF_ERROR(aggregator->Accept(id, capped ? *capped : res));
           auto loss = res.metrics.find(kTrainLossMetric);
           if (loss != res.metrics.end()) {
-            loss_sum += MetricAsDouble(loss->second) * res.num_examples;
-            loss_examples += res.num_examples;
+            loss_sum += MetricAsDouble(loss->second) * static_cast<double>(n);
+            loss_weight += static_cast<double>(n);
           }
-          record.train_examples += res.num_examples;
+          record.train_examples = AddExampleCounts(record.train_examples, n);
           return absl::OkStatus();
         });
 
@@ -409,8 +453,9 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
     record.answered = collector->answered();
     record.failures = collector->failures();
   }
-  record.train_loss = loss_examples > 0 ? loss_sum / loss_examples
-                                        : std::numeric_limits<double>::quiet_NaN();
+  record.train_loss = loss_weight > 0
+                          ? loss_sum / loss_weight
+                          : std::numeric_limits<double>::quiet_NaN();
 
   if (!record.note.empty()) {
     // The secure-aggregation session aborted: nothing to aggregate.
@@ -455,7 +500,7 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
       metrics["test_loss"] = record.server_eval->loss;
       for (const auto& [k, v] : record.server_eval->metrics) metrics["test_" + k] = v;
     }
-    if (loss_examples > 0) metrics["train_loss"] = record.train_loss;
+    if (loss_weight > 0) metrics["train_loss"] = record.train_loss;
     metrics["clients"] = static_cast<int64_t>(record.answered);
     for (const auto& [k, v] : record.strategy_metrics) metrics[k] = v;
     SHOAL_ASSIGN_OR_RETURN(last_model_, store_->Save(round, *now_global, metrics));
@@ -509,7 +554,14 @@ void Coordinator::RunFederatedEvaluation(uint32_t round, absl::Time deadline,
       strategy_->ConfigureEvaluate(round, *global, live);
   if (plan.empty()) return;
   std::vector<std::string> ids;
-  for (const auto& ins : plan) ids.push_back(ins.client_id);
+  std::map<std::string, int64_t> example_bound;
+  for (const auto& ins : plan) {
+    ids.push_back(ins.client_id);
+    const std::shared_ptr<ClientProxy> proxy = clients_->Find(ins.client_id);
+    example_bound[ins.client_id] = ExampleBound(
+        options_.max_examples_per_client,
+        proxy != nullptr ? proxy->declared_examples().evaluate : 0);
+  }
   std::vector<std::pair<std::string, EvaluateRes>> results;
   auto collector = std::make_shared<ResultCollector<EvaluateRes>>(
       round, ids, [&](const std::string& id, const EvaluateRes& res) -> absl::Status {
@@ -517,6 +569,8 @@ void Coordinator::RunFederatedEvaluation(uint32_t round, absl::Time deadline,
           return absl::InvalidArgumentError("evaluation needs num_examples > 0 and a finite loss");
         }
         results.emplace_back(id, res);
+        results.back().second.num_examples = CapExamples(
+            round, id, "evaluation", res.num_examples, example_bound[id]);
         return absl::OkStatus();
       });
   for (const auto& ins : plan) {

@@ -48,6 +48,14 @@ struct CoordinatorOptions {
   absl::Duration round_timeout = absl::Minutes(5);
   // How long the first round waits for min_available_clients.
   absl::Duration wait_for_clients_timeout = absl::Minutes(10);
+  // The most examples one result may count (fit and evaluate), whatever
+  // the client reports; 0 (default): no fixed cap. Each client is also
+  // capped at what it declared when it joined (ClientProxy::
+  // declared_examples), when it declared something. A result over its cap
+  // is counted at the cap, not refused (as secure aggregation's max_weight
+  // does): a client could report exactly the cap anyway, and an honest
+  // device whose data grew since it joined keeps contributing.
+  int64_t max_examples_per_client = 0;
   // Seeds client sampling (mixed with the round number).
   uint64_t seed = 0;
   // End the run after the first round whose server-side evaluation reaches
@@ -70,6 +78,8 @@ struct RoundRecord {
   bool model_updated = false;
   int64_t model_version = 0;  // the global version after the round
   double train_loss = 0;      // num_examples-weighted; NaN without results
+  // Examples counted (each result capped at its client's bound; the sum
+  // saturates at INT64_MAX).
   int64_t train_examples = 0;
   std::optional<EvaluateRes> server_eval;
   std::optional<EvaluateRes> federated_eval;

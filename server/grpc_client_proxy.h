@@ -62,6 +62,16 @@ class GrpcClientProxy : public ClientProxy {
   explicit GrpcClientProxy(std::string id, std::shared_ptr<ServerEpoch> epoch = nullptr);
 
   const std::string& id() const override { return id_; }
+  // Declare records what the device declared at its latest Join; the
+  // Coordinator caps its results' num_examples at it.
+  void Declare(DeclaredExamples declared) {
+    absl::MutexLock lock(&mu_);
+    declared_ = declared;
+  }
+  DeclaredExamples declared_examples() const override {
+    absl::MutexLock lock(&mu_);
+    return declared_;
+  }
   void Fit(const FitIns& ins, absl::Time deadline, FitResultHandler handler) override;
   void Evaluate(const EvaluateIns& ins, absl::Time deadline,
                 EvaluateResultHandler handler) override;
@@ -155,6 +165,7 @@ class GrpcClientProxy : public ClientProxy {
   std::deque<TaskRecord> recent_ ABSL_GUARDED_BY(mu_);  // oldest first
   std::optional<v1::Task> shutdown_ ABSL_GUARDED_BY(mu_);
   uint64_t next_task_ ABSL_GUARDED_BY(mu_) = 0;
+  DeclaredExamples declared_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace shoal

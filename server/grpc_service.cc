@@ -247,13 +247,29 @@ grpc::Status FederationService::Join(grpc::ServerContext* ctx,
   absl::StatusOr<AccessControl::Ticket> ticket =
       Admit(ctx, *req, req->client_id());
   if (!ticket.ok()) return ToGrpcStatus(ticket.status());
+  if (req->num_train_examples() < 0 || req->num_evaluate_examples() < 0) {
+    return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+        "declared example counts must be >= 0, got num_train_examples ",
+        req->num_train_examples(), " and num_evaluate_examples ",
+        req->num_evaluate_examples())));
+  }
+  const DeclaredExamples declared{req->num_train_examples(),
+                                  req->num_evaluate_examples()};
   // A known ID keeps its proxy (and any open task): the device restarted or
-  // reconnected. A new ID gets a fresh one.
+  // reconnected. A new ID gets a fresh one. Either way the declaration is
+  // the latest Join's (a device's data may have changed while it was away).
   if (clients_->Find(req->client_id()) == nullptr) {
-    clients_->Register(std::make_shared<GrpcClientProxy>(req->client_id(), options_.epoch));
+    auto proxy =
+        std::make_shared<GrpcClientProxy>(req->client_id(), options_.epoch);
+    proxy->Declare(declared);
+    clients_->Register(std::move(proxy));
     spdlog::info("client '{}' joined from {} ({} registered)", req->client_id(),
                  ctx->peer(), clients_->NumRegistered());
   } else {
+    if (auto known = std::dynamic_pointer_cast<GrpcClientProxy>(
+            clients_->Find(req->client_id()))) {
+      known->Declare(declared);
+    }
     clients_->Heartbeat(req->client_id());
     spdlog::info("client '{}' rejoined from {}", req->client_id(), ctx->peer());
   }

@@ -40,7 +40,8 @@ at::Tensor Combine(const at::Tensor& updates, int64_t f) {
       const at::Tensor idx = at::tensor(remaining, at::kLong);
       const at::Tensor sub = sq_dists.index_select(0, idx).index_select(1, idx);
       const int64_t neighbors = std::clamp<int64_t>(r - f - 2, 1, r - 1);
-      // argmin returns the first of equal minima: the earlier result.
+      // argmin returns the first of equal minima: rows are in client-ID
+      // order, so the lower client ID.
       best = KrumScores(sub, neighbors).argmin().item<int64_t>();
     }
     selected.push_back(remaining[best]);

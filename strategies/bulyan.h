@@ -28,11 +28,13 @@ struct BulyanOptions {
 
 // Bulyan keeps every update of the round (AggregationKind::kPerClient).
 //
-// Two choices the paper leaves open, made as in Flower: once fewer than
-// 2f + 3 candidates remain, Krum's n - f - 2 neighbours would be fewer than
-// one, so each score keeps at least one neighbour; and equal scores, or
-// values equally far from the median, keep the earlier result (arrival
-// order) and the lower value respectively. Unweighted, as in the paper.
+// Choices the paper leaves open: once fewer than 2f + 3 candidates remain,
+// Krum's n - f - 2 neighbours would be fewer than one, so each score keeps
+// at least one neighbour, as Flower does; equal scores go to the lower
+// client ID (PerClientAggregator hands the rows over in client-ID order;
+// Flower takes the earlier result, so its choice depends on arrival), and
+// of values equally far from the median the lower one is kept. Unweighted,
+// as in the paper.
 //
 // It derives from FedAvg for ConfigureFit and ConfigureEvaluate
 // (fraction_evaluate); only the aggregation differs.

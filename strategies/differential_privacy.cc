@@ -151,9 +151,17 @@ absl::StatusOr<std::unique_ptr<DifferentialPrivacy>> DifferentialPrivacy::Wrap(
   double count_stddev = 0;
   double update_noise = options.noise_multiplier;
   if (options.adaptive) {
+    // Without update noise (z = 0) there is no guarantee for the count's
+    // noise to be part of, so its default is 0 too: noise there would only
+    // slow the clip norm's walk towards the quantile (Flower does the same).
+    // A sigma_b set explicitly is still used.
+    const double default_stddev =
+        options.noise_multiplier > 0
+            ? std::max<double>(expected_clients, 1) / 20.0
+            : 0.0;
     count_stddev = options.clipped_count_stddev > 0
                        ? options.clipped_count_stddev
-                       : std::max<double>(expected_clients, 1) / 20.0;
+                       : default_stddev;
     if (options.noise_multiplier > 0) {
       // Andrew et al. 2021, Theorem 1: the pair of releases is as private as
       // one Gaussian mechanism with multiplier z when the updates get

@@ -72,7 +72,9 @@ struct DifferentialPrivacyOptions {
   double target_quantile = 0.5;     // gamma
   double clip_learning_rate = 0.2;  // eta_C
   // sigma_b, the noise on the count of updates within C; 0 (default): the
-  // paper's choice, expected clients per round / 20.
+  // paper's choice, expected clients per round / 20, when noise_multiplier
+  // > 0, and no noise on the count when noise_multiplier is 0 (the count
+  // then protects nothing, and its noise would only slow C's adaptation).
   double clipped_count_stddev = 0;
   // N, for the sampling rate q = sampled / N. 0 (default): q = 1, no
   // amplification by sampling (a valid, pessimistic bound).

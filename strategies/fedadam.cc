@@ -21,6 +21,7 @@ absl::StatusOr<std::unique_ptr<Strategy>> MakeFedAdam(
   StrategyParams p("fedadam", params);
   SHOAL_RETURN_IF_ERROR(
       ReadFedOptParams(&p, context, /*with_beta_2=*/true, &options));
+  SHOAL_RETURN_IF_ERROR(p.Bool("bias_correction", &options.bias_correction));
   SHOAL_RETURN_IF_ERROR(p.Finish());
   return std::make_unique<FedAdam>(options);
 }

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -17,7 +18,18 @@ namespace shoal {
 absl::Status ReadFedAvgOptions(StrategyParams& params, const StrategyContext& context,
                                FedAvgOptions* options) {
   options->fit_config = context.fit_config;
-  return params.Number("fraction_evaluate", 0, 1, &options->fraction_evaluate);
+  SHOAL_RETURN_IF_ERROR(
+      params.Number("fraction_evaluate", 0, 1, &options->fraction_evaluate));
+  return params.Integer("min_evaluate_clients", 0, int64_t{1} << 31,
+                        &options->min_evaluate_clients);
+}
+
+size_t EvaluateSampleSize(const FedAvgOptions& options, size_t live) {
+  if (options.fraction_evaluate <= 0) return 0;
+  const auto share = static_cast<size_t>(
+      std::floor(options.fraction_evaluate * static_cast<double>(live)));
+  const auto minimum = static_cast<size_t>(options.min_evaluate_clients);
+  return std::min(live, std::max(share, minimum));
 }
 
 absl::StatusOr<std::unique_ptr<Strategy>> MakeFedAvg(const nlohmann::json& params,
@@ -43,8 +55,7 @@ std::vector<FitInstruction> FedAvg::ConfigureFit(
 std::vector<EvaluateInstruction> FedAvg::ConfigureEvaluate(
     uint32_t round, const Parameters& global,
     const std::vector<std::string>& live_clients) {
-  const size_t want = static_cast<size_t>(
-      std::ceil(options_.fraction_evaluate * static_cast<double>(live_clients.size())));
+  const size_t want = EvaluateSampleSize(options_, live_clients.size());
   std::vector<std::string> chosen = live_clients;
   // Seeded by the round: a partial Fisher-Yates over the sorted IDs.
   std::mt19937_64 rng(SplitMix64(round));

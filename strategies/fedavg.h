@@ -3,6 +3,8 @@
 #ifndef SHOAL_STRATEGIES_FEDAVG_H_
 #define SHOAL_STRATEGIES_FEDAVG_H_
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +26,10 @@ struct FedAvgOptions {
   // on their held-out data (federated evaluation), in [0, 1]. 0 (default):
   // none; the server's own evaluation is usually enough.
   double fraction_evaluate = 0;
+  // When fraction_evaluate > 0, at least this many clients evaluate (all of
+  // them when fewer are live). 2, as in Flower: one client's held-out data
+  // is a poor estimate of the model's quality.
+  int64_t min_evaluate_clients = 2;
   // Batch size clients evaluate with.
   uint32_t evaluate_batch_size = 128;
 };
@@ -67,8 +73,8 @@ class FedAvg : public Strategy {
 
   const FedAvgOptions& options() const { return options_; }
 
-  // ConfigureEvaluate asks ceil(fraction_evaluate * n) of the live clients,
-  // the same ones for the same round.
+  // ConfigureEvaluate asks EvaluateSampleSize(options, n) of the n live
+  // clients, the same ones for the same round.
   std::vector<EvaluateInstruction> ConfigureEvaluate(
       uint32_t round, const Parameters& global,
       const std::vector<std::string>& live_clients) override;
@@ -77,13 +83,25 @@ class FedAvg : public Strategy {
   FedAvgOptions options_;
 };
 
+// EvaluateSampleSize is how many of `live` clients federated evaluation
+// asks: none when fraction_evaluate is 0, else
+// max(floor(fraction_evaluate * live), min_evaluate_clients), at most
+// `live`. The same rule as Flower's FedAvg.num_evaluation_clients (int()
+// truncates), except that Flower asks nobody when fewer than the minimum
+// are available, where this asks them all.
+//
+// Example: fraction 0.05, minimum 2: 40 live -> 2, 20 live -> 2, 1 live -> 1.
+size_t EvaluateSampleSize(const FedAvgOptions& options, size_t live);
+
 // ReadFedAvgOptions starts `options` from the experiment's fit config and
-// reads FedAvg's own parameter, `fraction_evaluate`. Strategies built on
+// reads FedAvg's own parameters, `fraction_evaluate` and
+// `min_evaluate_clients`. Strategies built on
 // FedAvg call it, then read their own parameters from the same `params`.
 absl::Status ReadFedAvgOptions(StrategyParams& params, const StrategyContext& context,
                                FedAvgOptions* options);
 
-// MakeFedAvg is FedAvg's registry factory: parameter `fraction_evaluate`.
+// MakeFedAvg is FedAvg's registry factory: parameters `fraction_evaluate`
+// and `min_evaluate_clients`.
 absl::StatusOr<std::unique_ptr<Strategy>> MakeFedAvg(const nlohmann::json& params,
                                                      const StrategyContext& context);
 

@@ -49,7 +49,7 @@ class FedAvgM : public ServerOptimizer {
     return momentum_.defined() ? momentum_.numel() : -1;
   }
   at::Tensor Step(const at::Tensor& mean_update) override;
-  std::vector<std::pair<std::string, at::Tensor*>> StateTensors() override {
+  std::vector<StateSlot> StateTensors() override {
     return {{"momentum", &momentum_}};
   }
 

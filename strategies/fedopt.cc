@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 
@@ -17,7 +19,14 @@ at::Tensor FedOpt::Step(const at::Tensor& mean_update) {
       v_.defined() ? v_ : at::full_like(mean_update, tau * tau);
   m_ = m_prev * options_.beta_1 + mean_update * (1 - options_.beta_1);
   v_ = UpdateSecondMoment(v_prev, mean_update * mean_update);
-  return m_ * options_.server_learning_rate / (v_.sqrt() + tau);
+  double eta = options_.server_learning_rate;
+  if (options_.bias_correction) {
+    const double t = (steps_.defined() ? steps_.item<double>() : 0) + 1;
+    steps_ = at::full({1}, t, at::TensorOptions().dtype(at::kDouble));
+    eta *= std::sqrt(1 - std::pow(options_.beta_2, t)) /
+           (1 - std::pow(options_.beta_1, t));
+  }
+  return m_ * eta / (v_.sqrt() + tau);
 }
 
 absl::Status ReadFedOptParams(StrategyParams* p, const StrategyContext& context,

@@ -9,7 +9,12 @@
 //
 // Choices, and how they compare with the paper and with Flower
 // (flwr.server.strategy.FedOpt and subclasses):
-//   - No bias correction of m and v, as in Algorithm 2 and Flower.
+//   - No bias correction of m and v by default, as in Algorithm 2. FedAdam
+//     offers it (`bias_correction`), as Flower's FedAdam now always applies
+//     it: eta_t = eta * sqrt(1 - beta_2^t) / (1 - beta_1^t), with t the
+//     steps taken so far, this one included (Flower uses t = round + 1, one
+//     more than Kingma & Ba's count in round 1, and counts rounds that took
+//     no step). Flower's FedAdagrad and FedYogi have none.
 //   - v starts at tau^2: the paper asks v_{-1} >= tau^2 (Flower starts at 0).
 //     That adds tau^2 to FedAdagrad's sum and tau^2 * beta_2^(t+1) to
 //     FedAdam's v, and FedYogi's first sign(v - Delta^2) compares with
@@ -47,6 +52,11 @@ struct FedOptOptions {
   double beta_1 = 0.9;                // [0, 1)
   double beta_2 = 0.99;               // [0, 1); unused by FedAdagrad
   double tau = 1e-9;                  // > 0: adaptivity, and v's floor
+  // Adam's bias correction (FedAdam only; the other two leave it false):
+  // step t (1, 2, ...) uses eta * sqrt(1 - beta_2^t) / (1 - beta_1^t), as
+  // Kingma & Ba's alpha_t. Off by default: Reddi et al.'s Algorithm 2 has
+  // none, and runs and checkpoints from before the option stay as they were.
+  bool bias_correction = false;
 };
 
 // FedOpt is the shared base of the adaptive family: it keeps m and v across
@@ -67,17 +77,22 @@ class FedOpt : public ServerOptimizer {
  private:
   int64_t StateSize() const override { return m_.defined() ? m_.numel() : -1; }
   at::Tensor Step(const at::Tensor& mean_update) override;
-  std::vector<std::pair<std::string, at::Tensor*>> StateTensors() override {
-    return {{"m", &m_}, {"v", &v_}};
+  std::vector<StateSlot> StateTensors() override {
+    std::vector<StateSlot> slots = {{"m", &m_}, {"v", &v_}};
+    if (options_.bias_correction) slots.push_back({"steps", &steps_, true});
+    return slots;
   }
 
   FedOptOptions options_;
   at::Tensor m_;  // float64 [layout.size()]; undefined before round 1
   at::Tensor v_;  // float64 [layout.size()]; undefined before round 1
+  // float64 [1]: the steps taken, with bias correction only (it is t, which
+  // need not be the round: a round without enough results takes no step).
+  at::Tensor steps_;
 };
 
-// ReadFedOptParams reads `server_learning_rate`, `beta_1`, `tau`,
-// `fraction_evaluate` and, when `with_beta_2`, `beta_2` into `options`
+// ReadFedOptParams reads `server_learning_rate`, `beta_1`, `tau`, FedAvg's
+// parameters and, when `with_beta_2`, `beta_2` into `options`
 // (whose fit config it takes from `context`). Call p->Finish() afterwards.
 absl::Status ReadFedOptParams(StrategyParams* p, const StrategyContext& context,
                               bool with_beta_2, FedOptOptions* options);

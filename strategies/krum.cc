@@ -101,7 +101,8 @@ std::unique_ptr<FitAggregator> MultiKrum::BeginAggregateFit(
         }
         at::Tensor scores =
             KrumScores(PairwiseSquaredDistances(updates), n - f - 2);
-        // Stable: equal scores keep the arrival order.
+        // Stable: equal scores keep the row order, which is client-ID
+        // order (PerClientAggregator sorts the rows).
         at::Tensor order = std::get<1>(
             at::sort(scores, /*stable=*/true, /*dim=*/0, /*descending=*/false));
         return updates.index_select(0, order.narrow(0, 0, m)).mean(0);

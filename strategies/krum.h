@@ -42,9 +42,10 @@ struct MultiKrumOptions {
 };
 
 // MultiKrum keeps every update of the round (AggregationKind::kPerClient):
-// scores need all pairwise distances. Equal scores keep the order in which
-// results arrived. Unweighted, as in the paper: num_examples is a client's
-// own claim.
+// scores need all pairwise distances. Equal scores go to the lower client
+// ID (PerClientAggregator hands the rows over in client-ID order), so the
+// outcome does not depend on network timing. Unweighted, as in the paper:
+// num_examples is a client's own claim.
 //
 // It derives from FedAvg for ConfigureFit and ConfigureEvaluate
 // (fraction_evaluate); only the aggregation differs.

@@ -40,9 +40,16 @@ class ServerOptimizer : public FedAvg {
   // Step advances the state with the flat float64 mean update and returns
   // the flat step to add to the global model.
   virtual at::Tensor Step(const at::Tensor& mean_update) = 0;
-  // StateTensors names the members that hold the state (flat float64,
-  // undefined before the first step), for SaveState / LoadState.
-  virtual std::vector<std::pair<std::string, at::Tensor*>> StateTensors() = 0;
+  // StateSlot is a member that holds state, undefined before the first
+  // step: flat float64 over the model's floating-point values, or, when
+  // `is_count`, a float64 [1] holding a finite count >= 0 (steps taken).
+  struct StateSlot {
+    std::string name;
+    at::Tensor* tensor;
+    bool is_count = false;
+  };
+  // StateTensors names the slots, in order, for SaveState / LoadState.
+  virtual std::vector<StateSlot> StateTensors() = 0;
 };
 
 }  // namespace shoal

@@ -7,8 +7,15 @@ namespace shoal {
 absl::StatusOr<EvaluateRes> Strategy::AggregateEvaluate(
     uint32_t round, const std::vector<std::pair<std::string, EvaluateRes>>& results,
     const std::vector<ClientFailure>& failures) {
+  // Weights in float64, so no count can overflow them; the reported total
+  // saturates instead.
   int64_t total = 0;
-  for (const auto& [id, res] : results) total += res.num_examples;
+  double weight_sum = 0;
+  for (const auto& [id, res] : results) {
+    if (res.num_examples <= 0) continue;
+    total = AddExampleCounts(total, res.num_examples);
+    weight_sum += static_cast<double>(res.num_examples);
+  }
   if (total <= 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         "round ", round, ": no evaluation results with examples (",
@@ -18,7 +25,8 @@ absl::StatusOr<EvaluateRes> Strategy::AggregateEvaluate(
   out.num_examples = total;
   std::map<std::string, double> sums;
   for (const auto& [id, res] : results) {
-    const double w = static_cast<double>(res.num_examples) / total;
+    if (res.num_examples <= 0) continue;
+    const double w = static_cast<double>(res.num_examples) / weight_sum;
     out.loss += w * res.loss;
     for (const auto& [name, value] : res.metrics) sums[name] += w * MetricAsDouble(value);
   }

@@ -301,9 +301,87 @@ TEST_F(CoordinatorTest, InvalidOptionsAndInitialModelAreRefused) {
   options_.min_available_clients = 1;  // < min_fit_clients
   EXPECT_FALSE(Run().ok());
   options_.min_available_clients = 2;
+  options_.max_examples_per_client = -1;
+  absl::StatusOr<std::vector<RoundRecord>> refused = Run();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("max_examples_per_client"),
+            std::string::npos)
+      << refused.status();
+  options_.max_examples_per_client = 0;
   Parameters bad;
   bad.Add("w", at::full({1}, std::numeric_limits<float>::quiet_NaN()));
   EXPECT_FALSE(Run(bad).ok());
+}
+
+// ------------------------------------------------------------ num_examples
+
+// Regression: two clients claiming INT64_MAX examples overflowed the round's
+// int64 sums (undefined behaviour; the history showed train_examples -2 and
+// a NaN or absurd train_loss). With no cap configured and nothing declared
+// they still weigh the same, so the loss is the plain mean of 1 and 3.
+TEST_F(CoordinatorTest, Int64MaxExampleCountsKeepTheRoundsSumsFinite) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  Add("a", Answer(1, kMax));
+  Add("b", Answer(3, kMax));
+  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  ASSERT_TRUE(history.ok()) << history.status();
+  const RoundRecord& r = (*history)[1];
+  EXPECT_EQ(r.answered, 2u);
+  EXPECT_EQ(r.train_examples, kMax);  // saturated, not wrapped
+  EXPECT_DOUBLE_EQ(r.train_loss, 2.0);
+  EXPECT_TRUE(
+      at::allclose(coordinator_->global()->tensor(0), at::full({4}, 2.0f)));
+}
+
+TEST_F(CoordinatorTest, CountAboveTheConfiguredCapIsCountedAtTheCap) {
+  options_.max_examples_per_client = 100;
+  auto liar = Add("a", Answer(1, std::numeric_limits<int64_t>::max()));
+  Add("b", Answer(3, 100));
+  Add("c", Answer(5, 50));
+  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  ASSERT_TRUE(history.ok()) << history.status();
+  const RoundRecord& r = (*history)[1];
+  // Capped, not refused: weights 100, 100, 50 give
+  // (100 * 1 + 100 * 3 + 50 * 5) / 250 = 2.6.
+  EXPECT_EQ(r.answered, 3u);
+  EXPECT_TRUE(r.failures.empty());
+  for (const absl::Status& verdict : liar->verdicts())
+    EXPECT_TRUE(verdict.ok()) << verdict;
+  EXPECT_EQ(r.train_examples, 250);
+  EXPECT_DOUBLE_EQ(r.train_loss, 2.6);
+  EXPECT_TRUE(
+      at::allclose(coordinator_->global()->tensor(0), at::full({4}, 2.6f)));
+}
+
+TEST_F(CoordinatorTest, DeviceAboveItsDeclaredCountIsCappedAtTheDeclaration) {
+  // "a" declared 10 training examples at join and reports 1,000: it counts
+  // 10. Weights 10 and 30: (10 * 1 + 30 * 3) / 40 = 2.5.
+  Add("a", Answer(1, 1000))->Declare({/*train=*/10, /*evaluate=*/0});
+  Add("b", Answer(3, 30))->Declare({/*train=*/30, /*evaluate=*/0});
+  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  ASSERT_TRUE(history.ok()) << history.status();
+  const RoundRecord& r = (*history)[1];
+  EXPECT_EQ(r.train_examples, 40);
+  EXPECT_DOUBLE_EQ(r.train_loss, 2.5);
+  EXPECT_TRUE(
+      at::allclose(coordinator_->global()->tensor(0), at::full({4}, 2.5f)));
+}
+
+TEST_F(CoordinatorTest, TheLowerOfDeclarationAndConfiguredCapApplies) {
+  // Cap 20: "a" declared 10 (counts 10), "b" declared 1,000 (counts 20),
+  // "c" declared nothing (counts 15, under the cap). By hand:
+  // (10 * 1 + 20 * 3 + 15 * 6) / 45 = 160 / 45.
+  options_.max_examples_per_client = 20;
+  Add("a", Answer(1, 1000))->Declare({10, 0});
+  Add("b", Answer(3, 30))->Declare({1000, 0});
+  Add("c", Answer(6, 15));
+  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  ASSERT_TRUE(history.ok()) << history.status();
+  const RoundRecord& r = (*history)[1];
+  EXPECT_EQ(r.train_examples, 45);
+  EXPECT_DOUBLE_EQ(r.train_loss, 160.0 / 45.0);
+  EXPECT_TRUE(at::allclose(coordinator_->global()->tensor(0),
+                           at::full({4}, static_cast<float>(160.0 / 45.0))));
 }
 
 // ------------------------------------------------------------ secure aggregation

@@ -110,6 +110,37 @@ TEST(DifferentialPrivacyTest, AdaptiveClipNormFollowsTheQuantile) {
   EXPECT_NEAR(MetricAsDouble(agg->RoundMetrics().at("dp_below_clip_fraction")), 1.0, 1e-9);
 }
 
+// With z = 0 nothing is private, so the count of updates within C gets no
+// noise by default: C moves exactly by exp(-eta_C * (b - gamma)). Before,
+// sigma_b defaulted to cohort / 20 (2 for 40 clients) even then.
+TEST(DifferentialPrivacyTest, AdaptiveClippingWithoutNoiseCountsExactly) {
+  auto run_round = [](DifferentialPrivacy& dp) {
+    auto global = testing::Global({0, 0}, {0});
+    std::vector<std::string> ids;
+    for (int i = 0; i < 40; ++i) ids.push_back("c" + std::to_string(i));
+    dp.ConfigureFit(1, *global, ids);
+    auto agg = dp.BeginAggregateFit(1, global);
+    // 30 of 40 updates within C = 2 (norm 1), 10 beyond it (norm 3).
+    for (int i = 0; i < 40; ++i) {
+      const float x = i < 30 ? 1.0f : 3.0f;
+      EXPECT_TRUE(agg->Accept(ids[i], testing::Update({x, 0}, {0}, 1)).ok());
+    }
+    EXPECT_TRUE(agg->Finish({}).ok());
+    return MetricAsDouble(agg->RoundMetrics().at("dp_below_clip_fraction"));
+  };
+  DifferentialPrivacyOptions o = NoNoise(Clipping::kServer, 2.0);
+  o.adaptive = true;
+  auto dp = Dp("fedavg", o, 40);
+  EXPECT_DOUBLE_EQ(run_round(*dp), 0.75);
+  // By hand: C = 2 * exp(-0.2 * (0.75 - 0.5)).
+  EXPECT_NEAR(dp->clip_norm(), 2.0 * std::exp(-0.05), 1e-12);
+
+  // A sigma_b given explicitly is still applied.
+  o.clipped_count_stddev = 5;
+  auto noisy = Dp("fedavg", o, 40);
+  EXPECT_NE(run_round(*noisy), 0.75);
+}
+
 TEST(DifferentialPrivacyTest, AdaptiveNoiseSplitFollowsAndrewEtAl) {
   DifferentialPrivacyOptions o;
   o.adaptive = true;

@@ -78,18 +78,21 @@ TEST(ExperimentConfigTest, EverySectionIsRead) {
     "strategy": {"name": "fedavg"},
     "fit": {"local_epochs": 2, "batch_size": 64, "learning_rate": 0.1, "momentum": 0.5,
             "weight_decay": 0.001},
-    "sampling": {"fraction_fit": 0.5, "min_fit_clients": 2, "min_available_clients": 3},
+    "sampling": {"fraction_fit": 0.5, "min_fit_clients": 2, "min_available_clients": 3,
+                 "max_examples_per_client": 5000},
     "timeouts": {"round_s": 30, "wait_for_clients_s": 10},
     "data": {"dir": "/d", "partitioner": "shards", "num_partitions": 10,
              "classes_per_client": 3, "seed": 4, "holdout_fraction": 0.2},
     "server": {"address": "127.0.0.1:1234", "output_dir": "out", "evaluate": false,
-               "threads": 2}})", "exp.json");
+               "threads": 2}})",
+                                                             "exp.json");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->coordinator.num_rounds, 3u);
   EXPECT_EQ(c->fit.local_epochs(), 2u);
   EXPECT_DOUBLE_EQ(c->fit.weight_decay(), 0.001);
   EXPECT_DOUBLE_EQ(c->coordinator.sampling.fraction, 0.5);
   EXPECT_EQ(c->coordinator.min_available_clients, 3u);
+  EXPECT_EQ(c->coordinator.max_examples_per_client, 5000);
   EXPECT_EQ(c->coordinator.round_timeout, absl::Seconds(30));
   EXPECT_EQ(c->partition.scheme, client::PartitionScheme::kShards);
   EXPECT_EQ(c->partition.classes_per_client, 3);
@@ -138,6 +141,9 @@ TEST(ExperimentConfigTest, WrongTypesAndRangesAreNamed) {
             std::string::npos);
   EXPECT_NE(ErrorOf(R"({"sampling": {"min_fit_clients": 4, "min_available_clients": 2}})")
                 .find("min_available_clients"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"sampling": {"max_examples_per_client": -1}})")
+                .find("'sampling.max_examples_per_client'"),
             std::string::npos);
 }
 

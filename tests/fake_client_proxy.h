@@ -31,6 +31,16 @@ class FakeClientProxy : public ClientProxy {
   }
 
   const std::string& id() const override { return id_; }
+  // Declare sets what declared_examples() returns (what a device declares
+  // when it joins).
+  void Declare(DeclaredExamples declared) {
+    absl::MutexLock lock(&mu_);
+    declared_ = declared;
+  }
+  DeclaredExamples declared_examples() const override {
+    absl::MutexLock lock(&mu_);
+    return declared_;
+  }
   void Fit(const FitIns& ins, absl::Time deadline, FitResultHandler handler) override {
     std::optional<absl::StatusOr<FitRes>> answer = behaviour_(ins);
     if (!answer) return;
@@ -87,8 +97,9 @@ class FakeClientProxy : public ClientProxy {
   secagg::SecAggParticipant participant_;
   bool secagg_silent_ = false;
   v1::SecAggServerMessage::StageCase secagg_silent_stage_ = v1::SecAggServerMessage::STAGE_NOT_SET;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::vector<absl::Status> verdicts_ ABSL_GUARDED_BY(mu_);
+  DeclaredExamples declared_ ABSL_GUARDED_BY(mu_);
   int64_t final_version_ ABSL_GUARDED_BY(mu_) = -1;
 };
 

@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "gtest/gtest.h"
@@ -216,12 +217,94 @@ TEST(FedAvgTest, ConfigureEvaluateAsksTheConfiguredShareOfClients) {
   std::vector<std::string> live = {"a", "b", "c", "d", "e"};
   EXPECT_TRUE(FedAvg(options).ConfigureEvaluate(1, *Global({1}, {1}), live).empty());
   options.fraction_evaluate = 0.5;
+  options.min_evaluate_clients = 0;
   std::vector<EvaluateInstruction> plan = FedAvg(options).ConfigureEvaluate(1, *Global({1}, {1}), live);
-  EXPECT_EQ(plan.size(), 3u);  // ceil(2.5)
+  EXPECT_EQ(plan.size(), 2u);  // int(2.5), as Flower
   std::vector<EvaluateInstruction> again = FedAvg(options).ConfigureEvaluate(1, *Global({1}, {1}), live);
   for (size_t i = 0; i < plan.size(); ++i) EXPECT_EQ(plan[i].client_id, again[i].client_id);
   options.fraction_evaluate = 1;
   EXPECT_EQ(FedAvg(options).ConfigureEvaluate(2, *Global({1}, {1}), live).size(), 5u);
+}
+
+// Flower's published values (flwr/server/strategy/fedavg_test.py,
+// test_fedavg_num_evaluation_clients_*): fraction 0.05 and Flower's default
+// minimum of 2 ask 2 clients of 40, 39, 20 and 19.
+TEST(FedAvgTest, EvaluateSampleSizeMatchesFlowersTestValues) {
+  FedAvgOptions options;
+  options.fraction_evaluate = 0.05;
+  ASSERT_EQ(options.min_evaluate_clients, 2);
+  for (size_t live : {40u, 39u, 20u, 19u}) {
+    EXPECT_EQ(EvaluateSampleSize(options, live), 2u) << live << " live";
+  }
+  // Flower's num_fit_clients tests use the same rule with fraction 0.1.
+  options.fraction_evaluate = 0.1;
+  for (size_t live : {20u, 19u, 10u, 9u}) {
+    EXPECT_EQ(EvaluateSampleSize(options, live), 2u) << live << " live";
+  }
+}
+
+TEST(FedAvgTest, EvaluateSampleSizeTruncatesTheShareLikeFlower) {
+  FedAvgOptions options;
+  options.min_evaluate_clients = 0;
+  // max(int(fraction * n), minimum), worked out by hand: 0.05 * 50 = 2.5
+  // -> 2 (rounding up would ask 3); 0.3 * 10 is 3.0000000000000004 in
+  // float64 -> 3 (rounding up would ask 4).
+  options.fraction_evaluate = 0.05;
+  EXPECT_EQ(EvaluateSampleSize(options, 50), 2u);
+  EXPECT_EQ(EvaluateSampleSize(options, 100), 5u);
+  options.fraction_evaluate = 0.3;
+  EXPECT_EQ(EvaluateSampleSize(options, 10), 3u);
+  // A share below one client with no minimum asks nobody.
+  options.fraction_evaluate = 0.05;
+  EXPECT_EQ(EvaluateSampleSize(options, 19), 0u);
+  // The minimum applies, capped at the live clients (Flower would sample
+  // nobody when fewer than the minimum are available).
+  options.min_evaluate_clients = 3;
+  EXPECT_EQ(EvaluateSampleSize(options, 19), 3u);
+  EXPECT_EQ(EvaluateSampleSize(options, 2), 2u);
+  // fraction_evaluate 0 turns federated evaluation off, whatever the minimum.
+  options.fraction_evaluate = 0;
+  EXPECT_EQ(EvaluateSampleSize(options, 40), 0u);
+}
+
+TEST(FedAvgTest, MinEvaluateClientsIsACheckedParameter) {
+  absl::StatusOr<std::unique_ptr<Strategy>> s = CreateStrategy(
+      "fedavg",
+      nlohmann::json{{"fraction_evaluate", 0.05}, {"min_evaluate_clients", 4}},
+      StrategyContext{});
+  ASSERT_TRUE(s.ok()) << s.status();
+  std::vector<std::string> live;
+  for (int i = 0; i < 20; ++i) live.push_back("c" + std::to_string(i));
+  EXPECT_EQ((*s)->ConfigureEvaluate(1, *Global({1}, {1}), live).size(), 4u);
+  for (const nlohmann::json& bad :
+       {nlohmann::json(-1), nlohmann::json(1.5), nlohmann::json("2")}) {
+    s = CreateStrategy("fedavg", nlohmann::json{{"min_evaluate_clients", bad}},
+                       StrategyContext{});
+    ASSERT_FALSE(s.ok()) << bad;
+    EXPECT_NE(s.status().message().find("'strategy.min_evaluate_clients'"),
+              std::string::npos)
+        << s.status();
+  }
+  // Every strategy built on FedAvg reads it.
+  s = CreateStrategy("fedadam", nlohmann::json{{"min_evaluate_clients", 3}},
+                     StrategyContext{});
+  EXPECT_TRUE(s.ok()) << s.status();
+}
+
+// Regression: the total of two INT64_MAX counts overflowed (undefined
+// behaviour; in practice a negative total, and the round's evaluation was
+// refused). Weights are float64 and the total saturates.
+TEST(StrategyTest, AggregateEvaluateSurvivesInt64MaxExampleCounts) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  FedAvg fedavg({});
+  EvaluateRes a{kMax, 1.0, {{"accuracy", 0.5}}};
+  EvaluateRes b{kMax, 3.0, {{"accuracy", 0.9}}};
+  absl::StatusOr<EvaluateRes> res =
+      fedavg.AggregateEvaluate(1, {{"a", a}, {"b", b}}, {});
+  ASSERT_TRUE(res.ok()) << res.status();
+  EXPECT_DOUBLE_EQ(res->loss, 2.0);
+  EXPECT_DOUBLE_EQ(MetricAsDouble(res->metrics.at("accuracy")), 0.7);
+  EXPECT_EQ(res->num_examples, kMax);
 }
 
 TEST(StrategyTest, AggregateEvaluateWeightsByExamples) {

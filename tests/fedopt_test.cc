@@ -74,13 +74,16 @@ Parameters FromGolden(const nlohmann::json& golden,
   return p;
 }
 
-void ExpectMatchesGolden(const std::string& name) {
+// ExpectMatchesGolden runs the golden file's case `golden_case` (its
+// "case"; "name" is the strategy) over its three rounds.
+void ExpectMatchesGolden(const std::string& golden_case) {
   const nlohmann::json golden = LoadGolden();
   const nlohmann::json* spec = nullptr;
   for (const nlohmann::json& s : golden.at("strategies")) {
-    if (s.at("name") == name) spec = &s;
+    if (s.at("case") == golden_case) spec = &s;
   }
-  ASSERT_NE(spec, nullptr) << name << " is missing from the golden file";
+  ASSERT_NE(spec, nullptr) << golden_case << " is missing from the golden file";
+  const std::string name = spec->at("name").get<std::string>();
   std::unique_ptr<Strategy> strategy = Create(name, spec->at("params"));
   ASSERT_NE(strategy, nullptr);
   EXPECT_EQ(strategy->name(), name);
@@ -131,6 +134,56 @@ TEST(FedAdamTest, MatchesNumPyReferenceOverThreeRounds) {
 
 TEST(FedYogiTest, MatchesNumPyReferenceOverThreeRounds) {
   ExpectMatchesGolden("fedyogi");
+}
+
+TEST(FedAdamTest, BiasCorrectionMatchesNumPyReferenceOverThreeRounds) {
+  ExpectMatchesGolden("fedadam_bias_corrected");
+}
+
+TEST(FedAdamTest, BiasCorrectionScalesTheFirstStepByItsHandComputedFactor) {
+  // One round, one client, one value: Delta = 0.5, beta_1 = 0.8,
+  // beta_2 = 0.9, tau = 1e-9, eta = 0.03. Then m = 0.1, v ~ 0.025, and
+  // without correction the step is 0.03 * 0.1 / sqrt(0.025) = 0.018974;
+  // with it, eta_1 = 0.03 * sqrt(0.1) / 0.2, and the step is
+  // 0.03 * sqrt(1 - 0.9) / (1 - 0.8) * 0.1 / sqrt(0.025) = 0.03, exactly
+  // eta * sign(Delta), as Adam's first step always is.
+  for (bool corrected : {false, true}) {
+    SCOPED_TRACE(corrected ? "corrected" : "uncorrected");
+    std::unique_ptr<Strategy> s =
+        Create("fedadam", {{"server_learning_rate", 0.03},
+                           {"beta_1", 0.8},
+                           {"beta_2", 0.9},
+                           {"bias_correction", corrected}});
+    ASSERT_NE(s, nullptr);
+    const Parameters next =
+        RunRound(*s, 1, Global({0}, {0}), {Update({0.5f}, {0.5f}, 10)});
+    ASSERT_EQ(next.size(), 2u);
+    const double want = corrected ? 0.03 : 0.03 * 0.1 / std::sqrt(0.025);
+    EXPECT_NEAR(next.tensor(0).item<float>(), want, 1e-6);
+  }
+}
+
+TEST(FedAdamTest, BiasCorrectionIsOffByDefaultAndOnlyFedAdamTakesIt) {
+  // Off by default: the default FedAdam matches the uncorrected golden case.
+  const nlohmann::json golden = LoadGolden();
+  for (const nlohmann::json& s : golden.at("strategies")) {
+    if (s.at("case") == "fedadam") {
+      EXPECT_FALSE(s.at("params").contains("bias_correction"));
+    }
+  }
+  for (const char* name : {"fedadagrad", "fedyogi", "fedavgm"}) {
+    absl::StatusOr<std::unique_ptr<Strategy>> s =
+        CreateStrategy(name, {{"bias_correction", true}}, StrategyContext{});
+    ASSERT_FALSE(s.ok()) << name;
+    EXPECT_NE(s.status().message().find("bias_correction"), std::string::npos)
+        << s.status();
+  }
+  absl::StatusOr<std::unique_ptr<Strategy>> s =
+      CreateStrategy("fedadam", {{"bias_correction", 1}}, StrategyContext{});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("'strategy.bias_correction'"),
+            std::string::npos)
+      << s.status();
 }
 
 // ---------------------------------------------------------------------------
@@ -362,12 +415,14 @@ TEST(ServerOptimizerTest, FractionEvaluateChoosesClientsLikeFedAvg) {
   std::vector<std::string> live = {"a", "b", "c", "d", "e"};
   FedAvgOptions fedavg_options;
   fedavg_options.fraction_evaluate = 0.5;
+  fedavg_options.min_evaluate_clients = 3;
   std::vector<EvaluateInstruction> want =
       FedAvg(fedavg_options).ConfigureEvaluate(4, *Global({1}, {1}), live);
   ASSERT_EQ(want.size(), 3u);
   for (const char* name : {"fedavgm", "fedadagrad", "fedadam", "fedyogi"}) {
     SCOPED_TRACE(name);
-    std::unique_ptr<Strategy> s = Create(name, {{"fraction_evaluate", 0.5}});
+    std::unique_ptr<Strategy> s =
+        Create(name, {{"fraction_evaluate", 0.5}, {"min_evaluate_clients", 3}});
     ASSERT_NE(s, nullptr);
     std::vector<EvaluateInstruction> got =
         s->ConfigureEvaluate(4, *Global({1}, {1}), live);

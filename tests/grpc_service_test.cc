@@ -76,9 +76,12 @@ class GrpcServiceTest : public ::testing::Test {
     return ctx;
   }
 
-  grpc::Status Join(const std::string& id) {
+  grpc::Status Join(const std::string& id, int64_t train_examples = 0,
+                    int64_t evaluate_examples = 0) {
     v1::JoinRequest req;
     req.set_client_id(id);
+    req.set_num_train_examples(train_examples);
+    req.set_num_evaluate_examples(evaluate_examples);
     v1::JoinResponse resp;
     return stub_->Join(Ctx().get(), req, &resp);
   }
@@ -226,6 +229,33 @@ TEST_F(GrpcServiceTest, BadUpdatesAreRefusedAndTheGlobalModelIsUnchanged) {
   EXPECT_TRUE((*history_)[4].model_updated);
   EXPECT_TRUE(at::equal(coordinator_->global()->tensor(0), at::full({4, 4}, 0.5f)));
   EXPECT_TRUE(at::equal(coordinator_->global()->tensor(1), at::ones({4})));
+}
+
+TEST_F(GrpcServiceTest, JoinDeclaresExampleCountsThatCapTheDevicesResults) {
+  grpc::Status s = Join("dev", /*train_examples=*/-1);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("num_train_examples -1"), std::string::npos)
+      << s.error_message();
+  EXPECT_EQ(clients_.Find("dev"), nullptr);
+
+  ASSERT_TRUE(Join("dev", 25, 4).ok());
+  EXPECT_EQ(clients_.Find("dev")->declared_examples().train, 25);
+  EXPECT_EQ(clients_.Find("dev")->declared_examples().evaluate, 4);
+  ASSERT_TRUE(Join("dev", 10, 4).ok());  // a rejoin declares again
+  EXPECT_EQ(clients_.Find("dev")->declared_examples().train, 10);
+
+  // A result claiming INT64_MAX examples is accepted and counted as 10.
+  StartCoordinator(/*rounds=*/1);
+  v1::Task t = NextFitTask("dev");
+  s = Upload("dev", t.task_id(),
+             ChunksOf(UpdateBytes(at::ones({4, 4}), at::ones({4}))),
+             std::numeric_limits<int64_t>::max());
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  coordinator_thread_.join();
+  ASSERT_TRUE(history_.ok()) << history_.status();
+  ASSERT_EQ(history_->size(), 2u);
+  EXPECT_TRUE((*history_)[1].model_updated);
+  EXPECT_EQ((*history_)[1].train_examples, 10);
 }
 
 TEST_F(GrpcServiceTest, DownloadStreamsTheStoredModelInChunks) {

@@ -9,9 +9,11 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "common/status.h"
 #include "gtest/gtest.h"
 #include "strategies/aggregate.h"
 #include "strategies/bulyan.h"
@@ -310,6 +312,50 @@ TEST(KrumTest, IgnoresAFarOutlierThatPullsFedAvgAway) {
   // (1, 0.95) is nearest to all the others, so Krum applies exactly its
   // update.
   EXPECT_EQ(Values(*next), (std::vector<float>{1.0f, 0.95f}));
+}
+
+// AggregateInArrivalOrder runs `strategy` with each (client ID, update)
+// offered in the order given, which need not be the IDs' order.
+absl::StatusOr<Parameters> AggregateInArrivalOrder(
+    const std::string& strategy, const json& params,
+    std::shared_ptr<const Parameters> global,
+    const std::vector<std::pair<std::string, FitRes>>& arrivals) {
+  absl::StatusOr<std::unique_ptr<Strategy>> s = CreateStrategy(
+      strategy, params, WithMinFit(static_cast<uint32_t>(arrivals.size())));
+  if (!s.ok()) return s.status();
+  std::unique_ptr<FitAggregator> agg =
+      (*s)->BeginAggregateFit(1, std::move(global));
+  for (const auto& [id, res] : arrivals) {
+    SHOAL_RETURN_IF_ERROR(agg->Accept(id, res));
+  }
+  return agg->Finish({});
+}
+
+TEST(KrumTest, EqualScoresAreBrokenByClientIdNotArrival) {
+  // 2, 0 and 1 on a line, f = 0: each has one neighbour at squared distance
+  // 1, so all three scores tie. The lowest client ID ("a", update 2) wins,
+  // although "c" (update 1) arrived first.
+  absl::StatusOr<Parameters> next = AggregateInArrivalOrder(
+      "krum", json::object(), Global({0}),
+      {{"c", Update({1})}, {"b", Update({0})}, {"a", Update({2})}});
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(Values(*next), (std::vector<float>{2}));
+}
+
+TEST(BulyanTest, EqualScoresAreBrokenByClientIdNotArrival) {
+  // f = 1, n = 7. Bulyan's Krum passes meet equal scores here, and the
+  // choice changes the result: tests/golden/robust_golden.py's bulyan()
+  // gives -2/3 with the rows in client-ID order (c0..c6) and -1 with them
+  // in the reverse order, the order they arrive in below.
+  const std::vector<float> by_id = {-1, -2, 1, -2, 4, 4, 4};
+  std::vector<std::pair<std::string, FitRes>> arrivals;
+  for (int i = 6; i >= 0; --i) {
+    arrivals.push_back({"c" + std::to_string(i), Update({by_id[i]})});
+  }
+  absl::StatusOr<Parameters> next = AggregateInArrivalOrder(
+      "bulyan", json{{"num_malicious", 1}}, Global({0}), arrivals);
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_NEAR(Values(*next)[0], -2.0 / 3.0, 1e-6);
 }
 
 TEST(MultiKrumTest, AveragesTheLowestScoredUpdatesUnweighted) {

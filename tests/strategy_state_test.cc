@@ -28,6 +28,13 @@ std::unique_ptr<Strategy> Make(const std::string& name) {
     EXPECT_TRUE(dp.ok()) << dp.status();
     return *std::move(dp);
   }
+  if (name == "fedadam+bias_correction") {
+    // Its state holds the step count besides m and v.
+    auto s = CreateStrategy("fedadam", json{{"bias_correction", true}},
+                            StrategyContext{});
+    EXPECT_TRUE(s.ok()) << s.status();
+    return *std::move(s);
+  }
   auto s = CreateStrategy(name, json::object(), StrategyContext{});
   EXPECT_TRUE(s.ok()) << s.status();
   return *std::move(s);
@@ -94,8 +101,33 @@ TEST_P(StrategyStateTest, ForeignStateIsRefusedAndLeavesTheStrategyAsItWas) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stateful, StrategyStateTest,
-                         ::testing::Values("fedavgm", "fedadam", "fedyogi", "scaffold",
-                                           "dp(fedadam)"));
+                         ::testing::Values("fedavgm", "fedadam",
+                                           "fedadam+bias_correction", "fedyogi",
+                                           "scaffold", "dp(fedadam)"));
+
+TEST(StrategyStateTest, FedAdamBiasCorrectionSavesAValidStepCount) {
+  std::unique_ptr<Strategy> s = Make("fedadam+bias_correction");
+  auto global = testing::Global({1, 2}, {3});
+  Round(*s, 1, global, 1);
+  Parameters state = s->SaveState();
+  ASSERT_EQ(state.size(), 3u);
+  EXPECT_EQ(state.name(2), "steps");
+  EXPECT_EQ(state.tensor(2).item<double>(), 1.0);
+  // A negative count is refused, and the strategy keeps its own.
+  Parameters bad;
+  for (size_t i = 0; i < 2; ++i) bad.Add(state.name(i), state.tensor(i));
+  bad.Add("steps", at::full({1}, -1.0, at::kDouble));
+  std::unique_ptr<Strategy> fresh = Make("fedadam+bias_correction");
+  absl::Status refused = fresh->LoadState(bad);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find("steps"), std::string::npos) << refused;
+  EXPECT_TRUE(fresh->SaveState().empty());
+  // Without the count, a bias-corrected FedAdam's state is incomplete.
+  Parameters short_state;
+  for (size_t i = 0; i < 2; ++i)
+    short_state.Add(state.name(i), state.tensor(i));
+  EXPECT_FALSE(fresh->LoadState(short_state).ok());
+}
 
 TEST(StrategyStateTest, StatelessStrategiesSaveNothingAndRefuseState) {
   std::unique_ptr<Strategy> s = Make("fedavg");

@@ -5,7 +5,10 @@ Computes, independently of the C++ code (plain float64 NumPy, written from
 the update rules of the papers), the global model after each of 3 rounds of
 FedAvgM (Hsu et al. 2019) and FedAdagrad / FedAdam / FedYogi (Reddi et al.
 2021, Algorithm 2, no bias correction, m_{-1} = 0, v_{-1} = tau^2), with
-non-default parameters, and writes fedopt_golden.json next to this file.
+non-default parameters, and FedAdam once more with Adam's bias correction
+(Kingma & Ba 2015: step t, counted from 1, uses
+eta * sqrt(1 - beta_2^t) / (1 - beta_1^t)), and writes fedopt_golden.json
+next to this file. Each entry's "case" names it; "name" is the strategy.
 
 The model is two float32 tensors, "w" [2, 3] and "b" [3]; each round three
 clients send hand-chosen updates with different num_examples. Inputs are
@@ -59,11 +62,17 @@ ROUNDS = [
     ],
 ]
 
+# (case, strategy, params)
 STRATEGIES = [
-    ("fedavgm", {"server_learning_rate": 0.7, "server_momentum": 0.5}),
-    ("fedadagrad", {"server_learning_rate": 0.05, "beta_1": 0.6, "tau": 0.01}),
-    ("fedadam", {"server_learning_rate": 0.03, "beta_1": 0.8, "beta_2": 0.9, "tau": 0.001}),
-    ("fedyogi", {"server_learning_rate": 0.02, "beta_1": 0.7, "beta_2": 0.95, "tau": 0.003}),
+    ("fedavgm", "fedavgm", {"server_learning_rate": 0.7, "server_momentum": 0.5}),
+    ("fedadagrad", "fedadagrad", {"server_learning_rate": 0.05, "beta_1": 0.6, "tau": 0.01}),
+    ("fedadam", "fedadam",
+     {"server_learning_rate": 0.03, "beta_1": 0.8, "beta_2": 0.9, "tau": 0.001}),
+    ("fedyogi", "fedyogi",
+     {"server_learning_rate": 0.02, "beta_1": 0.7, "beta_2": 0.95, "tau": 0.003}),
+    ("fedadam_bias_corrected", "fedadam",
+     {"server_learning_rate": 0.03, "beta_1": 0.8, "beta_2": 0.9, "tau": 0.001,
+      "bias_correction": True}),
 ]
 
 
@@ -79,7 +88,7 @@ def run(name, p):
     x = {k: INITIAL[k].copy() for k in NAMES}
     state = {}
     history = []
-    for clients in ROUNDS:
+    for t, clients in enumerate(ROUNDS, start=1):
         delta = mean_update(clients)
         for k in NAMES:
             d = delta[k]
@@ -102,7 +111,10 @@ def run(name, p):
                 else:
                     raise ValueError(name)
                 state[("m", k)], state[("v", k)] = m, v
-                step = p["server_learning_rate"] * m / (np.sqrt(v) + tau)
+                eta = p["server_learning_rate"]
+                if p.get("bias_correction", False):
+                    eta *= np.sqrt(1.0 - p["beta_2"] ** t) / (1.0 - p["beta_1"] ** t)
+                step = eta * m / (np.sqrt(v) + tau)
             # Shoal keeps the global model in its tensors' dtype (float32).
             x[k] = f32(x[k] + step)
         history.append({k: x[k].ravel().tolist() for k in NAMES})
@@ -126,8 +138,8 @@ def main():
             for clients in ROUNDS
         ],
         "strategies": [
-            {"name": name, "params": p, "expected": run(name, p)}
-            for name, p in STRATEGIES
+            {"case": case, "name": name, "params": p, "expected": run(name, p)}
+            for case, name, p in STRATEGIES
         ],
     }
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fedopt_golden.json")
