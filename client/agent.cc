@@ -146,9 +146,11 @@ absl::Status Agent::JoinWithBackoff() {
     req.set_client_id(options_.client_id);
     req.set_device("shoal-agent");
     // What Fit and Evaluate will report as num_examples: the server counts
-    // no result for more.
-    req.set_num_train_examples(local_->train_data().size());
-    req.set_num_evaluate_examples(local_->holdout_data().size());
+    // no result for more. An agent built only to join (tests) has no data.
+    if (local_ != nullptr) {
+      req.set_num_train_examples(local_->train_data().size());
+      req.set_num_evaluate_examples(local_->holdout_data().size());
+    }
     v1::JoinResponse resp;
     auto ctx = Context(absl::Seconds(5));
     grpc::Status s = stub_->Join(ctx.get(), req, &resp);
