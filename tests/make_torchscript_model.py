@@ -1,12 +1,17 @@
 #!/usr/bin/python3
 """Scripts a tiny MLP with TorchScript for the client's TorchScript tests.
 
-Usage: /usr/bin/python3 tests/make_torchscript_model.py OUT.pt
+Usage: /usr/bin/python3 tests/make_torchscript_model.py OUT.pt [--negated]
 
 Run with Debian's system interpreter, which has python3-torch. The model
 takes float32 [N, 1, 28, 28] images and returns logits [N, 10]; its parameter
 names (fc1.weight, fc1.bias, fc2.weight, fc2.bias) are what model_test
 expects to see through the C++ GetParameters().
+
+--negated scripts other code with the same parameters: forward() returns the
+negated logits, so it predicts the least likely class. The signing tests swap
+it in for the genuine model, as an attacker who can edit a model directory
+would, and expect it to be refused.
 """
 
 import sys
@@ -27,13 +32,19 @@ class TinyMlp(nn.Module):
         return self.fc2(self.relu(self.fc1(self.flatten(x))))
 
 
+class NegatedTinyMlp(TinyMlp):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -self.fc2(self.relu(self.fc1(self.flatten(x))))
+
+
 def main(argv: list) -> int:
-    if len(argv) != 2:
-        print(f"usage: {argv[0]} OUT.pt", file=sys.stderr)
+    if len(argv) not in (2, 3) or (len(argv) == 3 and argv[2] != "--negated"):
+        print(f"usage: {argv[0]} OUT.pt [--negated]", file=sys.stderr)
         return 2
-    # A fixed seed keeps the generated file reproducible from build to build.
+    # A fixed seed keeps the generated file reproducible from build to build
+    # (and gives both variants the same initial weights).
     torch.manual_seed(0)
-    module = torch.jit.script(TinyMlp())
+    module = torch.jit.script(NegatedTinyMlp() if len(argv) == 3 else TinyMlp())
     module.save(argv[1])
     return 0
 

@@ -8,6 +8,8 @@
 
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/strings/str_cat.h"
 #include "client/inference.h"
 #include "client/model.h"
@@ -18,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "server/model_store.h"
 #include "tests/signing_testing.h"
+#include "tests/subprocess.h"
 #include "tests/testing.h"
 
 namespace shoal {
@@ -348,6 +351,69 @@ TEST_F(SignedInferenceTest, AWrongKeyOrAnUnsignedModelIsRefused) {
   absl::Status unsigned_model = Load(verifier_.get());
   EXPECT_EQ(unsigned_model.code(), absl::StatusCode::kPermissionDenied);
   EXPECT_THAT(unsigned_model.message(), HasSubstr("model version 1 has no signature"));
+}
+
+// ---- the model's code ----
+
+// SignedTorchScriptTest: the server's signed store of a TorchScript model,
+// and what becomes of it when someone who can write the directory, but does
+// not hold the signing key, swaps the code the model runs.
+class SignedTorchScriptTest : public SigningTest {
+ protected:
+  void SetUp() override {
+    SigningTest::SetUp();
+    auto model = *client::CreateModel(*client::ParseModelSpec(SHOAL_TINY_TORCHSCRIPT));
+    params_ = model->GetParameters().Clone();
+    auto store = *ModelStore::Open(models_, SHOAL_TINY_TORCHSCRIPT, signer_);
+    ASSERT_TRUE(store->Save(1, params_, {}).ok());
+  }
+
+  // EditManifest sets `key` in the newest manifest to `value`, as a text
+  // editor would: nothing else changes.
+  void EditManifest(const std::string& key, const std::string& value) {
+    nlohmann::json manifest = nlohmann::json::parse(*ReadFile(models_ + "/latest.json"));
+    manifest[key] = value;
+    ASSERT_TRUE(WriteFileAtomically(models_ + "/latest.json", manifest.dump(2)).ok());
+  }
+
+  absl::Status Load(const std::string& spec_override = "") {
+    return client::LoadStoredModel(models_, nullptr, spec_override, verifier_.get()).status();
+  }
+
+  // WriteImage writes one 28x28 binary PGM for `shoal infer`.
+  std::string WriteImage() {
+    std::string pgm = "P5\n28 28\n255\n";
+    for (int i = 0; i < 28 * 28; ++i) pgm.push_back(static_cast<char>(i % 251));
+    const std::string path = dir_.File("image.pgm");
+    EXPECT_TRUE(WriteFileAtomically(path, pgm).ok());
+    return path;
+  }
+
+  std::string models_ = dir_.File("models");
+  Parameters params_;
+};
+
+TEST_F(SignedTorchScriptTest, TheGenuineCodeLoadsWithTheSignature) {
+  absl::Status loaded = Load();
+  EXPECT_TRUE(loaded.ok()) << loaded;
+}
+
+// The attack of issue 14, item 2: the manifest's `model` now names other
+// TorchScript code with the same parameter names. The weights, their
+// SHA-256 and the signature are untouched.
+TEST_F(SignedTorchScriptTest, AManifestPointedAtOtherTorchScriptCodeIsRefused) {
+  EditManifest("model", SHOAL_NEGATED_TORCHSCRIPT);
+  absl::Status refused = Load();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kPermissionDenied) << refused;
+}
+
+TEST_F(SignedTorchScriptTest, ShoalInferRefusesAManifestPointedAtOtherCode) {
+  EditManifest("model", SHOAL_NEGATED_TORCHSCRIPT);
+  testing::Subprocess infer({SHOAL_BINARY, "infer", "--model-key", keys_.public_key,
+                             "--model-dir", models_, "--input", WriteImage()},
+                            dir_.File("infer.log"));
+  EXPECT_EQ(infer.Wait(absl::Seconds(60)), 1) << infer.Log();
+  EXPECT_THAT(infer.Log(), ::testing::Not(HasSubstr("signature verified"))) << infer.Log();
 }
 
 }  // namespace
