@@ -14,8 +14,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "client/agent.h"
+#include "client/inference.h"
 #include "client/local_client.h"
 #include "common/chunking.h"
+#include "common/files.h"
 #include "common/model_dir.h"
 #include "common/sha256.h"
 #include "gmock/gmock.h"
@@ -64,7 +66,7 @@ class ModelSigningAgentTest : public ::testing::Test {
     options.server_address = address;
     options.client_id = "device-0";
     options.state_dir = dir_.File("device-0");
-    options.model_spec = "logreg";
+    options.model_code.spec = "logreg";
     options.give_up_after = absl::Seconds(20);
     options.rpc_timeout = absl::Seconds(20);
     options.model_verifier = verifier_;
@@ -74,9 +76,10 @@ class ModelSigningAgentTest : public ::testing::Test {
   // RunFederation runs `rounds` rounds of a real server whose store signs
   // with `signer` (null: unsigned) against one verifying agent, and returns
   // the history. The agent's status lands in agent_status_.
-  std::vector<RoundRecord> RunFederation(std::shared_ptr<const ModelSigner> signer,
-                                         uint32_t rounds) {
-    store_ = *ModelStore::Open(dir_.File("server"), "logreg", std::move(signer));
+  // `model` is the server's configured model (the device's is logreg).
+  std::vector<RoundRecord> RunFederation(std::shared_ptr<const ModelSigner> signer, uint32_t rounds,
+                                         const std::string& model = "logreg") {
+    store_ = *ModelStore::Open(dir_.File("server"), model, std::move(signer));
     // Plaintext: this test is about signatures; tls_test covers transport.
     FederationService service(
         testing::PlaintextServiceOptions(absl::Milliseconds(200), "signing-test"), &clients_,
@@ -99,8 +102,11 @@ class ModelSigningAgentTest : public ::testing::Test {
     fedavg_options.fit_config.set_batch_size(10);
     fedavg_options.fit_config.set_learning_rate(0.1);
     FedAvg fedavg(fedavg_options);
-    auto coordinator = *Coordinator::Create(options, &clients_, &fedavg, store_.get(),
-                                            InitialLogreg());
+    auto coordinator =
+        *Coordinator::Create(options, &clients_, &fedavg, store_.get(),
+                             (*client::CreateModel(*client::ParseModelSpec(model), /*seed=*/42))
+                                 ->GetParameters()
+                                 .Clone());
     client::Agent agent(Options(address), local_.get());
     std::thread device([&] { agent_status_ = agent.Run(); });
     absl::StatusOr<std::vector<RoundRecord>> history = coordinator->Run();
@@ -163,6 +169,55 @@ TEST_F(ModelSigningAgentTest, AnUnsignedModelIsRefusedAndNeverCached) {
   EXPECT_EQ(ReadModelRecord(dir_.File("device-0")).status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(ModelSigningAgentTest, TheServersTorchScriptCodeIsFetchedVerifiedRunAndCached) {
+  // The device was built with logreg; the server runs a TorchScript model.
+  // The server's signed code wins: the device fetches it, trains with it,
+  // and keeps it for offline inference.
+  std::vector<RoundRecord> history = RunFederation(signer_, /*rounds=*/1, SHOAL_TINY_TORCHSCRIPT);
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[1].answered, 1u);
+  EXPECT_TRUE(history[1].failures.empty()) << history[1].failures[0].status;
+  EXPECT_TRUE(history[1].model_updated);
+  EXPECT_TRUE(agent_status_.ok()) << agent_status_;
+  EXPECT_EQ(local_->model().GetParameters().name(0), "fc1.weight");
+
+  const std::string code = *ReadFile(SHOAL_TINY_TORCHSCRIPT);
+  const std::string device = dir_.File("device-0");
+  ModelRecord mine = *ReadModelRecord(device);
+  EXPECT_EQ(mine.model_spec, kTorchScriptModelSpec);
+  EXPECT_EQ(mine.code_sha256_hex, Sha256Hex(code));
+  EXPECT_EQ(*ReadModelCodeFile(device, mine.code_sha256_hex), code);
+  ModelRecord loaded;
+  absl::StatusOr<std::unique_ptr<client::Model>> offline =
+      client::LoadStoredModel(device, &loaded, "", verifier_.get());
+  ASSERT_TRUE(offline.ok()) << offline.status();
+  EXPECT_EQ(loaded.version, 1);
+}
+
+TEST_F(ModelSigningAgentTest, TamperedCodeInTheDevicesCacheIsRefusedAndFetchedAgain) {
+  // The device's cache holds version 1 of a TorchScript run...
+  ASSERT_EQ(RunFederation(signer_, /*rounds=*/1, SHOAL_TINY_TORCHSCRIPT).size(), 2u);
+  const std::string device = dir_.File("device-0");
+  const std::string code_hex = ReadModelRecord(device)->code_sha256_hex;
+  const std::string code_path = device + "/" + ModelCodeFile(code_hex);
+  // ...whose code someone replaced with other code of the same parameters.
+  ASSERT_TRUE(WriteFileAtomically(code_path, *ReadFile(SHOAL_NEGATED_TORCHSCRIPT)).ok());
+  absl::Status refused = client::LoadStoredModel(device, nullptr, "", verifier_.get()).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kDataLoss) << refused;
+  EXPECT_THAT(refused.message(), HasSubstr("does not match the SHA-256 in its name"));
+
+  // A new run: the agent does not use the tampered code, fetches the
+  // server's again, trains, and its cache is whole again.
+  clients_.Unregister("device-0");
+  local_ = MakeLocalClient();
+  std::vector<RoundRecord> history = RunFederation(signer_, /*rounds=*/1, SHOAL_TINY_TORCHSCRIPT);
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[1].answered, 1u);
+  EXPECT_TRUE(agent_status_.ok()) << agent_status_;
+  EXPECT_EQ(*ReadFile(code_path), *ReadFile(SHOAL_TINY_TORCHSCRIPT));
+  EXPECT_TRUE(client::LoadStoredModel(device, nullptr, "", verifier_.get()).ok());
+}
+
 // ManInTheMiddle impersonates the server: it announces model version 2
 // with the SHA-256 of the bytes it will serve (altered weights) and the
 // genuine signature of the real version 2, then ends the run with the same
@@ -175,6 +230,7 @@ class ManInTheMiddle final : public v1::Federation::Service {
     model_.set_sha256(Sha256(payload_.payload()));
     model_.set_size_bytes(payload_.payload().size());
     model_.set_signature(std::move(genuine_signature));
+    model_.set_model_spec("logreg");
   }
 
   grpc::Status Join(grpc::ServerContext*, const v1::JoinRequest*,
@@ -254,13 +310,14 @@ TEST_F(ModelSigningAgentTest, AlteredWeightsUnderTheGenuineSignatureAreRefused) 
   ModelRecord v1_record;
   v1_record.version = 1;
   v1_record.model_spec = "logreg";
-  v1_record.signature = *signer_->Sign(1, Sha256(v1_payload));
+  v1_record.signature = *signer_->Sign(SignedModel{1, Sha256(v1_payload), "logreg", ""});
   ASSERT_TRUE(WriteModelVersion(dir_.File("device-0"), v1_record, v1_payload).ok());
 
   // The genuine version 2, and what the interceptor makes of it.
   Parameters v2_params = v1_params.Clone();
   v2_params.mutable_tensor(0).add_(0.01);
-  const std::string v2_signature = *signer_->Sign(2, Sha256(SerializeParameters(v2_params)));
+  const std::string v2_signature =
+      *signer_->Sign(SignedModel{2, Sha256(SerializeParameters(v2_params)), "logreg", ""});
   Parameters altered = v2_params.Clone();
   altered.mutable_tensor(0).view(-1)[0].fill_(100.0);  // a backdoor, say
   ManInTheMiddle mitm(SerializeParameters(altered), v2_signature);
