@@ -6,6 +6,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <grpcpp/grpcpp.h>
 
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -224,13 +225,31 @@ TEST_F(ModelSigningAgentTest, TamperedCodeInTheDevicesCacheIsRefusedAndFetchedAg
 // model as the final one. It records what the device reports.
 class ManInTheMiddle final : public v1::Federation::Service {
  public:
-  ManInTheMiddle(std::string altered_payload, std::string genuine_signature)
-      : payload_(std::move(altered_payload)) {
+  // With `code`, the model is TorchScript and that is the code served (and
+  // announced by its hash).
+  ManInTheMiddle(std::string altered_payload, std::string genuine_signature, std::string code = "")
+      : payload_(std::move(altered_payload)), code_(std::move(code)) {
     model_.set_version(2);
     model_.set_sha256(Sha256(payload_.payload()));
     model_.set_size_bytes(payload_.payload().size());
     model_.set_signature(std::move(genuine_signature));
-    model_.set_model_spec("logreg");
+    model_.set_model_spec(code_.payload().empty() ? "logreg" : kTorchScriptModelSpec);
+    if (!code_.payload().empty()) {
+      model_.set_code_sha256(code_.header().sha256());
+      model_.set_code_size_bytes(code_.payload().size());
+    }
+  }
+
+  grpc::Status DownloadModelCode(grpc::ServerContext*, const v1::DownloadModelCodeRequest*,
+                                 grpc::ServerWriter<v1::Chunk>* writer) override {
+    absl::MutexLock lock(&mu_);
+    ++code_downloads_;
+    for (uint32_t i = 0; i < code_.num_chunks(); ++i) {
+      v1::Chunk chunk;
+      code_.FillChunk(i, &chunk);
+      writer->Write(chunk);
+    }
+    return grpc::Status::OK;
   }
 
   grpc::Status Join(grpc::ServerContext*, const v1::JoinRequest*,
@@ -295,7 +314,9 @@ class ManInTheMiddle final : public v1::Federation::Service {
 
   absl::Mutex mu_;
   const ChunkedPayload payload_;
+  const ChunkedPayload code_;
   v1::ModelVersion model_;
+  int code_downloads_ ABSL_GUARDED_BY(mu_) = 0;
   int polls_ ABSL_GUARDED_BY(mu_) = 0;
   int downloads_ ABSL_GUARDED_BY(mu_) = 0;
   int updates_ ABSL_GUARDED_BY(mu_) = 0;
@@ -360,6 +381,65 @@ TEST_F(ModelSigningAgentTest, AlteredWeightsUnderTheGenuineSignatureAreRefused) 
   EXPECT_TRUE(at::equal(cached->tensor(0), v1_params.tensor(0)));
   EXPECT_EQ(ReadModelRecord(dir_.File("device-0"), 2).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+TEST_F(ModelSigningAgentTest, OtherCodeUnderTheGenuineSignatureIsRefusedAndNeverCached) {
+  // The genuine version 2 of a TorchScript run, signed with its code; the
+  // interceptor serves the genuine weights with other code of the same
+  // parameters (and announces that code's hash).
+  const Parameters params = (*client::CreateModel(*client::ParseModelSpec(SHOAL_TINY_TORCHSCRIPT)))
+                                ->GetParameters()
+                                .Clone();
+  const std::string payload = SerializeParameters(params);
+  const std::string signature = *signer_->Sign(SignedModel{
+      2, Sha256(payload), kTorchScriptModelSpec, Sha256(*ReadFile(SHOAL_TINY_TORCHSCRIPT))});
+  ManInTheMiddle mitm(payload, signature, *ReadFile(SHOAL_NEGATED_TORCHSCRIPT));
+
+  const std::string address = absl::StrCat("127.0.0.1:", testing::PickUnusedPort());
+  absl::StatusOr<std::unique_ptr<GrpcServer>> server = GrpcServer::Start(address, &mitm, nullptr);
+  ASSERT_TRUE(server.ok()) << server.status();
+  client::Agent agent(Options(address), local_.get());
+  std::thread device([&] { agent_status_ = agent.Run(); });
+  const absl::Time until = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < until) {
+    {
+      absl::MutexLock lock(&mitm.mu_);
+      if (mitm.left_) break;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  agent.Stop();
+  device.join();
+  (*server)->Shutdown();
+
+  EXPECT_TRUE(agent_status_.ok()) << agent_status_;
+  {
+    absl::MutexLock lock(&mitm.mu_);
+    EXPECT_TRUE(mitm.left_);
+    EXPECT_EQ(mitm.code_downloads_, 2);  // the fit task, then the final model
+    EXPECT_EQ(mitm.updates_, 0);
+    ASSERT_EQ(mitm.errors_.size(), 1u);
+    EXPECT_THAT(mitm.errors_[0], HasSubstr("model version 2's signature does not verify"));
+  }
+  // The device still runs its own model, and nothing was cached.
+  EXPECT_EQ(local_->model().GetParameters().name(0), InitialLogreg().name(0));
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("device-0")) &&
+               !std::filesystem::is_empty(dir_.File("device-0")));
+}
+
+TEST_F(ModelSigningAgentTest, AnUnverifyingDeviceRunsAnUnsignedServersTorchScript) {
+  // --insecure-plaintext on both sides: no signer, no verifier. The code
+  // still travels with the model and is checked against its hash.
+  verifier_ = nullptr;
+  std::vector<RoundRecord> history =
+      RunFederation(/*signer=*/nullptr, /*rounds=*/1, SHOAL_TINY_TORCHSCRIPT);
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[1].answered, 1u);
+  EXPECT_TRUE(history[1].model_updated);
+  EXPECT_TRUE(agent_status_.ok()) << agent_status_;
+  const std::string device = dir_.File("device-0");
+  EXPECT_TRUE(ReadModelRecord(device)->signature.empty());
+  EXPECT_TRUE(client::LoadStoredModel(device, nullptr, "", nullptr).ok());
 }
 
 }  // namespace

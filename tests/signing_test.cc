@@ -628,5 +628,20 @@ TEST_F(SignedInferenceTest, ASwappedBuiltinSpecIsRefused) {
   }
 }
 
+TEST_F(SigningTest, ShoalInferInsecureUnverifiedRunsAnUnsignedTorchScriptModel) {
+  const std::string models = dir_.File("unsigned");
+  auto store = *ModelStore::Open(models, SHOAL_TINY_TORCHSCRIPT);
+  auto model = *client::CreateModel(*client::ParseModelSpec(SHOAL_TINY_TORCHSCRIPT));
+  ASSERT_TRUE(store->Save(0, model->GetParameters().Clone(), {}).ok());
+  std::string pgm = "P5\n28 28\n255\n" + std::string(28 * 28, '\x40');
+  ASSERT_TRUE(WriteFileAtomically(dir_.File("image.pgm"), pgm).ok());
+  testing::Subprocess infer({SHOAL_BINARY, "infer", "--insecure-unverified", "--model-dir", models,
+                             "--input", dir_.File("image.pgm")},
+                            dir_.File("infer.log"));
+  ASSERT_EQ(infer.Wait(absl::Seconds(60)), 0) << infer.Log();
+  EXPECT_THAT(infer.Log(), HasSubstr("signature NOT checked"));
+  EXPECT_THAT(infer.Log(), HasSubstr("(torchscript, code SHA-256 "));
+}
+
 }  // namespace
 }  // namespace shoal
