@@ -195,6 +195,16 @@ TEST_F(ModelSigningAgentTest, TheServersTorchScriptCodeIsFetchedVerifiedRunAndCa
   EXPECT_EQ(loaded.version, 1);
 }
 
+TEST_F(ModelSigningAgentTest, CodeLargerThanAChunkIsDownloadedInChunks) {
+  const std::string code = *ReadFile(SHOAL_WIDE_TORCHSCRIPT);
+  ASSERT_GT(code.size(), kChunkBytes);  // so the download takes several chunks
+  std::vector<RoundRecord> history = RunFederation(signer_, /*rounds=*/1, SHOAL_WIDE_TORCHSCRIPT);
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[1].answered, 1u);
+  EXPECT_TRUE(agent_status_.ok()) << agent_status_;
+  EXPECT_EQ(*ReadModelCodeFile(dir_.File("device-0"), Sha256Hex(code)), code);
+}
+
 TEST_F(ModelSigningAgentTest, TamperedCodeInTheDevicesCacheIsRefusedAndFetchedAgain) {
   // The device's cache holds version 1 of a TorchScript run...
   ASSERT_EQ(RunFederation(signer_, /*rounds=*/1, SHOAL_TINY_TORCHSCRIPT).size(), 2u);
