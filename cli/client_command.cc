@@ -99,9 +99,11 @@ absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
                                   client::PartitionSchemeName(config.partition.scheme), ")")
                    : absl::StrCat(" from ", flags.data_dir));
 
-  SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec, client::ParseModelSpec(config.model));
+  // Read once: the bytes the agent compares with the server's code are the
+  // bytes that run.
+  SHOAL_ASSIGN_OR_RETURN(ModelCode model_code, ReadModelCode(config.model));
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<client::Model> model,
-                         client::CreateModel(spec, config.seed));
+                         client::CreateModelFromCode(model_code, config.seed));
   client::TrainerOptions trainer_options;
   trainer_options.device = flags.device;
   trainer_options.seed = data_seed;
@@ -122,7 +124,7 @@ absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
   }
   agent_options.state_dir =
       flags.state_dir.empty() ? absl::StrCat(config.output_dir, "/clients/", id) : flags.state_dir;
-  agent_options.model_spec = config.model;
+  agent_options.model_code = std::move(model_code);
   agent_options.seed = data_seed;
   agent_options.attack = attack;
   client::Agent agent(agent_options, &local);

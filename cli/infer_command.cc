@@ -33,11 +33,21 @@ absl::Status RunInfer(const InferFlags& flags) {
   SHOAL_ASSIGN_OR_RETURN(at::Tensor images, client::LoadImages(flags.input));
   SHOAL_ASSIGN_OR_RETURN(std::vector<client::Prediction> predictions,
                          client::Predict(*model, images));
+  // The signature covers the weights, the spec and the code's SHA-256
+  // (common/signing.h), so "verified" speaks for the code that just ran.
+  // Unverified, --model replaces the recorded code; verified, it can only
+  // name the same code.
+  const std::string code = !flags.model.empty() && verifier == nullptr ? flags.model
+                           : record.code_sha256_hex.empty()
+                               ? record.model_spec
+                               : absl::StrCat(record.model_spec, ", code SHA-256 ",
+                                              record.code_sha256_hex.substr(0, 16));
   std::printf("model version %lld (%s) from %s, %s, %zu image(s)\n",
-              static_cast<long long>(record.version), record.model_spec.c_str(),
-              flags.model_dir.c_str(),
+              static_cast<long long>(record.version), code.c_str(), flags.model_dir.c_str(),
               verifier != nullptr
-                  ? absl::StrCat("signature verified (key ", verifier->key_id(), ")").c_str()
+                  ? absl::StrCat("signature verified over weights, spec and code (key ",
+                                 verifier->key_id(), ")")
+                        .c_str()
                   : "signature NOT checked",
               predictions.size());
   const auto& names = client::FashionMnistClassNames();

@@ -86,14 +86,24 @@ Agent::Agent(AgentOptions options, LocalClient* local)
                                        MakeChannelCredentials(options_.tls.get()),
                                        DeviceChannelArguments());
   stub_ = v1::Federation::NewStub(channel_);
+  active_code_ = options_.model_code;
+  if (!active_code_.torchscript.empty()) active_code_sha256_ = Sha256(active_code_.torchscript);
   if (!options_.state_dir.empty()) {
-    ModelRecord record;
-    absl::StatusOr<Parameters> cached = LoadModelParameters(
-        options_.state_dir, &record, kLatestVersion, options_.model_verifier.get());
+    // Weights, code and (with a verifier) the signature over both.
+    absl::StatusOr<LoadedModelVersion> cached =
+        LoadModelVersion(options_.state_dir, kLatestVersion, options_.model_verifier.get());
+    if (cached.ok() && !ValidateModelSpec(cached->code.spec).ok()) {
+      cached = absl::FailedPreconditionError(
+          "it was stored by an older Shoal, whose manifest names a TorchScript file instead of "
+          "keeping the code");
+    }
     if (cached.ok()) {
-      cached_version_ = record.version;
-      cached_sha256_hex_ = record.sha256_hex;
-      cached_model_ = std::make_shared<const Parameters>(*std::move(cached));
+      cached_version_ = cached->record.version;
+      cached_sha256_hex_ = cached->record.sha256_hex;
+      cached_code_ = std::move(cached->code);
+      cached_code_sha256_ =
+          cached_code_.torchscript.empty() ? "" : Sha256(cached_code_.torchscript);
+      cached_model_ = std::make_shared<const Parameters>(std::move(cached->params));
       spdlog::info("using cached global model version {} from {}", cached_version_,
                    options_.state_dir);
     } else if (!absl::IsNotFound(cached.status())) {
@@ -251,8 +261,9 @@ absl::Status Agent::Run() {
 }
 
 absl::StatusOr<std::string> Agent::ReadPayload(
-    grpc::ClientContext* ctx, std::unique_ptr<grpc::ClientReader<v1::Chunk>> reader) {
-  ChunkAssembler assembler(kMaxModelBytes);
+    grpc::ClientContext* ctx, std::unique_ptr<grpc::ClientReader<v1::Chunk>> reader,
+    uint64_t max_bytes) {
+  ChunkAssembler assembler(max_bytes);
   v1::Chunk chunk;
   absl::Status added = absl::OkStatus();
   while (added.ok() && reader->Read(&chunk)) added = assembler.Add(chunk);
@@ -272,7 +283,8 @@ absl::StatusOr<Parameters> Agent::DownloadAux(const std::string& task_id) {
   auto ctx = Context(options_.rpc_timeout);
   SHOAL_ASSIGN_OR_RETURN(
       std::string payload,
-      Annotate(ReadPayload(ctx.get(), stub_->DownloadAux(ctx.get(), req)), "aux download"));
+      Annotate(ReadPayload(ctx.get(), stub_->DownloadAux(ctx.get(), req), kMaxModelBytes),
+               "aux download"));
   return Annotate(ParseParameters(payload), "auxiliary tensors");
 }
 
@@ -280,8 +292,16 @@ absl::StatusOr<std::shared_ptr<const Parameters>> Agent::EnsureModel(
     const v1::ModelVersion& wanted) {
   const int64_t version = wanted.version();
   const std::string wanted_sha = HexEncode(wanted.sha256());
+  // A server older than signed code names none; this device's own model
+  // runs then (and no verifier accepts its signatures).
+  const bool names_code = !wanted.model_spec().empty();
   if (cached_model_ != nullptr && cached_version_ == version &&
-      (wanted_sha.empty() || wanted_sha == cached_sha256_hex_)) {
+      (wanted_sha.empty() || wanted_sha == cached_sha256_hex_) &&
+      (!names_code ||
+       (wanted.model_spec() == cached_code_.spec && wanted.code_sha256() == cached_code_sha256_))) {
+    if (names_code) {
+      SHOAL_RETURN_IF_ERROR(ActivateCode(cached_code_));
+    }
     return cached_model_;
   }
   v1::DownloadModelRequest req;
@@ -290,7 +310,8 @@ absl::StatusOr<std::shared_ptr<const Parameters>> Agent::EnsureModel(
   auto ctx = Context(options_.rpc_timeout);
   SHOAL_ASSIGN_OR_RETURN(
       std::string payload,
-      Annotate(ReadPayload(ctx.get(), stub_->DownloadModel(ctx.get(), req)), "model download"));
+      Annotate(ReadPayload(ctx.get(), stub_->DownloadModel(ctx.get(), req), kMaxModelBytes),
+               "model download"));
   const std::string digest = Sha256(payload);
   const std::string got_sha = HexEncode(digest);
   if (!wanted_sha.empty() && got_sha != wanted_sha) {
@@ -298,24 +319,39 @@ absl::StatusOr<std::shared_ptr<const Parameters>> Agent::EnsureModel(
         "downloaded model version ", version, " has SHA-256 ", got_sha,
         " but the task names ", wanted_sha));
   }
+  ModelCode code = active_code_;
+  if (names_code) {
+    SHOAL_ASSIGN_OR_RETURN(code, FetchCode(wanted));
+  }
+  const std::string code_sha256 = code.torchscript.empty() ? "" : Sha256(code.torchscript);
   if (options_.model_verifier != nullptr) {
-    // Over the digest of the bytes received: the task's sha256 is only the
-    // server's (or an interceptor's) claim. Nothing is parsed, cached or
-    // kept before this passes.
+    // Over the digests of the bytes held: the task's hashes are only the
+    // server's (or an interceptor's) claim. Nothing is parsed, loaded,
+    // cached or kept before this passes.
     SHOAL_RETURN_IF_ERROR(Annotate(
-        options_.model_verifier->Verify(version, digest, wanted.signature()),
+        options_.model_verifier->Verify(
+            SignedModel{version, digest, wanted.model_spec(), code_sha256}, wanted.signature()),
         "refusing the downloaded model"));
   }
   spdlog::debug("downloaded model version {} ({} bytes)", version, payload.size());
   absl::StatusOr<Parameters> params = ParseParameters(payload);
   if (!params.ok()) return Annotate(params.status(), "downloaded model");
+  SHOAL_RETURN_IF_ERROR(ActivateCode(code));
   if (!options_.state_dir.empty()) {
     ModelRecord record;
     record.version = version;
-    record.model_spec = options_.model_spec;
+    record.model_spec = code.spec;
     // Kept even when this agent does not verify, so offline inference can.
     record.signature = wanted.signature();
-    absl::Status saved = WriteModelVersion(options_.state_dir, record, payload).status();
+    absl::Status saved = absl::OkStatus();
+    if (!code.torchscript.empty()) {
+      // The code first: a manifest never names code that is not there.
+      absl::StatusOr<std::string> code_hex =
+          WriteModelCodeFile(options_.state_dir, code.torchscript);
+      if (code_hex.ok()) record.code_sha256_hex = *code_hex;
+      saved = code_hex.status();
+    }
+    if (saved.ok()) saved = WriteModelVersion(options_.state_dir, record, payload).status();
     if (saved.ok()) {
       RemoveModelVersionsBefore(options_.state_dir, version);
     } else {
@@ -325,8 +361,77 @@ absl::StatusOr<std::shared_ptr<const Parameters>> Agent::EnsureModel(
   }
   cached_version_ = version;
   cached_sha256_hex_ = got_sha;
+  cached_code_ = std::move(code);
+  cached_code_sha256_ = code_sha256;
   cached_model_ = std::make_shared<const Parameters>(*std::move(params));
   return cached_model_;
+}
+
+absl::StatusOr<ModelCode> Agent::FetchCode(const v1::ModelVersion& wanted) {
+  const int64_t version = wanted.version();
+  const std::string& sha256 = wanted.code_sha256();
+  // A built-in's code ships with Shoal; the signature says whether the
+  // server meant this one.
+  if (wanted.model_spec() != kTorchScriptModelSpec) return ModelCode{wanted.model_spec(), ""};
+  if (sha256.size() != 32) {
+    return absl::DataLossError(absl::StrCat("model version ", version,
+                                            " names TorchScript code without its 32-byte "
+                                            "SHA-256 (got ", sha256.size(), " bytes)"));
+  }
+  if (sha256 == active_code_sha256_) return active_code_;
+  if (sha256 == cached_code_sha256_) return cached_code_;
+  if (!options_.state_dir.empty()) {
+    absl::StatusOr<std::string> held = ReadModelCodeFile(options_.state_dir, HexEncode(sha256));
+    if (held.ok()) return ModelCode{kTorchScriptModelSpec, *std::move(held)};
+  }
+  if (wanted.code_size_bytes() > kMaxModelCodeBytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("model version ", version, "'s code is ", wanted.code_size_bytes(),
+                     " bytes; this device accepts at most ", kMaxModelCodeBytes));
+  }
+  v1::DownloadModelCodeRequest req;
+  req.set_client_id(options_.client_id);
+  req.set_sha256(sha256);
+  auto ctx = Context(options_.rpc_timeout);
+  SHOAL_ASSIGN_OR_RETURN(
+      std::string bytes,
+      Annotate(ReadPayload(ctx.get(), stub_->DownloadModelCode(ctx.get(), req), kMaxModelCodeBytes),
+               "model code download"));
+  if (Sha256(bytes) != sha256) {
+    return absl::DataLossError(absl::StrCat("downloaded code of model version ", version,
+                                            " has SHA-256 ", Sha256Hex(bytes),
+                                            " but the task names ", HexEncode(sha256)));
+  }
+  spdlog::info("downloaded the model's TorchScript code ({} bytes, SHA-256 {})", bytes.size(),
+               HexEncode(sha256).substr(0, 16));
+  return ModelCode{kTorchScriptModelSpec, std::move(bytes)};
+}
+
+absl::Status Agent::ActivateCode(const ModelCode& code) {
+  if (code.spec == active_code_.spec && code.torchscript == active_code_.torchscript) {
+    return absl::OkStatus();
+  }
+  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
+                         Annotate(CreateModelFromCode(code, options_.seed), "the model's code"));
+  const auto describe = [](const ModelCode& c) {
+    return c.torchscript.empty()
+               ? c.spec
+               : absl::StrCat(c.spec, ", code SHA-256 ", Sha256Hex(c.torchscript).substr(0, 16));
+  };
+  if (code.spec != options_.model_code.spec ||
+      code.torchscript != options_.model_code.torchscript) {
+    // The server decides what the federation trains; a device's config
+    // that names another model is reported, not obeyed.
+    spdlog::warn(
+        "the server's {}model ({}) is not this device's configured model ({}); "
+        "training, evaluating and caching the server's",
+        options_.model_verifier != nullptr ? "signed " : "", describe(code),
+        describe(options_.model_code));
+  }
+  local_->ReplaceModel(std::move(model));
+  active_code_ = code;
+  active_code_sha256_ = code.torchscript.empty() ? "" : Sha256(code.torchscript);
+  return absl::OkStatus();
 }
 
 absl::Status Agent::UploadFit(const std::string& task_id, const FitRes& res) {

@@ -20,6 +20,7 @@
 #include "absl/time/time.h"
 #include "client/attack.h"
 #include "client/local_client.h"
+#include "common/model_dir.h"
 #include "common/parameters.h"
 #include "common/tls.h"
 #include "common/signing.h"
@@ -37,13 +38,20 @@ struct AgentOptions {
   std::shared_ptr<const TlsMaterial> tls;
   // Where the newest global model is kept (model-directory layout).
   std::string state_dir;
-  // The model spec recorded with the cached model, for offline inference.
-  std::string model_spec;
+  // The model the LocalClient was built with: the device's configured spec
+  // and, for a TorchScript file, its bytes (common/model_dir.h
+  // ReadModelCode). The server's model code wins: when a task names other
+  // code (another built-in, or TorchScript the device does not hold), the
+  // agent fetches it, checks it with the weights (and the signature), gives
+  // the LocalClient a model built from it, and logs the mismatch. Only a
+  // server too old to name its code leaves this model in use.
+  ModelCode model_code;
   // The model-signing public key. When set, every model (downloaded, or
   // cached in state_dir at startup) must carry a valid signature by this
-  // key before it is trained on or evaluated; a model that does not is
-  // refused (the task fails with PermissionDenied) and the last good model
-  // stays in use and on disk. Null: models are not verified.
+  // key over its weights, spec and code before it is trained on or
+  // evaluated; a model that does not is refused (the task fails with
+  // PermissionDenied) and the last good model stays in use and on disk.
+  // Null: models are not verified (their SHA-256s still are).
   std::shared_ptr<const ModelVerifier> model_verifier;
   // Reconnection: exponential backoff with full jitter, from `initial` up to
   // `max`, giving up after `give_up_after` without reaching the server
@@ -93,13 +101,24 @@ class Agent {
   // failed, so the round does not wait for this client.
   void ReportFitFailure(const std::string& task_id, const absl::Status& error);
   // EnsureModel returns model `version.version()`, from the cache when its
-  // SHA-256 matches `version.sha256()` (or when none is given), else
-  // downloaded. A restarted server's version 3 is not the old run's. With a
-  // model_verifier, a download is verified against `version.signature()`
-  // before it is parsed or cached (PermissionDenied otherwise); the cache
-  // holds verified models only.
+  // SHA-256, spec and code SHA-256 match `version` (the SHA-256 only when
+  // the task gives none), else downloaded, and makes the LocalClient run
+  // the model's code. A restarted server's version 3 is not the old run's.
+  // With a model_verifier, a download is verified against
+  // `version.signature()` over weights, spec and code before anything is
+  // parsed, loaded or cached (PermissionDenied otherwise); the cache holds
+  // verified models only.
   absl::StatusOr<std::shared_ptr<const Parameters>> EnsureModel(
       const v1::ModelVersion& version);
+  // FetchCode returns the code `version` names, checked against its
+  // code_sha256: a built-in's name, or TorchScript bytes held already (in
+  // use, or in state_dir) or downloaded. Not yet verified against the
+  // signature. DataLoss when downloaded bytes do not match the hash.
+  absl::StatusOr<ModelCode> FetchCode(const v1::ModelVersion& version);
+  // ActivateCode gives the LocalClient a model built from `code` unless it
+  // runs that code already; logs when it is not the device's configured
+  // model.
+  absl::Status ActivateCode(const ModelCode& code);
   // UploadFit sends `res`: its update, or only its masked input when
   // res.secagg is set.
   absl::Status UploadFit(const std::string& task_id, const FitRes& res);
@@ -109,9 +128,11 @@ class Agent {
                             const absl::StatusOr<v1::SecAggClientMessage>& answer);
   // DownloadAux fetches the auxiliary tensors of fit task `task_id`.
   absl::StatusOr<Parameters> DownloadAux(const std::string& task_id);
-  // ReadPayload reassembles and checks a chunked download; counts its bytes.
-  absl::StatusOr<std::string> ReadPayload(
-      grpc::ClientContext* ctx, std::unique_ptr<grpc::ClientReader<v1::Chunk>> reader);
+  // ReadPayload reassembles and checks a chunked download of at most
+  // `max_bytes`; counts its bytes.
+  absl::StatusOr<std::string> ReadPayload(grpc::ClientContext* ctx,
+                                          std::unique_ptr<grpc::ClientReader<v1::Chunk>> reader,
+                                          uint64_t max_bytes);
   absl::Duration NextBackoff(int attempt);
   // Backoff waits `wait` (less if Stop() is called) while driving the
   // channel's reconnection, so a link that came back is ready when it ends.
@@ -126,10 +147,16 @@ class Agent {
   std::mt19937_64 rng_;
   absl::Duration poll_wait_ = absl::Seconds(10);
   AgentStats stats_;
-  // The newest global model, also on disk in state_dir.
+  // The newest global model, also on disk in state_dir, and its code.
   int64_t cached_version_ = -1;
   std::string cached_sha256_hex_;
   std::shared_ptr<const Parameters> cached_model_;
+  ModelCode cached_code_;
+  std::string cached_code_sha256_;  // raw; empty for a built-in
+  // The code the LocalClient's model runs (options_.model_code at first)
+  // and its SHA-256 (raw; empty for a built-in).
+  ModelCode active_code_;
+  std::string active_code_sha256_;
   // This device's side of secure aggregation; a setup message starts a new
   // session in it.
   secagg::SecAggParticipant secagg_;

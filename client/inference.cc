@@ -49,15 +49,33 @@ absl::StatusOr<std::unique_ptr<Model>> LoadStoredModel(const std::string& dir,
                                                        ModelRecord* record,
                                                        const std::string& spec_override,
                                                        const ModelVerifier* verifier) {
-  ModelRecord r;
-  SHOAL_ASSIGN_OR_RETURN(Parameters params,
-                         LoadModelParameters(dir, &r, kLatestVersion, verifier));
-  SHOAL_ASSIGN_OR_RETURN(ModelSpec spec,
-                         ParseModelSpec(spec_override.empty() ? r.model_spec : spec_override));
-  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, CreateModel(spec));
-  SHOAL_RETURN_IF_ERROR(Annotate(model->SetParameters(params),
-                                 absl::StrCat("model in '", dir, "'")));
-  if (record != nullptr) *record = std::move(r);
+  SHOAL_ASSIGN_OR_RETURN(LoadedModelVersion loaded,
+                         LoadModelVersion(dir, kLatestVersion, verifier));
+  ModelCode code = std::move(loaded.code);
+  if (!spec_override.empty()) {
+    SHOAL_ASSIGN_OR_RETURN(ModelCode chosen, ReadModelCode(spec_override));
+    if (verifier != nullptr &&
+        (chosen.spec != code.spec || chosen.torchscript != code.torchscript)) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "model '", spec_override, "' is not the code the signature of the model in '", dir,
+          "' covers (", code.spec,
+          code.torchscript.empty() ? ""
+                                   : absl::StrCat(", code SHA-256 ", loaded.record.code_sha256_hex),
+          "); leave the model out to run the signed one"));
+    }
+    code = std::move(chosen);
+  } else if (IsTorchScriptPath(code.spec)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the model in '", dir,
+        "' was stored by an older Shoal: its manifest names a TorchScript "
+        "file instead of keeping the code, and that path is not followed; name the code "
+        "yourself (the model override) if you trust it"));
+  }
+  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
+                         Annotate(CreateModelFromCode(code), absl::StrCat("model in '", dir, "'")));
+  SHOAL_RETURN_IF_ERROR(
+      Annotate(model->SetParameters(loaded.params), absl::StrCat("model in '", dir, "'")));
+  if (record != nullptr) *record = std::move(loaded.record);
   return model;
 }
 

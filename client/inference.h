@@ -22,13 +22,19 @@ struct Prediction {
   double confidence = 0;  // softmax probability of `label`
 };
 
-// LoadStoredModel builds the architecture recorded in `dir`'s newest model
-// manifest and loads its weights, after checking them against the
-// manifest's SHA-256. With a `verifier` (the model-signing public key), the
-// manifest's signature must also verify over its version and the weights'
-// SHA-256: an unsigned, altered or foreign model is refused with
-// PermissionDenied before it is parsed. `spec_override` replaces the
-// recorded spec (e.g. a TorchScript file moved since training).
+// LoadStoredModel builds the model `dir`'s newest version records (its
+// built-in spec, or the TorchScript code stored with it, never a path from
+// the manifest) and loads its weights, after checking weights and code
+// against the manifest's SHA-256s. With a `verifier` (the model-signing
+// public key), the manifest's signature must also verify over the version,
+// the weights' SHA-256, the spec and the code's SHA-256: an unsigned,
+// altered or foreign model, or one whose spec or code was swapped, is
+// refused with PermissionDenied before it is parsed. `spec_override` (a
+// built-in name or a TorchScript file) replaces the recorded code; with a
+// `verifier` it must be the very code the signature covers
+// (PermissionDenied otherwise). Without an override, a manifest written
+// before the code was stored (naming a TorchScript path) is refused with
+// FailedPrecondition: the path is not followed.
 absl::StatusOr<std::unique_ptr<Model>> LoadStoredModel(
     const std::string& dir, ModelRecord* record = nullptr,
     const std::string& spec_override = "", const ModelVerifier* verifier = nullptr);

@@ -62,6 +62,10 @@ class LocalClient {
   const Parameters& control() const { return control_; }
 
   Model& model() { return *model_; }
+  // ReplaceModel makes this client train and evaluate `model` from now on;
+  // the agent does when the server's (signed) model code is not the code
+  // this client was built with.
+  void ReplaceModel(std::unique_ptr<Model> model) { model_ = std::move(model); }
   const Dataset& train_data() const { return train_; }
   const Dataset& holdout_data() const { return holdout_; }
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <exception>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -17,12 +18,14 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/sha256.h"
+#include "common/signing.h"
 #include "common/status.h"
 
 namespace shoal::client {
 namespace {
 
-constexpr char kTorchScriptName[] = "torchscript";
+constexpr const char* kTorchScriptName = kTorchScriptModelSpec;
 constexpr char kChoices[] =
     "expected one of: cnn, 2nn, logreg, or a TorchScript file path ending in "
     ".pt or .pth";
@@ -385,6 +388,25 @@ absl::StatusOr<std::unique_ptr<Model>> LoadTorchScript(
   return std::unique_ptr<Model>(new TorchScriptModel(std::move(module)));
 }
 
+// LoadTorchScriptBytes loads a TorchScript module from memory; `name` says
+// where the bytes came from in errors.
+absl::StatusOr<std::unique_ptr<Model>> LoadTorchScriptBytes(const std::string& bytes,
+                                                            const std::string& name) {
+  torch::jit::Module module;
+  try {
+    std::istringstream in(bytes);
+    module = torch::jit::load(in, torch::kCPU);
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot load ", name, " as a TorchScript model: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot load ", name, " as a TorchScript model: ", e.what()));
+  }
+  SHOAL_RETURN_IF_ERROR(ValidateForward(module, name));
+  return std::unique_ptr<Model>(new TorchScriptModel(std::move(module)));
+}
+
 }  // namespace
 
 absl::StatusOr<ModelSpec> ParseModelSpec(const std::string& text) {
@@ -413,6 +435,22 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelSpec& spec,
     return LoadTorchScript(spec.torchscript_path);
   }
   return CreateBuiltin(spec.name, seed);
+}
+
+absl::StatusOr<std::unique_ptr<Model>> CreateModelFromCode(const ModelCode& code, uint64_t seed) {
+  SHOAL_RETURN_IF_ERROR(ValidateModelSpec(code.spec));
+  if (code.spec != kTorchScriptName) {
+    if (!code.torchscript.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("built-in model '", code.spec.substr(0, 64),
+                                                     "' was given TorchScript code"));
+    }
+    return CreateBuiltin(code.spec, seed);
+  }
+  if (code.torchscript.empty()) {
+    return absl::InvalidArgumentError("a TorchScript model needs its code, and none was given");
+  }
+  return LoadTorchScriptBytes(code.torchscript,
+                              absl::StrCat("code ", Sha256Hex(code.torchscript).substr(0, 16)));
 }
 
 }  // namespace shoal::client

@@ -3,15 +3,16 @@
 #ifndef SHOAL_CLIENT_MODEL_H_
 #define SHOAL_CLIENT_MODEL_H_
 
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include <ATen/core/Tensor.h>
-#include <c10/core/Device.h>
-
 #include "absl/status/statusor.h"
+#include "common/model_dir.h"
 #include "common/parameters.h"
 
 namespace shoal::client {
@@ -58,6 +59,15 @@ class Model {
 // unknown model.
 absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelSpec& spec,
                                                    uint64_t seed = 0);
+
+// CreateModelFromCode builds the model `code` names: a built-in initialized
+// from `seed`, or a TorchScript model loaded from `code.torchscript` (from
+// memory: the bytes a signature covers are the bytes that run, with no file
+// in between). InvalidArgument for an unknown built-in, TorchScript bytes
+// that do not load or do not produce logits, or a spec and bytes that
+// disagree.
+absl::StatusOr<std::unique_ptr<Model>> CreateModelFromCode(const ModelCode& code,
+                                                           uint64_t seed = 0);
 
 }  // namespace shoal::client
 

@@ -1,5 +1,6 @@
 #include "common/model_dir.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -8,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -39,6 +41,7 @@ json RecordToJson(const ModelRecord& r) {
          {"size_bytes", r.size_bytes}, {"model", r.model_spec},
          {"metrics", metrics},         {"params_file", r.params_file},
          {"created_at", r.created_at}};
+  if (!r.code_sha256_hex.empty()) j["code_sha256"] = r.code_sha256_hex;
   if (!r.signature.empty()) j["signature"] = HexEncode(r.signature);
   return j;
 }
@@ -60,6 +63,12 @@ bool HexDecode(const std::string& hex, std::string* out) {
     out->push_back(static_cast<char>(hi * 16 + lo));
   }
   return true;
+}
+
+bool IsSha256Hex(const std::string& hex) {
+  return hex.size() == 64 && std::all_of(hex.begin(), hex.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
 }
 
 // RemoveModelVersionsWhere deletes the files of every version N
@@ -118,6 +127,7 @@ absl::StatusOr<ModelRecord> ParseModelRecord(const std::string& text,
     r.model_spec = j.at("model").get<std::string>();
     r.params_file = j.at("params_file").get<std::string>();
     r.created_at = j.value("created_at", "");
+    r.code_sha256_hex = j.value("code_sha256", "");
     if (j.contains("signature") &&
         !HexDecode(j.at("signature").get<std::string>(), &r.signature)) {
       return absl::DataLossError(absl::StrCat(
@@ -140,6 +150,12 @@ absl::StatusOr<ModelRecord> ParseModelRecord(const std::string& text,
     return absl::DataLossError(absl::StrCat(
         "model manifest '", source, "' names an invalid params file '",
         r.params_file, "'"));
+  }
+  // It names the code file: 64 lowercase hex digits, nothing else.
+  if (!r.code_sha256_hex.empty() && !IsSha256Hex(r.code_sha256_hex)) {
+    return absl::DataLossError(absl::StrCat("model manifest '", source,
+                                            "' has a code_sha256 that is not 64 lowercase "
+                                            "hex digits"));
   }
   return r;
 }
@@ -186,21 +202,100 @@ absl::StatusOr<std::string> ReadModelPayload(const std::string& dir,
   return payload;
 }
 
-absl::StatusOr<Parameters> LoadModelParameters(const std::string& dir,
-                                               ModelRecord* record,
-                                               int64_t version,
-                                               const ModelVerifier* verifier) {
-  SHOAL_ASSIGN_OR_RETURN(ModelRecord r, ReadModelRecord(dir, version));
+bool IsTorchScriptPath(const std::string& spec_text) {
+  return absl::EndsWith(spec_text, ".pt") || absl::EndsWith(spec_text, ".pth");
+}
+
+absl::StatusOr<ModelCode> ReadModelCode(const std::string& spec_text) {
+  if (!IsTorchScriptPath(spec_text)) return ModelCode{spec_text, ""};
+  absl::StatusOr<std::string> bytes = ReadFile(spec_text, kMaxModelCodeBytes);
+  if (absl::IsNotFound(bytes.status())) {
+    return absl::NotFoundError(absl::StrCat("TorchScript model file '", spec_text, "' not found"));
+  }
+  if (!bytes.ok())
+    return Annotate(bytes.status(), absl::StrCat("TorchScript model file '", spec_text, "'"));
+  if (bytes->empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("TorchScript model file '", spec_text, "' is empty"));
+  }
+  return ModelCode{kTorchScriptModelSpec, *std::move(bytes)};
+}
+
+std::string ModelCodeFile(const std::string& sha256_hex) {
+  return absl::StrCat("code-", sha256_hex, ".pt");
+}
+
+absl::StatusOr<std::string> WriteModelCodeFile(const std::string& dir, const std::string& bytes) {
+  if (bytes.size() > kMaxModelCodeBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "TorchScript code of ", bytes.size(), " bytes exceeds the limit of ", kMaxModelCodeBytes));
+  }
+  const std::string sha256_hex = Sha256Hex(bytes);
+  // Content-addressed: an intact copy is the same code; a damaged one is
+  // replaced.
+  if (ReadModelCodeFile(dir, sha256_hex).ok()) return sha256_hex;
+  SHOAL_RETURN_IF_ERROR(MakeDirectories(dir));
+  SHOAL_RETURN_IF_ERROR(WriteFileAtomically(dir + "/" + ModelCodeFile(sha256_hex), bytes));
+  return sha256_hex;
+}
+
+absl::StatusOr<std::string> ReadModelCodeFile(const std::string& dir,
+                                              const std::string& sha256_hex) {
+  if (!IsSha256Hex(sha256_hex)) {
+    return absl::InvalidArgumentError("a code SHA-256 is 64 lowercase hex digits");
+  }
+  const std::string path = dir + "/" + ModelCodeFile(sha256_hex);
+  absl::StatusOr<std::string> bytes = ReadFile(path, kMaxModelCodeBytes);
+  if (absl::IsNotFound(bytes.status())) {
+    return absl::NotFoundError(absl::StrCat("the model's code '", path, "' is missing"));
+  }
+  if (!bytes.ok()) return bytes.status();
+  if (Sha256Hex(*bytes) != sha256_hex) {
+    return absl::DataLossError(absl::StrCat("the model's code '", path,
+                                            "' does not match the SHA-256 in its name; it is "
+                                            "corrupt or was modified"));
+  }
+  return bytes;
+}
+
+absl::StatusOr<SignedModel> SignedModelOf(const ModelRecord& record,
+                                          const std::string& weights_sha256) {
+  SignedModel model{record.version, weights_sha256, record.model_spec, ""};
+  if (!record.code_sha256_hex.empty() && !HexDecode(record.code_sha256_hex, &model.code_sha256)) {
+    return absl::DataLossError(
+        absl::StrCat("model version ", record.version, ": code_sha256 is not hex"));
+  }
+  return model;
+}
+
+absl::StatusOr<LoadedModelVersion> LoadModelVersion(const std::string& dir, int64_t version,
+                                                    const ModelVerifier* verifier) {
+  LoadedModelVersion loaded;
+  SHOAL_ASSIGN_OR_RETURN(loaded.record, ReadModelRecord(dir, version));
+  const ModelRecord& r = loaded.record;
   SHOAL_ASSIGN_OR_RETURN(std::string payload, ReadModelPayload(dir, r));
+  loaded.code.spec = r.model_spec;
+  if (!r.code_sha256_hex.empty()) {
+    SHOAL_ASSIGN_OR_RETURN(loaded.code.torchscript, ReadModelCodeFile(dir, r.code_sha256_hex));
+  }
   if (verifier != nullptr) {
-    // Hash the bytes just read, not the manifest's claim about them.
-    SHOAL_RETURN_IF_ERROR(Annotate(verifier->Verify(r.version, Sha256(payload), r.signature),
+    // Hash the bytes just read, not the manifest's claim about them (the
+    // code's bytes were checked against their hash as they were read).
+    SHOAL_ASSIGN_OR_RETURN(SignedModel signed_model, SignedModelOf(r, Sha256(payload)));
+    SHOAL_RETURN_IF_ERROR(Annotate(verifier->Verify(signed_model, r.signature),
                                    absl::StrCat("model in '", dir, "'")));
   }
   absl::StatusOr<Parameters> params = ParseParameters(payload);
   if (!params.ok()) return Annotate(params.status(), dir + "/" + r.params_file);
-  if (record != nullptr) *record = std::move(r);
-  return params;
+  loaded.params = *std::move(params);
+  return loaded;
+}
+
+absl::StatusOr<Parameters> LoadModelParameters(const std::string& dir, ModelRecord* record,
+                                               int64_t version, const ModelVerifier* verifier) {
+  SHOAL_ASSIGN_OR_RETURN(LoadedModelVersion loaded, LoadModelVersion(dir, version, verifier));
+  if (record != nullptr) *record = std::move(loaded.record);
+  return std::move(loaded.params);
 }
 
 std::vector<std::string> RemoveModelVersionsBefore(const std::string& dir, int64_t version) {

@@ -3,11 +3,17 @@
 // same code loads a model for inference from either:
 //
 //   DIR/model-000007.params   serialized ParametersProto of version 7
-//   DIR/model-000007.json     its ModelRecord (version, SHA-256, signature,
-//                             metrics, ...)
+//   DIR/model-000007.json     its ModelRecord (version, SHA-256, model spec,
+//                             code SHA-256, signature, metrics, ...)
 //   DIR/latest.json           the ModelRecord of the newest version
+//   DIR/code-<sha256>.pt      the TorchScript code of a TorchScript model,
+//                             named by the SHA-256 of its bytes and stored
+//                             once for every version that runs it
 //
-// Every file is written atomically (write, fsync, rename).
+// Every file is written atomically (write, fsync, rename). A manifest never
+// names a path: the code a version runs is its spec (a built-in) or the
+// code file its code SHA-256 names, and both are covered by the signature
+// (common/signing.h).
 #ifndef SHOAL_COMMON_MODEL_DIR_H_
 #define SHOAL_COMMON_MODEL_DIR_H_
 
@@ -15,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/metrics.h"
 #include "common/parameters.h"
@@ -25,19 +32,92 @@ namespace shoal {
 // kLatestVersion asks for the newest version where a version is expected.
 inline constexpr int64_t kLatestVersion = -1;
 
+// kMaxModelCodeBytes bounds a TorchScript file Shoal reads, stores or
+// downloads (256 MiB).
+inline constexpr uint64_t kMaxModelCodeBytes = uint64_t{256} << 20;
+
 struct ModelRecord {
   int64_t version = 0;      // 0 = initial model, r = after round r
   std::string sha256_hex;   // of the .params file
   uint64_t size_bytes = 0;
-  std::string model_spec;   // e.g. "cnn" or a TorchScript path
+  // The canonical spec ("model" in the manifest): a built-in name such as
+  // "cnn", or kTorchScriptModelSpec. Manifests of older versions may hold a
+  // TorchScript path here; no verifier accepts those.
+  std::string model_spec;
+  // For a TorchScript model: the SHA-256 (64 lowercase hex digits,
+  // "code_sha256") of its code, kept as DIR/ModelCodeFile(code_sha256_hex).
+  // Empty for a built-in.
+  std::string code_sha256_hex;
   Metrics metrics;          // e.g. test_accuracy after this round
   std::string params_file;  // file name inside the directory
   std::string created_at;   // RFC 3339, UTC
-  // The server's Ed25519 signature over (version, SHA-256) as
-  // common/signing.h defines it: 64 raw bytes, hex under "signature" in the
-  // manifest. Empty (no "signature" key) for an unsigned model.
+  // The server's Ed25519 signature over (version, SHA-256, spec, code
+  // SHA-256) as common/signing.h defines it: 64 raw bytes, hex under
+  // "signature" in the manifest. Empty (no "signature" key) for an unsigned
+  // model.
   std::string signature;
 };
+
+// ModelCode is the code a model runs: a built-in's name, or TorchScript
+// bytes.
+struct ModelCode {
+  std::string spec;         // canonical: a built-in name or kTorchScriptModelSpec
+  std::string torchscript;  // the TorchScript file's bytes; empty for a built-in
+};
+
+// IsTorchScriptPath tells whether a configured model spec names a
+// TorchScript file (it ends in ".pt" or ".pth").
+bool IsTorchScriptPath(const std::string& spec_text);
+
+// ReadModelCode turns a configured model spec (a built-in name or a
+// TorchScript file path) into the code it names: the path's bytes, read
+// once (at most kMaxModelCodeBytes), under kTorchScriptModelSpec. Errors
+// name the file. A built-in name is passed through unchecked.
+absl::StatusOr<ModelCode> ReadModelCode(const std::string& spec_text);
+
+// ModelCodeFile is the file name of code with SHA-256 `sha256_hex` in a
+// model directory: "code-<sha256_hex>.pt".
+std::string ModelCodeFile(const std::string& sha256_hex);
+
+// WriteModelCodeFile stores TorchScript `bytes` in `dir` as
+// ModelCodeFile(their SHA-256), atomically, unless an intact copy is there
+// already, and returns the SHA-256 (hex). InvalidArgument when larger than
+// kMaxModelCodeBytes.
+absl::StatusOr<std::string> WriteModelCodeFile(const std::string& dir, const std::string& bytes);
+
+// ReadModelCodeFile reads the code with SHA-256 `sha256_hex` from `dir`.
+// NotFound when the file is missing; DataLoss when its bytes do not hash to
+// `sha256_hex` (altered or corrupt); InvalidArgument for a malformed hash.
+absl::StatusOr<std::string> ReadModelCodeFile(const std::string& dir,
+                                              const std::string& sha256_hex);
+
+// SignedModelOf is what a signature over `record` covers, with the weights'
+// digest `weights_sha256` (32 raw bytes) computed by the caller from the
+// bytes it holds (never taken from the manifest). DataLoss when
+// code_sha256_hex is not hex.
+absl::StatusOr<SignedModel> SignedModelOf(const ModelRecord& record,
+                                          const std::string& weights_sha256);
+
+// LoadedModelVersion is a version read from a model directory: its
+// manifest, weights and code.
+struct LoadedModelVersion {
+  ModelRecord record;
+  Parameters params;
+  // The code it runs: record.model_spec, and for a TorchScript model the
+  // bytes of its code file (hash checked). For a legacy manifest that names
+  // a TorchScript path, `spec` holds that path and `torchscript` is empty;
+  // such a model never verifies.
+  ModelCode code;
+};
+
+// LoadModelVersion reads a version (kLatestVersion: the newest) with its
+// code, checks the weights and the code against the manifest's SHA-256s
+// (DataLoss), and, with a `verifier`, checks the signature over version,
+// weights, spec and code before anything is parsed (PermissionDenied, for an
+// unsigned model too).
+absl::StatusOr<LoadedModelVersion> LoadModelVersion(const std::string& dir,
+                                                    int64_t version = kLatestVersion,
+                                                    const ModelVerifier* verifier = nullptr);
 
 // WriteModelVersion stores `payload` (a serialized ParametersProto) as
 // version `record.version` and makes it the latest. Fills in sha256_hex,
@@ -62,10 +142,9 @@ absl::StatusOr<ModelRecord> ParseModelRecord(const std::string& text,
 absl::StatusOr<std::string> ReadModelPayload(const std::string& dir,
                                              const ModelRecord& record);
 
-// LoadModelParameters is ReadModelRecord + ReadModelPayload + parsing.
-// With a `verifier`, the record's signature must verify over its version and
-// the payload's SHA-256 before the payload is parsed (PermissionDenied
-// otherwise, for an unsigned model too).
+// LoadModelParameters is LoadModelVersion without the code: the weights of
+// a version whose manifest, weights, code and (with a `verifier`) signature
+// all check out.
 absl::StatusOr<Parameters> LoadModelParameters(const std::string& dir,
                                                ModelRecord* record = nullptr,
                                                int64_t version = kLatestVersion,

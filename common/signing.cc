@@ -72,19 +72,72 @@ absl::StatusOr<std::string> ReadKeyFile(const std::string& path, absl::string_vi
   return pem;
 }
 
-}  // namespace
-
-absl::StatusOr<std::string> ModelSigningMessage(int64_t version, absl::string_view sha256) {
-  if (sha256.size() != kSha256Bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model version ", version, ": a SHA-256 digest is 32 bytes, got ", sha256.size()));
-  }
-  std::string message(kModelSigningDomain, sizeof(kModelSigningDomain));  // with its NUL
+// ModelSigningMessageV1 is format v1's message (the weights only). It is
+// never signed any more; Verify recognizes it to say why it refuses.
+std::string ModelSigningMessageV1(int64_t version, absl::string_view sha256) {
+  std::string message(kModelSigningDomainV1, sizeof(kModelSigningDomainV1));
   const auto v = static_cast<uint64_t>(version);
   for (int shift = 56; shift >= 0; shift -= 8) {
     message.push_back(static_cast<char>((v >> shift) & 0xff));
   }
   message.append(sha256.data(), sha256.size());
+  return message;
+}
+
+}  // namespace
+
+absl::Status ValidateModelSpec(absl::string_view spec) {
+  if (spec.empty()) return absl::InvalidArgumentError("the model spec is empty");
+  if (spec.size() > kMaxModelSpecBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the model spec has ", spec.size(), " bytes; at most ", kMaxModelSpecBytes));
+  }
+  for (const char c : spec) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) {
+      // The spec may be an attacker's text: quote a bounded prefix only.
+      return absl::InvalidArgumentError(
+          absl::StrCat("the model spec '", spec.substr(0, 32), spec.size() > 32 ? "..." : "",
+                       "' is not canonical (a built-in name or '", kTorchScriptModelSpec,
+                       "': 1-64 of [a-z0-9_-], never a path)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ModelSigningMessage(const SignedModel& model) {
+  if (model.weights_sha256.size() != kSha256Bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("model version ", model.version,
+                                                   ": a SHA-256 digest is 32 bytes, got ",
+                                                   model.weights_sha256.size()));
+  }
+  SHOAL_RETURN_IF_ERROR(
+      Annotate(ValidateModelSpec(model.spec), absl::StrCat("model version ", model.version)));
+  const bool torchscript = model.spec == kTorchScriptModelSpec;
+  if (torchscript && model.code_sha256.size() != kSha256Bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model version ", model.version,
+                     ": a TorchScript model needs the 32-byte SHA-256 of its code, got ",
+                     model.code_sha256.size(), " bytes"));
+  }
+  if (!torchscript && !model.code_sha256.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model version ", model.version, ": built-in model '", model.spec,
+                     "' has no code of its own, but a code SHA-256 was given"));
+  }
+  std::string message(kModelSigningDomain, sizeof(kModelSigningDomain));  // with its NUL
+  const auto append_u64 = [&message](uint64_t v, int bytes) {
+    for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) {
+      message.push_back(static_cast<char>((v >> shift) & 0xff));
+    }
+  };
+  const auto append_field = [&](absl::string_view field) {
+    append_u64(field.size(), 4);
+    message.append(field.data(), field.size());
+  };
+  append_u64(static_cast<uint64_t>(model.version), 8);
+  append_field(model.weights_sha256);
+  append_field(model.spec);
+  append_field(model.code_sha256);
   return message;
 }
 
@@ -124,8 +177,9 @@ absl::StatusOr<std::shared_ptr<const ModelSigner>> ModelSigner::FromPem(
   return std::shared_ptr<const ModelSigner>(new ModelSigner(std::move(key), std::move(key_id)));
 }
 
-absl::StatusOr<std::string> ModelSigner::Sign(int64_t version, absl::string_view sha256) const {
-  SHOAL_ASSIGN_OR_RETURN(const std::string message, ModelSigningMessage(version, sha256));
+absl::StatusOr<std::string> ModelSigner::Sign(const SignedModel& model) const {
+  const int64_t version = model.version;
+  SHOAL_ASSIGN_OR_RETURN(const std::string message, ModelSigningMessage(model));
   // A context per call: the key is shared, the context is not.
   MdCtxPtr ctx(EVP_MD_CTX_new());
   std::string signature(kModelSignatureBytes, '\0');
@@ -181,32 +235,65 @@ absl::StatusOr<std::shared_ptr<const ModelVerifier>> ModelVerifier::FromPem(
       new ModelVerifier(std::move(key), std::move(key_id)));
 }
 
-absl::Status ModelVerifier::Verify(int64_t version, absl::string_view sha256,
-                                   absl::string_view signature) const {
-  SHOAL_ASSIGN_OR_RETURN(const std::string message, ModelSigningMessage(version, sha256));
+absl::Status ModelVerifier::Verify(const SignedModel& model, absl::string_view signature) const {
+  const int64_t version = model.version;
+  if (model.weights_sha256.size() != kSha256Bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("model version ", version,
+                                                   ": a SHA-256 digest is 32 bytes, got ",
+                                                   model.weights_sha256.size()));
+  }
   if (signature.empty()) {
     return absl::PermissionDeniedError(
         absl::StrCat("model version ", version, " has no signature"));
   }
-  const auto refused = [&](absl::string_view why) {
+  if (signature.size() != kModelSignatureBytes) {
     return absl::PermissionDeniedError(absl::StrCat(
         "model version ", version, "'s signature does not verify with the model-signing key ",
-        key_id_, " (", why, "); the model was altered or signed with another key"));
-  };
-  if (signature.size() != kModelSignatureBytes) {
-    return refused(absl::StrCat(signature.size(), " bytes, an Ed25519 signature has 64"));
+        key_id_, " (", signature.size(),
+        " bytes, an Ed25519 signature has 64); the model was altered or signed with another "
+        "key"));
   }
+  // The spec and code digest come from a manifest or the wire: one that no
+  // server would sign is refused as such, not as a caller's bug.
+  absl::StatusOr<std::string> message = ModelSigningMessage(model);
+  if (message.ok()) {
+    SHOAL_ASSIGN_OR_RETURN(const bool valid, VerifyMessage(*message, signature));
+    if (valid) return absl::OkStatus();
+  }
+  SHOAL_ASSIGN_OR_RETURN(
+      const bool v1,
+      VerifyMessage(ModelSigningMessageV1(version, model.weights_sha256), signature));
+  if (v1) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "model version ", version, " was signed by an older Shoal server (signature format ",
+        kModelSigningDomainV1,
+        "), which signed the weights but not the model's code, so the code it would run "
+        "is unchecked; use a model signed by a current server (",
+        kModelSigningDomain, ")"));
+  }
+  if (!message.ok()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        message.status().message(), "; no server signs such a model, so it is refused"));
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "model version ", version, "'s signature does not verify with the model-signing key ",
+      key_id_,
+      " (Ed25519 check failed); the model (weights, spec or code) was altered or signed with "
+      "another key"));
+}
+
+absl::StatusOr<bool> ModelVerifier::VerifyMessage(absl::string_view message,
+                                                  absl::string_view signature) const {
   MdCtxPtr ctx(EVP_MD_CTX_new());
   if (ctx == nullptr ||
       EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key_->pkey.get()) != 1) {
-    return openssl::InternalError(absl::StrCat("verifying model version ", version));
+    return openssl::InternalError("verifying a model signature");
   }
   const int ok = EVP_DigestVerify(
       ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
       reinterpret_cast<const unsigned char*>(message.data()), message.size());
   openssl::DrainErrors();
-  if (ok != 1) return refused("Ed25519 check failed");
-  return absl::OkStatus();
+  return ok == 1;
 }
 
 // ---- key generation ----

@@ -4,17 +4,30 @@
 // so a model that was swapped on a proxy, a mirror, the server's disk or a
 // device's cache is refused however it arrived.
 //
-// What is signed is not the payload but a short, domain-separated message
-// naming the version and the payload's digest:
+// A model is its weights *and* the code that runs them, so the signature
+// covers both: not the payload but a short, domain-separated message naming
+// the version, the weights' digest, the model spec and the code's digest
+// (SignedModel below):
 //
-//   "shoal-model-v1" (14 ASCII bytes) || 0x00
+//   "shoal-model-v2" (14 ASCII bytes) || 0x00
 //   || version (int64, 8 bytes, big-endian two's complement)
-//   || SHA-256 of the serialized ParametersProto (32 bytes)
+//   || u32 BE 32  || SHA-256 of the serialized ParametersProto (32 bytes)
+//   || u32 BE n   || the canonical model spec (n = 1..64 bytes: a built-in
+//                    name such as "cnn", or "torchscript"; never a path)
+//   || u32 BE m   || SHA-256 of the TorchScript file's bytes (m = 32), or
+//                    nothing (m = 0) for a built-in model
 //
-// 55 bytes in all. The prefix keeps a model signature from ever being valid
-// for another kind of message signed with the same key; the version binds
-// the weights to their round, so an old (genuine) model cannot be replayed
-// as a newer version. Signatures are plain Ed25519 (RFC 8032, 64 bytes).
+// Every field after the version is length-prefixed, so no choice of spec can
+// make one message's fields read as another's. The prefix keeps a model
+// signature from ever being valid for another kind of message signed with
+// the same key; the version binds the model to its round, so an old
+// (genuine) model cannot be replayed as a newer version. Signatures are
+// plain Ed25519 (RFC 8032, 64 bytes).
+//
+// Format v1 ("shoal-model-v1" || 0x00 || version || weights SHA-256, 55
+// bytes) covered the weights only: a manifest could point them at other
+// code. Verify refuses v1 signatures, saying the model was signed by an
+// older server; nothing signs them any more.
 //
 // Keys are PEM files as `shoal certs` writes them (OpenSSL's
 // PEM_write_PrivateKey / PEM_write_PUBKEY):
@@ -36,18 +49,44 @@
 namespace shoal {
 
 inline constexpr size_t kModelSignatureBytes = 64;
-inline constexpr char kModelSigningDomain[] = "shoal-model-v1";
+inline constexpr char kModelSigningDomain[] = "shoal-model-v2";
+// The format before the model's code was signed; refused by Verify.
+inline constexpr char kModelSigningDomainV1[] = "shoal-model-v1";
+// kTorchScriptModelSpec is the canonical spec of every TorchScript model:
+// which code it runs is said by SignedModel::code_sha256, not by a path.
+inline constexpr char kTorchScriptModelSpec[] = "torchscript";
+inline constexpr size_t kMaxModelSpecBytes = 64;
 
-// ModelSigningMessage returns the bytes that are signed for model `version`
-// with payload digest `sha256` (32 raw bytes; InvalidArgument otherwise).
-absl::StatusOr<std::string> ModelSigningMessage(int64_t version, absl::string_view sha256);
+// SignedModel is what a model signature covers: everything that decides
+// what a device computes with the model.
+struct SignedModel {
+  int64_t version = 0;         // 0 = initial model, r = after round r
+  std::string weights_sha256;  // 32 raw bytes, of the serialized ParametersProto
+  // The canonical spec: a built-in model's name ("cnn", "2nn", "logreg") or
+  // kTorchScriptModelSpec. 1-64 of [a-z0-9_-]; a path is never canonical.
+  std::string spec;
+  // For kTorchScriptModelSpec: 32 raw bytes, the SHA-256 of the TorchScript
+  // file's bytes. Empty for a built-in (its code ships with Shoal).
+  std::string code_sha256;
+};
+
+// ValidateModelSpec accepts a canonical spec (see SignedModel::spec);
+// InvalidArgument, naming what is wrong, otherwise.
+absl::Status ValidateModelSpec(absl::string_view spec);
+
+// ModelSigningMessage returns the bytes signed for `model`. InvalidArgument
+// when a digest is not 32 bytes, the spec is not canonical, or the spec and
+// the code digest disagree (TorchScript without a code digest, a built-in
+// with one).
+absl::StatusOr<std::string> ModelSigningMessage(const SignedModel& model);
 
 // ModelSigner holds the server's private model-signing key. Immutable after
 // Load, so one instance may sign from any number of threads.
 //
 // Example:
 //   SHOAL_ASSIGN_OR_RETURN(auto signer, ModelSigner::Load(pki_dir + "/model-signing.key"));
-//   SHOAL_ASSIGN_OR_RETURN(std::string sig, signer->Sign(7, Sha256(payload)));
+//   SHOAL_ASSIGN_OR_RETURN(std::string sig,
+//                          signer->Sign({7, Sha256(payload), "cnn", ""}));
 class ModelSigner {
  public:
   // Load reads an unencrypted Ed25519 private key in PKCS#8 PEM. NotFound
@@ -63,9 +102,9 @@ class ModelSigner {
   ModelSigner(const ModelSigner&) = delete;
   ModelSigner& operator=(const ModelSigner&) = delete;
 
-  // Sign returns the 64-byte signature of ModelSigningMessage(version,
-  // sha256). InvalidArgument when `sha256` is not 32 bytes.
-  absl::StatusOr<std::string> Sign(int64_t version, absl::string_view sha256) const;
+  // Sign returns the 64-byte signature of ModelSigningMessage(model).
+  // InvalidArgument when ModelSigningMessage refuses `model`.
+  absl::StatusOr<std::string> Sign(const SignedModel& model) const;
 
   // key_id names the key pair in logs: the first 16 hex digits of the
   // SHA-256 of the raw 32-byte public key (equal to the verifier's key_id).
@@ -83,7 +122,7 @@ class ModelSigner {
 //
 // Example:
 //   SHOAL_ASSIGN_OR_RETURN(auto verifier, ModelVerifier::Load("model-signing.pub"));
-//   SHOAL_RETURN_IF_ERROR(verifier->Verify(version, Sha256(payload), signature));
+//   SHOAL_RETURN_IF_ERROR(verifier->Verify({version, Sha256(payload), "cnn", ""}, signature));
 class ModelVerifier {
  public:
   // Load reads an Ed25519 public key in SubjectPublicKeyInfo PEM. NotFound
@@ -97,19 +136,29 @@ class ModelVerifier {
   ModelVerifier(const ModelVerifier&) = delete;
   ModelVerifier& operator=(const ModelVerifier&) = delete;
 
-  // Verify returns OK when `signature` is this key's signature of model
-  // `version` with payload digest `sha256` (32 raw bytes). Otherwise:
+  // Verify returns OK when `signature` is this key's signature of `model`
+  // (format v2). Otherwise:
   //   PermissionDenied "model version 7 has no signature"  (empty signature)
+  //   PermissionDenied "model version 7 was signed by an older Shoal server
+  //     ..."  (a v1 signature: it does not cover the model's code)
+  //   PermissionDenied "model version 7: the model spec '/x.pt' is not
+  //     canonical ...; no server signs such a model ..."  (a spec that is
+  //     not canonical, such as a path, or a spec and code digest that
+  //     disagree)
   //   PermissionDenied "model version 7's signature does not verify with the
-  //     model-signing key <key_id> ..."  (wrong key, altered bytes or version)
-  //   InvalidArgument  when `sha256` is not 32 bytes (a caller's bug).
-  absl::Status Verify(int64_t version, absl::string_view sha256,
-                      absl::string_view signature) const;
+  //     model-signing key <key_id> ..."  (wrong key; altered weights, spec,
+  //     code or version)
+  //   InvalidArgument  when `model.weights_sha256` is not 32 bytes (a
+  //     caller's bug).
+  absl::Status Verify(const SignedModel& model, absl::string_view signature) const;
 
   const std::string& key_id() const { return key_id_; }
 
  private:
   struct Key;
+  // VerifyMessage checks `signature` over `message` (false: it does not
+  // verify; an error only when OpenSSL itself fails).
+  absl::StatusOr<bool> VerifyMessage(absl::string_view message, absl::string_view signature) const;
   ModelVerifier(std::unique_ptr<Key> key, std::string key_id);
   std::unique_ptr<Key> key_;
   std::string key_id_;

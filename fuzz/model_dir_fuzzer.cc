@@ -5,7 +5,9 @@
 // and are left out.
 //
 // Properties: nothing crashes; a manifest that parses names a params file
-// inside the directory; a model that loads matches the manifest's SHA-256.
+// inside the directory, and a code file only by a well-formed hash
+// (code-<64 hex>.pt, never a path); a model that loads matches the
+// manifest's SHA-256.
 //
 // Input: the manifest's text, a NUL byte, the payload (a serialized
 // ParametersProto). "@SHA256@" in the manifest is replaced by the payload's
@@ -48,6 +50,8 @@ std::vector<std::string> Seeds() {
                            "  \"created_at\": \"2024-01-01T00:00:00Z\"") +
                   '\0' + payload);
   seeds.push_back(manifest(",\n  \"metrics\": {}") + '\0');
+  seeds.push_back(manifest(",\n  \"code_sha256\": \"" + std::string(64, 'a') + "\"") + '\0' +
+                  payload);
   return seeds;
 }
 
@@ -74,6 +78,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(!record->params_file.empty() &&
               record->params_file.find('/') == std::string::npos,
           "a manifest naming a file outside the directory parsed");
+    const std::string& code = record->code_sha256_hex;
+    Check(code.empty() || (code.size() == 64 && code.find_first_not_of("0123456789abcdef") ==
+                                                    std::string::npos),
+          "a manifest naming its code by anything but a SHA-256 parsed");
   }
 
   // The same bytes through the file readers, as a client loading its cached

@@ -306,6 +306,18 @@ grpc::Status FederationService::Poll(grpc::ServerContext* ctx,
       model->set_sha256(stored->payload->header().sha256());
       model->set_size_bytes(stored->payload->header().total_bytes());
       model->set_signature(stored->record.signature);
+      // And the code the weights run with, which the signature covers too.
+      absl::StatusOr<SignedModel> code =
+          SignedModelOf(stored->record, stored->payload->header().sha256());
+      if (code.ok()) {
+        model->set_model_spec(code->spec);
+        model->set_code_sha256(code->code_sha256);
+        if (!code->code_sha256.empty()) {
+          absl::StatusOr<std::shared_ptr<const ChunkedPayload>> bytes =
+              store_->Code(code->code_sha256);
+          if (bytes.ok()) model->set_code_size_bytes((*bytes)->header().total_bytes());
+        }
+      }
     }
   }
   return grpc::Status::OK;
@@ -323,6 +335,18 @@ grpc::Status FederationService::DownloadModel(grpc::ServerContext* ctx,
       store_->Payload(req->version());
   if (!payload.ok()) return ToGrpcStatus(payload.status());
   return StreamPayload(**payload, writer);
+}
+
+grpc::Status FederationService::DownloadModelCode(grpc::ServerContext* ctx,
+                                                  const v1::DownloadModelCodeRequest* req,
+                                                  grpc::ServerWriter<v1::Chunk>* writer) {
+  absl::StatusOr<AccessControl::Ticket> ticket = Admit(ctx, *req, req->client_id());
+  if (!ticket.ok()) return ToGrpcStatus(ticket.status());
+  absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
+  if (!proxy.ok()) return ToGrpcStatus(proxy.status());
+  absl::StatusOr<std::shared_ptr<const ChunkedPayload>> code = store_->Code(req->sha256());
+  if (!code.ok()) return ToGrpcStatus(code.status());
+  return StreamPayload(**code, writer);
 }
 
 grpc::Status FederationService::DownloadAux(grpc::ServerContext* ctx,

@@ -53,6 +53,11 @@ class FederationService final : public v1::Federation::Service {
   grpc::Status DownloadModel(grpc::ServerContext* ctx,
                              const v1::DownloadModelRequest* req,
                              grpc::ServerWriter<v1::Chunk>* writer) override;
+  // DownloadModelCode streams the TorchScript code the store keeps under
+  // `req->sha256()` (ModelVersion.code_sha256). NOT_FOUND for code the store
+  // does not hold (a built-in model has none).
+  grpc::Status DownloadModelCode(grpc::ServerContext* ctx, const v1::DownloadModelCodeRequest* req,
+                                 grpc::ServerWriter<v1::Chunk>* writer) override;
   grpc::Status SubmitFit(grpc::ServerContext* ctx,
                          grpc::ServerReader<v1::SubmitFitRequest>* reader,
                          v1::SubmitResponse* resp) override;

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
+#include "common/sha256.h"
 #include "common/status.h"
 
 namespace shoal {
@@ -9,8 +10,19 @@ namespace shoal {
 absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::Open(
     const std::string& dir, std::string model_spec, std::shared_ptr<const ModelSigner> signer) {
   SHOAL_RETURN_IF_ERROR(MakeDirectories(dir));
-  return std::unique_ptr<ModelStore>(
-      new ModelStore(dir, std::move(model_spec), std::move(signer)));
+  SHOAL_ASSIGN_OR_RETURN(ModelCode code, ReadModelCode(model_spec));
+  SHOAL_RETURN_IF_ERROR(Annotate(ValidateModelSpec(code.spec), "model store"));
+  std::string code_sha256_hex;
+  std::shared_ptr<const ChunkedPayload> code_payload;
+  if (!code.torchscript.empty()) {
+    // Stored once, whatever the number of versions that run it; served from
+    // memory, since every device of the run downloads it.
+    SHOAL_ASSIGN_OR_RETURN(code_sha256_hex, WriteModelCodeFile(dir, code.torchscript));
+    code_payload = std::make_shared<const ChunkedPayload>(std::move(code.torchscript));
+  }
+  return std::unique_ptr<ModelStore>(new ModelStore(dir, std::move(code.spec),
+                                                    std::move(code_sha256_hex),
+                                                    std::move(code_payload), std::move(signer)));
 }
 
 absl::StatusOr<ModelRecord> ModelStore::Save(int64_t version, const Parameters& params,
@@ -19,12 +31,15 @@ absl::StatusOr<ModelRecord> ModelStore::Save(int64_t version, const Parameters& 
   ModelRecord record;
   record.version = version;
   record.model_spec = model_spec_;
+  record.code_sha256_hex = code_sha256_hex_;
   record.metrics = metrics;
   if (signer_ != nullptr) {
-    // The digest the chunk header carries is the one devices check the
-    // download against, so the signature covers exactly those bytes.
-    SHOAL_ASSIGN_OR_RETURN(record.signature,
-                           signer_->Sign(version, payload->header().sha256()));
+    // The digests the chunk headers carry are the ones devices check the
+    // downloads against, so the signature covers exactly those bytes.
+    SHOAL_ASSIGN_OR_RETURN(
+        record.signature,
+        signer_->Sign(SignedModel{version, payload->header().sha256(), model_spec_,
+                                  code_ != nullptr ? code_->header().sha256() : ""}));
   }
   SHOAL_ASSIGN_OR_RETURN(record, WriteModelVersion(dir_, record, payload->payload()));
   absl::MutexLock lock(&mu_);
@@ -53,6 +68,24 @@ absl::StatusOr<std::shared_ptr<const ChunkedPayload>> ModelStore::Payload(
     int64_t version) const {
   SHOAL_ASSIGN_OR_RETURN(StoredModel model, Get(version));
   return std::move(model.payload);
+}
+
+absl::StatusOr<std::shared_ptr<const ChunkedPayload>> ModelStore::Code(
+    const std::string& sha256) const {
+  if (code_ != nullptr && sha256 == code_->header().sha256()) return code_;
+  if (sha256.size() != 32) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a code SHA-256 is 32 bytes, got ", sha256.size()));
+  }
+  // A version of an earlier run that ran other code (rare: a client
+  // catching up across a restart).
+  absl::StatusOr<std::string> bytes = ReadModelCodeFile(dir_, HexEncode(sha256));
+  if (absl::IsNotFound(bytes.status())) {
+    return absl::NotFoundError(
+        absl::StrCat("the model store holds no code with SHA-256 ", HexEncode(sha256)));
+  }
+  if (!bytes.ok()) return bytes.status();
+  return std::make_shared<const ChunkedPayload>(*std::move(bytes));
 }
 
 std::optional<ModelRecord> ModelStore::Latest() const {

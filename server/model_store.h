@@ -1,6 +1,7 @@
 // ModelStore: the server's versioned global models on disk (one version per
-// round, with metrics, SHA-256 and, given a signing key, an Ed25519
-// signature; see common/model_dir.h for the layout), and the newest version
+// round, with metrics, SHA-256, the model's spec and code and, given a
+// signing key, an Ed25519 signature over all of them; see common/model_dir.h
+// for the layout), and the newest version and the model's TorchScript code
 // kept serialized in memory for downloads.
 #ifndef SHOAL_SERVER_MODEL_STORE_H_
 #define SHOAL_SERVER_MODEL_STORE_H_
@@ -30,10 +31,15 @@ struct StoredModel {
 // Thread-safe: the Coordinator saves while the gRPC service serves.
 class ModelStore {
  public:
-  // Open uses (and creates) `dir`; `model_spec` is recorded with every
-  // version so a client can rebuild the architecture for inference. With a
-  // `signer`, every version saved is signed (common/signing.h); without one
-  // the versions are unsigned and devices that verify will refuse them.
+  // Open uses (and creates) `dir`. `model_spec` is the configured model: a
+  // built-in name, recorded with every version, or a TorchScript file path,
+  // whose bytes are read now, kept in `dir` as code-<sha256>.pt and recorded
+  // by hash (the path itself is never recorded). Clients rebuild the model
+  // from that for training and inference. With a `signer`, every version
+  // saved is signed over its weights, spec and code (common/signing.h);
+  // without one the versions are unsigned and devices that verify will
+  // refuse them. Errors: NotFound or InvalidArgument naming the TorchScript
+  // file; InvalidArgument for a built-in name that is not a canonical spec.
   static absl::StatusOr<std::unique_ptr<ModelStore>> Open(
       const std::string& dir, std::string model_spec,
       std::shared_ptr<const ModelSigner> signer = nullptr);
@@ -54,15 +60,29 @@ class ModelStore {
   // Latest returns the newest record, if any version was saved.
   std::optional<ModelRecord> Latest() const;
 
+  // Code returns the TorchScript code whose SHA-256 is `sha256` (32 raw
+  // bytes), chunked for download: this run's from memory, another a stored
+  // version names from disk (hash checked). NotFound when the store holds no
+  // such code (a built-in model has none).
+  absl::StatusOr<std::shared_ptr<const ChunkedPayload>> Code(const std::string& sha256) const;
+
   const std::string& dir() const { return dir_; }
+  // model_spec is the canonical spec recorded with every version.
+  const std::string& model_spec() const { return model_spec_; }
 
  private:
-  ModelStore(std::string dir, std::string model_spec,
-             std::shared_ptr<const ModelSigner> signer)
-      : dir_(std::move(dir)), model_spec_(std::move(model_spec)), signer_(std::move(signer)) {}
+  ModelStore(std::string dir, std::string model_spec, std::string code_sha256_hex,
+             std::shared_ptr<const ChunkedPayload> code, std::shared_ptr<const ModelSigner> signer)
+      : dir_(std::move(dir)),
+        model_spec_(std::move(model_spec)),
+        code_sha256_hex_(std::move(code_sha256_hex)),
+        code_(std::move(code)),
+        signer_(std::move(signer)) {}
 
   const std::string dir_;
-  const std::string model_spec_;
+  const std::string model_spec_;                      // canonical
+  const std::string code_sha256_hex_;                 // empty for a built-in
+  const std::shared_ptr<const ChunkedPayload> code_;  // null for a built-in
   const std::shared_ptr<const ModelSigner> signer_;  // null: unsigned
   mutable absl::Mutex mu_;
   std::optional<ModelRecord> latest_ ABSL_GUARDED_BY(mu_);

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "common/model_dir.h"
+#include "common/sha256.h"
 #include "gtest/gtest.h"
 #include "strategies/privacy_accountant.h"
 #include "tests/federation_fixture.h"
@@ -293,8 +294,12 @@ TEST_F(IntegrationTest, TorchScriptModelTrainsOnPartitionAndOnOwnDataFolder) {
   EXPECT_GT(h["rounds"][1]["test_accuracy"].get<double>(),
             h["rounds"][0]["test_accuracy"].get<double>() + 0.3)
       << h.dump(2);
+  // The device keeps the server's code with the model, named by its hash,
+  // never the path the configs gave.
   ModelRecord record = *ReadModelRecord(dir_.File("own-data"));
-  EXPECT_EQ(record.model_spec, SHOAL_TINY_TORCHSCRIPT);
+  EXPECT_EQ(record.model_spec, kTorchScriptModelSpec);
+  EXPECT_EQ(record.code_sha256_hex, Sha256Hex(*ReadFile(SHOAL_TINY_TORCHSCRIPT)));
+  EXPECT_TRUE(ReadModelCodeFile(dir_.File("own-data"), record.code_sha256_hex).ok());
 }
 
 }  // namespace

@@ -1,12 +1,18 @@
 #!/usr/bin/python3
 """Scripts a tiny MLP with TorchScript for the client's TorchScript tests.
 
-Usage: /usr/bin/python3 tests/make_torchscript_model.py OUT.pt
+Usage: /usr/bin/python3 tests/make_torchscript_model.py OUT.pt [--negated | --wide]
 
 Run with Debian's system interpreter, which has python3-torch. The model
 takes float32 [N, 1, 28, 28] images and returns logits [N, 10]; its parameter
 names (fc1.weight, fc1.bias, fc2.weight, fc2.bias) are what model_test
 expects to see through the C++ GetParameters().
+
+--negated scripts other code with the same parameters: forward() returns the
+negated logits, so it predicts the least likely class. The signing tests swap
+it in for the genuine model, as an attacker who can edit a model directory
+would, and expect it to be refused. --wide scripts the same layers with 512
+hidden units (a 1.6 MB file), so the code download takes several chunks.
 """
 
 import sys
@@ -16,24 +22,32 @@ from torch import nn
 
 
 class TinyMlp(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, hidden: int = 32) -> None:
         super().__init__()
         self.flatten = nn.Flatten()
-        self.fc1 = nn.Linear(28 * 28, 32)
+        self.fc1 = nn.Linear(28 * 28, hidden)
         self.relu = nn.ReLU()
-        self.fc2 = nn.Linear(32, 10)
+        self.fc2 = nn.Linear(hidden, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.relu(self.fc1(self.flatten(x))))
 
 
+class NegatedTinyMlp(TinyMlp):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -self.fc2(self.relu(self.fc1(self.flatten(x))))
+
+
 def main(argv: list) -> int:
-    if len(argv) != 2:
-        print(f"usage: {argv[0]} OUT.pt", file=sys.stderr)
+    variant = argv[2] if len(argv) == 3 else ""
+    if len(argv) not in (2, 3) or variant not in ("", "--negated", "--wide"):
+        print(f"usage: {argv[0]} OUT.pt [--negated | --wide]", file=sys.stderr)
         return 2
-    # A fixed seed keeps the generated file reproducible from build to build.
+    # A fixed seed keeps the generated file reproducible from build to build
+    # (and gives the plain and negated variants the same initial weights).
     torch.manual_seed(0)
-    module = torch.jit.script(TinyMlp())
+    model = {"": TinyMlp(), "--negated": NegatedTinyMlp(), "--wide": TinyMlp(hidden=512)}
+    module = torch.jit.script(model[variant])
     module.save(argv[1])
     return 0
 

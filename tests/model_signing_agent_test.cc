@@ -6,6 +6,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <grpcpp/grpcpp.h>
 
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -14,8 +15,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "client/agent.h"
+#include "client/inference.h"
 #include "client/local_client.h"
 #include "common/chunking.h"
+#include "common/files.h"
 #include "common/model_dir.h"
 #include "common/sha256.h"
 #include "gmock/gmock.h"
@@ -64,7 +67,7 @@ class ModelSigningAgentTest : public ::testing::Test {
     options.server_address = address;
     options.client_id = "device-0";
     options.state_dir = dir_.File("device-0");
-    options.model_spec = "logreg";
+    options.model_code.spec = "logreg";
     options.give_up_after = absl::Seconds(20);
     options.rpc_timeout = absl::Seconds(20);
     options.model_verifier = verifier_;
@@ -74,9 +77,10 @@ class ModelSigningAgentTest : public ::testing::Test {
   // RunFederation runs `rounds` rounds of a real server whose store signs
   // with `signer` (null: unsigned) against one verifying agent, and returns
   // the history. The agent's status lands in agent_status_.
-  std::vector<RoundRecord> RunFederation(std::shared_ptr<const ModelSigner> signer,
-                                         uint32_t rounds) {
-    store_ = *ModelStore::Open(dir_.File("server"), "logreg", std::move(signer));
+  // `model` is the server's configured model (the device's is logreg).
+  std::vector<RoundRecord> RunFederation(std::shared_ptr<const ModelSigner> signer, uint32_t rounds,
+                                         const std::string& model = "logreg") {
+    store_ = *ModelStore::Open(dir_.File("server"), model, std::move(signer));
     // Plaintext: this test is about signatures; tls_test covers transport.
     FederationService service(
         testing::PlaintextServiceOptions(absl::Milliseconds(200), "signing-test"), &clients_,
@@ -99,8 +103,11 @@ class ModelSigningAgentTest : public ::testing::Test {
     fedavg_options.fit_config.set_batch_size(10);
     fedavg_options.fit_config.set_learning_rate(0.1);
     FedAvg fedavg(fedavg_options);
-    auto coordinator = *Coordinator::Create(options, &clients_, &fedavg, store_.get(),
-                                            InitialLogreg());
+    auto coordinator =
+        *Coordinator::Create(options, &clients_, &fedavg, store_.get(),
+                             (*client::CreateModel(*client::ParseModelSpec(model), /*seed=*/42))
+                                 ->GetParameters()
+                                 .Clone());
     client::Agent agent(Options(address), local_.get());
     std::thread device([&] { agent_status_ = agent.Run(); });
     absl::StatusOr<std::vector<RoundRecord>> history = coordinator->Run();
@@ -163,18 +170,96 @@ TEST_F(ModelSigningAgentTest, AnUnsignedModelIsRefusedAndNeverCached) {
   EXPECT_EQ(ReadModelRecord(dir_.File("device-0")).status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(ModelSigningAgentTest, TheServersTorchScriptCodeIsFetchedVerifiedRunAndCached) {
+  // The device was built with logreg; the server runs a TorchScript model.
+  // The server's signed code wins: the device fetches it, trains with it,
+  // and keeps it for offline inference.
+  std::vector<RoundRecord> history = RunFederation(signer_, /*rounds=*/1, SHOAL_TINY_TORCHSCRIPT);
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[1].answered, 1u);
+  EXPECT_TRUE(history[1].failures.empty()) << history[1].failures[0].status;
+  EXPECT_TRUE(history[1].model_updated);
+  EXPECT_TRUE(agent_status_.ok()) << agent_status_;
+  EXPECT_EQ(local_->model().GetParameters().name(0), "fc1.weight");
+
+  const std::string code = *ReadFile(SHOAL_TINY_TORCHSCRIPT);
+  const std::string device = dir_.File("device-0");
+  ModelRecord mine = *ReadModelRecord(device);
+  EXPECT_EQ(mine.model_spec, kTorchScriptModelSpec);
+  EXPECT_EQ(mine.code_sha256_hex, Sha256Hex(code));
+  EXPECT_EQ(*ReadModelCodeFile(device, mine.code_sha256_hex), code);
+  ModelRecord loaded;
+  absl::StatusOr<std::unique_ptr<client::Model>> offline =
+      client::LoadStoredModel(device, &loaded, "", verifier_.get());
+  ASSERT_TRUE(offline.ok()) << offline.status();
+  EXPECT_EQ(loaded.version, 1);
+}
+
+TEST_F(ModelSigningAgentTest, CodeLargerThanAChunkIsDownloadedInChunks) {
+  const std::string code = *ReadFile(SHOAL_WIDE_TORCHSCRIPT);
+  ASSERT_GT(code.size(), kChunkBytes);  // so the download takes several chunks
+  std::vector<RoundRecord> history = RunFederation(signer_, /*rounds=*/1, SHOAL_WIDE_TORCHSCRIPT);
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[1].answered, 1u);
+  EXPECT_TRUE(agent_status_.ok()) << agent_status_;
+  EXPECT_EQ(*ReadModelCodeFile(dir_.File("device-0"), Sha256Hex(code)), code);
+}
+
+TEST_F(ModelSigningAgentTest, TamperedCodeInTheDevicesCacheIsRefusedAndFetchedAgain) {
+  // The device's cache holds version 1 of a TorchScript run...
+  ASSERT_EQ(RunFederation(signer_, /*rounds=*/1, SHOAL_TINY_TORCHSCRIPT).size(), 2u);
+  const std::string device = dir_.File("device-0");
+  const std::string code_hex = ReadModelRecord(device)->code_sha256_hex;
+  const std::string code_path = device + "/" + ModelCodeFile(code_hex);
+  // ...whose code someone replaced with other code of the same parameters.
+  ASSERT_TRUE(WriteFileAtomically(code_path, *ReadFile(SHOAL_NEGATED_TORCHSCRIPT)).ok());
+  absl::Status refused = client::LoadStoredModel(device, nullptr, "", verifier_.get()).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kDataLoss) << refused;
+  EXPECT_THAT(refused.message(), HasSubstr("does not match the SHA-256 in its name"));
+
+  // A new run: the agent does not use the tampered code, fetches the
+  // server's again, trains, and its cache is whole again.
+  clients_.Unregister("device-0");
+  local_ = MakeLocalClient();
+  std::vector<RoundRecord> history = RunFederation(signer_, /*rounds=*/1, SHOAL_TINY_TORCHSCRIPT);
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[1].answered, 1u);
+  EXPECT_TRUE(agent_status_.ok()) << agent_status_;
+  EXPECT_EQ(*ReadFile(code_path), *ReadFile(SHOAL_TINY_TORCHSCRIPT));
+  EXPECT_TRUE(client::LoadStoredModel(device, nullptr, "", verifier_.get()).ok());
+}
+
 // ManInTheMiddle impersonates the server: it announces model version 2
 // with the SHA-256 of the bytes it will serve (altered weights) and the
 // genuine signature of the real version 2, then ends the run with the same
 // model as the final one. It records what the device reports.
 class ManInTheMiddle final : public v1::Federation::Service {
  public:
-  ManInTheMiddle(std::string altered_payload, std::string genuine_signature)
-      : payload_(std::move(altered_payload)) {
+  // With `code`, the model is TorchScript and that is the code served (and
+  // announced by its hash).
+  ManInTheMiddle(std::string altered_payload, std::string genuine_signature, std::string code = "")
+      : payload_(std::move(altered_payload)), code_(std::move(code)) {
     model_.set_version(2);
     model_.set_sha256(Sha256(payload_.payload()));
     model_.set_size_bytes(payload_.payload().size());
     model_.set_signature(std::move(genuine_signature));
+    model_.set_model_spec(code_.payload().empty() ? "logreg" : kTorchScriptModelSpec);
+    if (!code_.payload().empty()) {
+      model_.set_code_sha256(code_.header().sha256());
+      model_.set_code_size_bytes(code_.payload().size());
+    }
+  }
+
+  grpc::Status DownloadModelCode(grpc::ServerContext*, const v1::DownloadModelCodeRequest*,
+                                 grpc::ServerWriter<v1::Chunk>* writer) override {
+    absl::MutexLock lock(&mu_);
+    ++code_downloads_;
+    for (uint32_t i = 0; i < code_.num_chunks(); ++i) {
+      v1::Chunk chunk;
+      code_.FillChunk(i, &chunk);
+      writer->Write(chunk);
+    }
+    return grpc::Status::OK;
   }
 
   grpc::Status Join(grpc::ServerContext*, const v1::JoinRequest*,
@@ -239,7 +324,9 @@ class ManInTheMiddle final : public v1::Federation::Service {
 
   absl::Mutex mu_;
   const ChunkedPayload payload_;
+  const ChunkedPayload code_;
   v1::ModelVersion model_;
+  int code_downloads_ ABSL_GUARDED_BY(mu_) = 0;
   int polls_ ABSL_GUARDED_BY(mu_) = 0;
   int downloads_ ABSL_GUARDED_BY(mu_) = 0;
   int updates_ ABSL_GUARDED_BY(mu_) = 0;
@@ -254,13 +341,14 @@ TEST_F(ModelSigningAgentTest, AlteredWeightsUnderTheGenuineSignatureAreRefused) 
   ModelRecord v1_record;
   v1_record.version = 1;
   v1_record.model_spec = "logreg";
-  v1_record.signature = *signer_->Sign(1, Sha256(v1_payload));
+  v1_record.signature = *signer_->Sign(SignedModel{1, Sha256(v1_payload), "logreg", ""});
   ASSERT_TRUE(WriteModelVersion(dir_.File("device-0"), v1_record, v1_payload).ok());
 
   // The genuine version 2, and what the interceptor makes of it.
   Parameters v2_params = v1_params.Clone();
   v2_params.mutable_tensor(0).add_(0.01);
-  const std::string v2_signature = *signer_->Sign(2, Sha256(SerializeParameters(v2_params)));
+  const std::string v2_signature =
+      *signer_->Sign(SignedModel{2, Sha256(SerializeParameters(v2_params)), "logreg", ""});
   Parameters altered = v2_params.Clone();
   altered.mutable_tensor(0).view(-1)[0].fill_(100.0);  // a backdoor, say
   ManInTheMiddle mitm(SerializeParameters(altered), v2_signature);
@@ -303,6 +391,65 @@ TEST_F(ModelSigningAgentTest, AlteredWeightsUnderTheGenuineSignatureAreRefused) 
   EXPECT_TRUE(at::equal(cached->tensor(0), v1_params.tensor(0)));
   EXPECT_EQ(ReadModelRecord(dir_.File("device-0"), 2).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+TEST_F(ModelSigningAgentTest, OtherCodeUnderTheGenuineSignatureIsRefusedAndNeverCached) {
+  // The genuine version 2 of a TorchScript run, signed with its code; the
+  // interceptor serves the genuine weights with other code of the same
+  // parameters (and announces that code's hash).
+  const Parameters params = (*client::CreateModel(*client::ParseModelSpec(SHOAL_TINY_TORCHSCRIPT)))
+                                ->GetParameters()
+                                .Clone();
+  const std::string payload = SerializeParameters(params);
+  const std::string signature = *signer_->Sign(SignedModel{
+      2, Sha256(payload), kTorchScriptModelSpec, Sha256(*ReadFile(SHOAL_TINY_TORCHSCRIPT))});
+  ManInTheMiddle mitm(payload, signature, *ReadFile(SHOAL_NEGATED_TORCHSCRIPT));
+
+  const std::string address = absl::StrCat("127.0.0.1:", testing::PickUnusedPort());
+  absl::StatusOr<std::unique_ptr<GrpcServer>> server = GrpcServer::Start(address, &mitm, nullptr);
+  ASSERT_TRUE(server.ok()) << server.status();
+  client::Agent agent(Options(address), local_.get());
+  std::thread device([&] { agent_status_ = agent.Run(); });
+  const absl::Time until = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < until) {
+    {
+      absl::MutexLock lock(&mitm.mu_);
+      if (mitm.left_) break;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  agent.Stop();
+  device.join();
+  (*server)->Shutdown();
+
+  EXPECT_TRUE(agent_status_.ok()) << agent_status_;
+  {
+    absl::MutexLock lock(&mitm.mu_);
+    EXPECT_TRUE(mitm.left_);
+    EXPECT_EQ(mitm.code_downloads_, 2);  // the fit task, then the final model
+    EXPECT_EQ(mitm.updates_, 0);
+    ASSERT_EQ(mitm.errors_.size(), 1u);
+    EXPECT_THAT(mitm.errors_[0], HasSubstr("model version 2's signature does not verify"));
+  }
+  // The device still runs its own model, and nothing was cached.
+  EXPECT_EQ(local_->model().GetParameters().name(0), InitialLogreg().name(0));
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("device-0")) &&
+               !std::filesystem::is_empty(dir_.File("device-0")));
+}
+
+TEST_F(ModelSigningAgentTest, AnUnverifyingDeviceRunsAnUnsignedServersTorchScript) {
+  // --insecure-plaintext on both sides: no signer, no verifier. The code
+  // still travels with the model and is checked against its hash.
+  verifier_ = nullptr;
+  std::vector<RoundRecord> history =
+      RunFederation(/*signer=*/nullptr, /*rounds=*/1, SHOAL_TINY_TORCHSCRIPT);
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[1].answered, 1u);
+  EXPECT_TRUE(history[1].model_updated);
+  EXPECT_TRUE(agent_status_.ok()) << agent_status_;
+  const std::string device = dir_.File("device-0");
+  EXPECT_TRUE(ReadModelRecord(device)->signature.empty());
+  EXPECT_TRUE(client::LoadStoredModel(device, nullptr, "", nullptr).ok());
 }
 
 }  // namespace

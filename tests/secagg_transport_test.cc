@@ -128,7 +128,7 @@ class SecAggTransportTest : public ::testing::Test {
       options.server_address = address_;
       options.client_id = ClientId(i);
       options.state_dir = dir_.File(ClientId(i));
-      options.model_spec = "logreg";
+      options.model_code.spec = "logreg";
       options.give_up_after = absl::Seconds(30);
       options.seed = i;
       agents_.push_back(std::make_unique<client::Agent>(options, locals_.back().get()));
