@@ -7,7 +7,8 @@
 // in the range checks); a config that parses has values in the documented
 // ranges that CoordinatorOptions::Validate accepts.
 //
-// Input: the file's text.
+// Input: the file's text, through ExpandRepeats (fuzz/fuzz_support.h) so
+// that deep nesting and long values are in reach.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -51,6 +52,11 @@ std::vector<std::string> Seeds() {
           "simulation": {"speed": {"distribution": "uniform", "min": 1, "max": 2},
                          "availability": {"kind": "random", "probability": 0.5}}})",
       R"({"strategy": {"name": "scaffold"}, "model": "model.pt", "seed": 18446744073709551615})",
+      // Issue 14: nesting that overflowed the stack, a long value, a
+      // duplicate key.
+      R"({"rounds": {{100000*[}}1{{100000*]}}})",
+      R"({"name": "{{200000*n}}", "model": ["{{300000*m}}"]})",
+      R"({"rounds": 3, "fit": {"batch_size": 8, "batch_size": 9}})",
   };
 }
 
@@ -66,7 +72,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace shoal;
   using namespace shoal::fuzz;
-  const std::string text(reinterpret_cast<const char*>(data), size);
+  const std::string text =
+      ExpandRepeats(absl::string_view(reinterpret_cast<const char*>(data), size));
   absl::StatusOr<cli::ExperimentConfig> config = cli::ParseExperimentConfig(text, "fuzz.json");
   if (!config.ok()) return 0;
   Check(config->coordinator.Validate().ok(), "a parsed config fails its own validation");

@@ -31,6 +31,40 @@ std::string FramedReader::Rest() {
   return rest;
 }
 
+std::string ExpandRepeats(absl::string_view input) {
+  constexpr size_t kMaxOutput = size_t{4} << 20;
+  std::string out;
+  size_t pos = 0;
+  while (pos < input.size() && out.size() < kMaxOutput) {
+    const size_t open = input.find("{{", pos);
+    const size_t star = open == absl::string_view::npos ? open : input.find('*', open);
+    const size_t close = star == absl::string_view::npos ? star : input.find("}}", star);
+    size_t count = 0;
+    bool ok = close != absl::string_view::npos && star - open > 2 && star - open <= 9 &&
+              close - star - 1 <= 16;
+    for (size_t i = open + 2; ok && i < star; ++i) {
+      ok = input[i] >= '0' && input[i] <= '9';
+      count = count * 10 + static_cast<size_t>(input[i] - '0');
+    }
+    ok = ok && count >= 1 && count <= 1000000;
+    if (!ok) {
+      // Not a directive: copy up to and including its first brace.
+      const size_t end = open == absl::string_view::npos ? input.size() : open + 1;
+      out.append(input.data() + pos, end - pos);
+      pos = end;
+      continue;
+    }
+    out.append(input.data() + pos, open - pos);
+    const absl::string_view unit = input.substr(star + 1, close - star - 1);
+    for (size_t i = 0; i < count && out.size() < kMaxOutput; ++i) {
+      out.append(unit.data(), unit.size());
+    }
+    pos = close + 2;
+  }
+  if (out.size() > kMaxOutput) out.resize(kMaxOutput);
+  return out;
+}
+
 void AppendFramed(std::string* out, absl::string_view part) {
   const size_t len = std::min<size_t>(part.size(), 0xffff);
   out->push_back(static_cast<char>(len & 0xff));

@@ -34,6 +34,14 @@ class FramedReader {
   size_t pos_ = 0;
 };
 
+// ExpandRepeats lets a short input stand for a large one: each "{{N*X}}"
+// (N decimal, 1 to 1,000,000; X up to 16 bytes without "}}") becomes X
+// repeated N times; the result stops growing at 4 MiB. libFuzzer's inputs
+// are kept small (-max_len) so that it explores structure, yet the attacks
+// that matter for text parsers are large: 100,000 nested brackets, a
+// megabyte-long string. Example: "{{100000*[}}1{{100000*]}}".
+std::string ExpandRepeats(absl::string_view input);
+
 // AppendFramed is FramedReader::Part's inverse, for writing seeds.
 void AppendFramed(std::string* out, absl::string_view part);
 

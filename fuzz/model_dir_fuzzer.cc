@@ -11,7 +11,9 @@
 //
 // Input: the manifest's text, a NUL byte, the payload (a serialized
 // ParametersProto). "@SHA256@" in the manifest is replaced by the payload's
-// digest, so the fuzzer gets past the integrity check.
+// digest, so the fuzzer gets past the integrity check. The manifest goes
+// through ExpandRepeats (fuzz/fuzz_support.h): deep nesting and long values
+// are in reach.
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -52,6 +54,10 @@ std::vector<std::string> Seeds() {
   seeds.push_back(manifest(",\n  \"metrics\": {}") + '\0');
   seeds.push_back(manifest(",\n  \"code_sha256\": \"" + std::string(64, 'a') + "\"") + '\0' +
                   payload);
+  // Issue 14: a cached manifest nesting 100,000 levels crashed the client
+  // at every start.
+  seeds.push_back(manifest(",\n  \"metrics\": {\"a\": {{100000*[}}{{100000*]}}}") + '\0' +
+                  payload);
   return seeds;
 }
 
@@ -71,7 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t nul = input.find('\0');
   const std::string payload = nul == std::string::npos ? "" : input.substr(nul + 1);
   const std::string manifest = absl::StrReplaceAll(
-      input.substr(0, nul), {{"@SHA256@", Sha256Hex(payload)}});
+      ExpandRepeats(input.substr(0, nul)), {{"@SHA256@", Sha256Hex(payload)}});
 
   absl::StatusOr<ModelRecord> record = ParseModelRecord(manifest, "fuzz.json");
   if (record.ok()) {

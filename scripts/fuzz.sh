@@ -31,9 +31,12 @@ seconds=${1:-${SHOAL_FUZZ_SECONDS:-20}}
 # leaks. rpc's RSS creeps up with the variety of inputs (~1.6 GB after 5
 # minutes; one input repeated stays flat, and per-input leak checks found
 # nothing), so it gets more room for long runs.
-all_targets=(parameters:4096:1:2048 chunking:4096:1:2048 model_dir:4096:1:2048
-             experiment_config:4096:1:2048 secagg_server:2048:0:2048
-             secagg_client:2048:0:2048 rpc:4096:0:4096)
+# The JSON targets (model_dir, experiment_config, checkpoint) take 64 KiB, and
+# expand "{{N*X}}" in their input (fuzz/fuzz_support.h, ExpandRepeats), so
+# that 100,000 nested brackets or a megabyte-long string are in reach.
+all_targets=(parameters:4096:1:2048 chunking:4096:1:2048 model_dir:65536:1:2048
+             experiment_config:65536:1:2048 checkpoint:65536:1:2048
+             secagg_server:2048:0:2048 secagg_client:2048:0:2048 rpc:4096:0:4096)
 if [ -n "${SHOAL_FUZZ_TARGETS:-}" ]; then
   selected=()
   for t in $SHOAL_FUZZ_TARGETS; do
