@@ -34,7 +34,8 @@ int Main(int argc, char** argv) {
               "networks only)")
       ->excludes(s_pki);
   s->add_flag("--fresh", server.fresh,
-              "Start over: discard the checkpoint in the output dir instead of resuming from it");
+              "Start over: discard the checkpoint, models and metrics in the output dir instead of "
+              "resuming from them");
 
   shoal::cli::ClientFlags client;
   CLI::App* c = app.add_subcommand("client", "Join a run as an edge client and train on local data");
