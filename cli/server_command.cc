@@ -211,9 +211,14 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   // before a restart is refused, never matched to a new task.
   auto epoch = std::make_shared<ServerEpoch>();
   if (checkpoint) {
-    // Known again, but not live (sampled) until each is heard from.
+    // Known again, but not live (sampled) until each is heard from, with
+    // the example counts each declared, so the bound on what its results
+    // count for holds across the restart.
     for (const std::string& id : checkpoint->client_ids) {
-      clients.AddKnown(std::make_shared<GrpcClientProxy>(id, epoch));
+      auto proxy = std::make_shared<GrpcClientProxy>(id, epoch);
+      const auto declared = checkpoint->declared_examples.find(id);
+      if (declared != checkpoint->declared_examples.end()) proxy->Declare(declared->second);
+      clients.AddKnown(std::move(proxy));
     }
   }
   FederationServiceOptions service_options;
@@ -235,7 +240,8 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
                                  " (pass --fresh to discard it and start over)"));
   }
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coordinator, std::move(created));
-  CheckpointWriter checkpointer(checkpoint_dir, run, [&clients] { return clients.RegisteredIds(); });
+  CheckpointWriter checkpointer(checkpoint_dir, run,
+                                [&clients] { return clients.RegisteredClients(); });
   coordinator->SetCheckpointWriter(&checkpointer);
   spdlog::info("run '{}': {} rounds of {} on model '{}' ({} parameters), listening on port {} "
                "({})",

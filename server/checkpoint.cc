@@ -256,6 +256,10 @@ absl::Status WriteCheckpoint(const std::string& dir, Checkpoint c) {
   }
   json history = json::array();
   for (const RoundRecord& r : c.history) history.push_back(RecordToJson(r));
+  json declared = json::object();
+  for (const auto& [id, d] : c.declared_examples) {
+    declared[id] = {{"train", d.train}, {"evaluate", d.evaluate}};
+  }
   json j = {{"format", kFormat},
             {"run",
              {{"name", c.run.name},
@@ -268,6 +272,7 @@ absl::Status WriteCheckpoint(const std::string& dir, Checkpoint c) {
             {"model", {{"version", c.model_version}, {"sha256", c.model_sha256_hex}}},
             {"strategy_state", state},
             {"clients", c.client_ids},
+            {"declared_examples", declared},
             {"history", history},
             {"created_at", c.created_at}};
   SHOAL_RETURN_IF_ERROR(
@@ -325,6 +330,20 @@ absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& dir) {
       return in.Error(absl::StrCat("clients[", i, "]"), "is not a string");
     }
     c.client_ids.push_back((*clients)[i].get<std::string>());
+  }
+  // Absent in checkpoints written before declarations were kept.
+  if (j.contains("declared_examples")) {
+    SHOAL_ASSIGN_OR_RETURN(const json* declared,
+                           in.Get(j, "", "declared_examples", json::value_t::object));
+    const std::set<std::string> known(c.client_ids.begin(), c.client_ids.end());
+    for (const auto& [id, d] : declared->items()) {
+      const std::string at = absl::StrCat("declared_examples.", QuoteForMessage(id));
+      if (known.count(id) == 0) return in.Error(at, "names no registered client");
+      DeclaredExamples counts;
+      SHOAL_RETURN_IF_ERROR(in.Int(d, at, "train", &counts.train));
+      SHOAL_RETURN_IF_ERROR(in.Int(d, at, "evaluate", &counts.evaluate));
+      c.declared_examples[id] = counts;
+    }
   }
   SHOAL_ASSIGN_OR_RETURN(const json* history, in.Get(j, "", "history", json::value_t::array));
   if (history->size() != size_t{c.round} + 1) {
@@ -408,7 +427,14 @@ std::vector<std::string> ConfigDifferences(const json& a, const json& b) {
 
 absl::Status CheckpointWriter::Save(Checkpoint checkpoint) {
   checkpoint.run = run_;
-  if (client_ids_) checkpoint.client_ids = client_ids_();
+  if (clients_) {
+    for (const auto& [id, declared] : clients_()) {
+      checkpoint.client_ids.push_back(id);
+      if (declared.train > 0 || declared.evaluate > 0) {
+        checkpoint.declared_examples[id] = declared;
+      }
+    }
+  }
   return WriteCheckpoint(dir_, std::move(checkpoint));
 }
 

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/parameters.h"
+#include "common/types.h"
 #include "server/coordinator.h"
 
 namespace shoal {
@@ -49,6 +51,10 @@ struct Checkpoint {
   std::string model_sha256_hex;  // of its .params file in the model store
   Parameters strategy_state;     // Strategy::SaveState() after `round`
   std::vector<std::string> client_ids;  // registered clients, sorted
+  // What each registered client declared at Join (issue 14.6: the bound on
+  // its num_examples); clients that declared nothing are absent. Kept so a
+  // restart does not lift the bound until every device joins again.
+  std::map<std::string, DeclaredExamples> declared_examples;
   std::vector<RoundRecord> history;     // rounds 0..round, as reported
   std::string created_at;               // RFC 3339, UTC; set when written
 
@@ -95,11 +101,11 @@ std::vector<std::string> ConfigDifferences(const nlohmann::json& a, const nlohma
 // Coordinator gives. Called on the Coordinator's thread.
 class CheckpointWriter {
  public:
-  // `client_ids` lists the registered clients when a checkpoint is written
-  // (may be null: none).
-  CheckpointWriter(std::string dir, RunIdentity run,
-                   std::function<std::vector<std::string>()> client_ids = nullptr)
-      : dir_(std::move(dir)), run_(std::move(run)), client_ids_(std::move(client_ids)) {}
+  // `clients` gives the registered clients with what each declared, when a
+  // checkpoint is written (may be null: none).
+  using RegisteredClients = std::function<std::map<std::string, DeclaredExamples>()>;
+  CheckpointWriter(std::string dir, RunIdentity run, RegisteredClients clients = nullptr)
+      : dir_(std::move(dir)), run_(std::move(run)), clients_(std::move(clients)) {}
 
   // Save fills in the run and the clients and writes the checkpoint.
   absl::Status Save(Checkpoint checkpoint);
@@ -110,7 +116,7 @@ class CheckpointWriter {
  private:
   const std::string dir_;
   const RunIdentity run_;
-  const std::function<std::vector<std::string>()> client_ids_;
+  const RegisteredClients clients_;
 };
 
 }  // namespace shoal

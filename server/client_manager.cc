@@ -65,6 +65,13 @@ std::vector<std::string> ClientManager::RegisteredIds() const {
   return ids;
 }
 
+std::map<std::string, DeclaredExamples> ClientManager::RegisteredClients() const {
+  absl::MutexLock lock(&mu_);
+  std::map<std::string, DeclaredExamples> out;
+  for (const auto& [id, e] : clients_) out[id] = e.proxy->declared_examples();
+  return out;
+}
+
 size_t ClientManager::NumSeenSince(absl::Time t) const {
   absl::MutexLock lock(&mu_);
   size_t n = 0;

@@ -53,6 +53,9 @@ class ClientManager : public ClientPool {
   // RegisteredIds returns the IDs of every registered client, live or not,
   // sorted (what a checkpoint keeps).
   std::vector<std::string> RegisteredIds() const;
+  // RegisteredClients maps every registered client's ID to what it declared
+  // at Join (zeros: nothing), sorted by ID (what a checkpoint keeps).
+  std::map<std::string, DeclaredExamples> RegisteredClients() const;
   // NumSeenSince counts registered clients heard from at or after `t`.
   size_t NumSeenSince(absl::Time t) const;
   // LiveClientIds returns the IDs of live clients, sorted.

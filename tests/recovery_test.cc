@@ -80,6 +80,7 @@ Checkpoint SomeCheckpoint(uint32_t round, float state) {
   c.model_sha256_hex = std::string(64, 'a');
   c.strategy_state = Tensors(state, -state);
   c.client_ids = {"client-0", "client-1"};
+  c.declared_examples["client-0"] = DeclaredExamples{1500, 150};
   for (uint32_t r = 0; r <= round; ++r) c.history.push_back(SomeRound(r));
   return c;
 }
@@ -113,6 +114,11 @@ TEST(CheckpointTest, RoundTripKeepsEveryField) {
   EXPECT_EQ(got->model_sha256_hex, want.model_sha256_hex);
   EXPECT_TRUE(Equal(got->strategy_state, want.strategy_state));
   EXPECT_EQ(got->client_ids, want.client_ids);
+  // Issue 14.6: what a device declared at Join bounds its results; a restart
+  // must not lift the bound until the device joins again.
+  ASSERT_EQ(got->declared_examples.size(), 1u);
+  EXPECT_EQ(got->declared_examples.at("client-0").train, 1500);
+  EXPECT_EQ(got->declared_examples.at("client-0").evaluate, 150);
   EXPECT_FALSE(got->created_at.empty());
   ASSERT_EQ(got->history.size(), 3u);
   EXPECT_TRUE(std::isnan(got->history[0].train_loss));
@@ -227,6 +233,14 @@ TEST(CheckpointTest, CorruptCheckpointsAreRefusedNamingFileAndField) {
   fresh();
   EditJson(dir.path(), [](json& j) { j["history"][1]["failures"][0].erase("code"); });
   EXPECT_TRUE(absl::StrContains(error_of(), "field 'history[1].failures[0].code' is missing"));
+
+  fresh();
+  EditJson(dir.path(), [](json& j) { j["declared_examples"]["stranger"] = {{"train", 1}, {"evaluate", 0}}; });
+  EXPECT_TRUE(absl::StrContains(error_of(), "'stranger'' names no registered client"));
+
+  fresh();
+  EditJson(dir.path(), [](json& j) { j["declared_examples"]["client-0"]["train"] = -5; });
+  EXPECT_TRUE(absl::StrContains(error_of(), "train' is -5, outside"));
 
   fresh();
   EditJson(dir.path(), [](json& j) { j["run"]["config"]["seed"] = 8; });
@@ -403,7 +417,7 @@ TEST(CoordinatorResumeTest, FedAdamResumedAfterTwoRoundsEndsLikeFourRoundsInOneG
     auto coordinator = *Coordinator::Create(ResumeOptions(2), &first.manager(), strategy.get(),
                                             store.get(), Tensors(0, 0));
     CheckpointWriter writer(dir.File("checkpoint"), run,
-                            [&first] { return first.manager().RegisteredIds(); });
+                            [&first] { return first.manager().RegisteredClients(); });
     coordinator->SetCheckpointWriter(&writer);
     ASSERT_TRUE(coordinator->Run().ok());
     // The crash came after round 3 had stored its model but before its
