@@ -55,7 +55,7 @@ std::vector<std::string> Seeds() {
       // Issue 14: nesting that overflowed the stack, a long value, a
       // duplicate key.
       R"({"rounds": {{100000*[}}1{{100000*]}}})",
-      R"({"name": "{{200000*n}}", "model": ["{{300000*m}}"]})",
+      R"({"name": "{{20000*n}}", "model": ["{{30000*m}}"]})",
       R"({"rounds": 3, "fit": {"batch_size": 8, "batch_size": 9}})",
   };
 }
