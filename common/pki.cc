@@ -720,16 +720,23 @@ absl::Status RevokeClient(const std::string& dir, const std::string& id) {
   // A missing list is not an empty one: writing a complete list of one ID
   // would let a server that trusts complete lists lift every other
   // revocation.
+  constexpr char kRestore[] =
+      "restore it from a backup; or, once you have checked that it lists every revoked ID, "
+      "end it with the line '# end: N ids' (N: how many it lists; '# end: 0 ids' starts a new, "
+      "empty list)";
   if (!Exists(path)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path,
-                     " is missing, so the revocations it held would be lost: "
-                     "restore it (from a "
-                     "backup, or the server's copy), or create an empty file "
-                     "to start a new list"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " is missing, so the revocations it held would be lost: ", kRestore));
   }
   SHOAL_ASSIGN_OR_RETURN(RevocationList list, ReadRevocationList(path));
-  if (list.ids.contains(id) && list.complete) return absl::OkStatus();
+  // Nor is an incomplete list (emptied, cut short by a copy) one to build on:
+  // sealing it would make the server trust it and lift what it lost.
+  if (!list.complete) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " is not a complete list (", list.incomplete_reason,
+        "), so revocations may have been lost from it: ", kRestore));
+  }
+  if (list.ids.contains(id)) return absl::OkStatus();
   SHOAL_ASSIGN_OR_RETURN(std::string contents,
                          ReadFile(path, kMaxRevokedBytes));
   // Keep the operator's comments and order; drop the old trailer, add the
