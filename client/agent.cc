@@ -411,6 +411,18 @@ absl::Status Agent::ActivateCode(const ModelCode& code) {
   if (code.spec == active_code_.spec && code.torchscript == active_code_.torchscript) {
     return absl::OkStatus();
   }
+  const bool configured =
+      code.spec == options_.model_code.spec && code.torchscript == options_.model_code.torchscript;
+  if (!configured && !code.torchscript.empty() && options_.model_verifier == nullptr) {
+    // Without signatures nothing says who sent the code: on a plaintext
+    // link anyone on the path could. A device runs unauthenticated
+    // TorchScript only when it is the code its own config names.
+    return absl::PermissionDeniedError(absl::StrCat(
+        "the server sent TorchScript code (SHA-256 ", Sha256Hex(code.torchscript).substr(0, 16),
+        ") that is not this device's configured model, and this device does not verify "
+        "signatures: refusing to run code it cannot authenticate (configure the same model, "
+        "or join with --pki-dir so models are signed)"));
+  }
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
                          Annotate(CreateModelFromCode(code, options_.seed), "the model's code"));
   const auto describe = [](const ModelCode& c) {
@@ -418,8 +430,7 @@ absl::Status Agent::ActivateCode(const ModelCode& code) {
                ? c.spec
                : absl::StrCat(c.spec, ", code SHA-256 ", Sha256Hex(c.torchscript).substr(0, 16));
   };
-  if (code.spec != options_.model_code.spec ||
-      code.torchscript != options_.model_code.torchscript) {
+  if (!configured) {
     // The server decides what the federation trains; a device's config
     // that names another model is reported, not obeyed.
     spdlog::warn(

@@ -43,13 +43,14 @@ Parameters InitialLogreg() {
       .Clone();
 }
 
-std::unique_ptr<client::LocalClient> MakeLocalClient() {
+// MakeLocalClient: a device's client half with the model `code` names.
+std::unique_ptr<client::LocalClient> MakeLocalClient(const ModelCode& code = {"logreg", ""}) {
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(7);
   client::Dataset train{at::randn({20, 1, 28, 28}, gen), at::randint(0, 10, {20}, gen, at::kLong)};
   client::TrainerOptions trainer;
   trainer.seed = 1;
   return std::make_unique<client::LocalClient>(
-      *client::CreateModel(client::ModelSpec{"logreg", ""}, /*seed=*/1),
+      *client::CreateModelFromCode(code, /*seed=*/1),
       *client::Trainer::Create(trainer), std::move(train), client::Dataset{});
 }
 
@@ -67,7 +68,7 @@ class ModelSigningAgentTest : public ::testing::Test {
     options.server_address = address;
     options.client_id = "device-0";
     options.state_dir = dir_.File("device-0");
-    options.model_code.spec = "logreg";
+    options.model_code = device_code_;
     options.give_up_after = absl::Seconds(20);
     options.rpc_timeout = absl::Seconds(20);
     options.model_verifier = verifier_;
@@ -131,6 +132,8 @@ class ModelSigningAgentTest : public ::testing::Test {
   std::unique_ptr<ModelStore> store_;
   ClientManager clients_;
   absl::Status agent_status_;
+  // The device's configured model.
+  ModelCode device_code_{"logreg", ""};
 };
 
 TEST_F(ModelSigningAgentTest, ASignedModelIsVerifiedTrainedAndCachedWithItsSignature) {
@@ -441,6 +444,12 @@ TEST_F(ModelSigningAgentTest, AnUnverifyingDeviceRunsAnUnsignedServersTorchScrip
   // --insecure-plaintext on both sides: no signer, no verifier. The code
   // still travels with the model and is checked against its hash.
   verifier_ = nullptr;
+  // Its own config names the same TorchScript: unauthenticated code runs
+  // only when it is the device's own.
+  absl::StatusOr<ModelCode> own = ReadModelCode(SHOAL_TINY_TORCHSCRIPT);
+  ASSERT_TRUE(own.ok()) << own.status();
+  device_code_ = *own;
+  local_ = MakeLocalClient(device_code_);
   std::vector<RoundRecord> history =
       RunFederation(/*signer=*/nullptr, /*rounds=*/1, SHOAL_TINY_TORCHSCRIPT);
   ASSERT_EQ(history.size(), 2u);
@@ -450,6 +459,23 @@ TEST_F(ModelSigningAgentTest, AnUnverifyingDeviceRunsAnUnsignedServersTorchScrip
   const std::string device = dir_.File("device-0");
   EXPECT_TRUE(ReadModelRecord(device)->signature.empty());
   EXPECT_TRUE(client::LoadStoredModel(device, nullptr, "", nullptr).ok());
+}
+
+// Found in review of issue 14: a plaintext device configured with a
+// built-in ran whatever TorchScript the server (or anyone on the path) sent.
+TEST_F(ModelSigningAgentTest, AnUnverifyingDeviceRefusesTorchScriptItWasNotConfiguredWith) {
+  verifier_ = nullptr;  // device_code_ stays logreg
+  std::vector<RoundRecord> history =
+      RunFederation(/*signer=*/nullptr, /*rounds=*/1, SHOAL_TINY_TORCHSCRIPT);
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[1].answered, 0u);
+  EXPECT_FALSE(history[1].model_updated);
+  std::string failures;
+  for (const ClientFailure& f : history[1].failures) failures += f.status.ToString();
+  EXPECT_NE(failures.find("cannot authenticate"), std::string::npos) << failures;
+  // Nothing of the server's code was cached for offline use.
+  absl::StatusOr<ModelRecord> cached = ReadModelRecord(dir_.File("device-0"));
+  EXPECT_FALSE(cached.ok() && !cached->code_sha256_hex.empty());
 }
 
 }  // namespace
