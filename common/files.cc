@@ -134,9 +134,17 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, uint64_t max_bytes
     if (n <= 0) break;
     done += static_cast<size_t>(n);
   }
+  // One more byte would mean the file grew while it was read: what was read
+  // is a prefix, not the file.
+  char extra = 0;
+  ssize_t more = 0;
+  do {
+    more = done == size ? ::read(*fd, &extra, 1) : 0;
+  } while (more < 0 && errno == EINTR);
   ::close(*fd);
-  if (done != size) {
-    return absl::DataLossError(absl::StrCat("short read from '", path, "'"));
+  if (done != size || more != 0) {
+    return absl::DataLossError(
+        absl::StrCat("'", path, "' changed size while it was read; read it again"));
   }
   return contents;
 }

@@ -273,6 +273,14 @@ grpc::Status FederationService::Join(grpc::ServerContext* ctx,
     clients_->Heartbeat(req->client_id());
     spdlog::info("client '{}' rejoined from {}", req->client_id(), ctx->peer());
   }
+  // A revocation that landed between Admit and Register found nothing to
+  // drop; without this check the device would stay registered (and be
+  // sampled) until its next call.
+  if (access_.IsRevoked(req->client_id())) {
+    DropRevoked({req->client_id()});
+    return ToGrpcStatus(absl::PermissionDeniedError(
+        absl::StrCat("client '", req->client_id(), "' is revoked")));
+  }
   resp->set_poll_interval_ms(
       static_cast<uint32_t>(absl::ToInt64Milliseconds(options_.max_poll_wait)));
   resp->set_run_id(options_.run_id);
@@ -396,7 +404,7 @@ absl::Status FederationService::ReceiveFit(
     // The client could not train; fail its task now so the round need not
     // wait for the deadline.
     proxy->CompleteFit(header.task_id(),
-                       absl::AbortedError(absl::StrCat("client reported: ", header.error())))
+                       absl::AbortedError(absl::StrCat("client reported: ", QuoteForMessage(header.error(), 200))))
         .IgnoreError();
     return absl::OkStatus();
   }
@@ -480,7 +488,7 @@ grpc::Status FederationService::SubmitEvaluate(grpc::ServerContext* ctx,
   if (!proxy.ok()) return ToGrpcStatus(proxy.status());
   if (!req->error().empty()) {
     return ToGrpcStatus((*proxy)->CompleteEvaluate(
-        req->task_id(), absl::AbortedError(absl::StrCat("client reported: ", req->error()))));
+        req->task_id(), absl::AbortedError(absl::StrCat("client reported: ", QuoteForMessage(req->error(), 200)))));
   }
   EvaluateRes res;
   res.num_examples = req->num_examples();
@@ -505,7 +513,7 @@ grpc::Status FederationService::SubmitSecAgg(grpc::ServerContext* ctx,
   absl::StatusOr<v1::SecAggClientMessage> message =
       req->error().empty()
           ? absl::StatusOr<v1::SecAggClientMessage>(req->message())
-          : absl::UnavailableError(absl::StrCat("client gave up: ", req->error()));
+          : absl::UnavailableError(absl::StrCat("client gave up: ", QuoteForMessage(req->error(), 200)));
   absl::Status status = (*proxy)->CompleteSecAgg(req->task_id(), std::move(message));
   if (!status.ok()) {
     LogRefusal(absl::StrCat("SubmitSecAgg of '", req->client_id(), "'"),
