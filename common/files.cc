@@ -86,7 +86,7 @@ absl::StatusOr<int> OpenRegularFile(const std::string& path, uint64_t* size) {
   // O_NONBLOCK: open() itself returns at once on a FIFO; fstat on the
   // descriptor (not the path) then decides, so a file swapped in between
   // cannot slip through.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
     const std::string msg = absl::StrCat("cannot open '", path, "': ", std::strerror(err));

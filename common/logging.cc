@@ -79,8 +79,9 @@ LogRateLimiter::LogRateLimiter(double lines_per_second, double burst,
       refilled_(now_()) {}
 
 bool LogRateLimiter::Allow(int64_t* suppressed) {
-  const absl::Time now = now_();
+  // The clock is read under the lock, so refilled_ never moves backwards.
   absl::MutexLock lock(&mu_);
+  const absl::Time now = now_();
   tokens_ = std::min(
       burst_, tokens_ + per_second_ * absl::ToDoubleSeconds(now - refilled_));
   refilled_ = now;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/logging.h"
+#include "common/quote.h"
 #include "common/random.h"
 
 namespace shoal {
@@ -103,33 +104,35 @@ void GrpcClientProxy::Post(PendingTask p, uint32_t round) {
 absl::Status GrpcClientProxy::NotOpen(const std::string& task_id,
                                       v1::Task::KindCase kind) const {
   const uint32_t now = epoch_->round();
+  // The ID comes from the request: shown bounded and escaped.
+  const std::string shown = QuoteForMessage(task_id);
   auto round_over = [&](uint32_t round) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "round ", round, " is over; the server is in round ", now, ": the result for task '",
-        task_id, "' of client '", id_, "' was not counted"));
+        "round ", round, " is over; the server is in round ", now, ": the result for task ",
+        shown, " of client '", id_, "' was not counted"));
   };
   if (const TaskRecord* r = FindRecord(task_id)) {
     if (r->kind != kind) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "task '", task_id, "' of client '", id_, "' is a ", KindName(r->kind),
+          "task ", shown, " of client '", id_, "' is a ", KindName(r->kind),
           " task, not a ", KindName(kind), " task"));
     }
     if (r->state == TaskRecord::State::kAnswered || r->state == TaskRecord::State::kCounting) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "the ", KindName(kind), " task '", task_id, "' of client '", id_,
+          "the ", KindName(kind), " task ", shown, " of client '", id_,
           "' was answered already"));
     }
     if (r->round < now) return round_over(r->round);
     return absl::FailedPreconditionError(absl::StrCat(
-        "client '", id_, "' has no open ", KindName(kind), " task '", task_id,
-        "' (it timed out or was replaced)"));
+        "client '", id_, "' has no open ", KindName(kind), " task ", shown,
+        " (it timed out or was replaced)"));
   }
   // Not among the recent tasks: the ID itself tells which server process
   // handed it out and for which round ("fit-r3-<nonce>-...").
   const std::vector<std::string> parts = absl::StrSplit(task_id, '-');
   if (parts.size() < 3 || parts[2] != epoch_->nonce()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "task '", task_id, "' was not handed out by this server process (it predates a "
+        "task ", shown, " was not handed out by this server process (it predates a "
         "server restart, or never existed); the result was not counted: poll for a new task"));
   }
   uint32_t round = 0;
@@ -138,8 +141,8 @@ absl::Status GrpcClientProxy::NotOpen(const std::string& task_id,
     return round_over(round);
   }
   return absl::FailedPreconditionError(absl::StrCat(
-      "client '", id_, "' has no open ", KindName(kind), " task '", task_id,
-      "' (it timed out, was replaced, or never existed)"));
+      "client '", id_, "' has no open ", KindName(kind), " task ", shown,
+      " (it timed out, was replaced, or never existed)"));
 }
 
 std::optional<absl::Status> GrpcClientProxy::AnsweredLocked(const std::string& task_id) {

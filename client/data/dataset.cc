@@ -57,7 +57,10 @@ class GzReader {
     SHOAL_ASSIGN_OR_RETURN(const int fd, OpenRegularFile(path, &size));
     uint8_t magic[2] = {0, 0};
     const bool gzipped = ::pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
-    max_bytes_ = gzipped ? size * kMaxDeflateRatio : size;
+    // Saturating: a sparse file may claim an absurd size.
+    max_bytes_ = !gzipped ? size
+                 : size > UINT64_MAX / kMaxDeflateRatio ? UINT64_MAX
+                                                        : size * kMaxDeflateRatio;
     file_ = gzdopen(fd, "rb");  // owns fd from here on
     if (file_ == nullptr) {
       ::close(fd);
