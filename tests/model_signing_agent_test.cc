@@ -54,6 +54,8 @@ std::unique_ptr<client::LocalClient> MakeLocalClient(const ModelCode& code = {"l
       *client::Trainer::Create(trainer), std::move(train), client::Dataset{});
 }
 
+class ManInTheMiddle;
+
 class ModelSigningAgentTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -131,6 +133,9 @@ class ModelSigningAgentTest : public ::testing::Test {
   std::unique_ptr<client::LocalClient> local_;
   std::unique_ptr<ModelStore> store_;
   ClientManager clients_;
+  // Defined after ManInTheMiddle.
+  void RunDeviceAgainst(ManInTheMiddle& mitm, client::AgentStats* stats = nullptr);
+
   absl::Status agent_status_;
   // The device's configured model.
   ModelCode device_code_{"logreg", ""};
@@ -337,6 +342,25 @@ class ManInTheMiddle final : public v1::Federation::Service {
   bool left_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// RunDeviceAgainst serves `mitm` on 127.0.0.1 to this fixture's device
+// until the device leaves (at most 30 s); the device's status lands in
+// agent_status_, its counters in `stats`.
+void ModelSigningAgentTest::RunDeviceAgainst(ManInTheMiddle& mitm, client::AgentStats* stats) {
+  const std::string address = absl::StrCat("127.0.0.1:", testing::PickUnusedPort());
+  absl::StatusOr<std::unique_ptr<GrpcServer>> server = GrpcServer::Start(address, &mitm, nullptr);
+  ASSERT_TRUE(server.ok()) << server.status();
+  client::Agent agent(Options(address), local_.get());
+  std::thread device([&] { agent_status_ = agent.Run(); });
+  {
+    absl::MutexLock lock(&mitm.mu_);
+    mitm.mu_.AwaitWithTimeout(absl::Condition(&mitm.left_), absl::Seconds(30));
+  }
+  agent.Stop();
+  device.join();
+  (*server)->Shutdown();
+  if (stats != nullptr) *stats = agent.stats();
+}
+
 TEST_F(ModelSigningAgentTest, AlteredWeightsUnderTheGenuineSignatureAreRefused) {
   // The device already holds the genuine version 1, as a real server left it.
   const Parameters v1_params = InitialLogreg();
@@ -356,22 +380,8 @@ TEST_F(ModelSigningAgentTest, AlteredWeightsUnderTheGenuineSignatureAreRefused) 
   altered.mutable_tensor(0).view(-1)[0].fill_(100.0);  // a backdoor, say
   ManInTheMiddle mitm(SerializeParameters(altered), v2_signature);
 
-  const std::string address = absl::StrCat("127.0.0.1:", testing::PickUnusedPort());
-  absl::StatusOr<std::unique_ptr<GrpcServer>> server = GrpcServer::Start(address, &mitm, nullptr);
-  ASSERT_TRUE(server.ok()) << server.status();
-  client::Agent agent(Options(address), local_.get());
-  std::thread device([&] { agent_status_ = agent.Run(); });
-  const absl::Time until = absl::Now() + absl::Seconds(30);
-  while (absl::Now() < until) {
-    {
-      absl::MutexLock lock(&mitm.mu_);
-      if (mitm.left_) break;
-    }
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  agent.Stop();
-  device.join();
-  (*server)->Shutdown();
+  client::AgentStats stats;
+  ASSERT_NO_FATAL_FAILURE(RunDeviceAgainst(mitm, &stats));
 
   EXPECT_TRUE(agent_status_.ok()) << agent_status_;  // the run ended; the model was refused
   {
@@ -382,7 +392,7 @@ TEST_F(ModelSigningAgentTest, AlteredWeightsUnderTheGenuineSignatureAreRefused) 
     ASSERT_EQ(mitm.errors_.size(), 1u);
     EXPECT_THAT(mitm.errors_[0], HasSubstr("model version 2's signature does not verify"));
   }
-  EXPECT_EQ(agent.stats().rounds, 0);
+  EXPECT_EQ(stats.rounds, 0);
   // The last good model stays, on disk and verifiable; nothing of the
   // altered one was written.
   ModelRecord kept;
@@ -408,22 +418,7 @@ TEST_F(ModelSigningAgentTest, OtherCodeUnderTheGenuineSignatureIsRefusedAndNever
       2, Sha256(payload), kTorchScriptModelSpec, Sha256(*ReadFile(SHOAL_TINY_TORCHSCRIPT))});
   ManInTheMiddle mitm(payload, signature, *ReadFile(SHOAL_NEGATED_TORCHSCRIPT));
 
-  const std::string address = absl::StrCat("127.0.0.1:", testing::PickUnusedPort());
-  absl::StatusOr<std::unique_ptr<GrpcServer>> server = GrpcServer::Start(address, &mitm, nullptr);
-  ASSERT_TRUE(server.ok()) << server.status();
-  client::Agent agent(Options(address), local_.get());
-  std::thread device([&] { agent_status_ = agent.Run(); });
-  const absl::Time until = absl::Now() + absl::Seconds(30);
-  while (absl::Now() < until) {
-    {
-      absl::MutexLock lock(&mitm.mu_);
-      if (mitm.left_) break;
-    }
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  agent.Stop();
-  device.join();
-  (*server)->Shutdown();
+  ASSERT_NO_FATAL_FAILURE(RunDeviceAgainst(mitm));
 
   EXPECT_TRUE(agent_status_.ok()) << agent_status_;
   {
