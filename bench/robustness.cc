@@ -179,7 +179,7 @@ RobustnessExperiment::Create(RobustnessOptions options) {
       static_cast<int>(train.size() / o.examples_per_client);
   partition.seed = o.seed;
   SHOAL_ASSIGN_OR_RETURN(std::vector<std::vector<int64_t>> shards,
-                         client::Partition(train.labels, partition));
+                         client::Partition(train.targets, partition));
 
   SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec,
                          client::ParseModelSpec(o.model));

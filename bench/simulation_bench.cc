@@ -118,8 +118,8 @@ double BareClientUpdates(const shoal::client::Dataset& train, int clients) {
   for (const auto& p : net->parameters()) global.push_back(p.detach().clone());
   const auto start = std::chrono::steady_clock::now();
   for (int c = 0; c < clients; ++c) {
-    torch::Tensor x = train.images.slice(0, c * 600, (c + 1) * 600);
-    torch::Tensor y = train.labels.slice(0, c * 600, (c + 1) * 600);
+    torch::Tensor x = train.inputs.slice(0, c * 600, (c + 1) * 600);
+    torch::Tensor y = train.targets.slice(0, c * 600, (c + 1) * 600);
     {
       torch::NoGradGuard no_grad;
       auto params = net->parameters();

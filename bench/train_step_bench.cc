@@ -73,8 +73,8 @@ int main(int argc, char** argv) {
 
   // One warm-up each (allocator, oneDNN primitive caches).
   (void)trainer.Fit(*shoal_model, global, data, config, 0);
-  model == "cnn" ? BareSeconds<BareCnn>(data.images, data.labels, batch, 0.01)
-                 : BareSeconds<BareMlp>(data.images, data.labels, batch, 0.01);
+  model == "cnn" ? BareSeconds<BareCnn>(data.inputs, data.targets, batch, 0.01)
+                 : BareSeconds<BareMlp>(data.inputs, data.targets, batch, 0.01);
 
   std::vector<double> shoal_s, bare_s;
   for (int64_t r = 0; r < repeats; ++r) {
@@ -82,8 +82,8 @@ int main(int argc, char** argv) {
     auto fit = trainer.Fit(*shoal_model, global, data, config, static_cast<uint32_t>(r + 1));
     shoal_s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     if (!fit.ok()) { std::fprintf(stderr, "fit failed: %s\n", std::string(fit.status().message()).c_str()); return 1; }
-    bare_s.push_back(model == "cnn" ? BareSeconds<BareCnn>(data.images, data.labels, batch, 0.01)
-                                    : BareSeconds<BareMlp>(data.images, data.labels, batch, 0.01));
+    bare_s.push_back(model == "cnn" ? BareSeconds<BareCnn>(data.inputs, data.targets, batch, 0.01)
+                                    : BareSeconds<BareMlp>(data.inputs, data.targets, batch, 0.01));
   }
   std::sort(shoal_s.begin(), shoal_s.end());
   std::sort(bare_s.begin(), bare_s.end());

@@ -45,7 +45,7 @@ absl::StatusOr<simulation::ClientData> MakeClientData(const ExperimentConfig& co
           "draw its own"));
     }
     split.num_partitions = static_cast<int>(clients);
-    return simulation::ClientData::Split(train.labels, split);
+    return simulation::ClientData::Split(train.targets, split);
   }
   client::SampledPartitionOptions sampled;
   sampled.scheme = config.partition.scheme;
@@ -57,7 +57,7 @@ absl::StatusOr<simulation::ClientData> MakeClientData(const ExperimentConfig& co
   // sampling (MixSeed(seed, r) both).
   sampled.seed = MixSeed(config.partition.seed, 0x73616d706c65);  // "sample"
 
-  return simulation::ClientData::Sampled(train.labels, clients, sampled);
+  return simulation::ClientData::Sampled(train.targets, clients, sampled);
 }
 
 // SummarizeClients prints the label table of the first clients and a

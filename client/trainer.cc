@@ -90,25 +90,25 @@ absl::Status ValidateFitConfig(const v1::FitConfig& config) {
 // Checked here rather than left to LibTorch so that a caller's mistake is
 // InvalidArgument with a plain message, not Internal with a kernel's.
 absl::StatusOr<int64_t> ValidateData(const Dataset& data) {
-  if (!data.images.defined() || !data.labels.defined()) {
-    return absl::InvalidArgumentError("dataset has no images or labels");
+  if (!data.inputs.defined() || !data.targets.defined()) {
+    return absl::InvalidArgumentError("dataset has no inputs or targets");
   }
-  if (data.images.dim() < 2 || !at::isFloatingType(data.images.scalar_type())) {
+  if (data.inputs.dim() < 2 || !at::isFloatingType(data.inputs.scalar_type())) {
     return absl::InvalidArgumentError(absl::StrCat(
         "dataset images must be floating-point [N, 1, 28, 28], got ",
-        c10::toString(data.images.scalar_type()), " [",
-        absl::StrJoin(data.images.sizes(), ", "), "]"));
+        c10::toString(data.inputs.scalar_type()), " [",
+        absl::StrJoin(data.inputs.sizes(), ", "), "]"));
   }
-  if (data.labels.dim() != 1 || data.labels.scalar_type() != at::kLong) {
+  if (data.targets.dim() != 1 || data.targets.scalar_type() != at::kLong) {
     return absl::InvalidArgumentError(
         absl::StrCat("dataset labels must be int64 [N], got ",
-                     c10::toString(data.labels.scalar_type()), " [",
-                     absl::StrJoin(data.labels.sizes(), ", "), "]"));
+                     c10::toString(data.targets.scalar_type()), " [",
+                     absl::StrJoin(data.targets.sizes(), ", "), "]"));
   }
-  const int64_t n = data.images.size(0);
-  if (data.labels.size(0) != n) {
+  const int64_t n = data.inputs.size(0);
+  if (data.targets.size(0) != n) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "dataset has ", n, " images but ", data.labels.size(0), " labels"));
+        "dataset has ", n, " inputs but ", data.targets.size(0), " labels"));
   }
   if (n == 0) return absl::InvalidArgumentError("dataset is empty");
   return n;
@@ -212,8 +212,8 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
       initial_loss = before.loss;
     }
 
-    const at::Tensor images = data.images.to(device_);
-    const at::Tensor labels = data.labels.to(device_);
+    const at::Tensor images = data.inputs.to(device_);
+    const at::Tensor labels = data.targets.to(device_);
     const int64_t batch_size = config.batch_size();
     const int64_t epochs = config.local_epochs();
 
@@ -326,8 +326,8 @@ absl::StatusOr<EvalOutcome> Trainer::Evaluate(Model& model, const Dataset& data,
     torch::NoGradGuard no_grad;
     model.To(device_);
     model.SetTraining(false);
-    const at::Tensor images = data.images.to(device_);
-    const at::Tensor labels = data.labels.to(device_);
+    const at::Tensor images = data.inputs.to(device_);
+    const at::Tensor labels = data.targets.to(device_);
     at::Tensor loss_sum = at::zeros({}, images.options().dtype(at::kDouble));
     at::Tensor correct = at::zeros({}, labels.options());
     for (int64_t begin = 0; begin < n; begin += batch_size) {

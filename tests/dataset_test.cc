@@ -314,12 +314,12 @@ TEST(DatasetTest, SubsetCopiesTheChosenExamplesInOrder) {
                at::tensor({0, 1, 2, 3, 4}, at::kLong)};
   Dataset sub = data.Subset({4, 1, 1});
   EXPECT_EQ(sub.size(), 3);
-  EXPECT_TRUE(at::equal(sub.labels, at::tensor({4, 1, 1}, at::kLong)));
-  EXPECT_TRUE(at::equal(sub.images[0], data.images[4]));
-  EXPECT_TRUE(at::equal(sub.images[2], data.images[1]));
+  EXPECT_TRUE(at::equal(sub.targets, at::tensor({4, 1, 1}, at::kLong)));
+  EXPECT_TRUE(at::equal(sub.inputs[0], data.inputs[4]));
+  EXPECT_TRUE(at::equal(sub.inputs[2], data.inputs[1]));
 
-  sub.images.fill_(-1);  // A copy: the original is untouched.
-  EXPECT_EQ(data.images[4][0][0][0].item<float>(), 16);
+  sub.inputs.fill_(-1);  // A copy: the original is untouched.
+  EXPECT_EQ(data.inputs[4][0][0][0].item<float>(), 16);
 
   EXPECT_EQ(data.Subset({}).size(), 0);
   EXPECT_EQ(Dataset{}.size(), 0);

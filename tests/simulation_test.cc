@@ -43,9 +43,9 @@ constexpr int kClasses = 10;
 client::Dataset Generated(int64_t n, uint64_t seed) {
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   client::Dataset d;
-  d.labels = at::randint(kClasses, {n}, gen, at::TensorOptions().dtype(at::kLong));
-  d.images = at::randn({n, 1, 28, 28}, gen) +
-             d.labels.to(at::kFloat).view({n, 1, 1, 1}) / kClasses;
+  d.targets = at::randint(kClasses, {n}, gen, at::TensorOptions().dtype(at::kLong));
+  d.inputs = at::randn({n, 1, 28, 28}, gen) +
+             d.targets.to(at::kFloat).view({n, 1, 1, 1}) / kClasses;
   return d;
 }
 
@@ -86,7 +86,7 @@ Scenario Default(uint64_t clients) {
 absl::StatusOr<std::unique_ptr<Simulator>> MakeSimulator(const Scenario& s, client::Dataset data) {
   auto population = Population::Create(s.population);
   if (!population.ok()) return population.status();
-  auto plan = ClientData::Split(data.labels, s.partition);
+  auto plan = ClientData::Split(data.targets, s.partition);
   if (!plan.ok()) return plan.status();
   return Simulator::Create(s.options, *std::move(population), *std::move(plan), std::move(data),
                            client::ModelSpec{"logreg", ""});
@@ -184,7 +184,7 @@ TEST(SimulatorTest, EachClientTrainsOnItsOwnDataOnly) {
   std::map<uint64_t, FitRes> results;
   auto sim = MakeSimulator(s, data);
   ASSERT_TRUE(sim.ok()) << sim.status();
-  auto plan = ClientData::Split(data.labels, s.partition);
+  auto plan = ClientData::Split(data.targets, s.partition);
   ASSERT_TRUE(plan.ok());
   auto model = client::CreateModel(client::ModelSpec{"logreg", ""}, 99);
   auto global = std::make_shared<const Parameters>((*model)->GetParameters().Clone());
@@ -197,8 +197,8 @@ TEST(SimulatorTest, EachClientTrainsOnItsOwnDataOnly) {
   for (uint64_t c : {0, 5, 11}) {
     const client::Dataset expected = data.Subset(plan->Indices(c));
     const client::Dataset got = (*whole_sim)->ClientSplit(c).first;
-    EXPECT_TRUE(at::equal(got.images, expected.images)) << "client " << c;
-    EXPECT_TRUE(at::equal(got.labels, expected.labels)) << "client " << c;
+    EXPECT_TRUE(at::equal(got.inputs, expected.inputs)) << "client " << c;
+    EXPECT_TRUE(at::equal(got.targets, expected.targets)) << "client " << c;
   }
 
   constexpr uint64_t kAsked[] = {0, 5, 11};
@@ -278,7 +278,7 @@ TEST(SimulatorTest, RoundTimeIsTheSlowestClientWhenNobodyFails) {
   auto population = Population::Create(s.population);
   ASSERT_TRUE(population.ok());
   client::Dataset data = Generated(s.examples, 1);
-  auto plan = ClientData::Split(data.labels, s.partition);
+  auto plan = ClientData::Split(data.targets, s.partition);
   ASSERT_TRUE(plan.ok());
   double slowest = 0;
   for (uint64_t c = 0; c < 20; ++c) {

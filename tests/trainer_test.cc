@@ -116,8 +116,8 @@ TEST(TrainerTest, FitReducesLossAndSeparatesClasses) {
 
   // A held-out sample from the same distribution is also separated.
   Dataset test = SeparableData(512, 1);
-  test.images = test.images.slice(0, 256);
-  test.labels = test.labels.slice(0, 256);
+  test.inputs = test.inputs.slice(0, 256);
+  test.targets = test.targets.slice(0, 256);
   absl::StatusOr<EvalOutcome> held_out = trainer.Evaluate(*model, test);
   ASSERT_TRUE(held_out.ok()) << held_out.status();
   EXPECT_GE(held_out->accuracy, 0.95);
@@ -293,7 +293,7 @@ TEST(TrainerTest, DivergenceIsAnErrorNotANanUpdate) {
   std::unique_ptr<Model> model = MustCreate("2nn", 0);
   Trainer trainer = MustTrainer();
   Dataset data = SeparableData(64, 0);
-  data.images = data.images * 1e4;
+  data.inputs = data.inputs * 1e4;
   absl::StatusOr<FitOutcome> fit = trainer.Fit(
       *model, model->GetParameters().Clone(), data, Config(3, 8, 1e10), 1);
   ASSERT_FALSE(fit.ok());
@@ -322,11 +322,11 @@ TEST(TrainerTest, OneStepMatchesABareLibTorchStep) {
   for (const at::Tensor& t : global.tensors()) {
     w.push_back(t.clone().set_requires_grad(true));
   }
-  at::Tensor h = data.images.flatten(1);
+  at::Tensor h = data.inputs.flatten(1);
   h = at::relu(at::linear(h, w[0], w[1]));
   h = at::relu(at::linear(h, w[2], w[3]));
   at::Tensor logits = at::linear(h, w[4], w[5]);
-  at::Tensor loss = torch::nn::functional::cross_entropy(logits, data.labels);
+  at::Tensor loss = torch::nn::functional::cross_entropy(logits, data.targets);
   loss.backward();
   EXPECT_NEAR(fit->train_loss, loss.item<double>(), 1e-5);
 
@@ -362,10 +362,10 @@ TEST(TrainerTest, ProximalTermMatchesHandWrittenFedProxSteps) {
     w.push_back(t.clone().set_requires_grad(true));
   }
   for (int step = 0; step < 2; ++step) {
-    at::Tensor h = data.images.flatten(1);
+    at::Tensor h = data.inputs.flatten(1);
     h = at::relu(at::linear(h, w[0], w[1]));
     h = at::relu(at::linear(h, w[2], w[3]));
-    at::Tensor loss = torch::nn::functional::cross_entropy(at::linear(h, w[4], w[5]), data.labels);
+    at::Tensor loss = torch::nn::functional::cross_entropy(at::linear(h, w[4], w[5]), data.targets);
     for (size_t i = 0; i < w.size(); ++i) loss = loss + mu / 2 * (w[i] - w0[i]).pow(2).sum();
     loss.backward();
     torch::NoGradGuard no_grad;

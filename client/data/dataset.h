@@ -13,12 +13,13 @@
 
 namespace shoal::client {
 
-// Dataset holds `images` as float32 [N, 1, H, W], scaled to [0, 1] and then
-// normalized with Fashion-MNIST's mean and standard deviation, and `labels`
-// as int64 [N]. Copying a Dataset shares the tensors.
+// Dataset holds examples in memory: `inputs` float32 [N, ...] of any shape,
+// and `targets`: int64 [N] class indices (classification) or float32 [N] /
+// [N, K] values (regression, binary and multi-label). Copying a Dataset
+// shares the tensors.
 struct Dataset {
-  at::Tensor images;
-  at::Tensor labels;
+  at::Tensor inputs;
+  at::Tensor targets;
 
   int64_t size() const;
   // Subset returns the examples at `indices` (copied), in that order.
