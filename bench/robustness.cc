@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "client/data/partition.h"
+#include "client/data/source.h"
 #include "client/dataset_evaluator.h"
 #include "client/model.h"
 #include "client/trainer.h"
@@ -160,12 +161,16 @@ RobustnessExperiment::Create(RobustnessOptions options) {
       new RobustnessExperiment(std::move(options)));
   const RobustnessOptions& o = experiment->options_;
 
-  SHOAL_ASSIGN_OR_RETURN(
-      client::Dataset train,
-      client::LoadFashionMnist(o.data_dir, client::Split::kTrain));
-  SHOAL_ASSIGN_OR_RETURN(
-      experiment->test_,
-      client::LoadFashionMnist(o.data_dir, client::Split::kTest));
+  // Fashion-MNIST, normalized with its own mean and std.
+  client::DataOptions data;
+  data.dir = o.data_dir;
+  data.normalization.mode = client::Normalization::Mode::kGiven;
+  data.normalization.mean = {0.2860};
+  data.normalization.std = {0.3530};
+  const client::Task task;
+  SHOAL_ASSIGN_OR_RETURN(client::Dataset train,
+                         client::LoadData(data, client::Split::kTrain, task));
+  SHOAL_ASSIGN_OR_RETURN(experiment->test_, client::LoadData(data, client::Split::kTest, task));
   if (train.size() < o.examples_per_client * o.num_clients) {
     return absl::InvalidArgumentError(absl::StrCat(
         o.num_clients, " clients of ", o.examples_per_client,
@@ -181,8 +186,8 @@ RobustnessExperiment::Create(RobustnessOptions options) {
   SHOAL_ASSIGN_OR_RETURN(std::vector<std::vector<int64_t>> shards,
                          client::Partition(train.targets, partition));
 
-  SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec,
-                         client::ParseModelSpec(o.model));
+  SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec, client::ParseModelSpec(o.model));
+  SHOAL_ASSIGN_OR_RETURN(spec, client::ResolveModelShape(spec, client::InputShape(train), 10));
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<client::Model> initial,
                          client::CreateModel(spec, o.seed));
   experiment->initial_ = initial->GetParameters().Clone();
@@ -222,10 +227,10 @@ absl::StatusOr<TrialResult> RobustnessExperiment::Run(
           strategy_name,
           StrategyParamsFor(strategy_name, o.num_clients, o.num_malicious),
           context));
-  SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec,
-                         client::ParseModelSpec(o.model));
+  SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec, client::ParseModelSpec(o.model));
+  SHOAL_ASSIGN_OR_RETURN(spec, client::ResolveModelShape(spec, client::InputShape(test_), 10));
   SHOAL_ASSIGN_OR_RETURN(client::DatasetEvaluator evaluator,
-                         client::MakeDatasetEvaluator(spec, test_));
+                         client::MakeDatasetEvaluator(spec, client::Task(), test_));
   strategy->set_server_evaluator(std::move(evaluator));
 
   SHOAL_ASSIGN_OR_RETURN(ScratchDir scratch, ScratchDir::Create());

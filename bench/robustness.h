@@ -26,7 +26,7 @@ namespace shoal::bench {
 // RobustnessOptions. The defaults run one trial of 5 rounds in a few
 // seconds on one core.
 struct RobustnessOptions {
-  std::string data_dir = client::kDefaultFashionMnistDir;
+  std::string data_dir = "/usr/share/datasets/fashion-mnist";
   // n clients, of which the first f (client-00, client-01, ...) poison their
   // updates in an attacked trial. Every client answers every round.
   int num_clients = 11;

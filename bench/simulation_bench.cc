@@ -155,7 +155,8 @@ int Throughput(const std::map<std::string, std::string>& f) {
        {"data", {{"partitioner", "iid"}, {"holdout_fraction", 0}}},
        {"server", {{"output_dir", out}, {"evaluate", false}}},
        {"simulation", {{"clients", 100}, {"workers", workers}}}});
-  auto train = shoal::client::LoadFashionMnist(config.data_dir, shoal::client::Split::kTrain);
+  auto train = shoal::client::LoadData(config.data, shoal::client::Split::kTrain,
+                                       shoal::client::Task(config.task));
   if (!train.ok()) {
     std::fprintf(stderr, "%s\n", std::string(train.status().message()).c_str());
     return 1;
@@ -205,7 +206,7 @@ int Memory(const std::map<std::string, std::string>& f) {
                        {"speed", {{"distribution", "lognormal"}, {"median", 50}, {"sigma", 0.5}}},
                        {"availability", {{"kind", "diurnal"}, {"online_fraction", 0.5}}}}}});
   // Idle cost: the population and the data plan on their own.
-  auto labels = shoal::client::ReadIdxLabels(config.data_dir + "/train-labels-idx1-ubyte.gz");
+  auto labels = shoal::client::ReadIdxLabels(config.data.dir + "/train-labels-idx1-ubyte.gz");
   if (!labels.ok()) {
     std::fprintf(stderr, "%s\n", std::string(labels.status().message()).c_str());
     return 1;

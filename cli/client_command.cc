@@ -11,6 +11,7 @@
 #include "client/attack.h"
 #include "client/data/dataset.h"
 #include "client/data/partition.h"
+#include "client/data/source.h"
 #include "client/local_client.h"
 #include "client/model.h"
 #include "client/trainer.h"
@@ -21,37 +22,26 @@
 namespace shoal::cli {
 namespace {
 
-// SplitHoldout keeps `fraction` of the client's examples aside for local
-// evaluation, chosen by a seeded permutation.
-std::pair<client::Dataset, client::Dataset> SplitHoldout(const client::Dataset& data,
-                                                         double fraction, uint64_t seed) {
-  const int64_t n = data.size();
-  const int64_t held = static_cast<int64_t>(fraction * static_cast<double>(n));
-  at::Tensor perm = at::randperm(n, at::make_generator<at::CPUGeneratorImpl>(seed),
-                                 at::TensorOptions().dtype(at::kLong));
-  auto take = [&](int64_t begin, int64_t end) {
-    at::Tensor idx = perm.slice(0, begin, end).contiguous();
-    std::vector<int64_t> v(idx.data_ptr<int64_t>(), idx.data_ptr<int64_t>() + idx.numel());
-    return data.Subset(v);
-  };
-  return {take(held, n), take(0, held)};
-}
-
-absl::StatusOr<client::Dataset> LoadClientData(const ClientFlags& flags,
-                                               const ExperimentConfig& config) {
-  if (!flags.data_dir.empty()) {
-    return client::LoadFashionMnist(flags.data_dir, client::Split::kTrain);
-  }
+// LoadClientData loads the client's examples: its own data (--data-dir, in
+// the config's format) or its partition of the config's data. Also returns
+// the model spec shaped by the data as loaded (before partitioning, so every
+// client of a run agrees with the server).
+absl::StatusOr<std::pair<client::Dataset, client::ModelSpec>> LoadClientData(
+    const ClientFlags& flags, const ExperimentConfig& config) {
+  client::DataOptions data = config.data;
+  if (!flags.data_dir.empty()) data.dir = flags.data_dir;
+  SHOAL_ASSIGN_OR_RETURN(client::Dataset all,
+                         client::LoadData(data, client::Split::kTrain, client::Task(config.task)));
+  SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec, ResolveModel(config, all));
+  if (!flags.data_dir.empty()) return std::make_pair(std::move(all), std::move(spec));
   if (flags.partition >= config.partition.num_partitions) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--partition ", flags.partition, " is out of range: data.num_partitions is ",
         config.partition.num_partitions));
   }
-  SHOAL_ASSIGN_OR_RETURN(client::Dataset all,
-                         client::LoadFashionMnist(config.data_dir, client::Split::kTrain));
   SHOAL_ASSIGN_OR_RETURN(std::vector<std::vector<int64_t>> parts,
-                         client::Partition(all.labels, config.partition));
-  return all.Subset(parts[flags.partition]);
+                         client::Partition(all.targets, config.partition));
+  return std::make_pair(all.Subset(parts[flags.partition]), std::move(spec));
 }
 
 absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
@@ -79,7 +69,8 @@ absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
   // told otherwise, so they do not oversubscribe the cores.
   client::SetComputeThreads(flags.threads);
 
-  const uint64_t data_seed = config.seed ^ (0x5eedULL + static_cast<uint64_t>(flags.partition + 1));
+  // A client's own data (no partition) counts as client -1.
+  const uint64_t data_seed = client::ClientSeed(config.seed, static_cast<uint64_t>(flags.partition));
   SHOAL_ASSIGN_OR_RETURN(client::AttackOptions attack,
                          client::ParseAttackOptions(flags.attack, flags.attack_scale, data_seed));
   if (attack.mode != client::AttackMode::kNone) {
@@ -87,8 +78,9 @@ absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
                  "For robustness experiments only: it sabotages the federation. !!!",
                  client::AttackModeName(attack.mode), attack.scale);
   }
-  SHOAL_ASSIGN_OR_RETURN(client::Dataset data, LoadClientData(flags, config));
-  auto [train, holdout] = SplitHoldout(data, config.holdout_fraction, data_seed);
+  SHOAL_ASSIGN_OR_RETURN(auto loaded, LoadClientData(flags, config));
+  auto [train, holdout] =
+      client::SplitClientData(loaded.first, config.holdout_fraction, data_seed);
   if (train.size() == 0) {
     return absl::FailedPreconditionError("this client has no training examples");
   }
@@ -101,12 +93,14 @@ absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
 
   // Read once: the bytes the agent compares with the server's code are the
   // bytes that run.
-  SHOAL_ASSIGN_OR_RETURN(ModelCode model_code, ReadModelCode(config.model));
+  SHOAL_ASSIGN_OR_RETURN(ModelCode model_code,
+                         ReadModelCode(client::ModelSpecToString(loaded.second)));
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<client::Model> model,
                          client::CreateModelFromCode(model_code, config.seed));
   client::TrainerOptions trainer_options;
   trainer_options.device = flags.device;
   trainer_options.seed = data_seed;
+  trainer_options.task = config.task;
   SHOAL_ASSIGN_OR_RETURN(client::Trainer trainer, client::Trainer::Create(trainer_options));
   model->To(c10::Device(flags.device));
   client::LocalClient local(std::move(model), std::move(trainer), std::move(train),

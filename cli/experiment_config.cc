@@ -203,18 +203,157 @@ absl::Status ParseSecureAggregation(const Section& root, SecureAggregationOption
   return out.Validate();
 }
 
+// ReadDims reads `key` of `s` as a list of 1 to `max_len` integers in
+// [lo, hi].
+absl::Status ReadDims(const Section& s, const std::string& key, size_t max_len, int64_t lo,
+                      int64_t hi, std::vector<int64_t>* out) {
+  if (!s.Has(key)) return absl::OkStatus();
+  const json& v = s.Raw(key);
+  if (!v.is_array() || v.empty() || v.size() > max_len) {
+    return absl::InvalidArgumentError(absl::StrCat("'", s.Key(key), "' must be a list of 1 to ",
+                                                   max_len, " integers, got ",
+                                                   JsonForMessage(v)));
+  }
+  out->clear();
+  for (const json& d : v) {
+    if (!d.is_number_integer() || d.get<int64_t>() < lo || d.get<int64_t>() > hi) {
+      return absl::InvalidArgumentError(absl::StrCat("'", s.Key(key), "' holds ",
+                                                     JsonForMessage(d), "; each must be an "
+                                                     "integer in [", lo, ", ", hi, "]"));
+    }
+    out->push_back(d.get<int64_t>());
+  }
+  return absl::OkStatus();
+}
+
+// ReadNumbers reads `key` of `s` as one number or a list of 1 to 4096.
+absl::Status ReadNumbers(const Section& s, const std::string& key, std::vector<double>* out) {
+  const json& v = s.Raw(key);
+  const json list = v.is_array() ? v : json::array({v});
+  if (list.empty() || list.size() > 4096) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", s.Key(key), "' must be a number or a list of 1 to 4096 numbers"));
+  }
+  out->clear();
+  for (const json& d : list) {
+    if (!d.is_number() || !std::isfinite(d.get<double>())) {
+      return absl::InvalidArgumentError(absl::StrCat("'", s.Key(key), "' holds ",
+                                                     JsonForMessage(d), ", not a finite number"));
+    }
+    out->push_back(d.get<double>());
+  }
+  return absl::OkStatus();
+}
+
+// ParseModel reads "model": a name or path, or an object.
+absl::Status ParseModel(const Section& root, ExperimentConfig& c) {
+  if (!root.Has("model")) return absl::OkStatus();
+  if (root.Raw("model").is_string()) {
+    std::string text;
+    SHOAL_RETURN_IF_ERROR(root.String("model", &text));
+    SHOAL_ASSIGN_OR_RETURN(c.model, Annotate(client::ParseModelSpec(text), "'model'"));
+    return absl::OkStatus();
+  }
+  if (!root.Raw("model").is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'model' must be a string (a built-in name or a TorchScript path) or an "
+                     "object, got ",
+                     JsonForMessage(root.Raw("model"))));
+  }
+  Section m = root.Child("model");
+  SHOAL_RETURN_IF_ERROR(m.Expect({"name", "path", "hidden", "input_shape", "outputs"}));
+  if (m.Has("name") == m.Has("path")) {
+    return absl::InvalidArgumentError(
+        "'model' needs either a built-in \"name\" or a TorchScript \"path\", e.g. "
+        "{\"name\": \"mlp\", \"hidden\": [64, 32]}");
+  }
+  std::string text;
+  SHOAL_RETURN_IF_ERROR(m.String(m.Has("name") ? "name" : "path", &text));
+  SHOAL_ASSIGN_OR_RETURN(c.model, Annotate(client::ParseModelSpec(text), "'model'"));
+  if (m.Has("hidden") && c.model.name != "mlp") {
+    return absl::InvalidArgumentError("'model.hidden' applies to the \"mlp\" model only");
+  }
+  SHOAL_RETURN_IF_ERROR(ReadDims(m, "hidden", 16, 1, 1 << 20, &c.model.hidden));
+  SHOAL_RETURN_IF_ERROR(ReadDims(m, "input_shape", 8, 1, 1 << 20, &c.model.input_shape));
+  SHOAL_RETURN_IF_ERROR(m.Integer("outputs", 1, 1 << 20, &c.model.outputs));
+  return absl::OkStatus();
+}
+
+// ParseTask reads "task".
+absl::Status ParseTask(const Section& root, ExperimentConfig& c) {
+  if (!root.Has("task")) return absl::OkStatus();
+  Section t = root.Child("task");
+  SHOAL_RETURN_IF_ERROR(t.Expect({"kind", "loss", "num_classes"}));
+  std::string kind = client::TaskKindName(c.task.kind);
+  SHOAL_RETURN_IF_ERROR(t.String("kind", &kind));
+  SHOAL_ASSIGN_OR_RETURN(c.task.kind, Annotate(client::ParseTaskKind(kind), "'task.kind'"));
+  if (t.Has("loss")) {
+    if (c.task.kind != client::TaskKind::kRegression) {
+      return absl::InvalidArgumentError(
+          "'task.loss' applies to regression only (classification trains on cross-entropy, "
+          "multilabel on binary cross-entropy)");
+    }
+    std::string loss;
+    SHOAL_RETURN_IF_ERROR(t.String("loss", &loss));
+    SHOAL_ASSIGN_OR_RETURN(c.task.regression_loss,
+                           Annotate(client::ParseRegressionLoss(loss), "'task.loss'"));
+  }
+  SHOAL_RETURN_IF_ERROR(t.Integer("num_classes", 1, 1 << 20, &c.num_classes));
+  return absl::OkStatus();
+}
+
+// ParseNormalization reads "data.normalize": "none", "auto", or
+// {"mean": ..., "std": ...}.
+absl::Status ParseNormalization(const Section& d, client::Normalization& out) {
+  if (!d.Has("normalize")) return absl::OkStatus();
+  using Mode = client::Normalization::Mode;
+  const json& v = d.Raw("normalize");
+  if (v.is_string()) {
+    const std::string mode = v.get<std::string>();
+    if (mode == "none" || mode == "auto") {
+      out = client::Normalization{};
+      out.mode = mode == "none" ? Mode::kNone : Mode::kAuto;
+      return absl::OkStatus();
+    }
+  }
+  if (!v.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'data.normalize' must be \"none\", \"auto\" or {\"mean\": ..., \"std\": ...}, got ",
+        JsonForMessage(v)));
+  }
+  Section n = d.Child("normalize");
+  SHOAL_RETURN_IF_ERROR(n.Expect({"mean", "std"}));
+  if (!n.Has("mean") || !n.Has("std")) {
+    return absl::InvalidArgumentError("'data.normalize' needs both \"mean\" and \"std\"");
+  }
+  out.mode = Mode::kGiven;
+  SHOAL_RETURN_IF_ERROR(ReadNumbers(n, "mean", &out.mean));
+  SHOAL_RETURN_IF_ERROR(ReadNumbers(n, "std", &out.std));
+  if (out.mean.size() != out.std.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("'data.normalize' has ", out.mean.size(),
+                                                   " means but ", out.std.size(), " stds"));
+  }
+  for (double s : out.std) {
+    if (!(s > 0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'data.normalize.std' holds ", s, "; every std must be > 0"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
   SHOAL_RETURN_IF_ERROR(root.Expect({"name", "seed", "rounds", "model", "strategy",
                                      "privacy", "secure_aggregation", "fit", "sampling",
                                      "timeouts", "data", "server", "simulation",
-                                     "target_accuracy"}));
+                                     "target_accuracy", "task"}));
   SHOAL_RETURN_IF_ERROR(ParseSecureAggregation(root, c.coordinator.secure_aggregation));
   SHOAL_RETURN_IF_ERROR(root.String("name", &c.name));
   SHOAL_RETURN_IF_ERROR(root.Integer("seed", 0, std::numeric_limits<int64_t>::max(), &c.seed));
   SHOAL_RETURN_IF_ERROR(root.Integer("rounds", 1, kMaxRounds, &c.coordinator.num_rounds));
   SHOAL_RETURN_IF_ERROR(root.Number("target_accuracy", 0, 1, &c.coordinator.target_accuracy));
-  SHOAL_RETURN_IF_ERROR(root.String("model", &c.model));
-  SHOAL_RETURN_IF_ERROR(Annotate(client::ParseModelSpec(c.model).status(), "'model'"));
+  SHOAL_RETURN_IF_ERROR(ParseModel(root, c));
+  SHOAL_RETURN_IF_ERROR(ParseTask(root, c));
 
   if (root.Has("strategy")) {
     const json& s = root.Raw("strategy");
@@ -283,10 +422,16 @@ absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
 
   if (root.Has("data")) {
     Section d = root.Child("data");
-    SHOAL_RETURN_IF_ERROR(d.Expect({"dir", "partitioner", "num_partitions", "alpha",
-                                    "classes_per_client", "power_law_exponent",
-                                    "min_partition_size", "seed", "holdout_fraction"}));
-    SHOAL_RETURN_IF_ERROR(d.String("dir", &c.data_dir));
+    SHOAL_RETURN_IF_ERROR(d.Expect({"format", "dir", "normalize", "partitioner",
+                                    "num_partitions", "alpha", "classes_per_client",
+                                    "power_law_exponent", "min_partition_size", "seed",
+                                    "holdout_fraction"}));
+    std::string format = client::DataFormatName(c.data.format);
+    SHOAL_RETURN_IF_ERROR(d.String("format", &format));
+    SHOAL_ASSIGN_OR_RETURN(c.data.format,
+                           Annotate(client::ParseDataFormat(format), "'data.format'"));
+    SHOAL_RETURN_IF_ERROR(d.String("dir", &c.data.dir));
+    SHOAL_RETURN_IF_ERROR(ParseNormalization(d, c.data.normalization));
     std::string scheme = client::PartitionSchemeName(c.partition.scheme);
     SHOAL_RETURN_IF_ERROR(d.String("partitioner", &scheme));
     absl::StatusOr<client::PartitionScheme> parsed = client::ParsePartitionScheme(scheme);
@@ -294,7 +439,8 @@ absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
     c.partition.scheme = *parsed;
     SHOAL_RETURN_IF_ERROR(d.Integer("num_partitions", 1, 1000000, &c.partition.num_partitions));
     SHOAL_RETURN_IF_ERROR(d.Number("alpha", 0, 1e6, &c.partition.alpha, true));
-    SHOAL_RETURN_IF_ERROR(d.Integer("classes_per_client", 1, 10, &c.partition.classes_per_client));
+    SHOAL_RETURN_IF_ERROR(
+        d.Integer("classes_per_client", 1, 1 << 20, &c.partition.classes_per_client));
     SHOAL_RETURN_IF_ERROR(
         d.Number("power_law_exponent", 0, 100, &c.partition.power_law_exponent, true));
     SHOAL_RETURN_IF_ERROR(
@@ -324,6 +470,7 @@ absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
 }  // namespace
 
 ExperimentConfig::ExperimentConfig() {
+  data.dir = "/usr/share/datasets/fashion-mnist";  // Debian's dataset-fashion-mnist
   fit.set_local_epochs(1);
   fit.set_batch_size(32);
   fit.set_learning_rate(0.05);
@@ -375,29 +522,55 @@ absl::StatusOr<std::unique_ptr<Strategy>> CreateExperimentStrategy(
   return std::unique_ptr<Strategy>(std::move(private_strategy));
 }
 
+absl::StatusOr<client::ModelSpec> ResolveModel(const ExperimentConfig& config,
+                                               const client::Dataset& data) {
+  const client::Task task(config.task);
+  SHOAL_ASSIGN_OR_RETURN(const int64_t outputs,
+                         Annotate(client::OutputsFor(task, data, config.num_classes), "the data"));
+  return Annotate(client::ResolveModelShape(config.model, client::InputShape(data), outputs),
+                  "'model'");
+}
+
 absl::StatusOr<ServerSide> PrepareServerSide(const ExperimentConfig& config) {
-  SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec, client::ParseModelSpec(config.model));
-  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<client::Model> model,
-                         client::CreateModel(spec, config.seed));
   ServerSide side;
+  side.model = config.model;
+  std::optional<client::Dataset> test;
+  const bool shaped = !client::IsBuiltinModel(config.model) ||
+                      (!config.model.input_shape.empty() && config.model.outputs > 0);
+  if (config.server_evaluation || !shaped) {
+    // The test split gives the shapes the config leaves out.
+    absl::StatusOr<client::Dataset> loaded =
+        client::LoadData(config.data, client::Split::kTest, client::Task(config.task));
+    if (!loaded.ok()) {
+      if (config.server_evaluation) return Annotate(loaded.status(), "server.evaluate");
+      return Annotate(loaded.status(),
+                      "the model's shapes come from the test data when the config does not set "
+                      "model.input_shape and model.outputs");
+    }
+    test = *std::move(loaded);
+    SHOAL_ASSIGN_OR_RETURN(side.model, ResolveModel(config, *test));
+  }
+  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<client::Model> model,
+                         client::CreateModel(side.model, config.seed));
   SHOAL_ASSIGN_OR_RETURN(side.strategy, CreateExperimentStrategy(config));
   side.initial = model->GetParameters().Clone();
   if (std::optional<Parameters> custom = side.strategy->InitializeParameters()) {
     side.initial = *std::move(custom);
   }
   if (config.server_evaluation) {
-    SHOAL_ASSIGN_OR_RETURN(ServerEvaluator evaluator, MakeTestSetEvaluator(config));
+    SHOAL_ASSIGN_OR_RETURN(ServerEvaluator evaluator,
+                           MakeTestSetEvaluator(config, side.model, *std::move(test)));
     side.strategy->set_server_evaluator(std::move(evaluator));
   }
   return side;
 }
 
-absl::StatusOr<ServerEvaluator> MakeTestSetEvaluator(const ExperimentConfig& config) {
-  SHOAL_ASSIGN_OR_RETURN(client::Dataset test,
-                         client::LoadFashionMnist(config.data_dir, client::Split::kTest));
-  SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec, client::ParseModelSpec(config.model));
-  spdlog::info("server-side evaluation on {} test examples from {}", test.size(), config.data_dir);
-  return client::MakeDatasetEvaluator(spec, std::move(test));
+absl::StatusOr<ServerEvaluator> MakeTestSetEvaluator(const ExperimentConfig& config,
+                                                     const client::ModelSpec& spec,
+                                                     client::Dataset test) {
+  spdlog::info("server-side evaluation on {} test examples ({} data in {})", test.size(),
+               client::DataFormatName(config.data.format), config.data.dir);
+  return client::MakeDatasetEvaluator(spec, client::Task(config.task), std::move(test));
 }
 
 }  // namespace shoal::cli

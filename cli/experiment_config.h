@@ -12,7 +12,11 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
+#include "client/data/dataset.h"
 #include "client/data/partition.h"
+#include "client/data/source.h"
+#include "client/model.h"
+#include "client/task.h"
 #include "server/coordinator.h"
 #include "simulation/population.h"
 #include "simulation/simulator.h"
@@ -37,7 +41,13 @@ struct SimulationConfig {
 struct ExperimentConfig {
   std::string name = "fashion-mnist";
   uint64_t seed = 42;
-  std::string model = "cnn";  // built-in name or TorchScript path
+  // "model": a built-in name or TorchScript path, or an object with "name"
+  // (or "path"), "hidden", "input_shape" and "outputs". Shapes left out come
+  // from the data (ResolveModel).
+  client::ModelSpec model;
+  // "task": what the model learns (loss and metrics).
+  client::TaskOptions task;
+  int64_t num_classes = 0;  // task.num_classes; 0 = from the data
 
   // strategy
   std::string strategy = "fedavg";
@@ -52,7 +62,7 @@ struct ExperimentConfig {
   CoordinatorOptions coordinator;
 
   // data (client side)
-  std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  client::DataOptions data;  // format, location, normalization
   client::PartitionOptions partition;
   double holdout_fraction = 0.1;  // of each client's data, for Evaluate
 
@@ -82,17 +92,28 @@ absl::StatusOr<std::unique_ptr<Strategy>> CreateExperimentStrategy(
     const ExperimentConfig& config);
 
 // ServerSide: the server half of a run, built from the config: the strategy
-// (evaluating on the test split when server.evaluate is on) and the initial
-// global model (the strategy's own, or the model's seeded initialization).
+// (evaluating on the test split when server.evaluate is on), the initial
+// global model (the strategy's own, or the model's seeded initialization)
+// and the model's canonical spec with its shapes (what the model store
+// records and devices build).
 struct ServerSide {
   std::unique_ptr<Strategy> strategy;
   Parameters initial;
+  client::ModelSpec model;
 };
 absl::StatusOr<ServerSide> PrepareServerSide(const ExperimentConfig& config);
 
-// MakeTestSetEvaluator evaluates the config's model on the test split of
-// data.dir: the server-side evaluation of every round.
-absl::StatusOr<ServerEvaluator> MakeTestSetEvaluator(const ExperimentConfig& config);
+// ResolveModel returns the config's model spec with the shapes `data`
+// implies (input shape; outputs from the task), checked against any the
+// config states; errors name 'model' or the data.
+absl::StatusOr<client::ModelSpec> ResolveModel(const ExperimentConfig& config,
+                                               const client::Dataset& data);
+
+// MakeTestSetEvaluator evaluates `spec` on the config's test split: the
+// server-side evaluation of every round.
+absl::StatusOr<ServerEvaluator> MakeTestSetEvaluator(const ExperimentConfig& config,
+                                                     const client::ModelSpec& spec,
+                                                     client::Dataset test);
 
 }  // namespace shoal::cli
 

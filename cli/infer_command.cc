@@ -50,7 +50,6 @@ absl::Status RunInfer(const InferFlags& flags) {
                         .c_str()
                   : "signature NOT checked",
               predictions.size());
-  const auto& names = client::FashionMnistClassNames();
   at::Tensor labels;
   if (!flags.labels.empty()) {
     SHOAL_ASSIGN_OR_RETURN(labels, client::ReadIdxLabels(flags.labels));
@@ -66,11 +65,9 @@ absl::Status RunInfer(const InferFlags& flags) {
     const int64_t truth = has_label ? labels[i].item<int64_t>() : -1;
     if (has_label && truth == p.label) ++correct;
     if (static_cast<int>(i) < flags.limit) {
-      std::printf("  [%zu] %-12s %5.1f%%%s\n", i,
-                  p.label < 10 ? names[p.label].c_str() : std::to_string(p.label).c_str(),
+      std::printf("  [%zu] class %lld %5.1f%%%s\n", i, static_cast<long long>(p.label),
                   100 * p.confidence,
-                  has_label ? absl::StrCat("  (label: ", truth < 10 ? names[truth] : "?", ")").c_str()
-                            : "");
+                  has_label ? absl::StrCat("  (label: ", truth, ")").c_str() : "");
     }
   }
   if (labels.defined()) {

@@ -139,7 +139,7 @@ void ProgressReporter::OnRestored(const std::vector<RoundRecord>& history) {
 
 absl::Status ProgressReporter::Write() {
   json history{{"name", config_.name},
-               {"model", config_.model},
+               {"model", client::ModelSpecToString(config_.model)},
                {"strategy", config_.strategy},
                {"seed", config_.seed},
                {"elapsed_seconds", absl::ToDoubleSeconds(absl::Now() - start_)}};

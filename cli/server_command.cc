@@ -204,7 +204,8 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   const int64_t num_parameters = server_side.initial.NumElements();
   SHOAL_RETURN_IF_ERROR(MakeDirectories(config.output_dir));
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<ModelStore> store,
-                         ModelStore::Open(config.output_dir + "/models", config.model, signer));
+                         ModelStore::Open(config.output_dir + "/models",
+                                          client::ModelSpecToString(server_side.model), signer));
 
   ClientManager clients;
   // Task IDs carry this process's nonce: a result for a task handed out
@@ -245,8 +246,8 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   coordinator->SetCheckpointWriter(&checkpointer);
   spdlog::info("run '{}': {} rounds of {} on model '{}' ({} parameters), listening on port {} "
                "({})",
-               config.name, config.coordinator.num_rounds, config.strategy, config.model,
-               num_parameters, server->port(),
+               config.name, config.coordinator.num_rounds, config.strategy,
+               client::ModelSpecToString(server_side.model), num_parameters, server->port(),
                tls != nullptr ? "mutual TLS, clients admitted by certificate" : "PLAINTEXT");
   ProgressReporter progress(config, config.output_dir);
   coordinator->AddObserver(&progress);
@@ -304,7 +305,7 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
                         : std::string("--insecure-unverified");
   std::printf("Run inference (works offline):\n  shoal infer %s --model-dir %s --input %s/t10k-images-idx3-ubyte.gz --labels %s/t10k-labels-idx1-ubyte.gz\n",
               verify.c_str(),
-              store->dir().c_str(), config.data_dir.c_str(), config.data_dir.c_str());
+              store->dir().c_str(), config.data.dir.c_str(), config.data.dir.c_str());
   std::fflush(stdout);
   *exit_code = 0;
   return absl::OkStatus();

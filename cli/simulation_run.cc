@@ -122,19 +122,25 @@ absl::StatusOr<SimulationResult> RunSimulation(const ExperimentConfig& config,
                                   "'simulation'"));
   const uint64_t clients = population.size();
 
-  SHOAL_ASSIGN_OR_RETURN(client::Dataset train,
-                         client::LoadFashionMnist(config.data_dir, client::Split::kTrain));
+  SHOAL_ASSIGN_OR_RETURN(
+      client::Dataset train,
+      client::LoadData(config.data, client::Split::kTrain, client::Task(config.task)));
   SHOAL_RETURN_IF_ERROR(MakeDirectories(config.output_dir));
   SHOAL_ASSIGN_OR_RETURN(simulation::ClientData data, MakeClientData(config, train, clients));
   SHOAL_ASSIGN_OR_RETURN(json partition_summary, SummarizeClients(config, data, population));
 
-  SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec, client::ParseModelSpec(config.model));
-  SHOAL_ASSIGN_OR_RETURN(ServerSide server, PrepareServerSide(config));
+  SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec, ResolveModel(config, train));
+  ExperimentConfig shaped = config;
+  shaped.model = spec;  // the server need not read the test split for shapes
+  SHOAL_ASSIGN_OR_RETURN(ServerSide server, PrepareServerSide(shaped));
+  const std::string model_name = client::ModelSpecToString(spec);
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<ModelStore> store,
-                         ModelStore::Open(config.output_dir + "/models", config.model));
+                         ModelStore::Open(config.output_dir + "/models", model_name));
+  simulation::SimulationOptions sim_options = sim.options;
+  sim_options.task = config.task;
   SHOAL_ASSIGN_OR_RETURN(
       std::unique_ptr<simulation::Simulator> simulator,
-      simulation::Simulator::Create(sim.options, std::move(population), std::move(data),
+      simulation::Simulator::Create(sim_options, std::move(population), std::move(data),
                                     std::move(train), spec));
   CoordinatorOptions coordinator_options = config.coordinator;
   // Virtual clients always answer, by their simulated time; the real-time
@@ -147,7 +153,7 @@ absl::StatusOr<SimulationResult> RunSimulation(const ExperimentConfig& config,
                                              std::move(server.initial)));
   spdlog::info("simulating '{}': {} rounds of {} on model '{}', {} registered clients, {} "
                "worker(s); idle clients cost {} bytes in all",
-               config.name, config.coordinator.num_rounds, config.strategy, config.model,
+               config.name, config.coordinator.num_rounds, config.strategy, model_name,
                clients, simulator->workers(), simulator->IdleBytes());
   ProgressReporter progress(config, config.output_dir);
   progress.AddRunInfo("partition", std::move(partition_summary));

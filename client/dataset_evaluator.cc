@@ -11,15 +11,16 @@ EvaluateRes ToEvaluateRes(const EvalOutcome& outcome) {
   EvaluateRes res;
   res.num_examples = outcome.num_examples;
   res.loss = outcome.loss;
-  res.metrics["accuracy"] = outcome.accuracy;
+  res.metrics = outcome.metrics;
   return res;
 }
 
-absl::StatusOr<DatasetEvaluator> MakeDatasetEvaluator(const ModelSpec& spec,
-                                                      Dataset data,
-                                                      int64_t batch_size) {
+absl::StatusOr<DatasetEvaluator> MakeDatasetEvaluator(const ModelSpec& spec, const Task& task,
+                                                      Dataset data, int64_t batch_size) {
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, CreateModel(spec));
-  SHOAL_ASSIGN_OR_RETURN(Trainer trainer, Trainer::Create({}));
+  TrainerOptions options;
+  options.task = task.options();
+  SHOAL_ASSIGN_OR_RETURN(Trainer trainer, Trainer::Create(options));
   auto shared_model = std::shared_ptr<Model>(std::move(model));
   auto shared_trainer = std::make_shared<Trainer>(std::move(trainer));
   return DatasetEvaluator(

@@ -1,5 +1,5 @@
-// Evaluating global parameters on a fixed labelled dataset, the way the
-// server scores every new global model on the Fashion-MNIST test set.
+// Evaluating global parameters on a fixed dataset, the way the server scores
+// every new global model on a test split.
 #ifndef SHOAL_CLIENT_DATASET_EVALUATOR_H_
 #define SHOAL_CLIENT_DATASET_EVALUATOR_H_
 
@@ -15,7 +15,7 @@
 namespace shoal::client {
 
 // ToEvaluateRes turns the Trainer's outcome into a round's EvaluateRes:
-// num_examples, loss and the metric "accuracy".
+// num_examples, loss and the task's metrics.
 EvaluateRes ToEvaluateRes(const EvalOutcome& outcome);
 
 // DatasetEvaluator loads parameters into its own model and evaluates them on
@@ -25,19 +25,17 @@ using DatasetEvaluator =
     std::function<absl::StatusOr<EvaluateRes>(const Parameters&)>;
 
 // MakeDatasetEvaluator builds a `spec` model (its initial weights are
-// overwritten by every call) and returns an evaluator over `data` in batches
-// of `batch_size`. Errors are CreateModel's; each call fails with
-// InvalidArgument when the parameters do not fit the model.
+// overwritten by every call) and returns an evaluator of `task`'s loss and
+// metrics over `data` in batches of `batch_size`. Errors are CreateModel's;
+// each call fails with InvalidArgument when the parameters do not fit the
+// model.
 //
 // Example:
-//   SHOAL_ASSIGN_OR_RETURN(Dataset test,
-//                          LoadFashionMnist(dir, Split::kTest));
-//   SHOAL_ASSIGN_OR_RETURN(DatasetEvaluator eval,
-//                          MakeDatasetEvaluator(spec, test));
+//   SHOAL_ASSIGN_OR_RETURN(Dataset test, LoadData(data_options, Split::kTest, task));
+//   SHOAL_ASSIGN_OR_RETURN(DatasetEvaluator eval, MakeDatasetEvaluator(spec, task, test));
 //   strategy->set_server_evaluator(eval);
-absl::StatusOr<DatasetEvaluator> MakeDatasetEvaluator(const ModelSpec& spec,
-                                                      Dataset data,
-                                                      int64_t batch_size = 128);
+absl::StatusOr<DatasetEvaluator> MakeDatasetEvaluator(const ModelSpec& spec, const Task& task,
+                                                      Dataset data, int64_t batch_size = 128);
 
 }  // namespace shoal::client
 

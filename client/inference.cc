@@ -40,7 +40,7 @@ absl::StatusOr<at::Tensor> ReadPgm(const std::string& path) {
     return absl::InvalidArgumentError(absl::StrCat("'", path, "' is truncated"));
   }
   at::Tensor img = torch::from_blob(bytes.data() + offset, {1, 28, 28}, torch::kUInt8).clone();
-  return NormalizeImages(img);
+  return ScaleImages(img);
 }
 
 }  // namespace
@@ -86,7 +86,7 @@ absl::StatusOr<at::Tensor> LoadImages(const std::string& path) {
   if (raw.size(0) == 0) {
     return absl::InvalidArgumentError(absl::StrCat("'", path, "' holds no images"));
   }
-  return NormalizeImages(raw);
+  return ScaleImages(raw);
 }
 
 absl::StatusOr<std::vector<Prediction>> Predict(Model& model, const at::Tensor& images,

@@ -97,7 +97,7 @@ absl::StatusOr<FitRes> LocalClient::Fit(const Parameters& global,
   res.update = std::move(outcome.update);
   res.num_examples = outcome.num_examples;
   res.metrics[kTrainLossMetric] = outcome.train_loss;
-  res.metrics["train_accuracy"] = outcome.train_accuracy;
+  for (const auto& [name, value] : outcome.train_metrics) res.metrics["train_" + name] = value;
   res.metrics[kStepsMetric] = outcome.steps;
   if (extras.initial_loss) res.metrics[kInitialLossMetric] = outcome.initial_loss;
   res.metrics["fit_seconds"] = absl::ToDoubleSeconds(absl::Now() - start);

@@ -25,8 +25,9 @@ class LocalClient {
         train_(std::move(train)), holdout_(std::move(holdout)) {}
 
   // Fit fine-tunes the global parameters on the local data and returns the
-  // update with num_examples and metrics "train_loss", "train_accuracy",
-  // "steps" and "fit_seconds"; "initial_loss" too when the config asks for it
+  // update with num_examples and metrics "train_loss", the task's metrics
+  // prefixed "train_" ("train_accuracy", "train_mae", ...), "steps" and
+  // "fit_seconds"; "initial_loss" too when the config asks for it
   // (kReportInitialLossKey, q-FedAvg). `aux` is the strategy's auxiliary
   // tensors (FitIns::aux), if any.
   //
@@ -43,8 +44,8 @@ class LocalClient {
   absl::StatusOr<FitRes> Fit(const Parameters& global, const v1::FitConfig& config,
                              uint32_t round, const Parameters* aux = nullptr);
 
-  // Evaluate loads `global` and evaluates it on the held-out data; metric
-  // "accuracy".
+  // Evaluate loads `global` and evaluates it on the held-out data: its loss
+  // and the task's metrics ("accuracy", or "mae", "rmse", "r2").
   absl::StatusOr<EvaluateRes> Evaluate(const Parameters& global,
                                        const v1::EvaluateConfig& config);
 

@@ -17,7 +17,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/sha256.h"
 #include "common/signing.h"
 #include "common/status.h"
@@ -27,7 +29,7 @@ namespace {
 
 constexpr const char* kTorchScriptName = kTorchScriptModelSpec;
 constexpr char kChoices[] =
-    "expected one of: cnn, 2nn, logreg, or a TorchScript file path ending in "
+    "expected one of: cnn, 2nn, logreg, mlp, or a TorchScript file path ending in "
     ".pt or .pth";
 
 // LibTorch reports errors by throwing; these turn whatever escaped a call
@@ -51,18 +53,19 @@ class NetImpl : public torch::nn::Module {
 };
 
 // The CNN of McMahan et al. 2017 ("Communication-Efficient Learning of Deep
-// Networks from Decentralized Data"), 1,663,370 parameters.
+// Networks from Decentralized Data") for [C, H, W] images: two 5x5
+// convolutions (32 and 64 channels) each followed by 2x2 max pooling, a
+// 512-unit layer and the output layer. On Fashion-MNIST (1 x 28 x 28, 10
+// classes) it has 1,663,370 parameters.
 class CnnImpl : public NetImpl {
  public:
-  CnnImpl()
+  CnnImpl(const std::vector<int64_t>& in, int64_t outputs)
       : conv1_(register_module(
-            "conv1",
-            torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 32, 5).padding(2)))),
+            "conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(in[0], 32, 5).padding(2)))),
         conv2_(register_module(
-            "conv2",
-            torch::nn::Conv2d(torch::nn::Conv2dOptions(32, 64, 5).padding(2)))),
-        fc1_(register_module("fc1", torch::nn::Linear(7 * 7 * 64, 512))),
-        fc2_(register_module("fc2", torch::nn::Linear(512, 10))) {}
+            "conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(32, 64, 5).padding(2)))),
+        fc1_(register_module("fc1", torch::nn::Linear((in[1] / 4) * (in[2] / 4) * 64, 512))),
+        fc2_(register_module("fc2", torch::nn::Linear(512, outputs))) {}
 
   at::Tensor forward(at::Tensor x) override {
     x = at::max_pool2d(at::relu(conv1_->forward(x)), {2, 2});
@@ -78,37 +81,34 @@ class CnnImpl : public NetImpl {
   torch::nn::Linear fc2_;
 };
 
-// The "2NN" of the same paper: a 784-200-200-10 MLP, 199,210 parameters.
-class TwoNnImpl : public NetImpl {
+// MlpImpl: the flattened input through fully connected ReLU layers of the
+// given widths, then the output layer. The "2NN" of McMahan et al. is the
+// MLP with widths {200, 200} (784-200-200-10 on Fashion-MNIST, 199,210
+// parameters); multinomial logistic regression ("logreg") has none.
+// Layers are named fc1, fc2, ... in order.
+class MlpImpl : public NetImpl {
  public:
-  TwoNnImpl()
-      : fc1_(register_module("fc1", torch::nn::Linear(28 * 28, 200))),
-        fc2_(register_module("fc2", torch::nn::Linear(200, 200))),
-        fc3_(register_module("fc3", torch::nn::Linear(200, 10))) {}
+  MlpImpl(int64_t in, const std::vector<int64_t>& hidden, int64_t outputs) {
+    int64_t width = in;
+    for (size_t i = 0; i <= hidden.size(); ++i) {
+      const int64_t next = i < hidden.size() ? hidden[i] : outputs;
+      const std::string name = hidden.empty() ? "fc" : absl::StrCat("fc", i + 1);
+      layers_.push_back(register_module(name, torch::nn::Linear(width, next)));
+      width = next;
+    }
+  }
 
   at::Tensor forward(at::Tensor x) override {
-    x = at::relu(fc1_->forward(x.flatten(1)));
-    x = at::relu(fc2_->forward(x));
-    return fc3_->forward(x);
+    x = x.flatten(1);
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      x = layers_[i]->forward(x);
+      if (i + 1 < layers_.size()) x = at::relu(x);
+    }
+    return x;
   }
 
  private:
-  torch::nn::Linear fc1_;
-  torch::nn::Linear fc2_;
-  torch::nn::Linear fc3_;
-};
-
-// Multinomial logistic regression: a single 784 -> 10 linear layer.
-class LogRegImpl : public NetImpl {
- public:
-  LogRegImpl() : fc_(register_module("fc", torch::nn::Linear(28 * 28, 10))) {}
-
-  at::Tensor forward(at::Tensor x) override {
-    return fc_->forward(x.flatten(1));
-  }
-
- private:
-  torch::nn::Linear fc_;
+  std::vector<torch::nn::Linear> layers_;
 };
 
 // InitializeDeterministically redraws every parameter from a generator
@@ -235,26 +235,110 @@ class BuiltinModel : public Model {
   std::shared_ptr<NetImpl> net_;
 };
 
-absl::StatusOr<std::unique_ptr<Model>> CreateBuiltin(const std::string& name,
-                                                     uint64_t seed) {
+// Bounds on a built-in's shapes, so a config or a spec from the network
+// cannot ask for a model that exhausts memory: every dimension, the outputs
+// and each width, and the parameter count (2^28 floats = 1 GiB).
+constexpr int64_t kMaxDimension = int64_t{1} << 20;
+constexpr int64_t kMaxInputElements = int64_t{1} << 26;
+constexpr size_t kMaxInputDims = 8;
+constexpr size_t kMaxHiddenLayers = 16;
+constexpr int64_t kMaxParameters = int64_t{1} << 28;
+
+bool IsBuiltinName(const std::string& name) {
+  return name == "cnn" || name == "2nn" || name == "logreg" || name == "mlp";
+}
+
+// HiddenWidths is the widths of the MLP that implements the built-in
+// `spec`: the 2NN's two 200-unit layers, logreg's none, the MLP's own.
+std::vector<int64_t> HiddenWidths(const ModelSpec& spec) {
+  if (spec.name == "2nn") return {200, 200};
+  if (spec.name == "logreg") return {};
+  return spec.hidden;
+}
+
+// CheckBuiltinShape refuses shapes a built-in cannot take or that would
+// make it too large, before anything is allocated.
+absl::Status CheckBuiltinShape(const ModelSpec& spec) {
+  const std::string what = absl::StrCat("model '", spec.name, "'");
+  if (spec.input_shape.empty() || spec.outputs < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " needs its input shape and number of outputs; they come from the data, or set "
+              "model.input_shape and model.outputs in the config"));
+  }
+  if (spec.input_shape.size() > kMaxInputDims) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": an input has at most ", kMaxInputDims, " dimensions"));
+  }
+  int64_t elements = 1;
+  for (const int64_t d : spec.input_shape) {
+    if (d < 1 || d > kMaxDimension) {
+      return absl::InvalidArgumentError(absl::StrCat(what, ": input dimension ", d,
+                                                     " is not in [1, ", kMaxDimension, "]"));
+    }
+    elements *= d;
+    if (elements > kMaxInputElements) {
+      return absl::InvalidArgumentError(absl::StrCat(what, ": an input of more than ",
+                                                     kMaxInputElements, " values"));
+    }
+  }
+  if (spec.outputs > kMaxDimension) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": ", spec.outputs, " outputs; at most ", kMaxDimension));
+  }
+  int64_t params = 0;
+  if (spec.name == "cnn") {
+    if (spec.input_shape.size() != 3 || spec.input_shape[1] < 4 || spec.input_shape[2] < 4) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " takes images [channels, height, width] of at least 4 x 4, not [",
+                       absl::StrJoin(spec.input_shape, ", "), "]"));
+    }
+    const int64_t c = spec.input_shape[0];
+    const int64_t flat = (spec.input_shape[1] / 4) * (spec.input_shape[2] / 4) * 64;
+    params = (c * 25 + 1) * 32 + (32 * 25 + 1) * 64 + (flat + 1) * 512 + 513 * spec.outputs;
+  } else {
+    const std::vector<int64_t> hidden = HiddenWidths(spec);
+    if (hidden.size() > kMaxHiddenLayers) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": at most ", kMaxHiddenLayers, " hidden layers"));
+    }
+    int64_t width = elements;
+    for (const int64_t h : hidden) {
+      if (h < 1 || h > kMaxDimension) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, ": hidden width ", h, " is not in [1, ", kMaxDimension, "]"));
+      }
+      params += (width + 1) * h;
+      width = h;
+    }
+    params += (width + 1) * spec.outputs;
+  }
+  if (params > kMaxParameters) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " would have ", params,
+                                                   " parameters; at most ", kMaxParameters));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Model>> CreateBuiltin(const ModelSpec& spec, uint64_t seed) {
+  if (!IsBuiltinName(spec.name)) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown model '", spec.name, "': ", kChoices));
+  }
+  SHOAL_RETURN_IF_ERROR(CheckBuiltinShape(spec));
   try {
     std::shared_ptr<NetImpl> net;
-    if (name == "cnn") {
-      net = std::make_shared<CnnImpl>();
-    } else if (name == "2nn") {
-      net = std::make_shared<TwoNnImpl>();
-    } else if (name == "logreg") {
-      net = std::make_shared<LogRegImpl>();
+    if (spec.name == "cnn") {
+      net = std::make_shared<CnnImpl>(spec.input_shape, spec.outputs);
     } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown model '", name, "': ", kChoices));
+      int64_t in = 1;
+      for (const int64_t d : spec.input_shape) in *= d;
+      net = std::make_shared<MlpImpl>(in, HiddenWidths(spec), spec.outputs);
     }
     InitializeDeterministically(*net, seed);
     return std::unique_ptr<Model>(new BuiltinModel(std::move(net)));
   } catch (const c10::Error& e) {
-    return FromTorchError(e, absl::StrCat("building model '", name, "'"));
+    return FromTorchError(e, absl::StrCat("building model '", spec.name, "'"));
   } catch (const std::exception& e) {
-    return FromStdError(e, absl::StrCat("building model '", name, "'"));
+    return FromStdError(e, absl::StrCat("building model '", spec.name, "'"));
   }
 }
 
@@ -289,10 +373,18 @@ class TorchScriptModel : public Model {
 
   at::Tensor Forward(const at::Tensor& input) override {
     c10::IValue out = module_.forward({input});
-    // Checked at load, but a scripted forward may branch on its input.
-    TORCH_CHECK(out.isTensor(), "TorchScript forward() returned ",
-                out.tagKind(), ", expected a Tensor of logits");
+    TORCH_CHECK(out.isTensor(), "TorchScript forward() returned ", out.tagKind(),
+                ", expected a Tensor of outputs");
     return out.toTensor();
+  }
+
+  bool HasLoss() const override { return has_loss_; }
+
+  at::Tensor Loss(const at::Tensor& outputs, const at::Tensor& targets) override {
+    c10::IValue out = module_.get_method("loss")({outputs, targets});
+    TORCH_CHECK(out.isTensor() && out.toTensor().numel() == 1,
+                "TorchScript loss() must return a scalar Tensor, got ", out.tagKind());
+    return out.toTensor().reshape({});
   }
 
   void SetTraining(bool training) override { module_.train(training); }
@@ -303,48 +395,52 @@ class TorchScriptModel : public Model {
   // torch::jit::Module is a handle; its const methods still reach the
   // shared object, which GetParameters() const needs.
   torch::jit::Module module_;
+  bool has_loss_ = module_.find_method("loss").has_value();
 };
 
-// ValidateForward runs `module` once on a dummy image so a model that cannot
-// serve as a classifier fails at load, naming the file, rather than at the
-// first training step with a stack of TorchScript frames.
-absl::Status ValidateForward(torch::jit::Module& module,
-                             const std::string& path) {
+// ValidateForward runs `module` once on a zero input of one example of
+// `input_shape` so a model that does not take the data fails at load, naming
+// the file, rather than at the first training step with a stack of
+// TorchScript frames. Without a shape (the data is not known yet) nothing
+// is run; the Trainer checks the first batch's outputs instead.
+absl::Status ValidateForward(torch::jit::Module& module, const std::string& path,
+                             const std::vector<int64_t>& input_shape) {
+  if (input_shape.empty()) return absl::OkStatus();
+  std::vector<int64_t> batch = {1};
+  batch.insert(batch.end(), input_shape.begin(), input_shape.end());
+  const std::string input = absl::StrCat("[", absl::StrJoin(batch, ", "), "] float32 input");
   const bool was_training = module.is_training();
   absl::Status status;
   try {
     torch::NoGradGuard no_grad;
     // Eval mode: layers such as BatchNorm refuse a batch of one in training.
     module.eval();
-    c10::IValue out = module.forward({at::zeros({1, 1, 28, 28})});
+    c10::IValue out = module.forward({at::zeros(batch)});
     if (!out.isTensor()) {
-      status = absl::InvalidArgumentError(absl::StrCat(
-          "TorchScript model '", path, "': forward() returned ", out.tagKind(),
-          ", expected a Tensor of logits [N, num_classes]"));
+      status = absl::InvalidArgumentError(
+          absl::StrCat("TorchScript model '", path, "': forward() on a ", input, " returned ",
+                       out.tagKind(), ", expected a Tensor [1, outputs] or [1]"));
     } else {
-      const at::Tensor logits = out.toTensor();
-      if (logits.dim() != 2 || logits.size(0) != 1 || logits.size(1) < 1) {
+      const at::Tensor outputs = out.toTensor();
+      if (outputs.dim() < 1 || outputs.dim() > 2 || outputs.size(0) != 1) {
         status = absl::InvalidArgumentError(absl::StrCat(
-            "TorchScript model '", path,
-            "': forward() on a [1, 1, 28, 28] input returned shape [",
-            absl::StrJoin(logits.sizes(), ", "),
-            "], expected logits [1, num_classes]"));
-      } else if (!at::isFloatingType(logits.scalar_type())) {
+            "TorchScript model '", path, "': forward() on a ", input, " returned shape [",
+            absl::StrJoin(outputs.sizes(), ", "), "], expected [1, outputs] or [1]"));
+      } else if (!at::isFloatingType(outputs.scalar_type())) {
         status = absl::InvalidArgumentError(absl::StrCat(
             "TorchScript model '", path, "': forward() returned dtype ",
-            c10::toString(logits.scalar_type()),
-            ", expected floating-point logits"));
+            c10::toString(outputs.scalar_type()), ", expected floating-point outputs"));
       }
     }
   } catch (const c10::Error& e) {
-    status = absl::InvalidArgumentError(
-        absl::StrCat("TorchScript model '", path,
-                     "': forward() failed on a [1, 1, 28, 28] float32 input: ",
-                     e.what_without_backtrace()));
+    status = absl::InvalidArgumentError(absl::StrCat("TorchScript model '", path,
+                                                     "' does not take the data: forward() failed "
+                                                     "on a ",
+                                                     input, ": ", e.what_without_backtrace()));
   } catch (const std::exception& e) {
-    status = absl::InvalidArgumentError(absl::StrCat(
-        "TorchScript model '", path,
-        "': forward() failed on a [1, 1, 28, 28] float32 input: ", e.what()));
+    status = absl::InvalidArgumentError(absl::StrCat("TorchScript model '", path,
+                                                     "': forward() failed on a ", input, ": ",
+                                                     e.what()));
   }
   try {
     module.train(was_training);
@@ -354,8 +450,8 @@ absl::Status ValidateForward(torch::jit::Module& module,
   return status;
 }
 
-absl::StatusOr<std::unique_ptr<Model>> LoadTorchScript(
-    const std::string& path) {
+absl::StatusOr<std::unique_ptr<Model>> LoadTorchScript(const std::string& path,
+                                                       const std::vector<int64_t>& input_shape) {
   if (path.empty()) {
     return absl::InvalidArgumentError(
         "model 'torchscript' needs a file path (ending in .pt or .pth)");
@@ -384,7 +480,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadTorchScript(
     return absl::InvalidArgumentError(absl::StrCat(
         "cannot load '", path, "' as a TorchScript model: ", e.what()));
   }
-  SHOAL_RETURN_IF_ERROR(ValidateForward(module, path));
+  SHOAL_RETURN_IF_ERROR(ValidateForward(module, path, input_shape));
   return std::unique_ptr<Model>(new TorchScriptModel(std::move(module)));
 }
 
@@ -403,38 +499,97 @@ absl::StatusOr<std::unique_ptr<Model>> LoadTorchScriptBytes(const std::string& b
     return absl::InvalidArgumentError(
         absl::StrCat("cannot load ", name, " as a TorchScript model: ", e.what()));
   }
-  SHOAL_RETURN_IF_ERROR(ValidateForward(module, name));
   return std::unique_ptr<Model>(new TorchScriptModel(std::move(module)));
 }
 
 }  // namespace
 
+at::Tensor Model::Loss(const at::Tensor& /*outputs*/, const at::Tensor& /*targets*/) {
+  TORCH_CHECK(false, "this model has no loss of its own");
+}
+
 absl::StatusOr<ModelSpec> ParseModelSpec(const std::string& text) {
   ModelSpec spec;
-  if (text == "cnn" || text == "2nn" || text == "logreg") {
-    spec.name = text;
-    return spec;
-  }
   if (absl::EndsWith(text, ".pt") || absl::EndsWith(text, ".pth")) {
     spec.name = kTorchScriptName;
     spec.torchscript_path = text;
     return spec;
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown model '", text, "': ", kChoices));
+  const std::vector<std::string> parts = absl::StrSplit(text, '-');
+  const auto bad = [&text](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("model spec '", text.substr(0, 64), "': ", why,
+                                                   " (", kChoices, ")"));
+  };
+  if (!IsBuiltinName(parts[0])) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown model '", text.substr(0, 64), "': ", kChoices));
+  }
+  spec.name = parts[0];
+  if (parts.size() == 1) return spec;
+  const size_t expected = spec.name == "mlp" ? 4 : 3;
+  if (parts.size() != expected && !(spec.name == "mlp" && parts.size() == 3)) {
+    return bad("expected NAME-INPUTSHAPE-OUTPUTS, e.g. cnn-1x28x28-10 or mlp-30-2-64x64");
+  }
+  const auto dims = [](absl::string_view field, std::vector<int64_t>* out) {
+    out->clear();
+    for (absl::string_view d : absl::StrSplit(field, 'x')) {
+      int64_t v = 0;
+      if (!absl::SimpleAtoi(d, &v) || v < 1) return false;
+      out->push_back(v);
+    }
+    return true;
+  };
+  std::vector<int64_t> outputs;
+  if (!dims(parts[1], &spec.input_shape)) return bad("the input shape is not like 1x28x28");
+  if (!dims(parts[2], &outputs) || outputs.size() != 1) return bad("the outputs are not a number");
+  spec.outputs = outputs[0];
+  if (spec.name == "mlp") {
+    spec.hidden.clear();
+    if (parts.size() == 4 && !dims(parts[3], &spec.hidden)) {
+      return bad("the hidden widths are not like 64x64");
+    }
+  }
+  SHOAL_RETURN_IF_ERROR(CheckBuiltinShape(spec));
+  return spec;
 }
 
 std::string ModelSpecToString(const ModelSpec& spec) {
   if (spec.name == kTorchScriptName) return spec.torchscript_path;
-  return spec.name;
+  if (spec.input_shape.empty() || spec.outputs < 1) return spec.name;
+  std::string out =
+      absl::StrCat(spec.name, "-", absl::StrJoin(spec.input_shape, "x"), "-", spec.outputs);
+  if (spec.name == "mlp" && !spec.hidden.empty()) {
+    absl::StrAppend(&out, "-", absl::StrJoin(spec.hidden, "x"));
+  }
+  return out;
 }
 
-absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelSpec& spec,
-                                                   uint64_t seed) {
-  if (spec.name == kTorchScriptName) {
-    return LoadTorchScript(spec.torchscript_path);
+bool IsBuiltinModel(const ModelSpec& spec) { return spec.name != kTorchScriptName; }
+
+absl::StatusOr<ModelSpec> ResolveModelShape(ModelSpec spec, const std::vector<int64_t>& input_shape,
+                                            int64_t outputs) {
+  if (!spec.input_shape.empty() && spec.input_shape != input_shape) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the model takes inputs [", absl::StrJoin(spec.input_shape, ", "),
+        "] but the data's are [", absl::StrJoin(input_shape, ", "), "]"));
   }
-  return CreateBuiltin(spec.name, seed);
+  spec.input_shape = input_shape;
+  if (!IsBuiltinModel(spec)) return spec;
+  if (spec.outputs > 0 && spec.outputs != outputs) {
+    return absl::InvalidArgumentError(absl::StrCat("the model has ", spec.outputs,
+                                                   " outputs but the data and task need ",
+                                                   outputs));
+  }
+  spec.outputs = outputs;
+  SHOAL_RETURN_IF_ERROR(CheckBuiltinShape(spec));
+  return spec;
+}
+
+absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelSpec& spec, uint64_t seed) {
+  if (spec.name == kTorchScriptName) {
+    return LoadTorchScript(spec.torchscript_path, spec.input_shape);
+  }
+  return CreateBuiltin(spec, seed);
 }
 
 absl::StatusOr<std::unique_ptr<Model>> CreateModelFromCode(const ModelCode& code, uint64_t seed) {
@@ -444,7 +599,8 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModelFromCode(const ModelCode& code
       return absl::InvalidArgumentError(absl::StrCat("built-in model '", code.spec.substr(0, 64),
                                                      "' was given TorchScript code"));
     }
-    return CreateBuiltin(code.spec, seed);
+    SHOAL_ASSIGN_OR_RETURN(ModelSpec spec, ParseModelSpec(code.spec));
+    return CreateBuiltin(spec, seed);
   }
   if (code.torchscript.empty()) {
     return absl::InvalidArgumentError("a TorchScript model needs its code, and none was given");

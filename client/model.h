@@ -17,22 +17,45 @@
 
 namespace shoal::client {
 
-// ModelSpec names a model: a built-in one ("cnn", "2nn", "logreg") or a
-// TorchScript file ("torchscript" with `torchscript_path`).
+// ModelSpec names a model: a built-in one ("cnn", "2nn", "logreg", "mlp")
+// shaped for its data, or a TorchScript file (name "torchscript" with
+// `torchscript_path`), which brings its own shapes.
 struct ModelSpec {
   std::string name = "cnn";
   std::string torchscript_path;
+  // Built-ins only: the shape of one example's input (e.g. {1, 28, 28} for
+  // a gray image, {30} for a row of 30 features) and the number of outputs
+  // (classes, labels or regression values). ResolveModelShape fills them
+  // from the data; a built-in cannot be built without them.
+  std::vector<int64_t> input_shape;
+  int64_t outputs = 0;
+  // "mlp" only: the widths of its hidden layers (ReLU between them).
+  std::vector<int64_t> hidden = {64, 64};
 };
 
-// ParseModelSpec accepts a built-in name or a path ending in ".pt"/".pth";
-// anything else is InvalidArgument listing the choices.
+// ParseModelSpec accepts a built-in name ("cnn"), a canonical built-in spec
+// with its shapes ("cnn-1x28x28-10", "mlp-30-2-64x64": name, input shape,
+// outputs, MLP widths) or a path ending in ".pt"/".pth"; anything else is
+// InvalidArgument listing the choices.
 absl::StatusOr<ModelSpec> ParseModelSpec(const std::string& text);
-// ModelSpecToString is the inverse of ParseModelSpec.
+// ModelSpecToString is the inverse of ParseModelSpec: the canonical spec
+// (with shapes, once known) or the TorchScript path. The canonical spec of a
+// built-in is what model directories and signatures record.
 std::string ModelSpecToString(const ModelSpec& spec);
+// IsBuiltinModel tells whether `spec` names a built-in (not TorchScript).
+bool IsBuiltinModel(const ModelSpec& spec);
+
+// ResolveModelShape fills a built-in spec's missing input shape and outputs
+// from `inputs` (one example's shape: inputs.sizes()[1:]) and `outputs`
+// (from the task and the targets; see OutputsFor in client/data). Shapes the
+// spec already has must agree: InvalidArgument naming both otherwise. A
+// TorchScript spec is returned as is.
+absl::StatusOr<ModelSpec> ResolveModelShape(ModelSpec spec, const std::vector<int64_t>& input_shape,
+                                            int64_t outputs);
 
 // Model is the interface the Trainer and the inference runner use. The model
-// takes float32 [N, 1, 28, 28] images and returns logits [N, num_classes].
-// Not thread-safe: one model per thread.
+// takes a batch of float32 inputs [N, ...] and returns outputs [N, K] (logits
+// or values) or [N]. Not thread-safe: one model per thread.
 class Model {
  public:
   virtual ~Model() = default;
@@ -47,16 +70,24 @@ class Model {
   virtual absl::Status SetParameters(const Parameters& params) = 0;
   // TrainableParameters returns the tensors an optimizer updates.
   virtual std::vector<at::Tensor> TrainableParameters() = 0;
-  // Forward returns logits.
+  // Forward returns the outputs for a batch.
   virtual at::Tensor Forward(const at::Tensor& input) = 0;
+  // HasLoss tells whether the model brings its own loss: a TorchScript
+  // module with a `loss(outputs, targets)` method. The Trainer then trains
+  // on Loss instead of the task's loss (the task's metrics still apply).
+  virtual bool HasLoss() const { return false; }
+  // Loss returns the model's own loss of a batch, averaged over it. Only
+  // when HasLoss(); throws c10::Error like Forward.
+  virtual at::Tensor Loss(const at::Tensor& outputs, const at::Tensor& targets);
   virtual void SetTraining(bool training) = 0;
   // To moves the model to `device`.
   virtual void To(const c10::Device& device) = 0;
 };
 
 // CreateModel builds the model `spec` names, initialized from `seed`
-// (built-ins) or from the file (TorchScript). Errors name the file or the
-// unknown model.
+// (built-ins, whose shapes must be resolved) or from the file
+// (TorchScript). Errors name the file, the unknown model or the missing
+// shape.
 absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelSpec& spec,
                                                    uint64_t seed = 0);
 
@@ -64,8 +95,7 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelSpec& spec,
 // from `seed`, or a TorchScript model loaded from `code.torchscript` (from
 // memory: the bytes a signature covers are the bytes that run, with no file
 // in between). InvalidArgument for an unknown built-in, TorchScript bytes
-// that do not load or do not produce logits, or a spec and bytes that
-// disagree.
+// that do not load, or a spec and bytes that disagree.
 absl::StatusOr<std::unique_ptr<Model>> CreateModelFromCode(const ModelCode& code,
                                                            uint64_t seed = 0);
 

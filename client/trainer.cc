@@ -88,44 +88,38 @@ absl::Status ValidateFitConfig(const v1::FitConfig& config) {
 
 // ValidateData checks the shape contract of a Dataset and returns its size.
 // Checked here rather than left to LibTorch so that a caller's mistake is
-// InvalidArgument with a plain message, not Internal with a kernel's.
+// InvalidArgument with a plain message, not Internal with a kernel's. The
+// targets are checked against the task and the model by Task::CheckTargets
+// on the first batch.
 absl::StatusOr<int64_t> ValidateData(const Dataset& data) {
   if (!data.inputs.defined() || !data.targets.defined()) {
     return absl::InvalidArgumentError("dataset has no inputs or targets");
   }
   if (data.inputs.dim() < 2 || !at::isFloatingType(data.inputs.scalar_type())) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "dataset images must be floating-point [N, 1, 28, 28], got ",
+        "dataset inputs must be floating-point [N, ...], got ",
         c10::toString(data.inputs.scalar_type()), " [",
         absl::StrJoin(data.inputs.sizes(), ", "), "]"));
   }
-  if (data.targets.dim() != 1 || data.targets.scalar_type() != at::kLong) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dataset labels must be int64 [N], got ",
-                     c10::toString(data.targets.scalar_type()), " [",
-                     absl::StrJoin(data.targets.sizes(), ", "), "]"));
+  if (data.targets.dim() < 1) {
+    return absl::InvalidArgumentError("dataset targets must be [N] or [N, K], got a scalar");
   }
   const int64_t n = data.inputs.size(0);
   if (data.targets.size(0) != n) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "dataset has ", n, " inputs but ", data.targets.size(0), " labels"));
+        "dataset has ", n, " inputs but ", data.targets.size(0), " targets"));
   }
   if (n == 0) return absl::InvalidArgumentError("dataset is empty");
   return n;
 }
 
-// CheckLabels compares the label range with the model's number of classes
-// once, up front; otherwise an out-of-range label surfaces deep inside
-// nll_loss as an opaque kernel error.
-absl::Status CheckLabels(const at::Tensor& labels, int64_t num_classes) {
-  const int64_t lo = labels.min().item<int64_t>();
-  const int64_t hi = labels.max().item<int64_t>();
-  if (lo < 0 || hi >= num_classes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("labels range over [", lo, ", ", hi,
-                     "] but the model has ", num_classes, " classes"));
-  }
-  return absl::OkStatus();
+// BatchLoss is the model's own loss when it defines one, else the task's;
+// averaged over the batch, or summed when `sum`.
+at::Tensor BatchLoss(Model& model, const Task& task, const at::Tensor& outputs,
+                     const at::Tensor& targets, bool sum) {
+  if (!model.HasLoss()) return task.Loss(outputs, targets, sum);
+  at::Tensor loss = model.Loss(outputs, targets);
+  return sum ? loss * static_cast<double>(targets.size(0)) : loss;
 }
 
 // MatchCorrections pairs each trainable tensor with its gradient correction
@@ -212,8 +206,8 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
       initial_loss = before.loss;
     }
 
-    const at::Tensor images = data.inputs.to(device_);
-    const at::Tensor labels = data.targets.to(device_);
+    const at::Tensor inputs = data.inputs.to(device_);
+    const at::Tensor targets = data.targets.to(device_);
     const int64_t batch_size = config.batch_size();
     const int64_t epochs = config.local_epochs();
 
@@ -254,19 +248,19 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
               .to(device_);
       // Summed on the device and read once per epoch: a per-step .item()
       // would synchronize a GPU on every batch.
-      at::Tensor loss_sum = at::zeros({}, images.options().dtype(at::kDouble));
-      at::Tensor correct = at::zeros({}, labels.options());
+      at::Tensor loss_sum = at::zeros({}, inputs.options().dtype(at::kDouble));
+      Task::MetricSums metrics(task_, inputs.options());
       for (int64_t begin = 0; begin < n; begin += batch_size) {
         const int64_t end = std::min(n, begin + batch_size);
         const at::Tensor index = perm.slice(0, begin, end);
-        const at::Tensor x = images.index_select(0, index);
-        const at::Tensor y = labels.index_select(0, index);
+        const at::Tensor x = inputs.index_select(0, index);
+        const at::Tensor y = targets.index_select(0, index);
         optimizer.zero_grad();
-        const at::Tensor logits = model.Forward(x);
+        const at::Tensor outputs = model.Forward(x);
         if (epoch == 0 && begin == 0) {
-          SHOAL_RETURN_IF_ERROR(CheckLabels(labels, logits.size(-1)));
+          SHOAL_RETURN_IF_ERROR(task_.CheckTargets(targets, outputs));
         }
-        const at::Tensor loss = at::cross_entropy_loss(logits, y);
+        const at::Tensor loss = BatchLoss(model, task_, outputs, y, /*sum=*/false);
         at::Tensor objective = loss;
         for (size_t k = 0; k < proximal_params.size(); ++k) {
           objective = objective + (mu / 2) * (proximal_params[k] - anchors[k]).pow(2).sum();
@@ -282,12 +276,11 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
           torch::NoGradGuard no_grad;
           // In place: two small ops per step instead of six.
           loss_sum.add_(loss.detach(), static_cast<double>(end - begin));
-          correct.add_(logits.argmax(1).eq(y).sum());
+          metrics.Add(outputs.detach(), y);
         }
       }
       outcome.train_loss = loss_sum.item<double>() / static_cast<double>(n);
-      outcome.train_accuracy =
-          static_cast<double>(correct.item<int64_t>()) / static_cast<double>(n);
+      outcome.train_metrics = metrics.Result(n);
       // Stop at the first bad epoch: more steps from NaN weights are wasted
       // time, and a NaN update would poison the global model.
       if (!std::isfinite(outcome.train_loss)) {
@@ -326,28 +319,25 @@ absl::StatusOr<EvalOutcome> Trainer::Evaluate(Model& model, const Dataset& data,
     torch::NoGradGuard no_grad;
     model.To(device_);
     model.SetTraining(false);
-    const at::Tensor images = data.inputs.to(device_);
-    const at::Tensor labels = data.targets.to(device_);
-    at::Tensor loss_sum = at::zeros({}, images.options().dtype(at::kDouble));
-    at::Tensor correct = at::zeros({}, labels.options());
+    const at::Tensor inputs = data.inputs.to(device_);
+    const at::Tensor targets = data.targets.to(device_);
+    at::Tensor loss_sum = at::zeros({}, inputs.options().dtype(at::kDouble));
+    Task::MetricSums metrics(task_, inputs.options());
     for (int64_t begin = 0; begin < n; begin += batch_size) {
       const int64_t len = std::min(n - begin, batch_size);
-      const at::Tensor x = images.narrow(0, begin, len);
-      const at::Tensor y = labels.narrow(0, begin, len);
-      const at::Tensor logits = model.Forward(x);
+      const at::Tensor x = inputs.narrow(0, begin, len);
+      const at::Tensor y = targets.narrow(0, begin, len);
+      const at::Tensor outputs = model.Forward(x);
       if (begin == 0) {
-        SHOAL_RETURN_IF_ERROR(CheckLabels(labels, logits.size(-1)));
+        SHOAL_RETURN_IF_ERROR(task_.CheckTargets(targets, outputs));
       }
-      loss_sum +=
-          at::cross_entropy_loss(logits, y, /*weight=*/{}, at::Reduction::Sum)
-              .to(at::kDouble);
-      correct += logits.argmax(1).eq(y).sum();
+      loss_sum += BatchLoss(model, task_, outputs, y, /*sum=*/true).to(at::kDouble);
+      metrics.Add(outputs, y);
     }
     EvalOutcome outcome;
     outcome.num_examples = n;
     outcome.loss = loss_sum.item<double>() / static_cast<double>(n);
-    outcome.accuracy =
-        static_cast<double>(correct.item<int64_t>()) / static_cast<double>(n);
+    outcome.metrics = metrics.Result(n);
     return outcome;
   } catch (const c10::Error& e) {
     return FromTorchError(e, "evaluating");

@@ -13,6 +13,8 @@
 #include "absl/status/statusor.h"
 #include "client/data/dataset.h"
 #include "client/model.h"
+#include "client/task.h"
+#include "common/metrics.h"
 #include "common/parameters.h"
 #include "shoal/v1/shoal.pb.h"
 
@@ -24,6 +26,8 @@ struct TrainerOptions {
   std::string device = "cpu";
   // Seeds batch shuffling; combined with the round so rounds differ.
   uint64_t seed = 0;
+  // What the model learns: its loss and metrics (default classification).
+  TaskOptions task;
 };
 
 // FitExtras: what some strategies add to plain local SGD.
@@ -43,7 +47,9 @@ struct FitOutcome {
   int64_t num_examples = 0;  // training examples seen per epoch
   int64_t steps = 0;         // optimizer steps taken
   double train_loss = 0;     // mean loss over the last epoch
-  double train_accuracy = 0; // over the last epoch
+  // The task's metrics over the last epoch (Task::MetricNames), measured on
+  // each batch as it was trained.
+  Metrics train_metrics;
   // Mean loss of the global model on the training data, before training;
   // NaN unless FitExtras::initial_loss asked for it.
   double initial_loss = std::numeric_limits<double>::quiet_NaN();
@@ -51,8 +57,8 @@ struct FitOutcome {
 
 struct EvalOutcome {
   int64_t num_examples = 0;
-  double loss = 0;      // mean cross-entropy
-  double accuracy = 0;  // fraction correct
+  double loss = 0;  // mean loss: the task's, or the model's own
+  Metrics metrics;  // the task's (Task::MetricNames)
 };
 
 // Trainer is stateless between calls apart from its options; one Trainer may
@@ -60,6 +66,8 @@ struct EvalOutcome {
 class Trainer {
  public:
   static absl::StatusOr<Trainer> Create(const TrainerOptions& options);
+
+  const Task& task() const { return task_; }
 
   // Fit loads `global` into `model`, trains it with SGD for
   // `config.local_epochs` epochs at `config.batch_size` and
@@ -72,7 +80,8 @@ class Trainer {
                                  const v1::FitConfig& config, uint32_t round,
                                  const FitExtras& extras = {});
 
-  // Evaluate computes loss and accuracy of `model` as it is on `data`.
+  // Evaluate computes the loss and the task's metrics of `model` as it is on
+  // `data`.
   absl::StatusOr<EvalOutcome> Evaluate(Model& model, const Dataset& data,
                                        int64_t batch_size = 128);
 
@@ -80,6 +89,7 @@ class Trainer {
   Trainer(const TrainerOptions& options, c10::Device device)
       : options_(options), device_(device) {}
   TrainerOptions options_;
+  Task task_{options_.task};
   c10::Device device_;
 };
 

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "client/data/source.h"
 #include "client/local_client.h"
 #include "client/trainer.h"
 #include "common/logging.h"
@@ -23,8 +24,6 @@ namespace {
 
 constexpr char kIdPrefix[] = "client-";
 // Salts that keep the per-client streams apart.
-constexpr uint64_t kTrainSalt = 0x747261696e;  // "train"
-constexpr uint64_t kHoldoutSalt = 0x686f6c64;  // "hold"
 constexpr uint64_t kDropoutSalt = 0x64726f70;  // "drop"
 // WaitForLive advances the simulated clock in these steps, up to a week.
 constexpr double kWaitStepS = 60;
@@ -244,23 +243,13 @@ std::shared_ptr<ClientProxy> Simulator::Find(const std::string& id) const {
 }
 
 std::pair<client::Dataset, client::Dataset> Simulator::ClientSplit(uint64_t client) const {
-  std::vector<int64_t> indices = data_.Indices(client);
-  std::vector<int64_t> held;
-  if (options_.holdout_fraction > 0) {
-    Rng rng(MixSeed(options_.seed ^ kHoldoutSalt, client));
-    Shuffle(indices, rng);
-    const auto n = static_cast<size_t>(options_.holdout_fraction *
-                                       static_cast<double>(indices.size()));
-    held.assign(indices.begin(), indices.begin() + static_cast<std::ptrdiff_t>(n));
-    indices.erase(indices.begin(), indices.begin() + static_cast<std::ptrdiff_t>(n));
-    std::sort(indices.begin(), indices.end());
-    std::sort(held.begin(), held.end());
-  }
-  return {train_.Subset(indices), train_.Subset(held)};
+  auto [train, held] = client::SplitHoldout(data_.Indices(client), options_.holdout_fraction,
+                                            client::ClientSeed(options_.seed, client));
+  return {train_.Subset(train), train_.Subset(held)};
 }
 
 uint64_t Simulator::TrainerSeed(uint64_t client) const {
-  return MixSeed(options_.seed ^ kTrainSalt, client);
+  return client::ClientSeed(options_.seed, client);
 }
 
 void Simulator::Fit(uint64_t client, const FitIns& ins, FitResultHandler handler,
@@ -338,6 +327,7 @@ absl::StatusOr<FitRes> Simulator::TrainClient(int worker, uint64_t client, const
   client::LocalClient& local = *workers_[worker]->client;
   client::TrainerOptions trainer_options;
   trainer_options.seed = TrainerSeed(client);
+  trainer_options.task = options_.task;
   SHOAL_ASSIGN_OR_RETURN(client::Trainer trainer, client::Trainer::Create(trainer_options));
   Parameters control;
   {
@@ -382,7 +372,9 @@ void Simulator::Evaluate(uint64_t client, const EvaluateIns& ins,
 absl::StatusOr<EvaluateRes> Simulator::EvaluateClient(int worker, uint64_t client,
                                                       const EvaluateIns& ins) {
   client::LocalClient& local = *workers_[worker]->client;
-  SHOAL_ASSIGN_OR_RETURN(client::Trainer trainer, client::Trainer::Create({}));
+  client::TrainerOptions trainer_options;
+  trainer_options.task = options_.task;
+  SHOAL_ASSIGN_OR_RETURN(client::Trainer trainer, client::Trainer::Create(trainer_options));
   try {
     auto [train, holdout] = ClientSplit(client);
     local.Assign(std::move(trainer), {}, std::move(holdout), {});

@@ -38,6 +38,7 @@
 #include "absl/time/time.h"
 #include "client/data/dataset.h"
 #include "client/model.h"
+#include "client/task.h"
 #include "common/parameters.h"
 #include "common/types.h"
 #include "server/client_pool.h"
@@ -64,8 +65,12 @@ struct SimulationOptions {
   // Fraction of each client's examples kept aside for federated evaluation,
   // in [0, 0.9].
   double holdout_fraction = 0;
-  // Seeds shuffling, dropouts and the holdout split.
+  // Seeds shuffling, dropouts and the holdout split. A virtual client's
+  // holdout split and shuffle are those of a real client of partition c in
+  // a run of this seed (client::ClientSeed, client::SplitHoldout).
   uint64_t seed = 0;
+  // What the clients' model learns (loss and metrics).
+  client::TaskOptions task;
   // Log in-round progress at most this often.
   absl::Duration progress_interval = absl::Seconds(5);
 

@@ -20,7 +20,7 @@ std::string ErrorOf(const std::string& text) {
 TEST(ExperimentConfigTest, DefaultsAreTheMainJob) {
   absl::StatusOr<ExperimentConfig> c = ParseExperimentConfig("{}", "exp.json");
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->model, "cnn");
+  EXPECT_EQ(c->model.name, "cnn");
   EXPECT_EQ(c->strategy, "fedavg");
   EXPECT_EQ(c->partition.scheme, client::PartitionScheme::kDirichlet);
   EXPECT_DOUBLE_EQ(c->partition.alpha, 0.5);
@@ -33,7 +33,7 @@ TEST(ExperimentConfigTest, ShippedExampleConfigIsValid) {
   absl::StatusOr<ExperimentConfig> c =
       LoadExperimentConfig(std::string(SHOAL_SOURCE_DIR) + "/examples/fashion_mnist/config.json");
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->data_dir, "/usr/share/datasets/fashion-mnist");
+  EXPECT_EQ(c->data.dir, "/usr/share/datasets/fashion-mnist");
 }
 
 TEST(ExperimentConfigTest, ShippedSimulationConfigIsValid) {
@@ -161,7 +161,7 @@ TEST(ExperimentConfigTest, DeeplyNestedConfigIsRefusedNotACrash) {
   EXPECT_THAT(type, HasSubstr("'rounds' must be an integer, got an array of 1 element"));
   EXPECT_LT(type.size(), 200u);
   EXPECT_THAT(ErrorOf(R"({"name": ")" + std::string(5000, 'n') + R"(", "model": 5})"),
-              HasSubstr("'model' must be a string, got 5"));
+              HasSubstr("'model' must be a string (a built-in name or a TorchScript path) or an object, got 5"));
 }
 
 TEST(ExperimentConfigTest, DuplicateKeysAreRefusedNotLastWins) {

@@ -21,6 +21,8 @@ Dataset Data(int64_t n, uint64_t seed) {
 LocalClient MakeClient(uint64_t seed) {
   ModelSpec spec;
   spec.name = "logreg";
+  spec.input_shape = {1, 28, 28};
+  spec.outputs = 10;
   return LocalClient(*CreateModel(spec, seed), *Trainer::Create(TrainerOptions{}),
                      Data(40, seed), Dataset{});
 }
@@ -69,7 +71,7 @@ TEST(LocalClientTest, ScaffoldReturnsControlChangeAndKeepsItsControlVariate) {
   for (size_t i = 0; i < global.size(); ++i) {
     correction.Add(global.name(i), c2.tensor(i) - r1->aux.tensor(i));
   }
-  std::unique_ptr<Model> model = *CreateModel(ModelSpec{"logreg", ""}, 3);
+  std::unique_ptr<Model> model = *CreateModel(*ParseModelSpec("logreg-1x28x28-10"), 3);
   Trainer trainer = *Trainer::Create(TrainerOptions{});
   FitExtras extras;
   extras.gradient_correction = &correction;

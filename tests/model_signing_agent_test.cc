@@ -38,13 +38,13 @@ namespace {
 using ::testing::HasSubstr;
 
 Parameters InitialLogreg() {
-  return (*client::CreateModel(client::ModelSpec{"logreg", ""}, /*seed=*/42))
+  return (*client::CreateModel(*client::ParseModelSpec("logreg-1x28x28-10"), /*seed=*/42))
       ->GetParameters()
       .Clone();
 }
 
 // MakeLocalClient: a device's client half with the model `code` names.
-std::unique_ptr<client::LocalClient> MakeLocalClient(const ModelCode& code = {"logreg", ""}) {
+std::unique_ptr<client::LocalClient> MakeLocalClient(const ModelCode& code = {"logreg-1x28x28-10", ""}) {
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(7);
   client::Dataset train{at::randn({20, 1, 28, 28}, gen), at::randint(0, 10, {20}, gen, at::kLong)};
   client::TrainerOptions trainer;
@@ -82,7 +82,7 @@ class ModelSigningAgentTest : public ::testing::Test {
   // the history. The agent's status lands in agent_status_.
   // `model` is the server's configured model (the device's is logreg).
   std::vector<RoundRecord> RunFederation(std::shared_ptr<const ModelSigner> signer, uint32_t rounds,
-                                         const std::string& model = "logreg") {
+                                         const std::string& model = "logreg-1x28x28-10") {
     store_ = *ModelStore::Open(dir_.File("server"), model, std::move(signer));
     // Plaintext: this test is about signatures; tls_test covers transport.
     FederationService service(
@@ -138,7 +138,7 @@ class ModelSigningAgentTest : public ::testing::Test {
 
   absl::Status agent_status_;
   // The device's configured model.
-  ModelCode device_code_{"logreg", ""};
+  ModelCode device_code_{"logreg-1x28x28-10", ""};
 };
 
 TEST_F(ModelSigningAgentTest, ASignedModelIsVerifiedTrainedAndCachedWithItsSignature) {
@@ -251,7 +251,7 @@ class ManInTheMiddle final : public v1::Federation::Service {
     model_.set_sha256(Sha256(payload_.payload()));
     model_.set_size_bytes(payload_.payload().size());
     model_.set_signature(std::move(genuine_signature));
-    model_.set_model_spec(code_.payload().empty() ? "logreg" : kTorchScriptModelSpec);
+    model_.set_model_spec(code_.payload().empty() ? "logreg-1x28x28-10" : kTorchScriptModelSpec);
     if (!code_.payload().empty()) {
       model_.set_code_sha256(code_.header().sha256());
       model_.set_code_size_bytes(code_.payload().size());
@@ -367,15 +367,15 @@ TEST_F(ModelSigningAgentTest, AlteredWeightsUnderTheGenuineSignatureAreRefused) 
   const std::string v1_payload = SerializeParameters(v1_params);
   ModelRecord v1_record;
   v1_record.version = 1;
-  v1_record.model_spec = "logreg";
-  v1_record.signature = *signer_->Sign(SignedModel{1, Sha256(v1_payload), "logreg", ""});
+  v1_record.model_spec = "logreg-1x28x28-10";
+  v1_record.signature = *signer_->Sign(SignedModel{1, Sha256(v1_payload), "logreg-1x28x28-10", ""});
   ASSERT_TRUE(WriteModelVersion(dir_.File("device-0"), v1_record, v1_payload).ok());
 
   // The genuine version 2, and what the interceptor makes of it.
   Parameters v2_params = v1_params.Clone();
   v2_params.mutable_tensor(0).add_(0.01);
   const std::string v2_signature =
-      *signer_->Sign(SignedModel{2, Sha256(SerializeParameters(v2_params)), "logreg", ""});
+      *signer_->Sign(SignedModel{2, Sha256(SerializeParameters(v2_params)), "logreg-1x28x28-10", ""});
   Parameters altered = v2_params.Clone();
   altered.mutable_tensor(0).view(-1)[0].fill_(100.0);  // a backdoor, say
   ManInTheMiddle mitm(SerializeParameters(altered), v2_signature);

@@ -25,8 +25,11 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
+// MustCreate builds built-in `name` shaped for Fashion-MNIST (1 x 28 x 28
+// images, 10 classes), or the TorchScript file `name`.
 std::unique_ptr<Model> MustCreate(const std::string& name, uint64_t seed = 0) {
   absl::StatusOr<ModelSpec> spec = ParseModelSpec(name);
+  if (spec.ok() && IsBuiltinModel(*spec)) spec = ResolveModelShape(*spec, {1, 28, 28}, 10);
   EXPECT_TRUE(spec.ok()) << spec.status();
   absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(*spec, seed);
   EXPECT_TRUE(model.ok()) << model.status();
@@ -366,7 +369,7 @@ TEST(TorchScriptModelTest, ForwardNotReturningLogitsIsRefusedAtLoad) {
 // Issue 14: `shoal infer` on images of another size printed LibTorch's
 // stack trace; on a file of zero images it printed "accuracy: -nan%".
 TEST(InferenceTest, ImagesOfAnotherSizeAreNamedWithoutABacktrace) {
-  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(*ParseModelSpec("cnn"), 1);
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(*ParseModelSpec("cnn-1x28x28-10"), 1);
   ASSERT_TRUE(model.ok()) << model.status();
   absl::StatusOr<std::vector<Prediction>> p = Predict(**model, torch::zeros({2, 1, 32, 32}));
   ASSERT_FALSE(p.ok());

@@ -60,7 +60,7 @@ std::unique_ptr<client::LocalClient> MakeClient(uint32_t i) {
   client::TrainerOptions trainer;
   trainer.seed = 100 + i;
   return std::make_unique<client::LocalClient>(
-      *client::CreateModel(client::ModelSpec{"logreg", ""}, /*seed=*/i),
+      *client::CreateModel(*client::ParseModelSpec("logreg-1x28x28-10"), /*seed=*/i),
       *client::Trainer::Create(trainer), Data(kExamples[i], 7 + i), client::Dataset{});
 }
 
@@ -104,10 +104,10 @@ class SecAggTransportTest : public ::testing::Test {
  protected:
   void SetUp() override {
     initial_ = std::make_shared<const Parameters>(
-        (*client::CreateModel(client::ModelSpec{"logreg", ""}, /*seed=*/42))
+        (*client::CreateModel(*client::ParseModelSpec("logreg-1x28x28-10"), /*seed=*/42))
             ->GetParameters()
             .Clone());
-    store_ = *ModelStore::Open(dir_.File("server"), "logreg");
+    store_ = *ModelStore::Open(dir_.File("server"), "logreg-1x28x28-10");
     ASSERT_TRUE(store_->Save(0, *initial_, {}).ok());
     // A short long-poll, so the agents see each stage's task at once.
     service_ = std::make_unique<FederationService>(
@@ -128,7 +128,7 @@ class SecAggTransportTest : public ::testing::Test {
       options.server_address = address_;
       options.client_id = ClientId(i);
       options.state_dir = dir_.File(ClientId(i));
-      options.model_code.spec = "logreg";
+      options.model_code.spec = "logreg-1x28x28-10";
       options.give_up_after = absl::Seconds(30);
       options.seed = i;
       agents_.push_back(std::make_unique<client::Agent>(options, locals_.back().get()));

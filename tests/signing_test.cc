@@ -405,7 +405,7 @@ class SignedInferenceTest : public SigningTest {
  protected:
   void SetUp() override {
     SigningTest::SetUp();
-    auto model = *client::CreateModel(client::ModelSpec{"logreg", ""}, /*seed=*/3);
+    auto model = *client::CreateModel(*client::ParseModelSpec("logreg-1x28x28-10"), /*seed=*/3);
     params_ = model->GetParameters().Clone();
     auto store = *ModelStore::Open(models_, "logreg", signer_);
     ASSERT_TRUE(store->Save(0, Weights(0), {}).ok());

@@ -19,6 +19,7 @@
 #include "absl/synchronization/notification.h"
 #include "client/data/dataset.h"
 #include "client/data/partition.h"
+#include "client/data/source.h"
 #include "client/model.h"
 #include "client/trainer.h"
 #include "gmock/gmock.h"
@@ -89,7 +90,7 @@ absl::StatusOr<std::unique_ptr<Simulator>> MakeSimulator(const Scenario& s, clie
   auto plan = ClientData::Split(data.targets, s.partition);
   if (!plan.ok()) return plan.status();
   return Simulator::Create(s.options, *std::move(population), *std::move(plan), std::move(data),
-                           client::ModelSpec{"logreg", ""});
+                           *client::ParseModelSpec("logreg-1x28x28-10"));
 }
 
 struct RunResult {
@@ -121,7 +122,7 @@ RunResult RunFederation(const Scenario& s, uint32_t rounds, double fraction) {
   options.round_timeout = absl::Minutes(10);
   options.wait_for_clients_timeout = absl::Seconds(1);
   options.seed = 5;
-  auto model = client::CreateModel(client::ModelSpec{"logreg", ""}, 99);
+  auto model = client::CreateModel(*client::ParseModelSpec("logreg-1x28x28-10"), 99);
   auto coordinator = Coordinator::Create(options, sim->get(), strategy->get(), store->get(),
                                          (*model)->GetParameters().Clone());
   EXPECT_TRUE(coordinator.ok()) << coordinator.status();
@@ -173,6 +174,31 @@ TEST(OrderedExecutorTest, DeliversInSubmissionOrderWithBoundedBacklog) {
   EXPECT_LE(most_waiting.load(), kWorkers + kLookahead);
 }
 
+// A virtual client and a real client of the same partition in a run of the
+// same seed are twins: cli/client_command.cc takes partition c of the data
+// and splits it with client::SplitClientData; the simulator must train on,
+// and hold out, the very same examples in the same order.
+TEST(SimulatorTest, VirtualClientHoldsOutWhatItsRealTwinHoldsOut) {
+  Scenario s = Default(6);
+  s.options.holdout_fraction = 0.25;
+  client::Dataset data = Generated(s.examples, 3);
+  auto sim = MakeSimulator(s, data);
+  ASSERT_TRUE(sim.ok()) << sim.status();
+  auto parts = client::Partition(data.targets, s.partition);
+  ASSERT_TRUE(parts.ok()) << parts.status();
+  for (uint64_t c = 0; c < 6; ++c) {
+    const client::Dataset partition = data.Subset((*parts)[c]);
+    auto [real_train, real_held] = client::SplitClientData(
+        partition, s.options.holdout_fraction, client::ClientSeed(s.options.seed, c));
+    auto [sim_train, sim_held] = (*sim)->ClientSplit(c);
+    ASSERT_GT(real_held.size(), 0) << "client " << c;
+    EXPECT_TRUE(at::equal(sim_held.inputs, real_held.inputs)) << "client " << c;
+    EXPECT_TRUE(at::equal(sim_held.targets, real_held.targets)) << "client " << c;
+    EXPECT_TRUE(at::equal(sim_train.inputs, real_train.inputs)) << "client " << c;
+    EXPECT_TRUE(at::equal(sim_train.targets, real_train.targets)) << "client " << c;
+  }
+}
+
 TEST(SimulatorTest, EachClientTrainsOnItsOwnDataOnly) {
   Scenario s = Default(12);
   s.options.holdout_fraction = 0.2;
@@ -186,19 +212,21 @@ TEST(SimulatorTest, EachClientTrainsOnItsOwnDataOnly) {
   ASSERT_TRUE(sim.ok()) << sim.status();
   auto plan = ClientData::Split(data.targets, s.partition);
   ASSERT_TRUE(plan.ok());
-  auto model = client::CreateModel(client::ModelSpec{"logreg", ""}, 99);
+  auto model = client::CreateModel(*client::ParseModelSpec("logreg-1x28x28-10"), 99);
   auto global = std::make_shared<const Parameters>((*model)->GetParameters().Clone());
-  // Without a holdout, a client's training data is exactly its examples in
-  // the data plan, image for image.
+  // Without a holdout, a client trains on exactly its examples in the data
+  // plan (shuffled as its real twin shuffles them).
   Scenario whole = s;
   whole.options.holdout_fraction = 0;
   auto whole_sim = MakeSimulator(whole, data);
   ASSERT_TRUE(whole_sim.ok());
   for (uint64_t c : {0, 5, 11}) {
-    const client::Dataset expected = data.Subset(plan->Indices(c));
     const client::Dataset got = (*whole_sim)->ClientSplit(c).first;
-    EXPECT_TRUE(at::equal(got.inputs, expected.inputs)) << "client " << c;
-    EXPECT_TRUE(at::equal(got.targets, expected.targets)) << "client " << c;
+    std::vector<int64_t> expected = plan->Indices(c);
+    ASSERT_EQ(got.size(), static_cast<int64_t>(expected.size())) << "client " << c;
+    EXPECT_TRUE(at::equal(std::get<0>(got.targets.sort()),
+                          std::get<0>(data.Subset(expected).targets.sort())))
+        << "client " << c;
   }
 
   constexpr uint64_t kAsked[] = {0, 5, 11};
@@ -231,7 +259,7 @@ TEST(SimulatorTest, EachClientTrainsOnItsOwnDataOnly) {
     options.seed = (*sim)->TrainerSeed(c);
     auto trainer = client::Trainer::Create(options);
     ASSERT_TRUE(trainer.ok());
-    auto own = client::CreateModel(client::ModelSpec{"logreg", ""});
+    auto own = client::CreateModel(*client::ParseModelSpec("logreg-1x28x28-10"));
     auto expected = trainer->Fit(**own, *global, train, Config(), 1);
     ASSERT_TRUE(expected.ok()) << expected.status();
     EXPECT_EQ(results[c].num_examples, train.size());
@@ -404,7 +432,7 @@ TEST(SimulatorTest, EvaluatesOnTheHeldOutExamplesOnly) {
   Scenario none = Default(10);
   auto no_holdout = MakeSimulator(none, data);
   ASSERT_TRUE(no_holdout.ok());
-  auto model = client::CreateModel(client::ModelSpec{"logreg", ""}, 99);
+  auto model = client::CreateModel(*client::ParseModelSpec("logreg-1x28x28-10"), 99);
   auto global = std::make_shared<const Parameters>((*model)->GetParameters().Clone());
   EvaluateIns ins{1, 0, global, {}};
   auto record = [&](absl::StatusOr<EvaluateRes> res) {

@@ -30,10 +30,6 @@ constexpr uint32_t kLabelsMagic = 0x00000801;  // uint8 data, 1 dimension
 constexpr int64_t kMaxExamples = 100'000'000;
 constexpr int64_t kMaxSide = 4096;
 
-constexpr int kNumClasses = 10;
-constexpr double kFashionMnistMean = 0.2860;
-constexpr double kFashionMnistStd = 0.3530;
-
 // gzread takes an unsigned count and returns an int, so read in pieces well
 // below INT_MAX.
 constexpr int64_t kReadChunk = int64_t{1} << 24;
@@ -186,25 +182,18 @@ absl::StatusOr<std::string> FindFile(const std::string& dir,
   }
   return absl::NotFoundError(absl::StrCat(
       "no ", name, "[.gz] in ", dir,
-      " (for Fashion-MNIST, install the dataset-fashion-mnist package or "
-      "point to a directory holding the IDX files)"));
+      " (an IDX data folder holds {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]; "
+      "for Fashion-MNIST, install the dataset-fashion-mnist package)"));
 }
 
 }  // namespace
 
-int64_t Dataset::size() const { return labels.defined() ? labels.size(0) : 0; }
+int64_t Dataset::size() const { return targets.defined() ? targets.size(0) : 0; }
 
 Dataset Dataset::Subset(const std::vector<int64_t>& indices) const {
   const at::Tensor index = at::tensor(indices, at::dtype(at::kLong));
-  return Dataset{at::index_select(images, 0, index),
-                 at::index_select(labels, 0, index)};
-}
-
-const std::vector<std::string>& FashionMnistClassNames() {
-  static const auto* const kNames = new std::vector<std::string>{
-      "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-      "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
-  return *kNames;
+  return Dataset{at::index_select(inputs, 0, index),
+                 at::index_select(targets, 0, index)};
 }
 
 absl::StatusOr<at::Tensor> ReadIdxImages(const std::string& path) {
@@ -225,19 +214,11 @@ absl::StatusOr<Dataset> LoadIdxDataset(const std::string& images_path,
         "%s holds %d images but %s holds %d labels", images_path,
         images.size(0), labels_path, labels.size(0)));
   }
-  const int64_t* label = labels.data_ptr<int64_t>();
-  for (int64_t i = 0; i < labels.size(0); ++i) {
-    if (label[i] < 0 || label[i] >= kNumClasses) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("%s: label %d of example %d is not in [0, %d)",
-                          labels_path, label[i], i, kNumClasses));
-    }
-  }
-  return Dataset{NormalizeImages(images), std::move(labels)};
+  return Dataset{ScaleImages(images), std::move(labels)};
 }
 
-absl::StatusOr<Dataset> LoadFashionMnist(const std::string& dir, Split split) {
-  const std::string prefix = split == Split::kTrain ? "train" : "t10k";
+absl::StatusOr<Dataset> LoadIdxDir(const std::string& dir, bool test) {
+  const std::string prefix = test ? "t10k" : "train";
   SHOAL_ASSIGN_OR_RETURN(std::string images_path,
                          FindFile(dir, prefix + "-images-idx3-ubyte"));
   SHOAL_ASSIGN_OR_RETURN(std::string labels_path,
@@ -245,13 +226,11 @@ absl::StatusOr<Dataset> LoadFashionMnist(const std::string& dir, Split split) {
   return LoadIdxDataset(images_path, labels_path);
 }
 
-at::Tensor NormalizeImages(const at::Tensor& images_u8) {
+at::Tensor ScaleImages(const at::Tensor& images_u8) {
   TORCH_CHECK(images_u8.dim() == 3 && images_u8.scalar_type() == at::kByte,
-              "NormalizeImages wants uint8 [N, H, W], got ",
-              images_u8.scalar_type(), " ", images_u8.sizes());
-  at::Tensor x = images_u8.to(at::kFloat).div_(255.0);
-  x.sub_(kFashionMnistMean).div_(kFashionMnistStd);
-  return x.unsqueeze(1);
+              "ScaleImages wants uint8 [N, H, W], got ", images_u8.scalar_type(), " ",
+              images_u8.sizes());
+  return images_u8.to(at::kFloat).div_(255.0).unsqueeze(1);
 }
 
 }  // namespace shoal::client

@@ -26,16 +26,6 @@ struct Dataset {
   Dataset Subset(const std::vector<int64_t>& indices) const;
 };
 
-// The standard file names of the IDX distribution of (Fashion-)MNIST.
-enum class Split { kTrain, kTest };
-
-// The directory Debian's dataset-fashion-mnist package installs into.
-inline constexpr char kDefaultFashionMnistDir[] =
-    "/usr/share/datasets/fashion-mnist";
-
-// Fashion-MNIST's ten class names, indexed by label.
-const std::vector<std::string>& FashionMnistClassNames();
-
 // ReadIdxImages reads an IDX3 uint8 image file (gzipped or not: detected by
 // content) and returns uint8 [N, H, W]. Errors name the file and what is
 // wrong with it (missing, bad magic, truncated).
@@ -44,16 +34,19 @@ absl::StatusOr<at::Tensor> ReadIdxImages(const std::string& path);
 absl::StatusOr<at::Tensor> ReadIdxLabels(const std::string& path);
 
 // LoadIdxDataset reads an image and a label file, checks that they hold the
-// same number of examples and that labels are in [0, 10), and normalizes.
+// same number of examples, and returns the images as float32 [N, 1, H, W]
+// scaled to [0, 1] (not normalized: see Normalize in client/data/source.h).
 absl::StatusOr<Dataset> LoadIdxDataset(const std::string& images_path,
                                        const std::string& labels_path);
 
-// LoadFashionMnist loads a split from `dir`, which holds
-// {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz].
-absl::StatusOr<Dataset> LoadFashionMnist(const std::string& dir, Split split);
+// LoadIdxDir loads the training (`test` false) or test split from `dir`,
+// which holds the IDX distribution's files
+// {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz], as MNIST and
+// Fashion-MNIST do.
+absl::StatusOr<Dataset> LoadIdxDir(const std::string& dir, bool test);
 
-// NormalizeImages turns uint8 [N, H, W] into normalized float32 [N, 1, H, W].
-at::Tensor NormalizeImages(const at::Tensor& images_u8);
+// ScaleImages turns uint8 [N, H, W] into float32 [N, 1, H, W] in [0, 1].
+at::Tensor ScaleImages(const at::Tensor& images_u8);
 
 }  // namespace shoal::client
 

@@ -42,10 +42,10 @@ int main(int argc, char** argv) {
   }
   auto predictions = shoal::client::Predict(**model, *images);
   if (!predictions.ok()) return 1;
-  const auto& names = shoal::client::FashionMnistClassNames();
   for (size_t i = 0; i < predictions->size() && i < 10; ++i) {
     const auto& p = (*predictions)[i];
-    std::printf("%zu: %s (%.1f%%)\n", i, names[p.label].c_str(), 100 * p.confidence);
+    std::printf("%zu: class %lld (%.1f%%)\n", i, static_cast<long long>(p.label),
+                100 * p.confidence);
   }
   std::printf("model version %lld, %zu image(s)\n", static_cast<long long>(record.version),
               predictions->size());

@@ -1,0 +1,175 @@
+#include "client/data/source.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/logging.h"
+#include "common/status.h"
+
+namespace shoal::client {
+namespace {
+
+// NormalizedAxis is the inputs' axis that mean/std values index: channels
+// of [N, C, ...] inputs, features of [N, F] ones.
+constexpr int64_t kAxis = 1;
+
+// PerAxis reshapes `values` (one per channel or feature) to broadcast over
+// inputs of `dim` dimensions: [1, C, 1, ...].
+at::Tensor PerAxis(const std::vector<double>& values, int64_t dim) {
+  std::vector<int64_t> shape(static_cast<size_t>(dim), 1);
+  shape[kAxis] = static_cast<int64_t>(values.size());
+  return at::tensor(values, at::dtype(at::kDouble)).to(at::kFloat).view(shape);
+}
+
+}  // namespace
+
+absl::StatusOr<DataFormat> ParseDataFormat(const std::string& text) {
+  if (text == "idx") return DataFormat::kIdx;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown data format '", text.substr(0, 64), "': expected idx"));
+}
+
+std::string DataFormatName(DataFormat format) {
+  switch (format) {
+    case DataFormat::kIdx:
+      return "idx";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<Dataset> LoadData(const DataOptions& options, Split split, const Task& task) {
+  Dataset data;
+  switch (options.format) {
+    case DataFormat::kIdx:
+      SHOAL_ASSIGN_OR_RETURN(data, LoadIdxDir(options.dir, split == Split::kTest));
+      break;
+  }
+  if (!TargetsAreClassIndices(task.options().kind)) {
+    // IDX labels are class indices; a multi-label or regression task reads
+    // them as values.
+    if (data.targets.scalar_type() == at::kLong) data.targets = data.targets.to(at::kFloat);
+  } else if (data.targets.scalar_type() != at::kLong) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a classification task needs integer class labels, but the ",
+        DataFormatName(options.format), " data holds ", c10::toString(data.targets.scalar_type()),
+        " targets"));
+  }
+  SHOAL_ASSIGN_OR_RETURN(const Normalization used, Normalize(options.normalization, data));
+  if (options.normalization.mode == Normalization::Mode::kAuto) {
+    spdlog::info("normalized the {} split with mean [{}] and std [{}] computed from it",
+                 split == Split::kTest ? "test" : "training", absl::StrJoin(used.mean, ", "),
+                 absl::StrJoin(used.std, ", "));
+  }
+  return data;
+}
+
+absl::StatusOr<Normalization> Normalize(const Normalization& normalization, Dataset& data) {
+  Normalization used = normalization;
+  if (normalization.mode == Normalization::Mode::kNone) return used;
+  at::Tensor& x = data.inputs;
+  if (x.dim() < 2 || !at::isFloatingType(x.scalar_type())) {
+    return absl::InvalidArgumentError("only floating-point inputs [N, ...] can be normalized");
+  }
+  const int64_t width = x.size(kAxis);
+  if (normalization.mode == Normalization::Mode::kAuto) {
+    if (x.size(0) < 2) {
+      return absl::InvalidArgumentError(
+          "cannot compute a normalization from fewer than 2 examples; give data.normalize a "
+          "mean and std");
+    }
+    // Statistics over every axis but the channel/feature one, in double.
+    std::vector<int64_t> reduce;
+    for (int64_t d = 0; d < x.dim(); ++d) {
+      if (d != kAxis) reduce.push_back(d);
+    }
+    const at::Tensor x64 = x.to(at::kDouble);
+    const at::Tensor mean = x64.mean(reduce).contiguous();
+    // A constant feature has std 0: leave its scale alone (std 1).
+    const at::Tensor std = x64.std(reduce, /*unbiased=*/false).clamp_min(1e-12).contiguous();
+    used.mean.assign(mean.data_ptr<double>(), mean.data_ptr<double>() + width);
+    used.std.assign(std.data_ptr<double>(), std.data_ptr<double>() + width);
+    for (double& s : used.std) {
+      if (s <= 1e-12) s = 1;
+    }
+  }
+  const size_t n = used.mean.size();
+  if (n == 0 || used.std.size() != n ||
+      (n != 1 && static_cast<int64_t>(n) != width)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data.normalize: mean and std need 1 value each or one per channel/feature (", width,
+        "), got ", used.mean.size(), " and ", used.std.size()));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(used.mean[i]) || !(used.std[i] > 0) || !std::isfinite(used.std[i])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "data.normalize: value ", i, " has mean ", used.mean[i], " and std ", used.std[i],
+          "; the mean must be finite and the std finite and > 0"));
+    }
+  }
+  if (n == 1) {
+    x.sub_(used.mean[0]).div_(used.std[0]);
+  } else {
+    x.sub_(PerAxis(used.mean, x.dim())).div_(PerAxis(used.std, x.dim()));
+  }
+  return used;
+}
+
+std::vector<int64_t> InputShape(const Dataset& data) {
+  if (!data.inputs.defined() || data.inputs.dim() < 1) return {};
+  const auto sizes = data.inputs.sizes();
+  return std::vector<int64_t>(sizes.begin() + 1, sizes.end());
+}
+
+absl::StatusOr<int64_t> OutputsFor(const Task& task, const Dataset& data, int64_t num_classes) {
+  if (!TargetsAreClassIndices(task.options().kind)) {
+    return data.targets.dim() == 1 ? 1 : data.targets.size(1);
+  }
+  if (data.size() == 0) {
+    if (num_classes > 0) return num_classes;
+    return absl::InvalidArgumentError("no examples to count the classes of; set task.num_classes");
+  }
+  const int64_t lo = data.targets.min().item<int64_t>();
+  const int64_t hi = data.targets.max().item<int64_t>();
+  if (lo < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("label ", lo, " is negative"));
+  }
+  if (num_classes > 0 && hi >= num_classes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("label ", hi, " is not below task.num_classes (", num_classes, ")"));
+  }
+  return num_classes > 0 ? num_classes : hi + 1;
+}
+
+uint64_t ClientSeed(uint64_t run_seed, uint64_t client) {
+  return run_seed ^ (0x5eedULL + client + 1);
+}
+
+std::pair<std::vector<int64_t>, std::vector<int64_t>> SplitHoldout(
+    const std::vector<int64_t>& examples, double fraction, uint64_t seed) {
+  const auto n = static_cast<int64_t>(examples.size());
+  const auto held = static_cast<int64_t>(fraction * static_cast<double>(n));
+  const at::Tensor perm = at::randperm(n, at::make_generator<at::CPUGeneratorImpl>(seed),
+                                       at::TensorOptions().dtype(at::kLong));
+  const int64_t* p = perm.data_ptr<int64_t>();
+  std::pair<std::vector<int64_t>, std::vector<int64_t>> out;
+  out.first.reserve(static_cast<size_t>(n - held));
+  out.second.reserve(static_cast<size_t>(held));
+  for (int64_t i = 0; i < n; ++i) {
+    (i < held ? out.second : out.first).push_back(examples[static_cast<size_t>(p[i])]);
+  }
+  return out;
+}
+
+std::pair<Dataset, Dataset> SplitClientData(const Dataset& data, double fraction, uint64_t seed) {
+  std::vector<int64_t> all(static_cast<size_t>(data.size()));
+  std::iota(all.begin(), all.end(), 0);
+  auto [train, held] = SplitHoldout(all, fraction, seed);
+  return {data.Subset(train), data.Subset(held)};
+}
+
+}  // namespace shoal::client

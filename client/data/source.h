@@ -1,0 +1,92 @@
+// Data sources: where a client's (or the server's evaluation) examples come
+// from, in any format Shoal reads, normalized as the config says, and split
+// into training and held-out examples the same way in real clients and in
+// the simulator.
+#ifndef SHOAL_CLIENT_DATA_SOURCE_H_
+#define SHOAL_CLIENT_DATA_SOURCE_H_
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "client/data/dataset.h"
+#include "client/task.h"
+
+namespace shoal::client {
+
+enum class DataFormat {
+  kIdx,  // `dir` holds {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
+};
+
+// ParseDataFormat accepts the format's config name ("idx"); InvalidArgument
+// listing the choices otherwise.
+absl::StatusOr<DataFormat> ParseDataFormat(const std::string& text);
+std::string DataFormatName(DataFormat format);
+
+// Normalization: what is done to the inputs after reading. kNone leaves them
+// as read (IDX images scaled to [0, 1]) for models that normalize
+// themselves; kGiven subtracts `mean` and divides by `std`, each one value
+// for all inputs or one per channel (inputs [N, C, ...]) or per feature
+// (inputs [N, F]); kAuto computes them from the data being loaded, per
+// channel or feature, and logs them so a run can pin them in its config.
+struct Normalization {
+  enum class Mode { kNone, kGiven, kAuto };
+  Mode mode = Mode::kNone;
+  std::vector<double> mean;
+  std::vector<double> std;
+};
+
+// DataOptions: the "data" section of a config, less the partitioning.
+struct DataOptions {
+  DataFormat format = DataFormat::kIdx;
+  std::string dir;  // kIdx: the folder with the four IDX files
+  Normalization normalization;
+};
+
+enum class Split { kTrain, kTest };
+
+// LoadData reads the `split` examples `options` name, shaped for `task`
+// (class indices or float targets), and normalizes them. Errors name the
+// file (and line or column where the format has them); nothing partial is
+// returned.
+absl::StatusOr<Dataset> LoadData(const DataOptions& options, Split split, const Task& task);
+
+// Normalize applies `normalization` to `data.inputs` in place and returns
+// the mean and std it used (empty for kNone). InvalidArgument when a given
+// mean/std has the wrong length for the inputs' channels or features, or a
+// std is not > 0.
+absl::StatusOr<Normalization> Normalize(const Normalization& normalization, Dataset& data);
+
+// InputShape is one example's input shape: data.inputs.sizes()[1:].
+std::vector<int64_t> InputShape(const Dataset& data);
+
+// OutputsFor is the number of model outputs `task` needs for `data`:
+// `num_classes` when set (> 0), else 1 + the largest label (classification);
+// the targets' width for the other tasks (1 for targets [N]).
+// InvalidArgument when a label is not below `num_classes`.
+absl::StatusOr<int64_t> OutputsFor(const Task& task, const Dataset& data, int64_t num_classes);
+
+// ClientSeed is the seed of client `client`'s holdout split (and of its
+// shuffling) in a run seeded `run_seed`: the same for a real client given
+// partition `client` and for the simulator's virtual client `client`, so
+// the two are twins.
+uint64_t ClientSeed(uint64_t run_seed, uint64_t client);
+
+// SplitHoldout splits a client's `examples` (indices into its source, in
+// partition order) into training and held-out ones: `fraction` of them,
+// rounded down, chosen by a permutation seeded with `seed`. The training
+// examples keep the permutation's order.
+std::pair<std::vector<int64_t>, std::vector<int64_t>> SplitHoldout(
+    const std::vector<int64_t>& examples, double fraction, uint64_t seed);
+
+// SplitClientData splits a client's examples `data` (its partition, or its
+// own data) into training and held-out examples with SplitHoldout: what a
+// real client does, and what the simulator does for virtual client `c` when
+// `seed` is ClientSeed(run seed, c).
+std::pair<Dataset, Dataset> SplitClientData(const Dataset& data, double fraction, uint64_t seed);
+
+}  // namespace shoal::client
+
+#endif  // SHOAL_CLIENT_DATA_SOURCE_H_
