@@ -255,15 +255,15 @@ TEST(LoadIdxDatasetTest, NormalizesWithFashionMnistMeanAndStd) {
       LoadIdxDataset(dir.File("i.gz"), dir.File("l.gz"));
   ASSERT_TRUE(data.ok()) << data.status();
   EXPECT_EQ(data->size(), 2);
-  EXPECT_EQ(data->images.scalar_type(), at::kFloat);
-  EXPECT_EQ(data->images.sizes(), (std::vector<int64_t>{2, 1, 1, 2}));
-  EXPECT_NEAR(data->images[0][0][0][0].item<float>(), (0 - 0.2860) / 0.3530,
+  EXPECT_EQ(data->inputs.scalar_type(), at::kFloat);
+  EXPECT_EQ(data->inputs.sizes(), (std::vector<int64_t>{2, 1, 1, 2}));
+  EXPECT_NEAR(data->inputs[0][0][0][0].item<float>(), (0 - 0.2860) / 0.3530,
               1e-5);
-  EXPECT_NEAR(data->images[0][0][0][1].item<float>(), (1 - 0.2860) / 0.3530,
+  EXPECT_NEAR(data->inputs[0][0][0][1].item<float>(), (1 - 0.2860) / 0.3530,
               1e-5);
-  EXPECT_NEAR(data->images[1][0][0][0].item<float>(), (0.2 - 0.2860) / 0.3530,
+  EXPECT_NEAR(data->inputs[1][0][0][0].item<float>(), (0.2 - 0.2860) / 0.3530,
               1e-5);
-  EXPECT_TRUE(at::equal(data->labels, at::tensor({4, 9}, at::kLong)));
+  EXPECT_TRUE(at::equal(data->targets, at::tensor({4, 9}, at::kLong)));
 }
 
 TEST(LoadIdxDatasetTest, CountMismatchIsInvalidArgumentNamingBothFiles) {
@@ -299,7 +299,7 @@ TEST(LoadFashionMnistTest, FindsGzippedAndUncompressedNames) {
   absl::StatusOr<Dataset> data = LoadFashionMnist(dir.path(), Split::kTest);
   ASSERT_TRUE(data.ok()) << data.status();
   EXPECT_EQ(data->size(), 3);
-  EXPECT_EQ(data->images.sizes(), (std::vector<int64_t>{3, 1, 28, 28}));
+  EXPECT_EQ(data->inputs.sizes(), (std::vector<int64_t>{3, 1, 28, 28}));
 
   // The train split is not there.
   absl::StatusOr<Dataset> train = LoadFashionMnist(dir.path(), Split::kTrain);
@@ -343,15 +343,15 @@ TEST(LoadFashionMnistTest, LoadsTheInstalledTestSplit) {
       LoadFashionMnist(kDefaultFashionMnistDir, Split::kTest);
   ASSERT_TRUE(data.ok()) << data.status();
   EXPECT_EQ(data->size(), 10000);
-  EXPECT_EQ(data->images.sizes(), (std::vector<int64_t>{10000, 1, 28, 28}));
-  EXPECT_GE(data->labels.min().item<int64_t>(), 0);
-  EXPECT_LT(data->labels.max().item<int64_t>(), 10);
+  EXPECT_EQ(data->inputs.sizes(), (std::vector<int64_t>{10000, 1, 28, 28}));
+  EXPECT_GE(data->targets.min().item<int64_t>(), 0);
+  EXPECT_LT(data->targets.max().item<int64_t>(), 10);
   // The test split is balanced: 1000 of each class.
   EXPECT_TRUE(
-      at::equal(at::bincount(data->labels), at::full({10}, 1000, at::kLong)));
+      at::equal(at::bincount(data->targets), at::full({10}, 1000, at::kLong)));
   // Normalization leaves the split near mean 0, std 1.
-  EXPECT_NEAR(data->images.mean().item<float>(), 0.0, 0.05);
-  EXPECT_NEAR(data->images.std().item<float>(), 1.0, 0.05);
+  EXPECT_NEAR(data->inputs.mean().item<float>(), 0.0, 0.05);
+  EXPECT_NEAR(data->inputs.std().item<float>(), 1.0, 0.05);
 }
 
 }  // namespace
