@@ -16,6 +16,8 @@
 #   libclang-rt-14-dev    clang's runtimes: libFuzzer, ASan and UBSan.
 #   llvm-14               llvm-symbolizer, so sanitizer reports name files and
 #                         lines (clang only recommends it).
+#   python3-sklearn       real CSV data (breast cancer, diabetes) the CSV reader's
+#                         tests read from its datasets/data folder.
 set -euo pipefail
 
 packages=(
@@ -25,7 +27,7 @@ packages=(
   libabsl-dev libssl-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev
-  dataset-fashion-mnist
+  dataset-fashion-mnist python3-sklearn
   clang libclang-rt-14-dev llvm-14
 )
 

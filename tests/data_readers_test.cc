@@ -1,0 +1,422 @@
+// Tests of the CSV, image-folder and torch.save readers: fixtures written
+// at run time into a temp dir, plus the real sklearn files Debian ships.
+#include <ATen/ATen.h>
+#include <zlib.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "client/data/csv_reader.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing.h"
+
+namespace shoal::client {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+constexpr char kSklearnData[] = "/usr/lib/python3/dist-packages/sklearn/datasets/data";
+
+void WriteText(const std::string& path, absl::string_view text) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(text.data(), text.size());
+  ASSERT_TRUE(out.good()) << path;
+}
+
+void WriteGzipText(const std::string& path, absl::string_view text) {
+  gzFile f = gzopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr) << path;
+  ASSERT_EQ(gzwrite(f, text.data(), text.size()), static_cast<int>(text.size()));
+  ASSERT_EQ(gzclose(f), Z_OK);
+}
+
+CsvOptions ClassOptions(const std::string& target) {
+  CsvOptions options;
+  options.target_columns = {target};
+  return options;
+}
+
+// ReadCsvError writes `text` to a file, reads it with `options`, expects an
+// error and returns it.
+absl::Status ReadCsvError(const testing::TempDir& dir, absl::string_view text,
+                          const CsvOptions& options) {
+  const std::string path = dir.File("bad.csv");
+  WriteText(path, text);
+  absl::StatusOr<Dataset> data = ReadCsv(path, options);
+  EXPECT_FALSE(data.ok());
+  return data.status();
+}
+
+// ---------------------------------------------------------------- CSV
+
+TEST(CsvReaderTest, ReadsFeaturesInHeaderOrderAndClassTarget) {
+  testing::TempDir dir;
+  const std::string path = dir.File("data.csv");
+  // CRLF, a quoted header name, an ignored text column, blank lines at the end.
+  WriteText(path,
+            "id,\"width, cm\",label,height\r\n"
+            "a,1.5,2,-3\r\n"
+            "b,0.25,0,4e2\r\n"
+            "\r\n\n");
+  CsvOptions options = ClassOptions("label");
+  options.ignore_columns = {"id"};
+  absl::StatusOr<Dataset> data = ReadCsv(path, options);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_TRUE(at::equal(data->inputs, at::tensor({1.5f, -3.0f, 0.25f, 400.0f})
+                                          .reshape({2, 2})));
+  EXPECT_EQ(data->targets.scalar_type(), at::kLong);
+  EXPECT_TRUE(at::equal(data->targets, at::tensor({2, 0}, at::kLong)));
+}
+
+TEST(CsvReaderTest, ReadsGzippedFileLikePlainOne) {
+  testing::TempDir dir;
+  const std::string text = "x,y\n1,0\n2,1\n3,1\n";
+  WriteText(dir.File("plain.csv"), text);
+  WriteGzipText(dir.File("packed.csv.gz"), text);
+  absl::StatusOr<Dataset> plain = ReadCsv(dir.File("plain.csv"), ClassOptions("y"));
+  absl::StatusOr<Dataset> packed =
+      ReadCsv(dir.File("packed.csv.gz"), ClassOptions("y"));
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  ASSERT_TRUE(packed.ok()) << packed.status();
+  EXPECT_TRUE(at::equal(plain->inputs, packed->inputs));
+  EXPECT_TRUE(at::equal(plain->targets, packed->targets));
+}
+
+TEST(CsvReaderTest, FloatTargetsAreVectorForOneColumnMatrixForSeveral) {
+  testing::TempDir dir;
+  const std::string path = dir.File("data.csv");
+  WriteText(path, "a,t1,b,t2\n1,0.5,2,-1\n3,1.5,4,-2\n");
+  CsvOptions options;
+  options.targets = TargetType::kFloat;
+  options.target_columns = {"t2", "t1"};  // their order, not the file's
+  absl::StatusOr<Dataset> two = ReadCsv(path, options);
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_TRUE(at::equal(two->inputs, at::tensor({1.f, 2.f, 3.f, 4.f}).reshape({2, 2})));
+  EXPECT_TRUE(at::equal(two->targets,
+                        at::tensor({-1.f, 0.5f, -2.f, 1.5f}).reshape({2, 2})));
+
+  options.target_columns = {"t1"};
+  options.ignore_columns = {"t2"};
+  absl::StatusOr<Dataset> one = ReadCsv(path, options);
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(one->targets.scalar_type(), at::kFloat);
+  EXPECT_TRUE(at::equal(one->targets, at::tensor({0.5f, 1.5f})));
+}
+
+TEST(CsvReaderTest, ClassLabelWrittenAsWholeFloatIsAccepted) {
+  testing::TempDir dir;
+  const std::string path = dir.File("data.csv");
+  WriteText(path, "x,y\n1,3.0\n2,1e1\n");
+  absl::StatusOr<Dataset> data = ReadCsv(path, ClassOptions("y"));
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_TRUE(at::equal(data->targets, at::tensor({3, 10}, at::kLong)));
+}
+
+TEST(CsvReaderTest, ReadsBlankSeparatedFileWithoutHeaderByGivenNames) {
+  testing::TempDir dir;
+  const std::string path = dir.File("data.txt");
+  WriteText(path, "# a title line\n  1 2\t 7\n3   4 8  \n");
+  CsvOptions options = ClassOptions("c");
+  options.skip_lines = 1;
+  options.header = false;
+  options.column_names = {"a", "b", "c"};
+  options.delimiter = ' ';
+  absl::StatusOr<Dataset> data = ReadCsv(path, options);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_TRUE(at::equal(data->inputs, at::tensor({1.f, 2.f, 3.f, 4.f}).reshape({2, 2})));
+  EXPECT_TRUE(at::equal(data->targets, at::tensor({7, 8}, at::kLong)));
+}
+
+TEST(CsvReaderTest, ColumnsWithoutHeaderOrNamesAreNamedByPosition) {
+  testing::TempDir dir;
+  const std::string path = dir.File("data.csv");
+  WriteText(path, "5,6,1\n7,8,0\n");
+  CsvOptions options = ClassOptions("3");
+  options.header = false;
+  absl::StatusOr<Dataset> data = ReadCsv(path, options);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_TRUE(at::equal(data->inputs, at::tensor({5.f, 6.f, 7.f, 8.f}).reshape({2, 2})));
+  EXPECT_TRUE(at::equal(data->targets, at::tensor({1, 0}, at::kLong)));
+}
+
+TEST(CsvReaderTest, ReadsTargetsFromASecondFileRowByRow) {
+  testing::TempDir dir;
+  WriteText(dir.File("x.csv"), "a,b\n1,2\n3,4\n");
+  WriteText(dir.File("y.csv"), "0.5\n-0.5\n");
+  CsvOptions options;
+  options.targets = TargetType::kFloat;
+  options.target_columns = {"y"};
+  options.targets_path = dir.File("y.csv");
+  // The header applies to both files, so the targets file needs one too.
+  absl::StatusOr<Dataset> data = ReadCsv(dir.File("x.csv"), options);
+  ASSERT_FALSE(data.ok());
+  WriteText(dir.File("y.csv"), "y\n0.5\n-0.5\n");
+  data = ReadCsv(dir.File("x.csv"), options);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_TRUE(at::equal(data->inputs, at::tensor({1.f, 2.f, 3.f, 4.f}).reshape({2, 2})));
+  EXPECT_TRUE(at::equal(data->targets, at::tensor({0.5f, -0.5f})));
+
+  WriteText(dir.File("y.csv"), "y\n0.5\n");
+  data = ReadCsv(dir.File("x.csv"), options);
+  EXPECT_EQ(data.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(data.status().message(),
+              AllOf(HasSubstr("holds 2 rows"), HasSubstr("holds 1")));
+}
+
+TEST(CsvReaderTest, RefusesRaggedRowNamingLine) {
+  testing::TempDir dir;
+  const absl::Status status = ReadCsvError(dir, "a,b,y\n1,2,0\n3,4\n", ClassOptions("y"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), AllOf(HasSubstr(dir.File("bad.csv") + ":3:"),
+                                      HasSubstr("2 cells"), HasSubstr("3 columns")));
+}
+
+TEST(CsvReaderTest, RefusesNonNumericCellQuotingItWithLineAndColumn) {
+  testing::TempDir dir;
+  const absl::Status status =
+      ReadCsvError(dir, "a,b,y\n1,2,0\n3,4x,1\n", ClassOptions("y"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr(":3:"), HasSubstr("column 'b'"),
+                    HasSubstr("'4x' is not a number")));
+}
+
+TEST(CsvReaderTest, RefusesEmptyCell) {
+  testing::TempDir dir;
+  const absl::Status status = ReadCsvError(dir, "a,b,y\n1,,0\n", ClassOptions("y"));
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr(":2:"), HasSubstr("column 'b'"), HasSubstr("empty cell")));
+}
+
+TEST(CsvReaderTest, RefusesNanAndInfinityFeatures) {
+  testing::TempDir dir;
+  for (const char* cell : {"nan", "NaN", "inf", "-Infinity", "1e39"}) {
+    const absl::Status status = ReadCsvError(
+        dir, std::string("a,y\n1,0\n") + cell + ",1\n", ClassOptions("y"));
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << cell;
+    EXPECT_THAT(status.message(),
+                AllOf(HasSubstr(":3:"), HasSubstr("column 'a'"),
+                      HasSubstr("not a finite float32")))
+        << cell;
+  }
+}
+
+TEST(CsvReaderTest, RefusesMissingTargetColumnListingTheColumnsFound) {
+  testing::TempDir dir;
+  const absl::Status status =
+      ReadCsvError(dir, "a,b,label\n1,2,0\n", ClassOptions("target"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(status.message(),
+              AllOf(HasSubstr("no target column 'target'"),
+                    HasSubstr("'a', 'b', 'label'")));
+}
+
+TEST(CsvReaderTest, ListOfColumnsFoundIsBounded) {
+  testing::TempDir dir;
+  std::string header;
+  for (int i = 0; i < 500; ++i) header += "c" + std::to_string(i) + ",";
+  header += "y\n";
+  const absl::Status status =
+      ReadCsvError(dir, header, ClassOptions("nope"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(status.message(), HasSubstr("and 481 more"));
+  EXPECT_LT(status.message().size(), 600u);
+}
+
+TEST(CsvReaderTest, RefusesMissingIgnoredColumn) {
+  testing::TempDir dir;
+  CsvOptions options = ClassOptions("y");
+  options.ignore_columns = {"id"};
+  EXPECT_EQ(ReadCsvError(dir, "a,y\n1,0\n", options).code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(CsvReaderTest, RefusesDuplicateColumnNames) {
+  testing::TempDir dir;
+  const absl::Status status =
+      ReadCsvError(dir, "a,b,a,y\n1,2,3,0\n", ClassOptions("y"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), AllOf(HasSubstr(":1:"), HasSubstr("'a' appears twice")));
+}
+
+TEST(CsvReaderTest, RefusesNegativeOrFractionalClassLabels) {
+  testing::TempDir dir;
+  for (const char* label : {"-1", "1.5", "two", "1e30"}) {
+    const absl::Status status = ReadCsvError(
+        dir, std::string("a,y\n1,0\n2,") + label + "\n", ClassOptions("y"));
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << label;
+    EXPECT_THAT(status.message(),
+                AllOf(HasSubstr(":3:"), HasSubstr("column 'y'"),
+                      HasSubstr("is not a non-negative integer")))
+        << label;
+  }
+}
+
+TEST(CsvReaderTest, RefusesClassLabelAtOrAboveNumClasses) {
+  testing::TempDir dir;
+  CsvOptions options = ClassOptions("y");
+  options.num_classes = 3;
+  const absl::Status status = ReadCsvError(dir, "a,y\n1,2\n2,3\n", options);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), AllOf(HasSubstr(":3:"), HasSubstr("not below 3")));
+}
+
+TEST(CsvReaderTest, RefusesEmptyFileAndHeaderOnly) {
+  testing::TempDir dir;
+  EXPECT_THAT(ReadCsvError(dir, "", ClassOptions("y")).message(),
+              HasSubstr("empty: no header row"));
+  EXPECT_THAT(ReadCsvError(dir, "a,y\n\n", ClassOptions("y")).message(),
+              HasSubstr("a header but no rows"));
+  CsvOptions headerless = ClassOptions("2");
+  headerless.header = false;
+  EXPECT_THAT(ReadCsvError(dir, "\n", headerless).message(),
+              HasSubstr("empty: no rows"));
+  CsvOptions skipping = ClassOptions("y");
+  skipping.skip_lines = 3;
+  EXPECT_THAT(ReadCsvError(dir, "title\n", skipping).message(),
+              HasSubstr("empty"));
+}
+
+TEST(CsvReaderTest, RefusesBlankLineBetweenRows) {
+  testing::TempDir dir;
+  EXPECT_THAT(ReadCsvError(dir, "a,y\n1,0\n\n2,1\n", ClassOptions("y")).message(),
+              AllOf(HasSubstr(":3:"), HasSubstr("blank line")));
+}
+
+TEST(CsvReaderTest, ReadsQuotedCellsAndRefusesUnclosedQuote) {
+  testing::TempDir dir;
+  const std::string path = dir.File("quoted.csv");
+  WriteText(path, "\"a \"\"q\"\"\",y\n\"1.5\", \"0\" \n");
+  absl::StatusOr<Dataset> data = ReadCsv(path, ClassOptions("y"));
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_TRUE(at::equal(data->inputs, at::tensor({1.5f}).reshape({1, 1})));
+  EXPECT_TRUE(at::equal(data->targets, at::tensor({0}, at::kLong)));
+  // The first column is named 'a "q"'; ignoring it leaves no features.
+  CsvOptions options = ClassOptions("y");
+  options.ignore_columns = {"a \"q\""};
+  EXPECT_THAT(ReadCsv(path, options).status().message(),
+              HasSubstr("no feature columns"));
+
+  EXPECT_THAT(ReadCsvError(dir, "a,y\n\"1,0\n", ClassOptions("y")).message(),
+              AllOf(HasSubstr(":2:"), HasSubstr("not closed")));
+}
+
+TEST(CsvReaderTest, RefusesLineLongerThanLimitAndTooManyColumns) {
+  testing::TempDir dir;
+  CsvOptions options = ClassOptions("y");
+  options.max_line_bytes = 8;
+  EXPECT_THAT(ReadCsvError(dir, "a,y\n1.000000,0\n", options).message(),
+              AllOf(HasSubstr(":2:"), HasSubstr("longer than the limit of 8")));
+  options = ClassOptions("y");
+  options.max_columns = 2;
+  EXPECT_THAT(ReadCsvError(dir, "a,b,y\n1,2,0\n", options).message(),
+              AllOf(HasSubstr(":1:"), HasSubstr("more than the limit of 2")));
+}
+
+TEST(CsvReaderTest, RefusesFileLargerThanLimit) {
+  testing::TempDir dir;
+  CsvOptions options = ClassOptions("y");
+  options.max_file_bytes = 10;
+  EXPECT_EQ(ReadCsvError(dir, "a,y\n1,0\n2,1\n3,1\n", options).code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+TEST(CsvReaderTest, TruncatedGzipIsDataLoss) {
+  testing::TempDir dir;
+  std::string text = "a,b,y\n";
+  for (int i = 0; i < 2000; ++i) {
+    text += std::to_string(i) + "," + std::to_string(i * 7 % 13) + ",1\n";
+  }
+  const std::string whole = dir.File("whole.csv.gz");
+  WriteGzipText(whole, text);
+  std::ifstream in(whole, std::ios::binary);
+  std::string gz((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string cut = dir.File("cut.csv.gz");
+  WriteText(cut, gz.substr(0, gz.size() / 2));
+  absl::StatusOr<Dataset> data = ReadCsv(cut, ClassOptions("y"));
+  EXPECT_EQ(data.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(data.status().message(), AllOf(HasSubstr(cut), HasSubstr("truncated")));
+}
+
+TEST(CsvReaderTest, MissingFileIsNotFound) {
+  testing::TempDir dir;
+  EXPECT_EQ(ReadCsv(dir.File("nope.csv"), ClassOptions("y")).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(CsvReaderTest, RefusesBadOptions) {
+  testing::TempDir dir;
+  WriteText(dir.File("d.csv"), "a,y,z\n1,0,1\n");
+  CsvOptions none;
+  EXPECT_EQ(ReadCsv(dir.File("d.csv"), none).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  CsvOptions two_classes;
+  two_classes.target_columns = {"y", "z"};
+  EXPECT_EQ(ReadCsv(dir.File("d.csv"), two_classes).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  CsvOptions names_with_header = ClassOptions("y");
+  names_with_header.column_names = {"a", "y", "z"};
+  EXPECT_THAT(ReadCsv(dir.File("d.csv"), names_with_header).status().message(),
+              HasSubstr("header = false"));
+  CsvOptions both = ClassOptions("y");
+  both.ignore_columns = {"y"};
+  EXPECT_THAT(ReadCsv(dir.File("d.csv"), both).status().message(),
+              HasSubstr("both a target and ignored"));
+}
+
+// Real data from a Debian package (python3-sklearn, installed by
+// scripts/install-deps.sh): its absence is a failure, not a skip.
+TEST(CsvReaderTest, ReadsSklearnBreastCancerFromDebian) {
+  const std::string path = std::string(kSklearnData) + "/breast_cancer.csv";
+  ASSERT_TRUE(std::filesystem::exists(path))
+      << path << " is missing: apt-get install python3-sklearn";
+  // The first line is "569,30,malignant,benign" (counts and class names),
+  // then 569 rows of 30 features and the class, no header.
+  CsvOptions options = ClassOptions("31");
+  options.skip_lines = 1;
+  options.header = false;
+  options.num_classes = 2;
+  absl::StatusOr<Dataset> data = ReadCsv(path, options);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ(data->inputs.sizes(), (std::vector<int64_t>{569, 30}));
+  // 212 malignant (0), 357 benign (1), as sklearn's description says.
+  EXPECT_TRUE(at::equal(at::bincount(data->targets), at::tensor({212, 357}, at::kLong)));
+  EXPECT_EQ(data->inputs[0][0].item<float>(), 17.99f);
+  EXPECT_EQ(data->inputs[0][29].item<float>(), 0.1189f);
+}
+
+TEST(CsvReaderTest, ReadsSklearnDiabetesFromDebian) {
+  const std::string dir = kSklearnData;
+  ASSERT_TRUE(std::filesystem::exists(dir + "/diabetes_data_raw.csv.gz"))
+      << dir << " is missing: apt-get install python3-sklearn";
+  // Both files: gzipped, blank-separated, no header; the 10 features in
+  // one, the disease progression (a float) in the other.
+  CsvOptions options;
+  options.targets = TargetType::kFloat;
+  options.target_columns = {"progression"};
+  options.targets_path = dir + "/diabetes_target.csv.gz";
+  options.header = false;
+  options.delimiter = ' ';
+  absl::StatusOr<Dataset> data = ReadCsv(dir + "/diabetes_data_raw.csv.gz", options);
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ(data->inputs.sizes(), (std::vector<int64_t>{442, 10}));
+  EXPECT_EQ(data->targets.sizes(), (std::vector<int64_t>{442}));
+  EXPECT_EQ(data->targets.scalar_type(), at::kFloat);
+  // First row: "59 2 32.1 101.0 157 93.2 38.0 4.0 4.8598 87", target 151.
+  EXPECT_TRUE(at::equal(
+      data->inputs[0],
+      at::tensor({59.f, 2.f, 32.1f, 101.f, 157.f, 93.2f, 38.f, 4.f, 4.8598f, 87.f})));
+  EXPECT_EQ(data->targets[0].item<float>(), 151.f);
+  EXPECT_EQ(data->targets.min().item<float>(), 25.f);
+  EXPECT_EQ(data->targets.max().item<float>(), 346.f);
+}
+
+}  // namespace
+}  // namespace shoal::client
