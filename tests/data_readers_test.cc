@@ -1,17 +1,27 @@
 // Tests of the CSV, image-folder and torch.save readers: fixtures written
 // at run time into a temp dir, plus the real sklearn files Debian ships.
+// jpeglib.h needs FILE and size_t declared first.
+#include <cstddef>
+#include <cstdio>
+
 #include <ATen/ATen.h>
+#include <jpeglib.h>
+#include <png.h>
 #include <zlib.h>
 
 #include <cstdint>
+#include <cstring>
+#include <iterator>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "client/data/csv_reader.h"
+#include "client/data/image_folder.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing.h"
@@ -19,12 +29,14 @@
 namespace shoal::client {
 namespace {
 
+namespace fs = std::filesystem;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 constexpr char kSklearnData[] = "/usr/lib/python3/dist-packages/sklearn/datasets/data";
 
 void WriteText(const std::string& path, absl::string_view text) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   std::ofstream out(path, std::ios::binary);
   out.write(text.data(), text.size());
   ASSERT_TRUE(out.good()) << path;
@@ -416,6 +428,284 @@ TEST(CsvReaderTest, ReadsSklearnDiabetesFromDebian) {
   EXPECT_EQ(data->targets[0].item<float>(), 151.f);
   EXPECT_EQ(data->targets.min().item<float>(), 25.f);
   EXPECT_EQ(data->targets.max().item<float>(), 346.f);
+}
+
+// ---------------------------------------------------------- image folder
+
+// Pixels: 8-bit, rows top to bottom, channels interleaved.
+using Pixels = std::vector<uint8_t>;
+
+// Noise returns h x w x c pixels from a fixed seed.
+Pixels Noise(int h, int w, int c, uint32_t seed) {
+  Pixels p(h * w * c);
+  for (uint8_t& v : p) {
+    seed = seed * 1664525u + 1013904223u;
+    v = seed >> 24;
+  }
+  return p;
+}
+
+// WritePng writes with libpng: channels 1 (gray), 3 (RGB) or 4 (RGBA).
+void WritePng(const std::string& path, int h, int w, int channels,
+              const Pixels& pixels) {
+  fs::create_directories(fs::path(path).parent_path());
+  png_image image;
+  std::memset(&image, 0, sizeof(image));
+  image.version = PNG_IMAGE_VERSION;
+  image.width = w;
+  image.height = h;
+  image.format = channels == 1   ? PNG_FORMAT_GRAY
+                 : channels == 3 ? PNG_FORMAT_RGB
+                                 : PNG_FORMAT_RGBA;
+  ASSERT_TRUE(png_image_write_to_file(&image, path.c_str(), 0, pixels.data(), 0,
+                                      nullptr))
+      << path << ": " << image.message;
+}
+
+// WriteJpeg writes with libjpeg at quality 95: channels 1 or 3.
+void WriteJpeg(const std::string& path, int h, int w, int channels,
+               const Pixels& pixels) {
+  fs::create_directories(fs::path(path).parent_path());
+  FILE* file = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(file, nullptr) << path;
+  jpeg_compress_struct cinfo;
+  jpeg_error_mgr err;
+  cinfo.err = jpeg_std_error(&err);  // exits on error: fine in a test
+  jpeg_create_compress(&cinfo);
+  jpeg_stdio_dest(&cinfo, file);
+  cinfo.image_width = w;
+  cinfo.image_height = h;
+  cinfo.input_components = channels;
+  cinfo.in_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  jpeg_set_defaults(&cinfo);
+  jpeg_set_quality(&cinfo, 95, TRUE);
+  jpeg_start_compress(&cinfo, TRUE);
+  while (cinfo.next_scanline < cinfo.image_height) {
+    JSAMPROW row = const_cast<uint8_t*>(pixels.data()) +
+                   size_t{cinfo.next_scanline} * w * channels;
+    jpeg_write_scanlines(&cinfo, &row, 1);
+  }
+  jpeg_finish_compress(&cinfo);
+  jpeg_destroy_compress(&cinfo);
+  ASSERT_EQ(std::fclose(file), 0);
+}
+
+std::string ReadBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)),
+                     std::istreambuf_iterator<char>());
+}
+
+// Expected returns pixels as float32 [C, H, W] / 255, as the reader should.
+at::Tensor Expected(const Pixels& pixels, int h, int w, int c) {
+  return at::tensor(std::vector<float>(pixels.begin(), pixels.end()))
+      .reshape({h, w, c})
+      .permute({2, 0, 1})
+      .div(255.0);
+}
+
+ImageFolderOptions Size(int64_t h, int64_t w, int64_t channels) {
+  ImageFolderOptions options;
+  options.height = h;
+  options.width = w;
+  options.channels = channels;
+  return options;
+}
+
+absl::Status ReadFolderError(const std::string& dir, const ImageFolderOptions& options) {
+  absl::StatusOr<LabelledImages> images = ReadImageFolder(dir, options);
+  EXPECT_FALSE(images.ok());
+  return images.status();
+}
+
+TEST(ImageFolderTest, ReadsClassesAndFilesInSortedOrderScaledToUnit) {
+  testing::TempDir dir;
+  const Pixels cat1 = Noise(4, 5, 3, 1), cat2 = Noise(4, 5, 3, 2),
+               dog = Noise(4, 5, 3, 3);
+  WritePng(dir.File("dog/x.png"), 4, 5, 3, dog);
+  WritePng(dir.File("cat/2.png"), 4, 5, 3, cat2);
+  WritePng(dir.File("cat/1.PNG"), 4, 5, 3, cat1);
+  WriteText(dir.File("cat/.DS_Store"), "junk");  // hidden: ignored
+  fs::create_directories(dir.File(".thumbnails"));
+  absl::StatusOr<LabelledImages> images = ReadImageFolder(dir.path(), Size(4, 5, 3));
+  ASSERT_TRUE(images.ok()) << images.status();
+  EXPECT_EQ(images->class_names, (std::vector<std::string>{"cat", "dog"}));
+  const Dataset& data = images->data;
+  EXPECT_EQ(data.inputs.sizes(), (std::vector<int64_t>{3, 3, 4, 5}));
+  EXPECT_TRUE(at::equal(data.targets, at::tensor({0, 0, 1}, at::kLong)));
+  EXPECT_TRUE(at::equal(data.inputs[0], Expected(cat1, 4, 5, 3)));
+  EXPECT_TRUE(at::equal(data.inputs[1], Expected(cat2, 4, 5, 3)));
+  EXPECT_TRUE(at::equal(data.inputs[2], Expected(dog, 4, 5, 3)));
+}
+
+TEST(ImageFolderTest, ConvertsGrayToRgbAndRgbToGray) {
+  testing::TempDir dir;
+  const Pixels gray = Noise(3, 3, 1, 7);
+  WritePng(dir.File("a/gray.png"), 3, 3, 1, gray);
+  absl::StatusOr<LabelledImages> rgb = ReadImageFolder(dir.path(), Size(3, 3, 3));
+  ASSERT_TRUE(rgb.ok()) << rgb.status();
+  const at::Tensor g = Expected(gray, 3, 3, 1);
+  EXPECT_TRUE(at::equal(rgb->data.inputs[0], at::cat({g, g, g})));
+
+  testing::TempDir dir2;
+  Pixels grey_rgb;  // an RGB image whose pixels are shades of gray
+  for (uint8_t v : gray) grey_rgb.insert(grey_rgb.end(), {v, v, v});
+  WritePng(dir2.File("a/rgb.png"), 3, 3, 3, grey_rgb);
+  absl::StatusOr<LabelledImages> back = ReadImageFolder(dir2.path(), Size(3, 3, 1));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(at::allclose(back->data.inputs[0], g, 0, 1.0 / 255));
+}
+
+TEST(ImageFolderTest, ReadsJpegCloseToWhatWasWritten) {
+  testing::TempDir dir;
+  // Smooth content: JPEG at quality 95 keeps it within a few levels.
+  Pixels smooth;
+  for (int y = 0; y < 16; ++y)
+    for (int x = 0; x < 16; ++x) smooth.insert(smooth.end(), {uint8_t(8 * x), uint8_t(8 * y), 128});
+  WriteJpeg(dir.File("b/photo.JPEG"), 16, 16, 3, smooth);
+  WriteJpeg(dir.File("a/gray.jpg"), 16, 16, 1, Pixels(256, 77));
+  absl::StatusOr<LabelledImages> images = ReadImageFolder(dir.path(), Size(16, 16, 3));
+  ASSERT_TRUE(images.ok()) << images.status();
+  EXPECT_TRUE(at::equal(images->data.targets, at::tensor({0, 1}, at::kLong)));
+  EXPECT_TRUE(at::allclose(images->data.inputs[0], at::full({3, 16, 16}, 77 / 255.0),
+                           0, 1.5 / 255));
+  EXPECT_LT((images->data.inputs[1] - Expected(smooth, 16, 16, 3)).abs().max().item<float>(),
+            6.0 / 255);
+}
+
+TEST(ImageFolderTest, TransparentPixelsAreCompositedOntoBlack) {
+  testing::TempDir dir;
+  WritePng(dir.File("a/alpha.png"), 1, 2, 4, {200, 100, 50, 0, 200, 100, 50, 255});
+  absl::StatusOr<LabelledImages> images = ReadImageFolder(dir.path(), Size(1, 2, 3));
+  ASSERT_TRUE(images.ok()) << images.status();
+  EXPECT_TRUE(at::equal(images->data.inputs[0],
+                        Expected({0, 0, 0, 200, 100, 50}, 1, 2, 3)));
+}
+
+TEST(ImageFolderTest, RefusesImageOfAnotherSizeNamingFileAndSizes) {
+  testing::TempDir dir;
+  WritePng(dir.File("a/ok.png"), 4, 4, 3, Noise(4, 4, 3, 1));
+  WritePng(dir.File("a/wide.png"), 4, 6, 3, Noise(4, 6, 3, 2));
+  const absl::Status status = ReadFolderError(dir.path(), Size(4, 4, 3));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), AllOf(HasSubstr(dir.File("a/wide.png")),
+                                      HasSubstr("6 x 4"), HasSubstr("4 x 4 expected")));
+}
+
+TEST(ImageFolderTest, ResizesWhenAsked) {
+  testing::TempDir dir;
+  WritePng(dir.File("a/big.png"), 8, 12, 1, Pixels(96, 200));
+  ImageFolderOptions options = Size(4, 6, 1);
+  options.resize = true;
+  absl::StatusOr<LabelledImages> images = ReadImageFolder(dir.path(), options);
+  ASSERT_TRUE(images.ok()) << images.status();
+  EXPECT_EQ(images->data.inputs.sizes(), (std::vector<int64_t>{1, 1, 4, 6}));
+  EXPECT_TRUE(at::allclose(images->data.inputs, at::full({1, 1, 4, 6}, 200 / 255.0)));
+}
+
+TEST(ImageFolderTest, RefusesCorruptAndTruncatedImagesNamingTheFile) {
+  const std::string png = [] {
+    testing::TempDir d;
+    WritePng(d.File("x.png"), 32, 32, 3, Noise(32, 32, 3, 5));
+    return ReadBytes(d.File("x.png"));
+  }();
+  const std::string jpeg = [] {
+    testing::TempDir d;
+    WriteJpeg(d.File("x.jpg"), 32, 32, 3, Noise(32, 32, 3, 5));
+    return ReadBytes(d.File("x.jpg"));
+  }();
+  std::string flipped_png = png;
+  flipped_png[png.size() / 2] ^= 0x55;  // inside IDAT: the CRC fails
+  std::string flipped_jpeg = jpeg;
+  for (size_t i = jpeg.size() / 2; i < jpeg.size() / 2 + 40; ++i) flipped_jpeg[i] = '\xff';
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"truncated.png", png.substr(0, png.size() / 2)},
+      {"flipped.png", flipped_png},
+      {"header.png", png.substr(0, 20)},
+      {"truncated.jpg", jpeg.substr(0, jpeg.size() / 2)},
+      {"flipped.jpg", flipped_jpeg},
+      {"header.jpg", jpeg.substr(0, 10)},
+      {"text.png", "hello, world"},
+      {"empty.jpeg", ""},
+  };
+  for (const auto& [name, bytes] : bad) {
+    testing::TempDir dir;
+    WriteText(dir.File("a/good.png"), png);
+    WriteText(dir.File("a/" + name), bytes);
+    const absl::Status status = ReadFolderError(dir.path(), Size(32, 32, 3));
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << name;
+    EXPECT_THAT(status.message(), HasSubstr(dir.File("a/" + name))) << name;
+  }
+}
+
+TEST(ImageFolderTest, RefusesStrayFilesAndFolders) {
+  {
+    testing::TempDir dir;
+    WritePng(dir.File("a/ok.png"), 2, 2, 3, Noise(2, 2, 3, 1));
+    WriteText(dir.File("a/notes.txt"), "hi");
+    EXPECT_THAT(ReadFolderError(dir.path(), Size(2, 2, 3)).message(),
+                AllOf(HasSubstr(dir.File("a/notes.txt")), HasSubstr("not a .png")));
+  }
+  {
+    testing::TempDir dir;
+    WritePng(dir.File("a/ok.png"), 2, 2, 3, Noise(2, 2, 3, 1));
+    WriteText(dir.File("README"), "hi");
+    EXPECT_THAT(ReadFolderError(dir.path(), Size(2, 2, 3)).message(),
+                AllOf(HasSubstr(dir.File("README")), HasSubstr("not a folder")));
+  }
+  {
+    testing::TempDir dir;
+    WritePng(dir.File("a/nested/ok.png"), 2, 2, 3, Noise(2, 2, 3, 1));
+    EXPECT_THAT(ReadFolderError(dir.path(), Size(2, 2, 3)).message(),
+                HasSubstr(dir.File("a/nested")));
+  }
+}
+
+TEST(ImageFolderTest, MissingOrEmptyFolderIsNotFound) {
+  testing::TempDir dir;
+  EXPECT_EQ(ReadFolderError(dir.File("nope"), Size(2, 2, 3)).code(),
+            absl::StatusCode::kNotFound);
+  fs::create_directories(dir.File("a"));  // a class with no images
+  EXPECT_EQ(ReadFolderError(dir.path(), Size(2, 2, 3)).code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(ImageFolderTest, ClassNamesKeepIndicesWhenAClassIsAbsent) {
+  testing::TempDir dir;
+  WritePng(dir.File("dog/1.png"), 2, 2, 3, Noise(2, 2, 3, 1));
+  ImageFolderOptions options = Size(2, 2, 3);
+  options.class_names = {"cat", "dog", "eel"};
+  absl::StatusOr<LabelledImages> images = ReadImageFolder(dir.path(), options);
+  ASSERT_TRUE(images.ok()) << images.status();
+  EXPECT_EQ(images->class_names, options.class_names);
+  EXPECT_TRUE(at::equal(images->data.targets, at::tensor({1}, at::kLong)));
+
+  WritePng(dir.File("fox/1.png"), 2, 2, 3, Noise(2, 2, 3, 1));
+  EXPECT_THAT(ReadFolderError(dir.path(), options).message(),
+              AllOf(HasSubstr("'fox'"), HasSubstr("not one of the 3 classes")));
+}
+
+TEST(ImageFolderTest, EnforcesLimits) {
+  testing::TempDir dir;
+  WritePng(dir.File("a/1.png"), 8, 8, 1, Pixels(64, 9));
+  WritePng(dir.File("a/2.png"), 8, 8, 1, Pixels(64, 9));
+  ImageFolderOptions options = Size(4, 4, 1);
+  options.resize = true;
+  options.max_side = 4;
+  EXPECT_THAT(ReadFolderError(dir.path(), options).message(),
+              AllOf(HasSubstr(dir.File("a/1.png")), HasSubstr("the limit is 4")));
+  options = Size(8, 8, 1);
+  options.max_files = 1;
+  EXPECT_THAT(ReadFolderError(dir.path(), options).message(),
+              HasSubstr("more than the limit of 1"));
+  options = Size(8, 8, 1);
+  options.max_tensor_bytes = 8 * 8 * 4;
+  EXPECT_THAT(ReadFolderError(dir.path(), options).message(),
+              HasSubstr("need more than the limit"));
+  EXPECT_EQ(ReadFolderError(dir.path(), Size(8, 8, 2)).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadFolderError(dir.path(), Size(0, 8, 1)).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
