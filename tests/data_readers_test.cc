@@ -10,8 +10,10 @@
 #include <zlib.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <iterator>
+#include <random>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -19,9 +21,11 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "client/data/csv_reader.h"
 #include "client/data/image_folder.h"
+#include "client/data/torch_file.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing.h"
@@ -706,6 +710,177 @@ TEST(ImageFolderTest, EnforcesLimits) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ReadFolderError(dir.path(), Size(0, 8, 1)).code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// ------------------------------------------------------------ torch.save
+
+// Writes every torch.save fixture with Debian's python3-torch, in one run.
+// same.csv is written first, from C++; the script reads it with Python's csv
+// module and saves the same numbers, for the CSV-vs-torch.save test.
+constexpr char kMakeTorchFiles[] = R"py(
+import csv, sys, torch
+d = sys.argv[1]
+def save(name, obj, **kw):
+    torch.save(obj, d + "/" + name, **kw)
+long = torch.long
+save("good.pt", {"x": torch.arange(12, dtype=torch.float32).reshape(3, 2, 2),
+                 "y": torch.tensor([2, 0, 1])})
+save("dtypes.pt", {"x": torch.tensor([[1, 255], [7, 0]], dtype=torch.uint8),
+                   "y": torch.tensor([[0.5, 1.5], [2.5, -1.0]], dtype=torch.float64)})
+save("int32_y.pt", {"x": torch.full((2, 3), 0.1, dtype=torch.float64),
+                    "y": torch.tensor([1, 4], dtype=torch.int32)})
+save("view.pt", {"x": torch.arange(20.).reshape(10, 2)[2:5], "y": torch.tensor([0, 1, 2])})
+save("only_x.pt", {"x": torch.ones(2, 2)})
+save("x_and_z.pt", {"x": torch.ones(2, 2), "z": torch.zeros(2, dtype=long)})
+save("extra.pt", {"x": torch.ones(2, 2), "y": torch.zeros(2, dtype=long), "z": 1})
+save("mismatch.pt", {"x": torch.ones(3, 2), "y": torch.zeros(4, dtype=long)})
+save("tensor.pt", torch.ones(2, 2))
+save("list_x.pt", {"x": [1.0, 2.0], "y": torch.zeros(2, dtype=long)})
+save("negative.pt", {"x": torch.ones(2, 2), "y": torch.tensor([0, -1])})
+save("nan.pt", {"x": torch.tensor([[1.0, float("nan")]]), "y": torch.tensor([0])})
+save("bool_y.pt", {"x": torch.ones(2, 2), "y": torch.tensor([True, False])})
+save("empty.pt", {"x": torch.ones(0, 2), "y": torch.zeros(0, dtype=long)})
+save("one_d_x.pt", {"x": torch.ones(3), "y": torch.zeros(3, dtype=long)})
+save("expanded.pt", {"x": torch.ones(1, 1).expand(1000000, 100),
+                     "y": torch.zeros(1, dtype=long).expand(1000000)})
+save("legacy.pt", {"x": torch.ones(2, 2), "y": torch.zeros(2, dtype=long)},
+     _use_new_zipfile_serialization=False)
+with open(d + "/same.csv") as f:
+    rows = list(csv.reader(f))[1:]
+save("same.pt", {"x": torch.tensor([[float(v) for v in r[:-1]] for r in rows], dtype=torch.float32),
+                 "y": torch.tensor([int(r[-1]) for r in rows], dtype=torch.int64)})
+)py";
+
+constexpr char kSystemPython[] = "/usr/bin/python3";
+
+class TorchFileTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir;
+    // 50 rows of 4 features from a fixed seed, written with 9 significant
+    // digits (enough for any float32 to read back exactly), and a class.
+    std::mt19937 rng(42);
+    std::uniform_real_distribution<float> uniform(-100, 100);
+    std::vector<float> x;
+    std::string csv = "a,b,c,d,label\n";
+    for (int i = 0; i < 50; ++i) {
+      for (int j = 0; j < 4; ++j) {
+        x.push_back(uniform(rng));
+        absl::StrAppendFormat(&csv, "%.9g,", x.back());
+      }
+      absl::StrAppend(&csv, i % 3, "\n");
+    }
+    same_x_ = new at::Tensor(at::tensor(x).reshape({50, 4}));
+    WriteText(dir_->File("same.csv"), csv);
+    WriteText(dir_->File("make.py"), kMakeTorchFiles);
+    has_torch_ = std::system(absl::StrCat(kSystemPython, " -c 'import torch' 2>/dev/null").c_str()) == 0;
+    if (has_torch_) {
+      made_ = std::system(absl::StrCat(kSystemPython, " ", dir_->File("make.py"), " ",
+                                       dir_->path()).c_str()) == 0;
+    }
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    delete same_x_;
+  }
+  void SetUp() override {
+    if (!has_torch_) GTEST_SKIP() << kSystemPython << " has no torch (apt-get install python3-torch)";
+    ASSERT_TRUE(made_) << "the fixture script failed";
+  }
+  static std::string File(const std::string& name) { return dir_->File(name); }
+
+  // Error reads `name`, expects InvalidArgument and returns the message.
+  static std::string Error(const std::string& name) {
+    absl::StatusOr<Dataset> data = ReadTorchFile(File(name));
+    EXPECT_EQ(data.status().code(), absl::StatusCode::kInvalidArgument) << name;
+    EXPECT_THAT(data.status().message(), HasSubstr(File(name)));
+    return std::string(data.status().message());
+  }
+
+  static testing::TempDir* dir_;
+  static at::Tensor* same_x_;
+  static bool has_torch_;
+  static bool made_;
+};
+testing::TempDir* TorchFileTest::dir_ = nullptr;
+at::Tensor* TorchFileTest::same_x_ = nullptr;
+bool TorchFileTest::has_torch_ = false;
+bool TorchFileTest::made_ = false;
+
+TEST_F(TorchFileTest, ReadsDictOfXAndY) {
+  absl::StatusOr<Dataset> data = ReadTorchFile(File("good.pt"));
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_TRUE(at::equal(data->inputs, at::arange(12, at::kFloat).reshape({3, 2, 2})));
+  EXPECT_TRUE(at::equal(data->targets, at::tensor({2, 0, 1}, at::kLong)));
+}
+
+TEST_F(TorchFileTest, ConvertsDtypesWithoutScaling) {
+  absl::StatusOr<Dataset> data = ReadTorchFile(File("dtypes.pt"));
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_TRUE(at::equal(data->inputs, at::tensor({1.f, 255.f, 7.f, 0.f}).reshape({2, 2})));
+  EXPECT_TRUE(at::equal(data->targets,
+                        at::tensor({0.5f, 1.5f, 2.5f, -1.f}).reshape({2, 2})));
+  data = ReadTorchFile(File("int32_y.pt"));
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_EQ(data->inputs.scalar_type(), at::kFloat);
+  EXPECT_TRUE(at::equal(data->inputs, at::full({2, 3}, 0.1f)));  // float64 0.1 rounded
+  EXPECT_TRUE(at::equal(data->targets, at::tensor({1, 4}, at::kLong)));
+}
+
+TEST_F(TorchFileTest, AViewOfALargerTensorIsCopiedOut) {
+  absl::StatusOr<Dataset> data = ReadTorchFile(File("view.pt"));
+  ASSERT_TRUE(data.ok()) << data.status();
+  EXPECT_TRUE(at::equal(data->inputs, at::arange(4, 10, at::kFloat).reshape({3, 2})));
+  EXPECT_TRUE(data->inputs.is_contiguous());
+  EXPECT_EQ(data->inputs.storage().nbytes(), 6 * sizeof(float));
+}
+
+TEST_F(TorchFileTest, RefusesMissingAndExtraKeysNamingThem) {
+  EXPECT_THAT(Error("x_and_z.pt"), HasSubstr("no key 'y'; unexpected key(s) 'z'"));
+  // LibTorch cannot unpickle a one-key dict at all; the message says why.
+  EXPECT_THAT(Error("only_x.pt"), HasSubstr("a dict with one key?"));
+  EXPECT_THAT(Error("extra.pt"), HasSubstr("unexpected key(s) 'z'"));
+}
+
+TEST_F(TorchFileTest, RefusesDifferentNumbersOfExamples) {
+  EXPECT_THAT(Error("mismatch.pt"),
+              AllOf(HasSubstr("'x' holds 3 examples but 'y' holds 4")));
+}
+
+TEST_F(TorchFileTest, RefusesWhatIsNotADictOfTensors) {
+  EXPECT_THAT(Error("tensor.pt"), HasSubstr("not a dict"));
+  EXPECT_THAT(Error("list_x.pt"), HasSubstr("'x' is a"));
+}
+
+TEST_F(TorchFileTest, RefusesBadValues) {
+  EXPECT_THAT(Error("negative.pt"), HasSubstr("class label -1"));
+  EXPECT_THAT(Error("nan.pt"), HasSubstr("NaN"));
+  EXPECT_THAT(Error("bool_y.pt"), HasSubstr("dtype Bool"));
+  EXPECT_THAT(Error("empty.pt"), HasSubstr("N > 0"));
+  EXPECT_THAT(Error("one_d_x.pt"), HasSubstr("2 to 8 dimensions"));
+  EXPECT_THAT(Error("expanded.pt"), HasSubstr("more elements than the file holds"));
+}
+
+TEST_F(TorchFileTest, RefusesFilesThatAreNotTorchSaveZips) {
+  EXPECT_THAT(Error("legacy.pt"), HasSubstr("not a torch.save file"));
+  EXPECT_THAT(Error("same.csv"), HasSubstr("not a torch.save file"));
+  const std::string good = ReadBytes(File("good.pt"));
+  WriteText(File("truncated.pt"), good.substr(0, good.size() / 2));
+  EXPECT_THAT(Error("truncated.pt"), HasSubstr("not a readable torch.save file"));
+  EXPECT_EQ(ReadTorchFile(File("nope.pt")).status().code(), absl::StatusCode::kNotFound);
+}
+
+// The same numbers written as CSV (from C++) and as torch.save (by Python
+// reading that CSV) load to bit-identical tensors, equal to the originals.
+TEST_F(TorchFileTest, CsvAndTorchSaveOfTheSameDataAreIdentical) {
+  absl::StatusOr<Dataset> from_torch = ReadTorchFile(File("same.pt"));
+  absl::StatusOr<Dataset> from_csv = ReadCsv(File("same.csv"), ClassOptions("label"));
+  ASSERT_TRUE(from_torch.ok()) << from_torch.status();
+  ASSERT_TRUE(from_csv.ok()) << from_csv.status();
+  EXPECT_TRUE(at::equal(from_csv->inputs, from_torch->inputs));
+  EXPECT_TRUE(at::equal(from_csv->targets, from_torch->targets));
+  EXPECT_TRUE(at::equal(from_csv->inputs, *same_x_));
+  EXPECT_TRUE(at::equal(from_csv->targets, at::arange(50, at::kLong).remainder(3)));
 }
 
 }  // namespace
