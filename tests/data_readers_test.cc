@@ -1,21 +1,20 @@
 // Tests of the CSV, image-folder and torch.save readers: fixtures written
 // at run time into a temp dir, plus the real sklearn files Debian ships.
 // jpeglib.h needs FILE and size_t declared first.
-#include <cstddef>
-#include <cstdio>
-
 #include <ATen/ATen.h>
 #include <jpeglib.h>
 #include <png.h>
 #include <zlib.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <iterator>
-#include <random>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -85,8 +84,7 @@ TEST(CsvReaderTest, ReadsFeaturesInHeaderOrderAndClassTarget) {
   options.ignore_columns = {"id"};
   absl::StatusOr<Dataset> data = ReadCsv(path, options);
   ASSERT_TRUE(data.ok()) << data.status();
-  EXPECT_TRUE(at::equal(data->inputs, at::tensor({1.5f, -3.0f, 0.25f, 400.0f})
-                                          .reshape({2, 2})));
+  EXPECT_TRUE(at::equal(data->inputs, at::tensor({1.5f, -3.0f, 0.25f, 400.0f}).reshape({2, 2})));
   EXPECT_EQ(data->targets.scalar_type(), at::kLong);
   EXPECT_TRUE(at::equal(data->targets, at::tensor({2, 0}, at::kLong)));
 }
@@ -97,8 +95,7 @@ TEST(CsvReaderTest, ReadsGzippedFileLikePlainOne) {
   WriteText(dir.File("plain.csv"), text);
   WriteGzipText(dir.File("packed.csv.gz"), text);
   absl::StatusOr<Dataset> plain = ReadCsv(dir.File("plain.csv"), ClassOptions("y"));
-  absl::StatusOr<Dataset> packed =
-      ReadCsv(dir.File("packed.csv.gz"), ClassOptions("y"));
+  absl::StatusOr<Dataset> packed = ReadCsv(dir.File("packed.csv.gz"), ClassOptions("y"));
   ASSERT_TRUE(plain.ok()) << plain.status();
   ASSERT_TRUE(packed.ok()) << packed.status();
   EXPECT_TRUE(at::equal(plain->inputs, packed->inputs));
@@ -115,8 +112,7 @@ TEST(CsvReaderTest, FloatTargetsAreVectorForOneColumnMatrixForSeveral) {
   absl::StatusOr<Dataset> two = ReadCsv(path, options);
   ASSERT_TRUE(two.ok()) << two.status();
   EXPECT_TRUE(at::equal(two->inputs, at::tensor({1.f, 2.f, 3.f, 4.f}).reshape({2, 2})));
-  EXPECT_TRUE(at::equal(two->targets,
-                        at::tensor({-1.f, 0.5f, -2.f, 1.5f}).reshape({2, 2})));
+  EXPECT_TRUE(at::equal(two->targets, at::tensor({-1.f, 0.5f, -2.f, 1.5f}).reshape({2, 2})));
 
   options.target_columns = {"t1"};
   options.ignore_columns = {"t2"};
@@ -182,26 +178,23 @@ TEST(CsvReaderTest, ReadsTargetsFromASecondFileRowByRow) {
   WriteText(dir.File("y.csv"), "y\n0.5\n");
   data = ReadCsv(dir.File("x.csv"), options);
   EXPECT_EQ(data.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(data.status().message(),
-              AllOf(HasSubstr("holds 2 rows"), HasSubstr("holds 1")));
+  EXPECT_THAT(data.status().message(), AllOf(HasSubstr("holds 2 rows"), HasSubstr("holds 1")));
 }
 
 TEST(CsvReaderTest, RefusesRaggedRowNamingLine) {
   testing::TempDir dir;
   const absl::Status status = ReadCsvError(dir, "a,b,y\n1,2,0\n3,4\n", ClassOptions("y"));
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(status.message(), AllOf(HasSubstr(dir.File("bad.csv") + ":3:"),
-                                      HasSubstr("2 cells"), HasSubstr("3 columns")));
+  EXPECT_THAT(status.message(), AllOf(HasSubstr(dir.File("bad.csv") + ":3:"), HasSubstr("2 cells"),
+                                      HasSubstr("3 columns")));
 }
 
 TEST(CsvReaderTest, RefusesNonNumericCellQuotingItWithLineAndColumn) {
   testing::TempDir dir;
-  const absl::Status status =
-      ReadCsvError(dir, "a,b,y\n1,2,0\n3,4x,1\n", ClassOptions("y"));
+  const absl::Status status = ReadCsvError(dir, "a,b,y\n1,2,0\n3,4x,1\n", ClassOptions("y"));
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(),
-              AllOf(HasSubstr(":3:"), HasSubstr("column 'b'"),
-                    HasSubstr("'4x' is not a number")));
+              AllOf(HasSubstr(":3:"), HasSubstr("column 'b'"), HasSubstr("'4x' is not a number")));
 }
 
 TEST(CsvReaderTest, RefusesEmptyCell) {
@@ -214,24 +207,21 @@ TEST(CsvReaderTest, RefusesEmptyCell) {
 TEST(CsvReaderTest, RefusesNanAndInfinityFeatures) {
   testing::TempDir dir;
   for (const char* cell : {"nan", "NaN", "inf", "-Infinity", "1e39"}) {
-    const absl::Status status = ReadCsvError(
-        dir, std::string("a,y\n1,0\n") + cell + ",1\n", ClassOptions("y"));
+    const absl::Status status =
+        ReadCsvError(dir, std::string("a,y\n1,0\n") + cell + ",1\n", ClassOptions("y"));
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << cell;
     EXPECT_THAT(status.message(),
-                AllOf(HasSubstr(":3:"), HasSubstr("column 'a'"),
-                      HasSubstr("not a finite float32")))
+                AllOf(HasSubstr(":3:"), HasSubstr("column 'a'"), HasSubstr("not a finite float32")))
         << cell;
   }
 }
 
 TEST(CsvReaderTest, RefusesMissingTargetColumnListingTheColumnsFound) {
   testing::TempDir dir;
-  const absl::Status status =
-      ReadCsvError(dir, "a,b,label\n1,2,0\n", ClassOptions("target"));
+  const absl::Status status = ReadCsvError(dir, "a,b,label\n1,2,0\n", ClassOptions("target"));
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(status.message(),
-              AllOf(HasSubstr("no target column 'target'"),
-                    HasSubstr("'a', 'b', 'label'")));
+              AllOf(HasSubstr("no target column 'target'"), HasSubstr("'a', 'b', 'label'")));
 }
 
 TEST(CsvReaderTest, ListOfColumnsFoundIsBounded) {
@@ -239,8 +229,7 @@ TEST(CsvReaderTest, ListOfColumnsFoundIsBounded) {
   std::string header;
   for (int i = 0; i < 500; ++i) header += "c" + std::to_string(i) + ",";
   header += "y\n";
-  const absl::Status status =
-      ReadCsvError(dir, header, ClassOptions("nope"));
+  const absl::Status status = ReadCsvError(dir, header, ClassOptions("nope"));
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(status.message(), HasSubstr("and 481 more"));
   EXPECT_LT(status.message().size(), 600u);
@@ -250,14 +239,12 @@ TEST(CsvReaderTest, RefusesMissingIgnoredColumn) {
   testing::TempDir dir;
   CsvOptions options = ClassOptions("y");
   options.ignore_columns = {"id"};
-  EXPECT_EQ(ReadCsvError(dir, "a,y\n1,0\n", options).code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadCsvError(dir, "a,y\n1,0\n", options).code(), absl::StatusCode::kNotFound);
 }
 
 TEST(CsvReaderTest, RefusesDuplicateColumnNames) {
   testing::TempDir dir;
-  const absl::Status status =
-      ReadCsvError(dir, "a,b,a,y\n1,2,3,0\n", ClassOptions("y"));
+  const absl::Status status = ReadCsvError(dir, "a,b,a,y\n1,2,3,0\n", ClassOptions("y"));
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(), AllOf(HasSubstr(":1:"), HasSubstr("'a' appears twice")));
 }
@@ -265,12 +252,11 @@ TEST(CsvReaderTest, RefusesDuplicateColumnNames) {
 TEST(CsvReaderTest, RefusesNegativeOrFractionalClassLabels) {
   testing::TempDir dir;
   for (const char* label : {"-1", "1.5", "two", "1e30"}) {
-    const absl::Status status = ReadCsvError(
-        dir, std::string("a,y\n1,0\n2,") + label + "\n", ClassOptions("y"));
+    const absl::Status status =
+        ReadCsvError(dir, std::string("a,y\n1,0\n2,") + label + "\n", ClassOptions("y"));
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << label;
-    EXPECT_THAT(status.message(),
-                AllOf(HasSubstr(":3:"), HasSubstr("column 'y'"),
-                      HasSubstr("is not a non-negative integer")))
+    EXPECT_THAT(status.message(), AllOf(HasSubstr(":3:"), HasSubstr("column 'y'"),
+                                        HasSubstr("is not a non-negative integer")))
         << label;
   }
 }
@@ -292,12 +278,10 @@ TEST(CsvReaderTest, RefusesEmptyFileAndHeaderOnly) {
               HasSubstr("a header but no rows"));
   CsvOptions headerless = ClassOptions("2");
   headerless.header = false;
-  EXPECT_THAT(ReadCsvError(dir, "\n", headerless).message(),
-              HasSubstr("empty: no rows"));
+  EXPECT_THAT(ReadCsvError(dir, "\n", headerless).message(), HasSubstr("empty: no rows"));
   CsvOptions skipping = ClassOptions("y");
   skipping.skip_lines = 3;
-  EXPECT_THAT(ReadCsvError(dir, "title\n", skipping).message(),
-              HasSubstr("empty"));
+  EXPECT_THAT(ReadCsvError(dir, "title\n", skipping).message(), HasSubstr("empty"));
 }
 
 TEST(CsvReaderTest, RefusesBlankLineBetweenRows) {
@@ -317,8 +301,7 @@ TEST(CsvReaderTest, ReadsQuotedCellsAndRefusesUnclosedQuote) {
   // The first column is named 'a "q"'; ignoring it leaves no features.
   CsvOptions options = ClassOptions("y");
   options.ignore_columns = {"a \"q\""};
-  EXPECT_THAT(ReadCsv(path, options).status().message(),
-              HasSubstr("no feature columns"));
+  EXPECT_THAT(ReadCsv(path, options).status().message(), HasSubstr("no feature columns"));
 
   EXPECT_THAT(ReadCsvError(dir, "a,y\n\"1,0\n", ClassOptions("y")).message(),
               AllOf(HasSubstr(":2:"), HasSubstr("not closed")));
@@ -371,8 +354,7 @@ TEST(CsvReaderTest, RefusesBadOptions) {
   testing::TempDir dir;
   WriteText(dir.File("d.csv"), "a,y,z\n1,0,1\n");
   CsvOptions none;
-  EXPECT_EQ(ReadCsv(dir.File("d.csv"), none).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadCsv(dir.File("d.csv"), none).status().code(), absl::StatusCode::kInvalidArgument);
   CsvOptions two_classes;
   two_classes.target_columns = {"y", "z"};
   EXPECT_EQ(ReadCsv(dir.File("d.csv"), two_classes).status().code(),
@@ -426,9 +408,8 @@ TEST(CsvReaderTest, ReadsSklearnDiabetesFromDebian) {
   EXPECT_EQ(data->targets.sizes(), (std::vector<int64_t>{442}));
   EXPECT_EQ(data->targets.scalar_type(), at::kFloat);
   // First row: "59 2 32.1 101.0 157 93.2 38.0 4.0 4.8598 87", target 151.
-  EXPECT_TRUE(at::equal(
-      data->inputs[0],
-      at::tensor({59.f, 2.f, 32.1f, 101.f, 157.f, 93.2f, 38.f, 4.f, 4.8598f, 87.f})));
+  EXPECT_TRUE(at::equal(data->inputs[0], at::tensor({59.f, 2.f, 32.1f, 101.f, 157.f, 93.2f, 38.f,
+                                                     4.f, 4.8598f, 87.f})));
   EXPECT_EQ(data->targets[0].item<float>(), 151.f);
   EXPECT_EQ(data->targets.min().item<float>(), 25.f);
   EXPECT_EQ(data->targets.max().item<float>(), 346.f);
@@ -450,25 +431,20 @@ Pixels Noise(int h, int w, int c, uint32_t seed) {
 }
 
 // WritePng writes with libpng: channels 1 (gray), 3 (RGB) or 4 (RGBA).
-void WritePng(const std::string& path, int h, int w, int channels,
-              const Pixels& pixels) {
+void WritePng(const std::string& path, int h, int w, int channels, const Pixels& pixels) {
   fs::create_directories(fs::path(path).parent_path());
   png_image image;
   std::memset(&image, 0, sizeof(image));
   image.version = PNG_IMAGE_VERSION;
   image.width = w;
   image.height = h;
-  image.format = channels == 1   ? PNG_FORMAT_GRAY
-                 : channels == 3 ? PNG_FORMAT_RGB
-                                 : PNG_FORMAT_RGBA;
-  ASSERT_TRUE(png_image_write_to_file(&image, path.c_str(), 0, pixels.data(), 0,
-                                      nullptr))
+  image.format = channels == 1 ? PNG_FORMAT_GRAY : channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_RGBA;
+  ASSERT_TRUE(png_image_write_to_file(&image, path.c_str(), 0, pixels.data(), 0, nullptr))
       << path << ": " << image.message;
 }
 
 // WriteJpeg writes with libjpeg at quality 95: channels 1 or 3.
-void WriteJpeg(const std::string& path, int h, int w, int channels,
-               const Pixels& pixels) {
+void WriteJpeg(const std::string& path, int h, int w, int channels, const Pixels& pixels) {
   fs::create_directories(fs::path(path).parent_path());
   FILE* file = std::fopen(path.c_str(), "wb");
   ASSERT_NE(file, nullptr) << path;
@@ -485,8 +461,7 @@ void WriteJpeg(const std::string& path, int h, int w, int channels,
   jpeg_set_quality(&cinfo, 95, TRUE);
   jpeg_start_compress(&cinfo, TRUE);
   while (cinfo.next_scanline < cinfo.image_height) {
-    JSAMPROW row = const_cast<uint8_t*>(pixels.data()) +
-                   size_t{cinfo.next_scanline} * w * channels;
+    JSAMPROW row = const_cast<uint8_t*>(pixels.data()) + size_t{cinfo.next_scanline} * w * channels;
     jpeg_write_scanlines(&cinfo, &row, 1);
   }
   jpeg_finish_compress(&cinfo);
@@ -496,8 +471,7 @@ void WriteJpeg(const std::string& path, int h, int w, int channels,
 
 std::string ReadBytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)),
-                     std::istreambuf_iterator<char>());
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 // Expected returns pixels as float32 [C, H, W] / 255, as the reader should.
@@ -524,8 +498,7 @@ absl::Status ReadFolderError(const std::string& dir, const ImageFolderOptions& o
 
 TEST(ImageFolderTest, ReadsClassesAndFilesInSortedOrderScaledToUnit) {
   testing::TempDir dir;
-  const Pixels cat1 = Noise(4, 5, 3, 1), cat2 = Noise(4, 5, 3, 2),
-               dog = Noise(4, 5, 3, 3);
+  const Pixels cat1 = Noise(4, 5, 3, 1), cat2 = Noise(4, 5, 3, 2), dog = Noise(4, 5, 3, 3);
   WritePng(dir.File("dog/x.png"), 4, 5, 3, dog);
   WritePng(dir.File("cat/2.png"), 4, 5, 3, cat2);
   WritePng(dir.File("cat/1.PNG"), 4, 5, 3, cat1);
@@ -571,8 +544,8 @@ TEST(ImageFolderTest, ReadsJpegCloseToWhatWasWritten) {
   absl::StatusOr<LabelledImages> images = ReadImageFolder(dir.path(), Size(16, 16, 3));
   ASSERT_TRUE(images.ok()) << images.status();
   EXPECT_TRUE(at::equal(images->data.targets, at::tensor({0, 1}, at::kLong)));
-  EXPECT_TRUE(at::allclose(images->data.inputs[0], at::full({3, 16, 16}, 77 / 255.0),
-                           0, 1.5 / 255));
+  EXPECT_TRUE(
+      at::allclose(images->data.inputs[0], at::full({3, 16, 16}, 77 / 255.0), 0, 1.5 / 255));
   EXPECT_LT((images->data.inputs[1] - Expected(smooth, 16, 16, 3)).abs().max().item<float>(),
             6.0 / 255);
 }
@@ -582,8 +555,7 @@ TEST(ImageFolderTest, TransparentPixelsAreCompositedOntoBlack) {
   WritePng(dir.File("a/alpha.png"), 1, 2, 4, {200, 100, 50, 0, 200, 100, 50, 255});
   absl::StatusOr<LabelledImages> images = ReadImageFolder(dir.path(), Size(1, 2, 3));
   ASSERT_TRUE(images.ok()) << images.status();
-  EXPECT_TRUE(at::equal(images->data.inputs[0],
-                        Expected({0, 0, 0, 200, 100, 50}, 1, 2, 3)));
+  EXPECT_TRUE(at::equal(images->data.inputs[0], Expected({0, 0, 0, 200, 100, 50}, 1, 2, 3)));
 }
 
 TEST(ImageFolderTest, RefusesImageOfAnotherSizeNamingFileAndSizes) {
@@ -592,8 +564,8 @@ TEST(ImageFolderTest, RefusesImageOfAnotherSizeNamingFileAndSizes) {
   WritePng(dir.File("a/wide.png"), 4, 6, 3, Noise(4, 6, 3, 2));
   const absl::Status status = ReadFolderError(dir.path(), Size(4, 4, 3));
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(status.message(), AllOf(HasSubstr(dir.File("a/wide.png")),
-                                      HasSubstr("6 x 4"), HasSubstr("4 x 4 expected")));
+  EXPECT_THAT(status.message(), AllOf(HasSubstr(dir.File("a/wide.png")), HasSubstr("6 x 4"),
+                                      HasSubstr("4 x 4 expected")));
 }
 
 TEST(ImageFolderTest, ResizesWhenAsked) {
@@ -667,11 +639,9 @@ TEST(ImageFolderTest, RefusesStrayFilesAndFolders) {
 
 TEST(ImageFolderTest, MissingOrEmptyFolderIsNotFound) {
   testing::TempDir dir;
-  EXPECT_EQ(ReadFolderError(dir.File("nope"), Size(2, 2, 3)).code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadFolderError(dir.File("nope"), Size(2, 2, 3)).code(), absl::StatusCode::kNotFound);
   fs::create_directories(dir.File("a"));  // a class with no images
-  EXPECT_EQ(ReadFolderError(dir.path(), Size(2, 2, 3)).code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadFolderError(dir.path(), Size(2, 2, 3)).code(), absl::StatusCode::kNotFound);
 }
 
 TEST(ImageFolderTest, ClassNamesKeepIndicesWhenAClassIsAbsent) {
@@ -706,10 +676,8 @@ TEST(ImageFolderTest, EnforcesLimits) {
   options.max_tensor_bytes = 8 * 8 * 4;
   EXPECT_THAT(ReadFolderError(dir.path(), options).message(),
               HasSubstr("need more than the limit"));
-  EXPECT_EQ(ReadFolderError(dir.path(), Size(8, 8, 2)).code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ReadFolderError(dir.path(), Size(0, 8, 1)).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadFolderError(dir.path(), Size(8, 8, 2)).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadFolderError(dir.path(), Size(0, 8, 1)).code(), absl::StatusCode::kInvalidArgument);
 }
 
 // ------------------------------------------------------------ torch.save
@@ -773,10 +741,13 @@ class TorchFileTest : public ::testing::Test {
     same_x_ = new at::Tensor(at::tensor(x).reshape({50, 4}));
     WriteText(dir_->File("same.csv"), csv);
     WriteText(dir_->File("make.py"), kMakeTorchFiles);
-    has_torch_ = std::system(absl::StrCat(kSystemPython, " -c 'import torch' 2>/dev/null").c_str()) == 0;
+    has_torch_ =
+        std::system(absl::StrCat(kSystemPython, " -c 'import torch' 2>/dev/null").c_str()) == 0;
     if (has_torch_) {
-      made_ = std::system(absl::StrCat(kSystemPython, " ", dir_->File("make.py"), " ",
-                                       dir_->path()).c_str()) == 0;
+      made_ =
+          std::system(
+              absl::StrCat(kSystemPython, " ", dir_->File("make.py"), " ", dir_->path()).c_str()) ==
+          0;
     }
   }
   static void TearDownTestSuite() {
@@ -784,7 +755,8 @@ class TorchFileTest : public ::testing::Test {
     delete same_x_;
   }
   void SetUp() override {
-    if (!has_torch_) GTEST_SKIP() << kSystemPython << " has no torch (apt-get install python3-torch)";
+    if (!has_torch_)
+      GTEST_SKIP() << kSystemPython << " has no torch (apt-get install python3-torch)";
     ASSERT_TRUE(made_) << "the fixture script failed";
   }
   static std::string File(const std::string& name) { return dir_->File(name); }
@@ -818,8 +790,7 @@ TEST_F(TorchFileTest, ConvertsDtypesWithoutScaling) {
   absl::StatusOr<Dataset> data = ReadTorchFile(File("dtypes.pt"));
   ASSERT_TRUE(data.ok()) << data.status();
   EXPECT_TRUE(at::equal(data->inputs, at::tensor({1.f, 255.f, 7.f, 0.f}).reshape({2, 2})));
-  EXPECT_TRUE(at::equal(data->targets,
-                        at::tensor({0.5f, 1.5f, 2.5f, -1.f}).reshape({2, 2})));
+  EXPECT_TRUE(at::equal(data->targets, at::tensor({0.5f, 1.5f, 2.5f, -1.f}).reshape({2, 2})));
   data = ReadTorchFile(File("int32_y.pt"));
   ASSERT_TRUE(data.ok()) << data.status();
   EXPECT_EQ(data->inputs.scalar_type(), at::kFloat);
@@ -843,8 +814,7 @@ TEST_F(TorchFileTest, RefusesMissingAndExtraKeysNamingThem) {
 }
 
 TEST_F(TorchFileTest, RefusesDifferentNumbersOfExamples) {
-  EXPECT_THAT(Error("mismatch.pt"),
-              AllOf(HasSubstr("'x' holds 3 examples but 'y' holds 4")));
+  EXPECT_THAT(Error("mismatch.pt"), AllOf(HasSubstr("'x' holds 3 examples but 'y' holds 4")));
 }
 
 TEST_F(TorchFileTest, RefusesWhatIsNotADictOfTensors) {

@@ -71,17 +71,14 @@ class LineReader {
   int64_t line_number_ = 0;
 };
 
-bool IsBlankLine(absl::string_view line) {
-  return std::all_of(line.begin(), line.end(), IsBlank);
-}
+bool IsBlankLine(absl::string_view line) { return std::all_of(line.begin(), line.end(), IsBlank); }
 
 // SplitCells splits `line` into `cells`. Unquoted cells point into `line`;
 // quoted ones, unescaped, into `scratch`, which is reserved up front so it
 // never moves. With delimiter ' ', runs of blanks separate cells and blanks
 // at either end are dropped; otherwise blanks around a quoted cell are.
 absl::Status SplitCells(absl::string_view line, char delimiter,
-                        std::vector<absl::string_view>* cells,
-                        std::string* scratch) {
+                        std::vector<absl::string_view>* cells, std::string* scratch) {
   cells->clear();
   scratch->clear();
   scratch->reserve(line.size());
@@ -100,10 +97,10 @@ absl::Status SplitCells(absl::string_view line, char delimiter,
       const size_t from = scratch->size();
       for (++i;; ++i) {
         if (i == line.size()) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "cell ", cells->size() + 1,
-              ": a quote is not closed on its line (quoted cells that span "
-              "lines are not supported)"));
+          return absl::InvalidArgumentError(
+              absl::StrCat("cell ", cells->size() + 1,
+                           ": a quote is not closed on its line (quoted cells that span "
+                           "lines are not supported)"));
         }
         if (line[i] != '"') {
           scratch->push_back(line[i]);
@@ -118,8 +115,8 @@ absl::Status SplitCells(absl::string_view line, char delimiter,
       cells->push_back(absl::string_view(*scratch).substr(from));
       while (i < line.size() && is_padding(line[i])) ++i;
       if (i < line.size() && !is_separator(line[i])) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "cell ", cells->size(), ": text after the closing quote"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("cell ", cells->size(), ": text after the closing quote"));
       }
     } else {
       i = start;
@@ -143,8 +140,7 @@ std::string ListNames(const std::vector<std::string>& names) {
     absl::StrAppend(&out, i == 0 ? "" : ", ", QuoteForMessage(names[i]));
   }
   if (names.size() > kMaxNamesInMessage) {
-    absl::StrAppend(&out, " ... and ", names.size() - kMaxNamesInMessage,
-                    " more");
+    absl::StrAppend(&out, " ... and ", names.size() - kMaxNamesInMessage, " more");
   }
   return out;
 }
@@ -153,23 +149,22 @@ absl::Status ValidateOptions(const CsvOptions& options) {
   if (options.target_columns.empty()) {
     return absl::InvalidArgumentError("CSV: no target column named");
   }
-  if (options.targets == TargetType::kClassIndex &&
-      options.target_columns.size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "CSV: class-index targets come from exactly one column, ",
-        options.target_columns.size(), " named"));
+  if (options.targets == TargetType::kClassIndex && options.target_columns.size() != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("CSV: class-index targets come from exactly one column, ",
+                     options.target_columns.size(), " named"));
   }
-  if (options.num_classes < 0 || options.skip_lines < 0 ||
-      options.max_columns < 1 || options.max_line_bytes < 1) {
+  if (options.num_classes < 0 || options.skip_lines < 0 || options.max_columns < 1 ||
+      options.max_line_bytes < 1) {
     return absl::InvalidArgumentError(
         "CSV: num_classes and skip_lines must be >= 0, max_columns and "
         "max_line_bytes >= 1");
   }
-  if (options.delimiter == '"' || options.delimiter == '\n' ||
-      options.delimiter == '\r' || options.delimiter == '\0') {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "CSV: delimiter ", QuoteForMessage(std::string(1, options.delimiter)),
-        " cannot separate cells"));
+  if (options.delimiter == '"' || options.delimiter == '\n' || options.delimiter == '\r' ||
+      options.delimiter == '\0') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("CSV: delimiter ", QuoteForMessage(std::string(1, options.delimiter)),
+                     " cannot separate cells"));
   }
   if (options.header && !options.column_names.empty()) {
     return absl::InvalidArgumentError(
@@ -179,15 +174,14 @@ absl::Status ValidateOptions(const CsvOptions& options) {
   absl::flat_hash_set<std::string> seen;
   for (const std::string& name : options.target_columns) {
     if (!seen.insert(name).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "CSV: target column ", QuoteForMessage(name), " named twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("CSV: target column ", QuoteForMessage(name), " named twice"));
     }
   }
   for (const std::string& name : options.ignore_columns) {
     if (seen.contains(name)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("CSV: column ", QuoteForMessage(name),
-                       " is both a target and ignored"));
+          absl::StrCat("CSV: column ", QuoteForMessage(name), " is both a target and ignored"));
     }
   }
   return absl::OkStatus();
@@ -196,24 +190,21 @@ absl::Status ValidateOptions(const CsvOptions& options) {
 // CsvTableReader reads one file of a ReadCsv call into a Table.
 class CsvTableReader {
  public:
-  CsvTableReader(const std::string& path, const CsvOptions& options,
-                 FileKind kind)
+  CsvTableReader(const std::string& path, const CsvOptions& options, FileKind kind)
       : path_(path), options_(options), kind_(kind) {}
 
   absl::StatusOr<Table> Read() {
     GzReader reader;
     SHOAL_RETURN_IF_ERROR(reader.Open(path_));
-    SHOAL_ASSIGN_OR_RETURN(std::string text,
-                           reader.ReadAll(options_.max_file_bytes));
+    SHOAL_ASSIGN_OR_RETURN(std::string text, reader.ReadAll(options_.max_file_bytes));
     absl::string_view body = text;
     if (absl::StartsWith(body, "\xEF\xBB\xBF")) body.remove_prefix(3);
     LineReader lines(body);
     absl::string_view line;
     for (int i = 0; i < options_.skip_lines; ++i) {
       if (!lines.Next(&line)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            path_, ": empty: the file ends within the ", options_.skip_lines,
-            " line(s) to skip"));
+        return absl::InvalidArgumentError(absl::StrCat(path_, ": empty: the file ends within the ",
+                                                       options_.skip_lines, " line(s) to skip"));
       }
     }
     SHOAL_RETURN_IF_ERROR(ReadNames(lines));
@@ -223,30 +214,25 @@ class CsvTableReader {
 
  private:
   absl::Status LineError(int64_t line_number, absl::string_view what) const {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path_, ":", line_number, ": ", what));
+    return absl::InvalidArgumentError(absl::StrCat(path_, ":", line_number, ": ", what));
   }
 
-  absl::Status CellError(int64_t line_number, size_t column,
-                         absl::string_view what) const {
-    return LineError(line_number, absl::StrCat("column ",
-                                               QuoteForMessage(names_[column]),
-                                               ": ", what));
+  absl::Status CellError(int64_t line_number, size_t column, absl::string_view what) const {
+    return LineError(line_number,
+                     absl::StrCat("column ", QuoteForMessage(names_[column]), ": ", what));
   }
 
   // Split splits one line, checking the limits first.
   absl::Status Split(absl::string_view line, int64_t line_number) {
     if (static_cast<int64_t>(line.size()) > options_.max_line_bytes) {
-      return LineError(line_number,
-                       absl::StrCat("longer than the limit of ",
-                                    options_.max_line_bytes, " bytes"));
+      return LineError(line_number, absl::StrCat("longer than the limit of ",
+                                                 options_.max_line_bytes, " bytes"));
     }
     absl::Status split = SplitCells(line, options_.delimiter, &cells_, &scratch_);
     if (!split.ok()) return LineError(line_number, split.message());
     if (static_cast<int64_t>(cells_.size()) > options_.max_columns) {
-      return LineError(line_number,
-                       absl::StrCat(cells_.size(), " columns, more than the limit of ",
-                                    options_.max_columns));
+      return LineError(line_number, absl::StrCat(cells_.size(), " columns, more than the limit of ",
+                                                 options_.max_columns));
     }
     return absl::OkStatus();
   }
@@ -259,8 +245,7 @@ class CsvTableReader {
       if (!lines.Next(&line) || IsBlankLine(line)) {
         return absl::InvalidArgumentError(absl::StrCat(
             path_, ": empty: no header row",
-            lines.line_number() > 0 ? absl::StrCat(" at line ", lines.line_number())
-                                    : ""));
+            lines.line_number() > 0 ? absl::StrCat(" at line ", lines.line_number()) : ""));
       }
       SHOAL_RETURN_IF_ERROR(Split(line, lines.line_number()));
       for (absl::string_view cell : cells_) {
@@ -270,8 +255,7 @@ class CsvTableReader {
       for (const std::string& name : names_) {
         if (!seen.insert(name).second) {
           return LineError(lines.line_number(),
-                           absl::StrCat("column name ", QuoteForMessage(name),
-                                        " appears twice"));
+                           absl::StrCat("column name ", QuoteForMessage(name), " appears twice"));
         }
       }
       return absl::OkStatus();
@@ -283,8 +267,8 @@ class CsvTableReader {
       absl::flat_hash_set<absl::string_view> seen;
       for (const std::string& name : names_) {
         if (!seen.insert(name).second) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "CSV: column_names names ", QuoteForMessage(name), " twice"));
+          return absl::InvalidArgumentError(
+              absl::StrCat("CSV: column_names names ", QuoteForMessage(name), " twice"));
         }
       }
     } else {
@@ -292,8 +276,7 @@ class CsvTableReader {
       LineReader peek = lines;
       absl::string_view line;
       if (!peek.Next(&line) || IsBlankLine(line)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(path_, ": empty: no rows"));
+        return absl::InvalidArgumentError(absl::StrCat(path_, ": empty: no rows"));
       }
       SHOAL_RETURN_IF_ERROR(Split(line, peek.line_number()));
       for (size_t i = 1; i <= cells_.size(); ++i) {
@@ -304,9 +287,9 @@ class CsvTableReader {
   }
 
   absl::Status MissingColumn(const std::string& name, const char* role) const {
-    return absl::NotFoundError(absl::StrCat(
-        path_, ": no ", role, " column ", QuoteForMessage(name), "; the ",
-        names_.size(), " column(s) found are ", ListNames(names_)));
+    return absl::NotFoundError(absl::StrCat(path_, ": no ", role, " column ", QuoteForMessage(name),
+                                            "; the ", names_.size(), " column(s) found are ",
+                                            ListNames(names_)));
   }
 
   absl::Status AssignRoles() {
@@ -327,10 +310,10 @@ class CsvTableReader {
       auto it = index.find(name);
       if (kind_ == FileKind::kInputsOnly) {
         if (it != index.end() && options_.header && roles_[it->second] != Role::kIgnored) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              path_, ": column ", QuoteForMessage(name),
-              " is named as a target, but the targets come from ",
-              options_.targets_path, "; ignore it here or rename it"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(path_, ": column ", QuoteForMessage(name),
+                           " is named as a target, but the targets come from ",
+                           options_.targets_path, "; ignore it here or rename it"));
         }
         continue;
       }
@@ -341,22 +324,23 @@ class CsvTableReader {
     num_features_ = 0;
     for (size_t i = 0; i < names_.size(); ++i) {
       if (kind_ == FileKind::kTargetsOnly && roles_[i] == Role::kFeature) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            path_, ": column ", QuoteForMessage(names_[i]),
-            " of the targets file is neither a target nor ignored"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(path_, ": column ", QuoteForMessage(names_[i]),
+                         " of the targets file is neither a target nor ignored"));
       }
       if (roles_[i] == Role::kFeature) ++num_features_;
     }
     if (kind_ != FileKind::kTargetsOnly && num_features_ == 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat(path_, ": no feature columns: every column is a target "
-                              "or ignored"));
+          absl::StrCat(path_,
+                       ": no feature columns: every column is a target "
+                       "or ignored"));
     }
     return absl::OkStatus();
   }
 
-  absl::Status ParseFloat(absl::string_view cell, int64_t line_number,
-                          size_t column, float* out) const {
+  absl::Status ParseFloat(absl::string_view cell, int64_t line_number, size_t column,
+                          float* out) const {
     if (absl::StripAsciiWhitespace(cell).empty()) {
       return CellError(line_number, column,
                        "empty cell (missing values are not supported: fill or "
@@ -367,34 +351,33 @@ class CsvTableReader {
                        absl::StrCat(QuoteForMessage(cell), " is not a number"));
     }
     if (!std::isfinite(*out)) {
-      return CellError(
-          line_number, column,
-          absl::StrCat(QuoteForMessage(cell),
-                       " is not a finite float32 (NaN and infinities are "
-                       "refused: fill or drop missing values first)"));
+      return CellError(line_number, column,
+                       absl::StrCat(QuoteForMessage(cell),
+                                    " is not a finite float32 (NaN and infinities are "
+                                    "refused: fill or drop missing values first)"));
     }
     return absl::OkStatus();
   }
 
-  absl::Status ParseClassIndex(absl::string_view cell, int64_t line_number,
-                               size_t column, int64_t* out) const {
+  absl::Status ParseClassIndex(absl::string_view cell, int64_t line_number, size_t column,
+                               int64_t* out) const {
     cell = absl::StripAsciiWhitespace(cell);
     double value = 0;
     bool ok = absl::SimpleAtoi(cell, out);
-    if (!ok && absl::SimpleAtod(cell, &value) && value >= 0 &&
-        value < kMaxExactInteger && value == std::floor(value)) {
+    if (!ok && absl::SimpleAtod(cell, &value) && value >= 0 && value < kMaxExactInteger &&
+        value == std::floor(value)) {
       *out = static_cast<int64_t>(value);
       ok = true;
     }
     if (!ok || *out < 0) {
-      return CellError(line_number, column,
-                       absl::StrCat("class label ", QuoteForMessage(cell),
-                                    " is not a non-negative integer"));
+      return CellError(
+          line_number, column,
+          absl::StrCat("class label ", QuoteForMessage(cell), " is not a non-negative integer"));
     }
     if (options_.num_classes > 0 && *out >= options_.num_classes) {
       return CellError(line_number, column,
-                       absl::StrCat("class label ", *out, " is not below ",
-                                    options_.num_classes, " (num_classes)"));
+                       absl::StrCat("class label ", *out, " is not below ", options_.num_classes,
+                                    " (num_classes)"));
     }
     return absl::OkStatus();
   }
@@ -416,8 +399,7 @@ class CsvTableReader {
       SHOAL_RETURN_IF_ERROR(Split(line, n));
       if (cells_.size() != names_.size()) {
         return LineError(n, absl::StrCat(cells_.size(), " cells, but ",
-                                         options_.header ? "the header names "
-                                                         : "expected ",
+                                         options_.header ? "the header names " : "expected ",
                                          names_.size(), " columns"));
       }
       for (size_t c = 0; c < cells_.size(); ++c) {
@@ -441,8 +423,7 @@ class CsvTableReader {
     }
     if (table.rows == 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat(path_, options_.header ? ": a header but no rows"
-                                              : ": empty: no rows"));
+          absl::StrCat(path_, options_.header ? ": a header but no rows" : ": empty: no rows"));
     }
     return table;
   }
@@ -468,24 +449,21 @@ at::Tensor ToTensor(const std::vector<T>& values, std::vector<int64_t> sizes,
 
 }  // namespace
 
-absl::StatusOr<Dataset> ReadCsv(const std::string& path,
-                                const CsvOptions& options) {
+absl::StatusOr<Dataset> ReadCsv(const std::string& path, const CsvOptions& options) {
   SHOAL_RETURN_IF_ERROR(ValidateOptions(options));
   Table table;
   if (options.targets_path.empty()) {
-    SHOAL_ASSIGN_OR_RETURN(
-        table, CsvTableReader(path, options, FileKind::kInputsAndTargets).Read());
+    SHOAL_ASSIGN_OR_RETURN(table,
+                           CsvTableReader(path, options, FileKind::kInputsAndTargets).Read());
   } else {
-    SHOAL_ASSIGN_OR_RETURN(
-        table, CsvTableReader(path, options, FileKind::kInputsOnly).Read());
+    SHOAL_ASSIGN_OR_RETURN(table, CsvTableReader(path, options, FileKind::kInputsOnly).Read());
     SHOAL_ASSIGN_OR_RETURN(
         Table targets,
-        CsvTableReader(options.targets_path, options, FileKind::kTargetsOnly)
-            .Read());
+        CsvTableReader(options.targets_path, options, FileKind::kTargetsOnly).Read());
     if (targets.rows != table.rows) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, " holds ", table.rows, " rows but ",
-                       options.targets_path, " holds ", targets.rows));
+      return absl::InvalidArgumentError(absl::StrCat(path, " holds ", table.rows, " rows but ",
+                                                     options.targets_path, " holds ",
+                                                     targets.rows));
     }
     table.float_targets = std::move(targets.float_targets);
     table.class_targets = std::move(targets.class_targets);
@@ -493,8 +471,7 @@ absl::StatusOr<Dataset> ReadCsv(const std::string& path,
   const int64_t k = static_cast<int64_t>(options.target_columns.size());
   try {
     Dataset data;
-    data.inputs =
-        ToTensor(table.features, {table.rows, table.num_features}, at::kFloat);
+    data.inputs = ToTensor(table.features, {table.rows, table.num_features}, at::kFloat);
     if (options.targets == TargetType::kClassIndex) {
       data.targets = ToTensor(table.class_targets, {table.rows}, at::kLong);
     } else if (k == 1) {

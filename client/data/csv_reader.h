@@ -101,8 +101,7 @@ struct CsvOptions {
 //   DataLoss: a damaged or truncated gzip stream.
 //   ResourceExhausted: a file larger than max_file_bytes.
 // Nothing is returned on any error.
-absl::StatusOr<Dataset> ReadCsv(const std::string& path,
-                                const CsvOptions& options);
+absl::StatusOr<Dataset> ReadCsv(const std::string& path, const CsvOptions& options);
 
 }  // namespace shoal::client
 

@@ -32,17 +32,15 @@ absl::Status GzReader::Open(const std::string& path) {
   uint64_t size = 0;
   SHOAL_ASSIGN_OR_RETURN(const int fd, OpenRegularFile(path, &size));
   uint8_t magic[2] = {0, 0};
-  const bool gzipped =
-      ::pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+  const bool gzipped = ::pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
   // Saturating: a sparse file may claim an absurd size.
-  max_bytes_ = !gzipped ? size
+  max_bytes_ = !gzipped                               ? size
                : size > UINT64_MAX / kMaxDeflateRatio ? UINT64_MAX
                                                       : size * kMaxDeflateRatio;
   file_ = gzdopen(fd, "rb");  // owns fd from here on
   if (file_ == nullptr) {
     ::close(fd);
-    return absl::ResourceExhaustedError(
-        absl::StrCat(path, ": cannot open: out of memory"));
+    return absl::ResourceExhaustedError(absl::StrCat(path, ": cannot open: out of memory"));
   }
   return absl::OkStatus();
 }
@@ -66,8 +64,8 @@ absl::StatusOr<int64_t> GzReader::Read(int64_t n, uint8_t* out) {
       int errnum = Z_OK;
       gzerror(file_, &errnum);
       if (errnum == Z_BUF_ERROR) {
-        return absl::DataLossError(absl::StrCat(
-            path_, ": truncated: the gzip stream ends before its end marker"));
+        return absl::DataLossError(
+            absl::StrCat(path_, ": truncated: the gzip stream ends before its end marker"));
       }
       break;
     }
@@ -81,9 +79,8 @@ absl::StatusOr<std::string> GzReader::ReadAll(uint64_t max_bytes) {
   while (true) {
     SHOAL_ASSIGN_OR_RETURN(const int64_t got, Read(sizeof(buffer), buffer));
     if (contents.size() + got > max_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          path_, ": holds more than the limit of ", max_bytes,
-          " bytes (decompressed)"));
+      return absl::ResourceExhaustedError(absl::StrCat(path_, ": holds more than the limit of ",
+                                                       max_bytes, " bytes (decompressed)"));
     }
     contents.append(reinterpret_cast<const char*>(buffer), got);
     if (got < static_cast<int64_t>(sizeof(buffer))) return contents;

@@ -1,15 +1,14 @@
 #include "client/data/image_folder.h"
 
 // jpeglib.h needs FILE and size_t declared first.
-#include <cstddef>
-#include <cstdio>
-
 #include <ATen/ATen.h>
 #include <jpeglib.h>
 #include <png.h>
 
 #include <algorithm>
 #include <csetjmp>
+#include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <new>
@@ -52,22 +51,18 @@ bool HasImageExtension(const fs::path& path) {
   return ext == ".png" || ext == ".jpg" || ext == ".jpeg";
 }
 
-absl::Status TooLarge(const std::string& path, int64_t width, int64_t height,
-                      int64_t max_side) {
+absl::Status TooLarge(const std::string& path, int64_t width, int64_t height, int64_t max_side) {
   return absl::InvalidArgumentError(absl::StrCat(
-      path, ": ", width, " x ", height, " pixels; the limit is ", max_side,
-      " on either side"));
+      path, ": ", width, " x ", height, " pixels; the limit is ", max_side, " on either side"));
 }
 
-absl::StatusOr<DecodedImage> DecodePng(const std::string& path,
-                                       const std::string& bytes,
+absl::StatusOr<DecodedImage> DecodePng(const std::string& path, const std::string& bytes,
                                        int64_t channels, int64_t max_side) {
   png_image image;
   std::memset(&image, 0, sizeof(image));
   image.version = PNG_IMAGE_VERSION;
   if (!png_image_begin_read_from_memory(&image, bytes.data(), bytes.size())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": not a readable PNG: ", image.message));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a readable PNG: ", image.message));
   }
   if (image.width > max_side || image.height > max_side) {
     png_image_free(&image);
@@ -113,9 +108,8 @@ void JpegMessage(j_common_ptr cinfo, int level) {
 // with the reason in `message`. Nothing with a destructor is created in
 // this frame after setjmp, so the longjmp skips no destructor; `out`
 // belongs to the caller.
-bool DecodeJpegOrFail(const std::string& bytes, int64_t channels,
-                      int64_t max_side, DecodedImage* out,
-                      char (&message)[JMSG_LENGTH_MAX]) {
+bool DecodeJpegOrFail(const std::string& bytes, int64_t channels, int64_t max_side,
+                      DecodedImage* out, char (&message)[JMSG_LENGTH_MAX]) {
   jpeg_decompress_struct cinfo;
   JpegErrorManager err;
   cinfo.err = jpeg_std_error(&err.pub);
@@ -127,14 +121,11 @@ bool DecodeJpegOrFail(const std::string& bytes, int64_t channels,
     return false;
   }
   jpeg_create_decompress(&cinfo);
-  jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(bytes.data()),
-               bytes.size());
+  jpeg_mem_src(&cinfo, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
   jpeg_read_header(&cinfo, /*require_image=*/TRUE);
   if (cinfo.image_width > max_side || cinfo.image_height > max_side) {
-    std::snprintf(message, JMSG_LENGTH_MAX,
-                  "%u x %u pixels; the limit is %lld on either side",
-                  cinfo.image_width, cinfo.image_height,
-                  static_cast<long long>(max_side));
+    std::snprintf(message, JMSG_LENGTH_MAX, "%u x %u pixels; the limit is %lld on either side",
+                  cinfo.image_width, cinfo.image_height, static_cast<long long>(max_side));
     jpeg_destroy_decompress(&cinfo);
     return false;
   }
@@ -159,8 +150,7 @@ bool DecodeJpegOrFail(const std::string& bytes, int64_t channels,
   return true;
 }
 
-absl::StatusOr<DecodedImage> DecodeJpeg(const std::string& path,
-                                        const std::string& bytes,
+absl::StatusOr<DecodedImage> DecodeJpeg(const std::string& path, const std::string& bytes,
                                         int64_t channels, int64_t max_side) {
   DecodedImage out;
   char message[JMSG_LENGTH_MAX] = "";
@@ -173,8 +163,7 @@ absl::StatusOr<DecodedImage> DecodeJpeg(const std::string& path,
 
 absl::StatusOr<DecodedImage> DecodeImage(const std::string& path,
                                          const ImageFolderOptions& options) {
-  SHOAL_ASSIGN_OR_RETURN(const std::string bytes,
-                         ReadFile(path, options.max_file_bytes));
+  SHOAL_ASSIGN_OR_RETURN(const std::string bytes, ReadFile(path, options.max_file_bytes));
   static constexpr unsigned char kPngSignature[] = {0x89, 'P', 'N', 'G'};
   static constexpr unsigned char kJpegSignature[] = {0xFF, 0xD8, 0xFF};
   if (bytes.size() >= 4 && std::memcmp(bytes.data(), kPngSignature, 4) == 0) {
@@ -183,21 +172,21 @@ absl::StatusOr<DecodedImage> DecodeImage(const std::string& path,
   if (bytes.size() >= 3 && std::memcmp(bytes.data(), kJpegSignature, 3) == 0) {
     return DecodeJpeg(path, bytes, options.channels, options.max_side);
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      path, ": neither a PNG nor a JPEG (it starts with ",
-      QuoteForMessage(absl::string_view(bytes).substr(0, 8)), ")"));
+  return absl::InvalidArgumentError(
+      absl::StrCat(path, ": neither a PNG nor a JPEG (it starts with ",
+                   QuoteForMessage(absl::string_view(bytes).substr(0, 8)), ")"));
 }
 
 absl::Status ValidateOptions(const ImageFolderOptions& options) {
-  if (options.height < 1 || options.width < 1 ||
-      options.height > options.max_side || options.width > options.max_side) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "image folder: height and width must be in [1, max_side = ",
-        options.max_side, "], got ", options.height, " x ", options.width));
+  if (options.height < 1 || options.width < 1 || options.height > options.max_side ||
+      options.width > options.max_side) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("image folder: height and width must be in [1, max_side = ", options.max_side,
+                     "], got ", options.height, " x ", options.width));
   }
   if (options.channels != 1 && options.channels != 3) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "image folder: channels must be 1 or 3, got ", options.channels));
+    return absl::InvalidArgumentError(
+        absl::StrCat("image folder: channels must be 1 or 3, got ", options.channels));
   }
   if (options.max_files < 1) {
     return absl::InvalidArgumentError("image folder: max_files must be >= 1");
@@ -206,8 +195,8 @@ absl::Status ValidateOptions(const ImageFolderOptions& options) {
 }
 
 // SortedEntries lists `dir`, hidden entries left out, sorted by name.
-absl::StatusOr<std::vector<fs::directory_entry>> SortedEntries(
-    const std::string& dir, int64_t max_entries) {
+absl::StatusOr<std::vector<fs::directory_entry>> SortedEntries(const std::string& dir,
+                                                               int64_t max_entries) {
   std::error_code ec;
   fs::directory_iterator it(dir, ec);
   if (ec) {
@@ -220,14 +209,13 @@ absl::StatusOr<std::vector<fs::directory_entry>> SortedEntries(
   for (; it != fs::directory_iterator(); it.increment(ec)) {
     if (IsHidden(it->path())) continue;
     if (static_cast<int64_t>(entries.size()) >= max_entries) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          dir, ": more than the limit of ", max_entries, " entries"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(dir, ": more than the limit of ", max_entries, " entries"));
     }
     entries.push_back(*it);
   }
   if (ec) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(dir, ": cannot list: ", ec.message()));
+    return absl::InvalidArgumentError(absl::StrCat(dir, ": cannot list: ", ec.message()));
   }
   std::sort(entries.begin(), entries.end(),
             [](const fs::directory_entry& a, const fs::directory_entry& b) {
@@ -238,14 +226,13 @@ absl::StatusOr<std::vector<fs::directory_entry>> SortedEntries(
 
 // ListImages finds the classes and their image files, in sorted order.
 absl::Status ListImages(const std::string& dir, const ImageFolderOptions& options,
-                        std::vector<std::string>* class_names,
-                        std::vector<ImageFile>* files) {
+                        std::vector<std::string>* class_names, std::vector<ImageFile>* files) {
   absl::flat_hash_map<std::string, int64_t> index;
   for (size_t i = 0; i < options.class_names.size(); ++i) {
     if (!index.emplace(options.class_names[i], i).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "image folder: class ", QuoteForMessage(options.class_names[i]),
-          " named twice in class_names"));
+      return absl::InvalidArgumentError(absl::StrCat("image folder: class ",
+                                                     QuoteForMessage(options.class_names[i]),
+                                                     " named twice in class_names"));
     }
   }
   SHOAL_ASSIGN_OR_RETURN(std::vector<fs::directory_entry> classes,
@@ -254,31 +241,29 @@ absl::Status ListImages(const std::string& dir, const ImageFolderOptions& option
   for (const fs::directory_entry& entry : classes) {
     const std::string name = entry.path().filename().string();
     if (!entry.is_directory(ec)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          entry.path().string(),
-          ": not a folder; an image folder holds one sub-folder per class "
-          "(names starting with '.' are ignored)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(entry.path().string(),
+                       ": not a folder; an image folder holds one sub-folder per class "
+                       "(names starting with '.' are ignored)"));
     }
     if (options.class_names.empty()) {
       index.emplace(name, class_names->size());
       class_names->push_back(name);
     } else if (!index.contains(name)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          entry.path().string(), ": folder ", QuoteForMessage(name),
-          " is not one of the ", options.class_names.size(),
-          " classes in class_names"));
+          entry.path().string(), ": folder ", QuoteForMessage(name), " is not one of the ",
+          options.class_names.size(), " classes in class_names"));
     }
     const int64_t label = index.at(name);
-    SHOAL_ASSIGN_OR_RETURN(
-        std::vector<fs::directory_entry> images,
-        SortedEntries(entry.path().string(),
-                      options.max_files - static_cast<int64_t>(files->size())));
+    SHOAL_ASSIGN_OR_RETURN(std::vector<fs::directory_entry> images,
+                           SortedEntries(entry.path().string(),
+                                         options.max_files - static_cast<int64_t>(files->size())));
     for (const fs::directory_entry& image : images) {
       if (!image.is_regular_file(ec) || !HasImageExtension(image.path())) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            image.path().string(),
-            ": not a .png, .jpg or .jpeg file; a class folder holds only "
-            "images (names starting with '.' are ignored)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(image.path().string(),
+                         ": not a .png, .jpg or .jpeg file; a class folder holds only "
+                         "images (names starting with '.' are ignored)"));
       }
       files->push_back(ImageFile{image.path().string(), label});
     }
@@ -295,12 +280,10 @@ absl::Status ListImages(const std::string& dir, const ImageFolderOptions& option
 // size the options ask for.
 absl::StatusOr<at::Tensor> ToTensor(const std::string& path, DecodedImage& image,
                                     const ImageFolderOptions& options) {
-  if ((image.height != options.height || image.width != options.width) &&
-      !options.resize) {
+  if ((image.height != options.height || image.width != options.width) && !options.resize) {
     return absl::InvalidArgumentError(absl::StrCat(
-        path, ": ", image.width, " x ", image.height, " pixels (width x height); ",
-        options.width, " x ", options.height,
-        " expected (set resize to resize images)"));
+        path, ": ", image.width, " x ", image.height, " pixels (width x height); ", options.width,
+        " x ", options.height, " expected (set resize to resize images)"));
   }
   at::Tensor pixels =
       at::from_blob(image.pixels.data(), {image.height, image.width, options.channels},
@@ -309,8 +292,7 @@ absl::StatusOr<at::Tensor> ToTensor(const std::string& path, DecodedImage& image
           .to(at::kFloat)
           .div_(255.0);
   if (image.height != options.height || image.width != options.width) {
-    pixels = at::_upsample_bilinear2d_aa(pixels.unsqueeze(0),
-                                         {options.height, options.width},
+    pixels = at::_upsample_bilinear2d_aa(pixels.unsqueeze(0), {options.height, options.width},
                                          /*align_corners=*/false)
                  .squeeze(0)
                  .clamp_(0.0, 1.0);
@@ -334,13 +316,11 @@ absl::StatusOr<LabelledImages> ReadImageFolder(const std::string& dir,
       uint64_t(options.channels) * options.height * options.width * sizeof(float);
   if (uint64_t(n) > options.max_tensor_bytes / per_image) {
     return absl::InvalidArgumentError(absl::StrCat(
-        dir, ": ", n, " images of ", options.channels, " x ", options.height,
-        " x ", options.width, " need more than the limit of ",
-        options.max_tensor_bytes, " bytes"));
+        dir, ": ", n, " images of ", options.channels, " x ", options.height, " x ", options.width,
+        " need more than the limit of ", options.max_tensor_bytes, " bytes"));
   }
   try {
-    at::Tensor inputs =
-        at::empty({n, options.channels, options.height, options.width}, at::kFloat);
+    at::Tensor inputs = at::empty({n, options.channels, options.height, options.width}, at::kFloat);
     at::Tensor targets = at::empty({n}, at::kLong);
     int64_t* label = targets.data_ptr<int64_t>();
     for (int64_t i = 0; i < n; ++i) {

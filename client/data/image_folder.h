@@ -77,8 +77,8 @@ struct LabelledImages {
 //   NotFound: `dir` missing, or no image in it.
 //   ResourceExhausted: an image file larger than max_file_bytes.
 // Nothing is returned on any error.
-absl::StatusOr<LabelledImages> ReadImageFolder(
-    const std::string& dir, const ImageFolderOptions& options);
+absl::StatusOr<LabelledImages> ReadImageFolder(const std::string& dir,
+                                               const ImageFolderOptions& options);
 
 }  // namespace shoal::client
 
