@@ -31,7 +31,7 @@ absl::StatusOr<std::pair<client::Dataset, client::ModelSpec>> LoadClientData(
   client::DataOptions data = config.data;
   if (!flags.data_dir.empty()) data.dir = flags.data_dir;
   SHOAL_ASSIGN_OR_RETURN(client::Dataset all,
-                         client::LoadData(data, client::Split::kTrain, client::Task(config.task)));
+                         client::LoadData(data, client::Split::kTrain, client::Task(config.task), config.num_classes));
   SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec, ResolveModel(config, all));
   if (!flags.data_dir.empty()) return std::make_pair(std::move(all), std::move(spec));
   if (flags.partition >= config.partition.num_partitions) {

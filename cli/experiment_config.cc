@@ -302,6 +302,69 @@ absl::Status ParseTask(const Section& root, ExperimentConfig& c) {
   return absl::OkStatus();
 }
 
+// ReadNames reads `key` of `s` as one string or a list of 1 to 100,000.
+absl::Status ReadNames(const Section& s, const std::string& key, std::vector<std::string>* out) {
+  if (!s.Has(key)) return absl::OkStatus();
+  const json& v = s.Raw(key);
+  const json list = v.is_array() ? v : json::array({v});
+  if (list.empty() || list.size() > 100000) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", s.Key(key), "' must be a string or a list of 1 to 100000 strings"));
+  }
+  out->clear();
+  for (const json& name : list) {
+    if (!name.is_string() || name.get<std::string>().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", s.Key(key), "' holds ", JsonForMessage(name), ", not a non-empty string"));
+    }
+    out->push_back(name.get<std::string>());
+  }
+  return absl::OkStatus();
+}
+
+// ParseCsv reads "data.csv".
+absl::Status ParseCsv(const Section& d, client::CsvOptions& out) {
+  if (!d.Has("csv")) return absl::OkStatus();
+  Section c = d.Child("csv");
+  SHOAL_RETURN_IF_ERROR(c.Expect({"target", "ignore", "skip_lines", "header", "column_names",
+                                  "delimiter", "targets_file"}));
+  SHOAL_RETURN_IF_ERROR(ReadNames(c, "target", &out.target_columns));
+  SHOAL_RETURN_IF_ERROR(ReadNames(c, "ignore", &out.ignore_columns));
+  SHOAL_RETURN_IF_ERROR(c.Integer("skip_lines", 0, 1 << 20, &out.skip_lines));
+  SHOAL_RETURN_IF_ERROR(c.Bool("header", &out.header));
+  SHOAL_RETURN_IF_ERROR(ReadNames(c, "column_names", &out.column_names));
+  std::string delimiter(1, out.delimiter);
+  SHOAL_RETURN_IF_ERROR(c.String("delimiter", &delimiter));
+  if (delimiter.size() != 1 || delimiter == "\"" || delimiter == "\n" || delimiter == "\r") {
+    return absl::InvalidArgumentError(
+        "'data.csv.delimiter' must be one character (\",\", \";\", \"\\t\", or \" \" for runs of "
+        "spaces)");
+  }
+  out.delimiter = delimiter[0];
+  SHOAL_RETURN_IF_ERROR(c.String("targets_file", &out.targets_path));
+  if (!out.column_names.empty() && out.header) {
+    return absl::InvalidArgumentError(
+        "'data.csv.column_names' names the columns of a file without a header: set "
+        "\"header\": false");
+  }
+  return absl::OkStatus();
+}
+
+// ParseImages reads "data.image".
+absl::Status ParseImages(const Section& d, client::ImageFolderOptions& out) {
+  if (!d.Has("image")) return absl::OkStatus();
+  Section i = d.Child("image");
+  SHOAL_RETURN_IF_ERROR(i.Expect({"height", "width", "channels", "resize"}));
+  SHOAL_RETURN_IF_ERROR(i.Integer("height", 1, 8192, &out.height));
+  SHOAL_RETURN_IF_ERROR(i.Integer("width", 1, 8192, &out.width));
+  SHOAL_RETURN_IF_ERROR(i.Integer("channels", 1, 3, &out.channels));
+  if (out.channels == 2) {
+    return absl::InvalidArgumentError("'data.image.channels' must be 1 (gray) or 3 (RGB)");
+  }
+  SHOAL_RETURN_IF_ERROR(i.Bool("resize", &out.resize));
+  return absl::OkStatus();
+}
+
 // ParseNormalization reads "data.normalize": "none", "auto", or
 // {"mean": ..., "std": ...}.
 absl::Status ParseNormalization(const Section& d, client::Normalization& out) {
@@ -422,16 +485,34 @@ absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
 
   if (root.Has("data")) {
     Section d = root.Child("data");
-    SHOAL_RETURN_IF_ERROR(d.Expect({"format", "dir", "normalize", "partitioner",
-                                    "num_partitions", "alpha", "classes_per_client",
-                                    "power_law_exponent", "min_partition_size", "seed",
-                                    "holdout_fraction"}));
+    SHOAL_RETURN_IF_ERROR(d.Expect({"format", "dir", "train", "test", "test_fraction", "csv",
+                                    "image", "normalize", "partitioner", "num_partitions",
+                                    "alpha", "classes_per_client", "power_law_exponent",
+                                    "min_partition_size", "seed", "holdout_fraction"}));
     std::string format = client::DataFormatName(c.data.format);
     SHOAL_RETURN_IF_ERROR(d.String("format", &format));
     SHOAL_ASSIGN_OR_RETURN(c.data.format,
                            Annotate(client::ParseDataFormat(format), "'data.format'"));
     SHOAL_RETURN_IF_ERROR(d.String("dir", &c.data.dir));
+    SHOAL_RETURN_IF_ERROR(d.String("train", &c.data.train));
+    SHOAL_RETURN_IF_ERROR(d.String("test", &c.data.test));
+    SHOAL_RETURN_IF_ERROR(d.Number("test_fraction", 0, 0.9, &c.data.test_fraction));
+    SHOAL_RETURN_IF_ERROR(ParseCsv(d, c.data.csv));
+    SHOAL_RETURN_IF_ERROR(ParseImages(d, c.data.images));
     SHOAL_RETURN_IF_ERROR(ParseNormalization(d, c.data.normalization));
+    if (c.data.format != client::DataFormat::kIdx && c.data.train.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'data.train' is needed for data.format ", client::DataFormatName(c.data.format)));
+    }
+    if (c.data.format == client::DataFormat::kCsv && c.data.csv.target_columns.empty()) {
+      return absl::InvalidArgumentError(
+          "'data.csv.target' names the target column(s) of a CSV file");
+    }
+    if (c.data.format == client::DataFormat::kImageFolder &&
+        (c.data.images.height == 0 || c.data.images.width == 0)) {
+      return absl::InvalidArgumentError(
+          "'data.image' needs \"height\" and \"width\" for data.format image_folder");
+    }
     std::string scheme = client::PartitionSchemeName(c.partition.scheme);
     SHOAL_RETURN_IF_ERROR(d.String("partitioner", &scheme));
     absl::StatusOr<client::PartitionScheme> parsed = client::ParsePartitionScheme(scheme);
@@ -447,9 +528,11 @@ absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
         d.Integer("min_partition_size", 0, kMaxInt, &c.partition.min_partition_size));
     c.partition.seed = c.seed;
     SHOAL_RETURN_IF_ERROR(d.Integer("seed", 0, std::numeric_limits<int64_t>::max(), &c.partition.seed));
+    c.data.split_seed = c.partition.seed;
     SHOAL_RETURN_IF_ERROR(d.Number("holdout_fraction", 0, 0.9, &c.holdout_fraction));
   } else {
     c.partition.seed = c.seed;
+    c.data.split_seed = c.seed;
   }
 
   if (root.Has("server")) {
@@ -540,7 +623,8 @@ absl::StatusOr<ServerSide> PrepareServerSide(const ExperimentConfig& config) {
   if (config.server_evaluation || !shaped) {
     // The test split gives the shapes the config leaves out.
     absl::StatusOr<client::Dataset> loaded =
-        client::LoadData(config.data, client::Split::kTest, client::Task(config.task));
+        client::LoadData(config.data, client::Split::kTest, client::Task(config.task),
+                         config.num_classes);
     if (!loaded.ok()) {
       if (config.server_evaluation) return Annotate(loaded.status(), "server.evaluate");
       return Annotate(loaded.status(),

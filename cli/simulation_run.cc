@@ -124,7 +124,8 @@ absl::StatusOr<SimulationResult> RunSimulation(const ExperimentConfig& config,
 
   SHOAL_ASSIGN_OR_RETURN(
       client::Dataset train,
-      client::LoadData(config.data, client::Split::kTrain, client::Task(config.task)));
+      client::LoadData(config.data, client::Split::kTrain, client::Task(config.task),
+                       config.num_classes));
   SHOAL_RETURN_IF_ERROR(MakeDirectories(config.output_dir));
   SHOAL_ASSIGN_OR_RETURN(simulation::ClientData data, MakeClientData(config, train, clients));
   SHOAL_ASSIGN_OR_RETURN(json partition_summary, SummarizeClients(config, data, population));

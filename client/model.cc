@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -438,9 +439,15 @@ absl::Status ValidateForward(torch::jit::Module& module, const std::string& path
                                                      "on a ",
                                                      input, ": ", e.what_without_backtrace()));
   } catch (const std::exception& e) {
+    // A TorchScript error carries the script's traceback; its last line says
+    // what went wrong.
+    absl::string_view what = absl::StripTrailingAsciiWhitespace(e.what());
+    const size_t last = what.rfind('\n');
+    if (last != absl::string_view::npos) what = what.substr(last + 1);
     status = absl::InvalidArgumentError(absl::StrCat("TorchScript model '", path,
-                                                     "': forward() failed on a ", input, ": ",
-                                                     e.what()));
+                                                     "' does not take the data: forward() failed "
+                                                     "on a ",
+                                                     input, ": ", what));
   }
   try {
     module.train(was_training);

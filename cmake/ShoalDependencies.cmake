@@ -3,6 +3,8 @@
 include(CMakeFindDependencyMacro)
 find_dependency(Threads)
 find_dependency(ZLIB)
+find_dependency(PNG)   # image-folder reader (libpng-dev)
+find_dependency(JPEG)  # image-folder reader (libjpeg62-turbo-dev)
 find_dependency(OpenSSL 3)
 find_dependency(absl CONFIG)
 find_dependency(Protobuf)

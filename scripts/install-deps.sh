@@ -16,6 +16,11 @@
 #   libclang-rt-14-dev    clang's runtimes: libFuzzer, ASan and UBSan.
 #   llvm-14               llvm-symbolizer, so sanitizer reports name files and
 #                         lines (clang only recommends it).
+#   libpng-dev            PNG decoding for the image-folder reader.
+#   libjpeg62-turbo-dev   JPEG decoding for the image-folder reader (the classic
+#                         libjpeg API; CMake's FindJPEG finds it).
+#   python3-sklearn       real CSV data (breast cancer, diabetes) the CSV reader's
+#                         tests read from its datasets/data folder.
 set -euo pipefail
 
 packages=(
@@ -25,7 +30,8 @@ packages=(
   libabsl-dev libssl-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev
-  dataset-fashion-mnist
+  libpng-dev libjpeg62-turbo-dev
+  dataset-fashion-mnist python3-sklearn
   clang libclang-rt-14-dev llvm-14
 )
 

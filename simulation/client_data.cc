@@ -19,8 +19,10 @@ int NumClasses(const at::Tensor& labels) {
 
 }  // namespace
 
-absl::StatusOr<ClientData> ClientData::Split(const at::Tensor& labels,
+absl::StatusOr<ClientData> ClientData::Split(const at::Tensor& targets,
                                              const client::PartitionOptions& options) {
+  SHOAL_ASSIGN_OR_RETURN(const at::Tensor labels,
+                         client::LabelsForPartitioning(targets, options.scheme));
   if (labels.numel() > std::numeric_limits<int32_t>::max()) {
     return absl::InvalidArgumentError(
         absl::StrCat("a split holds at most 2^31 - 1 examples, got ", labels.numel()));
@@ -47,11 +49,13 @@ absl::StatusOr<ClientData> ClientData::Split(const at::Tensor& labels,
   return data;
 }
 
-absl::StatusOr<ClientData> ClientData::Sampled(const at::Tensor& labels, uint64_t num_clients,
+absl::StatusOr<ClientData> ClientData::Sampled(const at::Tensor& targets, uint64_t num_clients,
                                                const client::SampledPartitionOptions& options) {
   if (num_clients == 0) {
     return absl::InvalidArgumentError("the population has no clients");
   }
+  SHOAL_ASSIGN_OR_RETURN(const at::Tensor labels,
+                         client::LabelsForPartitioning(targets, options.scheme));
   SHOAL_ASSIGN_OR_RETURN(client::ExampleSampler sampler,
                          client::ExampleSampler::Create(labels, options));
   ClientData data;

@@ -41,7 +41,7 @@ TEST(NormalizeTest, PerChannelAndPerFeatureValues) {
 
   Dataset rows{at::tensor({1.0, 10.0, 3.0, 30.0}, at::kFloat).view({2, 2}), at::zeros({2})};
   ASSERT_TRUE(Normalize(Given({2, 20}, {1, 10}), rows).ok());
-  EXPECT_TRUE(at::allclose(rows.inputs, at::tensor({-1.0, -1.0, 1.0, 1.0}).view({2, 2})));
+  EXPECT_TRUE(at::allclose(rows.inputs, at::tensor({-1.0f, -1.0f, 1.0f, 1.0f}).view({2, 2})));
 }
 
 TEST(NormalizeTest, AutoComputesPerFeatureStatisticsAndReportsThem) {
@@ -53,7 +53,7 @@ TEST(NormalizeTest, AutoComputesPerFeatureStatisticsAndReportsThem) {
   EXPECT_THAT(used->mean, ::testing::ElementsAre(2, 5));
   // The constant feature keeps its scale: std 1, not 0.
   EXPECT_THAT(used->std, ::testing::ElementsAre(1, 1));
-  EXPECT_TRUE(at::allclose(rows.inputs, at::tensor({-1.0, 0.0, 1.0, 0.0}).view({2, 2})));
+  EXPECT_TRUE(at::allclose(rows.inputs, at::tensor({-1.0f, 0.0f, 1.0f, 0.0f}).view({2, 2})));
 }
 
 TEST(NormalizeTest, RefusesValuesThatDoNotFitTheInputs) {

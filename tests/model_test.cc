@@ -357,6 +357,7 @@ TEST(TorchScriptModelTest, ForwardNotReturningLogitsIsRefusedAtLoad) {
     ModelSpec spec;
     spec.name = "torchscript";
     spec.torchscript_path = dir.File(c.file);
+    spec.input_shape = {1, 28, 28};  // the data's: the model is probed with it
     m.save(spec.torchscript_path);
     absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(spec);
     ASSERT_FALSE(model.ok()) << c.file;

@@ -352,6 +352,20 @@ struct BadOptionCase {
   std::string option;  // expected in the message
 };
 
+TEST(PartitionTest, IidAndQuantitySkewSplitRegressionAndMultiLabelTargets) {
+  for (const at::Tensor& targets : {at::randn({100}), at::rand({100, 3}).gt(0.5).to(at::kFloat)}) {
+    for (PartitionScheme scheme : {PartitionScheme::kIid, PartitionScheme::kQuantitySkew}) {
+      PartitionOptions o = Options(scheme, 4);
+      o.min_partition_size = 5;
+      absl::StatusOr<Parts> parts = Partition(targets, o);
+      ASSERT_TRUE(parts.ok()) << parts.status();
+      size_t total = 0;
+      for (const auto& part : *parts) total += part.size();
+      EXPECT_EQ(total, 100u);
+    }
+  }
+}
+
 TEST(PartitionTest, RejectsBadOptionsNamingTheOption) {
   const at::Tensor labels = BalancedLabels(100, 10);
   const double nan = std::numeric_limits<double>::quiet_NaN();
@@ -392,11 +406,13 @@ TEST(PartitionTest, RejectsBadOptionsNamingTheOption) {
   o.min_partition_size = 21;
   add("quantity skew min size above n / partitions", o, "min_partition_size",
       labels);
+  // Partitioners that split by class need class labels (int64 [N]).
+  o = Options(PartitionScheme::kDirichlet, 2);
+  add("2-D labels", o, "needs class labels", labels.reshape({10, 10}));
+  add("float labels", o, "needs class labels", labels.to(at::kFloat));
+  add("int32 labels", o, "needs class labels", labels.to(at::kInt));
   o = Options(PartitionScheme::kIid, 2);
-  add("2-D labels", o, "labels", labels.reshape({10, 10}));
-  add("float labels", o, "labels", labels.to(at::kFloat));
-  add("int32 labels", o, "labels", labels.to(at::kInt));
-  add("undefined labels", o, "labels", at::Tensor());
+  add("undefined labels", o, "targets", at::Tensor());
   add("negative labels", o, "labels", LabelTensor({0, -1, 2}));
 
   for (const BadOptionCase& c : cases) {

@@ -1,21 +1,15 @@
 #include "client/data/dataset.h"
 
 #include <ATen/ATen.h>
-#include <unistd.h>
-#include <zlib.h>
 
-#include <algorithm>
 #include <array>
-#include <cerrno>
-#include <climits>
-#include <cstring>
 #include <filesystem>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/files.h"
+#include "client/data/gz_reader.h"
 #include "common/status.h"
 
 namespace shoal::client {
@@ -30,73 +24,6 @@ constexpr uint32_t kLabelsMagic = 0x00000801;  // uint8 data, 1 dimension
 constexpr int64_t kMaxExamples = 100'000'000;
 constexpr int64_t kMaxSide = 4096;
 
-// gzread takes an unsigned count and returns an int, so read in pieces well
-// below INT_MAX.
-constexpr int64_t kReadChunk = int64_t{1} << 24;
-
-// Owns a gzFile. gzdopen/gzread also read files that are not gzipped, as is.
-class GzReader {
- public:
-  GzReader() = default;
-  GzReader(const GzReader&) = delete;
-  GzReader& operator=(const GzReader&) = delete;
-  ~GzReader() {
-    if (file_ != nullptr) gzclose(file_);
-  }
-
-  // Open opens a regular file (never blocking on a FIFO: OpenRegularFile)
-  // and learns the most data it can hold: its size, or for a gzip stream
-  // its size times deflate's largest ratio.
-  absl::Status Open(const std::string& path) {
-    path_ = path;
-    uint64_t size = 0;
-    SHOAL_ASSIGN_OR_RETURN(const int fd, OpenRegularFile(path, &size));
-    uint8_t magic[2] = {0, 0};
-    const bool gzipped = ::pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
-    // Saturating: a sparse file may claim an absurd size.
-    max_bytes_ = !gzipped ? size
-                 : size > UINT64_MAX / kMaxDeflateRatio ? UINT64_MAX
-                                                        : size * kMaxDeflateRatio;
-    file_ = gzdopen(fd, "rb");  // owns fd from here on
-    if (file_ == nullptr) {
-      ::close(fd);
-      return absl::ResourceExhaustedError(absl::StrCat(path, ": cannot open: out of memory"));
-    }
-    return absl::OkStatus();
-  }
-
-  // max_bytes bounds what the file can decompress to.
-  uint64_t max_bytes() const { return max_bytes_; }
-
-  // Read reads up to `n` bytes into `out`; returns how many arrived (fewer
-  // only at end of file) or DataLoss when zlib reports a damaged stream.
-  absl::StatusOr<int64_t> Read(int64_t n, uint8_t* out) {
-    int64_t total = 0;
-    while (total < n) {
-      const int64_t want = std::min(n - total, kReadChunk);
-      const int got = gzread(file_, out + total, static_cast<unsigned>(want));
-      if (got < 0) {
-        int errnum = 0;
-        const char* what = gzerror(file_, &errnum);
-        if (errnum == Z_ERRNO) what = std::strerror(errno);
-        return absl::DataLossError(
-            absl::StrCat(path_, ": read failed: ", what));
-      }
-      total += got;
-      if (got < want) break;
-    }
-    return total;
-  }
-
- private:
-  // Deflate cannot compress better than about 1032:1 (RFC 1951: a 258-byte
-  // match costs at least 2 bits); 1100 leaves room for the gzip framing.
-  static constexpr uint64_t kMaxDeflateRatio = 1100;
-
-  std::string path_;
-  gzFile file_ = nullptr;
-  uint64_t max_bytes_ = 0;
-};
 
 uint32_t BigEndian32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) |

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "common/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -217,17 +218,26 @@ std::string PartitionSchemeName(PartitionScheme scheme) {
   return "unknown";
 }
 
-absl::StatusOr<std::vector<std::vector<int64_t>>> Partition(
-    const at::Tensor& labels, const PartitionOptions& options) {
-  if (!labels.defined() || labels.dim() != 1 ||
-      labels.scalar_type() != at::kLong) {
-    return InvalidOption(absl::StrCat(
-        "labels must be a 1-D int64 tensor, got ",
-        labels.defined()
-            ? absl::StrCat(std::string(c10::toString(labels.scalar_type())),
-                           " with ", labels.dim(), " dims")
-            : std::string("an undefined tensor")));
+absl::StatusOr<at::Tensor> LabelsForPartitioning(const at::Tensor& targets,
+                                                 PartitionScheme scheme) {
+  if (!targets.defined() || targets.dim() < 1) {
+    return InvalidOption("targets must be a tensor [N] or [N, K]");
   }
+  if (targets.dim() == 1 && targets.scalar_type() == at::kLong) return targets;
+  if (scheme == PartitionScheme::kDirichlet || scheme == PartitionScheme::kShards) {
+    return InvalidOption(absl::StrCat(
+        "the ", PartitionSchemeName(scheme),
+        " partitioner splits by class and needs class labels (int64 [N]); these targets are ",
+        std::string(c10::toString(targets.scalar_type())), " with ", targets.dim(),
+        " dims (regression or multi-label): use iid or quantity_skew"));
+  }
+  // iid and quantity_skew do not look at labels: one class for all.
+  return at::zeros({targets.size(0)}, at::kLong);
+}
+
+absl::StatusOr<std::vector<std::vector<int64_t>>> Partition(
+    const at::Tensor& targets, const PartitionOptions& options) {
+  SHOAL_ASSIGN_OR_RETURN(const at::Tensor labels, LabelsForPartitioning(targets, options.scheme));
   const at::Tensor cpu = labels.cpu().contiguous();
   const int64_t n = cpu.size(0);
   const int64_t* label = cpu.data_ptr<int64_t>();

@@ -55,10 +55,18 @@ struct PartitionOptions {
 absl::StatusOr<PartitionScheme> ParsePartitionScheme(const std::string& name);
 std::string PartitionSchemeName(PartitionScheme scheme);
 
+// LabelsForPartitioning returns the class labels a partitioner works on:
+// `targets` itself when they are class indices (int64 [N]); for other
+// targets (regression, multi-label) one class for all under kIid and
+// kQuantitySkew, and InvalidArgument under kDirichlet and kShards, which
+// split by class.
+absl::StatusOr<at::Tensor> LabelsForPartitioning(const at::Tensor& targets,
+                                                 PartitionScheme scheme);
+
 // Partition returns, for each of `options.num_partitions` clients, the sorted
-// indices into `labels` (int64 [N]) of its examples. Every index appears in
-// exactly one partition. InvalidArgument for bad options (naming the
-// option), or when the data cannot satisfy them.
+// indices into `targets` of its examples (see LabelsForPartitioning). Every
+// index appears in exactly one partition. InvalidArgument for bad options
+// (naming the option), or when the data cannot satisfy them.
 //
 // kQuantitySkew draws w_i ~ Pareto(power_law_exponent) and gives client i
 // max(min_partition_size, share proportional to w_i) examples: clients whose

@@ -3,11 +3,13 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "client/data/torch_file.h"
 #include "common/logging.h"
 #include "common/status.h"
 
@@ -30,24 +32,81 @@ at::Tensor PerAxis(const std::vector<double>& values, int64_t dim) {
 
 absl::StatusOr<DataFormat> ParseDataFormat(const std::string& text) {
   if (text == "idx") return DataFormat::kIdx;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown data format '", text.substr(0, 64), "': expected idx"));
+  if (text == "csv") return DataFormat::kCsv;
+  if (text == "image_folder") return DataFormat::kImageFolder;
+  if (text == "torch") return DataFormat::kTorch;
+  return absl::InvalidArgumentError(absl::StrCat("unknown data format '", text.substr(0, 64),
+                                                 "': expected idx, csv, image_folder or torch"));
 }
 
 std::string DataFormatName(DataFormat format) {
   switch (format) {
     case DataFormat::kIdx:
       return "idx";
+    case DataFormat::kCsv:
+      return "csv";
+    case DataFormat::kImageFolder:
+      return "image_folder";
+    case DataFormat::kTorch:
+      return "torch";
   }
   return "unknown";
 }
 
-absl::StatusOr<Dataset> LoadData(const DataOptions& options, Split split, const Task& task) {
-  Dataset data;
+absl::StatusOr<Dataset> ReadDataFile(const DataOptions& options, const std::string& path,
+                                     const Task& task, int64_t num_classes) {
+  const bool classes = TargetsAreClassIndices(task.options().kind);
   switch (options.format) {
-    case DataFormat::kIdx:
-      SHOAL_ASSIGN_OR_RETURN(data, LoadIdxDir(options.dir, split == Split::kTest));
-      break;
+    case DataFormat::kIdx: {
+      SHOAL_ASSIGN_OR_RETURN(const at::Tensor images, ReadIdxImages(path));
+      return Dataset{ScaleImages(images), at::Tensor()};
+    }
+    case DataFormat::kCsv: {
+      CsvOptions csv = options.csv;
+      csv.targets = classes ? TargetType::kClassIndex : TargetType::kFloat;
+      csv.num_classes = classes ? num_classes : 0;
+      return ReadCsv(path, csv);
+    }
+    case DataFormat::kImageFolder: {
+      SHOAL_ASSIGN_OR_RETURN(LabelledImages images, ReadImageFolder(path, options.images));
+      return std::move(images.data);
+    }
+    case DataFormat::kTorch:
+      return ReadTorchFile(path);
+  }
+  return absl::InvalidArgumentError("unknown data format");
+}
+
+absl::StatusOr<Dataset> LoadData(const DataOptions& options, Split split, const Task& task,
+                                 int64_t num_classes) {
+  Dataset data;
+  if (options.format == DataFormat::kIdx) {
+    SHOAL_ASSIGN_OR_RETURN(data, LoadIdxDir(options.dir, split == Split::kTest));
+  } else {
+    const bool own_test_file = !options.test.empty();
+    if (options.train.empty() || (!own_test_file && split == Split::kTest &&
+                                  options.test_fraction <= 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the ", DataFormatName(options.format), " data needs ",
+          options.train.empty() ? "data.train" : "data.test or data.test_fraction",
+          " for its ", split == Split::kTest ? "test" : "training", " split"));
+    }
+    const std::string& path = split == Split::kTest && own_test_file ? options.test : options.train;
+    SHOAL_ASSIGN_OR_RETURN(data, ReadDataFile(options, path, task, num_classes));
+    if (!own_test_file && options.test_fraction > 0) {
+      // One file, split once the same way by every process of a run.
+      std::vector<int64_t> all(static_cast<size_t>(data.size()));
+      std::iota(all.begin(), all.end(), 0);
+      auto [train, test] = SplitHoldout(all, options.test_fraction, options.split_seed);
+      std::sort(train.begin(), train.end());
+      std::sort(test.begin(), test.end());
+      data = data.Subset(split == Split::kTest ? test : train);
+      if (data.size() == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            path, ": data.test_fraction ", options.test_fraction, " leaves no ",
+            split == Split::kTest ? "test" : "training", " examples"));
+      }
+    }
   }
   if (!TargetsAreClassIndices(task.options().kind)) {
     // IDX labels are class indices; a multi-label or regression task reads

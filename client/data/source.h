@@ -11,17 +11,22 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "client/data/csv_reader.h"
 #include "client/data/dataset.h"
+#include "client/data/image_folder.h"
 #include "client/task.h"
 
 namespace shoal::client {
 
 enum class DataFormat {
-  kIdx,  // `dir` holds {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
+  kIdx,          // `dir` holds {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
+  kCsv,          // `train` / `test` are CSV files (ReadCsv, `csv` options)
+  kImageFolder,  // `train` / `test` are folders of class folders (ReadImageFolder)
+  kTorch,        // `train` / `test` are torch.save({"x": ..., "y": ...}) files
 };
 
-// ParseDataFormat accepts the format's config name ("idx"); InvalidArgument
-// listing the choices otherwise.
+// ParseDataFormat accepts the format's config name ("idx", "csv",
+// "image_folder", "torch"); InvalidArgument listing the choices otherwise.
 absl::StatusOr<DataFormat> ParseDataFormat(const std::string& text);
 std::string DataFormatName(DataFormat format);
 
@@ -42,16 +47,33 @@ struct Normalization {
 struct DataOptions {
   DataFormat format = DataFormat::kIdx;
   std::string dir;  // kIdx: the folder with the four IDX files
+  // The other formats: the training and the test file (or folder). Without
+  // a test file, `test_fraction` of the training file's examples, chosen by
+  // a permutation seeded with `split_seed`, are the test split and the rest
+  // the training split: every process of a run computes the same split.
+  std::string train;
+  std::string test;
+  double test_fraction = 0;
+  uint64_t split_seed = 0;
+  CsvOptions csv;             // kCsv (targets' type and num_classes: from the task)
+  ImageFolderOptions images;  // kImageFolder
   Normalization normalization;
 };
 
 enum class Split { kTrain, kTest };
 
 // LoadData reads the `split` examples `options` name, shaped for `task`
-// (class indices or float targets), and normalizes them. Errors name the
-// file (and line or column where the format has them); nothing partial is
-// returned.
-absl::StatusOr<Dataset> LoadData(const DataOptions& options, Split split, const Task& task);
+// (class indices or float targets; `num_classes` > 0 bounds the labels), and
+// normalizes them. Errors name the file (and line or column where the
+// format has them); nothing partial is returned.
+absl::StatusOr<Dataset> LoadData(const DataOptions& options, Split split, const Task& task,
+                                 int64_t num_classes = 0);
+
+// ReadDataFile reads one file (or folder) `path` in `options.format` (not
+// kIdx's folder layout: an IDX image file, with targets absent), shaped for
+// `task`, without normalizing. For inference and tools.
+absl::StatusOr<Dataset> ReadDataFile(const DataOptions& options, const std::string& path,
+                                     const Task& task, int64_t num_classes = 0);
 
 // Normalize applies `normalization` to `data.inputs` in place and returns
 // the mean and std it used (empty for kNone). InvalidArgument when a given
