@@ -4,9 +4,14 @@
 #define SHOAL_CLI_COMMANDS_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/signing.h"
 
 namespace shoal::cli {
 
@@ -56,16 +61,39 @@ int RunSimCommand(const SimFlags& flags);
 
 struct InferFlags {
   std::string model_dir;
-  std::string input;
-  std::string labels;      // optional IDX labels: report accuracy
+  std::string input;       // read in the config's data format
+  std::string config;      // experiment config: data format, normalization, task
+  std::string labels;      // optional IDX labels for IDX images: report metrics
   std::string model;       // overrides the recorded model spec
-  int limit = 10;          // predictions printed
+  std::string output = "table";  // table, csv or jsonl
+  // Predictions printed; unset: 10 for the table, all for csv and jsonl.
+  std::optional<int64_t> limit;
   // The model-signing public key (model-signing.pub): the stored model's
   // signature must verify with it. Required unless insecure_unverified.
   std::string model_key;
   bool insecure_unverified = false;  // load without checking the signature
 };
 int RunInferCommand(const InferFlags& flags);
+
+struct ExportFlags {
+  std::string model_dir;
+  int64_t version = -1;  // kLatestVersion: the newest
+  std::string output;    // the file PyTorch reads
+  // Built-ins: where the Python module with the model's class goes;
+  // empty: `output` with its extension replaced by ".py".
+  std::string python_module;
+  std::string model_key;             // as InferFlags
+  bool insecure_unverified = false;  // as InferFlags
+};
+int RunExportCommand(const ExportFlags& flags);
+
+// VerifierForStoredModel is the rule of the commands that read a stored
+// model (infer, export): with `model_key` (a model-signing.pub file) the
+// model's signature must verify with that key; with `insecure_unverified`
+// nothing is checked (null, after a warning on stderr naming `command`);
+// with neither, InvalidArgument saying how to choose.
+absl::StatusOr<std::shared_ptr<const ModelVerifier>> VerifierForStoredModel(
+    const std::string& model_key, bool insecure_unverified, absl::string_view command);
 
 // --- shoal certs: the deployment's PKI (common/pki.h) ---
 enum class CertsAction { kInit, kClient, kRevoke };

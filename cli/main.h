@@ -12,7 +12,7 @@
 
 namespace shoal::cli {
 
-// Main parses argv (server | client | infer | strategies) and runs the
+// Main parses argv (server | client | sim | infer | export | certs | strategies) and runs the
 // subcommand; returns the process exit code.
 int Main(int argc, char** argv);
 

@@ -12,6 +12,24 @@
 #include "strategies/registry.h"
 
 namespace shoal::cli {
+namespace {
+
+// AddModelKeyFlags adds the flags of the commands that read a stored model
+// (infer, export): the key its signature must verify with, or an explicit
+// opt-out (VerifierForStoredModel applies them).
+void AddModelKeyFlags(CLI::App* command, std::string* model_key, bool* insecure_unverified) {
+  CLI::Option* key = command
+                         ->add_option("--model-key", *model_key,
+                                      "The server's model-signing public key "
+                                      "(model-signing.pub): refuse a model it did not sign")
+                         ->check(CLI::ExistingFile);
+  command
+      ->add_flag("--insecure-unverified", *insecure_unverified,
+                 "Use the model without checking its signature (its origin is not checked)")
+      ->excludes(key);
+}
+
+}  // namespace
 
 int Main(int argc, char** argv) {
   CLI::App app{"Shoal: federated learning with LibTorch over gRPC"};
@@ -85,21 +103,51 @@ int Main(int argc, char** argv) {
   m->add_option("--log-level", sim.log_level, "debug, info, warn or error")->capture_default_str();
 
   shoal::cli::InferFlags infer;
-  CLI::App* i = app.add_subcommand("infer", "Classify images with a stored global model (works offline)");
+  CLI::App* i = app.add_subcommand(
+      "infer", "Run a stored global model on data and print its predictions (works offline)");
   i->add_option("--model-dir,-m", infer.model_dir,
                 "A server model store or a client state directory")->required()->check(CLI::ExistingDirectory);
-  i->add_option("--input,-i", infer.input, "IDX image file (.gz or not) or a 28x28 binary PGM")
-      ->required()->check(CLI::ExistingFile);
-  i->add_option("--labels", infer.labels, "IDX label file: also report accuracy")->check(CLI::ExistingFile);
-  i->add_option("--model", infer.model, "Model spec overriding the stored one (cnn, 2nn, logreg, FILE.pt)");
-  i->add_option("--limit", infer.limit, "Predictions to print")->check(CLI::NonNegativeNumber)->capture_default_str();
-  CLI::Option* model_key =
-      i->add_option("--model-key", infer.model_key,
-                    "The server's model-signing public key (model-signing.pub): refuse a model "
-                    "it did not sign")->check(CLI::ExistingFile);
-  i->add_flag("--insecure-unverified", infer.insecure_unverified,
-              "Load the model without checking its signature (its origin is not checked)")
-      ->excludes(model_key);
+  i->add_option("--input,-i", infer.input,
+                "Data in the config's format, read and normalized as in training (without "
+                "--config: an IDX image file or a binary PGM image)")
+      ->required()
+      ->check(CLI::ExistingPath);
+  i->add_option("--config,-c", infer.config,
+                "Experiment config: its data section (format, normalize) and task")
+      ->check(CLI::ExistingFile);
+  i->add_option("--labels", infer.labels,
+                "IDX label file for IDX images: also report the task's metrics")
+      ->check(CLI::ExistingFile);
+  i->add_option("--model", infer.model,
+                "Model spec overriding the stored one (cnn, 2nn, logreg, mlp, FILE.pt)");
+  i->add_option("--output,-o", infer.output, "table, csv or jsonl (predictions on stdout)")
+      ->check(CLI::IsMember({"table", "csv", "jsonl"}))
+      ->capture_default_str();
+  int64_t infer_limit = 0;
+  CLI::Option* limit =
+      i->add_option("--limit", infer_limit,
+                    "Predictions printed (default: 10 for the table, all for csv and jsonl)")
+          ->check(CLI::NonNegativeNumber);
+  AddModelKeyFlags(i, &infer.model_key, &infer.insecure_unverified);
+
+  shoal::cli::ExportFlags export_flags;
+  CLI::App* x = app.add_subcommand(
+      "export", "Write a stored global model as a file PyTorch loads (works offline)");
+  x->add_option("--model-dir,-m", export_flags.model_dir,
+                "A server model store or a client state directory")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  x->add_option("--version", export_flags.version,
+                "The model version to export (default: the newest)")
+      ->check(CLI::NonNegativeNumber);
+  x->add_option("--output,-o", export_flags.output,
+                "The file to write: TorchScript (torch.jit.load) for a TorchScript model, a state "
+                "dict (torch.load + load_state_dict) for a built-in")
+      ->required();
+  x->add_option("--python-module", export_flags.python_module,
+                "Built-ins: where the Python module with the model's class goes (default: the "
+                "output with .py for its extension)");
+  AddModelKeyFlags(x, &export_flags.model_key, &export_flags.insecure_unverified);
 
   // --- shoal certs (common/pki.h) ---
   shoal::cli::CertsFlags certs;
@@ -143,7 +191,11 @@ int Main(int argc, char** argv) {
     if (scale->count() > 0) client.attack_scale = attack_scale;
     return shoal::cli::RunClientCommand(client);
   }
-  if (i->parsed()) return shoal::cli::RunInferCommand(infer);
+  if (i->parsed()) {
+    if (limit->count() > 0) infer.limit = infer_limit;
+    return shoal::cli::RunInferCommand(infer);
+  }
+  if (x->parsed()) return shoal::cli::RunExportCommand(export_flags);
   if (m->parsed()) return shoal::cli::RunSimCommand(sim);
   if (pki->parsed()) {
     certs.action = pki_init->parsed()     ? CertsAction::kInit

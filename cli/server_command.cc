@@ -303,9 +303,15 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   const std::string verify =
       signer != nullptr ? absl::StrCat("--model-key ", flags.pki_dir, "/model-signing.pub")
                         : std::string("--insecure-unverified");
-  std::printf("Run inference (works offline):\n  shoal infer %s --model-dir %s --input %s/t10k-images-idx3-ubyte.gz --labels %s/t10k-labels-idx1-ubyte.gz\n",
-              verify.c_str(),
-              store->dir().c_str(), config.data.dir.c_str(), config.data.dir.c_str());
+  // With the config, infer reads the test split as the evaluation did
+  // (same format and normalization).
+  const std::string data =
+      flags.config.empty()
+          ? absl::StrCat("--input ", config.data.dir, "/t10k-images-idx3-ubyte.gz --labels ",
+                         config.data.dir, "/t10k-labels-idx1-ubyte.gz")
+          : absl::StrCat("--config ", flags.config, " --input ", config.data.dir);
+  std::printf("Run inference (works offline):\n  shoal infer %s --model-dir %s %s\n",
+              verify.c_str(), store->dir().c_str(), data.c_str());
   std::fflush(stdout);
   *exit_code = 0;
   return absl::OkStatus();

@@ -3,11 +3,13 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <sstream>
+#include <system_error>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "client/data/dataset.h"
 #include "common/files.h"
 #include "common/status.h"
 
@@ -24,33 +26,61 @@ absl::StatusOr<bool> HasPgmMagic(const std::string& path) {
   return pgm;
 }
 
+// ReadPgm reads one 8-bit binary PGM image as uint8 [1, H, W].
 absl::StatusOr<at::Tensor> ReadPgm(const std::string& path) {
-  SHOAL_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path, 16 << 20));
+  constexpr int kMaxSide = 4096;
+  SHOAL_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path, 64 << 20));
   std::istringstream in(bytes);
   std::string magic;
   int width = 0, height = 0, maxval = 0;
   in >> magic >> width >> height >> maxval;
-  if (!in || magic != "P5" || width != 28 || height != 28 || maxval != 255) {
+  if (!in || magic != "P5" || width < 1 || height < 1 || width > kMaxSide || height > kMaxSide ||
+      maxval != 255) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "'", path, "' is not a 28x28 8-bit binary PGM (P5, maxval 255)"));
+        "'", path, "' is not an 8-bit binary PGM (P5, maxval 255, sides 1 to ", kMaxSide, ")"));
   }
   in.get();  // the single whitespace byte before the pixels
   const auto offset = static_cast<size_t>(in.tellg());
-  if (bytes.size() < offset + 28 * 28) {
+  const auto pixels = static_cast<size_t>(width) * static_cast<size_t>(height);
+  if (bytes.size() < offset + pixels) {
     return absl::InvalidArgumentError(absl::StrCat("'", path, "' is truncated"));
   }
-  at::Tensor img = torch::from_blob(bytes.data() + offset, {1, 28, 28}, torch::kUInt8).clone();
-  return ScaleImages(img);
+  return torch::from_blob(bytes.data() + offset, {1, height, width}, torch::kUInt8).clone();
+}
+
+// ReadImageFile reads an IDX3 image file or a PGM image as uint8 [N, H, W].
+absl::StatusOr<at::Tensor> ReadImageFile(const std::string& path) {
+  SHOAL_ASSIGN_OR_RETURN(const bool pgm, HasPgmMagic(path));
+  if (pgm) return ReadPgm(path);
+  return ReadIdxImages(path);
+}
+
+// LoadIdxInputs: LoadInputs for an IDX image file (or PGM) and optional
+// IDX labels, with the targets shaped for `task` as LoadData shapes them.
+absl::StatusOr<Dataset> LoadIdxInputs(const std::string& path, const Task& task,
+                                      const std::string& labels_path) {
+  SHOAL_ASSIGN_OR_RETURN(const at::Tensor images, ReadImageFile(path));
+  Dataset data;
+  data.inputs = ScaleImages(images);
+  if (labels_path.empty()) return data;
+  SHOAL_ASSIGN_OR_RETURN(data.targets, ReadIdxLabels(labels_path));
+  if (data.targets.size(0) != data.inputs.size(0)) {
+    return absl::InvalidArgumentError(absl::StrCat("'", labels_path, "' holds ",
+                                                   data.targets.size(0), " labels for ",
+                                                   data.inputs.size(0), " images in '", path, "'"));
+  }
+  // IDX labels are class indices; other tasks read them as values.
+  if (!TargetsAreClassIndices(task.options().kind)) data.targets = data.targets.to(at::kFloat);
+  return data;
 }
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Model>> LoadStoredModel(const std::string& dir,
-                                                       ModelRecord* record,
+absl::StatusOr<std::unique_ptr<Model>> LoadStoredModel(const std::string& dir, ModelRecord* record,
                                                        const std::string& spec_override,
-                                                       const ModelVerifier* verifier) {
-  SHOAL_ASSIGN_OR_RETURN(LoadedModelVersion loaded,
-                         LoadModelVersion(dir, kLatestVersion, verifier));
+                                                       const ModelVerifier* verifier,
+                                                       int64_t version) {
+  SHOAL_ASSIGN_OR_RETURN(LoadedModelVersion loaded, LoadModelVersion(dir, version, verifier));
   ModelCode code = std::move(loaded.code);
   if (!spec_override.empty()) {
     SHOAL_ASSIGN_OR_RETURN(ModelCode chosen, ReadModelCode(spec_override));
@@ -79,46 +109,118 @@ absl::StatusOr<std::unique_ptr<Model>> LoadStoredModel(const std::string& dir,
   return model;
 }
 
-absl::StatusOr<at::Tensor> LoadImages(const std::string& path) {
-  SHOAL_ASSIGN_OR_RETURN(const bool pgm, HasPgmMagic(path));
-  if (pgm) return ReadPgm(path);
-  SHOAL_ASSIGN_OR_RETURN(at::Tensor raw, ReadIdxImages(path));
-  if (raw.size(0) == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("'", path, "' holds no images"));
+absl::StatusOr<Dataset> LoadInputs(const DataOptions& options, const std::string& path,
+                                   const Task& task, const std::string& labels_path) {
+  std::error_code ec;
+  const bool folder = std::filesystem::is_directory(path, ec);
+  if (folder && !labels_path.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", path, "' is a data folder, which carries its own labels; leave the labels out"));
   }
-  return ScaleImages(raw);
+  Dataset data;
+  if (options.format == DataFormat::kIdx && !folder) {
+    SHOAL_ASSIGN_OR_RETURN(data, LoadIdxInputs(path, task, labels_path));
+    if (data.inputs.size(0) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("'", path, "' holds no examples"));
+    }
+    SHOAL_RETURN_IF_ERROR(
+        Annotate(Normalize(options.normalization, data).status(), absl::StrCat("'", path, "'")));
+    return data;
+  }
+  if (!labels_path.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("separate labels are read for IDX images only; ",
+                                                   DataFormatName(options.format),
+                                                   " data carries its own"));
+  }
+  // The very reader (and normalization) training uses, pointed at `path`.
+  DataOptions at_path = options;
+  at_path.dir = path;
+  SHOAL_ASSIGN_OR_RETURN(data, LoadData(at_path, Split::kTest, task));
+  if (!data.inputs.defined() || data.inputs.size(0) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("'", path, "' holds no examples"));
+  }
+  return data;
 }
 
-absl::StatusOr<std::vector<Prediction>> Predict(Model& model, const at::Tensor& images,
-                                                int64_t batch_size) {
-  if (images.dim() != 4) {
-    return absl::InvalidArgumentError("images must be [N, 1, 28, 28]");
+absl::StatusOr<at::Tensor> Predict(Model& model, const at::Tensor& inputs, int64_t batch_size) {
+  if (!inputs.defined() || inputs.dim() < 1 || batch_size < 1) {
+    return absl::InvalidArgumentError("Predict needs inputs [N, ...] and a batch size > 0");
   }
-  std::vector<Prediction> out;
-  out.reserve(images.size(0));
   try {
     torch::NoGradGuard no_grad;
     model.SetTraining(false);
-    for (int64_t begin = 0; begin < images.size(0); begin += batch_size) {
-      const int64_t end = std::min(images.size(0), begin + batch_size);
-      at::Tensor probs = torch::softmax(model.Forward(images.slice(0, begin, end)), 1);
-      auto [conf, label] = probs.max(1);
-      for (int64_t i = 0; i < end - begin; ++i) {
-        out.push_back({label[i].item<int64_t>(), conf[i].item<double>()});
-      }
+    std::vector<at::Tensor> outputs;
+    for (int64_t begin = 0; begin < inputs.size(0); begin += batch_size) {
+      const int64_t end = std::min(inputs.size(0), begin + batch_size);
+      outputs.push_back(model.Forward(inputs.slice(0, begin, end)).to(at::kCPU));
     }
+    if (outputs.empty()) return at::empty({0});
+    return at::cat(outputs, 0);
   } catch (const c10::Error& e) {
-    // Most often input the model cannot take (another image size); LibTorch's
+    // Most often inputs the model cannot take (another shape); LibTorch's
     // message says which layer, its backtrace is of no use to the user.
     std::string what = e.what_without_backtrace();
     what = what.substr(0, what.find('\n'));
-    return absl::InvalidArgumentError(absl::StrCat("the model cannot classify images of shape [",
-                                                   absl::StrJoin(images.sizes(), ", "),
+    return absl::InvalidArgumentError(absl::StrCat("the model cannot take inputs of shape [",
+                                                   absl::StrJoin(inputs.sizes(), ", "),
                                                    "]: ", what));
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("inference failed: ", e.what()));
   }
-  return out;
+}
+
+absl::StatusOr<Predictions> ToPredictions(const Task& task, const at::Tensor& outputs) {
+  const std::string shape = absl::StrCat("[", absl::StrJoin(outputs.sizes(), ", "), "]");
+  if (outputs.dim() < 1 || outputs.dim() > 2 || !at::isFloatingType(outputs.scalar_type())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a model's outputs must be floating-point [N] or [N, K], got ", shape));
+  }
+  Predictions p;
+  try {
+    const at::Tensor x = outputs.to(at::kCPU, at::kFloat);
+    const at::Tensor wide = x.dim() == 1 ? x.unsqueeze(1) : x;
+    switch (task.options().kind) {
+      case TaskKind::kClassification: {
+        if (x.dim() != 2) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("a classification model must return logits [N, classes], got ", shape));
+        }
+        auto [probability, cls] = at::softmax(x, 1).max(1);
+        p.classes = cls.contiguous();
+        p.probabilities = probability.contiguous();
+        break;
+      }
+      case TaskKind::kMultiLabel:
+        p.probabilities = at::sigmoid(wide).contiguous();
+        break;
+      case TaskKind::kRegression:
+        p.values = wide.contiguous();
+        break;
+    }
+  } catch (const c10::Error& e) {
+    return absl::InternalError(
+        absl::StrCat("reading the model's outputs: ", e.what_without_backtrace()));
+  }
+  return p;
+}
+
+absl::StatusOr<Metrics> ScoreOutputs(const Task& task, const at::Tensor& outputs,
+                                     const at::Tensor& targets) {
+  if (outputs.dim() < 1 || !targets.defined() || targets.dim() < 1 ||
+      targets.size(0) != outputs.size(0) || outputs.size(0) == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot score ", outputs.dim() < 1 ? 0 : outputs.size(0), " outputs against ",
+                     targets.defined() && targets.dim() > 0 ? targets.size(0) : 0, " targets"));
+  }
+  SHOAL_RETURN_IF_ERROR(task.CheckTargets(targets, outputs));
+  try {
+    torch::NoGradGuard no_grad;
+    Task::MetricSums sums(task, outputs.options());
+    sums.Add(outputs, targets.to(outputs.device()));
+    return sums.Result(outputs.size(0));
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("scoring: ", e.what_without_backtrace()));
+  }
 }
 
 }  // namespace shoal::client

@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/script.h>
+#include <torch/serialize.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -16,9 +17,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/sha256.h"
@@ -392,6 +393,20 @@ class TorchScriptModel : public Model {
 
   void To(const c10::Device& device) override { module_.to(device); }
 
+  absl::StatusOr<std::string> Export() const override {
+    try {
+      // The module as loaded, with the weights SetParameters copied in: the
+      // same archive format torch.jit.save writes.
+      std::ostringstream out;
+      module_.save(out);
+      return std::move(out).str();
+    } catch (const c10::Error& e) {
+      return FromTorchError(e, "saving the TorchScript model");
+    } catch (const std::exception& e) {
+      return FromStdError(e, "saving the TorchScript model");
+    }
+  }
+
  private:
   // torch::jit::Module is a handle; its const methods still reach the
   // shared object, which GetParameters() const needs.
@@ -513,6 +528,112 @@ absl::StatusOr<std::unique_ptr<Model>> LoadTorchScriptBytes(const std::string& b
 
 at::Tensor Model::Loss(const at::Tensor& /*outputs*/, const at::Tensor& /*targets*/) {
   TORCH_CHECK(false, "this model has no loss of its own");
+}
+
+absl::StatusOr<std::string> Model::Export() const {
+  try {
+    // A c10::Dict keeps insertion order, and torch.load turns it into a
+    // plain dict in that order: what load_state_dict wants.
+    c10::Dict<std::string, at::Tensor> state;
+    const Parameters params = GetParameters();
+    for (size_t i = 0; i < params.size(); ++i) {
+      state.insert(params.name(i), params.tensor(i).to(at::kCPU).contiguous());
+    }
+    const std::vector<char> bytes = torch::pickle_save(c10::IValue(std::move(state)));
+    return std::string(bytes.begin(), bytes.end());
+  } catch (const c10::Error& e) {
+    return FromTorchError(e, "saving the model's state dict");
+  } catch (const std::exception& e) {
+    return FromStdError(e, "saving the model's state dict");
+  }
+}
+
+absl::StatusOr<std::string> BuiltinPythonModule(const ModelSpec& spec) {
+  if (!IsBuiltinModel(spec)) {
+    return absl::InvalidArgumentError(
+        "a TorchScript model brings its own code: it needs no Python module");
+  }
+  if (!IsBuiltinName(spec.name)) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown model '", spec.name, "': ", kChoices));
+  }
+  SHOAL_RETURN_IF_ERROR(CheckBuiltinShape(spec));
+  const std::string canonical = ModelSpecToString(spec);
+  // Layers and forward() mirror CnnImpl and MlpImpl above, line for line.
+  std::string layers;
+  std::string forward;
+  if (spec.name == "cnn") {
+    const std::vector<int64_t>& in = spec.input_shape;
+    absl::StrAppend(&layers, "        self.conv1 = nn.Conv2d(", in[0], ", 32, 5, padding=2)\n",
+                    "        self.conv2 = nn.Conv2d(32, 64, 5, padding=2)\n",
+                    "        self.fc1 = nn.Linear(", (in[1] / 4) * (in[2] / 4) * 64, ", 512)\n",
+                    "        self.fc2 = nn.Linear(512, ", spec.outputs, ")\n");
+    forward =
+        "        x = F.max_pool2d(F.relu(self.conv1(x)), 2)\n"
+        "        x = F.max_pool2d(F.relu(self.conv2(x)), 2)\n"
+        "        x = F.relu(self.fc1(x.flatten(1)))\n"
+        "        return self.fc2(x)\n";
+  } else {
+    const std::vector<int64_t> hidden = HiddenWidths(spec);
+    int64_t width = 1;
+    for (const int64_t d : spec.input_shape) width *= d;
+    forward = "        x = x.flatten(1)\n";
+    for (size_t i = 0; i <= hidden.size(); ++i) {
+      const int64_t next = i < hidden.size() ? hidden[i] : spec.outputs;
+      const std::string name = hidden.empty() ? "fc" : absl::StrCat("fc", i + 1);
+      absl::StrAppend(&layers, "        self.", name, " = nn.Linear(", width, ", ", next, ")\n");
+      absl::StrAppend(&forward,
+                      i < hidden.size() ? "        x = F.relu(self." : "        return self.", name,
+                      i < hidden.size() ? "(x))\n" : "(x)\n");
+      width = next;
+    }
+  }
+  return absl::StrCat(
+      R"py("""Shoal's built-in model ')py", canonical, R"py(' in PyTorch, written by `shoal export`.
+
+The layers, parameter names and forward() are those of the C++ model, so the
+state dict `shoal export` wrote loads with strict=True:
+
+    import model                    # this file, saved as model.py
+    net = model.load("model.pt")    # or: net = model.Model()
+                                    #     net.load_state_dict(torch.load("model.pt"))
+    outputs = net(inputs)
+
+`inputs` are float32 [N, )py",
+      absl::StrJoin(spec.input_shape, ", "), R"py(], normalized as the model was trained
+(the config's data.normalize); `outputs` are [N, )py",
+      spec.outputs, R"py(]: logits (classification:
+softmax; multi-label: sigmoid) or values (regression).
+"""
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+SPEC = ")py",
+      canonical, R"py("
+INPUT_SHAPE = ()py",
+      absl::StrJoin(spec.input_shape, ", "), spec.input_shape.size() == 1 ? "," : "",
+      R"py()
+OUTPUTS = )py",
+      spec.outputs, R"py(
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+)py",
+      layers, R"py(
+    def forward(self, x):
+)py",
+      forward, R"py(
+
+def load(path, map_location="cpu"):
+    """Builds the model, loads the weights `shoal export` wrote to `path`
+    (strict: every name and shape must match) and sets eval mode."""
+    model = Model()
+    model.load_state_dict(torch.load(path, map_location=map_location))
+    model.eval()
+    return model
+)py");
 }
 
 absl::StatusOr<ModelSpec> ParseModelSpec(const std::string& text) {

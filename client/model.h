@@ -82,6 +82,21 @@ class Model {
   virtual void SetTraining(bool training) = 0;
   // To moves the model to `device`.
   virtual void To(const c10::Device& device) = 0;
+  // Export returns the bytes of a file PyTorch reads, holding the model's
+  // current weights (on the CPU):
+  //  - a TorchScript model: the module, code and weights, for
+  //    torch.jit.load(path);
+  //  - any other model: its state dict, a dict of GetParameters()'s names to
+  //    tensors in that order, in the zip format torch.save writes, for
+  //    model.load_state_dict(torch.load(path)) on a module with the same
+  //    parameter names (for a built-in, BuiltinPythonModule's).
+  // Internal (with LibTorch's message) when LibTorch fails; the model is
+  // unchanged either way.
+  //
+  // Example:
+  //   SHOAL_ASSIGN_OR_RETURN(std::string bytes, model->Export());
+  //   SHOAL_RETURN_IF_ERROR(WriteFileAtomically("model.pt", bytes));
+  virtual absl::StatusOr<std::string> Export() const;
 };
 
 // CreateModel builds the model `spec` names, initialized from `seed`
@@ -98,6 +113,21 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const ModelSpec& spec,
 // that do not load, or a spec and bytes that disagree.
 absl::StatusOr<std::unique_ptr<Model>> CreateModelFromCode(const ModelCode& code,
                                                            uint64_t seed = 0);
+
+// BuiltinPythonModule returns the source of a Python module that builds the
+// built-in `spec` (its shapes resolved, e.g. ParseModelSpec("cnn-1x28x28-10"))
+// in PyTorch: a `Model` class (torch.nn.Module) with the same layers, the
+// same parameter names and the same forward() as the C++ one, so the state
+// dict Model::Export writes loads with strict=True, and a `load(path)`
+// helper that builds the model, loads the weights and sets eval mode.
+// InvalidArgument for a TorchScript spec (it brings its own code) or one
+// whose shapes are missing or out of bounds.
+//
+// Example (Python, with the files `shoal export` writes):
+//   import model                      # model.py, this module
+//   net = model.load("model.pt")      # torch.load + load_state_dict
+//   logits = net(inputs)              # inputs normalized as in training
+absl::StatusOr<std::string> BuiltinPythonModule(const ModelSpec& spec);
 
 }  // namespace shoal::client
 

@@ -3,11 +3,14 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <sys/stat.h>
 #include <torch/script.h>
+#include <torch/serialize.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdint>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -372,10 +375,10 @@ TEST(TorchScriptModelTest, ForwardNotReturningLogitsIsRefusedAtLoad) {
 TEST(InferenceTest, ImagesOfAnotherSizeAreNamedWithoutABacktrace) {
   absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(*ParseModelSpec("cnn-1x28x28-10"), 1);
   ASSERT_TRUE(model.ok()) << model.status();
-  absl::StatusOr<std::vector<Prediction>> p = Predict(**model, torch::zeros({2, 1, 32, 32}));
+  absl::StatusOr<at::Tensor> p = Predict(**model, torch::zeros({2, 1, 32, 32}));
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(p.status().message(), HasSubstr("images of shape [2, 1, 32, 32]"));
+  EXPECT_THAT(p.status().message(), HasSubstr("inputs of shape [2, 1, 32, 32]"));
   EXPECT_EQ(p.status().message().find("Exception raised from"), std::string::npos)
       << p.status().message();
   EXPECT_LT(p.status().message().size(), 400u) << p.status().message();
@@ -389,15 +392,139 @@ TEST(InferenceTest, AnEmptyImageFileOrAFifoIsRefusedNamingIt) {
     const char header[16] = {0, 0, 8, 3, 0, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28};
     out.write(header, sizeof(header));
   }
-  absl::StatusOr<at::Tensor> none = LoadImages(empty);
+  absl::StatusOr<Dataset> none = LoadInputs(DataOptions(), empty, Task());
   EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(none.status().message(), HasSubstr(empty + "' holds no images"));
+  EXPECT_THAT(none.status().message(), HasSubstr(empty + "' holds no examples"));
 
   const std::string fifo = dir.File("fifo");
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
-  absl::StatusOr<at::Tensor> blocked = LoadImages(fifo);
+  absl::StatusOr<Dataset> blocked = LoadInputs(DataOptions(), fifo, Task());
   EXPECT_EQ(blocked.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(blocked.status().message(), HasSubstr("is a FIFO, not a regular file"));
+}
+
+TEST(InferenceTest, PgmImagesOfAnySizeAreNormalizedAsTheDataOptionsSay) {
+  testing::TempDir dir;
+  const std::string path = dir.File("image.pgm");
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << "P5\n5 3\n255\n" << std::string(15, '\xff');
+  }
+  absl::StatusOr<Dataset> raw = LoadInputs(DataOptions(), path, Task());
+  ASSERT_TRUE(raw.ok()) << raw.status();
+  EXPECT_EQ(raw->inputs.sizes(), (std::vector<int64_t>{1, 1, 3, 5}));
+  EXPECT_FALSE(raw->targets.defined());
+  EXPECT_TRUE(at::allclose(raw->inputs, torch::ones({1, 1, 3, 5})));
+  DataOptions options;
+  options.normalization.mode = Normalization::Mode::kGiven;
+  options.normalization.mean = {0.5};
+  options.normalization.std = {0.25};
+  absl::StatusOr<Dataset> normalized = LoadInputs(options, path, Task());
+  ASSERT_TRUE(normalized.ok()) << normalized.status();
+  EXPECT_TRUE(at::allclose(normalized->inputs, torch::full({1, 1, 3, 5}, 2.0)));
+}
+
+TEST(InferenceTest, PredictionsFollowTheTask) {
+  const at::Tensor logits = torch::tensor({{0.0f, 2.0f}, {1.0f, -1.0f}, {0.0f, 0.0f}});
+  absl::StatusOr<Predictions> cls = ToPredictions(Task(), logits);
+  ASSERT_TRUE(cls.ok()) << cls.status();
+  EXPECT_TRUE(at::equal(cls->classes, torch::tensor({1, 0, 0}, torch::kLong)));
+  // softmax of (0, 2): 1 / (1 + e^-2).
+  EXPECT_NEAR(cls->probabilities[0].item<double>(), 1 / (1 + std::exp(-2.0)), 1e-6);
+  EXPECT_NEAR(cls->probabilities[2].item<double>(), 0.5, 1e-6);
+  EXPECT_FALSE(cls->values.defined());
+
+  TaskOptions multilabel;
+  multilabel.kind = TaskKind::kMultiLabel;
+  absl::StatusOr<Predictions> labels = ToPredictions(Task(multilabel), torch::tensor({0.0f, 3.0f}));
+  ASSERT_TRUE(labels.ok()) << labels.status();
+  EXPECT_EQ(labels->probabilities.sizes(), (std::vector<int64_t>{2, 1}));
+  EXPECT_NEAR(labels->probabilities[1][0].item<double>(), 1 / (1 + std::exp(-3.0)), 1e-6);
+
+  TaskOptions regression;
+  regression.kind = TaskKind::kRegression;
+  absl::StatusOr<Predictions> values = ToPredictions(Task(regression), logits);
+  ASSERT_TRUE(values.ok()) << values.status();
+  EXPECT_TRUE(at::equal(values->values, logits));
+
+  EXPECT_EQ(ToPredictions(Task(), torch::zeros({3})).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  // 2 of 3 right.
+  absl::StatusOr<Metrics> metrics =
+      ScoreOutputs(Task(), logits, torch::tensor({1, 0, 1}, torch::kLong));
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_NEAR(MetricAsDouble(metrics->at("accuracy")), 2.0 / 3, 1e-12);
+  EXPECT_EQ(ScoreOutputs(Task(), logits, torch::tensor({1, 0, 7}, torch::kLong)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// ---- export ----
+
+TEST(ExportTest, ABuiltinExportsItsParametersAsAStateDictInOrder) {
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(*ParseModelSpec("cnn-1x12x12-3"), 5);
+  ASSERT_TRUE(model.ok()) << model.status();
+  absl::StatusOr<std::string> bytes = (*model)->Export();
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  const c10::IValue loaded = torch::pickle_load(std::vector<char>(bytes->begin(), bytes->end()));
+  ASSERT_TRUE(loaded.isGenericDict());
+  const Parameters params = (*model)->GetParameters();
+  std::vector<std::string> names;
+  size_t i = 0;
+  for (const auto& entry : loaded.toGenericDict()) {
+    names.push_back(entry.key().toStringRef());
+    ASSERT_LT(i, params.size());
+    EXPECT_TRUE(at::equal(entry.value().toTensor(), params.tensor(i))) << params.name(i);
+    ++i;
+  }
+  EXPECT_THAT(names, ElementsAre("conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias",
+                                 "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"));
+}
+
+TEST(ExportTest, ATorchScriptExportCarriesTheWeightsSetIntoIt) {
+  absl::StatusOr<std::unique_ptr<Model>> model =
+      CreateModel(*ParseModelSpec(SHOAL_TINY_TORCHSCRIPT));
+  ASSERT_TRUE(model.ok()) << model.status();
+  const Parameters trained = (*model)->GetParameters().Scaled(-2.0);
+  ASSERT_TRUE((*model)->SetParameters(trained).ok());
+  absl::StatusOr<std::string> bytes = (*model)->Export();
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  std::istringstream in(*bytes);
+  torch::jit::Module reloaded = torch::jit::load(in);
+  size_t i = 0;
+  for (const auto& p : reloaded.named_parameters(/*recurse=*/true)) {
+    ASSERT_LT(i, trained.size());
+    EXPECT_EQ(p.name, trained.name(i));
+    EXPECT_TRUE(at::equal(p.value, trained.tensor(i))) << p.name;
+    ++i;
+  }
+  EXPECT_GT(i, 0u);
+}
+
+TEST(ExportTest, ThePythonModuleBuildsEachBuiltinWithItsLayerNames) {
+  const auto module = [](const std::string& spec) {
+    absl::StatusOr<std::string> text = BuiltinPythonModule(*ParseModelSpec(spec));
+    EXPECT_TRUE(text.ok()) << spec << ": " << text.status();
+    return text.value_or("");
+  };
+  const std::string cnn = module("cnn-3x30x30-4");
+  EXPECT_THAT(cnn, HasSubstr("self.conv1 = nn.Conv2d(3, 32, 5, padding=2)"));
+  EXPECT_THAT(cnn, HasSubstr("self.fc1 = nn.Linear(3136, 512)"));  // 7 * 7 * 64
+  EXPECT_THAT(cnn, HasSubstr("self.fc2 = nn.Linear(512, 4)"));
+  EXPECT_THAT(cnn, HasSubstr("INPUT_SHAPE = (3, 30, 30)"));
+  const std::string logreg = module("logreg-1x28x28-10");
+  EXPECT_THAT(logreg, HasSubstr("self.fc = nn.Linear(784, 10)"));
+  EXPECT_THAT(logreg, HasSubstr("return self.fc(x)"));
+  const std::string mlp = module("mlp-30-2-64x32");
+  EXPECT_THAT(mlp, HasSubstr("INPUT_SHAPE = (30,)"));
+  EXPECT_THAT(mlp, HasSubstr("x = F.relu(self.fc2(x))"));
+  EXPECT_THAT(mlp, HasSubstr("self.fc3 = nn.Linear(32, 2)"));
+  EXPECT_THAT(module("2nn-1x28x28-10"), HasSubstr("self.fc2 = nn.Linear(200, 200)"));
+
+  EXPECT_EQ(BuiltinPythonModule(*ParseModelSpec(SHOAL_TINY_TORCHSCRIPT)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(BuiltinPythonModule(*ParseModelSpec("cnn")).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
 // edge_inference: classify images with the newest global model a Shoal
 // client keeps on disk, without any server. Built against the installed
-// Shoal package (find_package(Shoal)).
+// Shoal package (find_package(Shoal)). Tensors in, tensors out: LoadInputs
+// reads and normalizes the data as training does, Predict returns the
+// model's outputs, ToPredictions reads them for the task.
 //
-// Usage: edge_inference MODEL_DIR IMAGES   (IDX image file or 28x28 PGM)
+// Usage: edge_inference MODEL_DIR IMAGES   (IDX image file or binary PGM)
 //        edge_inference --describe MODEL   (cnn, 2nn, logreg: print its size)
 #include <cstdio>
 #include <cstring>
@@ -35,19 +37,28 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", std::string(model.status().message()).c_str());
     return 1;
   }
-  auto images = shoal::client::LoadImages(argv[2]);
-  if (!images.ok()) {
-    std::fprintf(stderr, "%s\n", std::string(images.status().message()).c_str());
+  // A classification task on images in [0, 1]; a deployment passes the
+  // DataOptions (format, normalization) and TaskOptions it trained with.
+  const shoal::client::Task task;
+  auto data = shoal::client::LoadInputs(shoal::client::DataOptions(), argv[2], task);
+  if (!data.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(data.status().message()).c_str());
     return 2;
   }
-  auto predictions = shoal::client::Predict(**model, *images);
-  if (!predictions.ok()) return 1;
-  for (size_t i = 0; i < predictions->size() && i < 10; ++i) {
-    const auto& p = (*predictions)[i];
-    std::printf("%zu: class %lld (%.1f%%)\n", i, static_cast<long long>(p.label),
-                100 * p.confidence);
+  auto outputs = shoal::client::Predict(**model, data->inputs);
+  if (!outputs.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(outputs.status().message()).c_str());
+    return 2;
   }
-  std::printf("model version %lld, %zu image(s)\n", static_cast<long long>(record.version),
-              predictions->size());
+  auto predictions = shoal::client::ToPredictions(task, *outputs);
+  if (!predictions.ok()) return 1;
+  const int64_t n = outputs->size(0);
+  for (int64_t i = 0; i < n && i < 10; ++i) {
+    std::printf("%lld: class %lld (%.1f%%)\n", static_cast<long long>(i),
+                static_cast<long long>(predictions->classes[i].item<int64_t>()),
+                100 * predictions->probabilities[i].item<double>());
+  }
+  std::printf("model version %lld, %lld image(s)\n", static_cast<long long>(record.version),
+              static_cast<long long>(n));
   return 0;
 }

@@ -47,5 +47,5 @@ for p in "${pids[@]}"; do wait "$p" || status=1; done
 pids=()
 echo "Wall time: $(( $(date +%s) - start )) s (server and clients, build excluded)"
 echo "Offline inference on a client's copy of the model:"
-echo "  $shoal infer --model-key $out/pki/clients/client-0/model-signing.pub --model-dir $out/clients/client-0 --input /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --limit 5"
+echo "  $shoal infer --model-key $out/pki/clients/client-0/model-signing.pub --model-dir $out/clients/client-0 --config $config --input /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --limit 5"
 exit "$status"
