@@ -192,12 +192,12 @@ absl::StatusOr<std::string> FindFile(const std::string& dir,
 
 }  // namespace
 
-int64_t Dataset::size() const { return labels.defined() ? labels.size(0) : 0; }
+int64_t Dataset::size() const { return targets.defined() ? targets.size(0) : 0; }
 
 Dataset Dataset::Subset(const std::vector<int64_t>& indices) const {
   const at::Tensor index = at::tensor(indices, at::dtype(at::kLong));
-  return Dataset{at::index_select(images, 0, index),
-                 at::index_select(labels, 0, index)};
+  return Dataset{at::index_select(inputs, 0, index),
+                 at::index_select(targets, 0, index)};
 }
 
 const std::vector<std::string>& FashionMnistClassNames() {
