@@ -221,7 +221,7 @@ TEST(SimulatorTest, EachClientTrainsOnItsOwnDataOnly) {
     // Training and held-out examples together are exactly the client's.
     std::vector<int64_t> counts(kClasses, 0);
     for (const client::Dataset* part : {&train, &holdout}) {
-      for (int64_t i = 0; i < part->size(); ++i) ++counts[part->labels[i].item<int64_t>()];
+      for (int64_t i = 0; i < part->size(); ++i) ++counts[part->targets[i].item<int64_t>()];
     }
     EXPECT_EQ(counts, plan->ClassCounts(c)) << "client " << c;
     EXPECT_EQ(holdout.size(), static_cast<int64_t>(0.2 * static_cast<double>(
