@@ -49,7 +49,7 @@ absl::StatusOr<client::Dataset> LoadClientData(const ClientFlags& flags,
   SHOAL_ASSIGN_OR_RETURN(client::Dataset all,
                          client::LoadFashionMnist(config.data_dir, client::Split::kTrain));
   SHOAL_ASSIGN_OR_RETURN(std::vector<std::vector<int64_t>> parts,
-                         client::Partition(all.labels, config.partition));
+                         client::Partition(all.targets, config.partition));
   return all.Subset(parts[flags.partition]);
 }
 
