@@ -36,7 +36,7 @@ namespace {
 class LocalClientProxy : public ClientProxy {
  public:
   LocalClientProxy(std::string id, client::LocalClient* local,
-                   client::AttackOptions attack)
+                   AttackOptions attack)
       : id_(std::move(id)), local_(local), attack_(attack) {}
 
   const std::string& id() const override { return id_; }
@@ -46,7 +46,7 @@ class LocalClientProxy : public ClientProxy {
     absl::StatusOr<FitRes> res =
         local_->Fit(*ins.parameters, ins.config, ins.round);
     if (res.ok()) {
-      absl::Status poisoned = client::ApplyAttack(attack_, ins.round, &*res);
+      absl::Status poisoned = ApplyAttack(attack_, ins.round, &*res);
       if (!poisoned.ok()) res = poisoned;
     }
     if (res.ok() && ins.secagg != nullptr) res = secagg_.MaskedResult(*ins.secagg, *res);
@@ -66,7 +66,7 @@ class LocalClientProxy : public ClientProxy {
  private:
   const std::string id_;
   client::LocalClient* const local_;
-  const client::AttackOptions attack_;
+  const AttackOptions attack_;
   secagg::SecAggParticipant secagg_;
 };
 
@@ -211,7 +211,7 @@ RobustnessExperiment::Create(RobustnessOptions options) {
 }
 
 absl::StatusOr<TrialResult> RobustnessExperiment::Run(
-    const std::string& strategy_name, const client::AttackOptions& attack) {
+    const std::string& strategy_name, const AttackOptions& attack) {
   const RobustnessOptions& o = options_;
   const absl::Time start = absl::Now();
   StrategyContext context;
@@ -238,9 +238,9 @@ absl::StatusOr<TrialResult> RobustnessExperiment::Run(
                          ModelStore::Open(scratch.path() + "/models", o.model));
   ClientManager clients;
   for (int i = 0; i < o.num_clients; ++i) {
-    client::AttackOptions own = attack;
+    AttackOptions own = attack;
     own.seed = attack.seed + static_cast<uint64_t>(i);
-    if (i >= o.num_malicious) own.mode = client::AttackMode::kNone;
+    if (i >= o.num_malicious) own.mode = AttackMode::kNone;
     clients.Register(std::make_shared<LocalClientProxy>(
         absl::StrFormat("client-%02d", i), clients_[i].get(), own));
   }

@@ -16,7 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "client/attack.h"
+#include "bench/attack.h"
 #include "client/data/dataset.h"
 #include "client/local_client.h"
 #include "common/parameters.h"
@@ -92,7 +92,7 @@ class RobustnessExperiment {
   // InvalidArgument for an unknown strategy or parameters it refuses (e.g.
   // bulyan with n < 4f + 3); errors of the Coordinator otherwise.
   absl::StatusOr<TrialResult> Run(const std::string& strategy,
-                                  const client::AttackOptions& attack);
+                                  const AttackOptions& attack);
 
   const RobustnessOptions& options() const { return options_; }
 

@@ -97,7 +97,7 @@ absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
 }
 
 // ParseAttack reads MODE or MODE:SCALE.
-absl::StatusOr<client::AttackOptions> ParseAttack(const std::string& text,
+absl::StatusOr<AttackOptions> ParseAttack(const std::string& text,
                                                   uint64_t seed) {
   std::pair<std::string, std::string> parts =
       absl::StrSplit(text, absl::MaxSplits(':', 1));
@@ -107,13 +107,13 @@ absl::StatusOr<client::AttackOptions> ParseAttack(const std::string& text,
     if (!absl::SimpleAtod(parts.second, &s)) return BadFlag("--attacks", text);
     scale = s;
   }
-  return client::ParseAttackOptions(parts.first, scale, seed);
+  return ParseAttackOptions(parts.first, scale, seed);
 }
 
-std::string AttackLabel(const client::AttackOptions& a) {
-  if (a.mode == client::AttackMode::kNone) return "none";
-  return absl::StrCat(client::AttackModeName(a.mode),
-                      a.mode == client::AttackMode::kSignFlip ? " x" : " sd ",
+std::string AttackLabel(const AttackOptions& a) {
+  if (a.mode == AttackMode::kNone) return "none";
+  return absl::StrCat(AttackModeName(a.mode),
+                      a.mode == AttackMode::kSignFlip ? " x" : " sd ",
                       a.scale);
 }
 
@@ -132,9 +132,9 @@ std::string Notes(const TrialResult& r) {
 absl::Status Main(int argc, char** argv) {
   SHOAL_ASSIGN_OR_RETURN(Flags flags, ParseFlags(argc, argv));
   const RobustnessOptions& o = flags.options;
-  std::vector<client::AttackOptions> attacks;
+  std::vector<AttackOptions> attacks;
   for (const std::string& a : flags.attacks) {
-    SHOAL_ASSIGN_OR_RETURN(client::AttackOptions attack,
+    SHOAL_ASSIGN_OR_RETURN(AttackOptions attack,
                            ParseAttack(a, o.seed));
     attacks.push_back(attack);
   }
@@ -147,8 +147,8 @@ absl::Status Main(int argc, char** argv) {
   std::map<std::string, TrialResult> clean;  // by strategy
   auto run =
       [&](const std::string& strategy,
-          const client::AttackOptions& attack) -> absl::StatusOr<TrialResult> {
-    if (attack.mode == client::AttackMode::kNone && clean.count(strategy)) {
+          const AttackOptions& attack) -> absl::StatusOr<TrialResult> {
+    if (attack.mode == AttackMode::kNone && clean.count(strategy)) {
       return clean.at(strategy);
     }
     std::fprintf(stderr, "%-14s %-14s ... ", strategy.c_str(),
@@ -157,10 +157,10 @@ absl::Status Main(int argc, char** argv) {
     SHOAL_ASSIGN_OR_RETURN(TrialResult r, experiment->Run(strategy, attack));
     std::fprintf(stderr, "%6.2f %% in %.1f s\n", 100 * r.final_accuracy(),
                  r.seconds);
-    if (attack.mode == client::AttackMode::kNone) clean[strategy] = r;
+    if (attack.mode == AttackMode::kNone) clean[strategy] = r;
     return r;
   };
-  const client::AttackOptions honest;
+  const AttackOptions honest;
   SHOAL_ASSIGN_OR_RETURN(TrialResult fedavg_clean, run("fedavg", honest));
 
   std::printf(
@@ -176,7 +176,7 @@ absl::Status Main(int argc, char** argv) {
   std::printf("| --- | --- | --- | --- | --- | --- |\n");
   for (const std::string& strategy : flags.strategies) {
     SHOAL_ASSIGN_OR_RETURN(TrialResult own_clean, run(strategy, honest));
-    for (const client::AttackOptions& attack : attacks) {
+    for (const AttackOptions& attack : attacks) {
       SHOAL_ASSIGN_OR_RETURN(TrialResult r, run(strategy, attack));
       std::printf(
           "| %s | %s | %.2f %% | %s | %s | %s |\n", strategy.c_str(),

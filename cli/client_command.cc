@@ -8,7 +8,6 @@
 #include "cli/experiment_config.h"
 #include "cli/transport.h"
 #include "client/agent.h"
-#include "client/attack.h"
 #include "client/data/dataset.h"
 #include "client/data/partition.h"
 #include "client/data/source.h"
@@ -71,13 +70,6 @@ absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
 
   // A client's own data (no partition) counts as client -1.
   const uint64_t data_seed = client::ClientSeed(config.seed, static_cast<uint64_t>(flags.partition));
-  SHOAL_ASSIGN_OR_RETURN(client::AttackOptions attack,
-                         client::ParseAttackOptions(flags.attack, flags.attack_scale, data_seed));
-  if (attack.mode != client::AttackMode::kNone) {
-    spdlog::warn("!!! ATTACK: this client POISONS every update it sends ({}, scale {}). "
-                 "For robustness experiments only: it sabotages the federation. !!!",
-                 client::AttackModeName(attack.mode), attack.scale);
-  }
   SHOAL_ASSIGN_OR_RETURN(auto loaded, LoadClientData(flags, config));
   auto [train, holdout] =
       client::SplitClientData(loaded.first, config.holdout_fraction, data_seed);
@@ -120,7 +112,6 @@ absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
       flags.state_dir.empty() ? absl::StrCat(config.output_dir, "/clients/", id) : flags.state_dir;
   agent_options.model_code = std::move(model_code);
   agent_options.seed = data_seed;
-  agent_options.attack = attack;
   client::Agent agent(agent_options, &local);
   *exit_code = 1;
   SHOAL_RETURN_IF_ERROR(agent.Run());

@@ -39,10 +39,6 @@ struct ClientFlags {
   std::string device = "cpu";
   int threads = 1;         // LibTorch intra-op threads
   std::string log_level = "info";
-  // Model poisoning for robustness experiments (client/attack.h): "none",
-  // "sign_flip" or "noise"; the scale defaults to the mode's.
-  std::string attack = "none";
-  std::optional<double> attack_scale;
   // Transport security: one of the two is required.
   std::string pki_dir;           // ca.pem, client.pem, client.key, ...
   bool insecure_plaintext = false;

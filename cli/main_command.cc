@@ -80,13 +80,6 @@ int Main(int argc, char** argv) {
   c->add_option("--device", client.device, "cpu, or cuda[:N] with a CUDA build of LibTorch")->capture_default_str();
   c->add_option("--threads", client.threads, "LibTorch intra-op threads")->check(CLI::PositiveNumber)->capture_default_str();
   c->add_option("--log-level", client.log_level, "debug, info, warn or error")->capture_default_str();
-  c->add_option("--attack", client.attack,
-                "Poison every update, for robustness experiments only: none, sign_flip "
-                "(send -scale x the update) or noise (send Gaussian noise of stddev scale)")
-      ->capture_default_str();
-  double attack_scale = 0;
-  auto* scale = c->add_option("--attack-scale", attack_scale,
-                              "Scale of --attack (default: 10 for sign_flip, 1 for noise)");
 
   shoal::cli::SimFlags sim;
   CLI::App* m = app.add_subcommand(
@@ -188,7 +181,6 @@ int Main(int argc, char** argv) {
       std::fprintf(stderr, "shoal client: give --partition P or --data-dir DIR\n");
       return 2;
     }
-    if (scale->count() > 0) client.attack_scale = attack_scale;
     return shoal::cli::RunClientCommand(client);
   }
   if (i->parsed()) {

@@ -528,10 +528,6 @@ absl::Status Agent::ServeFit(const v1::Task& task) {
       SHOAL_ASSIGN_OR_RETURN(aux, DownloadAux(task.task_id()));
     }
     res = local_->Fit(*global, fit.config(), fit.round(), aux ? &*aux : nullptr);
-    if (res.ok()) {
-      absl::Status poisoned = ApplyAttack(options_.attack, fit.round(), &*res);
-      if (!poisoned.ok()) res = poisoned;
-    }
     if (res.ok()) trained = *res;
     if (res.ok() && secure) {
       res = secagg_.MaskedResult(fit.secagg(), *res);
@@ -555,10 +551,6 @@ absl::Status Agent::ServeFit(const v1::Task& task) {
   if (secure) {
     spdlog::info("round {}: answered secure-aggregation stage 'shares' with the masked update{}",
                  fit.round(), trained ? "" : " (sent again)");
-  }
-  if (options_.attack.mode != AttackMode::kNone) {
-    spdlog::warn("round {}: uploaded a POISONED update ({}, scale {})", fit.round(),
-                 AttackModeName(options_.attack.mode), options_.attack.scale);
   }
   return absl::OkStatus();
 }

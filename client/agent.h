@@ -18,7 +18,6 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "client/attack.h"
 #include "client/local_client.h"
 #include "common/model_dir.h"
 #include "common/parameters.h"
@@ -62,9 +61,6 @@ struct AgentOptions {
   // Deadline of one RPC other than Poll (uploads and downloads).
   absl::Duration rpc_timeout = absl::Minutes(2);
   uint64_t seed = 0;  // jitter
-  // Model poisoning, for robustness experiments only: every update is
-  // replaced as `attack` says before it is uploaded. Off by default.
-  AttackOptions attack;
 };
 
 // AgentStats: counters for logs and benchmarks.

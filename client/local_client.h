@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
+#include "client/client_algorithm.h"
 #include "client/data/dataset.h"
 #include "client/model.h"
 #include "client/trainer.h"
@@ -27,20 +28,16 @@ class LocalClient {
   // Fit fine-tunes the global parameters on the local data and returns the
   // update with num_examples and metrics "train_loss", the task's metrics
   // prefixed "train_" ("train_accuracy", "train_mae", ...), "steps" and
-  // "fit_seconds"; "initial_loss" too when the config asks for it
-  // (kReportInitialLossKey, q-FedAvg). `aux` is the strategy's auxiliary
-  // tensors (FitIns::aux), if any.
+  // "fit_seconds". `aux` is the strategy's auxiliary tensors (FitIns::aux),
+  // if any.
   //
-  // Differential privacy with client-side clipping (config kDpClipNormKey):
-  // the update is scaled down to that L2 norm when longer, and metric
-  // "dp_below_clip" says whether it was within it.
-  //
-  // SCAFFOLD (config kScaffoldKey; Karimireddy et al. 2020, option II):
-  // `aux` is the server control variate c. Every gradient is corrected by
-  // c - c_i, where c_i is this client's control variate (zero at first, kept
-  // in memory across rounds: a restarted client starts again from zero).
-  // After K steps at learning rate lr, c_i+ = c_i - c + (x - y) / (K lr), and
-  // FitRes.aux carries c_i+ - c_i.
+  // The client algorithms the config names (config.client_algorithms, e.g.
+  // SCAFFOLD, FedProx, client-side DP clipping; client/client_algorithm.h)
+  // are created from the registry for this round and run in order at every
+  // point of it; they may change the update and add metrics and aux. Their
+  // state is kept between rounds (algorithm_state()) when the round succeeds.
+  // InvalidArgument for an algorithm this client does not have, bad params or
+  // one named twice; otherwise the Trainer's or a hook's error.
   absl::StatusOr<FitRes> Fit(const Parameters& global, const v1::FitConfig& config,
                              uint32_t round, const Parameters* aux = nullptr);
 
@@ -50,17 +47,19 @@ class LocalClient {
                                        const v1::EvaluateConfig& config);
 
   // Assign makes this LocalClient act as another client: its shuffle seed
-  // (in `trainer`), its data and its SCAFFOLD control variate (empty for
-  // none). A simulation worker keeps one model and runs many virtual clients
-  // through it this way; between them the client's state lives elsewhere.
-  void Assign(Trainer trainer, Dataset train, Dataset holdout, Parameters control) {
+  // (in `trainer`), its data and the state of its client algorithms (e.g.
+  // SCAFFOLD's control variate; empty for none). A simulation worker keeps
+  // one model and runs many virtual clients through it this way; between
+  // them the client's state lives elsewhere.
+  void Assign(Trainer trainer, Dataset train, Dataset holdout, ClientAlgorithmState state) {
     trainer_ = std::move(trainer);
     train_ = std::move(train);
     holdout_ = std::move(holdout);
-    control_ = std::move(control);
+    algorithm_state_ = std::move(state);
   }
-  // control returns SCAFFOLD's c_i (empty before the first SCAFFOLD round).
-  const Parameters& control() const { return control_; }
+  // algorithm_state returns the state of this client's algorithms by name
+  // (SCAFFOLD's c_i under "scaffold"); empty before any keeps one.
+  const ClientAlgorithmState& algorithm_state() const { return algorithm_state_; }
 
   Model& model() { return *model_; }
   // ReplaceModel makes this client train and evaluate `model` from now on;
@@ -75,7 +74,7 @@ class LocalClient {
   Trainer trainer_;
   Dataset train_;
   Dataset holdout_;
-  Parameters control_;  // SCAFFOLD's c_i; empty until the first SCAFFOLD round
+  ClientAlgorithmState algorithm_state_;
 };
 
 }  // namespace shoal::client

@@ -37,27 +37,6 @@ uint64_t ShuffleSeed(uint64_t seed, uint32_t round, int64_t epoch) {
   return SplitMix64(SplitMix64(SplitMix64(seed) ^ round) ^ static_cast<uint64_t>(epoch));
 }
 
-// ProximalMu reads FedProx's mu from the round config (extra
-// "proximal_mu"; absent means 0, plain local SGD).
-absl::StatusOr<double> ProximalMu(const v1::FitConfig& config) {
-  auto it = config.extra().find(kProximalMuKey);
-  if (it == config.extra().end()) return 0.0;
-  const v1::ConfigValue& v = it->second;
-  double mu = 0;
-  if (v.kind_case() == v1::ConfigValue::kDoubleValue) {
-    mu = v.double_value();
-  } else if (v.kind_case() == v1::ConfigValue::kIntValue) {
-    mu = static_cast<double>(v.int_value());
-  } else {
-    return absl::InvalidArgumentError("fit config 'proximal_mu' must be a number");
-  }
-  if (!(mu >= 0) || !std::isfinite(mu)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("fit config 'proximal_mu' must be finite and >= 0, got ", mu));
-  }
-  return mu;
-}
-
 absl::Status ValidateFitConfig(const v1::FitConfig& config) {
   if (config.local_epochs() < 1) {
     return absl::InvalidArgumentError(
@@ -83,7 +62,7 @@ absl::Status ValidateFitConfig(const v1::FitConfig& config) {
     return absl::InvalidArgumentError(
         absl::StrCat("weight_decay must be finite and >= 0, got ", wd));
   }
-  return ProximalMu(config).status();
+  return absl::OkStatus();
 }
 
 // ValidateData checks the shape contract of a Dataset and returns its size.
@@ -122,28 +101,6 @@ at::Tensor BatchLoss(Model& model, const Task& task, const at::Tensor& outputs,
   return sum ? loss * static_cast<double>(targets.size(0)) : loss;
 }
 
-// MatchCorrections pairs each trainable tensor with its gradient correction
-// (a tensor of `correction`, which is laid out like `params`), matching them
-// by storage: a model's parameters and its trainable tensors share it.
-// Empty when `correction` is null.
-absl::StatusOr<std::vector<at::Tensor>> MatchCorrections(
-    const Parameters& params, const std::vector<at::Tensor>& trainable,
-    const Parameters* correction) {
-  std::vector<at::Tensor> out;
-  if (correction == nullptr) return out;
-  for (const at::Tensor& p : trainable) {
-    size_t i = 0;
-    while (i < params.size() && params.tensor(i).data_ptr() != p.data_ptr()) ++i;
-    if (i == params.size()) {
-      return absl::InternalError(
-          "a trainable tensor is not among the model's parameters; cannot apply "
-          "the gradient correction");
-    }
-    out.push_back(correction->tensor(i).to(p.options()));
-  }
-  return out;
-}
-
 }  // namespace
 
 absl::StatusOr<Trainer> Trainer::Create(const TrainerOptions& options) {
@@ -180,12 +137,9 @@ absl::StatusOr<Trainer> Trainer::Create(const TrainerOptions& options) {
 absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
                                         const Dataset& data,
                                         const v1::FitConfig& config,
-                                        uint32_t round, const FitExtras& extras) {
+                                        uint32_t round,
+                                        absl::Span<ClientAlgorithm* const> algorithms) {
   SHOAL_RETURN_IF_ERROR(ValidateFitConfig(config));
-  if (extras.gradient_correction != nullptr) {
-    SHOAL_RETURN_IF_ERROR(
-        Annotate(global.CheckCompatible(*extras.gradient_correction), "gradient correction"));
-  }
   SHOAL_ASSIGN_OR_RETURN(const int64_t n, ValidateData(data));
   try {
     // The caller may be inside a no-grad scope; training needs autograd.
@@ -199,12 +153,6 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
     // training would then change it under us. After SetParameters the two
     // are bitwise equal, so the update is still exactly after - global.
     const Parameters start = model.GetParameters().Clone();
-    double initial_loss = std::numeric_limits<double>::quiet_NaN();
-    if (extras.initial_loss) {
-      SHOAL_ASSIGN_OR_RETURN(EvalOutcome before,
-                             Evaluate(model, data, std::max<int64_t>(config.batch_size(), 128)));
-      initial_loss = before.loss;
-    }
 
     const at::Tensor inputs = data.inputs.to(device_);
     const at::Tensor targets = data.targets.to(device_);
@@ -216,20 +164,14 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
       return absl::InvalidArgumentError(
           "model has no trainable parameters (none requires grad)");
     }
-    // FedProx (Li et al. 2020): the local objective adds
-    // mu/2 * ||w - w_global||^2 over the trainable parameters.
-    const double mu = *ProximalMu(config);
-    std::vector<at::Tensor> anchors;
-    if (mu > 0) {
-      for (const at::Tensor& p : trainable) anchors.push_back(p.detach().clone());
+    {
+      const Parameters parameters = model.GetParameters();
+      const TrainingStart training_start{round, config, model, data, parameters, trainable, *this};
+      for (ClientAlgorithm* a : algorithms) {
+        SHOAL_RETURN_IF_ERROR(a->BeforeFirstStep(training_start));
+      }
     }
-    std::vector<at::Tensor> proximal_params = mu > 0 ? trainable : std::vector<at::Tensor>{};
-    SHOAL_ASSIGN_OR_RETURN(
-        std::vector<at::Tensor> corrections,
-        MatchCorrections(model.GetParameters(), trainable, extras.gradient_correction));
-    const std::vector<at::Tensor> corrected = corrections.empty() ? std::vector<at::Tensor>{}
-                                                                  : trainable;
-    torch::optim::SGD optimizer(std::move(trainable),
+    torch::optim::SGD optimizer(trainable,
                                 torch::optim::SGDOptions(config.learning_rate())
                                     .momentum(config.momentum())
                                     .weight_decay(config.weight_decay()));
@@ -237,7 +179,6 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
 
     FitOutcome outcome;
     outcome.num_examples = n;
-    outcome.initial_loss = initial_loss;
     for (int64_t epoch = 0; epoch < epochs; ++epoch) {
       // The permutation is drawn on the CPU from a private generator so it
       // is the same on every device and independent of global RNG state.
@@ -262,14 +203,12 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
         }
         const at::Tensor loss = BatchLoss(model, task_, outputs, y, /*sum=*/false);
         at::Tensor objective = loss;
-        for (size_t k = 0; k < proximal_params.size(); ++k) {
-          objective = objective + (mu / 2) * (proximal_params[k] - anchors[k]).pow(2).sum();
+        const TrainingStep step{epoch, x, y, outputs, trainable};
+        for (ClientAlgorithm* a : algorithms) {
+          if (at::Tensor term = a->LossTerm(step); term.defined()) objective = objective + term;
         }
         objective.backward();
-        for (size_t k = 0; k < corrections.size(); ++k) {
-          const at::Tensor& grad = corrected[k].grad();
-          if (grad.defined()) grad.add_(corrections[k]);  // SCAFFOLD: g + c - c_i
-        }
+        for (ClientAlgorithm* a : algorithms) a->AfterBackward(step);
         optimizer.step();
         ++outcome.steps;
         {

@@ -11,6 +11,8 @@
 #include <c10/core/Device.h>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "client/client_algorithm.h"
 #include "client/data/dataset.h"
 #include "client/model.h"
 #include "client/task.h"
@@ -30,17 +32,6 @@ struct TrainerOptions {
   TaskOptions task;
 };
 
-// FitExtras: what some strategies add to plain local SGD.
-struct FitExtras {
-  // SCAFFOLD: added to the gradient of every trainable parameter before each
-  // step (the client passes c - c_i). Laid out like the global parameters;
-  // null for no correction.
-  const Parameters* gradient_correction = nullptr;
-  // q-FedAvg: first evaluate the global model on the training data and
-  // report its mean loss as FitOutcome::initial_loss.
-  bool initial_loss = false;
-};
-
 struct FitOutcome {
   // update = local weights after training - `global`, same order and names.
   Parameters update;
@@ -50,9 +41,6 @@ struct FitOutcome {
   // The task's metrics over the last epoch (Task::MetricNames), measured on
   // each batch as it was trained.
   Metrics train_metrics;
-  // Mean loss of the global model on the training data, before training;
-  // NaN unless FitExtras::initial_loss asked for it.
-  double initial_loss = std::numeric_limits<double>::quiet_NaN();
 };
 
 struct EvalOutcome {
@@ -73,12 +61,15 @@ class Trainer {
   // `config.local_epochs` epochs at `config.batch_size` and
   // `config.learning_rate` (momentum and weight decay from `config`) on
   // `data`, and returns the update. `round` seeds the shuffle.
-  // InvalidArgument for a bad config or incompatible global weights or
-  // extras; Internal when LibTorch fails (with its message).
+  // `algorithms` (not owned) add to plain SGD through their training hooks
+  // (BeforeFirstStep, LossTerm, AfterBackward; client/client_algorithm.h),
+  // called in order; LocalClient calls the others.
+  // InvalidArgument for a bad config or incompatible global weights; a
+  // hook's error as it is; Internal when LibTorch fails (with its message).
   absl::StatusOr<FitOutcome> Fit(Model& model, const Parameters& global,
                                  const Dataset& data,
                                  const v1::FitConfig& config, uint32_t round,
-                                 const FitExtras& extras = {});
+                                 absl::Span<ClientAlgorithm* const> algorithms = {});
 
   // Evaluate computes the loss and the task's metrics of `model` as it is on
   // `data`.

@@ -16,32 +16,21 @@
 
 namespace shoal {
 
-// Well-known keys shared by strategies and the client library.
+// Well-known metrics shared by strategies and the client library. The
+// client halves of strategies are named in common/client_algorithms.h.
 //
-// kProximalMuKey (FitConfig.extra, number >= 0): FedProx's mu; the client
-// adds mu/2 * ||w - w_global||^2 to its local loss.
-inline constexpr char kProximalMuKey[] = "proximal_mu";
 // kStepsMetric (FitRes.metrics, integer): optimizer steps the client took,
 // which FedNova normalizes by.
 inline constexpr char kStepsMetric[] = "steps";
 // kTrainLossMetric (FitRes.metrics, number): mean local training loss.
 inline constexpr char kTrainLossMetric[] = "train_loss";
-// kReportInitialLossKey (FitConfig.extra, bool): asks the client to report
-// kInitialLossMetric, the mean loss of the global model on its training data
-// before it trains (q-FedAvg weighs clients by it).
-inline constexpr char kReportInitialLossKey[] = "report_initial_loss";
+// kInitialLossMetric (FitRes.metrics, number): the mean loss of the global
+// model on the client's training data before it trains (q-FedAvg's client
+// half reports it; the strategy weighs clients by it).
 inline constexpr char kInitialLossMetric[] = "initial_loss";
-// kScaffoldKey (FitConfig.extra, bool): SCAFFOLD local training. FitIns.aux
-// holds the server control variate c (same names and shapes as the model);
-// the client corrects every gradient by c - c_i, keeps its own control
-// variate c_i between rounds and returns its change in FitRes.aux.
-inline constexpr char kScaffoldKey[] = "scaffold";
-// kDpClipNormKey (FitConfig.extra, number > 0): differential privacy with
-// client-side clipping. The client scales its update down to this L2 norm
-// when it is longer, and reports kDpBelowClipMetric: 1 when the update was
-// already within the norm, else 0 (adaptive clipping estimates a quantile
-// of the norms from these bits).
-inline constexpr char kDpClipNormKey[] = "dp_clip_norm";
+// kDpBelowClipMetric (FitRes.metrics, integer): from client-side DP
+// clipping, 1 when the update was already within the clipping norm, else 0
+// (adaptive clipping estimates a quantile of the norms from these bits).
 inline constexpr char kDpBelowClipMetric[] = "dp_below_clip";
 
 // FitIns tells one client to train on the global model.

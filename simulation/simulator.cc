@@ -329,23 +329,23 @@ absl::StatusOr<FitRes> Simulator::TrainClient(int worker, uint64_t client, const
   trainer_options.seed = TrainerSeed(client);
   trainer_options.task = options_.task;
   SHOAL_ASSIGN_OR_RETURN(client::Trainer trainer, client::Trainer::Create(trainer_options));
-  Parameters control;
+  client::ClientAlgorithmState state;
   {
     absl::MutexLock lock(&mu_);
-    auto it = controls_.find(client);
-    if (it != controls_.end()) control = it->second;
+    auto it = algorithm_states_.find(client);
+    if (it != algorithm_states_.end()) state = it->second;
   }
   try {
     auto [train, holdout] = ClientSplit(client);
-    local.Assign(std::move(trainer), std::move(train), std::move(holdout), control);
+    local.Assign(std::move(trainer), std::move(train), std::move(holdout), std::move(state));
   } catch (const std::exception& e) {  // c10::Error, std::bad_alloc
     return absl::ResourceExhaustedError(
         absl::StrCat("cannot gather the client's examples: ", e.what()));
   }
   absl::StatusOr<FitRes> res = local.Fit(*ins.parameters, ins.config, ins.round, ins.aux.get());
-  if (res.ok() && !local.control().empty()) {
+  if (res.ok() && !local.algorithm_state().empty()) {
     absl::MutexLock lock(&mu_);
-    controls_[client] = local.control();
+    algorithm_states_[client] = local.algorithm_state();
   }
   return res;
 }

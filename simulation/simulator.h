@@ -5,8 +5,8 @@
 // worker threads, each with one model that the virtual clients take turns
 // on. A virtual client is a few bytes: its data, speed and availability are
 // recomputed from its index whenever it is asked; nothing of it stays in
-// memory between rounds (except SCAFFOLD's control variate, which a real
-// device would keep too).
+// memory between rounds (except the state of its client algorithms, such
+// as SCAFFOLD's control variate, which a real device would keep too).
 //
 // Simulated time: a sampled client that trains takes
 //   download + epochs * examples / speed + upload
@@ -36,6 +36,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "client/client_algorithm.h"
 #include "client/data/dataset.h"
 #include "client/model.h"
 #include "client/task.h"
@@ -172,8 +173,9 @@ class Simulator : public ClientPool, public RoundObserver {
   SimulatedRound current_ ABSL_GUARDED_BY(mu_);
   bool silent_failure_ ABSL_GUARDED_BY(mu_) = false;
   std::map<uint32_t, SimulatedRound> rounds_ ABSL_GUARDED_BY(mu_);
-  // SCAFFOLD's control variates, by client; only clients that ran SCAFFOLD.
-  std::map<uint64_t, Parameters> controls_ ABSL_GUARDED_BY(mu_);
+  // The state of each client's client algorithms (SCAFFOLD's control
+  // variate), by client; only clients that ran an algorithm that keeps one.
+  std::map<uint64_t, client::ClientAlgorithmState> algorithm_states_ ABSL_GUARDED_BY(mu_);
   // In-round progress.
   size_t asked_ ABSL_GUARDED_BY(mu_) = 0;
   size_t done_ ABSL_GUARDED_BY(mu_) = 0;

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/client_algorithms.h"
 #include "common/logging.h"
 #include "common/status.h"
 #include "common/types.h"
@@ -283,8 +284,11 @@ std::vector<FitInstruction> DifferentialPrivacy::ConfigureFit(
           : 1.0;
   std::vector<FitInstruction> plan = inner_->ConfigureFit(round, global, sampled);
   if (options_.clipping == Clipping::kClient) {
+    // First, so that the client clips before any inner algorithm sees the
+    // update (SCAFFOLD estimates c_i from the update the server receives).
     for (FitInstruction& ins : plan) {
-      (*ins.config.mutable_extra())[kDpClipNormKey].set_double_value(clip_norm_);
+      (*PrependClientAlgorithm(&ins.config, kDifferentialPrivacyAlgorithm)->mutable_params())
+          [kClipNormParam].set_double_value(clip_norm_);
     }
   }
   return plan;

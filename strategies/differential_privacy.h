@@ -7,8 +7,10 @@
 // Each round:
 //   1. every update is clipped to L2 norm C: by the server as results
 //      arrive ("server" clipping), or by each client before it uploads
-//      ("client" clipping: C travels in FitConfig.extra["dp_clip_norm"]; the
-//      server refuses an update longer than C);
+//      ("client" clipping: the round asks for the client half
+//      "differential_privacy" with param clip_norm = C,
+//      client/algorithms/differential_privacy.cc; the server refuses an
+//      update longer than C);
 //   2. the clipped updates are summed with equal weights (num_examples
 //      would let one client's weight, and so its influence, grow without
 //      bound), Gaussian noise N(0, (z C)^2) is added to the sum, and it is

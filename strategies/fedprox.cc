@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/client_algorithms.h"
 #include "common/status.h"
 #include "common/types.h"
 #include "strategies/params.h"
@@ -10,8 +11,9 @@ namespace shoal {
 namespace {
 
 FedAvgOptions WithMu(FedProxOptions options) {
-  (*options.fedavg.fit_config.mutable_extra())[kProximalMuKey].set_double_value(
-      options.proximal_mu);
+  // The client half, client/algorithms/fedprox.cc, adds the proximal term.
+  (*AddClientAlgorithm(&options.fedavg.fit_config, kFedProxAlgorithm)->mutable_params())
+      [kProximalMuParam].set_double_value(options.proximal_mu);
   return options.fedavg;
 }
 

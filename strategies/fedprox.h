@@ -1,8 +1,9 @@
 // FedProx (Li et al., "Federated Optimization in Heterogeneous Networks",
 // MLSys 2020): FedAvg whose clients minimize their loss plus
 // mu/2 * ||w - w_global||^2, which limits client drift on non-IID data. The
-// server side is FedAvg's; mu travels to the clients in the round config
-// (FitConfig.extra["proximal_mu"]) and the client library adds the term.
+// server side is FedAvg's; the round asks the clients for the client half
+// "fedprox" with param proximal_mu (client/algorithms/fedprox.cc), which
+// adds the term.
 #ifndef SHOAL_STRATEGIES_FEDPROX_H_
 #define SHOAL_STRATEGIES_FEDPROX_H_
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "common/client_algorithms.h"
 #include "common/status.h"
 #include "common/types.h"
 #include "strategies/aggregate.h"
@@ -16,7 +17,8 @@ namespace shoal {
 namespace {
 
 FedAvgOptions AskForInitialLoss(FedAvgOptions options) {
-  (*options.fit_config.mutable_extra())[kReportInitialLossKey].set_bool_value(true);
+  // The client half, client/algorithms/qfedavg.cc, reports the initial loss.
+  AddClientAlgorithm(&options.fit_config, kQFedAvgAlgorithm);
   return options;
 }
 

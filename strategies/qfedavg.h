@@ -4,8 +4,8 @@
 // across clients; q = 0 is FedAvg-like, larger q is fairer.
 //
 // Each sampled client reports F_k, the loss of the global model w on its
-// training data before it trains (the strategy asks for it through
-// FitConfig.extra["report_initial_loss"]), and its update u_k = w_k - w.
+// training data before it trains (the strategy asks for the client half
+// "qfedavg", client/algorithms/qfedavg.cc), and its update u_k = w_k - w.
 // With L = 1 / qffl_learning_rate (the paper's Lipschitz estimate):
 //   Delta_k = L F_k^q (w - w_k)
 //   h_k     = q F_k^(q-1) L^2 ||u_k||^2 + L F_k^q

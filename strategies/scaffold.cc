@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "common/client_algorithms.h"
 #include "common/status.h"
 #include "common/types.h"
 #include "strategies/aggregate.h"
@@ -16,7 +17,8 @@ namespace shoal {
 namespace {
 
 FedAvgOptions WithScaffold(FedAvgOptions options) {
-  (*options.fit_config.mutable_extra())[kScaffoldKey].set_bool_value(true);
+  // The client half, client/algorithms/scaffold.cc, keeps c_i.
+  AddClientAlgorithm(&options.fit_config, kScaffoldAlgorithm);
   return options;
 }
 

@@ -6,7 +6,8 @@
 // every fit task as the auxiliary tensors (FitIns::aux). Each client corrects
 // its gradients by c - c_i, keeps its own c_i, and returns its update
 // Delta y_i and the change of its control variate Delta c_i (FitRes::aux; the
-// client library does this: client/local_client.h). The server then sets
+// client half "scaffold" does this: client/algorithms/scaffold.cc). The
+// server then sets
 //   x <- x + eta_g * (num_examples-weighted mean of Delta y_i)
 //   c <- c + (|S| / N) * (mean of Delta c_i)
 // with |S| the clients that answered and N the population. The paper's

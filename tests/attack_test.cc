@@ -1,4 +1,4 @@
-#include "client/attack.h"
+#include "bench/attack.h"
 
 #include <ATen/ATen.h>
 
@@ -9,7 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace shoal::client {
+namespace shoal::bench {
 namespace {
 
 using ::testing::HasSubstr;
@@ -144,4 +144,4 @@ TEST(AttackTest, RefusesBadOptionsAndLeavesTheUpdateAlone) {
 }
 
 }  // namespace
-}  // namespace shoal::client
+}  // namespace shoal::bench

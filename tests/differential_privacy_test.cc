@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/client_algorithms.h"
 #include "common/types.h"
 #include "gtest/gtest.h"
 #include "strategies/registry.h"
@@ -85,7 +86,10 @@ TEST(DifferentialPrivacyTest, ClientClippingSendsTheNormAndRefusesLongerUpdates)
   auto global = testing::Global({0, 0}, {0});
   std::vector<FitInstruction> plan = dp->ConfigureFit(1, *global, {"a", "b"});
   ASSERT_EQ(plan.size(), 2u);
-  EXPECT_DOUBLE_EQ(plan[1].config.extra().at(kDpClipNormKey).double_value(), 1.0);
+  const v1::ClientAlgorithmConfig* clip =
+      FindClientAlgorithm(plan[1].config, kDifferentialPrivacyAlgorithm);
+  ASSERT_NE(clip, nullptr);
+  EXPECT_DOUBLE_EQ(clip->params().at(kClipNormParam).double_value(), 1.0);
   auto agg = dp->BeginAggregateFit(1, global);
   absl::Status refused = agg->Accept("cheat", testing::Update({3, 0}, {0}, 1));
   EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/client_algorithms.h"
 #include "common/files.h"
 #include "common/types.h"
 #include "gtest/gtest.h"
@@ -87,7 +88,9 @@ TEST(FedProxTest, SendsMuToEveryClientAndAggregatesLikeFedAvg) {
   std::vector<FitInstruction> plan = strategy->ConfigureFit(1, global, {"a", "b"});
   ASSERT_EQ(plan.size(), 2u);
   for (const FitInstruction& ins : plan) {
-    EXPECT_DOUBLE_EQ(ins.config.extra().at(kProximalMuKey).double_value(), 0.25);
+    const v1::ClientAlgorithmConfig* fedprox = FindClientAlgorithm(ins.config, kFedProxAlgorithm);
+    ASSERT_NE(fedprox, nullptr);
+    EXPECT_DOUBLE_EQ(fedprox->params().at(kProximalMuParam).double_value(), 0.25);
     EXPECT_DOUBLE_EQ(ins.config.learning_rate(), 0.1);
   }
   EXPECT_EQ(strategy->aggregation_kind(), AggregationKind::kWeightedSum);

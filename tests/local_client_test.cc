@@ -1,5 +1,6 @@
 // LocalClient: the strategy-specific parts of a client's round (SCAFFOLD's
-// control variate, q-FedAvg's initial loss) on top of the Trainer.
+// control variate, q-FedAvg's initial loss) on top of the Trainer, through
+// the built-in client algorithms.
 #include "client/local_client.h"
 
 #include <ATen/ATen.h>
@@ -7,6 +8,8 @@
 
 #include <memory>
 
+#include "client/client_algorithm_registry.h"
+#include "common/client_algorithms.h"
 #include "common/types.h"
 #include "gtest/gtest.h"
 
@@ -32,7 +35,7 @@ v1::FitConfig ScaffoldConfig(double lr) {
   config.set_local_epochs(1);
   config.set_batch_size(10);
   config.set_learning_rate(lr);
-  (*config.mutable_extra())[kScaffoldKey].set_bool_value(true);
+  AddClientAlgorithm(&config, kScaffoldAlgorithm);
   return config;
 }
 
@@ -66,17 +69,18 @@ TEST(LocalClientTest, ScaffoldReturnsControlChangeAndKeepsItsControlVariate) {
   const Parameters c2 = Filled(global, -0.02);
   absl::StatusOr<FitRes> r2 = client.Fit(global, ScaffoldConfig(lr), 2, &c2);
   ASSERT_TRUE(r2.ok()) << r2.status();
-  // The same round by a bare Trainer corrected by c2 - c_i.
-  Parameters correction;
-  for (size_t i = 0; i < global.size(); ++i) {
-    correction.Add(global.name(i), c2.tensor(i) - r1->aux.tensor(i));
-  }
+  ASSERT_EQ(client.algorithm_state().count(kScaffoldAlgorithm), 1u);
+  // The same round by a bare Trainer corrected by c2 - c_i, c_i = r1->aux.
   std::unique_ptr<Model> model = *CreateModel(*ParseModelSpec("logreg-1x28x28-10"), 3);
   Trainer trainer = *Trainer::Create(TrainerOptions{});
-  FitExtras extras;
-  extras.gradient_correction = &correction;
+  const v1::FitConfig config = ScaffoldConfig(lr);
+  absl::StatusOr<std::unique_ptr<ClientAlgorithm>> scaffold =
+      CreateClientAlgorithm(config.client_algorithms(0));
+  ASSERT_TRUE(scaffold.ok()) << scaffold.status();
+  Parameters control = r1->aux;
+  ASSERT_TRUE((*scaffold)->BeforeTraining(ClientRound{2, global, config, &c2}, &control).ok());
   absl::StatusOr<FitOutcome> bare =
-      trainer.Fit(*model, global, client.train_data(), ScaffoldConfig(lr), 2, extras);
+      trainer.Fit(*model, global, client.train_data(), config, 2, {scaffold->get()});
   ASSERT_TRUE(bare.ok()) << bare.status();
   for (size_t i = 0; i < global.size(); ++i) {
     EXPECT_TRUE(at::allclose(r2->update.tensor(i), bare->update.tensor(i), 1e-5, 1e-7))
@@ -97,21 +101,23 @@ TEST(LocalClientTest, PlainRoundsReturnNoAuxAndInitialLossOnRequest) {
   LocalClient client = MakeClient(5);
   const Parameters global = client.model().GetParameters().Clone();
   v1::FitConfig config = ScaffoldConfig(0.1);
-  config.mutable_extra()->erase(kScaffoldKey);
+  config.clear_client_algorithms();
   absl::StatusOr<FitRes> plain = client.Fit(global, config, 1);
   ASSERT_TRUE(plain.ok()) << plain.status();
   EXPECT_TRUE(plain->aux.empty());
   EXPECT_EQ(plain->metrics.count(kInitialLossMetric), 0u);
+  EXPECT_TRUE(client.algorithm_state().empty());
 
-  (*config.mutable_extra())[kReportInitialLossKey].set_bool_value(true);
+  v1::ClientAlgorithmConfig* qfedavg = AddClientAlgorithm(&config, kQFedAvgAlgorithm);
   absl::StatusOr<FitRes> asked = client.Fit(global, config, 1);
   ASSERT_TRUE(asked.ok()) << asked.status();
   EXPECT_GT(MetricAsDouble(asked->metrics.at(kInitialLossMetric)), 0);
 
-  (*config.mutable_extra())[kReportInitialLossKey].set_int_value(1);
+  (*qfedavg->mutable_params())["report"].set_bool_value(true);  // q-FedAvg takes no params
   absl::StatusOr<FitRes> bad = client.Fit(global, config, 1);
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find(kReportInitialLossKey), std::string::npos);
+  EXPECT_NE(bad.status().message().find("qfedavg"), std::string::npos);
+  EXPECT_NE(bad.status().message().find("report"), std::string::npos);
 }
 
 }  // namespace

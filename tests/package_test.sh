@@ -23,6 +23,8 @@ out=$("$work/edge_inference/edge_inference" --describe 2nn)
 
 custom=$work/custom_strategy/custom_shoal
 "$custom" strategies | grep -qx scaled_fedavg || fail "scaled_fedavg is not registered"
+# l2_fedavg: a strategy with a client half, both built against the package.
+"$custom" strategies | grep -qx l2_fedavg || fail "l2_fedavg is not registered"
 
 # A bad parameter is refused before anything starts, naming the key.
 py=/usr/bin/python3

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/client_algorithms.h"
 #include "common/types.h"
 #include "gtest/gtest.h"
 #include "strategies/registry.h"
@@ -50,7 +51,7 @@ TEST(QFedAvgTest, AsksClientsForTheirInitialLoss) {
   Parameters global = ParametersFromJson(json{{"w", {1.0}}, {"b", {2.0}}});
   std::vector<FitInstruction> plan = strategy->ConfigureFit(1, global, {"a", "b"});
   ASSERT_EQ(plan.size(), 2u);
-  EXPECT_TRUE(plan[0].config.extra().at(kReportInitialLossKey).bool_value());
+  EXPECT_NE(FindClientAlgorithm(plan[0].config, kQFedAvgAlgorithm), nullptr);
 }
 
 TEST(QFedAvgTest, ResultWithoutInitialLossIsRefused) {
@@ -88,7 +89,7 @@ TEST(ScaffoldTest, TwoRoundsMatchNumPyReference) {
     // Every client gets the server's control variate, as one shared object.
     ASSERT_NE(plan[0].aux, nullptr);
     EXPECT_EQ(plan[0].aux, plan.back().aux);
-    EXPECT_TRUE(plan[0].config.extra().at(kScaffoldKey).bool_value());
+    EXPECT_NE(FindClientAlgorithm(plan[0].config, kScaffoldAlgorithm), nullptr);
     ExpectNear(*plan[0].aux, r["control_in"]);
 
     auto agg = scaffold->BeginAggregateFit(round, global);

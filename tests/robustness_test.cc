@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "client/attack.h"
+#include "bench/attack.h"
 #include "client/trainer.h"
 #include "gtest/gtest.h"
 #include "spdlog/spdlog.h"
@@ -67,9 +67,9 @@ class RobustnessTest : public ::testing::Test {
   // Final test accuracy of `strategy` with the two attackers flipping x10
   // (or honest, with `attacked` false).
   static double FinalAccuracy(const std::string& strategy, bool attacked) {
-    client::AttackOptions attack;
+    AttackOptions attack;
     attack.mode =
-        attacked ? client::AttackMode::kSignFlip : client::AttackMode::kNone;
+        attacked ? AttackMode::kSignFlip : AttackMode::kNone;
     attack.scale = 10;
     absl::StatusOr<TrialResult> r = experiment_->Run(strategy, attack);
     EXPECT_TRUE(r.ok()) << r.status();

@@ -10,8 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "client/client_algorithm_registry.h"
 #include "client/data/dataset.h"
 #include "client/model.h"
+#include "common/client_algorithms.h"
 #include "common/parameters.h"
 #include "common/types.h"
 #include "gmock/gmock.h"
@@ -38,6 +40,25 @@ Trainer MustTrainer(uint64_t seed = 0) {
   absl::StatusOr<Trainer> trainer = Trainer::Create(options);
   EXPECT_TRUE(trainer.ok()) << trainer.status();
   return *std::move(trainer);
+}
+
+// Algorithm creates the built-in client algorithm `name` with no params, as
+// a client does for a round.
+std::unique_ptr<ClientAlgorithm> Algorithm(const std::string& name) {
+  v1::ClientAlgorithmConfig config;
+  config.set_name(name);
+  absl::StatusOr<std::unique_ptr<ClientAlgorithm>> algorithm = CreateClientAlgorithm(config);
+  EXPECT_TRUE(algorithm.ok()) << algorithm.status();
+  return *std::move(algorithm);
+}
+
+std::unique_ptr<ClientAlgorithm> FedProx(double mu) {
+  v1::ClientAlgorithmConfig config;
+  config.set_name(kFedProxAlgorithm);
+  (*config.mutable_params())[kProximalMuParam].set_double_value(mu);
+  absl::StatusOr<std::unique_ptr<ClientAlgorithm>> algorithm = CreateClientAlgorithm(config);
+  EXPECT_TRUE(algorithm.ok()) << algorithm.status();
+  return *std::move(algorithm);
 }
 
 v1::FitConfig Config(uint32_t epochs, uint32_t batch, double lr) {
@@ -353,8 +374,8 @@ TEST(TrainerTest, ProximalTermMatchesHandWrittenFedProxSteps) {
   const Parameters global = model->GetParameters().Clone();
   const double lr = 0.1, mu = 0.5;
   v1::FitConfig config = Config(2, 64, lr);  // two epochs of one full batch
-  (*config.mutable_extra())[kProximalMuKey].set_double_value(mu);
-  absl::StatusOr<FitOutcome> fit = trainer.Fit(*model, global, data, config, 1);
+  std::unique_ptr<ClientAlgorithm> fedprox = FedProx(mu);
+  absl::StatusOr<FitOutcome> fit = trainer.Fit(*model, global, data, config, 1, {fedprox.get()});
   ASSERT_TRUE(fit.ok()) << fit.status();
   ASSERT_EQ(fit->steps, 2);
 
@@ -388,40 +409,49 @@ TEST(TrainerTest, ProximalTermShrinksTheUpdateAndBadMuIsRefused) {
     std::unique_ptr<Model> model = MustCreate("2nn", 13);
     Trainer trainer = MustTrainer();
     const Parameters global = model->GetParameters().Clone();
-    v1::FitConfig config = Config(3, 32, 0.1);
-    if (mu >= 0) (*config.mutable_extra())[kProximalMuKey].set_double_value(mu);
-    absl::StatusOr<FitOutcome> fit = trainer.Fit(*model, global, data, config, 1);
+    std::vector<std::unique_ptr<ClientAlgorithm>> fedprox;
+    if (mu >= 0) fedprox.push_back(FedProx(mu));
+    std::vector<ClientAlgorithm*> hooks;
+    for (auto& a : fedprox) hooks.push_back(a.get());
+    absl::StatusOr<FitOutcome> fit = trainer.Fit(*model, global, data, Config(3, 32, 0.1), 1, hooks);
     EXPECT_TRUE(fit.ok()) << fit.status();
     double sq = 0;
     for (const at::Tensor& t : fit->update.tensors()) sq += t.pow(2).sum().item<double>();
     return std::sqrt(sq);
   };
-  const double plain = norm_with_mu(-1);  // no key: plain SGD
+  const double plain = norm_with_mu(-1);  // no FedProx: plain SGD
   EXPECT_DOUBLE_EQ(norm_with_mu(0), plain);
   EXPECT_LT(norm_with_mu(10), 0.8 * plain);
 
-  std::unique_ptr<Model> model = MustCreate("2nn", 13);
-  Trainer trainer = MustTrainer();
-  v1::FitConfig config = Config(1, 32, 0.1);
-  (*config.mutable_extra())[kProximalMuKey].set_double_value(-1);
-  absl::StatusOr<FitOutcome> fit =
-      trainer.Fit(*model, model->GetParameters().Clone(), data, config, 1);
-  ASSERT_FALSE(fit.ok());
-  EXPECT_NE(fit.status().message().find("proximal_mu"), std::string::npos);
+  v1::ClientAlgorithmConfig bad;
+  bad.set_name(kFedProxAlgorithm);
+  (*bad.mutable_params())[kProximalMuParam].set_double_value(-1);
+  absl::StatusOr<std::unique_ptr<ClientAlgorithm>> refused = CreateClientAlgorithm(bad);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("proximal_mu"), std::string::npos);
 }
 
 // SCAFFOLD's correction: with plain SGD and one full-batch step, adding g to
-// every gradient moves each weight by exactly -lr * g more.
+// every gradient moves each weight by exactly -lr * g more. In a client's
+// first round (c_i = 0) the correction is the server's c.
 TEST(TrainerTest, GradientCorrectionShiftsEachStepByLrTimesCorrection) {
   const Dataset data = SeparableData(64, 14);
   const double lr = 0.1;
   auto fit_with = [&](const Parameters* correction) {
     std::unique_ptr<Model> model = MustCreate("logreg", 14);
     Trainer trainer = MustTrainer();
-    FitExtras extras;
-    extras.gradient_correction = correction;
-    absl::StatusOr<FitOutcome> fit = trainer.Fit(
-        *model, model->GetParameters().Clone(), data, Config(1, 64, lr), 1, extras);
+    const Parameters global = model->GetParameters().Clone();
+    std::unique_ptr<ClientAlgorithm> scaffold = Algorithm(kScaffoldAlgorithm);
+    std::vector<ClientAlgorithm*> hooks;
+    if (correction != nullptr) {
+      Parameters control;
+      EXPECT_TRUE(
+          scaffold->BeforeTraining(ClientRound{1, global, Config(1, 64, lr), correction}, &control)
+              .ok());
+      hooks.push_back(scaffold.get());
+    }
+    absl::StatusOr<FitOutcome> fit = trainer.Fit(*model, global, data, Config(1, 64, lr), 1, hooks);
     EXPECT_TRUE(fit.ok()) << fit.status();
     return fit->update;
   };
@@ -441,13 +471,12 @@ TEST(TrainerTest, GradientCorrectionShiftsEachStepByLrTimesCorrection) {
 
   Parameters wrong;
   wrong.Add("nope", at::zeros({3}));
-  Trainer trainer = MustTrainer();
-  FitExtras extras;
-  extras.gradient_correction = &wrong;
-  absl::StatusOr<FitOutcome> refused = trainer.Fit(
-      *model, model->GetParameters().Clone(), data, Config(1, 64, lr), 1, extras);
+  Parameters control;
+  absl::Status refused = Algorithm(kScaffoldAlgorithm)
+                             ->BeforeTraining(ClientRound{1, like, Config(1, 64, lr), &wrong},
+                                              &control);
   ASSERT_FALSE(refused.ok());
-  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("gradient correction"));
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("server control variate"));
 }
 
 TEST(TrainerTest, InitialLossIsTheGlobalModelsLossBeforeTraining) {
@@ -457,16 +486,17 @@ TEST(TrainerTest, InitialLossIsTheGlobalModelsLossBeforeTraining) {
   const Parameters global = model->GetParameters().Clone();
   absl::StatusOr<EvalOutcome> before = trainer.Evaluate(*model, data);
   ASSERT_TRUE(before.ok());
-  FitExtras extras;
-  extras.initial_loss = true;
-  absl::StatusOr<FitOutcome> fit = trainer.Fit(*model, global, data, Config(2, 10, 0.1), 1, extras);
+  std::unique_ptr<ClientAlgorithm> qfedavg = Algorithm(kQFedAvgAlgorithm);
+  const v1::FitConfig config = Config(2, 10, 0.1);
+  absl::StatusOr<FitOutcome> fit = trainer.Fit(*model, global, data, config, 1, {qfedavg.get()});
   ASSERT_TRUE(fit.ok()) << fit.status();
-  EXPECT_NEAR(fit->initial_loss, before->loss, 1e-6);
-  EXPECT_LT(fit->train_loss, fit->initial_loss);
-
-  absl::StatusOr<FitOutcome> plain = trainer.Fit(*model, global, data, Config(1, 10, 0.1), 1);
-  ASSERT_TRUE(plain.ok());
-  EXPECT_TRUE(std::isnan(plain->initial_loss));
+  Parameters state;
+  FitRes res;
+  ASSERT_TRUE(qfedavg->AfterTraining(ClientRound{1, global, config, nullptr}, *fit, &state, &res)
+                  .ok());
+  const double initial_loss = MetricAsDouble(res.metrics.at(kInitialLossMetric));
+  EXPECT_NEAR(initial_loss, before->loss, 1e-6);
+  EXPECT_LT(fit->train_loss, initial_loss);
 }
 
 }  // namespace

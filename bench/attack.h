@@ -1,9 +1,10 @@
 // Model poisoning: a client that sends a corrupted update instead of the one
 // it trained, so that researchers can measure how a strategy copes with
 // Byzantine clients (docs/strategies.md, "Robustness to poisoned clients").
-// Only ever switched on deliberately (`shoal client --attack MODE`).
-#ifndef SHOAL_CLIENT_ATTACK_H_
-#define SHOAL_CLIENT_ATTACK_H_
+// Not part of the edge client: the robustness bench and its test apply it
+// to the results of in-process clients (bench/robustness.cc).
+#ifndef SHOAL_BENCH_ATTACK_H_
+#define SHOAL_BENCH_ATTACK_H_
 
 #include <cstdint>
 #include <optional>
@@ -14,7 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "common/types.h"
 
-namespace shoal::client {
+namespace shoal::bench {
 
 enum class AttackMode {
   kNone,      // the honest update
@@ -64,6 +65,6 @@ absl::StatusOr<AttackOptions> ParseAttackOptions(absl::string_view mode,
 absl::Status ApplyAttack(const AttackOptions& options, uint32_t round,
                          FitRes* res);
 
-}  // namespace shoal::client
+}  // namespace shoal::bench
 
-#endif  // SHOAL_CLIENT_ATTACK_H_
+#endif  // SHOAL_BENCH_ATTACK_H_

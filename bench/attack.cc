@@ -1,4 +1,4 @@
-#include "client/attack.h"
+#include "bench/attack.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -9,7 +9,7 @@
 #include "common/random.h"
 #include "common/status.h"
 
-namespace shoal::client {
+namespace shoal::bench {
 
 absl::StatusOr<AttackMode> ParseAttackMode(absl::string_view name) {
   if (name == "none") return AttackMode::kNone;
@@ -99,4 +99,4 @@ absl::Status ApplyAttack(const AttackOptions& options, uint32_t round,
   return absl::OkStatus();
 }
 
-}  // namespace shoal::client
+}  // namespace shoal::bench
