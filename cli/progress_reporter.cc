@@ -9,21 +9,15 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/files.h"
+#include "common/json_fields.h"
 #include "common/logging.h"
 #include "common/status.h"
+#include "server/round_json.h"
 
 namespace shoal::cli {
 namespace {
 
 using nlohmann::json;
-
-json MetricsToJson(const Metrics& metrics) {
-  json out = json::object();
-  for (const auto& [k, v] : metrics) {
-    std::visit([&, key = k](auto x) { out[key] = x; }, v);
-  }
-  return out;
-}
 
 // " | name value" pairs for the progress line, e.g. " | dp_epsilon 1.23".
 std::string MetricsText(const Metrics& metrics) {
@@ -66,10 +60,7 @@ std::set<std::string> Keys(const json& rounds, const std::string& field) {
 
 }  // namespace
 
-double Accuracy(const EvaluateRes& res) {
-  auto it = res.metrics.find("accuracy");
-  return it == res.metrics.end() ? NAN : MetricAsDouble(it->second);
-}
+double Accuracy(const EvaluateRes& res) { return EvaluateAccuracy(res); }
 
 ProgressReporter::ProgressReporter(const ExperimentConfig& config, std::string output_dir)
     : config_(config), dir_(std::move(output_dir)), start_(absl::Now()) {}
@@ -173,30 +164,8 @@ absl::Status ProgressReporter::Write() {
 }
 
 json ProgressReporter::ToJson(const RoundRecord& r) const {
-  json failures = json::array();
-  for (const ClientFailure& f : r.failures) {
-    failures.push_back({{"client", f.client_id}, {"error", std::string(f.status.message())}});
-  }
-  auto num = [](double d) { return std::isfinite(d) ? json(d) : json(nullptr); };
-  json out{{"round", r.round},
-           {"sampled", r.sampled},
-           {"answered", r.answered},
-           {"failed", r.failures.size()},
-           {"model_version", r.model_version},
-           {"model_updated", r.model_updated},
-           {"train_loss", num(r.train_loss)},
-           {"train_examples", r.train_examples},
-           {"test_loss", r.server_eval ? num(r.server_eval->loss) : json(nullptr)},
-           {"test_accuracy", r.server_eval ? num(Accuracy(*r.server_eval)) : json(nullptr)},
-           {"federated_loss", r.federated_eval ? num(r.federated_eval->loss) : json(nullptr)},
-           {"federated_accuracy",
-            r.federated_eval ? num(Accuracy(*r.federated_eval)) : json(nullptr)},
-           {"seconds", r.seconds},
-           {"failures", failures},
-           {"strategy_metrics", MetricsToJson(r.strategy_metrics)},
-           {"note", r.note}};
+  json out = RoundRecordToJson(r);
   if (extras_ && r.round > 0) out[extras_key_] = MetricsToJson(extras_(r.round));
-  if (!r.secagg.empty()) out["secure_aggregation"] = MetricsToJson(r.secagg);
   return out;
 }
 
