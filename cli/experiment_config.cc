@@ -2,19 +2,17 @@
 
 #include <cmath>
 #include <limits>
-#include <set>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "client/data/dataset.h"
 #include "client/dataset_evaluator.h"
 #include "client/model.h"
 #include "common/files.h"
 #include "common/json.h"
+#include "common/json_fields.h"
 #include "common/logging.h"
 #include "common/net_address.h"
-#include "common/quote.h"
 #include "common/status.h"
 #include "strategies/registry.h"
 
@@ -23,105 +21,11 @@ namespace {
 
 using nlohmann::json;
 
-// Section reads one JSON object, remembering its dotted path for errors.
-class Section {
- public:
-  Section(const json& obj, std::string path) : obj_(obj), path_(std::move(path)) {}
-
-  absl::Status Expect(const std::vector<std::string>& known) const {
-    if (!obj_.is_object()) {
-      return absl::InvalidArgumentError(absl::StrCat(Where(""), " must be an object"));
-    }
-    const std::set<std::string> allowed(known.begin(), known.end());
-    for (const auto& [key, value] : obj_.items()) {
-      if (allowed.count(key) == 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "unknown key ", QuoteForMessage(Key(key), 80), " (known: ", absl::StrJoin(known, ", "),
-            ")"));
-      }
-    }
-    return absl::OkStatus();
-  }
-
-  bool Has(const std::string& key) const { return obj_.contains(key); }
-  Section Child(const std::string& key) const {
-    return Section(obj_.at(key), Key(key));
-  }
-  const json& Raw(const std::string& key) const { return obj_.at(key); }
-  const std::string& path() const { return path_; }
-
-  absl::Status Number(const std::string& key, double lo, double hi, double* out,
-                      bool lo_open = false) const {
-    if (!Has(key)) return absl::OkStatus();
-    const json& v = obj_.at(key);
-    if (!v.is_number()) return TypeError(key, "a number");
-    const double d = v.get<double>();
-    if (!std::isfinite(d) || d < lo || d > hi || (lo_open && d == lo)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "'", Key(key), "' = ", d, " is out of range ", lo_open ? "(" : "[", lo,
-          ", ", hi, "]"));
-    }
-    *out = d;
-    return absl::OkStatus();
-  }
-
-  template <typename Int>
-  absl::Status Integer(const std::string& key, int64_t lo, int64_t hi, Int* out) const {
-    if (!Has(key)) return absl::OkStatus();
-    const json& v = obj_.at(key);
-    if (!v.is_number_integer()) return TypeError(key, "an integer");
-    const int64_t i = v.is_number_unsigned()
-                          ? static_cast<int64_t>(std::min<uint64_t>(
-                                v.get<uint64_t>(), std::numeric_limits<int64_t>::max()))
-                          : v.get<int64_t>();
-    if (i < lo || i > hi) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "'", Key(key), "' = ", i, " is out of range [", lo, ", ", hi, "]"));
-    }
-    *out = static_cast<Int>(i);
-    return absl::OkStatus();
-  }
-
-  absl::Status String(const std::string& key, std::string* out) const {
-    if (!Has(key)) return absl::OkStatus();
-    if (!obj_.at(key).is_string()) return TypeError(key, "a string");
-    *out = obj_.at(key).get<std::string>();
-    if (out->empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("'", Key(key), "' is empty"));
-    }
-    return absl::OkStatus();
-  }
-
-  absl::Status Bool(const std::string& key, bool* out) const {
-    if (!Has(key)) return absl::OkStatus();
-    if (!obj_.at(key).is_boolean()) return TypeError(key, "true or false");
-    *out = obj_.at(key).get<bool>();
-    return absl::OkStatus();
-  }
-
-  std::string Key(const std::string& key) const {
-    return path_.empty() ? key : absl::StrCat(path_, ".", key);
-  }
- private:
-  std::string Where(const std::string& key) const {
-    return path_.empty() ? std::string("the config") : absl::StrCat("'", path_, "'");
-  }
-  absl::Status TypeError(const std::string& key, const char* want) const {
-    return absl::InvalidArgumentError(
-        absl::StrCat("'", Key(key), "' must be ", want, ", got ",
-                     JsonForMessage(obj_.at(key))));
-  }
-
-  const json& obj_;
-  std::string path_;
-};
-
 constexpr int64_t kMaxInt = std::numeric_limits<int32_t>::max();
 
-absl::Status ParseDistribution(const Section& d, simulation::Distribution* out) {
-  SHOAL_RETURN_IF_ERROR(d.Expect({"distribution", "value", "min", "max", "median", "sigma"}));
+absl::Status ParseDistribution(JsonFields d, simulation::Distribution* out) {
   std::string kind = simulation::DistributionKindName(out->kind);
-  SHOAL_RETURN_IF_ERROR(d.String("distribution", &kind));
+  SHOAL_RETURN_IF_ERROR(d.NonEmptyString("distribution", &kind));
   absl::StatusOr<simulation::Distribution::Kind> parsed = simulation::ParseDistributionKind(kind);
   if (!parsed.ok()) return Annotate(parsed.status(), d.Key("distribution"));
   out->kind = *parsed;
@@ -131,13 +35,13 @@ absl::Status ParseDistribution(const Section& d, simulation::Distribution* out) 
   SHOAL_RETURN_IF_ERROR(d.Number("max", 0, kBig, &out->max, true));
   SHOAL_RETURN_IF_ERROR(d.Number("median", 0, kBig, &out->median, true));
   SHOAL_RETURN_IF_ERROR(d.Number("sigma", 0, 10, &out->sigma));
+  SHOAL_RETURN_IF_ERROR(d.Finish());
   return out->Validate(d.path());
 }
 
-absl::Status ParseAvailability(const Section& a, simulation::AvailabilityOptions* out) {
-  SHOAL_RETURN_IF_ERROR(a.Expect({"kind", "probability", "period_s", "online_fraction"}));
+absl::Status ParseAvailability(JsonFields a, simulation::AvailabilityOptions* out) {
   std::string kind = simulation::AvailabilityKindName(out->kind);
-  SHOAL_RETURN_IF_ERROR(a.String("kind", &kind));
+  SHOAL_RETURN_IF_ERROR(a.NonEmptyString("kind", &kind));
   absl::StatusOr<simulation::AvailabilityOptions::Kind> parsed =
       simulation::ParseAvailabilityKind(kind);
   if (!parsed.ok()) return Annotate(parsed.status(), a.Key("kind"));
@@ -145,44 +49,40 @@ absl::Status ParseAvailability(const Section& a, simulation::AvailabilityOptions
   SHOAL_RETURN_IF_ERROR(a.Number("probability", 0, 1, &out->probability, true));
   SHOAL_RETURN_IF_ERROR(a.Number("period_s", 0, 1e9, &out->period_s, true));
   SHOAL_RETURN_IF_ERROR(a.Number("online_fraction", 0, 1, &out->online_fraction, true));
+  SHOAL_RETURN_IF_ERROR(a.Finish());
   return Annotate(out->Validate(), a.path());
 }
 
-absl::Status ParseSimulation(const Section& root, ExperimentConfig& c) {
+absl::Status ParseSimulation(JsonFields& root, ExperimentConfig& c) {
   SimulationConfig& sim = c.simulation;
   sim.options.seed = c.seed;
   sim.population.seed = c.seed;
   sim.options.holdout_fraction = c.holdout_fraction;
   if (!root.Has("simulation")) return absl::OkStatus();
-  Section s = root.Child("simulation");
-  SHOAL_RETURN_IF_ERROR(s.Expect({"clients", "examples_per_client", "workers", "speed",
-                                  "availability", "trace", "trace_period_s",
-                                  "dropout_fraction", "bandwidth_mbps", "deadline_s"}));
+  SHOAL_ASSIGN_OR_RETURN(JsonFields s, root.Object("simulation"));
   SHOAL_RETURN_IF_ERROR(s.Integer("clients", 1, int64_t{1} << 32, &sim.clients));
   SHOAL_RETURN_IF_ERROR(s.Integer("examples_per_client", 1, int64_t{1} << 31,
                                   &sim.examples_per_client));
   SHOAL_RETURN_IF_ERROR(s.Integer("workers", 0, 1024, &sim.options.workers));
   if (s.Has("speed")) {
-    SHOAL_RETURN_IF_ERROR(ParseDistribution(s.Child("speed"), &sim.population.speed));
+    SHOAL_ASSIGN_OR_RETURN(JsonFields speed, s.Object("speed"));
+    SHOAL_RETURN_IF_ERROR(ParseDistribution(std::move(speed), &sim.population.speed));
   }
   if (s.Has("availability")) {
-    SHOAL_RETURN_IF_ERROR(
-        ParseAvailability(s.Child("availability"), &sim.population.availability));
+    SHOAL_ASSIGN_OR_RETURN(JsonFields availability, s.Object("availability"));
+    SHOAL_RETURN_IF_ERROR(ParseAvailability(std::move(availability), &sim.population.availability));
   }
-  SHOAL_RETURN_IF_ERROR(s.String("trace", &sim.population.trace_path));
+  SHOAL_RETURN_IF_ERROR(s.NonEmptyString("trace", &sim.population.trace_path));
   SHOAL_RETURN_IF_ERROR(s.Number("trace_period_s", 0, 1e9, &sim.population.trace_period_s));
   SHOAL_RETURN_IF_ERROR(s.Number("dropout_fraction", 0, 0.999, &sim.options.dropout_fraction));
   SHOAL_RETURN_IF_ERROR(s.Number("bandwidth_mbps", 0, 1e6, &sim.options.bandwidth_mbps));
   SHOAL_RETURN_IF_ERROR(s.Number("deadline_s", 0, 1e9, &sim.options.deadline_s));
-  return absl::OkStatus();
+  return s.Finish();
 }
 
-absl::Status ParseSecureAggregation(const Section& root, SecureAggregationOptions& out) {
+absl::Status ParseSecureAggregation(JsonFields& root, SecureAggregationOptions& out) {
   if (!root.Has("secure_aggregation")) return absl::OkStatus();
-  Section s = root.Child("secure_aggregation");
-  SHOAL_RETURN_IF_ERROR(s.Expect({"enabled", "clip", "bits", "modulus_bits", "max_weight",
-                                  "dropout_rate", "adversary_rate", "security_bits",
-                                  "correctness_bits", "stage_timeout_s"}));
+  SHOAL_ASSIGN_OR_RETURN(JsonFields s, root.Object("secure_aggregation"));
   out.enabled = true;  // a section turns it on unless it says otherwise
   SHOAL_RETURN_IF_ERROR(s.Bool("enabled", &out.enabled));
   SHOAL_RETURN_IF_ERROR(s.Number("clip", 0, 1e6, &out.encoding.values.clip, true));
@@ -199,13 +99,14 @@ absl::Status ParseSecureAggregation(const Section& root, SecureAggregationOption
   double stage_s = absl::ToDoubleSeconds(out.stage_timeout);
   SHOAL_RETURN_IF_ERROR(s.Number("stage_timeout_s", 0, 1e6, &stage_s, true));
   out.stage_timeout = absl::Seconds(stage_s);
+  SHOAL_RETURN_IF_ERROR(s.Finish());
   // Options are checked together (e.g. codes that cannot fit the modulus).
   return out.Validate();
 }
 
 // ReadDims reads `key` of `s` as a list of 1 to `max_len` integers in
 // [lo, hi].
-absl::Status ReadDims(const Section& s, const std::string& key, size_t max_len, int64_t lo,
+absl::Status ReadDims(JsonFields& s, const std::string& key, size_t max_len, int64_t lo,
                       int64_t hi, std::vector<int64_t>* out) {
   if (!s.Has(key)) return absl::OkStatus();
   const json& v = s.Raw(key);
@@ -227,7 +128,7 @@ absl::Status ReadDims(const Section& s, const std::string& key, size_t max_len, 
 }
 
 // ReadNumbers reads `key` of `s` as one number or a list of 1 to 4096.
-absl::Status ReadNumbers(const Section& s, const std::string& key, std::vector<double>* out) {
+absl::Status ReadNumbers(JsonFields& s, const std::string& key, std::vector<double>* out) {
   const json& v = s.Raw(key);
   const json list = v.is_array() ? v : json::array({v});
   if (list.empty() || list.size() > 4096) {
@@ -246,11 +147,11 @@ absl::Status ReadNumbers(const Section& s, const std::string& key, std::vector<d
 }
 
 // ParseModel reads "model": a name or path, or an object.
-absl::Status ParseModel(const Section& root, ExperimentConfig& c) {
+absl::Status ParseModel(JsonFields& root, ExperimentConfig& c) {
   if (!root.Has("model")) return absl::OkStatus();
   if (root.Raw("model").is_string()) {
     std::string text;
-    SHOAL_RETURN_IF_ERROR(root.String("model", &text));
+    SHOAL_RETURN_IF_ERROR(root.NonEmptyString("model", &text));
     SHOAL_ASSIGN_OR_RETURN(c.model, Annotate(client::ParseModelSpec(text), "'model'"));
     return absl::OkStatus();
   }
@@ -260,15 +161,14 @@ absl::Status ParseModel(const Section& root, ExperimentConfig& c) {
                      "object, got ",
                      JsonForMessage(root.Raw("model"))));
   }
-  Section m = root.Child("model");
-  SHOAL_RETURN_IF_ERROR(m.Expect({"name", "path", "hidden", "input_shape", "outputs"}));
+  SHOAL_ASSIGN_OR_RETURN(JsonFields m, root.Object("model"));
   if (m.Has("name") == m.Has("path")) {
     return absl::InvalidArgumentError(
         "'model' needs either a built-in \"name\" or a TorchScript \"path\", e.g. "
         "{\"name\": \"mlp\", \"hidden\": [64, 32]}");
   }
   std::string text;
-  SHOAL_RETURN_IF_ERROR(m.String(m.Has("name") ? "name" : "path", &text));
+  SHOAL_RETURN_IF_ERROR(m.NonEmptyString(m.Has("name") ? "name" : "path", &text));
   SHOAL_ASSIGN_OR_RETURN(c.model, Annotate(client::ParseModelSpec(text), "'model'"));
   if (m.Has("hidden") && c.model.name != "mlp") {
     return absl::InvalidArgumentError("'model.hidden' applies to the \"mlp\" model only");
@@ -276,16 +176,15 @@ absl::Status ParseModel(const Section& root, ExperimentConfig& c) {
   SHOAL_RETURN_IF_ERROR(ReadDims(m, "hidden", 16, 1, 1 << 20, &c.model.hidden));
   SHOAL_RETURN_IF_ERROR(ReadDims(m, "input_shape", 8, 1, 1 << 20, &c.model.input_shape));
   SHOAL_RETURN_IF_ERROR(m.Integer("outputs", 1, 1 << 20, &c.model.outputs));
-  return absl::OkStatus();
+  return m.Finish();
 }
 
 // ParseTask reads "task".
-absl::Status ParseTask(const Section& root, ExperimentConfig& c) {
+absl::Status ParseTask(JsonFields& root, ExperimentConfig& c) {
   if (!root.Has("task")) return absl::OkStatus();
-  Section t = root.Child("task");
-  SHOAL_RETURN_IF_ERROR(t.Expect({"kind", "loss", "num_classes"}));
+  SHOAL_ASSIGN_OR_RETURN(JsonFields t, root.Object("task"));
   std::string kind = client::TaskKindName(c.task.kind);
-  SHOAL_RETURN_IF_ERROR(t.String("kind", &kind));
+  SHOAL_RETURN_IF_ERROR(t.NonEmptyString("kind", &kind));
   SHOAL_ASSIGN_OR_RETURN(c.task.kind, Annotate(client::ParseTaskKind(kind), "'task.kind'"));
   if (t.Has("loss")) {
     if (c.task.kind != client::TaskKind::kRegression) {
@@ -294,16 +193,16 @@ absl::Status ParseTask(const Section& root, ExperimentConfig& c) {
           "multilabel on binary cross-entropy)");
     }
     std::string loss;
-    SHOAL_RETURN_IF_ERROR(t.String("loss", &loss));
+    SHOAL_RETURN_IF_ERROR(t.NonEmptyString("loss", &loss));
     SHOAL_ASSIGN_OR_RETURN(c.task.regression_loss,
                            Annotate(client::ParseRegressionLoss(loss), "'task.loss'"));
   }
   SHOAL_RETURN_IF_ERROR(t.Integer("num_classes", 1, 1 << 20, &c.num_classes));
-  return absl::OkStatus();
+  return t.Finish();
 }
 
 // ReadNames reads `key` of `s` as one string or a list of 1 to 100,000.
-absl::Status ReadNames(const Section& s, const std::string& key, std::vector<std::string>* out) {
+absl::Status ReadNames(JsonFields& s, const std::string& key, std::vector<std::string>* out) {
   if (!s.Has(key)) return absl::OkStatus();
   const json& v = s.Raw(key);
   const json list = v.is_array() ? v : json::array({v});
@@ -323,38 +222,35 @@ absl::Status ReadNames(const Section& s, const std::string& key, std::vector<std
 }
 
 // ParseCsv reads "data.csv".
-absl::Status ParseCsv(const Section& d, client::CsvOptions& out) {
+absl::Status ParseCsv(JsonFields& d, client::CsvOptions& out) {
   if (!d.Has("csv")) return absl::OkStatus();
-  Section c = d.Child("csv");
-  SHOAL_RETURN_IF_ERROR(c.Expect({"target", "ignore", "skip_lines", "header", "column_names",
-                                  "delimiter", "targets_file"}));
+  SHOAL_ASSIGN_OR_RETURN(JsonFields c, d.Object("csv"));
   SHOAL_RETURN_IF_ERROR(ReadNames(c, "target", &out.target_columns));
   SHOAL_RETURN_IF_ERROR(ReadNames(c, "ignore", &out.ignore_columns));
   SHOAL_RETURN_IF_ERROR(c.Integer("skip_lines", 0, 1 << 20, &out.skip_lines));
   SHOAL_RETURN_IF_ERROR(c.Bool("header", &out.header));
   SHOAL_RETURN_IF_ERROR(ReadNames(c, "column_names", &out.column_names));
   std::string delimiter(1, out.delimiter);
-  SHOAL_RETURN_IF_ERROR(c.String("delimiter", &delimiter));
+  SHOAL_RETURN_IF_ERROR(c.NonEmptyString("delimiter", &delimiter));
   if (delimiter.size() != 1 || delimiter == "\"" || delimiter == "\n" || delimiter == "\r") {
     return absl::InvalidArgumentError(
         "'data.csv.delimiter' must be one character (\",\", \";\", \"\\t\", or \" \" for runs of "
         "spaces)");
   }
   out.delimiter = delimiter[0];
-  SHOAL_RETURN_IF_ERROR(c.String("targets_file", &out.targets_path));
+  SHOAL_RETURN_IF_ERROR(c.NonEmptyString("targets_file", &out.targets_path));
   if (!out.column_names.empty() && out.header) {
     return absl::InvalidArgumentError(
         "'data.csv.column_names' names the columns of a file without a header: set "
         "\"header\": false");
   }
-  return absl::OkStatus();
+  return c.Finish();
 }
 
 // ParseImages reads "data.image".
-absl::Status ParseImages(const Section& d, client::ImageFolderOptions& out) {
+absl::Status ParseImages(JsonFields& d, client::ImageFolderOptions& out) {
   if (!d.Has("image")) return absl::OkStatus();
-  Section i = d.Child("image");
-  SHOAL_RETURN_IF_ERROR(i.Expect({"height", "width", "channels", "resize"}));
+  SHOAL_ASSIGN_OR_RETURN(JsonFields i, d.Object("image"));
   SHOAL_RETURN_IF_ERROR(i.Integer("height", 1, 8192, &out.height));
   SHOAL_RETURN_IF_ERROR(i.Integer("width", 1, 8192, &out.width));
   SHOAL_RETURN_IF_ERROR(i.Integer("channels", 1, 3, &out.channels));
@@ -362,12 +258,12 @@ absl::Status ParseImages(const Section& d, client::ImageFolderOptions& out) {
     return absl::InvalidArgumentError("'data.image.channels' must be 1 (gray) or 3 (RGB)");
   }
   SHOAL_RETURN_IF_ERROR(i.Bool("resize", &out.resize));
-  return absl::OkStatus();
+  return i.Finish();
 }
 
 // ParseNormalization reads "data.normalize": "none", "auto", or
 // {"mean": ..., "std": ...}.
-absl::Status ParseNormalization(const Section& d, client::Normalization& out) {
+absl::Status ParseNormalization(JsonFields& d, client::Normalization& out) {
   if (!d.Has("normalize")) return absl::OkStatus();
   using Mode = client::Normalization::Mode;
   const json& v = d.Raw("normalize");
@@ -384,14 +280,14 @@ absl::Status ParseNormalization(const Section& d, client::Normalization& out) {
         "'data.normalize' must be \"none\", \"auto\" or {\"mean\": ..., \"std\": ...}, got ",
         JsonForMessage(v)));
   }
-  Section n = d.Child("normalize");
-  SHOAL_RETURN_IF_ERROR(n.Expect({"mean", "std"}));
+  SHOAL_ASSIGN_OR_RETURN(JsonFields n, d.Object("normalize"));
   if (!n.Has("mean") || !n.Has("std")) {
     return absl::InvalidArgumentError("'data.normalize' needs both \"mean\" and \"std\"");
   }
   out.mode = Mode::kGiven;
   SHOAL_RETURN_IF_ERROR(ReadNumbers(n, "mean", &out.mean));
   SHOAL_RETURN_IF_ERROR(ReadNumbers(n, "std", &out.std));
+  SHOAL_RETURN_IF_ERROR(n.Finish());
   if (out.mean.size() != out.std.size()) {
     return absl::InvalidArgumentError(absl::StrCat("'data.normalize' has ", out.mean.size(),
                                                    " means but ", out.std.size(), " stds"));
@@ -405,13 +301,10 @@ absl::Status ParseNormalization(const Section& d, client::Normalization& out) {
   return absl::OkStatus();
 }
 
-absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
-  SHOAL_RETURN_IF_ERROR(root.Expect({"name", "seed", "rounds", "model", "strategy",
-                                     "privacy", "secure_aggregation", "fit", "sampling",
-                                     "timeouts", "data", "server", "simulation",
-                                     "target_accuracy", "task"}));
+absl::Status ParseSections(JsonFields& root, ExperimentConfig& c) {
+  if (!root.object().is_object()) return root.Finish();  // "the config must be an object"
   SHOAL_RETURN_IF_ERROR(ParseSecureAggregation(root, c.coordinator.secure_aggregation));
-  SHOAL_RETURN_IF_ERROR(root.String("name", &c.name));
+  SHOAL_RETURN_IF_ERROR(root.NonEmptyString("name", &c.name));
   SHOAL_RETURN_IF_ERROR(root.Integer("seed", 0, std::numeric_limits<int64_t>::max(), &c.seed));
   SHOAL_RETURN_IF_ERROR(root.Integer("rounds", 1, kMaxRounds, &c.coordinator.num_rounds));
   SHOAL_RETURN_IF_ERROR(root.Number("target_accuracy", 0, 1, &c.coordinator.target_accuracy));
@@ -437,9 +330,7 @@ absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
   }
 
   if (root.Has("fit")) {
-    Section fit = root.Child("fit");
-    SHOAL_RETURN_IF_ERROR(fit.Expect(
-        {"local_epochs", "batch_size", "learning_rate", "momentum", "weight_decay"}));
+    SHOAL_ASSIGN_OR_RETURN(JsonFields fit, root.Object("fit"));
     uint32_t epochs = c.fit.local_epochs(), batch = c.fit.batch_size();
     double lr = c.fit.learning_rate(), momentum = c.fit.momentum(),
            wd = c.fit.weight_decay();
@@ -453,13 +344,11 @@ absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
     c.fit.set_learning_rate(lr);
     c.fit.set_momentum(momentum);
     c.fit.set_weight_decay(wd);
+    SHOAL_RETURN_IF_ERROR(fit.Finish());
   }
 
   if (root.Has("sampling")) {
-    Section s = root.Child("sampling");
-    SHOAL_RETURN_IF_ERROR(
-        s.Expect({"fraction_fit", "min_fit_clients", "min_available_clients",
-                  "max_examples_per_client"}));
+    SHOAL_ASSIGN_OR_RETURN(JsonFields s, root.Object("sampling"));
     SHOAL_RETURN_IF_ERROR(
         s.Number("fraction_fit", 0, 1, &c.coordinator.sampling.fraction, true));
     SHOAL_RETURN_IF_ERROR(s.Integer("min_fit_clients", 1, kMaxInt, &c.coordinator.min_fit_clients));
@@ -470,32 +359,29 @@ absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
     SHOAL_RETURN_IF_ERROR(s.Integer("max_examples_per_client", 0,
                                     int64_t{1} << 53,
                                     &c.coordinator.max_examples_per_client));
+    SHOAL_RETURN_IF_ERROR(s.Finish());
   }
 
   if (root.Has("timeouts")) {
-    Section t = root.Child("timeouts");
-    SHOAL_RETURN_IF_ERROR(t.Expect({"round_s", "wait_for_clients_s"}));
+    SHOAL_ASSIGN_OR_RETURN(JsonFields t, root.Object("timeouts"));
     double round_s = absl::ToDoubleSeconds(c.coordinator.round_timeout);
     double wait_s = absl::ToDoubleSeconds(c.coordinator.wait_for_clients_timeout);
     SHOAL_RETURN_IF_ERROR(t.Number("round_s", 0, 86400, &round_s, true));
     SHOAL_RETURN_IF_ERROR(t.Number("wait_for_clients_s", 0, 86400, &wait_s, true));
     c.coordinator.round_timeout = absl::Seconds(round_s);
     c.coordinator.wait_for_clients_timeout = absl::Seconds(wait_s);
+    SHOAL_RETURN_IF_ERROR(t.Finish());
   }
 
   if (root.Has("data")) {
-    Section d = root.Child("data");
-    SHOAL_RETURN_IF_ERROR(d.Expect({"format", "dir", "train", "test", "test_fraction", "csv",
-                                    "image", "normalize", "partitioner", "num_partitions",
-                                    "alpha", "classes_per_client", "power_law_exponent",
-                                    "min_partition_size", "seed", "holdout_fraction"}));
+    SHOAL_ASSIGN_OR_RETURN(JsonFields d, root.Object("data"));
     std::string format = client::DataFormatName(c.data.format);
-    SHOAL_RETURN_IF_ERROR(d.String("format", &format));
+    SHOAL_RETURN_IF_ERROR(d.NonEmptyString("format", &format));
     SHOAL_ASSIGN_OR_RETURN(c.data.format,
                            Annotate(client::ParseDataFormat(format), "'data.format'"));
-    SHOAL_RETURN_IF_ERROR(d.String("dir", &c.data.dir));
-    SHOAL_RETURN_IF_ERROR(d.String("train", &c.data.train));
-    SHOAL_RETURN_IF_ERROR(d.String("test", &c.data.test));
+    SHOAL_RETURN_IF_ERROR(d.NonEmptyString("dir", &c.data.dir));
+    SHOAL_RETURN_IF_ERROR(d.NonEmptyString("train", &c.data.train));
+    SHOAL_RETURN_IF_ERROR(d.NonEmptyString("test", &c.data.test));
     SHOAL_RETURN_IF_ERROR(d.Number("test_fraction", 0, 0.9, &c.data.test_fraction));
     SHOAL_RETURN_IF_ERROR(ParseCsv(d, c.data.csv));
     SHOAL_RETURN_IF_ERROR(ParseImages(d, c.data.images));
@@ -514,7 +400,7 @@ absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
           "'data.image' needs \"height\" and \"width\" for data.format image_folder");
     }
     std::string scheme = client::PartitionSchemeName(c.partition.scheme);
-    SHOAL_RETURN_IF_ERROR(d.String("partitioner", &scheme));
+    SHOAL_RETURN_IF_ERROR(d.NonEmptyString("partitioner", &scheme));
     absl::StatusOr<client::PartitionScheme> parsed = client::ParsePartitionScheme(scheme);
     if (!parsed.ok()) return Annotate(parsed.status(), "'data.partitioner'");
     c.partition.scheme = *parsed;
@@ -530,22 +416,24 @@ absl::Status ParseSections(const Section& root, ExperimentConfig& c) {
     SHOAL_RETURN_IF_ERROR(d.Integer("seed", 0, std::numeric_limits<int64_t>::max(), &c.partition.seed));
     c.data.split_seed = c.partition.seed;
     SHOAL_RETURN_IF_ERROR(d.Number("holdout_fraction", 0, 0.9, &c.holdout_fraction));
+    SHOAL_RETURN_IF_ERROR(d.Finish());
   } else {
     c.partition.seed = c.seed;
     c.data.split_seed = c.seed;
   }
 
   if (root.Has("server")) {
-    Section s = root.Child("server");
-    SHOAL_RETURN_IF_ERROR(s.Expect({"address", "output_dir", "evaluate", "threads"}));
-    SHOAL_RETURN_IF_ERROR(s.String("address", &c.address));
+    SHOAL_ASSIGN_OR_RETURN(JsonFields s, root.Object("server"));
+    SHOAL_RETURN_IF_ERROR(s.NonEmptyString("address", &c.address));
     SHOAL_RETURN_IF_ERROR(
         Annotate(ValidateListenAddress(c.address), "'server.address'"));
-    SHOAL_RETURN_IF_ERROR(s.String("output_dir", &c.output_dir));
+    SHOAL_RETURN_IF_ERROR(s.NonEmptyString("output_dir", &c.output_dir));
     SHOAL_RETURN_IF_ERROR(s.Bool("evaluate", &c.server_evaluation));
     SHOAL_RETURN_IF_ERROR(s.Integer("threads", 0, 1024, &c.threads));
+    SHOAL_RETURN_IF_ERROR(s.Finish());
   }
   SHOAL_RETURN_IF_ERROR(ParseSimulation(root, c));
+  SHOAL_RETURN_IF_ERROR(root.Finish());
   c.coordinator.seed = c.seed;
   return c.coordinator.Validate();
 }
@@ -570,7 +458,10 @@ absl::StatusOr<ExperimentConfig> ParseExperimentConfig(const std::string& text,
                                                        const std::string& source) {
   SHOAL_ASSIGN_OR_RETURN(const json root, ParseJson(text, source));
   ExperimentConfig config;
-  absl::Status status = ParseSections(Section(root, ""), config);
+  JsonFields::Context context;
+  context.document = "the config";
+  JsonFields fields(root, "", context);
+  absl::Status status = ParseSections(fields, config);
   if (!status.ok()) return Annotate(status, source);
   return config;
 }

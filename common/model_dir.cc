@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -16,6 +17,7 @@
 #include "absl/time/time.h"
 #include "common/files.h"
 #include "common/json.h"
+#include "common/json_fields.h"
 #include "common/sha256.h"
 #include "common/status.h"
 
@@ -29,17 +31,12 @@ std::string Stem(int64_t version) {
 }
 
 json RecordToJson(const ModelRecord& r) {
-  json metrics = json::object();
-  for (const auto& [name, value] : r.metrics) {
-    if (const int64_t* i = std::get_if<int64_t>(&value)) {
-      metrics[name] = *i;
-    } else {
-      metrics[name] = std::get<double>(value);
-    }
-  }
-  json j{{"version", r.version},       {"sha256", r.sha256_hex},
-         {"size_bytes", r.size_bytes}, {"model", r.model_spec},
-         {"metrics", metrics},         {"params_file", r.params_file},
+  json j{{"version", r.version},
+         {"sha256", r.sha256_hex},
+         {"size_bytes", r.size_bytes},
+         {"model", r.model_spec},
+         {"metrics", MetricsToJson(r.metrics)},
+         {"params_file", r.params_file},
          {"created_at", r.created_at}};
   if (!r.code_sha256_hex.empty()) j["code_sha256"] = r.code_sha256_hex;
   if (!r.signature.empty()) j["signature"] = HexEncode(r.signature);
@@ -105,46 +102,30 @@ absl::StatusOr<ModelRecord> ParseModelRecord(const std::string& text,
     return absl::DataLossError(
         absl::StrCat("model manifest is malformed: ", parsed.status().message()));
   }
+  JsonFields::Context context;
+  context.code = absl::StatusCode::kDataLoss;
+  context.prefix = absl::StrCat("model manifest '", source, "' is malformed: ");
+  JsonFields j(*parsed, "", context);
+  if (!parsed->is_object()) return j.Finish();  // names what it is instead
+  SHOAL_RETURN_IF_ERROR(j.Require({"version", "sha256", "size_bytes", "model", "params_file"}));
   ModelRecord r;
-  try {
-    const json& j = *parsed;
-    // get<int64_t>() converts a float by a plain cast, undefined behaviour
-    // for 1e300; a version or size is a non-negative integer or nothing.
-    for (const char* key : {"version", "size_bytes"}) {
-      if (!j.at(key).is_number_unsigned()) {
-        return absl::DataLossError(absl::StrCat(
-            "model manifest '", source, "' is malformed: '", key,
-            "' must be a non-negative integer, got ", JsonForMessage(j.at(key))));
-      }
-    }
-    if (j.at("version").get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
-      return absl::DataLossError(absl::StrCat(
-          "model manifest '", source, "' is malformed: 'version' is out of range"));
-    }
-    r.version = j.at("version").get<int64_t>();
-    r.sha256_hex = j.at("sha256").get<std::string>();
-    r.size_bytes = j.at("size_bytes").get<uint64_t>();
-    r.model_spec = j.at("model").get<std::string>();
-    r.params_file = j.at("params_file").get<std::string>();
-    r.created_at = j.value("created_at", "");
-    r.code_sha256_hex = j.value("code_sha256", "");
-    if (j.contains("signature") &&
-        !HexDecode(j.at("signature").get<std::string>(), &r.signature)) {
-      return absl::DataLossError(absl::StrCat(
-          "model manifest '", source, "' has a signature that is not hex"));
-    }
-    const json metrics = j.value("metrics", json::object());
-    for (const auto& [name, value] : metrics.items()) {
-      if (value.is_number_integer()) {
-        r.metrics[name] = value.get<int64_t>();
-      } else if (value.is_number()) {
-        r.metrics[name] = value.get<double>();
-      }
-    }
-  } catch (const json::exception& e) {
+  // A version or size is a non-negative integer: never a float (nlohmann's
+  // get<int64_t>() of 1e300 would be undefined behaviour).
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  SHOAL_RETURN_IF_ERROR(j.Integer("version", 0, kMax, &r.version));
+  SHOAL_RETURN_IF_ERROR(j.Integer("size_bytes", 0, kMax, &r.size_bytes));
+  SHOAL_RETURN_IF_ERROR(j.String("sha256", &r.sha256_hex));
+  SHOAL_RETURN_IF_ERROR(j.String("model", &r.model_spec));
+  SHOAL_RETURN_IF_ERROR(j.String("params_file", &r.params_file));
+  SHOAL_RETURN_IF_ERROR(j.String("created_at", &r.created_at));
+  SHOAL_RETURN_IF_ERROR(j.String("code_sha256", &r.code_sha256_hex));
+  std::string signature;
+  SHOAL_RETURN_IF_ERROR(j.String("signature", &signature));
+  if (j.Has("signature") && !HexDecode(signature, &r.signature)) {
     return absl::DataLossError(
-        absl::StrCat("model manifest '", source, "' is malformed: ", e.what()));
+        absl::StrCat("model manifest '", source, "' has a signature that is not hex"));
   }
+  SHOAL_RETURN_IF_ERROR(j.Metrics("metrics", &r.metrics));
   // The manifest names a file inside the directory, never a path elsewhere.
   if (r.params_file.empty() || r.params_file.find('/') != std::string::npos) {
     return absl::DataLossError(absl::StrCat(

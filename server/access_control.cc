@@ -44,7 +44,7 @@ void AccessControl::ReportRevocationProblem(const std::string& problem) {
 
 void AccessControl::ReloadRevoked(std::vector<std::string>* newly_revoked) {
   if (options_.revoked_file.empty()) return;
-  const absl::Time now = options_.now();
+  const absl::Time now = options_.clock->Now();
   if (now - revoked_checked_ < absl::Seconds(1)) return;
   revoked_checked_ = now;
   const std::string& path = options_.revoked_file;
@@ -139,7 +139,7 @@ absl::StatusOr<AccessControl::Ticket> AccessControl::Admit(const grpc::AuthConte
   absl::Status authenticated = Authenticate(auth, client_id);
   if (!authenticated.ok()) return authenticated;
   absl::MutexLock lock(&mu_);
-  const absl::Time now = options_.now();
+  const absl::Time now = options_.clock->Now();
   if (buckets_.size() > kBucketsBeforeSweep) {
     absl::erase_if(buckets_, [&](const auto& entry) {
       return entry.second.in_flight == 0 && now - entry.second.refilled > kIdleBucket;

@@ -30,8 +30,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 
 namespace shoal {
 
@@ -53,7 +53,9 @@ struct AccessControlOptions {
   // Calls one client may have in flight at once (a long poll, an upload, a
   // download, with room for a retry).
   int max_concurrent_calls = 6;
-  std::function<absl::Time()> now = [] { return absl::Now(); };
+  // Time source for the rate limit and the revocation list's re-reads. Not
+  // owned; tests hand in a FakeClock.
+  Clock* clock = Clock::Real();
 };
 
 // Thread-safe.

@@ -15,10 +15,12 @@
 #include "absl/time/time.h"
 #include "common/files.h"
 #include "common/json.h"
-#include "common/quote.h"
+#include "common/json_fields.h"
 #include "common/model_dir.h"
+#include "common/quote.h"
 #include "common/sha256.h"
 #include "common/status.h"
+#include "server/round_json.h"
 
 namespace shoal {
 namespace {
@@ -26,171 +28,14 @@ namespace {
 using nlohmann::json;
 
 // Bumped when the layout changes in a way an older reader would misread.
-constexpr int kFormat = 1;
+// Format 2 writes rounds by RoundRecordToJson (format 1 named a failure's
+// error "message" and the secure-aggregation figures "secagg"); both are read.
+constexpr int kFormat = 2;
+constexpr int kOldestFormat = 1;
 constexpr char kStatePrefix[] = "strategy-";
 constexpr char kStateSuffix[] = ".state";
 // A checkpoint holds one small record per round (at most 10^6 rounds).
 constexpr size_t kMaxCheckpointBytes = size_t{1} << 30;
-
-json MetricsToJson(const Metrics& metrics) {
-  json out = json::object();
-  for (const auto& [k, v] : metrics) {
-    std::visit([&out, key = k](auto x) { out[key] = x; }, v);
-  }
-  return out;
-}
-
-// Non-finite doubles become null in JSON and NaN again when read.
-json Number(double d) { return std::isfinite(d) ? json(d) : json(nullptr); }
-
-json EvaluateToJson(const std::optional<EvaluateRes>& res) {
-  if (!res) return nullptr;
-  return {{"num_examples", res->num_examples},
-          {"loss", Number(res->loss)},
-          {"metrics", MetricsToJson(res->metrics)}};
-}
-
-json RecordToJson(const RoundRecord& r) {
-  json failures = json::array();
-  for (const ClientFailure& f : r.failures) {
-    failures.push_back({{"client", f.client_id},
-                        {"code", static_cast<int>(f.status.code())},
-                        {"message", std::string(f.status.message())}});
-  }
-  return {{"round", r.round},
-          {"sampled", r.sampled},
-          {"answered", r.answered},
-          {"failures", failures},
-          {"model_updated", r.model_updated},
-          {"model_version", r.model_version},
-          {"train_loss", Number(r.train_loss)},
-          {"train_examples", r.train_examples},
-          {"server_eval", EvaluateToJson(r.server_eval)},
-          {"federated_eval", EvaluateToJson(r.federated_eval)},
-          {"seconds", r.seconds},
-          {"note", r.note},
-          {"strategy_metrics", MetricsToJson(r.strategy_metrics)},
-          {"secagg", MetricsToJson(r.secagg)}};
-}
-
-// FieldReader reads typed fields of the checkpoint's JSON; every error
-// names the file and the field's dotted path.
-class FieldReader {
- public:
-  explicit FieldReader(std::string file) : file_(std::move(file)) {}
-
-  absl::Status Error(const std::string& path, const std::string& what) const {
-    return absl::DataLossError(
-        absl::StrCat("checkpoint '", file_, "': field '", path, "' ", what));
-  }
-
-  absl::StatusOr<const json*> Get(const json& obj, const std::string& path, const char* key,
-                                  json::value_t type) const {
-    const std::string full = path.empty() ? key : absl::StrCat(path, ".", key);
-    if (!obj.is_object() || !obj.contains(key)) return Error(full, "is missing");
-    const json& v = obj.at(key);
-    const bool ok = type == json::value_t::number_integer
-                        ? v.is_number_integer()
-                        : type == json::value_t::number_float ? v.is_number() || v.is_null()
-                                                               : v.type() == type;
-    if (!ok) return Error(full, absl::StrCat("has the wrong type (", v.type_name(), ")"));
-    return &v;
-  }
-  template <typename T>
-  absl::Status Int(const json& obj, const std::string& path, const char* key, T* out,
-                   int64_t lo = 0, int64_t hi = std::numeric_limits<int64_t>::max()) const {
-    SHOAL_ASSIGN_OR_RETURN(const json* v, Get(obj, path, key, json::value_t::number_integer));
-    const int64_t x = v->get<int64_t>();
-    if (x < lo || x > hi) {
-      return Error(path.empty() ? key : absl::StrCat(path, ".", key),
-                   absl::StrCat("is ", x, ", outside [", lo, ", ", hi, "]"));
-    }
-    *out = static_cast<T>(x);
-    return absl::OkStatus();
-  }
-  absl::Status Double(const json& obj, const std::string& path, const char* key,
-                      double* out) const {
-    SHOAL_ASSIGN_OR_RETURN(const json* v, Get(obj, path, key, json::value_t::number_float));
-    *out = v->is_null() ? std::numeric_limits<double>::quiet_NaN() : v->get<double>();
-    return absl::OkStatus();
-  }
-  absl::Status String(const json& obj, const std::string& path, const char* key,
-                      std::string* out) const {
-    SHOAL_ASSIGN_OR_RETURN(const json* v, Get(obj, path, key, json::value_t::string));
-    *out = v->get<std::string>();
-    return absl::OkStatus();
-  }
-  absl::Status Bool(const json& obj, const std::string& path, const char* key,
-                    bool* out) const {
-    SHOAL_ASSIGN_OR_RETURN(const json* v, Get(obj, path, key, json::value_t::boolean));
-    *out = v->get<bool>();
-    return absl::OkStatus();
-  }
-  absl::Status MetricsField(const json& obj, const std::string& path, const char* key,
-                            Metrics* out) const {
-    SHOAL_ASSIGN_OR_RETURN(const json* v, Get(obj, path, key, json::value_t::object));
-    for (const auto& [name, value] : v->items()) {
-      if (value.is_number_integer()) {
-        (*out)[name] = value.get<int64_t>();
-      } else if (value.is_number()) {
-        (*out)[name] = value.get<double>();
-      } else if (value.is_null()) {
-        (*out)[name] = std::numeric_limits<double>::quiet_NaN();
-      } else {
-        return Error(absl::StrCat(path, ".", key, ".", name), "is not a number");
-      }
-    }
-    return absl::OkStatus();
-  }
-  absl::Status Evaluate(const json& obj, const std::string& path, const char* key,
-                        std::optional<EvaluateRes>* out) const {
-    const std::string full = absl::StrCat(path, ".", key);
-    if (!obj.contains(key)) return Error(full, "is missing");
-    if (obj.at(key).is_null()) return absl::OkStatus();
-    const json& e = obj.at(key);
-    EvaluateRes res;
-    SHOAL_RETURN_IF_ERROR(Int(e, full, "num_examples", &res.num_examples));
-    SHOAL_RETURN_IF_ERROR(Double(e, full, "loss", &res.loss));
-    SHOAL_RETURN_IF_ERROR(MetricsField(e, full, "metrics", &res.metrics));
-    *out = std::move(res);
-    return absl::OkStatus();
-  }
-
- private:
-  const std::string file_;
-};
-
-absl::StatusOr<RoundRecord> RecordFromJson(const FieldReader& in, const json& j,
-                                           const std::string& path) {
-  RoundRecord r;
-  SHOAL_RETURN_IF_ERROR(in.Int(j, path, "round", &r.round, 0, kMaxRounds));
-  SHOAL_RETURN_IF_ERROR(in.Int(j, path, "sampled", &r.sampled));
-  SHOAL_RETURN_IF_ERROR(in.Int(j, path, "answered", &r.answered));
-  SHOAL_ASSIGN_OR_RETURN(const json* failures,
-                         in.Get(j, path, "failures", json::value_t::array));
-  for (size_t i = 0; i < failures->size(); ++i) {
-    const std::string at = absl::StrCat(path, ".failures[", i, "]");
-    ClientFailure f;
-    int code = 0;
-    std::string message;
-    SHOAL_RETURN_IF_ERROR(in.String((*failures)[i], at, "client", &f.client_id));
-    SHOAL_RETURN_IF_ERROR(in.Int((*failures)[i], at, "code", &code, 1, 16));
-    SHOAL_RETURN_IF_ERROR(in.String((*failures)[i], at, "message", &message));
-    f.status = absl::Status(static_cast<absl::StatusCode>(code), message);
-    r.failures.push_back(std::move(f));
-  }
-  SHOAL_RETURN_IF_ERROR(in.Bool(j, path, "model_updated", &r.model_updated));
-  SHOAL_RETURN_IF_ERROR(in.Int(j, path, "model_version", &r.model_version));
-  SHOAL_RETURN_IF_ERROR(in.Double(j, path, "train_loss", &r.train_loss));
-  SHOAL_RETURN_IF_ERROR(in.Int(j, path, "train_examples", &r.train_examples));
-  SHOAL_RETURN_IF_ERROR(in.Evaluate(j, path, "server_eval", &r.server_eval));
-  SHOAL_RETURN_IF_ERROR(in.Evaluate(j, path, "federated_eval", &r.federated_eval));
-  SHOAL_RETURN_IF_ERROR(in.Double(j, path, "seconds", &r.seconds));
-  SHOAL_RETURN_IF_ERROR(in.String(j, path, "note", &r.note));
-  SHOAL_RETURN_IF_ERROR(in.MetricsField(j, path, "strategy_metrics", &r.strategy_metrics));
-  SHOAL_RETURN_IF_ERROR(in.MetricsField(j, path, "secagg", &r.secagg));
-  return r;
-}
 
 bool IsSha256Hex(const std::string& s) {
   if (s.size() != 64) return false;
@@ -255,7 +100,7 @@ absl::Status WriteCheckpoint(const std::string& dir, Checkpoint c) {
     state = {{"file", state_file}, {"sha256", sha}, {"size_bytes", bytes.size()}};
   }
   json history = json::array();
-  for (const RoundRecord& r : c.history) history.push_back(RecordToJson(r));
+  for (const RoundRecord& r : c.history) history.push_back(RoundRecordToJson(r));
   json declared = json::object();
   for (const auto& [id, d] : c.declared_examples) {
     declared[id] = {{"train", d.train}, {"evaluate", d.evaluate}};
@@ -294,93 +139,92 @@ absl::StatusOr<Checkpoint> ReadCheckpoint(const std::string& dir) {
   if (!parsed.ok()) {
     return absl::DataLossError(absl::StrCat("checkpoint ", parsed.status().message()));
   }
-  const json& j = *parsed;
-  const FieldReader in(file);
+  JsonFields::Context context;
+  context.code = absl::StatusCode::kDataLoss;
+  context.prefix = absl::StrCat("checkpoint '", file, "': field ");
+  context.stored_file = true;
+  JsonFields j(*parsed, "", context);
+  SHOAL_RETURN_IF_ERROR(j.Require({"format", "run", "round", "num_rounds", "stop_reason", "model",
+                                   "clients", "history", "created_at", "strategy_state"}));
   Checkpoint c;
   int format = 0;
-  SHOAL_RETURN_IF_ERROR(in.Int(j, "", "format", &format));
-  if (format != kFormat) {
-    return in.Error("format", absl::StrCat("is ", format, "; this server reads format ",
-                                           kFormat));
+  SHOAL_RETURN_IF_ERROR(j.Integer("format", 0, std::numeric_limits<int>::max(), &format));
+  if (format < kOldestFormat || format > kFormat) {
+    return j.Error("format", absl::StrCat("is ", format, "; this server reads formats ",
+                                          kOldestFormat, " to ", kFormat));
   }
-  SHOAL_ASSIGN_OR_RETURN(const json* run, in.Get(j, "", "run", json::value_t::object));
-  SHOAL_RETURN_IF_ERROR(in.String(*run, "run", "name", &c.run.name));
-  SHOAL_RETURN_IF_ERROR(in.String(*run, "run", "run_id", &c.run.run_id));
-  SHOAL_RETURN_IF_ERROR(in.String(*run, "run", "config_fingerprint", &c.run.config_fingerprint));
-  SHOAL_ASSIGN_OR_RETURN(const json* config, in.Get(*run, "run", "config", json::value_t::object));
-  c.run.config = *config;
+  SHOAL_ASSIGN_OR_RETURN(JsonFields run, j.Object("run"));
+  SHOAL_RETURN_IF_ERROR(run.Require({"name", "run_id", "config_fingerprint", "config"}));
+  SHOAL_RETURN_IF_ERROR(run.String("name", &c.run.name));
+  SHOAL_RETURN_IF_ERROR(run.String("run_id", &c.run.run_id));
+  SHOAL_RETURN_IF_ERROR(run.String("config_fingerprint", &c.run.config_fingerprint));
+  SHOAL_ASSIGN_OR_RETURN(JsonFields config, run.Object("config"));
+  c.run.config = config.object();
   if (ConfigFingerprint(c.run.config) != c.run.config_fingerprint) {
-    return in.Error("run.config_fingerprint", "does not match run.config (edited by hand?)");
+    return run.Error("config_fingerprint", "does not match run.config (edited by hand?)");
   }
-  SHOAL_RETURN_IF_ERROR(in.Int(j, "", "round", &c.round, 0, kMaxRounds));
-  SHOAL_RETURN_IF_ERROR(in.Int(j, "", "num_rounds", &c.num_rounds, 1, kMaxRounds));
+  SHOAL_RETURN_IF_ERROR(j.Integer("round", 0, kMaxRounds, &c.round));
+  SHOAL_RETURN_IF_ERROR(j.Integer("num_rounds", 1, kMaxRounds, &c.num_rounds));
   if (c.round > c.num_rounds) {
-    return in.Error("round", absl::StrCat("is ", c.round, ", past num_rounds ", c.num_rounds));
+    return j.Error("round", absl::StrCat("is ", c.round, ", past num_rounds ", c.num_rounds));
   }
-  SHOAL_RETURN_IF_ERROR(in.String(j, "", "stop_reason", &c.stop_reason));
-  SHOAL_ASSIGN_OR_RETURN(const json* model, in.Get(j, "", "model", json::value_t::object));
-  SHOAL_RETURN_IF_ERROR(in.Int(*model, "model", "version", &c.model_version, 0, c.round));
-  SHOAL_RETURN_IF_ERROR(in.String(*model, "model", "sha256", &c.model_sha256_hex));
-  if (!IsSha256Hex(c.model_sha256_hex)) {
-    return in.Error("model.sha256", "is not a SHA-256 in hex");
-  }
-  SHOAL_ASSIGN_OR_RETURN(const json* clients, in.Get(j, "", "clients", json::value_t::array));
-  for (size_t i = 0; i < clients->size(); ++i) {
-    if (!(*clients)[i].is_string()) {
-      return in.Error(absl::StrCat("clients[", i, "]"), "is not a string");
-    }
-    c.client_ids.push_back((*clients)[i].get<std::string>());
-  }
+  SHOAL_RETURN_IF_ERROR(j.String("stop_reason", &c.stop_reason));
+  SHOAL_ASSIGN_OR_RETURN(JsonFields model, j.Object("model"));
+  SHOAL_RETURN_IF_ERROR(model.Require({"version", "sha256"}));
+  SHOAL_RETURN_IF_ERROR(model.Integer("version", 0, c.round, &c.model_version));
+  SHOAL_RETURN_IF_ERROR(model.String("sha256", &c.model_sha256_hex));
+  if (!IsSha256Hex(c.model_sha256_hex)) return model.Error("sha256", "is not a SHA-256 in hex");
+  SHOAL_RETURN_IF_ERROR(j.Strings("clients", &c.client_ids));
   // Absent in checkpoints written before declarations were kept.
-  if (j.contains("declared_examples")) {
-    SHOAL_ASSIGN_OR_RETURN(const json* declared,
-                           in.Get(j, "", "declared_examples", json::value_t::object));
+  if (j.Has("declared_examples")) {
+    SHOAL_ASSIGN_OR_RETURN(auto declared, j.Members("declared_examples"));
     const std::set<std::string> known(c.client_ids.begin(), c.client_ids.end());
-    for (const auto& [id, d] : declared->items()) {
-      const std::string at = absl::StrCat("declared_examples.", QuoteForMessage(id));
-      if (known.count(id) == 0) return in.Error(at, "names no registered client");
+    for (auto& [id, d] : declared) {
+      if (known.count(id) == 0) return j.Error(d.path(), "names no registered client");
+      SHOAL_RETURN_IF_ERROR(d.Require({"train", "evaluate"}));
       DeclaredExamples counts;
-      SHOAL_RETURN_IF_ERROR(in.Int(d, at, "train", &counts.train));
-      SHOAL_RETURN_IF_ERROR(in.Int(d, at, "evaluate", &counts.evaluate));
+      constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+      SHOAL_RETURN_IF_ERROR(d.Integer("train", 0, kMax, &counts.train));
+      SHOAL_RETURN_IF_ERROR(d.Integer("evaluate", 0, kMax, &counts.evaluate));
       c.declared_examples[id] = counts;
     }
   }
-  SHOAL_ASSIGN_OR_RETURN(const json* history, in.Get(j, "", "history", json::value_t::array));
-  if (history->size() != size_t{c.round} + 1) {
-    return in.Error("history", absl::StrCat("holds ", history->size(), " rounds; round ",
-                                            c.round, " needs rounds 0 to ", c.round));
+  SHOAL_ASSIGN_OR_RETURN(std::vector<JsonFields> history, j.Objects("history"));
+  if (history.size() != size_t{c.round} + 1) {
+    return j.Error("history", absl::StrCat("holds ", history.size(), " rounds; round ", c.round,
+                                           " needs rounds 0 to ", c.round));
   }
-  for (size_t i = 0; i < history->size(); ++i) {
-    const std::string at = absl::StrCat("history[", i, "]");
-    SHOAL_ASSIGN_OR_RETURN(RoundRecord r, RecordFromJson(in, (*history)[i], at));
-    if (r.round != i) return in.Error(at + ".round", absl::StrCat("is ", r.round, ", not ", i));
+  for (size_t i = 0; i < history.size(); ++i) {
+    SHOAL_ASSIGN_OR_RETURN(RoundRecord r, RoundRecordFromJson(history[i]));
+    if (r.round != i) return history[i].Error("round", absl::StrCat("is ", r.round, ", not ", i));
     c.history.push_back(std::move(r));
   }
-  SHOAL_RETURN_IF_ERROR(in.String(j, "", "created_at", &c.created_at));
+  SHOAL_RETURN_IF_ERROR(j.String("created_at", &c.created_at));
 
-  if (!j.contains("strategy_state")) return in.Error("strategy_state", "is missing");
-  const json& state = j.at("strategy_state");
-  if (!state.is_null()) {
+  if (!j.IsNull("strategy_state")) {
+    SHOAL_ASSIGN_OR_RETURN(JsonFields state, j.Object("strategy_state"));
+    SHOAL_RETURN_IF_ERROR(state.Require({"file", "sha256"}));
     std::string name, sha;
-    SHOAL_RETURN_IF_ERROR(in.String(state, "strategy_state", "file", &name));
-    SHOAL_RETURN_IF_ERROR(in.String(state, "strategy_state", "sha256", &sha));
+    SHOAL_RETURN_IF_ERROR(state.String("file", &name));
+    SHOAL_RETURN_IF_ERROR(state.String("sha256", &sha));
     if (name != absl::StrCat(kStatePrefix, sha, kStateSuffix) || !IsSha256Hex(sha)) {
-      return in.Error("strategy_state.file", absl::StrCat("'", name, "' is not named by its SHA-256"));
+      return state.Error("file",
+                         absl::StrCat(QuoteForMessage(name), " is not named by its SHA-256"));
     }
     absl::StatusOr<std::string> bytes = ReadFile(dir + "/" + name);
     if (!bytes.ok()) {
-      return in.Error("strategy_state.file",
-                      absl::StrCat("names '", name, "', which cannot be read: ",
-                                   bytes.status().message()));
+      return state.Error(
+          "file",
+          absl::StrCat("names '", name, "', which cannot be read: ", bytes.status().message()));
     }
     if (Sha256Hex(*bytes) != sha) {
-      return in.Error("strategy_state.sha256",
-                      absl::StrCat("does not match the contents of '", name, "' (corrupt)"));
+      return state.Error("sha256",
+                         absl::StrCat("does not match the contents of '", name, "' (corrupt)"));
     }
     absl::StatusOr<Parameters> parsed = ParseParameters(*bytes);
     if (!parsed.ok()) {
-      return in.Error("strategy_state.file", absl::StrCat("'", name, "' does not parse: ",
-                                                          parsed.status().message()));
+      return state.Error("file",
+                         absl::StrCat("'", name, "' does not parse: ", parsed.status().message()));
     }
     c.strategy_state = *std::move(parsed);
   }

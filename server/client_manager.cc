@@ -16,7 +16,7 @@ bool ClientManager::IsLive(const Entry& e, absl::Time now) const {
 
 void ClientManager::Register(std::shared_ptr<ClientProxy> proxy) {
   const std::string id = proxy->id();
-  const absl::Time now = options_.now();
+  const absl::Time now = options_.clock->Now();
   absl::MutexLock lock(&mu_);
   clients_[id] = Entry{std::move(proxy), now};
 }
@@ -39,7 +39,7 @@ std::shared_ptr<ClientProxy> ClientManager::Find(const std::string& id) const {
 }
 
 bool ClientManager::Heartbeat(const std::string& id) {
-  const absl::Time now = options_.now();
+  const absl::Time now = options_.clock->Now();
   absl::MutexLock lock(&mu_);
   auto it = clients_.find(id);
   if (it == clients_.end()) return false;
@@ -80,7 +80,7 @@ size_t ClientManager::NumSeenSince(absl::Time t) const {
 }
 
 std::vector<std::string> ClientManager::LiveClientIds() const {
-  const absl::Time now = options_.now();
+  const absl::Time now = options_.clock->Now();
   absl::MutexLock lock(&mu_);
   std::vector<std::string> ids;
   for (const auto& [id, e] : clients_) {
@@ -90,10 +90,12 @@ std::vector<std::string> ClientManager::LiveClientIds() const {
 }
 
 bool ClientManager::WaitForLive(size_t n, absl::Duration timeout) {
-  const absl::Time give_up = absl::Now() + timeout;
+  Clock& clock = *options_.clock;
+  const absl::Time give_up = clock.Now() + timeout;
   while (true) {
     if (LiveClientIds().size() >= n) return true;
-    if (absl::Now() >= give_up) return false;
+    const absl::Time now = clock.Now();
+    if (now >= give_up) return false;
     // Joins are rare; wake on any registry change or every 100 ms (liveness
     // also changes with time alone).
     absl::MutexLock lock(&mu_);
@@ -101,7 +103,8 @@ bool ClientManager::WaitForLive(size_t n, absl::Duration timeout) {
     auto grew = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
       return clients_.size() != before;
     };
-    mu_.AwaitWithTimeout(absl::Condition(&grew), absl::Milliseconds(100));
+    clock.AwaitWithDeadline(&mu_, absl::Condition(&grew),
+                            std::min(give_up, now + absl::Milliseconds(100)));
   }
 }
 
@@ -113,7 +116,7 @@ size_t SampleSize(const SamplingOptions& options, size_t live) {
 
 std::vector<std::shared_ptr<ClientProxy>> ClientManager::Sample(
     const SamplingOptions& options, uint64_t seed) {
-  const absl::Time now = options_.now();
+  const absl::Time now = options_.clock->Now();
   std::vector<std::shared_ptr<ClientProxy>> live;
   {
     absl::MutexLock lock(&mu_);

@@ -12,8 +12,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "server/client_pool.h"
 #include "server/client_proxy.h"
 
@@ -23,8 +23,9 @@ struct ClientManagerOptions {
   // A client not heard from (join, poll, result) for this long is not live:
   // it is not sampled. Default 30 s, three times the longest poll.
   absl::Duration liveness_timeout = absl::Seconds(30);
-  // Time source; tests inject a fake clock.
-  std::function<absl::Time()> now = [] { return absl::Now(); };
+  // Time source for liveness and WaitForLive. Not owned; tests hand in a
+  // FakeClock.
+  Clock* clock = Clock::Real();
 };
 
 // ClientManager is thread-safe. Clients are kept by their stable ID; joining

@@ -15,6 +15,7 @@
 #include "common/random.h"
 #include "common/status.h"
 #include "server/checkpoint.h"
+#include "server/result_collector.h"
 
 namespace shoal {
 namespace {
@@ -69,83 +70,28 @@ int64_t CapExamples(uint32_t round, const std::string& id, const char* what,
   return bound;
 }
 
-// ResultCollector gathers the answers of one round's sampled clients. Each
-// result is handed to `on_result_` under the collector's lock as it arrives,
-// so the strategy's aggregator sees one result at a time. Thread-safe; kept
-// alive by the result handlers of the proxies, which may fire after the
-// round is closed (they are then refused).
-template <typename Res>
-class ResultCollector {
- public:
-  using OnResult = std::function<absl::Status(const std::string&, const Res&)>;
+// RoundText is what a round's collector says (fit and evaluate alike).
+ResultCollectorText RoundText(uint32_t round) {
+  return {absl::StrCat("round ", round, " is closed; the result was not counted"),
+          absl::StrCat("the client has no open task in round ", round),
+          absl::StrCat("no result before the round ", round, " deadline")};
+}
 
-  ResultCollector(uint32_t round, const std::vector<std::string>& ids,
-                  OnResult on_result)
-      : round_(round), pending_(ids.begin(), ids.end()),
-        on_result_(std::move(on_result)) {}
+// Refused names the client whose result `status` refused, and logs it.
+absl::Status Refused(uint32_t round, const std::string& id, absl::Status status) {
+  if (status.ok()) return status;
+  status = Annotate(status, absl::StrCat("result of client '", id, "' refused"));
+  spdlog::warn("round {}: {}", round, std::string(status.message()));
+  return status;
+}
 
-  absl::Status Offer(const std::string& id, absl::StatusOr<Res> result) {
-    absl::MutexLock lock(&mu_);
-    if (closed_) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "round ", round_, " is closed; the result was not counted"));
-    }
-    if (pending_.erase(id) == 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "client '", id, "' has no open task in round ", round_));
-    }
-    if (!result.ok()) {
-      failures_.push_back({id, result.status()});
-      return absl::OkStatus();  // the client's own error; nothing to refuse
-    }
-    absl::Status accepted = on_result_(id, *result);
-    if (!accepted.ok()) {
-      accepted = Annotate(accepted, absl::StrCat("result of client '", id,
-                                                 "' refused"));
-      spdlog::warn("round {}: {}", round_, std::string(accepted.message()));
-      failures_.push_back({id, accepted});
-      return accepted;
-    }
-    ++answered_;
-    return absl::OkStatus();
-  }
-
-  // WaitAndClose waits until every client answered or `deadline`, then
-  // refuses anything later; clients still pending become failures.
-  std::vector<std::string> WaitAndClose(absl::Time deadline) {
-    absl::MutexLock lock(&mu_);
-    auto all_in = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return pending_.empty();
-    };
-    mu_.AwaitWithDeadline(absl::Condition(&all_in), deadline);
-    closed_ = true;
-    std::vector<std::string> late(pending_.begin(), pending_.end());
-    for (const std::string& id : late) {
-      failures_.push_back(
-          {id, absl::DeadlineExceededError(absl::StrCat(
-                   "no result before the round ", round_, " deadline"))});
-    }
-    return late;
-  }
-
-  size_t answered() const {
-    absl::MutexLock lock(&mu_);
-    return answered_;
-  }
-  std::vector<ClientFailure> failures() const {
-    absl::MutexLock lock(&mu_);
-    return failures_;
-  }
-
- private:
-  const uint32_t round_;
-  mutable absl::Mutex mu_;
-  std::set<std::string> pending_ ABSL_GUARDED_BY(mu_);
-  std::vector<ClientFailure> failures_ ABSL_GUARDED_BY(mu_);
-  size_t answered_ ABSL_GUARDED_BY(mu_) = 0;
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  OnResult on_result_ ABSL_GUARDED_BY(mu_);
-};
+// ToClientFailures turns a collector's failures into the round's.
+std::vector<ClientFailure> ToClientFailures(
+    const std::vector<std::pair<std::string, absl::Status>>& failures) {
+  std::vector<ClientFailure> out;
+  for (const auto& [id, status] : failures) out.push_back({id, status});
+  return out;
+}
 
 // ServerAccuracy is the "accuracy" of the round's server-side evaluation.
 std::optional<double> ServerAccuracy(const RoundRecord& record) {
@@ -187,6 +133,7 @@ absl::Status CoordinatorOptions::Validate() const {
         max_examples_per_client));
   }
   if (secure_aggregation.enabled) SHOAL_RETURN_IF_ERROR(secure_aggregation.Validate());
+  if (clock == nullptr) return absl::InvalidArgumentError("clock must not be null");
   return absl::OkStatus();
 }
 
@@ -280,15 +227,15 @@ absl::StatusOr<std::vector<RoundRecord>> Coordinator::Run() {
 
 bool Coordinator::WaitForFirstClients() {
   // In slices, so a stop requested meanwhile (SIGTERM) is heard within one.
-  const absl::Time give_up = absl::Now() + options_.wait_for_clients_timeout;
+  Clock& clock = *options_.clock;
+  const absl::Time give_up = clock.Now() + options_.wait_for_clients_timeout;
   while (true) {
-    const absl::Duration slice =
-        std::min(absl::Seconds(1), give_up - absl::Now());
+    const absl::Duration slice = std::min(absl::Seconds(1), give_up - clock.Now());
     if (clients_->WaitForLive(options_.min_available_clients,
                               std::max(slice, absl::ZeroDuration()))) {
       return true;
     }
-    if (stop_requested_.load() || absl::Now() >= give_up) return false;
+    if (stop_requested_.load() || clock.Now() >= give_up) return false;
   }
 }
 
@@ -371,7 +318,7 @@ absl::StatusOr<std::vector<RoundRecord>> Coordinator::RunRounds() {
 }
 
 absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
-  const absl::Time start = absl::Now();
+  const absl::Time start = options_.clock->Now();
   RoundRecord record;
   record.round = round;
   record.model_version = global_version();
@@ -409,30 +356,32 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
   if (options_.secure_aggregation.enabled) {
     RunSecureFit(round, global, plan, by_id, deadline, *aggregator, record);
   } else {
-    auto collector = std::make_shared<ResultCollector<FitRes>>(
-        round, ids, [&](const std::string& id, const FitRes& res) -> absl::Status {
-          const auto aux = aux_sent.find(id);
-          SHOAL_RETURN_IF_ERROR(ValidateUpdate(
-              *global, aux == aux_sent.end() ? nullptr : aux->second.get(), res));
-          // Counted at most at the client's bound, here and by the strategy.
-          const auto bound = example_bound.find(id);
-          const int64_t n =
-              CapExamples(round, id, "training", res.num_examples,
-                          bound == example_bound.end() ? 0 : bound->second);
-          std::optional<FitRes> capped;
-          if (n != res.num_examples) {
-            capped = res;
-            capped->num_examples = n;
-          }
-          SHOAL_RETURN_IF_ERROR(aggregator->Accept(id, capped ? *capped : res));
-          auto loss = res.metrics.find(kTrainLossMetric);
-          if (loss != res.metrics.end()) {
-            loss_sum += MetricAsDouble(loss->second) * static_cast<double>(n);
-            loss_weight += static_cast<double>(n);
-          }
-          record.train_examples = AddExampleCounts(record.train_examples, n);
-          return absl::OkStatus();
-        });
+    auto fold = [&](const std::string& id, const FitRes& res) -> absl::Status {
+      const auto aux = aux_sent.find(id);
+      SHOAL_RETURN_IF_ERROR(
+          ValidateUpdate(*global, aux == aux_sent.end() ? nullptr : aux->second.get(), res));
+      // Counted at most at the client's bound, here and by the strategy.
+      const auto bound = example_bound.find(id);
+      const int64_t n = CapExamples(round, id, "training", res.num_examples,
+                                    bound == example_bound.end() ? 0 : bound->second);
+      std::optional<FitRes> capped;
+      if (n != res.num_examples) {
+        capped = res;
+        capped->num_examples = n;
+      }
+      SHOAL_RETURN_IF_ERROR(aggregator->Accept(id, capped ? *capped : res));
+      auto loss = res.metrics.find(kTrainLossMetric);
+      if (loss != res.metrics.end()) {
+        loss_sum += MetricAsDouble(loss->second) * static_cast<double>(n);
+        loss_weight += static_cast<double>(n);
+      }
+      record.train_examples = AddExampleCounts(record.train_examples, n);
+      return absl::OkStatus();
+    };
+    auto collector = std::make_shared<ResultCollector<std::string, FitRes>>(
+        ids, RoundText(round),
+        [&](const std::string& id, FitRes& res) { return Refused(round, id, fold(id, res)); },
+        options_.clock);
 
     for (const FitInstruction& ins : plan) {
       auto it = by_id.find(ins.client_id);
@@ -451,7 +400,7 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
       clients_->MarkUnresponsive(late);
     }
     record.answered = collector->answered();
-    record.failures = collector->failures();
+    record.failures = ToClientFailures(collector->failures());
   }
   record.train_loss = loss_weight > 0
                           ? loss_sum / loss_weight
@@ -506,7 +455,7 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
     SHOAL_ASSIGN_OR_RETURN(last_model_, store_->Save(round, *now_global, metrics));
   }
   RunFederatedEvaluation(round, start + 2 * options_.round_timeout, record);
-  record.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  record.seconds = absl::ToDoubleSeconds(options_.clock->Now() - start);
   return record;
 }
 
@@ -522,11 +471,12 @@ void Coordinator::RunSecureFit(uint32_t round, std::shared_ptr<const Parameters>
     cohort.push_back({it->second, FitIns{round, record.model_version, global, ins.config,
                                          /*aux=*/nullptr, /*secagg=*/nullptr}});
   }
-  SecureRoundResult result = RunSecureRound(
-      round, *global, cohort, options_.secure_aggregation, deadline,
-      [&](const std::string& stage, size_t answered, size_t asked) {
-        for (RoundObserver* o : observers_) o->OnSecureStage(round, stage, answered, asked);
-      });
+  SecureRoundResult result =
+      RunSecureRound(round, *global, cohort, options_.secure_aggregation, deadline, options_.clock,
+                     [&](const std::string& stage, size_t answered, size_t asked) {
+                       for (RoundObserver* o : observers_)
+                         o->OnSecureStage(round, stage, answered, asked);
+                     });
   record.failures = std::move(result.failures);
   record.secagg = std::move(result.metrics);
   if (!result.status.ok()) {
@@ -563,16 +513,19 @@ void Coordinator::RunFederatedEvaluation(uint32_t round, absl::Time deadline,
         proxy != nullptr ? proxy->declared_examples().evaluate : 0);
   }
   std::vector<std::pair<std::string, EvaluateRes>> results;
-  auto collector = std::make_shared<ResultCollector<EvaluateRes>>(
-      round, ids, [&](const std::string& id, const EvaluateRes& res) -> absl::Status {
-        if (res.num_examples <= 0 || !std::isfinite(res.loss)) {
-          return absl::InvalidArgumentError("evaluation needs num_examples > 0 and a finite loss");
-        }
-        results.emplace_back(id, res);
-        results.back().second.num_examples = CapExamples(
-            round, id, "evaluation", res.num_examples, example_bound[id]);
-        return absl::OkStatus();
-      });
+  auto fold = [&](const std::string& id, const EvaluateRes& res) -> absl::Status {
+    if (res.num_examples <= 0 || !std::isfinite(res.loss)) {
+      return absl::InvalidArgumentError("evaluation needs num_examples > 0 and a finite loss");
+    }
+    results.emplace_back(id, res);
+    results.back().second.num_examples =
+        CapExamples(round, id, "evaluation", res.num_examples, example_bound[id]);
+    return absl::OkStatus();
+  };
+  auto collector = std::make_shared<ResultCollector<std::string, EvaluateRes>>(
+      ids, RoundText(round),
+      [&](const std::string& id, EvaluateRes& res) { return Refused(round, id, fold(id, res)); },
+      options_.clock);
   for (const auto& ins : plan) {
     std::shared_ptr<ClientProxy> proxy = clients_->Find(ins.client_id);
     if (proxy == nullptr) continue;
@@ -587,7 +540,7 @@ void Coordinator::RunFederatedEvaluation(uint32_t round, absl::Time deadline,
     clients_->MarkUnresponsive(late);
   }
   absl::StatusOr<EvaluateRes> agg =
-      strategy_->AggregateEvaluate(round, results, collector->failures());
+      strategy_->AggregateEvaluate(round, results, ToClientFailures(collector->failures()));
   if (agg.ok()) record.federated_eval = *agg;
 }
 

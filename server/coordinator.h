@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "common/types.h"
 #include "server/client_pool.h"
 #include "server/model_store.h"
@@ -64,6 +65,9 @@ struct CoordinatorOptions {
   // Secure aggregation (SecAgg+): the server learns only the weighted mean
   // of each round's updates. Needs a strategy that aggregates by the mean.
   SecureAggregationOptions secure_aggregation;
+  // Where the rounds read the time and wait for their deadlines (also the
+  // secure round's). Not owned; tests hand in a FakeClock.
+  Clock* clock = Clock::Real();
 
   // Validate returns InvalidArgument naming the first bad option.
   absl::Status Validate() const;

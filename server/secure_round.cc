@@ -2,19 +2,18 @@
 
 #include <algorithm>
 #include <map>
-#include <set>
 #include <thread>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
 #include "common/logging.h"
 #include "common/status.h"
 #include "secagg/crypto.h"
 #include "secagg/server.h"
 #include "secagg/wire.h"
+#include "server/result_collector.h"
 
 namespace shoal {
 namespace {
@@ -22,64 +21,6 @@ namespace {
 // A complete graph costs n^2 share pairs on the server; beyond this many
 // edges the settings must allow a sparse graph.
 constexpr uint64_t kMaxGraphEdges = uint64_t{50} * 1000 * 1000;
-
-// StageCollector feeds one stage's answers into the session as they arrive
-// and waits for the rest until the stage's deadline. Thread-safe; kept
-// alive by the proxies' handlers, which may fire after the stage closed
-// (they are then refused).
-class StageCollector {
- public:
-  StageCollector(secagg::SecAggServer* server, absl::Mutex* server_mu,
-                 const std::vector<uint32_t>& asked, std::string stage)
-      : server_(server), server_mu_(server_mu), pending_(asked.begin(), asked.end()),
-        stage_(std::move(stage)) {}
-
-  absl::Status Offer(uint32_t client, absl::StatusOr<v1::SecAggClientMessage> answer) {
-    absl::MutexLock lock(server_mu_);
-    if (closed_) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the secure-aggregation stage '", stage_, "' is closed; the answer came too late"));
-    }
-    if (pending_.erase(client) == 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "no open secure-aggregation question for this client in stage '", stage_, "'"));
-    }
-    if (!answer.ok()) {
-      failures_[client] = answer.status();
-      return absl::OkStatus();  // the client's own error; nothing to refuse
-    }
-    absl::Status received = server_->Receive(client, *answer);
-    if (!received.ok()) failures_[client] = received;
-    return received;
-  }
-
-  // WaitAndClose waits until every asked client answered or `deadline`;
-  // returns the clients still pending, which become failures.
-  std::vector<uint32_t> WaitAndClose(absl::Time deadline) {
-    absl::MutexLock lock(server_mu_);
-    auto all_in = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(*server_mu_) {
-      return pending_.empty();
-    };
-    server_mu_->AwaitWithDeadline(absl::Condition(&all_in), deadline);
-    closed_ = true;
-    std::vector<uint32_t> late(pending_.begin(), pending_.end());
-    for (uint32_t c : late) {
-      failures_[c] = absl::DeadlineExceededError("no answer before the stage's deadline");
-    }
-    return late;
-  }
-
-  // Only after WaitAndClose.
-  const std::map<uint32_t, absl::Status>& failures() const { return failures_; }
-
- private:
-  secagg::SecAggServer* const server_;
-  absl::Mutex* const server_mu_;
-  std::set<uint32_t> pending_;
-  std::map<uint32_t, absl::Status> failures_;
-  bool closed_ = false;
-  const std::string stage_;
-};
 
 // ThreadsFor runs the tasks on threads of their own (the server's
 // unmasking: a few long, independent PRG expansions).
@@ -121,8 +62,8 @@ absl::Status CheckSecureAggregationSupported(const Strategy& strategy) {
 
 SecureRoundResult RunSecureRound(uint32_t round, const Parameters& global,
                                  const std::vector<SecureCohortMember>& cohort,
-                                 const SecureAggregationOptions& options,
-                                 absl::Time fit_deadline, const StageObserver& observer) {
+                                 const SecureAggregationOptions& options, absl::Time fit_deadline,
+                                 Clock* clock, const StageObserver& observer) {
   SecureRoundResult result;
   const uint32_t n = static_cast<uint32_t>(cohort.size());
   auto fail_all = [&](absl::Status status) {
@@ -180,8 +121,22 @@ SecureRoundResult RunSecureRound(uint32_t round, const Parameters& global,
       asked = server.Expected();
     }
     const bool fit_stage = stage == secagg::ServerStage::kCollectMaskedInputs;
-    const absl::Time deadline = fit_stage ? fit_deadline : absl::Now() + options.stage_timeout;
-    auto collector = std::make_shared<StageCollector>(&server, &server_mu, asked, stage_name);
+    const absl::Time deadline = fit_stage ? fit_deadline : clock->Now() + options.stage_timeout;
+    // The collector's lock orders the answers; server_mu guards the
+    // session, which this thread also reads between stages.
+    auto collector = std::make_shared<ResultCollector<uint32_t, v1::SecAggClientMessage>>(
+        asked,
+        ResultCollectorText{
+            absl::StrCat("the secure-aggregation stage '", stage_name,
+                         "' is closed; the answer came too late"),
+            absl::StrCat("no open secure-aggregation question for this client in stage '",
+                         stage_name, "'"),
+            "no answer before the stage's deadline"},
+        [&server, &server_mu](uint32_t u, v1::SecAggClientMessage& answer) {
+          absl::MutexLock lock(&server_mu);
+          return server.Receive(u, answer);
+        },
+        clock);
     for (uint32_t u : asked) {
       absl::StatusOr<v1::SecAggServerMessage> message;
       {
@@ -213,12 +168,16 @@ SecureRoundResult RunSecureRound(uint32_t round, const Parameters& global,
       }
     }
     for (uint32_t late : collector->WaitAndClose(deadline)) cohort[late - 1].proxy->Cancel();
-    for (const auto& [u, status] : collector->failures()) {
+    // In client order, whatever order they failed in.
+    std::vector<std::pair<uint32_t, absl::Status>> failures = collector->failures();
+    std::sort(failures.begin(), failures.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [u, status] : failures) {
       result.failures.push_back(
           {cohort[u - 1].proxy->id(),
            Annotate(status, absl::StrCat("secure aggregation, stage '", stage_name, "'"))});
     }
-    const size_t answered = asked.size() - collector->failures().size();
+    const size_t answered = asked.size() - failures.size();
     result.metrics[MetricName(stage)] = static_cast<int64_t>(answered);
     if (observer) observer(stage_name, answered, asked.size());
     absl::Status advanced;

@@ -21,6 +21,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "common/types.h"
 #include "secagg/graph.h"
 #include "secagg/update_codec.h"
@@ -66,11 +67,12 @@ struct SecureCohortMember {
 };
 
 // RunSecureRound runs the session over `cohort` (at least 2 clients) and
-// decodes the sum against the layout of `global`.
+// decodes the sum against the layout of `global`. Stage deadlines are read
+// from, and waited for on, `clock` (the Coordinator's; not owned).
 SecureRoundResult RunSecureRound(uint32_t round, const Parameters& global,
                                  const std::vector<SecureCohortMember>& cohort,
-                                 const SecureAggregationOptions& options,
-                                 absl::Time fit_deadline, const StageObserver& observer);
+                                 const SecureAggregationOptions& options, absl::Time fit_deadline,
+                                 Clock* clock, const StageObserver& observer);
 
 // CheckSecureAggregationSupported refuses, naming the strategy, one that
 // needs individual updates.

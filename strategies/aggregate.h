@@ -72,8 +72,9 @@ class WeightedSumAggregator : public FitAggregator {
 
 // PerClientAggregator keeps every update (flattened, float32, [n, D]) for
 // strategies that need them one by one (median, trimmed mean, Krum,
-// Bulyan). Memory grows with the number of clients: such strategies say so
-// (AggregationKind::kPerClient) and secure aggregation refuses them. The
+// Bulyan). Memory grows with the number of clients: such strategies do not
+// aggregate by the mean (Strategy::AggregatesByMean), so secure aggregation
+// refuses them. The
 // peak is about one copy of the updates, plus one slab (~64 MiB) and what
 // the combiner needs on top.
 class PerClientAggregator : public FitAggregator {

@@ -26,7 +26,7 @@ struct BulyanOptions {
   int64_t num_malicious = 0;
 };
 
-// Bulyan keeps every update of the round (AggregationKind::kPerClient).
+// Bulyan keeps every update of the round (PerClientAggregator).
 //
 // Choices the paper leaves open: once fewer than 2f + 3 candidates remain,
 // Krum's n - f - 2 neighbours would be fewer than one, so each score keeps
@@ -44,9 +44,8 @@ class Bulyan : public FedAvg {
       : FedAvg(std::move(options)), bulyan_(bulyan) {}
 
   absl::string_view name() const override { return "bulyan"; }
-  AggregationKind aggregation_kind() const override {
-    return AggregationKind::kPerClient;
-  }
+  // Needs each update on its own: never served by secure aggregation.
+  bool AggregatesByMean() const override { return false; }
   std::unique_ptr<FitAggregator> BeginAggregateFit(
       uint32_t round, std::shared_ptr<const Parameters> global) override;
 

@@ -258,11 +258,6 @@ absl::Status DifferentialPrivacy::LoadState(const Parameters& state) {
   return absl::OkStatus();
 }
 
-AggregationKind DifferentialPrivacy::aggregation_kind() const {
-  return options_.clipping == Clipping::kClient ? AggregationKind::kWeightedSum
-                                                : AggregationKind::kPerClient;
-}
-
 std::optional<std::string> DifferentialPrivacy::StopReason(uint32_t round) {
   if (options_.target_epsilon <= 0 || options_.noise_multiplier <= 0) return std::nullopt;
   absl::StatusOr<RdpAccountant::Guarantee> next = accountant_.EpsilonAfter(

@@ -40,10 +40,10 @@
 // against floating-point attacks, Mironov 2012), or a server that does not
 // run this code.
 //
-// Server-side clipping needs each update in the clear, so it is
-// AggregationKind::kPerClient (secure aggregation refuses it), although it
-// still folds results as they arrive in one model's memory. Client-side
-// clipping needs only the sum: kWeightedSum.
+// Server-side clipping needs each update in the clear, although it still
+// folds results as they arrive in one model's memory. Client-side clipping
+// would need only the sum, but the wrapper does not aggregate by the mean
+// (AggregatesByMean is false), so secure aggregation refuses both.
 #ifndef SHOAL_STRATEGIES_DIFFERENTIAL_PRIVACY_H_
 #define SHOAL_STRATEGIES_DIFFERENTIAL_PRIVACY_H_
 
@@ -100,7 +100,6 @@ class DifferentialPrivacy : public Strategy {
       uint32_t expected_clients);
 
   absl::string_view name() const override { return name_; }
-  AggregationKind aggregation_kind() const override;
   std::optional<Parameters> InitializeParameters() override {
     return inner_->InitializeParameters();
   }

@@ -47,9 +47,6 @@ class FedAvg : public Strategy {
   explicit FedAvg(FedAvgOptions options) : options_(std::move(options)) {}
 
   absl::string_view name() const override { return "fedavg"; }
-  AggregationKind aggregation_kind() const override {
-    return AggregationKind::kWeightedSum;
-  }
   std::vector<FitInstruction> ConfigureFit(
       uint32_t round, const Parameters& global,
       const std::vector<std::string>& sampled_clients) override;
@@ -65,11 +62,10 @@ class FedAvg : public Strategy {
                                                      const FlatLayout& layout,
                                                      const at::Tensor& mean_update);
   // FedAvg and the strategies built on it aggregate by the mean update,
-  // which ApplyMeanUpdate receives; the weighted-sum strategies that fold
-  // otherwise (FedNova, q-FedAvg, SCAFFOLD) override this to say no.
-  bool AggregatesByMean() const override {
-    return aggregation_kind() == AggregationKind::kWeightedSum;
-  }
+  // which ApplyMeanUpdate receives; those that fold otherwise (FedNova,
+  // q-FedAvg, SCAFFOLD, and the per-client median, trimmed mean, Krum,
+  // Bulyan) override this to say no.
+  bool AggregatesByMean() const override { return true; }
 
   const FedAvgOptions& options() const { return options_; }
 

@@ -24,7 +24,7 @@ namespace shoal {
 // return the lower one, biasing every coordinate downwards.
 at::Tensor CoordinateMedian(const at::Tensor& updates);
 
-// FedMedian keeps every update of the round (AggregationKind::kPerClient),
+// FedMedian keeps every update of the round (PerClientAggregator),
 // since a median cannot be folded in as results arrive. Unweighted, as in
 // the paper: num_examples is a client's own claim, and weighting by it would
 // let one Byzantine client buy the median.
@@ -36,9 +36,8 @@ class FedMedian : public FedAvg {
   explicit FedMedian(FedAvgOptions options) : FedAvg(std::move(options)) {}
 
   absl::string_view name() const override { return "fedmedian"; }
-  AggregationKind aggregation_kind() const override {
-    return AggregationKind::kPerClient;
-  }
+  // Needs each update on its own: never served by secure aggregation.
+  bool AggregatesByMean() const override { return false; }
   std::unique_ptr<FitAggregator> BeginAggregateFit(
       uint32_t round, std::shared_ptr<const Parameters> global) override;
 };

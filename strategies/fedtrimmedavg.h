@@ -26,7 +26,7 @@ struct FedTrimmedAvgOptions {
   double beta = 0.2;
 };
 
-// FedTrimmedAvg keeps every update of the round (AggregationKind::kPerClient)
+// FedTrimmedAvg keeps every update of the round (PerClientAggregator)
 // since trimming needs all values of a coordinate at once. Unweighted, as in
 // the paper and in Flower: a client's num_examples is its own claim, and
 // weighting by it would let a Byzantine client outweigh the trimming.
@@ -39,9 +39,8 @@ class FedTrimmedAvg : public FedAvg {
       : FedAvg(std::move(options)), trim_(trim) {}
 
   absl::string_view name() const override { return "fedtrimmedavg"; }
-  AggregationKind aggregation_kind() const override {
-    return AggregationKind::kPerClient;
-  }
+  // Needs each update on its own: never served by secure aggregation.
+  bool AggregatesByMean() const override { return false; }
   std::unique_ptr<FitAggregator> BeginAggregateFit(
       uint32_t round, std::shared_ptr<const Parameters> global) override;
 

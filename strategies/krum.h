@@ -41,7 +41,7 @@ struct MultiKrumOptions {
   int64_t num_selected = 1;
 };
 
-// MultiKrum keeps every update of the round (AggregationKind::kPerClient):
+// MultiKrum keeps every update of the round (PerClientAggregator):
 // scores need all pairwise distances. Equal scores go to the lower client
 // ID (PerClientAggregator hands the rows over in client-ID order), so the
 // outcome does not depend on network timing. Unweighted, as in the paper:
@@ -55,9 +55,8 @@ class MultiKrum : public FedAvg {
       : FedAvg(std::move(options)), krum_(krum) {}
 
   absl::string_view name() const override { return "multikrum"; }
-  AggregationKind aggregation_kind() const override {
-    return AggregationKind::kPerClient;
-  }
+  // Needs each update on its own: never served by secure aggregation.
+  bool AggregatesByMean() const override { return false; }
   std::unique_ptr<FitAggregator> BeginAggregateFit(
       uint32_t round, std::shared_ptr<const Parameters> global) override;
 

@@ -31,13 +31,6 @@
 
 namespace shoal {
 
-// How a strategy consumes fit results. Secure aggregation can serve only
-// kWeightedSum, since the server then learns nothing but the sum.
-enum class AggregationKind {
-  kWeightedSum,  // needs only sum_i w_i * update_i: folds each result in
-  kPerClient,    // needs each update on its own (median, Krum, ...)
-};
-
 // FitAggregator folds the results of one round. Accept may be called from
 // several threads (one per arriving result); the Coordinator serializes the
 // calls, so implementations need no locking. The results Accept sees are
@@ -83,9 +76,9 @@ class Strategy {
   virtual ~Strategy() = default;
 
   virtual absl::string_view name() const = 0;
-  virtual AggregationKind aggregation_kind() const = 0;
 
-  // AggregatesByMean is true when the new model depends on the round's
+  // AggregatesByMean is the one answer to "can this strategy be securely
+  // aggregated": true when the new model depends on the round's
   // results only through their num_examples-weighted mean update. Only such
   // strategies can run under secure aggregation (the server learns nothing
   // but that mean) or be wrapped by differential privacy (which replaces

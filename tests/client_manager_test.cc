@@ -1,5 +1,9 @@
 #include "server/client_manager.h"
 
+#include <atomic>
+#include <thread>
+
+#include "common/clock.h"
 #include "gtest/gtest.h"
 #include "tests/fake_client_proxy.h"
 
@@ -25,13 +29,13 @@ class ClientManagerTest : public ::testing::Test {
   ClientManagerOptions Options() {
     ClientManagerOptions o;
     o.liveness_timeout = absl::Seconds(30);
-    o.now = [this] { return now_; };
+    o.clock = &clock_;
     return o;
   }
   void AddClients(int n) {
     for (int i = 0; i < n; ++i) clients_.Register(Proxy("c" + std::to_string(100 + i)));
   }
-  absl::Time now_ = absl::FromUnixSeconds(1000);
+  FakeClock clock_{absl::FromUnixSeconds(1000)};
   ClientManager clients_;
 };
 
@@ -56,9 +60,9 @@ TEST_F(ClientManagerTest, FractionRoundsUpAndMinimumApplies) {
 
 TEST_F(ClientManagerTest, SilentClientsAreNotLiveAndHeartbeatRevivesThem) {
   AddClients(3);
-  now_ += absl::Seconds(20);
+  clock_.Advance(absl::Seconds(20));
   EXPECT_TRUE(clients_.Heartbeat("c100"));
-  now_ += absl::Seconds(20);  // c101, c102 silent for 40 s > 30 s
+  clock_.Advance(absl::Seconds(20));  // c101, c102 silent for 40 s > 30 s
   EXPECT_EQ(clients_.LiveClientIds(), std::vector<std::string>{"c100"});
   EXPECT_EQ(Ids(clients_.Sample({1.0, 1}, 1)), std::vector<std::string>{"c100"});
   EXPECT_TRUE(clients_.Heartbeat("c102"));
@@ -88,10 +92,33 @@ TEST_F(ClientManagerTest, RejoinReplacesAndUnregisterRemoves) {
   EXPECT_EQ(clients_.Find("dev"), nullptr);
 }
 
-TEST_F(ClientManagerTest, WaitForLiveTimesOutWithTooFewClients) {
+// The wait ends when the clock passes the timeout, not before, and takes no
+// real time: the test moves the clock.
+TEST_F(ClientManagerTest, WaitForLiveTimesOutWhenTheClockPassesTheTimeout) {
   AddClients(1);
-  EXPECT_TRUE(clients_.WaitForLive(1, absl::Milliseconds(10)));
-  EXPECT_FALSE(clients_.WaitForLive(2, absl::Milliseconds(50)));
+  EXPECT_TRUE(clients_.WaitForLive(1, absl::Seconds(5)));
+  std::atomic<bool> done{false};
+  bool live = true;
+  std::thread waiter([&] {
+    live = clients_.WaitForLive(2, absl::Seconds(5));
+    done.store(true);
+  });
+  clock_.BlockUntilWaiters(1);
+  clock_.Advance(absl::Seconds(4));
+  EXPECT_FALSE(done.load()) << "gave up before its timeout";
+  clock_.Advance(absl::Seconds(1));
+  waiter.join();
+  EXPECT_FALSE(live);
+}
+
+TEST_F(ClientManagerTest, WaitForLiveWakesWhenEnoughClientsJoin) {
+  AddClients(1);
+  bool live = false;
+  std::thread waiter([&] { live = clients_.WaitForLive(2, absl::Seconds(5)); });
+  clock_.BlockUntilWaiters(1);
+  clients_.Register(Proxy("late-joiner"));  // no time passes
+  waiter.join();
+  EXPECT_TRUE(live);
 }
 
 }  // namespace

@@ -6,7 +6,9 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <thread>
 
+#include "common/clock.h"
 #include "common/files.h"
 #include "gtest/gtest.h"
 #include "server/checkpoint.h"
@@ -59,7 +61,7 @@ class CoordinatorTest : public ::testing::Test {
 
   std::shared_ptr<FakeClientProxy> Add(const std::string& id, FakeClientProxy::Behaviour b,
                                        absl::Duration delay = absl::ZeroDuration()) {
-    auto proxy = std::make_shared<FakeClientProxy>(id, std::move(b), delay);
+    auto proxy = std::make_shared<FakeClientProxy>(id, std::move(b), delay, &clock_);
     clients_.Register(proxy);
     return proxy;
   }
@@ -72,9 +74,31 @@ class CoordinatorTest : public ::testing::Test {
     return coordinator_->Run();
   }
 
+  // RunOnFakeClock runs the Coordinator on clock_ in a thread of its own,
+  // and `drive` meanwhile, which moves the clock: a deadline passes when the
+  // test says so, and no test sleeps.
+  absl::StatusOr<std::vector<RoundRecord>> RunOnFakeClock(const std::function<void()>& drive) {
+    options_.clock = &clock_;
+    absl::StatusOr<std::vector<RoundRecord>> history = absl::UnknownError("did not run");
+    std::thread run([&] { history = Run(); });
+    drive();
+    run.join();
+    return history;
+  }
+  // PassRoundDeadline waits until the round waits for its deadline with
+  // the answers of `prompt` in, then moves the clock past the deadline.
+  void PassRoundDeadline(const std::vector<std::shared_ptr<FakeClientProxy>>& prompt) {
+    clock_.BlockUntilWaiters(1);
+    for (const auto& p : prompt) p->verdicts();  // their answers are in
+    clock_.Advance(options_.round_timeout);
+  }
+
   testing::TempDir dir_;
   std::unique_ptr<ModelStore> store_;
-  ClientManager clients_;
+  // Liveness and waits for clients follow clock_; a client stays live
+  // however far a test moves it, until it misses a deadline.
+  FakeClock clock_;
+  ClientManager clients_{ClientManagerOptions{absl::Hours(24 * 365), &clock_}};
   FedAvg fedavg_{{}};
   CoordinatorOptions options_;
   std::unique_ptr<Coordinator> coordinator_;
@@ -99,11 +123,13 @@ TEST_F(CoordinatorTest, AggregatesEveryAnswerAndStoresTheNewVersion) {
 }
 
 TEST_F(CoordinatorTest, SilentClientDoesNotStallTheRoundPastItsDeadline) {
-  options_.round_timeout = absl::Milliseconds(500);
-  Add("a", Answer(1, 1));
-  Add("b", Answer(1, 1));
+  options_.round_timeout = absl::Seconds(500);
+  auto a = Add("a", Answer(1, 1));
+  auto b = Add("b", Answer(1, 1));
   Add("silent", Silent());
-  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  absl::StatusOr<std::vector<RoundRecord>> history = RunOnFakeClock([&] {
+    PassRoundDeadline({a, b});
+  });
   ASSERT_TRUE(history.ok()) << history.status();
   const RoundRecord& r = (*history)[1];
   EXPECT_EQ(r.answered, 2u);
@@ -111,17 +137,22 @@ TEST_F(CoordinatorTest, SilentClientDoesNotStallTheRoundPastItsDeadline) {
   EXPECT_EQ(r.failures[0].client_id, "silent");
   EXPECT_EQ(r.failures[0].status.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_TRUE(r.model_updated);
+  EXPECT_EQ(r.seconds, 500) << "the round ended at its deadline on the round's clock";
 }
 
 // A client that let the round's deadline pass (a dead device) is not asked
 // in the next round, which then closes without waiting for it.
 TEST_F(CoordinatorTest, ClientThatMissedTheDeadlineIsNotAskedNextRound) {
   options_.num_rounds = 2;
-  options_.round_timeout = absl::Milliseconds(500);
-  Add("a", Answer(1, 1));
-  Add("b", Answer(1, 1));
+  options_.round_timeout = absl::Seconds(500);
+  auto a = Add("a", Answer(1, 1));
+  auto b = Add("b", Answer(1, 1));
   Add("silent", Silent());
-  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  // Only round 1 waits: were the silent client asked again, round 2 would
+  // wait for a deadline nobody passes, and the test would not end.
+  absl::StatusOr<std::vector<RoundRecord>> history = RunOnFakeClock([&] {
+    PassRoundDeadline({a, b});
+  });
   ASSERT_TRUE(history.ok()) << history.status();
   ASSERT_EQ(history->size(), 3u);
   EXPECT_EQ((*history)[1].sampled, 3u);
@@ -130,14 +161,15 @@ TEST_F(CoordinatorTest, ClientThatMissedTheDeadlineIsNotAskedNextRound) {
   EXPECT_EQ(r2.sampled, 2u);
   EXPECT_EQ(r2.answered, 2u);
   EXPECT_TRUE(r2.failures.empty());
-  EXPECT_LT(r2.seconds, 0.4);
+  EXPECT_EQ(r2.seconds, 0);
 }
 
 TEST_F(CoordinatorTest, TooFewResultsLeaveTheModelUnchangedAndSaySo) {
-  options_.round_timeout = absl::Milliseconds(300);
-  Add("a", Answer(5, 1));
+  options_.round_timeout = absl::Seconds(300);
+  auto a = Add("a", Answer(5, 1));
   Add("silent", Silent());
-  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  absl::StatusOr<std::vector<RoundRecord>> history =
+      RunOnFakeClock([&] { PassRoundDeadline({a}); });
   ASSERT_TRUE(history.ok()) << history.status();
   const RoundRecord& r = (*history)[1];
   EXPECT_FALSE(r.model_updated);
@@ -198,12 +230,17 @@ TEST_F(CoordinatorTest, BadUpdatesAreRefusedWithClearErrorsAndDoNotTouchTheModel
 }
 
 TEST_F(CoordinatorTest, LateResultIsRefusedAfterTheRoundCloses) {
-  options_.round_timeout = absl::Milliseconds(200);
+  options_.round_timeout = absl::Seconds(200);
   options_.min_fit_clients = 1;
   options_.min_available_clients = 1;
-  Add("fast", Answer(1, 1));
-  auto late = Add("late", Answer(100, 1), absl::Milliseconds(800));
-  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  auto fast = Add("fast", Answer(1, 1));
+  auto late = Add("late", Answer(100, 1), absl::Seconds(800));
+  absl::StatusOr<std::vector<RoundRecord>> history = RunOnFakeClock([&] {
+    clock_.BlockUntilWaiters(2);  // the round, and the late client's delay
+    fast->verdicts();
+    clock_.Advance(options_.round_timeout);  // the round closes...
+  });
+  clock_.Advance(absl::Seconds(600));  // ...then the late client answers
   ASSERT_TRUE(history.ok()) << history.status();
   std::vector<absl::Status> verdicts = late->verdicts();
   ASSERT_EQ(verdicts.size(), 1u);
@@ -248,24 +285,32 @@ TEST_F(CoordinatorTest, RunEndedByAStorageErrorStillTellsClientsItIsOver) {
 // wait, rather than the wait_for_clients_timeout later.
 TEST_F(CoordinatorTest, StopRequestedWhileWaitingForClientsEndsTheRunAtOnce) {
   options_.wait_for_clients_timeout = absl::Seconds(60);
+  options_.clock = &clock_;
   auto only = Add("only", Answer(1, 1));  // two are needed
   absl::StatusOr<std::unique_ptr<Coordinator>> c = Coordinator::Create(
       options_, &clients_, &fedavg_, store_.get(), Initial());
   ASSERT_TRUE(c.ok()) << c.status();
   (*c)->RequestStop();
-  const absl::Time start = absl::Now();
-  absl::StatusOr<std::vector<RoundRecord>> history = (*c)->Run();
+  absl::StatusOr<std::vector<RoundRecord>> history;
+  std::thread run([&] { history = (*c)->Run(); });
+  // One slice of the wait (1 s) is all it takes; the test would not end if
+  // the Coordinator waited on for the other 59.
+  clock_.BlockUntilWaiters(1);
+  clock_.Advance(absl::Seconds(1));
+  run.join();
   ASSERT_TRUE(history.ok()) << history.status();
   EXPECT_TRUE(history->empty());
-  EXPECT_LT(absl::Now() - start, absl::Seconds(30));
   EXPECT_TRUE((*c)->stop_reason().empty()) << "a stopped run stays resumable";
   EXPECT_EQ(only->final_version(), 0);
 }
 
 TEST_F(CoordinatorTest, NoClientsInTimeIsAClearError) {
-  options_.wait_for_clients_timeout = absl::Milliseconds(100);
+  options_.wait_for_clients_timeout = absl::Seconds(100);
   Add("only", Answer(1, 1));
-  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  absl::StatusOr<std::vector<RoundRecord>> history = RunOnFakeClock([&] {
+    clock_.BlockUntilWaiters(1);
+    clock_.Advance(options_.wait_for_clients_timeout);
+  });
   ASSERT_FALSE(history.ok());
   EXPECT_NE(history.status().message().find("only 1 of the 2"), std::string::npos)
       << history.status();

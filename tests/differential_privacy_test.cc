@@ -43,7 +43,7 @@ DifferentialPrivacyOptions NoNoise(Clipping clipping, double clip_norm) {
 
 TEST(DifferentialPrivacyTest, ServerClipsEachUpdateAndAveragesWithEqualWeights) {
   auto dp = Dp("fedavg", NoNoise(Clipping::kServer, 1.0));
-  EXPECT_EQ(dp->aggregation_kind(), AggregationKind::kPerClient);
+  EXPECT_FALSE(dp->AggregatesByMean());
   auto global = testing::Global({0, 0}, {0});
   dp->ConfigureFit(1, *global, {"a", "b"});
   auto agg = dp->BeginAggregateFit(1, global);
@@ -82,7 +82,7 @@ TEST(DifferentialPrivacyTest, NoiseOnTheMeanHasStddevZTimesClipOverM) {
 
 TEST(DifferentialPrivacyTest, ClientClippingSendsTheNormAndRefusesLongerUpdates) {
   auto dp = Dp("fedavg", NoNoise(Clipping::kClient, 1.0));
-  EXPECT_EQ(dp->aggregation_kind(), AggregationKind::kWeightedSum);
+  EXPECT_FALSE(dp->AggregatesByMean());
   auto global = testing::Global({0, 0}, {0});
   std::vector<FitInstruction> plan = dp->ConfigureFit(1, *global, {"a", "b"});
   ASSERT_EQ(plan.size(), 2u);

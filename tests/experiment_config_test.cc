@@ -229,7 +229,7 @@ TEST(ExperimentConfigTest, PrivacySectionWrapsTheStrategyAndIsChecked) {
   absl::StatusOr<std::unique_ptr<Strategy>> strategy = CreateExperimentStrategy(*c);
   ASSERT_TRUE(strategy.ok()) << strategy.status();
   EXPECT_EQ((*strategy)->name(), "dp-client(fedadam)");
-  EXPECT_EQ((*strategy)->aggregation_kind(), AggregationKind::kWeightedSum);
+  EXPECT_FALSE((*strategy)->AggregatesByMean());  // privacy and secure rounds do not mix
 
   EXPECT_NE(ErrorOf(R"({"privacy": {"noise": 1}})").find("privacy.noise"), std::string::npos);
   EXPECT_NE(ErrorOf(R"({"privacy": {"noise_multiplier": -1}})").find("privacy.noise_multiplier"),

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
+#include "common/clock.h"
 #include "secagg/participant.h"
 #include "server/client_proxy.h"
 
@@ -23,9 +23,10 @@ class FakeClientProxy : public ClientProxy {
   // optional means the client never answers.
   using Behaviour = std::function<std::optional<absl::StatusOr<FitRes>>(const FitIns&)>;
 
-  FakeClientProxy(std::string id, Behaviour behaviour,
-                  absl::Duration delay = absl::ZeroDuration())
-      : id_(std::move(id)), behaviour_(std::move(behaviour)), delay_(delay) {}
+  // The answer comes `delay` after the task, on `clock`.
+  FakeClientProxy(std::string id, Behaviour behaviour, absl::Duration delay = absl::ZeroDuration(),
+                  Clock* clock = Clock::Real())
+      : id_(std::move(id)), behaviour_(std::move(behaviour)), delay_(delay), clock_(clock) {}
   ~FakeClientProxy() override {
     for (auto& t : threads_) t.join();
   }
@@ -48,7 +49,7 @@ class FakeClientProxy : public ClientProxy {
       *answer = participant_.MaskedResult(*ins.secagg, **answer);
     }
     threads_.emplace_back([this, answer = *std::move(answer), handler]() mutable {
-      absl::SleepFor(delay_);
+      if (delay_ > absl::ZeroDuration()) clock_->SleepFor(delay_);
       absl::Status verdict = handler(std::move(answer));
       absl::MutexLock lock(&mu_);
       verdicts_.push_back(verdict);
@@ -93,6 +94,7 @@ class FakeClientProxy : public ClientProxy {
   const std::string id_;
   Behaviour behaviour_;
   absl::Duration delay_;
+  Clock* const clock_;
   std::vector<std::thread> threads_;
   secagg::SecAggParticipant participant_;
   bool secagg_silent_ = false;

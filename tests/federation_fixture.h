@@ -58,7 +58,8 @@ class FederationTest : public ::testing::Test {
         {"sampling", {{"fraction_fit", 1.0}, {"min_fit_clients", min_fit},
                       {"min_available_clients", min_fit}}},
         {"timeouts", {{"round_s", round_s}, {"wait_for_clients_s", 60}}},
-        {"data", {{"partitioner", "iid"}, {"num_partitions", 40}}},
+        {"data", {{"partitioner", "iid"}, {"num_partitions", 40},
+                  {"normalize", {{"mean", 0.2860}, {"std", 0.3530}}}}},
         {"server", {{"address", address_}, {"output_dir", dir_.path() + "/run"},
                     {"threads", 1}}}};
     if (edit) edit(config);

@@ -279,7 +279,7 @@ TEST(ServerOptimizerTest, StateCarriesAcrossRounds) {
     std::unique_ptr<Strategy> fresh = Create(name, nlohmann::json::object());
     ASSERT_NE(used, nullptr);
     ASSERT_NE(fresh, nullptr);
-    EXPECT_EQ(used->aggregation_kind(), AggregationKind::kWeightedSum);
+    EXPECT_TRUE(used->AggregatesByMean());
     auto after1 = std::make_shared<const Parameters>(
         RunRound(*used, 1, Global({1, 2}, {3}), round1));
     // Same global model and results: only the optimizer state differs.

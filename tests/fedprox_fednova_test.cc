@@ -27,7 +27,7 @@ TEST(FedNovaTest, MatchesNumPyReference) {
   StrategyContext context;
   context.fit_config.set_momentum(g["momentum"].get<double>());
   auto strategy = *CreateStrategy("fednova", json::object(), context);
-  EXPECT_EQ(strategy->aggregation_kind(), AggregationKind::kWeightedSum);
+  EXPECT_FALSE(strategy->AggregatesByMean());  // normalizes each update: no secure rounds
   auto agg = strategy->BeginAggregateFit(1, global);
   for (const json& c : g["clients"]) {
     FitRes res;
@@ -93,7 +93,7 @@ TEST(FedProxTest, SendsMuToEveryClientAndAggregatesLikeFedAvg) {
     EXPECT_DOUBLE_EQ(fedprox->params().at(kProximalMuParam).double_value(), 0.25);
     EXPECT_DOUBLE_EQ(ins.config.learning_rate(), 0.1);
   }
-  EXPECT_EQ(strategy->aggregation_kind(), AggregationKind::kWeightedSum);
+  EXPECT_TRUE(strategy->AggregatesByMean());
 }
 
 TEST(FedProxTest, NegativeMuAndUnknownParametersAreRefusedBeforeTheRun) {

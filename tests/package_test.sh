@@ -18,8 +18,8 @@ for example in edge_inference custom_strategy; do
   cmake --build "$work/$example" >/dev/null
 done
 
-out=$("$work/edge_inference/edge_inference" --describe 2nn)
-[[ $out == *"2nn: 199210 parameters"* ]] || fail "edge_inference said: $out"
+out=$("$work/edge_inference/edge_inference" --describe 2nn-1x28x28-10)
+[[ $out == *"2nn-1x28x28-10: 199210 parameters"* ]] || fail "edge_inference said: $out"
 
 custom=$work/custom_strategy/custom_shoal
 "$custom" strategies | grep -qx scaled_fedavg || fail "scaled_fedavg is not registered"

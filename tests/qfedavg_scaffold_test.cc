@@ -31,7 +31,7 @@ TEST(QFedAvgTest, MatchesNumPyReference) {
   auto strategy = *CreateStrategy(
       "qfedavg", json{{"q", g["q"]}, {"qffl_learning_rate", g["qffl_learning_rate"]}},
       StrategyContext{});
-  EXPECT_EQ(strategy->aggregation_kind(), AggregationKind::kWeightedSum);
+  EXPECT_FALSE(strategy->AggregatesByMean());  // folds its own sums: no secure rounds
   auto global = std::make_shared<Parameters>(ParametersFromJson(g["global"]));
   auto agg = strategy->BeginAggregateFit(1, global);
   for (const json& c : g["clients"]) {

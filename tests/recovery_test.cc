@@ -25,6 +25,7 @@
 #include "server/coordinator.h"
 #include "server/grpc_client_proxy.h"
 #include "server/model_store.h"
+#include "server/round_json.h"
 #include "strategies/registry.h"
 #include "tests/fake_client_proxy.h"
 #include "tests/testing.h"
@@ -65,6 +66,7 @@ RoundRecord SomeRound(uint32_t round) {
   r.seconds = 1.75;
   r.note = "a note";
   r.strategy_metrics = {{"dp_epsilon", 1.5}, {"clients", int64_t{2}}};
+  r.secagg = {{"secagg_degree", int64_t{4}}, {"secagg_masked", int64_t{2}}};
   return r;
 }
 
@@ -143,8 +145,60 @@ TEST(CheckpointTest, RoundTripKeepsEveryField) {
   // Integers stay integers, doubles stay doubles.
   EXPECT_TRUE(std::holds_alternative<int64_t>(r.strategy_metrics.at("clients")));
   EXPECT_EQ(std::get<double>(r.strategy_metrics.at("dp_epsilon")), 1.5);
+  EXPECT_EQ(r.secagg, want.history[2].secagg);
   EXPECT_FALSE(got->Finished(4));
   EXPECT_TRUE(got->Finished(2));
+}
+
+// Format 1 (before the checkpoint and metrics.json shared RoundRecordToJson)
+// named a failure's error "message" and kept secure aggregation's figures
+// under "secagg"; a server restarted on the new code must resume from it.
+TEST(CheckpointTest, CheckpointOfFormatOneIsStillRead) {
+  testing::TempDir dir;
+  ASSERT_TRUE(WriteCheckpoint(dir.path(), SomeCheckpoint(2, 0.5f)).ok());
+  json j = json::parse(CheckpointJson(dir.path()));
+  ASSERT_EQ(j["format"], 2);
+  j["format"] = 1;
+  for (json& round : j["history"]) {
+    for (const char* added :
+         {"failed", "test_loss", "test_accuracy", "federated_loss", "federated_accuracy"}) {
+      ASSERT_EQ(round.erase(added), 1u) << added;
+    }
+    round["secagg"] = round["secure_aggregation"];
+    round.erase("secure_aggregation");
+    for (json& f : round["failures"]) {
+      f["message"] = f["error"];
+      f.erase("error");
+    }
+  }
+  ASSERT_TRUE(WriteFileAtomically(dir.File(kCheckpointFile), j.dump(1)).ok());
+  absl::StatusOr<Checkpoint> got = ReadCheckpoint(dir.path());
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->history.size(), 3u);
+  const RoundRecord& r = got->history[2];
+  ASSERT_EQ(r.failures.size(), 1u);
+  EXPECT_EQ(r.failures[0].status.message(), "no result before the deadline");
+  EXPECT_EQ(r.failures[0].status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(MetricAsDouble(r.secagg.at("secagg_degree")), 4);
+  // A format this server does not know is refused by number.
+  j["format"] = 3;
+  ASSERT_TRUE(WriteFileAtomically(dir.File(kCheckpointFile), j.dump(1)).ok());
+  EXPECT_THAT(std::string(ReadCheckpoint(dir.path()).status().message()),
+              HasSubstr("field 'format' is 3"));
+}
+
+// metrics.json and the checkpoint write rounds with one function: the
+// history's failure fields are the checkpoint's.
+TEST(RoundRecordJsonTest, HistoryAndCheckpointShareTheFailureFields) {
+  const json j = RoundRecordToJson(SomeRound(1));
+  EXPECT_EQ(j["failed"], 1);
+  ASSERT_EQ(j["failures"].size(), 1u);
+  EXPECT_EQ(j["failures"][0]["client"], "c");
+  EXPECT_EQ(j["failures"][0]["code"], static_cast<int>(absl::StatusCode::kDeadlineExceeded));
+  EXPECT_EQ(j["failures"][0]["error"], "no result before the deadline");
+  EXPECT_EQ(j["test_accuracy"], 0.8125);
+  EXPECT_TRUE(j["federated_accuracy"].is_null());
+  EXPECT_EQ(j["secure_aggregation"]["secagg_masked"], 2);
 }
 
 TEST(CheckpointTest, StatelessStrategyNeedsNoBlob) {

@@ -447,7 +447,7 @@ TEST(RobustStrategiesTest, AllAggregatePerClientAndReportTheirName) {
     absl::StatusOr<std::unique_ptr<Strategy>> s =
         CreateStrategy(name, json::object(), WithMinFit(3));
     ASSERT_TRUE(s.ok()) << s.status();
-    EXPECT_EQ((*s)->aggregation_kind(), AggregationKind::kPerClient);
+    EXPECT_FALSE((*s)->AggregatesByMean());
     EXPECT_EQ((*s)->name(), name);
   }
 }

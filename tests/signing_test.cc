@@ -407,7 +407,7 @@ class SignedInferenceTest : public SigningTest {
     SigningTest::SetUp();
     auto model = *client::CreateModel(*client::ParseModelSpec("logreg-1x28x28-10"), /*seed=*/3);
     params_ = model->GetParameters().Clone();
-    auto store = *ModelStore::Open(models_, "logreg", signer_);
+    auto store = *ModelStore::Open(models_, "logreg-1x28x28-10", signer_);
     ASSERT_TRUE(store->Save(0, Weights(0), {}).ok());
     ASSERT_TRUE(store->Save(1, params_, {}).ok());
   }
@@ -422,7 +422,7 @@ class SignedInferenceTest : public SigningTest {
   void Rewrite(int64_t version, const std::string& payload, const std::string& signature) {
     ModelRecord record;
     record.version = version;
-    record.model_spec = "logreg";
+    record.model_spec = "logreg-1x28x28-10";
     record.signature = signature;
     ASSERT_TRUE(WriteModelVersion(models_, record, payload).ok());
   }

@@ -39,7 +39,8 @@ json BaseConfig(const std::string& output_dir, int clients, double fraction, int
               {"model", "2nn"},
               {"rounds", rounds},
               {"sampling", {{"fraction_fit", fraction}, {"min_fit_clients", 1}}},
-              {"data", {{"partitioner", "dirichlet"}, {"alpha", 0.5}, {"holdout_fraction", 0}}},
+              {"data", {{"partitioner", "dirichlet"}, {"alpha", 0.5}, {"holdout_fraction", 0},
+                        {"normalize", {{"mean", 0.2860}, {"std", 0.3530}}}}},
               {"server", {{"output_dir", output_dir}}},
               {"simulation", {{"clients", clients}}}};
 }

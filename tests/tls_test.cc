@@ -272,7 +272,7 @@ class RevocationListTest : public ::testing::Test {
     AccessControlOptions options;
     options.require_certificate = false;
     options.revoked_file = path_;
-    options.now = [this] { return now_; };
+    options.clock = &clock_;
     options.on_revoked = [this](const std::vector<std::string>& ids) {
       newly_revoked_.insert(newly_revoked_.end(), ids.begin(), ids.end());
     };
@@ -281,7 +281,7 @@ class RevocationListTest : public ::testing::Test {
 
   // Revoked looks again as a call a while later would.
   bool Revoked(const std::string& id) {
-    now_ += absl::Seconds(2);
+    clock_.Advance(absl::Seconds(2));
     return access_->IsRevoked(id);
   }
 
@@ -296,7 +296,7 @@ class RevocationListTest : public ::testing::Test {
 
   testing::TempDir dir_;
   std::string path_;
-  absl::Time now_ = absl::UnixEpoch() + absl::Hours(1);
+  FakeClock clock_{absl::UnixEpoch() + absl::Hours(1)};
   std::vector<std::string> newly_revoked_;
   std::unique_ptr<AccessControl> access_;
 };

@@ -5,7 +5,8 @@
 // model's outputs, ToPredictions reads them for the task.
 //
 // Usage: edge_inference MODEL_DIR IMAGES   (IDX image file or binary PGM)
-//        edge_inference --describe MODEL   (cnn, 2nn, logreg: print its size)
+//        edge_inference --describe SPEC    (a canonical built-in spec such as
+//                                          2nn-1x28x28-10: print its size)
 #include <cstdio>
 #include <cstring>
 #include <string>
