@@ -24,7 +24,10 @@
 #include "absl/strings/string_view.h"
 #include "client/data/csv_reader.h"
 #include "client/data/image_folder.h"
+#include "client/data/source.h"
 #include "client/data/torch_file.h"
+#include "client/model.h"
+#include "client/trainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing.h"
@@ -841,8 +844,9 @@ TEST_F(TorchFileTest, RefusesFilesThatAreNotTorchSaveZips) {
 }
 
 // The same numbers written as CSV (from C++) and as torch.save (by Python
-// reading that CSV) load to bit-identical tensors, equal to the originals.
-TEST_F(TorchFileTest, CsvAndTorchSaveOfTheSameDataAreIdentical) {
+// reading that CSV) load to bit-identical tensors, equal to the originals,
+// and train to bit-identical weights.
+TEST_F(TorchFileTest, CsvAndTorchSaveOfTheSameDataAreIdenticalAndTrainIdentically) {
   absl::StatusOr<Dataset> from_torch = ReadTorchFile(File("same.pt"));
   absl::StatusOr<Dataset> from_csv = ReadCsv(File("same.csv"), ClassOptions("label"));
   ASSERT_TRUE(from_torch.ok()) << from_torch.status();
@@ -851,6 +855,33 @@ TEST_F(TorchFileTest, CsvAndTorchSaveOfTheSameDataAreIdentical) {
   EXPECT_TRUE(at::equal(from_csv->targets, from_torch->targets));
   EXPECT_TRUE(at::equal(from_csv->inputs, *same_x_));
   EXPECT_TRUE(at::equal(from_csv->targets, at::arange(50, at::kLong).remainder(3)));
+
+  // And they train to bit-identical weights: the same model, seed and round
+  // on either file.
+  const auto train = [](const Dataset& data) {
+    ModelSpec spec = *ParseModelSpec("mlp");
+    spec.hidden = {8};
+    spec = *ResolveModelShape(spec, InputShape(data), 3);
+    std::unique_ptr<Model> model = *CreateModel(spec, 11);
+    Trainer trainer = *Trainer::Create({});
+    v1::FitConfig config;
+    config.set_local_epochs(3);
+    config.set_batch_size(8);
+    config.set_learning_rate(0.1);
+    config.set_momentum(0.9);
+    absl::StatusOr<FitOutcome> fit =
+        trainer.Fit(*model, model->GetParameters().Clone(), data, config, 1);
+    EXPECT_TRUE(fit.ok()) << fit.status();
+    return fit.ok() ? fit->update : Parameters{};
+  };
+  const Parameters a = train(*from_csv);
+  const Parameters b = train(*from_torch);
+  ASSERT_EQ(a.size(), 4u);
+  ASSERT_EQ(b.size(), a.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_TRUE(at::equal(a.tensor(i), b.tensor(i))) << a.name(i);
+  }
+  EXPECT_GT(a.L2Norm(), 0);
 }
 
 }  // namespace

@@ -224,6 +224,11 @@ absl::StatusOr<at::Tensor> LabelsForPartitioning(const at::Tensor& targets,
     return InvalidOption("targets must be a tensor [N] or [N, K]");
   }
   if (targets.dim() == 1 && targets.scalar_type() == at::kLong) return targets;
+  // Binary targets (0/1 floats [N]) are class labels too.
+  if (targets.dim() == 1 && at::isFloatingType(targets.scalar_type()) && targets.numel() > 0 &&
+      targets.eq(0).logical_or(targets.eq(1)).all().item<bool>()) {
+    return targets.to(at::kLong);
+  }
   if (scheme == PartitionScheme::kDirichlet || scheme == PartitionScheme::kShards) {
     return InvalidOption(absl::StrCat(
         "the ", PartitionSchemeName(scheme),

@@ -56,7 +56,8 @@ absl::StatusOr<PartitionScheme> ParsePartitionScheme(const std::string& name);
 std::string PartitionSchemeName(PartitionScheme scheme);
 
 // LabelsForPartitioning returns the class labels a partitioner works on:
-// `targets` itself when they are class indices (int64 [N]); for other
+// `targets` itself when they are class indices (int64 [N]), binary 0/1
+// targets [N] as classes 0 and 1; for other
 // targets (regression, multi-label) one class for all under kIid and
 // kQuantitySkew, and InvalidArgument under kDirichlet and kShards, which
 // split by class.

@@ -118,12 +118,24 @@ absl::StatusOr<Dataset> LoadData(const DataOptions& options, Split split, const 
         DataFormatName(options.format), " data holds ", c10::toString(data.targets.scalar_type()),
         " targets"));
   }
-  SHOAL_ASSIGN_OR_RETURN(const Normalization used, Normalize(options.normalization, data));
-  if (options.normalization.mode == Normalization::Mode::kAuto) {
-    spdlog::info("normalized the {} split with mean [{}] and std [{}] computed from it",
-                 split == Split::kTest ? "test" : "training", absl::StrJoin(used.mean, ", "),
-                 absl::StrJoin(used.std, ", "));
+  Normalization normalization = options.normalization;
+  if (normalization.mode == Normalization::Mode::kAuto) {
+    // Statistics of the training split, also for the test split: a model is
+    // evaluated on inputs scaled as it was trained on.
+    Dataset train = data;
+    if (split == Split::kTest) {
+      DataOptions raw = options;
+      raw.normalization = Normalization{};
+      SHOAL_ASSIGN_OR_RETURN(train, LoadData(raw, Split::kTrain, task, num_classes));
+    } else {
+      train.inputs = data.inputs.clone();
+    }
+    SHOAL_ASSIGN_OR_RETURN(normalization, Normalize(normalization, train));
+    spdlog::info("normalizing with mean [{}] and std [{}] computed from the training split",
+                 absl::StrJoin(normalization.mean, ", "), absl::StrJoin(normalization.std, ", "));
+    normalization.mode = Normalization::Mode::kGiven;
   }
+  SHOAL_RETURN_IF_ERROR(Normalize(normalization, data).status());
   return data;
 }
 

@@ -34,8 +34,10 @@ std::string DataFormatName(DataFormat format);
 // as read (IDX images scaled to [0, 1]) for models that normalize
 // themselves; kGiven subtracts `mean` and divides by `std`, each one value
 // for all inputs or one per channel (inputs [N, C, ...]) or per feature
-// (inputs [N, F]); kAuto computes them from the data being loaded, per
-// channel or feature, and logs them so a run can pin them in its config.
+// (inputs [N, F]); kAuto computes them per channel or feature from the
+// training split as the process loads it (a client's own data, or the
+// simulator's whole training set), applies them to either split, and logs
+// them so a run can pin them in its config.
 struct Normalization {
   enum class Mode { kNone, kGiven, kAuto };
   Mode mode = Mode::kNone;
