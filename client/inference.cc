@@ -132,10 +132,19 @@ absl::StatusOr<Dataset> LoadInputs(const DataOptions& options, const std::string
                                                    DataFormatName(options.format),
                                                    " data carries its own"));
   }
-  // The very reader (and normalization) training uses, pointed at `path`.
-  DataOptions at_path = options;
-  at_path.dir = path;
-  SHOAL_ASSIGN_OR_RETURN(data, LoadData(at_path, Split::kTest, task));
+  // The very reader (and normalization) training uses, pointed at `path`:
+  // an IDX folder's test split, or one file (or image folder).
+  if (options.format == DataFormat::kIdx) {
+    DataOptions at_path = options;
+    at_path.dir = path;
+    SHOAL_ASSIGN_OR_RETURN(data, LoadData(at_path, Split::kTest, task));
+  } else {
+    SHOAL_ASSIGN_OR_RETURN(data, ReadDataFile(options, path, task));
+    SHOAL_ASSIGN_OR_RETURN(const Normalization normalization,
+                           TrainingNormalization(options, task));
+    SHOAL_RETURN_IF_ERROR(
+        Annotate(Normalize(normalization, data).status(), absl::StrCat("'", path, "'")));
+  }
   if (!data.inputs.defined() || data.inputs.size(0) == 0) {
     return absl::InvalidArgumentError(absl::StrCat("'", path, "' holds no examples"));
   }

@@ -122,21 +122,32 @@ absl::StatusOr<Dataset> LoadData(const DataOptions& options, Split split, const 
   if (normalization.mode == Normalization::Mode::kAuto) {
     // Statistics of the training split, also for the test split: a model is
     // evaluated on inputs scaled as it was trained on.
-    Dataset train = data;
     if (split == Split::kTest) {
-      DataOptions raw = options;
-      raw.normalization = Normalization{};
-      SHOAL_ASSIGN_OR_RETURN(train, LoadData(raw, Split::kTrain, task, num_classes));
+      SHOAL_ASSIGN_OR_RETURN(normalization, TrainingNormalization(options, task, num_classes));
     } else {
-      train.inputs = data.inputs.clone();
+      Dataset train{data.inputs.clone(), data.targets};
+      SHOAL_ASSIGN_OR_RETURN(normalization, Normalize(normalization, train));
+      normalization.mode = Normalization::Mode::kGiven;
+      spdlog::info("normalizing with mean [{}] and std [{}] computed from the training split",
+                   absl::StrJoin(normalization.mean, ", "),
+                   absl::StrJoin(normalization.std, ", "));
     }
-    SHOAL_ASSIGN_OR_RETURN(normalization, Normalize(normalization, train));
-    spdlog::info("normalizing with mean [{}] and std [{}] computed from the training split",
-                 absl::StrJoin(normalization.mean, ", "), absl::StrJoin(normalization.std, ", "));
-    normalization.mode = Normalization::Mode::kGiven;
   }
   SHOAL_RETURN_IF_ERROR(Normalize(normalization, data).status());
   return data;
+}
+
+absl::StatusOr<Normalization> TrainingNormalization(const DataOptions& options, const Task& task,
+                                                    int64_t num_classes) {
+  if (options.normalization.mode != Normalization::Mode::kAuto) return options.normalization;
+  DataOptions raw = options;
+  raw.normalization = Normalization{};
+  SHOAL_ASSIGN_OR_RETURN(Dataset train, LoadData(raw, Split::kTrain, task, num_classes));
+  SHOAL_ASSIGN_OR_RETURN(Normalization used, Normalize(options.normalization, train));
+  used.mode = Normalization::Mode::kGiven;
+  spdlog::info("normalizing with mean [{}] and std [{}] computed from the training split",
+               absl::StrJoin(used.mean, ", "), absl::StrJoin(used.std, ", "));
+  return used;
 }
 
 absl::StatusOr<Normalization> Normalize(const Normalization& normalization, Dataset& data) {

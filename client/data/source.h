@@ -83,6 +83,12 @@ absl::StatusOr<Dataset> ReadDataFile(const DataOptions& options, const std::stri
 // std is not > 0.
 absl::StatusOr<Normalization> Normalize(const Normalization& normalization, Dataset& data);
 
+// TrainingNormalization is the normalization `options` trains with, made
+// explicit: kAuto's statistics computed from the training split (read
+// again), kNone and kGiven as they are. For inference on new inputs.
+absl::StatusOr<Normalization> TrainingNormalization(const DataOptions& options, const Task& task,
+                                                    int64_t num_classes = 0);
+
 // InputShape is one example's input shape: data.inputs.sizes()[1:].
 std::vector<int64_t> InputShape(const Dataset& data);
 
