@@ -166,7 +166,7 @@ absl::StatusOr<SimulationResult> RunSimulation(const ExperimentConfig& config,
 
   absl::StatusOr<std::vector<RoundRecord>> history;
   if (stop_on_signal) {
-    StopOnSignal stop(coordinator.get());
+    StopOnSignal stop([&coordinator] { coordinator->RequestStop(); });
     history = coordinator->Run();
   } else {
     history = coordinator->Run();

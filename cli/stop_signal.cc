@@ -60,14 +60,14 @@ absl::Status InstallStopSignalHandlers() {
   return installed;
 }
 
-StopOnSignal::StopOnSignal(Coordinator* coordinator) {
+StopOnSignal::StopOnSignal(std::function<void()> stop) {
   if (signal_pipe[0] < 0 || ::pipe2(wake_, O_CLOEXEC) != 0) {
     spdlog::error(
         "SIGINT/SIGTERM will not stop the run gracefully: {}",
         signal_pipe[0] < 0 ? "no handler installed" : std::strerror(errno));
     return;
   }
-  thread_ = std::thread([this, coordinator] {
+  thread_ = std::thread([this, stop = std::move(stop)] {
     pollfd fds[2] = {{signal_pipe[0], POLLIN, 0}, {wake_[0], POLLIN, 0}};
     while (true) {
       if (::poll(fds, 2, -1) < 0) {
@@ -85,7 +85,7 @@ StopOnSignal::StopOnSignal(Coordinator* coordinator) {
             "ends "
             "the process at once",
             static_cast<int>(sig), sig == SIGINT ? "SIGINT" : "SIGTERM");
-        coordinator->RequestStop();
+        stop();
         return;
       }
     }
