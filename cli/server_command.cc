@@ -4,18 +4,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <variant>
 
-#include <nlohmann/json.hpp>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cli/commands.h"
-#include "cli/experiment_config.h"
-#include "cli/progress_reporter.h"
 #include "cli/stop_signal.h"
 #include "cli/transport.h"
 #include "client/data/dataset.h"
@@ -28,6 +25,8 @@
 #include "common/net_address.h"
 #include "common/signing.h"
 #include "common/status.h"
+#include "experiment/experiment_config.h"
+#include "experiment/progress_reporter.h"
 #include "server/federation_server.h"
 #include "strategies/registry.h"
 
@@ -35,26 +34,6 @@ namespace shoal::cli {
 namespace {
 
 using nlohmann::json;
-
-// FingerprintedConfig is the part of the config file a resumed run must
-// share with the run that wrote the checkpoint. Left out: "rounds" (a
-// restart may run more or fewer rounds), "server" (where and how this
-// process runs: address, output dir, threads, transport security) and
-// "simulation" (read by `shoal sim` only). Everything else changes what the
-// rounds compute. The file as written, not the parsed config: a key stated
-// with its default value counts as a difference.
-absl::StatusOr<json> FingerprintedConfig(const std::string& config_path) {
-  json config = json::object();
-  if (!config_path.empty()) {
-    SHOAL_ASSIGN_OR_RETURN(std::string text, ReadFile(config_path, 1 << 20));
-    SHOAL_ASSIGN_OR_RETURN(config, ParseJson(text, config_path));
-    if (!config.is_object()) {
-      return absl::InvalidArgumentError(absl::StrCat(config_path, ": not a JSON object"));
-    }
-  }
-  for (const char* key : {"rounds", "server", "simulation"}) config.erase(key);
-  return config;
-}
 
 absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   *exit_code = 2;  // bad input until the run starts
@@ -64,8 +43,7 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
     SHOAL_ASSIGN_OR_RETURN(config, LoadExperimentConfig(flags.config));
   }
   if (!flags.address.empty()) {
-    SHOAL_RETURN_IF_ERROR(
-        Annotate(ValidateListenAddress(flags.address), "--address"));
+    SHOAL_RETURN_IF_ERROR(Annotate(ValidateListenAddress(flags.address), "--address"));
     config.address = flags.address;
   }
   if (!flags.output_dir.empty()) config.output_dir = flags.output_dir;
@@ -89,16 +67,15 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   // Secure runs sign every model version; devices refuse unsigned ones.
   if (tls != nullptr) {
     options.revoked_file = flags.pki_dir + "/revoked.txt";
-    SHOAL_ASSIGN_OR_RETURN(options.signer,
-                           Annotate(ModelSigner::Load(flags.pki_dir + "/model-signing.key"),
-                                    "--pki-dir"));
+    SHOAL_ASSIGN_OR_RETURN(
+        options.signer,
+        Annotate(ModelSigner::Load(flags.pki_dir + "/model-signing.key"), "--pki-dir"));
   }
   const bool signed_models = options.signer != nullptr;
   ProgressReporter progress(config, config.output_dir);
   options.observers.push_back(&progress);
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<FederationServer> server,
-                         FederationServer::Create(std::move(options),
-                                                  server_side.strategy.get(),
+                         FederationServer::Create(std::move(options), server_side.strategy.get(),
                                                   std::move(server_side.initial)));
   if (const PreviousRun* previous = server->previous_run();
       previous != nullptr && previous->finished) {
@@ -106,13 +83,13 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
     const std::string what =
         previous->stop_reason.empty()
             ? absl::StrCat("all ", planned, " rounds are done")
-            : absl::StrCat("it ended after round ", previous->round, ": ",
-                           previous->stop_reason);
-    std::printf("Run '%s' already finished: %s (checkpoint of %s in %s). Nothing to train; "
-                "pass --fresh to start over%s.\n",
-                config.name.c_str(), what.c_str(), previous->created_at.c_str(),
-                previous->checkpoint_dir.c_str(),
-                previous->stop_reason.empty() ? ", or --rounds N to run more" : "");
+            : absl::StrCat("it ended after round ", previous->round, ": ", previous->stop_reason);
+    std::printf(
+        "Run '%s' already finished: %s (checkpoint of %s in %s). Nothing to train; "
+        "pass --fresh to start over%s.\n",
+        config.name.c_str(), what.c_str(), previous->created_at.c_str(),
+        previous->checkpoint_dir.c_str(),
+        previous->stop_reason.empty() ? ", or --rounds N to run more" : "");
     std::fflush(stdout);
     *exit_code = 0;
     return absl::OkStatus();
@@ -153,9 +130,9 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
                 latest->params_file.c_str(), latest->sha256_hex.c_str());
   }
   std::printf("Metrics history: %s/metrics.json and metrics.csv\n", config.output_dir.c_str());
-  const std::string verify =
-      signed_models ? absl::StrCat("--model-key ", flags.pki_dir, "/model-signing.pub")
-                        : std::string("--insecure-unverified");
+  const std::string verify = signed_models
+                                 ? absl::StrCat("--model-key ", flags.pki_dir, "/model-signing.pub")
+                                 : std::string("--insecure-unverified");
   // With the config, infer reads the test split as the evaluation did
   // (same format and normalization).
   const std::string data =

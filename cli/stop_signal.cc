@@ -62,9 +62,8 @@ absl::Status InstallStopSignalHandlers() {
 
 StopOnSignal::StopOnSignal(std::function<void()> stop) {
   if (signal_pipe[0] < 0 || ::pipe2(wake_, O_CLOEXEC) != 0) {
-    spdlog::error(
-        "SIGINT/SIGTERM will not stop the run gracefully: {}",
-        signal_pipe[0] < 0 ? "no handler installed" : std::strerror(errno));
+    spdlog::error("SIGINT/SIGTERM will not stop the run gracefully: {}",
+                  signal_pipe[0] < 0 ? "no handler installed" : std::strerror(errno));
     return;
   }
   thread_ = std::thread([this, stop = std::move(stop)] {
@@ -77,8 +76,7 @@ StopOnSignal::StopOnSignal(std::function<void()> stop) {
       }
       if (fds[1].revents != 0) return;  // the destructor
       unsigned char sig = 0;
-      if ((fds[0].revents & POLLIN) != 0 &&
-          ::read(signal_pipe[0], &sig, 1) == 1) {
+      if ((fds[0].revents & POLLIN) != 0 && ::read(signal_pipe[0], &sig, 1) == 1) {
         received_.store(sig);
         spdlog::warn(
             "signal {} ({}): stopping after the current round; a second one "

@@ -52,8 +52,7 @@ std::vector<std::string> PreviousRunFiles(const std::string& output_dir,
 // checkpoint (starting over silently would cut the history short and mix
 // two runs' model versions). `fresh` discards the checkpoint, the models
 // and the metrics.
-absl::StatusOr<std::optional<Checkpoint>> FindCheckpoint(bool fresh,
-                                                         const std::string& output_dir,
+absl::StatusOr<std::optional<Checkpoint>> FindCheckpoint(bool fresh, const std::string& output_dir,
                                                          const std::string& dir,
                                                          const RunIdentity& run) {
   constexpr char kHint[] =
@@ -93,8 +92,7 @@ absl::StatusOr<std::optional<Checkpoint>> FindCheckpoint(bool fresh,
     return absl::FailedPreconditionError(absl::StrCat(
         "the checkpoint in ", dir, " (run '", checkpoint->run.name, "', after round ",
         checkpoint->round, ", of ", checkpoint->created_at,
-        ") was written with a different config: ", absl::StrJoin(keys, ", "), " differ; ",
-        kHint));
+        ") was written with a different config: ", absl::StrJoin(keys, ", "), " differ; ", kHint));
   }
   return *std::move(checkpoint);
 }
@@ -177,10 +175,10 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Create(
   SHOAL_ASSIGN_OR_RETURN(self->grpc_,
                          GrpcServer::Start(o.address, self->service_.get(), o.tls.get()));
   absl::StatusOr<std::unique_ptr<Coordinator>> created =
-      checkpoint ? Coordinator::Resume(o.coordinator, clients, strategy, self->store_.get(),
-                                       *checkpoint)
-                 : Coordinator::Create(o.coordinator, clients, strategy, self->store_.get(),
-                                       std::move(initial));
+      checkpoint
+          ? Coordinator::Resume(o.coordinator, clients, strategy, self->store_.get(), *checkpoint)
+          : Coordinator::Create(o.coordinator, clients, strategy, self->store_.get(),
+                                std::move(initial));
   if (!created.ok() && checkpoint) {
     return Annotate(created.status(),
                     absl::StrCat("cannot resume from the checkpoint in ", checkpoint_dir,
@@ -192,11 +190,12 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Create(
       checkpoint_dir, run, [clients] { return clients->RegisteredClients(); });
   self->coordinator_->SetCheckpointWriter(self->checkpointer_.get());
   for (RoundObserver* observer : o.observers) self->coordinator_->AddObserver(observer);
-  spdlog::info("run '{}': {} rounds of {} on model '{}' ({} parameters), listening on port {} "
-               "({})",
-               o.name, o.coordinator.num_rounds, std::string(strategy->name()), o.model_spec, num_parameters,
-               self->grpc_->port(),
-               o.tls != nullptr ? "mutual TLS, clients admitted by certificate" : "PLAINTEXT");
+  spdlog::info(
+      "run '{}': {} rounds of {} on model '{}' ({} parameters), listening on port {} "
+      "({})",
+      o.name, o.coordinator.num_rounds, std::string(strategy->name()), o.model_spec, num_parameters,
+      self->grpc_->port(),
+      o.tls != nullptr ? "mutual TLS, clients admitted by certificate" : "PLAINTEXT");
   return self;
 }
 

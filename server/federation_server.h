@@ -26,11 +26,10 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
 #include "common/model_dir.h"
@@ -91,15 +90,15 @@ struct FederationRun {
   // Why the run ended before its last round (target accuracy, the
   // strategy), empty otherwise; a Stop() leaves it empty.
   std::string stop_reason;
-  bool stopped = false;              // Stop() ended it; resumable
+  bool stopped = false;                    // Stop() ended it; resumable
   std::optional<ModelRecord> final_model;  // the newest stored version
 };
 
 // PreviousRun: the checkpoint a server resumed from, if any.
 struct PreviousRun {
-  uint32_t round = 0;        // the last round it completed
-  std::string created_at;    // when the checkpoint was written (RFC 3339)
-  std::string stop_reason;   // non-empty when it ended for good
+  uint32_t round = 0;       // the last round it completed
+  std::string created_at;   // when the checkpoint was written (RFC 3339)
+  std::string stop_reason;  // non-empty when it ended for good
   std::string checkpoint_dir;
   // Nothing is left to run with this many rounds planned: Run() returns the
   // checkpoint's history at once, without listening.
@@ -125,8 +124,9 @@ class FederationServer {
   //     message says how to go on: fresh, or another folder).
   //   Unavailable / Internal: the port cannot be bound, files cannot be
   //     written.
-  static absl::StatusOr<std::unique_ptr<FederationServer>> Create(
-      FederationServerOptions options, Strategy* strategy, Parameters initial);
+  static absl::StatusOr<std::unique_ptr<FederationServer>> Create(FederationServerOptions options,
+                                                                  Strategy* strategy,
+                                                                  Parameters initial);
 
   ~FederationServer();
   FederationServer(const FederationServer&) = delete;
@@ -150,9 +150,7 @@ class FederationServer {
   // does not listen).
   int port() const;
   // The checkpoint this server resumed from, or null for a new run.
-  const PreviousRun* previous_run() const {
-    return previous_ ? &*previous_ : nullptr;
-  }
+  const PreviousRun* previous_run() const { return previous_ ? &*previous_ : nullptr; }
   // The model store's folder (output_dir/models).
   std::string model_dir() const;
 
