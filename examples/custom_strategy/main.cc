@@ -32,11 +32,12 @@ struct Flags {
   bool insecure = false, fresh = false;
 };
 
-// A failure before the run starts is bad input (2); during it, 1.
-struct Failure {
-  int code;
-  absl::Status status;
-};
+// Fail prints `s` for `command` and returns `code`: 2 for bad input
+// (before the run starts), 1 for a failed run.
+int Fail(const char* command, int code, const absl::Status& s) {
+  std::fprintf(stderr, "custom_shoal %s: %s\n", command, std::string(s.message()).c_str());
+  return code;
+}
 
 absl::StatusOr<std::shared_ptr<const shoal::TlsMaterial>> Transport(const Flags& flags,
                                                                     bool server) {
@@ -50,10 +51,7 @@ absl::StatusOr<std::shared_ptr<const shoal::TlsMaterial>> Transport(const Flags&
 }
 
 int Server(const Flags& flags) {
-  auto fail = [](int code, const absl::Status& s) {
-    std::fprintf(stderr, "custom_shoal server: %s\n", std::string(s.message()).c_str());
-    return code;
-  };
+  auto fail = [](int code, const absl::Status& s) { return Fail("server", code, s); };
   absl::StatusOr<shoal::ExperimentConfig> config = shoal::LoadExperimentConfig(flags.config);
   if (!config.ok()) return fail(2, config.status());
   absl::StatusOr<shoal::ServerSide> side = shoal::PrepareServerSide(*config);
@@ -94,10 +92,7 @@ int Server(const Flags& flags) {
 }
 
 int Client(const Flags& flags) {
-  auto fail = [](int code, const absl::Status& s) {
-    std::fprintf(stderr, "custom_shoal client: %s\n", std::string(s.message()).c_str());
-    return code;
-  };
+  auto fail = [](int code, const absl::Status& s) { return Fail("client", code, s); };
   absl::StatusOr<shoal::ExperimentConfig> config = shoal::LoadExperimentConfig(flags.config);
   if (!config.ok()) return fail(2, config.status());
   absl::StatusOr<std::shared_ptr<const shoal::TlsMaterial>> tls = Transport(flags, false);
