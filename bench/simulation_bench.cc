@@ -29,8 +29,8 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/bare_models.h"
-#include "cli/experiment_config.h"
-#include "cli/simulation_run.h"
+#include "experiment/experiment_config.h"
+#include "experiment/simulation_run.h"
 #include "client/data/dataset.h"
 #include "client/data/partition.h"
 #include "client/trainer.h"
@@ -41,8 +41,8 @@
 namespace {
 
 using nlohmann::json;
-using shoal::cli::ExperimentConfig;
-using shoal::cli::SimulationResult;
+using shoal::ExperimentConfig;
+using shoal::SimulationResult;
 
 // Flags: --name value pairs after the subcommand.
 std::map<std::string, std::string> ParseFlags(int argc, char** argv) {
@@ -89,7 +89,7 @@ std::string TempOutput() {
 }
 
 ExperimentConfig Config(const json& j) {
-  auto config = shoal::cli::ParseExperimentConfig(j.dump(), "benchmark config");
+  auto config = shoal::ParseExperimentConfig(j.dump(), "benchmark config");
   if (!config.ok()) {
     std::fprintf(stderr, "%s\n", std::string(config.status().message()).c_str());
     std::exit(2);
@@ -98,7 +98,7 @@ ExperimentConfig Config(const json& j) {
 }
 
 SimulationResult Simulate(const ExperimentConfig& config) {
-  auto result = shoal::cli::RunSimulation(config);
+  auto result = shoal::RunSimulation(config);
   if (!result.ok()) {
     std::fprintf(stderr, "simulation failed: %s\n", std::string(result.status().message()).c_str());
     std::exit(1);

@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
-#include "cli/experiment_config.h"
+#include "experiment/experiment_config.h"
 #include "cli/transport.h"
 #include "client/agent.h"
 #include "client/data/dataset.h"

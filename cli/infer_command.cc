@@ -10,7 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "cli/commands.h"
-#include "cli/experiment_config.h"
+#include "experiment/experiment_config.h"
 #include "client/inference.h"
 #include "client/trainer.h"
 #include "common/signing.h"

@@ -3,12 +3,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
-#include "cli/experiment_config.h"
-#include "cli/progress_reporter.h"
-#include "cli/simulation_run.h"
 #include "cli/stop_signal.h"
 #include "common/logging.h"
 #include "common/status.h"
+#include "experiment/experiment_config.h"
+#include "experiment/progress_reporter.h"
+#include "experiment/simulation_run.h"
 
 namespace shoal::cli {
 namespace {
@@ -27,12 +27,20 @@ absl::Status RunSim(const SimFlags& flags, int* exit_code) {
   SHOAL_RETURN_IF_ERROR(InitLogging("sim", flags.log_level));
 
   *exit_code = 1;
-  SHOAL_ASSIGN_OR_RETURN(SimulationResult result, RunSimulation(config, /*stop_on_signal=*/true));
+  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Simulation> simulation, Simulation::Create(config));
+  absl::StatusOr<SimulationResult> run;
+  {
+    StopOnSignal stop([&simulation] { simulation->Stop(); });
+    run = simulation->Run();
+  }
+  SHOAL_RETURN_IF_ERROR(run.status());
+  const SimulationResult& result = *run;
   const RoundRecord* last = result.history.empty() ? nullptr : &result.history.back();
-  std::printf("\n=== Shoal simulation '%s' finished: %zu round(s), %llu registered clients, "
-              "%d worker(s) ===\n",
-              config.name.c_str(), result.history.empty() ? size_t{0} : result.history.size() - 1,
-              static_cast<unsigned long long>(result.clients), result.workers);
+  std::printf(
+      "\n=== Shoal simulation '%s' finished: %zu round(s), %llu registered clients, "
+      "%d worker(s) ===\n",
+      config.name.c_str(), result.history.empty() ? size_t{0} : result.history.size() - 1,
+      static_cast<unsigned long long>(result.clients), result.workers);
   if (!result.stop_reason.empty()) std::printf("Stopped early: %s\n", result.stop_reason.c_str());
   if (last != nullptr && last->server_eval) {
     std::printf("Final test accuracy: %.2f%% (test loss %.4f)\n",
@@ -40,9 +48,10 @@ absl::Status RunSim(const SimFlags& flags, int* exit_code) {
   }
   std::printf("Simulated fleet time: %.1f s (%.2f h); real time: %.1f s\n",
               result.simulated_seconds, result.simulated_seconds / 3600, result.real_seconds);
-  std::printf("Final model: %s/models; metrics: %s/metrics.json and metrics.csv; clients: "
-              "%s/clients.csv\n",
-              config.output_dir.c_str(), config.output_dir.c_str(), config.output_dir.c_str());
+  std::printf(
+      "Final model: %s/models; metrics: %s/metrics.json and metrics.csv; clients: "
+      "%s/clients.csv\n",
+      config.output_dir.c_str(), config.output_dir.c_str(), config.output_dir.c_str());
   std::fflush(stdout);
   *exit_code = 0;
   return absl::OkStatus();

@@ -60,14 +60,13 @@ absl::Status InstallStopSignalHandlers() {
   return installed;
 }
 
-StopOnSignal::StopOnSignal(Coordinator* coordinator) {
+StopOnSignal::StopOnSignal(std::function<void()> stop) {
   if (signal_pipe[0] < 0 || ::pipe2(wake_, O_CLOEXEC) != 0) {
-    spdlog::error(
-        "SIGINT/SIGTERM will not stop the run gracefully: {}",
-        signal_pipe[0] < 0 ? "no handler installed" : std::strerror(errno));
+    spdlog::error("SIGINT/SIGTERM will not stop the run gracefully: {}",
+                  signal_pipe[0] < 0 ? "no handler installed" : std::strerror(errno));
     return;
   }
-  thread_ = std::thread([this, coordinator] {
+  thread_ = std::thread([this, stop = std::move(stop)] {
     pollfd fds[2] = {{signal_pipe[0], POLLIN, 0}, {wake_[0], POLLIN, 0}};
     while (true) {
       if (::poll(fds, 2, -1) < 0) {
@@ -77,15 +76,14 @@ StopOnSignal::StopOnSignal(Coordinator* coordinator) {
       }
       if (fds[1].revents != 0) return;  // the destructor
       unsigned char sig = 0;
-      if ((fds[0].revents & POLLIN) != 0 &&
-          ::read(signal_pipe[0], &sig, 1) == 1) {
+      if ((fds[0].revents & POLLIN) != 0 && ::read(signal_pipe[0], &sig, 1) == 1) {
         received_.store(sig);
         spdlog::warn(
             "signal {} ({}): stopping after the current round; a second one "
             "ends "
             "the process at once",
             static_cast<int>(sig), sig == SIGINT ? "SIGINT" : "SIGTERM");
-        coordinator->RequestStop();
+        stop();
         return;
       }
     }

@@ -13,10 +13,10 @@
 #define SHOAL_CLI_STOP_SIGNAL_H_
 
 #include <atomic>
+#include <functional>
 #include <thread>
 
 #include "absl/status/status.h"
-#include "server/coordinator.h"
 
 namespace shoal::cli {
 
@@ -25,13 +25,13 @@ namespace shoal::cli {
 // Internal error when the pipe or the handlers cannot be set up.
 absl::Status InstallStopSignalHandlers();
 
-// StopOnSignal asks the coordinator to stop after the current round when
-// SIGINT or SIGTERM arrives (or has arrived since
-// InstallStopSignalHandlers), from a thread that waits on the pipe for as
-// long as it lives. Not thread-safe; one at a time.
+// StopOnSignal calls `stop` (e.g. FederationServer::Stop, which ends the run
+// after the current round) once when SIGINT or SIGTERM arrives (or has
+// arrived since InstallStopSignalHandlers), from a thread that waits on the
+// pipe for as long as it lives. Not thread-safe; one at a time.
 class StopOnSignal {
  public:
-  explicit StopOnSignal(Coordinator* coordinator);
+  explicit StopOnSignal(std::function<void()> stop);
   ~StopOnSignal();
   StopOnSignal(const StopOnSignal&) = delete;
   StopOnSignal& operator=(const StopOnSignal&) = delete;

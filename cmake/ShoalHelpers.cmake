@@ -12,17 +12,24 @@ function(shoal_use_pch target)
   endif()
 endfunction()
 
-# shoal_add_library(NAME SOURCES ... HEADERS ... DEPS ... [OWN_PCH])
-# One library per room: installed, exported, headers installed under
-# include/shoal/<room>/ keeping the source tree's layout. OWN_PCH builds the
-# shared ATen PCH (shoal_common only); every other library reuses it.
+# shoal_add_library(NAME SOURCES ... [HEADERS ...] [PRIVATE_HEADERS ...]
+#                   DEPS ... [OWN_PCH])
+# One library per room, installed and exported. HEADERS are the few headers of
+# the room that the public API (include/shoal/*.h) includes, directly or
+# through each other: only those are installed, under
+# include/shoal/internal/<room>/, and they are not a promise (docs/api.md).
+# PRIVATE_HEADERS stay in the source tree. The package test compiles every
+# public header alone against the installed copy, so a header that should be
+# in HEADERS fails there. OWN_PCH builds the shared ATen PCH (shoal_common
+# only); every other library reuses it.
 function(shoal_add_library name)
-  cmake_parse_arguments(ARG "OWN_PCH" "" "SOURCES;HEADERS;DEPS" ${ARGN})
-  add_library(${name} ${ARG_SOURCES} ${ARG_HEADERS})
+  cmake_parse_arguments(ARG "OWN_PCH" "" "SOURCES;HEADERS;PRIVATE_HEADERS;DEPS" ${ARGN})
+  add_library(${name} ${ARG_SOURCES} ${ARG_HEADERS} ${ARG_PRIVATE_HEADERS})
   add_library(Shoal::${name} ALIAS ${name})
   target_include_directories(${name} PUBLIC
     $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
-    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/shoal>)
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/shoal/internal>)
   target_link_libraries(${name} PUBLIC ${ARG_DEPS})
   target_compile_options(${name} PRIVATE -Wall -Wextra -Wno-unused-parameter)
   if(SHOAL_USE_PCH AND ARG_OWN_PCH)
@@ -37,6 +44,6 @@ function(shoal_add_library name)
   foreach(header ${ARG_HEADERS})
     get_filename_component(dir ${header} DIRECTORY)
     install(FILES ${header}
-      DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/shoal/${room}/${dir})
+      DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/shoal/internal/${room}/${dir})
   endforeach()
 endfunction()

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/experiment_config.h"
+#include "experiment/experiment_config.h"
 #include "fuzz/fuzz_support.h"
 
 namespace shoal::fuzz {
@@ -74,12 +74,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace shoal::fuzz;
   const std::string text =
       ExpandRepeats(absl::string_view(reinterpret_cast<const char*>(data), size));
-  absl::StatusOr<cli::ExperimentConfig> config = cli::ParseExperimentConfig(text, "fuzz.json");
+  absl::StatusOr<ExperimentConfig> config = ParseExperimentConfig(text, "fuzz.json");
   if (!config.ok()) return 0;
   Check(config->coordinator.Validate().ok(), "a parsed config fails its own validation");
   Check(config->coordinator.num_rounds >= 1, "a parsed config has no rounds");
   // Strategy construction reads the strategy's own parameters; building the
   // initial model or loading data is not parsing, and is left out.
-  (void)cli::CreateExperimentStrategy(*config);
+  (void)CreateExperimentStrategy(*config);
   return 0;
 }

@@ -1,4 +1,4 @@
-#include "cli/experiment_config.h"
+#include "experiment/experiment_config.h"
 
 #include "common/files.h"
 #include "common/net_address.h"
@@ -6,7 +6,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing.h"
 
-namespace shoal::cli {
+namespace shoal {
 namespace {
 
 using ::testing::HasSubstr;
@@ -243,4 +243,4 @@ TEST(ExperimentConfigTest, PrivacySectionWrapsTheStrategyAndIsChecked) {
 }
 
 }  // namespace
-}  // namespace shoal::cli
+}  // namespace shoal

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# PackageTest: installs the build into a temporary prefix and builds the two
+# PackageTest: installs the build into a temporary prefix and builds the
 # example projects against it with find_package(Shoal), then runs them:
-# edge_inference, and custom_shoal (a strategy of our own, registered by name
-# and run from a config file with real `shoal client` processes on loopback).
+# edge_inference, custom_shoal (a strategy of our own, registered by name and
+# served by a FederationServer from a config file, with real `shoal client`
+# processes on loopback) and embedded (a server and three clients in one
+# process). Every example and a program that includes each public header
+# alone use only "shoal/..." headers; only the internal headers those need
+# are installed.
 # Usage: package_test.sh BUILD_DIR SOURCE_DIR WORK_DIR
 set -euo pipefail
 build=$1 src=$2 work=$3
@@ -12,7 +16,35 @@ trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 fail() { echo "FAILED: $*" >&2; exit 1; }
 
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
-for example in edge_inference custom_strategy; do
+
+# The public surface: include/shoal/*.h, each compiling on its own against
+# the installed copy; no example includes anything else.
+public=$(cd "$work/prefix/include/shoal" && ls *.h)
+mkdir -p "$work/headers"
+{
+  echo 'cmake_minimum_required(VERSION 3.20)'
+  echo 'project(ShoalHeaders LANGUAGES CXX)'
+  echo 'set(CMAKE_CXX_STANDARD 17)'
+  echo 'find_package(Shoal REQUIRED)'
+  echo 'add_library(headers STATIC'
+  for h in $public; do
+    echo "#include \"shoal/$h\"" >"$work/headers/${h%.h}.cc"
+    echo "  ${h%.h}.cc"
+  done
+  echo ')'
+  echo 'target_link_libraries(headers PRIVATE Shoal::shoal_api)'
+} >"$work/headers/CMakeLists.txt"
+cmake -S "$work/headers" -B "$work/headers/build" -G Ninja \
+  -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+cmake --build "$work/headers/build" >/dev/null || fail "a public header does not compile alone"
+if grep -rhoE '#include "[^"]+"' "$src"/examples/*/*.cc "$src"/examples/*/*.h |
+    grep -vE '"shoal/|"[a-z0-9_]+\.h"$' ; then
+  fail "an example includes a header outside shoal/"
+fi
+echo "public headers: $(echo "$public" | wc -w); installed headers:" \
+  "$(find "$work/prefix/include" -name '*.h' | wc -l)"
+
+for example in edge_inference custom_strategy embedded; do
   cmake -S "$src/examples/$example" -B "$work/$example" -G Ninja \
     -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
   cmake --build "$work/$example" >/dev/null
@@ -34,7 +66,7 @@ c = json.load(open(sys.argv[1])); c["strategy"]["bogus"] = 1
 json.dump(c, open(sys.argv[2], "w"))
 PY
 set +e
-err=$("$custom" server --config "$work/bad.json" 2>&1)
+err=$("$custom" server --config "$work/bad.json" --insecure-plaintext 2>&1)
 code=$?
 set -e
 [ "$code" -eq 2 ] || fail "bad config exited $code: $err"
@@ -70,5 +102,11 @@ assert len(rounds) == 3 and rounds[2]["answered"] == 2, rounds
 assert rounds[2]["test_accuracy"] > rounds[0]["test_accuracy"] + 0.3, rounds
 print("scaled_fedavg: test accuracy %.3f -> %.3f" % (rounds[0]["test_accuracy"], rounds[2]["test_accuracy"]))
 PY
+# A server and three clients embedded in one application, 2 rounds.
+out=$(timeout 300 "$work/embedded/embedded_federation" "$work/embedded-run" 2>"$work/embedded.log") ||
+  { tail -20 "$work/embedded.log"; fail "embedded_federation failed"; }
+echo "$out"
+[[ $out == *"round 2: 3 client(s) answered"* ]] || fail "embedded did not run 2 rounds: $out"
+
 echo "PASSED: find_package(Shoal) consumers built and ran"
 rm -rf "$work"

@@ -11,8 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/experiment_config.h"
-#include "cli/simulation_run.h"
+#include "experiment/experiment_config.h"
+#include "experiment/simulation_run.h"
 #include "common/files.h"
 #include "common/model_dir.h"
 #include "secagg/update_codec.h"
@@ -21,7 +21,7 @@
 #include "tests/subprocess.h"
 #include "tests/testing.h"
 
-namespace shoal::cli {
+namespace shoal {
 namespace {
 
 using ::testing::HasSubstr;
@@ -195,4 +195,4 @@ TEST(ShoalSimCommandTest, RunsAConfigAndRefusesABadOne) {
 }
 
 }  // namespace
-}  // namespace shoal::cli
+}  // namespace shoal

@@ -6,13 +6,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "client/client_algorithm.h"
-#include "client/client_algorithm_registry.h"
-#include "common/client_algorithms.h"
-#include "common/status.h"
-#include "strategies/fedavg.h"
-#include "strategies/params.h"
-#include "strategies/registry.h"
+#include "shoal/status.h"
+#include "shoal/strategy.h"
+
 
 namespace {
 

@@ -7,7 +7,7 @@
 #ifndef SHOAL_EXAMPLES_CUSTOM_STRATEGY_L2_FEDAVG_H_
 #define SHOAL_EXAMPLES_CUSTOM_STRATEGY_L2_FEDAVG_H_
 
-#include "absl/status/status.h"
+#include "shoal/status.h"
 
 // RegisterL2FedAvg makes the strategy "l2_fedavg" available to config files
 // (parameter lambda, 0.001, in [0, 10], with FedAvg's) and its client half

@@ -4,10 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/status.h"
-#include "strategies/aggregate.h"
-#include "strategies/params.h"
-#include "strategies/registry.h"
+#include "shoal/status.h"
+#include "shoal/strategy.h"
+
 
 std::unique_ptr<shoal::FitAggregator> ScaledFedAvg::BeginAggregateFit(
     uint32_t round, std::shared_ptr<const shoal::Parameters> global) {

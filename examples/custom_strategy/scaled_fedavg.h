@@ -5,8 +5,8 @@
 
 #include <memory>
 
-#include "absl/status/status.h"
-#include "strategies/fedavg.h"
+#include "shoal/status.h"
+#include "shoal/strategy.h"
 
 class ScaledFedAvg : public shoal::FedAvg {
  public:

@@ -11,9 +11,8 @@
 #include <cstring>
 #include <string>
 
-#include "client/data/dataset.h"
-#include "client/inference.h"
-#include "client/model.h"
+#include "shoal/data.h"
+#include "shoal/model.h"
 
 int main(int argc, char** argv) {
   if (argc == 3 && std::strcmp(argv[1], "--describe") == 0) {

@@ -6,10 +6,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
 #include "client/data/dataset.h"
@@ -18,13 +17,13 @@
 #include "client/model.h"
 #include "client/task.h"
 #include "server/coordinator.h"
+#include "shoal/v1/shoal.pb.h"
 #include "simulation/population.h"
 #include "simulation/simulator.h"
-#include "shoal/v1/shoal.pb.h"
 #include "strategies/differential_privacy.h"
 #include "strategies/strategy.h"
 
-namespace shoal::cli {
+namespace shoal {
 
 // SimulationConfig: the "simulation" section, read by `shoal sim` only.
 struct SimulationConfig {
@@ -88,8 +87,7 @@ absl::StatusOr<ExperimentConfig> LoadExperimentConfig(const std::string& path);
 // CreateExperimentStrategy builds the config's strategy by name, wrapped in
 // differential privacy when the config has a "privacy" section; errors name
 // the offending key.
-absl::StatusOr<std::unique_ptr<Strategy>> CreateExperimentStrategy(
-    const ExperimentConfig& config);
+absl::StatusOr<std::unique_ptr<Strategy>> CreateExperimentStrategy(const ExperimentConfig& config);
 
 // ServerSide: the server half of a run, built from the config: the strategy
 // (evaluating on the test split when server.evaluate is on), the initial
@@ -115,6 +113,17 @@ absl::StatusOr<ServerEvaluator> MakeTestSetEvaluator(const ExperimentConfig& con
                                                      const client::ModelSpec& spec,
                                                      client::Dataset test);
 
-}  // namespace shoal::cli
+// FingerprintedConfig is the part of the config file at `config_path` (an
+// empty path: no file, `{}`) that a resumed run must share with the run that
+// wrote the checkpoint (FederationServerOptions::fingerprint_config). Left
+// out: "rounds" (a restart may run more or fewer rounds), "server" (where and
+// how this process runs: address, output dir, threads, transport security)
+// and "simulation" (read by `shoal sim` only). Everything else changes what
+// the rounds compute. The file as written, not the parsed config: a key
+// stated with its default value counts as a difference. Errors: those of
+// reading the file; InvalidArgument when it is not a JSON object.
+absl::StatusOr<nlohmann::json> FingerprintedConfig(const std::string& config_path);
+
+}  // namespace shoal
 
 #endif  // SHOAL_CLI_EXPERIMENT_CONFIG_H_

@@ -1,4 +1,4 @@
-#include "cli/experiment_config.h"
+#include "experiment/experiment_config.h"
 
 #include <cmath>
 #include <limits>
@@ -16,7 +16,7 @@
 #include "common/status.h"
 #include "strategies/registry.h"
 
-namespace shoal::cli {
+namespace shoal {
 namespace {
 
 using nlohmann::json;
@@ -61,8 +61,8 @@ absl::Status ParseSimulation(JsonFields& root, ExperimentConfig& c) {
   if (!root.Has("simulation")) return absl::OkStatus();
   SHOAL_ASSIGN_OR_RETURN(JsonFields s, root.Object("simulation"));
   SHOAL_RETURN_IF_ERROR(s.Integer("clients", 1, int64_t{1} << 32, &sim.clients));
-  SHOAL_RETURN_IF_ERROR(s.Integer("examples_per_client", 1, int64_t{1} << 31,
-                                  &sim.examples_per_client));
+  SHOAL_RETURN_IF_ERROR(
+      s.Integer("examples_per_client", 1, int64_t{1} << 31, &sim.examples_per_client));
   SHOAL_RETURN_IF_ERROR(s.Integer("workers", 0, 1024, &sim.options.workers));
   if (s.Has("speed")) {
     SHOAL_ASSIGN_OR_RETURN(JsonFields speed, s.Object("speed"));
@@ -106,21 +106,21 @@ absl::Status ParseSecureAggregation(JsonFields& root, SecureAggregationOptions& 
 
 // ReadDims reads `key` of `s` as a list of 1 to `max_len` integers in
 // [lo, hi].
-absl::Status ReadDims(JsonFields& s, const std::string& key, size_t max_len, int64_t lo,
-                      int64_t hi, std::vector<int64_t>* out) {
+absl::Status ReadDims(JsonFields& s, const std::string& key, size_t max_len, int64_t lo, int64_t hi,
+                      std::vector<int64_t>* out) {
   if (!s.Has(key)) return absl::OkStatus();
   const json& v = s.Raw(key);
   if (!v.is_array() || v.empty() || v.size() > max_len) {
     return absl::InvalidArgumentError(absl::StrCat("'", s.Key(key), "' must be a list of 1 to ",
-                                                   max_len, " integers, got ",
-                                                   JsonForMessage(v)));
+                                                   max_len, " integers, got ", JsonForMessage(v)));
   }
   out->clear();
   for (const json& d : v) {
     if (!d.is_number_integer() || d.get<int64_t>() < lo || d.get<int64_t>() > hi) {
-      return absl::InvalidArgumentError(absl::StrCat("'", s.Key(key), "' holds ",
-                                                     JsonForMessage(d), "; each must be an "
-                                                     "integer in [", lo, ", ", hi, "]"));
+      return absl::InvalidArgumentError(absl::StrCat("'", s.Key(key), "' holds ", JsonForMessage(d),
+                                                     "; each must be an "
+                                                     "integer in [",
+                                                     lo, ", ", hi, "]"));
     }
     out->push_back(d.get<int64_t>());
   }
@@ -138,8 +138,8 @@ absl::Status ReadNumbers(JsonFields& s, const std::string& key, std::vector<doub
   out->clear();
   for (const json& d : list) {
     if (!d.is_number() || !std::isfinite(d.get<double>())) {
-      return absl::InvalidArgumentError(absl::StrCat("'", s.Key(key), "' holds ",
-                                                     JsonForMessage(d), ", not a finite number"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", s.Key(key), "' holds ", JsonForMessage(d), ", not a finite number"));
     }
     out->push_back(d.get<double>());
   }
@@ -207,8 +207,8 @@ absl::Status ReadNames(JsonFields& s, const std::string& key, std::vector<std::s
   const json& v = s.Raw(key);
   const json list = v.is_array() ? v : json::array({v});
   if (list.empty() || list.size() > 100000) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "'", s.Key(key), "' must be a string or a list of 1 to 100000 strings"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", s.Key(key), "' must be a string or a list of 1 to 100000 strings"));
   }
   out->clear();
   for (const json& name : list) {
@@ -324,7 +324,8 @@ absl::Status ParseSections(JsonFields& root, ExperimentConfig& c) {
   if (root.Has("privacy")) {
     const json& p = root.Raw("privacy");
     if (!p.is_object()) {
-      return absl::InvalidArgumentError("'privacy' must be an object, e.g. {\"noise_multiplier\": 1.0}");
+      return absl::InvalidArgumentError(
+          "'privacy' must be an object, e.g. {\"noise_multiplier\": 1.0}");
     }
     SHOAL_ASSIGN_OR_RETURN(c.privacy, ParseDifferentialPrivacyOptions(p));
   }
@@ -332,8 +333,7 @@ absl::Status ParseSections(JsonFields& root, ExperimentConfig& c) {
   if (root.Has("fit")) {
     SHOAL_ASSIGN_OR_RETURN(JsonFields fit, root.Object("fit"));
     uint32_t epochs = c.fit.local_epochs(), batch = c.fit.batch_size();
-    double lr = c.fit.learning_rate(), momentum = c.fit.momentum(),
-           wd = c.fit.weight_decay();
+    double lr = c.fit.learning_rate(), momentum = c.fit.momentum(), wd = c.fit.weight_decay();
     SHOAL_RETURN_IF_ERROR(fit.Integer("local_epochs", 1, 1000, &epochs));
     SHOAL_RETURN_IF_ERROR(fit.Integer("batch_size", 1, 1 << 20, &batch));
     SHOAL_RETURN_IF_ERROR(fit.Number("learning_rate", 0, 100, &lr, /*lo_open=*/true));
@@ -349,15 +349,13 @@ absl::Status ParseSections(JsonFields& root, ExperimentConfig& c) {
 
   if (root.Has("sampling")) {
     SHOAL_ASSIGN_OR_RETURN(JsonFields s, root.Object("sampling"));
-    SHOAL_RETURN_IF_ERROR(
-        s.Number("fraction_fit", 0, 1, &c.coordinator.sampling.fraction, true));
+    SHOAL_RETURN_IF_ERROR(s.Number("fraction_fit", 0, 1, &c.coordinator.sampling.fraction, true));
     SHOAL_RETURN_IF_ERROR(s.Integer("min_fit_clients", 1, kMaxInt, &c.coordinator.min_fit_clients));
     c.coordinator.min_available_clients = c.coordinator.min_fit_clients;
-    SHOAL_RETURN_IF_ERROR(s.Integer("min_available_clients", 1, kMaxInt,
-                                    &c.coordinator.min_available_clients));
+    SHOAL_RETURN_IF_ERROR(
+        s.Integer("min_available_clients", 1, kMaxInt, &c.coordinator.min_available_clients));
     c.coordinator.sampling.min_clients = c.coordinator.min_fit_clients;
-    SHOAL_RETURN_IF_ERROR(s.Integer("max_examples_per_client", 0,
-                                    int64_t{1} << 53,
+    SHOAL_RETURN_IF_ERROR(s.Integer("max_examples_per_client", 0, int64_t{1} << 53,
                                     &c.coordinator.max_examples_per_client));
     SHOAL_RETURN_IF_ERROR(s.Finish());
   }
@@ -387,8 +385,8 @@ absl::Status ParseSections(JsonFields& root, ExperimentConfig& c) {
     SHOAL_RETURN_IF_ERROR(ParseImages(d, c.data.images));
     SHOAL_RETURN_IF_ERROR(ParseNormalization(d, c.data.normalization));
     if (c.data.format != client::DataFormat::kIdx && c.data.train.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "'data.train' is needed for data.format ", client::DataFormatName(c.data.format)));
+      return absl::InvalidArgumentError(absl::StrCat("'data.train' is needed for data.format ",
+                                                     client::DataFormatName(c.data.format)));
     }
     if (c.data.format == client::DataFormat::kCsv && c.data.csv.target_columns.empty()) {
       return absl::InvalidArgumentError(
@@ -413,7 +411,8 @@ absl::Status ParseSections(JsonFields& root, ExperimentConfig& c) {
     SHOAL_RETURN_IF_ERROR(
         d.Integer("min_partition_size", 0, kMaxInt, &c.partition.min_partition_size));
     c.partition.seed = c.seed;
-    SHOAL_RETURN_IF_ERROR(d.Integer("seed", 0, std::numeric_limits<int64_t>::max(), &c.partition.seed));
+    SHOAL_RETURN_IF_ERROR(
+        d.Integer("seed", 0, std::numeric_limits<int64_t>::max(), &c.partition.seed));
     c.data.split_seed = c.partition.seed;
     SHOAL_RETURN_IF_ERROR(d.Number("holdout_fraction", 0, 0.9, &c.holdout_fraction));
     SHOAL_RETURN_IF_ERROR(d.Finish());
@@ -425,8 +424,7 @@ absl::Status ParseSections(JsonFields& root, ExperimentConfig& c) {
   if (root.Has("server")) {
     SHOAL_ASSIGN_OR_RETURN(JsonFields s, root.Object("server"));
     SHOAL_RETURN_IF_ERROR(s.NonEmptyString("address", &c.address));
-    SHOAL_RETURN_IF_ERROR(
-        Annotate(ValidateListenAddress(c.address), "'server.address'"));
+    SHOAL_RETURN_IF_ERROR(Annotate(ValidateListenAddress(c.address), "'server.address'"));
     SHOAL_RETURN_IF_ERROR(s.NonEmptyString("output_dir", &c.output_dir));
     SHOAL_RETURN_IF_ERROR(s.Bool("evaluate", &c.server_evaluation));
     SHOAL_RETURN_IF_ERROR(s.Integer("threads", 0, 1024, &c.threads));
@@ -471,8 +469,7 @@ absl::StatusOr<ExperimentConfig> LoadExperimentConfig(const std::string& path) {
   return ParseExperimentConfig(text, path);
 }
 
-absl::StatusOr<std::unique_ptr<Strategy>> CreateExperimentStrategy(
-    const ExperimentConfig& config) {
+absl::StatusOr<std::unique_ptr<Strategy>> CreateExperimentStrategy(const ExperimentConfig& config) {
   StrategyContext context;
   context.fit_config = config.fit;
   context.min_fit_clients = config.coordinator.min_fit_clients;
@@ -485,8 +482,8 @@ absl::StatusOr<std::unique_ptr<Strategy>> CreateExperimentStrategy(
           "'privacy' and 'secure_aggregation' cannot be combined yet: differential privacy "
           "clips and checks each update on the server, which secure aggregation hides");
     }
-    SHOAL_RETURN_IF_ERROR(Annotate(CheckSecureAggregationSupported(*strategy),
-                                   "'secure_aggregation'"));
+    SHOAL_RETURN_IF_ERROR(
+        Annotate(CheckSecureAggregationSupported(*strategy), "'secure_aggregation'"));
   }
   if (!config.privacy) return strategy;
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<DifferentialPrivacy> private_strategy,
@@ -513,9 +510,8 @@ absl::StatusOr<ServerSide> PrepareServerSide(const ExperimentConfig& config) {
                       (!config.model.input_shape.empty() && config.model.outputs > 0);
   if (config.server_evaluation || !shaped) {
     // The test split gives the shapes the config leaves out.
-    absl::StatusOr<client::Dataset> loaded =
-        client::LoadData(config.data, client::Split::kTest, client::Task(config.task),
-                         config.num_classes);
+    absl::StatusOr<client::Dataset> loaded = client::LoadData(
+        config.data, client::Split::kTest, client::Task(config.task), config.num_classes);
     if (!loaded.ok()) {
       if (config.server_evaluation) return Annotate(loaded.status(), "server.evaluate");
       return Annotate(loaded.status(),
@@ -548,4 +544,17 @@ absl::StatusOr<ServerEvaluator> MakeTestSetEvaluator(const ExperimentConfig& con
   return client::MakeDatasetEvaluator(spec, client::Task(config.task), std::move(test));
 }
 
-}  // namespace shoal::cli
+absl::StatusOr<nlohmann::json> FingerprintedConfig(const std::string& config_path) {
+  nlohmann::json config = nlohmann::json::object();
+  if (!config_path.empty()) {
+    SHOAL_ASSIGN_OR_RETURN(std::string text, ReadFile(config_path, 1 << 20));
+    SHOAL_ASSIGN_OR_RETURN(config, ParseJson(text, config_path));
+    if (!config.is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat(config_path, ": not a JSON object"));
+    }
+  }
+  for (const char* key : {"rounds", "server", "simulation"}) config.erase(key);
+  return config;
+}
+
+}  // namespace shoal

@@ -6,17 +6,16 @@
 
 #include <cstdint>
 #include <functional>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "cli/experiment_config.h"
 #include "common/metrics.h"
+#include "experiment/experiment_config.h"
 #include "server/coordinator.h"
 
-namespace shoal::cli {
+namespace shoal {
 
 // Accuracy returns the "accuracy" metric of an evaluation, NaN without one.
 double Accuracy(const EvaluateRes& res);
@@ -66,6 +65,6 @@ class ProgressReporter : public RoundObserver {
   nlohmann::json rounds_ = nlohmann::json::array();
 };
 
-}  // namespace shoal::cli
+}  // namespace shoal
 
 #endif  // SHOAL_CLI_PROGRESS_REPORTER_H_

@@ -1,4 +1,4 @@
-#include "cli/simulation_run.h"
+#include "experiment/simulation_run.h"
 
 #include <cmath>
 #include <memory>
@@ -8,8 +8,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "cli/progress_reporter.h"
-#include "cli/stop_signal.h"
 #include "client/data/dataset.h"
 #include "client/data/partition.h"
 #include "client/model.h"
@@ -18,11 +16,12 @@
 #include "common/logging.h"
 #include "common/random.h"
 #include "common/status.h"
+#include "experiment/progress_reporter.h"
 #include "server/model_store.h"
 #include "simulation/client_data.h"
 #include "simulation/population.h"
 
-namespace shoal::cli {
+namespace shoal {
 namespace {
 
 using nlohmann::json;
@@ -39,10 +38,10 @@ absl::StatusOr<simulation::ClientData> MakeClientData(const ExperimentConfig& co
   if (sim.examples_per_client == 0) {
     client::PartitionOptions split = config.partition;
     if (clients > static_cast<uint64_t>(train.size())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          clients, " clients cannot split ", train.size(),
-          " training examples; set simulation.examples_per_client to let each client "
-          "draw its own"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(clients, " clients cannot split ", train.size(),
+                       " training examples; set simulation.examples_per_client to let each client "
+                       "draw its own"));
     }
     split.num_partitions = static_cast<int>(clients);
     return simulation::ClientData::Split(train.targets, split);
@@ -107,9 +106,25 @@ absl::StatusOr<json> SummarizeClients(const ExperimentConfig& config,
 
 }  // namespace
 
-absl::StatusOr<SimulationResult> RunSimulation(const ExperimentConfig& config,
-                                               bool stop_on_signal) {
-  const absl::Time start = absl::Now();
+struct Simulation::State {
+  ExperimentConfig config;
+  absl::Time start;
+  uint64_t clients = 0;
+  ServerSide server;
+  std::unique_ptr<ModelStore> store;
+  std::unique_ptr<simulation::Simulator> simulator;
+  std::unique_ptr<Coordinator> coordinator;
+  std::unique_ptr<ProgressReporter> progress;
+};
+
+Simulation::Simulation(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Simulation::~Simulation() = default;
+
+absl::StatusOr<std::unique_ptr<Simulation>> Simulation::Create(ExperimentConfig config_in) {
+  auto state = std::make_unique<State>();
+  state->config = std::move(config_in);
+  const ExperimentConfig& config = state->config;
+  state->start = absl::Now();
   // One LibTorch thread here and in every worker: the workers are the
   // parallelism, and a run does not depend on how many there are.
   client::SetComputeThreads(1);
@@ -117,15 +132,15 @@ absl::StatusOr<SimulationResult> RunSimulation(const ExperimentConfig& config,
   simulation::PopulationOptions population_options = sim.population;
   population_options.num_clients =
       sim.clients > 0 ? sim.clients : static_cast<uint64_t>(config.partition.num_partitions);
-  SHOAL_ASSIGN_OR_RETURN(simulation::Population population,
-                         Annotate(simulation::Population::Create(population_options),
-                                  "'simulation'"));
-  const uint64_t clients = population.size();
-
   SHOAL_ASSIGN_OR_RETURN(
-      client::Dataset train,
-      client::LoadData(config.data, client::Split::kTrain, client::Task(config.task),
-                       config.num_classes));
+      simulation::Population population,
+      Annotate(simulation::Population::Create(population_options), "'simulation'"));
+  const uint64_t clients = population.size();
+  state->clients = clients;
+
+  SHOAL_ASSIGN_OR_RETURN(client::Dataset train,
+                         client::LoadData(config.data, client::Split::kTrain,
+                                          client::Task(config.task), config.num_classes));
   SHOAL_RETURN_IF_ERROR(MakeDirectories(config.output_dir));
   SHOAL_ASSIGN_OR_RETURN(simulation::ClientData data, MakeClientData(config, train, clients));
   SHOAL_ASSIGN_OR_RETURN(json partition_summary, SummarizeClients(config, data, population));
@@ -133,59 +148,64 @@ absl::StatusOr<SimulationResult> RunSimulation(const ExperimentConfig& config,
   SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec, ResolveModel(config, train));
   ExperimentConfig shaped = config;
   shaped.model = spec;  // the server need not read the test split for shapes
-  SHOAL_ASSIGN_OR_RETURN(ServerSide server, PrepareServerSide(shaped));
+  SHOAL_ASSIGN_OR_RETURN(state->server, PrepareServerSide(shaped));
   const std::string model_name = client::ModelSpecToString(spec);
-  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<ModelStore> store,
-                         ModelStore::Open(config.output_dir + "/models", model_name));
+  SHOAL_ASSIGN_OR_RETURN(state->store, ModelStore::Open(config.output_dir + "/models", model_name));
   simulation::SimulationOptions sim_options = sim.options;
   sim_options.task = config.task;
-  SHOAL_ASSIGN_OR_RETURN(
-      std::unique_ptr<simulation::Simulator> simulator,
-      simulation::Simulator::Create(sim_options, std::move(population), std::move(data),
-                                    std::move(train), spec));
+  SHOAL_ASSIGN_OR_RETURN(state->simulator,
+                         simulation::Simulator::Create(sim_options, std::move(population),
+                                                       std::move(data), std::move(train), spec));
   CoordinatorOptions coordinator_options = config.coordinator;
   // Virtual clients always answer, by their simulated time; the real-time
   // limits only guard against a bug.
   coordinator_options.round_timeout = absl::Hours(24 * 7);
   coordinator_options.wait_for_clients_timeout = absl::Seconds(1);
-  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Coordinator> coordinator,
-                         Coordinator::Create(coordinator_options, simulator.get(),
-                                             server.strategy.get(), store.get(),
-                                             std::move(server.initial)));
-  spdlog::info("simulating '{}': {} rounds of {} on model '{}', {} registered clients, {} "
-               "worker(s); idle clients cost {} bytes in all",
-               config.name, config.coordinator.num_rounds, config.strategy, model_name,
-               clients, simulator->workers(), simulator->IdleBytes());
-  ProgressReporter progress(config, config.output_dir);
+  SHOAL_ASSIGN_OR_RETURN(
+      state->coordinator,
+      Coordinator::Create(coordinator_options, state->simulator.get(), state->server.strategy.get(),
+                          state->store.get(), std::move(state->server.initial)));
+  spdlog::info(
+      "simulating '{}': {} rounds of {} on model '{}', {} registered clients, {} "
+      "worker(s); idle clients cost {} bytes in all",
+      config.name, config.coordinator.num_rounds, config.strategy, model_name, clients,
+      state->simulator->workers(), state->simulator->IdleBytes());
+  state->progress = std::make_unique<ProgressReporter>(config, config.output_dir);
+  ProgressReporter& progress = *state->progress;
   progress.AddRunInfo("partition", std::move(partition_summary));
-  simulation::Simulator* sim_ptr = simulator.get();
+  simulation::Simulator* sim_ptr = state->simulator.get();
   progress.SetRoundExtras("simulation",
                           [sim_ptr](uint32_t round) { return sim_ptr->RoundMetrics(round); });
-  coordinator->AddObserver(simulator.get());  // first: it closes the simulated round
-  coordinator->AddObserver(&progress);
+  // First: it closes the simulated round.
+  state->coordinator->AddObserver(state->simulator.get());
+  state->coordinator->AddObserver(&progress);
+  return std::unique_ptr<Simulation>(new Simulation(std::move(state)));
+}
 
-  absl::StatusOr<std::vector<RoundRecord>> history;
-  if (stop_on_signal) {
-    StopOnSignal stop(coordinator.get());
-    history = coordinator->Run();
-  } else {
-    history = coordinator->Run();
-  }
-  SHOAL_RETURN_IF_ERROR(history.status());
+absl::StatusOr<SimulationResult> Simulation::Run() {
+  State& s = *state_;
+  SHOAL_ASSIGN_OR_RETURN(std::vector<RoundRecord> history, s.coordinator->Run());
   SimulationResult result;
-  result.history = *std::move(history);
-  result.simulated = simulator->Rounds();
-  result.final_model = coordinator->global()->Clone();
-  result.stop_reason = coordinator->stop_reason();
-  result.clients = clients;
-  result.workers = simulator->workers();
-  result.simulated_seconds = simulator->Clock();
-  result.idle_bytes = simulator->IdleBytes();
-  result.real_seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  progress.AddRunInfo("simulated_seconds", result.simulated_seconds);
-  progress.AddRunInfo("workers", result.workers);
-  SHOAL_RETURN_IF_ERROR(progress.Write());
+  result.history = std::move(history);
+  result.simulated = s.simulator->Rounds();
+  result.final_model = s.coordinator->global()->Clone();
+  result.stop_reason = s.coordinator->stop_reason();
+  result.clients = s.clients;
+  result.workers = s.simulator->workers();
+  result.simulated_seconds = s.simulator->Clock();
+  result.idle_bytes = s.simulator->IdleBytes();
+  result.real_seconds = absl::ToDoubleSeconds(absl::Now() - s.start);
+  s.progress->AddRunInfo("simulated_seconds", result.simulated_seconds);
+  s.progress->AddRunInfo("workers", result.workers);
+  SHOAL_RETURN_IF_ERROR(s.progress->Write());
   return result;
 }
 
-}  // namespace shoal::cli
+void Simulation::Stop() { state_->coordinator->RequestStop(); }
+
+absl::StatusOr<SimulationResult> RunSimulation(const ExperimentConfig& config) {
+  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Simulation> simulation, Simulation::Create(config));
+  return simulation->Run();
+}
+
+}  // namespace shoal

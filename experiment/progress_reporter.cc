@@ -1,4 +1,4 @@
-#include "cli/progress_reporter.h"
+#include "experiment/progress_reporter.h"
 
 #include <cmath>
 #include <set>
@@ -15,7 +15,7 @@
 #include "common/status.h"
 #include "server/round_json.h"
 
-namespace shoal::cli {
+namespace shoal {
 namespace {
 
 using nlohmann::json;
@@ -107,17 +107,17 @@ void ProgressReporter::OnRoundEnd(const RoundRecord& r) {
     eval += " | " + EvalText("clients'", *r.federated_eval, /*with_loss=*/false);
   }
   round_seconds_ += r.seconds;
-  const uint32_t left = config_.coordinator.num_rounds - std::min(r.round, config_.coordinator.num_rounds);
+  const uint32_t left =
+      config_.coordinator.num_rounds - std::min(r.round, config_.coordinator.num_rounds);
   const std::string eta =
       left == 0 ? "" : absl::StrCat(", ETA ", Duration(round_seconds_ / r.round * left));
   Metrics extras = extras_ ? extras_(r.round) : Metrics{};
-  spdlog::info("round {}/{} | clients {}/{} | train loss {} | {}{}{}{} | {:.1f} s{}{}", r.round,
-               config_.coordinator.num_rounds, r.answered, r.sampled,
-               std::isnan(r.train_loss) ? std::string("n/a")
-                                        : absl::StrFormat("%.4f", r.train_loss),
-               eval, MetricsText(r.strategy_metrics), SecAggText(r.secagg), MetricsText(extras),
-               r.seconds, eta,
-               r.model_updated ? "" : " | model unchanged");
+  spdlog::info(
+      "round {}/{} | clients {}/{} | train loss {} | {}{}{}{} | {:.1f} s{}{}", r.round,
+      config_.coordinator.num_rounds, r.answered, r.sampled,
+      std::isnan(r.train_loss) ? std::string("n/a") : absl::StrFormat("%.4f", r.train_loss), eval,
+      MetricsText(r.strategy_metrics), SecAggText(r.secagg), MetricsText(extras), r.seconds, eta,
+      r.model_updated ? "" : " | model unchanged");
   // Thousands of simulated clients may fail in one round: name a few.
   constexpr size_t kMaxFailuresShown = 10;
   for (size_t i = 0; i < r.failures.size() && i < kMaxFailuresShown; ++i) {
@@ -167,8 +167,8 @@ absl::Status ProgressReporter::Write() {
     if (r.contains(field) && r[field].contains(k)) csv << r[field][k];
   };
   for (const json& r : rounds_) {
-    csv << r["round"] << ',' << r["sampled"] << ',' << r["answered"] << ',' << r["failed"]
-        << ',' << r["model_version"] << ',' << r["train_loss"] << ',' << r["test_loss"] << ','
+    csv << r["round"] << ',' << r["sampled"] << ',' << r["answered"] << ',' << r["failed"] << ','
+        << r["model_version"] << ',' << r["train_loss"] << ',' << r["test_loss"] << ','
         << r["test_accuracy"] << ',' << r["seconds"];
     for (const std::string& k : strategy_keys) cell(r, "strategy_metrics", k);
     for (const std::string& k : extra_keys) cell(r, extras_key_, k);
@@ -183,4 +183,4 @@ json ProgressReporter::ToJson(const RoundRecord& r) const {
   return out;
 }
 
-}  // namespace shoal::cli
+}  // namespace shoal
