@@ -19,7 +19,7 @@
 //
 // Example:
 //   shoal::DataOptions data;
-//   data.dir = "/usr/share/fashion-mnist";
+//   data.dir = "/usr/share/datasets/fashion-mnist";
 //   SHOAL_ASSIGN_OR_RETURN(shoal::Dataset train,
 //       shoal::LoadData(data, shoal::Split::kTrain, shoal::Task(), 0));
 //   shoal::PartitionOptions parts;
@@ -38,18 +38,22 @@
 namespace shoal {
 
 using client::ClientSeed;
+using client::CsvOptions;
 using client::DataFormat;
 using client::DataOptions;
 using client::Dataset;
+using client::ImageFolderOptions;
 using client::InputShape;
 using client::LoadData;
 using client::Normalization;
 using client::Partition;
 using client::PartitionOptions;
 using client::PartitionScheme;
+using client::ReadDataFile;
 using client::SampledPartitionOptions;
 using client::Split;
 using client::SplitClientData;
+using client::TrainingNormalization;
 
 }  // namespace shoal
 
