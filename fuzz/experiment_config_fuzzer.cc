@@ -57,6 +57,22 @@ std::vector<std::string> Seeds() {
       R"({"rounds": {{100000*[}}1{{100000*]}}})",
       R"({"name": "{{20000*n}}", "model": ["{{30000*m}}"]})",
       R"({"rounds": 3, "fit": {"batch_size": 8, "batch_size": 9}})",
+      // Issue 15: the model object, tasks, data formats and normalization.
+      R"({"model": {"name": "mlp", "hidden": [64, 32], "input_shape": [30], "outputs": 1},
+          "task": {"kind": "regression", "loss": "l1"},
+          "data": {"format": "csv", "train": "t.csv.gz", "test_fraction": 0.2,
+                   "csv": {"target": ["a", "b"], "ignore": "id", "skip_lines": 1,
+                           "header": false, "column_names": ["id", "a", "b", "c"],
+                           "delimiter": " ", "targets_file": "y.csv"},
+                   "normalize": "auto", "partitioner": "iid"}})",
+      R"({"model": {"path": "net.pt", "input_shape": [3, 32, 32]},
+          "task": {"kind": "binary", "num_classes": 2},
+          "data": {"format": "image_folder", "train": "imgs/train", "test": "imgs/test",
+                   "image": {"height": 32, "width": 32, "channels": 3, "resize": true},
+                   "normalize": {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.2, 0.25]}}})",
+      R"({"model": "cnn-1x28x28-10", "task": {"kind": "classification"},
+          "data": {"format": "torch", "train": "train.pt", "test": "test.pt",
+                   "normalize": {"mean": 0.286, "std": 0.353}}})",
   };
 }
 
