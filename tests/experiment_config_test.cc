@@ -102,6 +102,65 @@ TEST(ExperimentConfigTest, EverySectionIsRead) {
   EXPECT_EQ(c->threads, 2u);
 }
 
+TEST(ExperimentConfigTest, ModelTaskAndDataFormatsAreRead) {
+  absl::StatusOr<ExperimentConfig> c = ParseExperimentConfig(R"({
+    "model": {"name": "mlp", "hidden": [64, 32], "input_shape": [30], "outputs": 1},
+    "task": {"kind": "regression", "loss": "l1"},
+    "data": {"format": "csv", "train": "t.csv.gz", "test_fraction": 0.2, "seed": 5,
+             "csv": {"target": ["a", "b"], "ignore": "id", "skip_lines": 1, "header": false,
+                     "column_names": ["id", "a", "b", "c"], "delimiter": " ",
+                     "targets_file": "y.csv"},
+             "normalize": {"mean": [1, 2], "std": [3, 4]}, "partitioner": "iid"}})",
+                                                             "exp.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(client::ModelSpecToString(c->model), "mlp-30-1-64x32");
+  EXPECT_EQ(c->task.kind, client::TaskKind::kRegression);
+  EXPECT_EQ(c->task.regression_loss, client::RegressionLoss::kL1);
+  EXPECT_EQ(c->data.format, client::DataFormat::kCsv);
+  EXPECT_EQ(c->data.train, "t.csv.gz");
+  EXPECT_DOUBLE_EQ(c->data.test_fraction, 0.2);
+  EXPECT_EQ(c->data.split_seed, 5u);
+  EXPECT_EQ(c->data.csv.target_columns, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(c->data.csv.ignore_columns, (std::vector<std::string>{"id"}));
+  EXPECT_EQ(c->data.csv.skip_lines, 1);
+  EXPECT_FALSE(c->data.csv.header);
+  EXPECT_EQ(c->data.csv.delimiter, ' ');
+  EXPECT_EQ(c->data.csv.targets_path, "y.csv");
+  EXPECT_EQ(c->data.normalization.mode, client::Normalization::Mode::kGiven);
+  EXPECT_EQ(c->data.normalization.std, (std::vector<double>{3, 4}));
+
+  c = ParseExperimentConfig(R"({"model": {"path": "net.pt"}, "task": {"kind": "binary"},
+    "data": {"format": "image_folder", "train": "tr", "test": "te", "normalize": "auto",
+             "image": {"height": 32, "width": 24, "channels": 1, "resize": true}}})",
+                            "exp.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(client::IsBuiltinModel(c->model));
+  EXPECT_EQ(c->task.kind, client::TaskKind::kMultiLabel);
+  EXPECT_EQ(c->data.images.height, 32);
+  EXPECT_EQ(c->data.images.channels, 1);
+  EXPECT_EQ(c->data.normalization.mode, client::Normalization::Mode::kAuto);
+}
+
+TEST(ExperimentConfigTest, ModelTaskAndDataErrorsNameTheKey) {
+  EXPECT_THAT(ErrorOf(R"({"model": {"name": "cnn", "hidden": [8]}})"), HasSubstr("model.hidden"));
+  EXPECT_THAT(ErrorOf(R"({"model": {"name": "mlp", "path": "x.pt"}})"), HasSubstr("either"));
+  EXPECT_THAT(ErrorOf(R"({"model": {"name": "mlp", "input_shape": [0]}})"),
+              HasSubstr("model.input_shape"));
+  EXPECT_THAT(ErrorOf(R"({"task": {"kind": "ranking"}})"), HasSubstr("task.kind"));
+  EXPECT_THAT(ErrorOf(R"({"task": {"loss": "l1"}})"), HasSubstr("regression only"));
+  EXPECT_THAT(ErrorOf(R"({"data": {"format": "parquet"}})"), HasSubstr("data.format"));
+  EXPECT_THAT(ErrorOf(R"({"data": {"format": "csv"}})"), HasSubstr("data.train"));
+  EXPECT_THAT(ErrorOf(R"({"data": {"format": "csv", "train": "t.csv"}})"),
+              HasSubstr("data.csv.target"));
+  EXPECT_THAT(ErrorOf(R"({"data": {"format": "image_folder", "train": "d"}})"),
+              HasSubstr("height"));
+  EXPECT_THAT(ErrorOf(R"({"data": {"normalize": {"mean": [1, 2], "std": [1]}}})"),
+              HasSubstr("2 means but 1 stds"));
+  EXPECT_THAT(ErrorOf(R"({"data": {"normalize": {"mean": 0, "std": 0}}})"), HasSubstr("> 0"));
+  EXPECT_THAT(ErrorOf(R"({"data": {"normalize": "zscore"}})"), HasSubstr("data.normalize"));
+  EXPECT_THAT(ErrorOf(R"({"data": {"csv": {"delimiter": "ab"}}})"), HasSubstr("one character"));
+}
+
 TEST(ExperimentConfigTest, UnknownKeysAreNamedWithTheirPath) {
   std::string e = ErrorOf(R"({"fit": {"lr": 0.1}})");
   EXPECT_NE(e.find("unknown key 'fit.lr'"), std::string::npos) << e;
