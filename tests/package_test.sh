@@ -44,7 +44,7 @@ fi
 echo "public headers: $(echo "$public" | wc -w); installed headers:" \
   "$(find "$work/prefix/include" -name '*.h' | wc -l)"
 
-for example in edge_inference custom_strategy embedded; do
+for example in edge_inference custom_strategy embedded tabular; do
   cmake -S "$src/examples/$example" -B "$work/$example" -G Ninja \
     -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
   cmake --build "$work/$example" >/dev/null
@@ -107,6 +107,23 @@ out=$(timeout 300 "$work/embedded/embedded_federation" "$work/embedded-run" 2>"$
   { tail -20 "$work/embedded.log"; fail "embedded_federation failed"; }
 echo "$out"
 [[ $out == *"round 2: 3 client(s) answered"* ]] || fail "embedded did not run 2 rounds: $out"
+
+# Tables from python3-sklearn, federated beside central, through the public
+# API: the federated models must come near the central ones.
+out=$(timeout 300 "$work/tabular/tabular" "$work/tabular-run" "$src/examples/tabular/breast_cancer.json" \
+        "$src/examples/tabular/diabetes.json" 2>"$work/tabular.log") ||
+  { tail -20 "$work/tabular.log"; fail "tabular failed"; }
+echo "$out" | grep -v '\] \[info\] '
+$py - "$out" <<'PY'
+import sys
+lines = sys.argv[1].splitlines()
+table = lines[max(i for i, l in enumerate(lines) if l.split()[:2] == ["config", "metric"]) + 1:]
+rows = {tuple(l.split()[:2]): [float(v) for v in l.split()[2:]] for l in table}
+fed, cen = rows[("breast-cancer-binary", "accuracy")]
+assert fed > 0.9 and cen > 0.9, rows
+fed, cen = rows[("diabetes-regression", "r2")]
+assert fed > 0.3 and cen > 0.3, rows
+PY
 
 echo "PASSED: find_package(Shoal) consumers built and ran"
 rm -rf "$work"
