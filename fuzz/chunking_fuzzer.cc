@@ -40,11 +40,7 @@ std::vector<std::string> Seeds() {
 }  // namespace
 }  // namespace shoal::fuzz
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  shoal::fuzz::WriteSeedsIfAsked(shoal::fuzz::Seeds);
-  shoal::fuzz::QuietLogs();
-  return 0;
-}
+SHOAL_FUZZ_INITIALIZE(shoal::fuzz::Seeds)
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace shoal;

@@ -65,4 +65,14 @@ void Check(bool ok, const char* what);
 
 }  // namespace shoal::fuzz
 
+// SHOAL_FUZZ_INITIALIZE(seeds) defines libFuzzer's LLVMFuzzerInitialize as
+// every target needs it: write the seeds `seeds()` returns when asked
+// (WriteSeedsIfAsked), then silence the logs (QuietLogs).
+#define SHOAL_FUZZ_INITIALIZE(seeds)                   \
+  extern "C" int LLVMFuzzerInitialize(int*, char***) { \
+    ::shoal::fuzz::WriteSeedsIfAsked(seeds);           \
+    ::shoal::fuzz::QuietLogs();                        \
+    return 0;                                          \
+  }
+
 #endif  // SHOAL_FUZZ_FUZZ_SUPPORT_H_
