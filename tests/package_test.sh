@@ -3,10 +3,11 @@
 # example projects against it with find_package(Shoal), then runs them:
 # edge_inference, custom_shoal (a strategy of our own, registered by name and
 # served by a FederationServer from a config file, with real `shoal client`
-# processes on loopback) and embedded (a server and three clients in one
-# process). Every example and a program that includes each public header
-# alone use only "shoal/..." headers; only the internal headers those need
-# are installed.
+# processes on loopback), embedded (a server and three clients in one
+# process), tabular (federated beside central) and pytorch_model (a model
+# scripted in PyTorch, trained by Shoal, scored back in PyTorch). Every
+# example and a program that includes each public header alone use only
+# "shoal/..." headers; only the internal headers those need are installed.
 # Usage: package_test.sh BUILD_DIR SOURCE_DIR WORK_DIR
 set -euo pipefail
 build=$1 src=$2 work=$3
@@ -44,7 +45,7 @@ fi
 echo "public headers: $(echo "$public" | wc -w); installed headers:" \
   "$(find "$work/prefix/include" -name '*.h' | wc -l)"
 
-for example in edge_inference custom_strategy embedded tabular; do
+for example in edge_inference custom_strategy embedded tabular pytorch_model; do
   cmake -S "$src/examples/$example" -B "$work/$example" -G Ninja \
     -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
   cmake --build "$work/$example" >/dev/null
@@ -124,6 +125,14 @@ assert fed > 0.9 and cen > 0.9, rows
 fed, cen = rows[("diabetes-regression", "r2")]
 assert fed > 0.3 and cen > 0.3, rows
 PY
+
+# A model and data from PyTorch (python3-torch), trained by the library and
+# exported back: PyTorch must score the export exactly as Shoal did.
+out=$(timeout 300 "$src/examples/pytorch_model/run.sh" "$work/pytorch_model/pytorch_model" \
+        "$work/pytorch-run" 2>&1) ||
+  { echo "$out" | tail -20; fail "pytorch_model failed"; }
+echo "$out"
+[[ $out == *"match: Shoal and PyTorch agree on"* ]] || fail "pytorch_model did not compare: $out"
 
 echo "PASSED: find_package(Shoal) consumers built and ran"
 rm -rf "$work"
