@@ -41,6 +41,7 @@
 
 #include "absl/status/status.h"
 #include "client/data/dataset.h"
+#include "client/data/example_source.h"
 #include "client/model.h"
 #include "common/parameters.h"
 #include "common/types.h"
@@ -71,7 +72,7 @@ struct TrainingStart {
   uint32_t round;
   const v1::FitConfig& config;
   Model& model;
-  const Dataset& data;  // the training data
+  const ExampleSource& data;  // the training data
   const Parameters& parameters;
   const std::vector<at::Tensor>& trainable;
   // The Trainer running the round, e.g. to evaluate the global model first.

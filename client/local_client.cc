@@ -57,7 +57,7 @@ absl::StatusOr<FitRes> LocalClient::Fit(const Parameters& global,
     SHOAL_RETURN_IF_ERROR(hooks[i]->BeforeTraining(client_round, &states[i]));
   }
   SHOAL_ASSIGN_OR_RETURN(FitOutcome outcome,
-                         trainer_.Fit(*model_, global, train_, config, round, hooks));
+                         trainer_.Fit(*model_, global, *train_, config, round, hooks));
   FitRes res;
   res.update = outcome.update;
   res.num_examples = outcome.num_examples;
@@ -78,12 +78,12 @@ absl::StatusOr<FitRes> LocalClient::Fit(const Parameters& global,
 
 absl::StatusOr<EvaluateRes> LocalClient::Evaluate(const Parameters& global,
                                                   const v1::EvaluateConfig& config) {
-  if (holdout_.size() == 0) {
+  if (holdout_ == nullptr || holdout_->size() == 0) {
     return absl::FailedPreconditionError("this client has no held-out data");
   }
   SHOAL_RETURN_IF_ERROR(model_->SetParameters(global));
   const int64_t batch = config.batch_size() > 0 ? config.batch_size() : 128;
-  SHOAL_ASSIGN_OR_RETURN(EvalOutcome outcome, trainer_.Evaluate(*model_, holdout_, batch));
+  SHOAL_ASSIGN_OR_RETURN(EvalOutcome outcome, trainer_.Evaluate(*model_, *holdout_, batch));
   return ToEvaluateRes(outcome);
 }
 

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "client/client_algorithm.h"
 #include "client/data/dataset.h"
+#include "client/data/example_source.h"
 #include "client/model.h"
 #include "client/trainer.h"
 #include "common/types.h"
@@ -19,11 +20,16 @@ namespace shoal::client {
 class LocalClient {
  public:
   // `train` is the local training data, `holdout` the local held-out data
-  // used by Evaluate (may be empty: Evaluate then fails).
-  LocalClient(std::unique_ptr<Model> model, Trainer trainer, Dataset train,
-              Dataset holdout)
+  // used by Evaluate (may be empty: Evaluate then fails). In memory, or
+  // read a batch at a time (OpenData with data.stream).
+  LocalClient(std::unique_ptr<Model> model, Trainer trainer,
+              std::shared_ptr<const ExampleSource> train,
+              std::shared_ptr<const ExampleSource> holdout)
       : model_(std::move(model)), trainer_(std::move(trainer)),
         train_(std::move(train)), holdout_(std::move(holdout)) {}
+  LocalClient(std::unique_ptr<Model> model, Trainer trainer, Dataset train, Dataset holdout)
+      : LocalClient(std::move(model), std::move(trainer), InMemory(std::move(train)),
+                    InMemory(std::move(holdout))) {}
 
   // Fit fine-tunes the global parameters on the local data and returns the
   // update with num_examples and metrics "train_loss", the task's metrics
@@ -51,11 +57,16 @@ class LocalClient {
   // SCAFFOLD's control variate; empty for none). A simulation worker keeps
   // one model and runs many virtual clients through it this way; between
   // them the client's state lives elsewhere.
-  void Assign(Trainer trainer, Dataset train, Dataset holdout, ClientAlgorithmState state) {
+  void Assign(Trainer trainer, std::shared_ptr<const ExampleSource> train,
+              std::shared_ptr<const ExampleSource> holdout, ClientAlgorithmState state) {
     trainer_ = std::move(trainer);
     train_ = std::move(train);
     holdout_ = std::move(holdout);
     algorithm_state_ = std::move(state);
+  }
+  void Assign(Trainer trainer, Dataset train, Dataset holdout, ClientAlgorithmState state) {
+    Assign(std::move(trainer), InMemory(std::move(train)), InMemory(std::move(holdout)),
+           std::move(state));
   }
   // algorithm_state returns the state of this client's algorithms by name
   // (SCAFFOLD's c_i under "scaffold"); empty before any keeps one.
@@ -66,14 +77,15 @@ class LocalClient {
   // the agent does when the server's (signed) model code is not the code
   // this client was built with.
   void ReplaceModel(std::unique_ptr<Model> model) { model_ = std::move(model); }
-  const Dataset& train_data() const { return train_; }
-  const Dataset& holdout_data() const { return holdout_; }
+  const ExampleSource& train_data() const { return *train_; }
+  const ExampleSource& holdout_data() const { return *holdout_; }
+  const std::shared_ptr<const ExampleSource>& train_source() const { return train_; }
 
  private:
   std::unique_ptr<Model> model_;
   Trainer trainer_;
-  Dataset train_;
-  Dataset holdout_;
+  std::shared_ptr<const ExampleSource> train_;
+  std::shared_ptr<const ExampleSource> holdout_;
   ClientAlgorithmState algorithm_state_;
 };
 

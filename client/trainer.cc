@@ -65,12 +65,12 @@ absl::Status ValidateFitConfig(const v1::FitConfig& config) {
   return absl::OkStatus();
 }
 
-// ValidateData checks the shape contract of a Dataset and returns its size.
+// ValidateData checks the shape contract of a Dataset.
 // Checked here rather than left to LibTorch so that a caller's mistake is
 // InvalidArgument with a plain message, not Internal with a kernel's. The
 // targets are checked against the task and the model by Task::CheckTargets
 // on the first batch.
-absl::StatusOr<int64_t> ValidateData(const Dataset& data) {
+absl::Status ValidateData(const Dataset& data) {
   if (!data.inputs.defined() || !data.targets.defined()) {
     return absl::InvalidArgumentError("dataset has no inputs or targets");
   }
@@ -83,11 +83,23 @@ absl::StatusOr<int64_t> ValidateData(const Dataset& data) {
   if (data.targets.dim() < 1) {
     return absl::InvalidArgumentError("dataset targets must be [N] or [N, K], got a scalar");
   }
-  const int64_t n = data.inputs.size(0);
-  if (data.targets.size(0) != n) {
+  if (data.targets.size(0) != data.inputs.size(0)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "dataset has ", n, " inputs but ", data.targets.size(0), " targets"));
+        "dataset has ", data.inputs.size(0), " inputs but ", data.targets.size(0), " targets"));
   }
+  return absl::OkStatus();
+}
+
+// ValidateSource checks what a source promises and returns its size.
+absl::StatusOr<int64_t> ValidateSource(const ExampleSource& data) {
+  const at::Tensor& targets = data.targets();
+  if (!targets.defined() || targets.dim() < 1) {
+    return absl::InvalidArgumentError("dataset targets must be [N] or [N, K]");
+  }
+  if (data.input_shape().empty()) {
+    return absl::InvalidArgumentError("dataset inputs must be [N, ...] with at least one axis per example");
+  }
+  const int64_t n = data.size();
   if (n == 0) return absl::InvalidArgumentError("dataset is empty");
   return n;
 }
@@ -135,12 +147,26 @@ absl::StatusOr<Trainer> Trainer::Create(const TrainerOptions& options) {
 }
 
 absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
-                                        const Dataset& data,
+                                        const Dataset& data, const v1::FitConfig& config,
+                                        uint32_t round,
+                                        absl::Span<ClientAlgorithm* const> algorithms) {
+  SHOAL_RETURN_IF_ERROR(ValidateData(data));
+  return Fit(model, global, *InMemory(data), config, round, algorithms);
+}
+
+absl::StatusOr<EvalOutcome> Trainer::Evaluate(Model& model, const Dataset& data,
+                                              int64_t batch_size) {
+  SHOAL_RETURN_IF_ERROR(ValidateData(data));
+  return Evaluate(model, *InMemory(data), batch_size);
+}
+
+absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
+                                        const ExampleSource& data,
                                         const v1::FitConfig& config,
                                         uint32_t round,
                                         absl::Span<ClientAlgorithm* const> algorithms) {
   SHOAL_RETURN_IF_ERROR(ValidateFitConfig(config));
-  SHOAL_ASSIGN_OR_RETURN(const int64_t n, ValidateData(data));
+  SHOAL_ASSIGN_OR_RETURN(const int64_t n, ValidateSource(data));
   try {
     // The caller may be inside a no-grad scope; training needs autograd.
     torch::AutoGradMode enable_grad(true);
@@ -154,8 +180,8 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
     // are bitwise equal, so the update is still exactly after - global.
     const Parameters start = model.GetParameters().Clone();
 
-    const at::Tensor inputs = data.inputs.to(device_);
-    const at::Tensor targets = data.targets.to(device_);
+    const at::TensorOptions float_options = at::dtype(at::kFloat).device(device_);
+    const at::Tensor targets = data.targets().to(device_);
     const int64_t batch_size = config.batch_size();
     const int64_t epochs = config.local_epochs();
 
@@ -184,18 +210,17 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
       // is the same on every device and independent of global RNG state.
       at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(
           ShuffleSeed(options_.seed, round, epoch));
-      const at::Tensor perm =
-          at::randperm(n, gen, at::TensorOptions().dtype(at::kLong))
-              .to(device_);
+      const at::Tensor perm = at::randperm(n, gen, at::TensorOptions().dtype(at::kLong));
+      const at::Tensor device_perm = perm.to(device_);
       // Summed on the device and read once per epoch: a per-step .item()
       // would synchronize a GPU on every batch.
-      at::Tensor loss_sum = at::zeros({}, inputs.options().dtype(at::kDouble));
-      Task::MetricSums metrics(task_, inputs.options());
+      at::Tensor loss_sum = at::zeros({}, float_options.dtype(at::kDouble));
+      Task::MetricSums metrics(task_, float_options);
       for (int64_t begin = 0; begin < n; begin += batch_size) {
         const int64_t end = std::min(n, begin + batch_size);
-        const at::Tensor index = perm.slice(0, begin, end);
-        const at::Tensor x = inputs.index_select(0, index);
-        const at::Tensor y = targets.index_select(0, index);
+        SHOAL_ASSIGN_OR_RETURN(const at::Tensor batch, data.Inputs(perm.slice(0, begin, end)));
+        const at::Tensor x = batch.to(device_);
+        const at::Tensor y = targets.index_select(0, device_perm.slice(0, begin, end));
         optimizer.zero_grad();
         const at::Tensor outputs = model.Forward(x);
         if (epoch == 0 && begin == 0) {
@@ -247,24 +272,26 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
   }
 }
 
-absl::StatusOr<EvalOutcome> Trainer::Evaluate(Model& model, const Dataset& data,
+absl::StatusOr<EvalOutcome> Trainer::Evaluate(Model& model, const ExampleSource& data,
                                               int64_t batch_size) {
   if (batch_size < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("batch_size must be >= 1, got ", batch_size));
   }
-  SHOAL_ASSIGN_OR_RETURN(const int64_t n, ValidateData(data));
+  SHOAL_ASSIGN_OR_RETURN(const int64_t n, ValidateSource(data));
   try {
     torch::NoGradGuard no_grad;
     model.To(device_);
     model.SetTraining(false);
-    const at::Tensor inputs = data.inputs.to(device_);
-    const at::Tensor targets = data.targets.to(device_);
-    at::Tensor loss_sum = at::zeros({}, inputs.options().dtype(at::kDouble));
-    Task::MetricSums metrics(task_, inputs.options());
+    const at::TensorOptions float_options = at::dtype(at::kFloat).device(device_);
+    const at::Tensor targets = data.targets().to(device_);
+    at::Tensor loss_sum = at::zeros({}, float_options.dtype(at::kDouble));
+    Task::MetricSums metrics(task_, float_options);
     for (int64_t begin = 0; begin < n; begin += batch_size) {
       const int64_t len = std::min(n - begin, batch_size);
-      const at::Tensor x = inputs.narrow(0, begin, len);
+      SHOAL_ASSIGN_OR_RETURN(const at::Tensor batch,
+                             data.Inputs(at::arange(begin, begin + len, at::kLong)));
+      const at::Tensor x = batch.to(device_);
       const at::Tensor y = targets.narrow(0, begin, len);
       const at::Tensor outputs = model.Forward(x);
       if (begin == 0) {

@@ -14,6 +14,7 @@
 #include "absl/types/span.h"
 #include "client/client_algorithm.h"
 #include "client/data/dataset.h"
+#include "client/data/example_source.h"
 #include "client/model.h"
 #include "client/task.h"
 #include "common/metrics.h"
@@ -66,13 +67,23 @@ class Trainer {
   // called in order; LocalClient calls the others.
   // InvalidArgument for a bad config or incompatible global weights; a
   // hook's error as it is; Internal when LibTorch fails (with its message).
+  // Each batch's inputs are read from `data` as it is trained on (so data
+  // spooled to disk is read a batch at a time); a read error stops the
+  // round with that error.
+  absl::StatusOr<FitOutcome> Fit(Model& model, const Parameters& global,
+                                 const ExampleSource& data,
+                                 const v1::FitConfig& config, uint32_t round,
+                                 absl::Span<ClientAlgorithm* const> algorithms = {});
+  // Fit on examples in memory (shared, not copied).
   absl::StatusOr<FitOutcome> Fit(Model& model, const Parameters& global,
                                  const Dataset& data,
                                  const v1::FitConfig& config, uint32_t round,
                                  absl::Span<ClientAlgorithm* const> algorithms = {});
 
   // Evaluate computes the loss and the task's metrics of `model` as it is on
-  // `data`.
+  // `data`, read `batch_size` examples at a time in order.
+  absl::StatusOr<EvalOutcome> Evaluate(Model& model, const ExampleSource& data,
+                                       int64_t batch_size = 128);
   absl::StatusOr<EvalOutcome> Evaluate(Model& model, const Dataset& data,
                                        int64_t batch_size = 128);
 

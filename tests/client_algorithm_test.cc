@@ -161,9 +161,9 @@ TEST(ClientAlgorithmTest, AfterTrainingHookChangesTheUpdateAndKeepsItsState) {
 
   const ClientAlgorithmState saved = client.algorithm_state();
   ASSERT_EQ(saved.count("halve_update"), 1u);
-  client.Assign(*Trainer::Create(TrainerOptions{}), client.train_data(), Dataset{}, {});
+  client.Assign(*Trainer::Create(TrainerOptions{}), client.train_source(), InMemory(Dataset{}), {});
   EXPECT_EQ(std::get<int64_t>(client.Fit(global, config, 3)->metrics.at("rounds_seen")), 1);
-  client.Assign(*Trainer::Create(TrainerOptions{}), client.train_data(), Dataset{}, saved);
+  client.Assign(*Trainer::Create(TrainerOptions{}), client.train_source(), InMemory(Dataset{}), saved);
   EXPECT_EQ(std::get<int64_t>(client.Fit(global, config, 3)->metrics.at("rounds_seen")), 3);
 }
 

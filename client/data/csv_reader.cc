@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <limits>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -48,26 +50,89 @@ struct Table {
 
 bool IsBlank(char c) { return c == ' ' || c == '\t'; }
 
-// LineReader walks the lines of a text, LF or CRLF, counting from 1.
+// LineReader reads the lines of a file, LF or CRLF, counting from 1, a
+// block at a time: only the current line (and one block) is in memory.
 class LineReader {
  public:
-  explicit LineReader(absl::string_view text) : rest_(text) {}
+  LineReader(GzReader& reader, const std::string& path, const CsvOptions& options)
+      : reader_(reader), path_(path), options_(options) {}
 
-  // Next sets `line` (without its line ending) and returns true, or returns
-  // false at the end of the text.
-  bool Next(absl::string_view* line) {
-    if (rest_.empty()) return false;
-    const size_t end = rest_.find('\n');
-    *line = rest_.substr(0, end);
-    rest_.remove_prefix(end == absl::string_view::npos ? rest_.size() : end + 1);
-    if (!line->empty() && line->back() == '\r') line->remove_suffix(1);
+  // Next sets `line` (without its line ending; valid until the next call)
+  // and returns true, or returns false at the end of the file.
+  // Errors: the reader's; InvalidArgument for a line longer than
+  // max_line_bytes; ResourceExhausted past max_file_bytes.
+  absl::StatusOr<bool> Next(absl::string_view* line) {
+    if (unread_) {
+      unread_ = false;
+      *line = last_;
+      return true;
+    }
+    size_t end;
+    while ((end = buffer_.find('\n', scan_)) == std::string::npos) {
+      if (buffer_.size() - start_ > static_cast<size_t>(options_.max_line_bytes) + 1) {
+        return absl::InvalidArgumentError(absl::StrCat(path_, ":", line_number_ + 1,
+                                                       ": longer than the limit of ",
+                                                       options_.max_line_bytes, " bytes"));
+      }
+      if (eof_) break;
+      SHOAL_RETURN_IF_ERROR(Fill());
+    }
+    if (start_ == buffer_.size()) return false;
+    if (end == std::string::npos) end = buffer_.size();
+    last_ = absl::string_view(buffer_).substr(start_, end - start_);
+    if (!last_.empty() && last_.back() == '\r') last_.remove_suffix(1);
+    start_ = scan_ = std::min(end + 1, buffer_.size());
     ++line_number_;
+    *line = last_;
     return true;
   }
+
+  // Unread makes the next Next return the line the last one returned.
+  void Unread() { unread_ = true; }
+
   int64_t line_number() const { return line_number_; }
 
  private:
-  absl::string_view rest_;
+  static constexpr size_t kBlock = size_t{1} << 20;
+
+  // Fill drops the lines already returned and reads one more block.
+  absl::Status Fill() {
+    buffer_.erase(0, start_);
+    scan_ = buffer_.size();
+    start_ = 0;
+    const size_t old = buffer_.size();
+    buffer_.resize(old + kBlock);
+    SHOAL_ASSIGN_OR_RETURN(const int64_t got,
+                           reader_.Read(kBlock, reinterpret_cast<uint8_t*>(&buffer_[old])));
+    buffer_.resize(old + static_cast<size_t>(got));
+    total_ += static_cast<uint64_t>(got);
+    if (total_ > options_.max_file_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(path_, ": holds more than the limit of ",
+                                                       options_.max_file_bytes,
+                                                       " bytes (decompressed)"));
+    }
+    if (got < static_cast<int64_t>(kBlock)) eof_ = true;
+    if (first_block_) {
+      first_block_ = false;
+      if (absl::StartsWith(buffer_, "\xEF\xBB\xBF")) {
+        buffer_.erase(0, 3);
+        scan_ = 0;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  GzReader& reader_;
+  const std::string& path_;
+  const CsvOptions& options_;
+  std::string buffer_;
+  size_t start_ = 0;  // where the next line starts
+  size_t scan_ = 0;   // where to look for its end
+  bool eof_ = false;
+  bool first_block_ = true;
+  bool unread_ = false;
+  absl::string_view last_;
+  uint64_t total_ = 0;
   int64_t line_number_ = 0;
 };
 
@@ -193,23 +258,24 @@ class CsvTableReader {
   CsvTableReader(const std::string& path, const CsvOptions& options, FileKind kind)
       : path_(path), options_(options), kind_(kind) {}
 
-  absl::StatusOr<Table> Read() {
+  // Read reads the file, handing its rows to `flush` `chunk_rows` at a time
+  // (the last chunk may hold fewer), and returns how many rows it read.
+  absl::StatusOr<int64_t> Read(int64_t chunk_rows,
+                               const std::function<absl::Status(Table&)>& flush) {
     GzReader reader;
     SHOAL_RETURN_IF_ERROR(reader.Open(path_));
-    SHOAL_ASSIGN_OR_RETURN(std::string text, reader.ReadAll(options_.max_file_bytes));
-    absl::string_view body = text;
-    if (absl::StartsWith(body, "\xEF\xBB\xBF")) body.remove_prefix(3);
-    LineReader lines(body);
+    LineReader lines(reader, path_, options_);
     absl::string_view line;
     for (int i = 0; i < options_.skip_lines; ++i) {
-      if (!lines.Next(&line)) {
+      SHOAL_ASSIGN_OR_RETURN(const bool more, lines.Next(&line));
+      if (!more) {
         return absl::InvalidArgumentError(absl::StrCat(path_, ": empty: the file ends within the ",
                                                        options_.skip_lines, " line(s) to skip"));
       }
     }
     SHOAL_RETURN_IF_ERROR(ReadNames(lines));
     SHOAL_RETURN_IF_ERROR(AssignRoles());
-    return ReadRows(lines);
+    return ReadRows(lines, chunk_rows, flush);
   }
 
  private:
@@ -242,7 +308,8 @@ class CsvTableReader {
   absl::Status ReadNames(LineReader& lines) {
     if (options_.header) {
       absl::string_view line;
-      if (!lines.Next(&line) || IsBlankLine(line)) {
+      SHOAL_ASSIGN_OR_RETURN(const bool more, lines.Next(&line));
+      if (!more || IsBlankLine(line)) {
         return absl::InvalidArgumentError(absl::StrCat(
             path_, ": empty: no header row",
             lines.line_number() > 0 ? absl::StrCat(" at line ", lines.line_number()) : ""));
@@ -273,15 +340,16 @@ class CsvTableReader {
       }
     } else {
       // Positional names: as many as the first row has cells.
-      LineReader peek = lines;
       absl::string_view line;
-      if (!peek.Next(&line) || IsBlankLine(line)) {
+      SHOAL_ASSIGN_OR_RETURN(const bool more, lines.Next(&line));
+      if (!more || IsBlankLine(line)) {
         return absl::InvalidArgumentError(absl::StrCat(path_, ": empty: no rows"));
       }
-      SHOAL_RETURN_IF_ERROR(Split(line, peek.line_number()));
+      SHOAL_RETURN_IF_ERROR(Split(line, lines.line_number()));
       for (size_t i = 1; i <= cells_.size(); ++i) {
         names_.push_back(absl::StrCat(i));
       }
+      lines.Unread();
     }
     return absl::OkStatus();
   }
@@ -382,12 +450,16 @@ class CsvTableReader {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<Table> ReadRows(LineReader& lines) {
+  absl::StatusOr<int64_t> ReadRows(LineReader& lines, int64_t chunk_rows,
+                                   const std::function<absl::Status(Table&)>& flush) {
     Table table;
     table.num_features = num_features_;
+    int64_t rows = 0;
     absl::string_view line;
     int64_t blank_line = 0;  // the first blank line seen, if any
-    while (lines.Next(&line)) {
+    while (true) {
+      SHOAL_ASSIGN_OR_RETURN(const bool more, lines.Next(&line));
+      if (!more) break;
       const int64_t n = lines.line_number();
       if (IsBlankLine(line)) {
         if (blank_line == 0) blank_line = n;
@@ -420,12 +492,19 @@ class CsvTableReader {
         }
       }
       ++table.rows;
+      ++rows;
+      if (table.rows == chunk_rows) {
+        SHOAL_RETURN_IF_ERROR(flush(table));
+        table = Table{};
+        table.num_features = num_features_;
+      }
     }
-    if (table.rows == 0) {
+    if (rows == 0) {
       return absl::InvalidArgumentError(
           absl::StrCat(path_, options_.header ? ": a header but no rows" : ": empty: no rows"));
     }
-    return table;
+    if (table.rows > 0) SHOAL_RETURN_IF_ERROR(flush(table));
+    return rows;
   }
 
   const std::string& path_;
@@ -447,43 +526,89 @@ at::Tensor ToTensor(const std::vector<T>& values, std::vector<int64_t> sizes,
   return tensor;
 }
 
+// ToDataset turns a table's rows into tensors.
+Dataset ToDataset(const Table& table, const CsvOptions& options) {
+  const int64_t k = static_cast<int64_t>(options.target_columns.size());
+  Dataset data;
+  data.inputs = ToTensor(table.features, {table.rows, table.num_features}, at::kFloat);
+  if (options.targets == TargetType::kClassIndex) {
+    data.targets = ToTensor(table.class_targets, {table.rows}, at::kLong);
+  } else if (k == 1) {
+    data.targets = ToTensor(table.float_targets, {table.rows}, at::kFloat);
+  } else {
+    data.targets = ToTensor(table.float_targets, {table.rows, k}, at::kFloat);
+  }
+  return data;
+}
+
+// ReadTables reads `path` (and options.targets_path), handing `fn` tables
+// of at most `chunk_rows` rows with their features and targets.
+absl::Status ReadTables(const std::string& path, const CsvOptions& options, int64_t chunk_rows,
+                        const std::function<absl::Status(Table&)>& fn) {
+  SHOAL_RETURN_IF_ERROR(ValidateOptions(options));
+  if (options.targets_path.empty()) {
+    return CsvTableReader(path, options, FileKind::kInputsAndTargets)
+        .Read(chunk_rows, fn)
+        .status();
+  }
+  // The targets (small) whole first, then the features a chunk at a time.
+  Table targets;
+  SHOAL_ASSIGN_OR_RETURN(
+      const int64_t target_rows,
+      CsvTableReader(options.targets_path, options, FileKind::kTargetsOnly)
+          .Read(std::numeric_limits<int64_t>::max(), [&](Table& t) {
+            targets = std::move(t);
+            return absl::OkStatus();
+          }));
+  const int64_t k = static_cast<int64_t>(options.target_columns.size());
+  int64_t done = 0;
+  SHOAL_ASSIGN_OR_RETURN(
+      const int64_t rows,
+      CsvTableReader(path, options, FileKind::kInputsOnly)
+          .Read(chunk_rows, [&](Table& t) -> absl::Status {
+            const int64_t begin = done;
+            done += t.rows;
+            // Past the targets' rows: counted, then refused below.
+            if (done > target_rows) return absl::OkStatus();
+            if (options.targets == TargetType::kClassIndex) {
+              t.class_targets.assign(targets.class_targets.begin() + begin,
+                                     targets.class_targets.begin() + done);
+            } else {
+              t.float_targets.assign(targets.float_targets.begin() + begin * k,
+                                     targets.float_targets.begin() + done * k);
+            }
+            return fn(t);
+          }));
+  if (rows != target_rows) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " holds ", rows, " rows but ",
+                                                   options.targets_path, " holds ",
+                                                   target_rows));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Dataset> ReadCsv(const std::string& path, const CsvOptions& options) {
-  SHOAL_RETURN_IF_ERROR(ValidateOptions(options));
   Table table;
-  if (options.targets_path.empty()) {
-    SHOAL_ASSIGN_OR_RETURN(table,
-                           CsvTableReader(path, options, FileKind::kInputsAndTargets).Read());
-  } else {
-    SHOAL_ASSIGN_OR_RETURN(table, CsvTableReader(path, options, FileKind::kInputsOnly).Read());
-    SHOAL_ASSIGN_OR_RETURN(
-        Table targets,
-        CsvTableReader(options.targets_path, options, FileKind::kTargetsOnly).Read());
-    if (targets.rows != table.rows) {
-      return absl::InvalidArgumentError(absl::StrCat(path, " holds ", table.rows, " rows but ",
-                                                     options.targets_path, " holds ",
-                                                     targets.rows));
-    }
-    table.float_targets = std::move(targets.float_targets);
-    table.class_targets = std::move(targets.class_targets);
-  }
-  const int64_t k = static_cast<int64_t>(options.target_columns.size());
+  SHOAL_RETURN_IF_ERROR(ReadTables(path, options, std::numeric_limits<int64_t>::max(),
+                                   [&](Table& t) {
+                                     table = std::move(t);
+                                     return absl::OkStatus();
+                                   }));
   try {
-    Dataset data;
-    data.inputs = ToTensor(table.features, {table.rows, table.num_features}, at::kFloat);
-    if (options.targets == TargetType::kClassIndex) {
-      data.targets = ToTensor(table.class_targets, {table.rows}, at::kLong);
-    } else if (k == 1) {
-      data.targets = ToTensor(table.float_targets, {table.rows}, at::kFloat);
-    } else {
-      data.targets = ToTensor(table.float_targets, {table.rows, k}, at::kFloat);
-    }
-    return data;
+    return ToDataset(table, options);
   } catch (const c10::Error& e) {
     return absl::ResourceExhaustedError(
         absl::StrCat(path, ": cannot hold the data: ", e.what_without_backtrace()));
   }
+}
+
+absl::Status ReadCsvChunks(const std::string& path, const CsvOptions& options,
+                           int64_t chunk_rows, const ChunkFn& fn) {
+  if (chunk_rows < 1) return absl::InvalidArgumentError("chunk_rows must be >= 1");
+  return ReadTables(path, options, chunk_rows,
+                    [&](Table& t) { return fn(ToDataset(t, options)); });
 }
 
 }  // namespace shoal::client

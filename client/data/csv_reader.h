@@ -103,6 +103,14 @@ struct CsvOptions {
 // Nothing is returned on any error.
 absl::StatusOr<Dataset> ReadCsv(const std::string& path, const CsvOptions& options);
 
+// ReadCsvChunks reads what ReadCsv does, handing `fn` `chunk_rows` rows at a
+// time: the file is read a block at a time, so neither its text nor its
+// numbers need fit in memory (a targets_path file is read whole first). The
+// same errors, and those `fn` returns; `fn` may have been given some of the
+// rows before an error is found.
+absl::Status ReadCsvChunks(const std::string& path, const CsvOptions& options,
+                           int64_t chunk_rows, const ChunkFn& fn);
+
 }  // namespace shoal::client
 
 #endif  // SHOAL_CLIENT_DATA_CSV_READER_H_

@@ -4,7 +4,9 @@
 #define SHOAL_CLIENT_DATA_DATASET_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -26,6 +28,12 @@ struct Dataset {
   Dataset Subset(const std::vector<int64_t>& indices) const;
 };
 
+// ChunkFn receives a reader's examples a chunk at a time, in file order;
+// an error it returns stops the reading and is returned. Readers that take
+// one check the whole file as they go, so the caller must not use what it
+// was given until the reader returns OK.
+using ChunkFn = std::function<absl::Status(Dataset chunk)>;
+
 // ReadIdxImages reads an IDX3 uint8 image file (gzipped or not: detected by
 // content) and returns uint8 [N, H, W]. Errors name the file and what is
 // wrong with it (missing, bad magic, truncated).
@@ -44,6 +52,15 @@ absl::StatusOr<Dataset> LoadIdxDataset(const std::string& images_path,
 // {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz], as MNIST and
 // Fashion-MNIST do.
 absl::StatusOr<Dataset> LoadIdxDir(const std::string& dir, bool test);
+
+// FindIdxFiles returns the image and label files LoadIdxDir reads.
+absl::StatusOr<std::pair<std::string, std::string>> FindIdxFiles(const std::string& dir,
+                                                                 bool test);
+
+// ReadIdxChunks reads what LoadIdxDataset does, `chunk_examples` images at
+// a time (the labels whole), so that the images need not fit in memory.
+absl::Status ReadIdxChunks(const std::string& images_path, const std::string& labels_path,
+                          int64_t chunk_examples, const ChunkFn& fn);
 
 // ScaleImages turns uint8 [N, H, W] into float32 [N, 1, H, W] in [0, 1].
 at::Tensor ScaleImages(const at::Tensor& images_u8);

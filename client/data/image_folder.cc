@@ -302,14 +302,15 @@ absl::StatusOr<at::Tensor> ToTensor(const std::string& path, DecodedImage& image
 
 }  // namespace
 
-absl::StatusOr<LabelledImages> ReadImageFolder(const std::string& dir,
-                                               const ImageFolderOptions& options) {
-  SHOAL_RETURN_IF_ERROR(ValidateOptions(options));
-  LabelledImages result;
-  std::vector<ImageFile> files;
-  SHOAL_RETURN_IF_ERROR(ListImages(dir, options, &result.class_names, &files));
+namespace {
 
-  const int64_t n = static_cast<int64_t>(files.size());
+// ListChecked lists and checks the images of `dir` (ListImages) and the
+// tensor they make against max_tensor_bytes.
+absl::Status ListChecked(const std::string& dir, const ImageFolderOptions& options,
+                         std::vector<std::string>* class_names, std::vector<ImageFile>* files) {
+  SHOAL_RETURN_IF_ERROR(ValidateOptions(options));
+  SHOAL_RETURN_IF_ERROR(ListImages(dir, options, class_names, files));
+  const int64_t n = static_cast<int64_t>(files->size());
   // n <= max_files and each side <= max_side, so no overflow below 2^63
   // unless max_files is absurd; divide instead of multiplying to be sure.
   const uint64_t per_image =
@@ -319,22 +320,63 @@ absl::StatusOr<LabelledImages> ReadImageFolder(const std::string& dir,
         dir, ": ", n, " images of ", options.channels, " x ", options.height, " x ", options.width,
         " need more than the limit of ", options.max_tensor_bytes, " bytes"));
   }
+  return absl::OkStatus();
+}
+
+// DecodeInto decodes files[begin, begin + count) into `inputs` and
+// `targets`, which hold `count` examples.
+absl::Status DecodeInto(const std::vector<ImageFile>& files, int64_t begin, int64_t count,
+                        const ImageFolderOptions& options, at::Tensor& inputs,
+                        at::Tensor& targets) {
+  int64_t* label = targets.data_ptr<int64_t>();
+  for (int64_t i = 0; i < count; ++i) {
+    const ImageFile& file = files[static_cast<size_t>(begin + i)];
+    SHOAL_ASSIGN_OR_RETURN(DecodedImage image, DecodeImage(file.path, options));
+    SHOAL_ASSIGN_OR_RETURN(at::Tensor pixels, ToTensor(file.path, image, options));
+    inputs[i].copy_(pixels);
+    label[i] = file.label;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<LabelledImages> ReadImageFolder(const std::string& dir,
+                                               const ImageFolderOptions& options) {
+  LabelledImages result;
+  std::vector<ImageFile> files;
+  SHOAL_RETURN_IF_ERROR(ListChecked(dir, options, &result.class_names, &files));
+  const int64_t n = static_cast<int64_t>(files.size());
   try {
     at::Tensor inputs = at::empty({n, options.channels, options.height, options.width}, at::kFloat);
     at::Tensor targets = at::empty({n}, at::kLong);
-    int64_t* label = targets.data_ptr<int64_t>();
-    for (int64_t i = 0; i < n; ++i) {
-      SHOAL_ASSIGN_OR_RETURN(DecodedImage image, DecodeImage(files[i].path, options));
-      SHOAL_ASSIGN_OR_RETURN(at::Tensor pixels, ToTensor(files[i].path, image, options));
-      inputs[i].copy_(pixels);
-      label[i] = files[i].label;
-    }
+    SHOAL_RETURN_IF_ERROR(DecodeInto(files, 0, n, options, inputs, targets));
     result.data = Dataset{std::move(inputs), std::move(targets)};
   } catch (const c10::Error& e) {
     return absl::ResourceExhaustedError(
         absl::StrCat(dir, ": cannot hold the images: ", e.what_without_backtrace()));
   }
   return result;
+}
+
+absl::Status ReadImageFolderChunks(const std::string& dir, const ImageFolderOptions& options,
+                                   int64_t chunk_examples, const ChunkFn& fn,
+                                   std::vector<std::string>* class_names) {
+  if (chunk_examples < 1) return absl::InvalidArgumentError("chunk_examples must be >= 1");
+  std::vector<std::string> names;
+  std::vector<ImageFile> files;
+  SHOAL_RETURN_IF_ERROR(ListChecked(dir, options, &names, &files));
+  const int64_t n = static_cast<int64_t>(files.size());
+  for (int64_t begin = 0; begin < n; begin += chunk_examples) {
+    const int64_t count = std::min(chunk_examples, n - begin);
+    at::Tensor inputs =
+        at::empty({count, options.channels, options.height, options.width}, at::kFloat);
+    at::Tensor targets = at::empty({count}, at::kLong);
+    SHOAL_RETURN_IF_ERROR(DecodeInto(files, begin, count, options, inputs, targets));
+    SHOAL_RETURN_IF_ERROR(fn(Dataset{std::move(inputs), std::move(targets)}));
+  }
+  if (class_names != nullptr) *class_names = std::move(names);
+  return absl::OkStatus();
 }
 
 }  // namespace shoal::client

@@ -80,6 +80,14 @@ struct LabelledImages {
 absl::StatusOr<LabelledImages> ReadImageFolder(const std::string& dir,
                                                const ImageFolderOptions& options);
 
+// ReadImageFolderChunks reads what ReadImageFolder does, `chunk_examples`
+// images at a time, so that the images need not fit in memory; the class
+// names go to `class_names` (may be null) once every image is read. The
+// same errors, and those `fn` returns.
+absl::Status ReadImageFolderChunks(const std::string& dir, const ImageFolderOptions& options,
+                                   int64_t chunk_examples, const ChunkFn& fn,
+                                   std::vector<std::string>* class_names = nullptr);
+
 }  // namespace shoal::client
 
 #endif  // SHOAL_CLIENT_DATA_IMAGE_FOLDER_H_

@@ -9,26 +9,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "client/data/spool.h"
 #include "client/data/torch_file.h"
 #include "common/logging.h"
 #include "common/status.h"
 
 namespace shoal::client {
-namespace {
-
-// NormalizedAxis is the inputs' axis that mean/std values index: channels
-// of [N, C, ...] inputs, features of [N, F] ones.
-constexpr int64_t kAxis = 1;
-
-// PerAxis reshapes `values` (one per channel or feature) to broadcast over
-// inputs of `dim` dimensions: [1, C, 1, ...].
-at::Tensor PerAxis(const std::vector<double>& values, int64_t dim) {
-  std::vector<int64_t> shape(static_cast<size_t>(dim), 1);
-  shape[kAxis] = static_cast<int64_t>(values.size());
-  return at::tensor(values, at::dtype(at::kDouble)).to(at::kFloat).view(shape);
-}
-
-}  // namespace
 
 absl::StatusOr<DataFormat> ParseDataFormat(const std::string& text) {
   if (text == "idx") return DataFormat::kIdx;
@@ -137,6 +123,127 @@ absl::StatusOr<Dataset> LoadData(const DataOptions& options, Split split, const 
   return data;
 }
 
+namespace {
+
+// CheckTargetKind makes `targets` what `task` trains on: IDX labels are
+// class indices, which a multi-label or regression task reads as values.
+absl::StatusOr<at::Tensor> CheckTargetKind(const DataOptions& options, const Task& task,
+                                           at::Tensor targets) {
+  if (!TargetsAreClassIndices(task.options().kind)) {
+    if (targets.scalar_type() == at::kLong) return targets.to(at::kFloat);
+    return targets;
+  }
+  if (targets.scalar_type() != at::kLong) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a classification task needs integer class labels, but the ",
+        DataFormatName(options.format), " data holds ", c10::toString(targets.scalar_type()),
+        " targets"));
+  }
+  return targets;
+}
+
+// SpoolFile reads all of `path` (or the IDX split) into a spool.
+absl::StatusOr<std::shared_ptr<const ExampleSource>> SpoolSplit(const DataOptions& options,
+                                                                const std::string& path,
+                                                                Split split, const Task& task,
+                                                                int64_t num_classes,
+                                                                int64_t chunk) {
+  SHOAL_ASSIGN_OR_RETURN(
+      std::unique_ptr<SpoolWriter> spool,
+      SpoolWriter::Create(options.spool_dir.empty() ? DefaultSpoolDir() : options.spool_dir,
+                          path));
+  const ChunkFn append = [&](Dataset chunk_data) -> absl::Status {
+    SHOAL_ASSIGN_OR_RETURN(chunk_data.targets,
+                           CheckTargetKind(options, task, std::move(chunk_data.targets)));
+    return spool->Append(chunk_data);
+  };
+  const bool classes = TargetsAreClassIndices(task.options().kind);
+  switch (options.format) {
+    case DataFormat::kIdx: {
+      SHOAL_ASSIGN_OR_RETURN(const auto files, FindIdxFiles(options.dir, split == Split::kTest));
+      SHOAL_RETURN_IF_ERROR(ReadIdxChunks(files.first, files.second, chunk, append));
+      break;
+    }
+    case DataFormat::kCsv: {
+      CsvOptions csv = options.csv;
+      csv.targets = classes ? TargetType::kClassIndex : TargetType::kFloat;
+      csv.num_classes = classes ? num_classes : 0;
+      SHOAL_RETURN_IF_ERROR(ReadCsvChunks(path, csv, chunk, append));
+      break;
+    }
+    case DataFormat::kImageFolder:
+      SHOAL_RETURN_IF_ERROR(ReadImageFolderChunks(path, options.images, chunk, append));
+      break;
+    case DataFormat::kTorch: {
+      SHOAL_ASSIGN_OR_RETURN(Dataset data, ReadTorchFile(path));
+      SHOAL_RETURN_IF_ERROR(append(std::move(data)));
+      break;
+    }
+  }
+  return spool->Finish();
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const ExampleSource>> OpenData(const DataOptions& options,
+                                                              Split split, const Task& task,
+                                                              int64_t num_classes,
+                                                              int64_t chunk) {
+  if (!options.stream) {
+    SHOAL_ASSIGN_OR_RETURN(Dataset data, LoadData(options, split, task, num_classes));
+    return InMemory(std::move(data));
+  }
+  if (chunk < 1) return absl::InvalidArgumentError("chunk must be >= 1");
+  std::string path = options.dir;
+  const bool own_test_file = !options.test.empty();
+  if (options.format != DataFormat::kIdx) {
+    if (options.train.empty() ||
+        (!own_test_file && split == Split::kTest && options.test_fraction <= 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the ", DataFormatName(options.format), " data needs ",
+          options.train.empty() ? "data.train" : "data.test or data.test_fraction", " for its ",
+          split == Split::kTest ? "test" : "training", " split"));
+    }
+    path = split == Split::kTest && own_test_file ? options.test : options.train;
+  }
+  std::shared_ptr<const ExampleSource> source;
+  try {
+    SHOAL_ASSIGN_OR_RETURN(source, SpoolSplit(options, path, split, task, num_classes, chunk));
+  } catch (const c10::Error& e) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(path, ": cannot read the data: ", e.what_without_backtrace()));
+  }
+  if (options.format != DataFormat::kIdx && !own_test_file && options.test_fraction > 0) {
+    // One file, split once the same way by every process of a run.
+    std::vector<int64_t> all(static_cast<size_t>(source->size()));
+    std::iota(all.begin(), all.end(), 0);
+    auto [train, test] = SplitHoldout(all, options.test_fraction, options.split_seed);
+    std::sort(train.begin(), train.end());
+    std::sort(test.begin(), test.end());
+    source = source->Subset(split == Split::kTest ? test : train);
+    if (source->size() == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": data.test_fraction ", options.test_fraction, " leaves no ",
+          split == Split::kTest ? "test" : "training", " examples"));
+    }
+  }
+  Normalization normalization = options.normalization;
+  if (normalization.mode == Normalization::Mode::kAuto) {
+    std::shared_ptr<const ExampleSource> train = source;
+    if (split == Split::kTest) {
+      DataOptions raw = options;
+      raw.normalization = Normalization{};
+      SHOAL_ASSIGN_OR_RETURN(train, OpenData(raw, Split::kTrain, task, num_classes, chunk));
+    }
+    SHOAL_ASSIGN_OR_RETURN(normalization, ComputeNormalization(*train, chunk));
+    spdlog::info("normalizing with mean [{}] and std [{}] computed from the training split",
+                 absl::StrJoin(normalization.mean, ", "), absl::StrJoin(normalization.std, ", "));
+  }
+  const std::vector<int64_t> shape = source->input_shape();
+  SHOAL_RETURN_IF_ERROR(CheckNormalization(normalization, shape.empty() ? 1 : shape[0]));
+  return Normalized(std::move(source), std::move(normalization));
+}
+
 absl::StatusOr<Normalization> TrainingNormalization(const DataOptions& options, const Task& task,
                                                     int64_t num_classes) {
   if (options.normalization.mode != Normalization::Mode::kAuto) return options.normalization;
@@ -157,7 +264,7 @@ absl::StatusOr<Normalization> Normalize(const Normalization& normalization, Data
   if (x.dim() < 2 || !at::isFloatingType(x.scalar_type())) {
     return absl::InvalidArgumentError("only floating-point inputs [N, ...] can be normalized");
   }
-  const int64_t width = x.size(kAxis);
+  const int64_t width = x.size(1);
   if (normalization.mode == Normalization::Mode::kAuto) {
     if (x.size(0) < 2) {
       return absl::InvalidArgumentError(
@@ -167,37 +274,21 @@ absl::StatusOr<Normalization> Normalize(const Normalization& normalization, Data
     // Statistics over every axis but the channel/feature one, in double.
     std::vector<int64_t> reduce;
     for (int64_t d = 0; d < x.dim(); ++d) {
-      if (d != kAxis) reduce.push_back(d);
+      if (d != 1) reduce.push_back(d);
     }
     const at::Tensor x64 = x.to(at::kDouble);
     const at::Tensor mean = x64.mean(reduce).contiguous();
     // A constant feature has std 0: leave its scale alone (std 1).
     const at::Tensor std = x64.std(reduce, /*unbiased=*/false).clamp_min(1e-12).contiguous();
+    used.mode = Normalization::Mode::kGiven;
     used.mean.assign(mean.data_ptr<double>(), mean.data_ptr<double>() + width);
     used.std.assign(std.data_ptr<double>(), std.data_ptr<double>() + width);
     for (double& s : used.std) {
       if (s <= 1e-12) s = 1;
     }
   }
-  const size_t n = used.mean.size();
-  if (n == 0 || used.std.size() != n ||
-      (n != 1 && static_cast<int64_t>(n) != width)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data.normalize: mean and std need 1 value each or one per channel/feature (", width,
-        "), got ", used.mean.size(), " and ", used.std.size()));
-  }
-  for (size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(used.mean[i]) || !(used.std[i] > 0) || !std::isfinite(used.std[i])) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "data.normalize: value ", i, " has mean ", used.mean[i], " and std ", used.std[i],
-          "; the mean must be finite and the std finite and > 0"));
-    }
-  }
-  if (n == 1) {
-    x.sub_(used.mean[0]).div_(used.std[0]);
-  } else {
-    x.sub_(PerAxis(used.mean, x.dim())).div_(PerAxis(used.std, x.dim()));
-  }
+  SHOAL_RETURN_IF_ERROR(CheckNormalization(used, width));
+  ApplyNormalization(used, x);
   return used;
 }
 
@@ -208,15 +299,21 @@ std::vector<int64_t> InputShape(const Dataset& data) {
 }
 
 absl::StatusOr<int64_t> OutputsFor(const Task& task, const Dataset& data, int64_t num_classes) {
+  return OutputsFor(task, *InMemory(data), num_classes);
+}
+
+absl::StatusOr<int64_t> OutputsFor(const Task& task, const ExampleSource& data,
+                                   int64_t num_classes) {
+  const at::Tensor& targets = data.targets();
   if (!TargetsAreClassIndices(task.options().kind)) {
-    return data.targets.dim() == 1 ? 1 : data.targets.size(1);
+    return targets.dim() == 1 ? 1 : targets.size(1);
   }
   if (data.size() == 0) {
     if (num_classes > 0) return num_classes;
     return absl::InvalidArgumentError("no examples to count the classes of; set task.num_classes");
   }
-  const int64_t lo = data.targets.min().item<int64_t>();
-  const int64_t hi = data.targets.max().item<int64_t>();
+  const int64_t lo = targets.min().item<int64_t>();
+  const int64_t hi = targets.max().item<int64_t>();
   if (lo < 0) {
     return absl::InvalidArgumentError(absl::StrCat("label ", lo, " is negative"));
   }
@@ -248,6 +345,14 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> SplitHoldout(
 }
 
 std::pair<Dataset, Dataset> SplitClientData(const Dataset& data, double fraction, uint64_t seed) {
+  std::vector<int64_t> all(static_cast<size_t>(data.size()));
+  std::iota(all.begin(), all.end(), 0);
+  auto [train, held] = SplitHoldout(all, fraction, seed);
+  return {data.Subset(train), data.Subset(held)};
+}
+
+std::pair<std::shared_ptr<const ExampleSource>, std::shared_ptr<const ExampleSource>>
+SplitClientData(const ExampleSource& data, double fraction, uint64_t seed) {
   std::vector<int64_t> all(static_cast<size_t>(data.size()));
   std::iota(all.begin(), all.end(), 0);
   auto [train, held] = SplitHoldout(all, fraction, seed);

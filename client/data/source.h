@@ -6,6 +6,7 @@
 #define SHOAL_CLIENT_DATA_SOURCE_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,7 +14,9 @@
 #include "absl/status/statusor.h"
 #include "client/data/csv_reader.h"
 #include "client/data/dataset.h"
+#include "client/data/example_source.h"
 #include "client/data/image_folder.h"
+#include "client/data/normalization.h"
 #include "client/task.h"
 
 namespace shoal::client {
@@ -30,21 +33,6 @@ enum class DataFormat {
 absl::StatusOr<DataFormat> ParseDataFormat(const std::string& text);
 std::string DataFormatName(DataFormat format);
 
-// Normalization: what is done to the inputs after reading. kNone leaves them
-// as read (IDX images scaled to [0, 1]) for models that normalize
-// themselves; kGiven subtracts `mean` and divides by `std`, each one value
-// for all inputs or one per channel (inputs [N, C, ...]) or per feature
-// (inputs [N, F]); kAuto computes them per channel or feature from the
-// training split as the process loads it (a client's own data, or the
-// simulator's whole training set), applies them to either split, and logs
-// them so a run can pin them in its config.
-struct Normalization {
-  enum class Mode { kNone, kGiven, kAuto };
-  Mode mode = Mode::kNone;
-  std::vector<double> mean;
-  std::vector<double> std;
-};
-
 // DataOptions: the "data" section of a config, less the partitioning.
 struct DataOptions {
   DataFormat format = DataFormat::kIdx;
@@ -60,6 +48,11 @@ struct DataOptions {
   CsvOptions csv;             // kCsv (targets' type and num_classes: from the task)
   ImageFolderOptions images;  // kImageFolder
   Normalization normalization;
+  // OpenData only: read the inputs a chunk at a time into a spool file in
+  // `spool_dir` (empty: DefaultSpoolDir()) and train from it a batch at a
+  // time, so the data need not fit in memory (only the targets do).
+  bool stream = false;
+  std::string spool_dir;
 };
 
 enum class Split { kTrain, kTest };
@@ -70,6 +63,20 @@ enum class Split { kTrain, kTest };
 // format has them); nothing partial is returned.
 absl::StatusOr<Dataset> LoadData(const DataOptions& options, Split split, const Task& task,
                                  int64_t num_classes = 0);
+
+// OpenData returns the `split` examples LoadData returns, as a source.
+// Without options.stream: LoadData's data, in memory. With it: the file is
+// read `chunk` examples at a time (the whole of a kTorch file, which
+// torch.load reads at once) into a spool file (client/data/spool.h), every
+// example checked before the source is returned, and read back a batch at
+// a time, normalized as LoadData would (kAuto's statistics are computed in
+// one pass, in double, and can differ from LoadData's in the last bits).
+// `used` (may be null) receives the normalization applied. LoadData's
+// errors, and the spool's (a missing spool_dir, a full disk).
+absl::StatusOr<std::shared_ptr<const ExampleSource>> OpenData(const DataOptions& options,
+                                                              Split split, const Task& task,
+                                                              int64_t num_classes = 0,
+                                                              int64_t chunk = 4096);
 
 // ReadDataFile reads one file (or folder) `path` in `options.format` (not
 // kIdx's folder layout: an IDX image file, with targets absent), shaped for
@@ -97,6 +104,8 @@ std::vector<int64_t> InputShape(const Dataset& data);
 // the targets' width for the other tasks (1 for targets [N]).
 // InvalidArgument when a label is not below `num_classes`.
 absl::StatusOr<int64_t> OutputsFor(const Task& task, const Dataset& data, int64_t num_classes);
+absl::StatusOr<int64_t> OutputsFor(const Task& task, const ExampleSource& data,
+                                   int64_t num_classes);
 
 // ClientSeed is the seed of client `client`'s holdout split (and of its
 // shuffling) in a run seeded `run_seed`: the same for a real client given
@@ -116,6 +125,8 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> SplitHoldout(
 // real client does, and what the simulator does for virtual client `c` when
 // `seed` is ClientSeed(run seed, c).
 std::pair<Dataset, Dataset> SplitClientData(const Dataset& data, double fraction, uint64_t seed);
+std::pair<std::shared_ptr<const ExampleSource>, std::shared_ptr<const ExampleSource>>
+SplitClientData(const ExampleSource& data, double fraction, uint64_t seed);
 
 }  // namespace shoal::client
 

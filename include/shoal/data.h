@@ -10,6 +10,16 @@
 //   NotFound (missing files), InvalidArgument naming the file, line or column
 //   (ragged rows, non-numeric cells, labels out of range); nothing is
 //   returned half-read.
+// ExampleSource: examples as training reads them, a batch at a time; the
+//   targets in memory, the inputs in memory (InMemory(dataset)) or in a
+//   spool file on disk. Immutable, so safe to read from several threads.
+// OpenData(options, split, task, num_classes): LoadData's examples as a
+//   source; with options.stream (data.stream) the file is read a chunk at a
+//   time into an unnamed spool file in options.spool_dir and read back a
+//   batch at a time, so a device's data need not fit in memory. Training on
+//   either gives bit-identical weights. LoadData's errors, plus NotFound /
+//   PermissionDenied for a spool_dir that cannot hold a file and
+//   ResourceExhausted for a full disk.
 // Partition(targets, PartitionOptions): each client's example indices (iid,
 //   dirichlet, shards, quantity skew; seeded). Dirichlet and shards need
 //   class labels and say so for regression (InvalidArgument).
@@ -42,9 +52,12 @@ using client::CsvOptions;
 using client::DataFormat;
 using client::DataOptions;
 using client::Dataset;
+using client::ExampleSource;
 using client::ImageFolderOptions;
+using client::InMemory;
 using client::InputShape;
 using client::LoadData;
+using client::OpenData;
 using client::Normalization;
 using client::Partition;
 using client::PartitionOptions;
