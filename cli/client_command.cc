@@ -11,6 +11,7 @@
 #include "client/data/dataset.h"
 #include "client/data/partition.h"
 #include "client/data/source.h"
+#include "client/data/spool.h"
 #include "client/local_client.h"
 #include "client/model.h"
 #include "client/trainer.h"
@@ -22,16 +23,22 @@ namespace shoal::cli {
 namespace {
 
 // LoadClientData loads the client's examples: its own data (--data-dir, in
-// the config's format) or its partition of the config's data. Also returns
+// the config's format) or its partition of the config's data; in memory, or
+// spooled to disk and read a batch at a time (data.stream). Also returns
 // the model spec shaped by the data as loaded (before partitioning, so every
 // client of a run agrees with the server).
-absl::StatusOr<std::pair<client::Dataset, client::ModelSpec>> LoadClientData(
-    const ClientFlags& flags, const ExperimentConfig& config) {
+absl::StatusOr<std::pair<std::shared_ptr<const client::ExampleSource>, client::ModelSpec>>
+LoadClientData(const ClientFlags& flags, const ExperimentConfig& config) {
   client::DataOptions data = config.data;
   if (!flags.data_dir.empty()) data.dir = flags.data_dir;
-  SHOAL_ASSIGN_OR_RETURN(client::Dataset all,
-                         client::LoadData(data, client::Split::kTrain, client::Task(config.task), config.num_classes));
-  SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec, ResolveModel(config, all));
+  if (data.stream) {
+    spdlog::info("reading the training data into a spool file in {} (data.stream)",
+                 data.spool_dir.empty() ? client::DefaultSpoolDir() : data.spool_dir);
+  }
+  SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<const client::ExampleSource> all,
+                         client::OpenData(data, client::Split::kTrain,
+                                          client::Task(config.task), config.num_classes));
+  SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec, ResolveModel(config, *all));
   if (!flags.data_dir.empty()) return std::make_pair(std::move(all), std::move(spec));
   if (flags.partition >= config.partition.num_partitions) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -39,8 +46,8 @@ absl::StatusOr<std::pair<client::Dataset, client::ModelSpec>> LoadClientData(
         config.partition.num_partitions));
   }
   SHOAL_ASSIGN_OR_RETURN(std::vector<std::vector<int64_t>> parts,
-                         client::Partition(all.targets, config.partition));
-  return std::make_pair(all.Subset(parts[flags.partition]), std::move(spec));
+                         client::Partition(all->targets(), config.partition));
+  return std::make_pair(all->Subset(parts[flags.partition]), std::move(spec));
 }
 
 absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
@@ -72,11 +79,11 @@ absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
   const uint64_t data_seed = client::ClientSeed(config.seed, static_cast<uint64_t>(flags.partition));
   SHOAL_ASSIGN_OR_RETURN(auto loaded, LoadClientData(flags, config));
   auto [train, holdout] =
-      client::SplitClientData(loaded.first, config.holdout_fraction, data_seed);
-  if (train.size() == 0) {
+      client::SplitClientData(*loaded.first, config.holdout_fraction, data_seed);
+  if (train->size() == 0) {
     return absl::FailedPreconditionError("this client has no training examples");
   }
-  spdlog::info("{} training and {} held-out examples{}", train.size(), holdout.size(),
+  spdlog::info("{} training and {} held-out examples{}", train->size(), holdout->size(),
                flags.data_dir.empty()
                    ? absl::StrCat(" (partition ", flags.partition, " of ",
                                   config.partition.num_partitions, ", ",

@@ -384,6 +384,8 @@ absl::Status ParseSections(JsonFields& root, ExperimentConfig& c) {
     SHOAL_RETURN_IF_ERROR(ParseCsv(d, c.data.csv));
     SHOAL_RETURN_IF_ERROR(ParseImages(d, c.data.images));
     SHOAL_RETURN_IF_ERROR(ParseNormalization(d, c.data.normalization));
+    SHOAL_RETURN_IF_ERROR(d.Bool("stream", &c.data.stream));
+    SHOAL_RETURN_IF_ERROR(d.NonEmptyString("spool_dir", &c.data.spool_dir));
     if (c.data.format != client::DataFormat::kIdx && c.data.train.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("'data.train' is needed for data.format ",
                                                      client::DataFormatName(c.data.format)));
@@ -495,10 +497,15 @@ absl::StatusOr<std::unique_ptr<Strategy>> CreateExperimentStrategy(const Experim
 
 absl::StatusOr<client::ModelSpec> ResolveModel(const ExperimentConfig& config,
                                                const client::Dataset& data) {
+  return ResolveModel(config, *client::InMemory(data));
+}
+
+absl::StatusOr<client::ModelSpec> ResolveModel(const ExperimentConfig& config,
+                                               const client::ExampleSource& data) {
   const client::Task task(config.task);
   SHOAL_ASSIGN_OR_RETURN(const int64_t outputs,
                          Annotate(client::OutputsFor(task, data, config.num_classes), "the data"));
-  return Annotate(client::ResolveModelShape(config.model, client::InputShape(data), outputs),
+  return Annotate(client::ResolveModelShape(config.model, data.input_shape(), outputs),
                   "'model'");
 }
 

@@ -106,6 +106,8 @@ absl::StatusOr<ServerSide> PrepareServerSide(const ExperimentConfig& config);
 // config states; errors name 'model' or the data.
 absl::StatusOr<client::ModelSpec> ResolveModel(const ExperimentConfig& config,
                                                const client::Dataset& data);
+absl::StatusOr<client::ModelSpec> ResolveModel(const ExperimentConfig& config,
+                                               const client::ExampleSource& data);
 
 // MakeTestSetEvaluator evaluates `spec` on the config's test split: the
 // server-side evaluation of every round.

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "client/data/csv_reader.h"
@@ -40,6 +41,7 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 constexpr char kSklearnData[] = "/usr/lib/python3/dist-packages/sklearn/datasets/data";
+constexpr char kFashionMnistDir[] = "/usr/share/datasets/fashion-mnist";
 
 void WriteText(const std::string& path, absl::string_view text) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
@@ -882,6 +884,242 @@ TEST_F(TorchFileTest, CsvAndTorchSaveOfTheSameDataAreIdenticalAndTrainIdenticall
     EXPECT_TRUE(at::equal(a.tensor(i), b.tensor(i))) << a.name(i);
   }
   EXPECT_GT(a.L2Norm(), 0);
+}
+
+// ---------------------------------------------------------- streaming
+// data.stream: the same examples, spooled to disk and read back a batch at
+// a time, must be what LoadData holds in memory, bit for bit, and train
+// and evaluate to bit-identical results.
+
+// AllInputs reads every input of `source` in order.
+at::Tensor AllInputs(const ExampleSource& source) {
+  absl::StatusOr<at::Tensor> x = source.Inputs(at::arange(source.size(), at::kLong));
+  EXPECT_TRUE(x.ok()) << x.status();
+  return x.ok() ? *x : at::Tensor();
+}
+
+// StreamedAndInMemory opens the `split` of `options` both ways.
+std::pair<std::shared_ptr<const ExampleSource>, std::shared_ptr<const ExampleSource>>
+StreamedAndInMemory(DataOptions options, Split split, const Task& task, int64_t chunk) {
+  options.stream = true;
+  absl::StatusOr<std::shared_ptr<const ExampleSource>> streamed =
+      OpenData(options, split, task, 0, chunk);
+  options.stream = false;
+  absl::StatusOr<std::shared_ptr<const ExampleSource>> memory = OpenData(options, split, task);
+  EXPECT_TRUE(streamed.ok()) << streamed.status();
+  EXPECT_TRUE(memory.ok()) << memory.status();
+  if (!streamed.ok() || !memory.ok()) return {};
+  EXPECT_EQ((*streamed)->memory(), nullptr);
+  EXPECT_NE((*memory)->memory(), nullptr);
+  return {*streamed, *memory};
+}
+
+// TableText is `rows` rows of 5 features and a class label, generated.
+std::string TableText(int rows) {
+  std::string text = "a,b,c,d,e,label\n";
+  uint32_t seed = 7;
+  for (int r = 0; r < rows; ++r) {
+    for (int c = 0; c < 5; ++c) {
+      seed = seed * 1664525u + 1013904223u;
+      absl::StrAppendFormat(&text, "%.4f,", (seed >> 8) / 65536.0 - 128 + c);
+    }
+    absl::StrAppendFormat(&text, "%d\n", (r * 7 + r / 3) % 3);
+  }
+  return text;
+}
+
+DataOptions CsvData(const std::string& path) {
+  DataOptions options;
+  options.format = DataFormat::kCsv;
+  options.train = path;
+  options.csv.target_columns = {"label"};
+  return options;
+}
+
+TEST(StreamTest, StreamedCsvTrainsAndEvaluatesBitIdenticallyToInMemory) {
+  testing::TempDir dir;
+  WriteText(dir.File("t.csv"), TableText(203));
+  DataOptions options = CsvData(dir.File("t.csv"));
+  options.spool_dir = dir.path();
+  options.normalization.mode = Normalization::Mode::kGiven;
+  options.normalization.mean = {-127, -126, -125, -124, -123};
+  options.normalization.std = {70, 71, 72, 73, 74};
+  const Task task{TaskOptions{}};
+  // Chunks of 16 rows: many chunk boundaries, and a last chunk of 11.
+  auto [streamed, memory] = StreamedAndInMemory(options, Split::kTrain, task, 16);
+  ASSERT_NE(streamed, nullptr);
+  ASSERT_EQ(streamed->size(), 203);
+  EXPECT_EQ(streamed->input_shape(), std::vector<int64_t>({5}));
+  EXPECT_TRUE(at::equal(streamed->targets(), memory->targets()));
+  EXPECT_TRUE(at::equal(AllInputs(*streamed), memory->memory()->inputs));
+
+  // A client's holdout split of each, trained and evaluated the same way.
+  auto [s_train, s_held] = SplitClientData(*streamed, 0.2, ClientSeed(3, 1));
+  auto [m_train, m_held] = SplitClientData(*memory, 0.2, ClientSeed(3, 1));
+  ASSERT_EQ(s_train->size(), m_train->size());
+  ASSERT_EQ(s_held->size(), 40);
+  EXPECT_TRUE(at::equal(AllInputs(*s_held), AllInputs(*m_held)));
+  ModelSpec spec = *ParseModelSpec("mlp");
+  spec.hidden = {8};
+  spec = *ResolveModelShape(spec, {5}, 3);
+  Trainer trainer = *Trainer::Create({});
+  v1::FitConfig config;
+  config.set_local_epochs(2);
+  config.set_batch_size(10);
+  config.set_learning_rate(0.05);
+  config.set_momentum(0.9);
+  std::unique_ptr<Model> a = *CreateModel(spec, 5);
+  std::unique_ptr<Model> b = *CreateModel(spec, 5);
+  const Parameters global = a->GetParameters().Clone();
+  absl::StatusOr<FitOutcome> fit_s = trainer.Fit(*a, global, *s_train, config, 4);
+  absl::StatusOr<FitOutcome> fit_m = trainer.Fit(*b, global, *m_train, config, 4);
+  ASSERT_TRUE(fit_s.ok()) << fit_s.status();
+  ASSERT_TRUE(fit_m.ok()) << fit_m.status();
+  ASSERT_EQ(fit_s->update.size(), fit_m->update.size());
+  for (size_t i = 0; i < fit_s->update.size(); ++i) {
+    EXPECT_TRUE(at::equal(fit_s->update.tensor(i), fit_m->update.tensor(i)))
+        << fit_s->update.name(i);
+  }
+  EXPECT_GT(fit_s->update.L2Norm(), 0);
+  EXPECT_EQ(fit_s->train_loss, fit_m->train_loss);
+  absl::StatusOr<EvalOutcome> eval_s = trainer.Evaluate(*a, *s_held, 7);
+  absl::StatusOr<EvalOutcome> eval_m = trainer.Evaluate(*b, *m_held, 7);
+  ASSERT_TRUE(eval_s.ok()) << eval_s.status();
+  ASSERT_TRUE(eval_m.ok()) << eval_m.status();
+  EXPECT_EQ(eval_s->loss, eval_m->loss);
+  EXPECT_EQ(eval_s->metrics, eval_m->metrics);
+}
+
+TEST(StreamTest, StreamedIdxAndImageFolderMatchInMemory) {
+  DataOptions idx;
+  idx.dir = kFashionMnistDir;
+  idx.normalization.mode = Normalization::Mode::kGiven;
+  idx.normalization.mean = {0.2860};
+  idx.normalization.std = {0.3530};
+  const Task task{TaskOptions{}};
+  auto [streamed, memory] = StreamedAndInMemory(idx, Split::kTest, task, 999);
+  ASSERT_NE(streamed, nullptr);
+  ASSERT_EQ(streamed->size(), 10000);
+  EXPECT_TRUE(at::equal(streamed->targets(), memory->targets()));
+  EXPECT_TRUE(at::equal(AllInputs(*streamed), memory->memory()->inputs));
+
+  testing::TempDir dir;
+  int seed = 0;
+  for (const char* name : {"cat/1.png", "cat/2.png", "cat/3.png", "dog/a.png", "dog/b.png"}) {
+    WritePng(dir.File(std::string("images/") + name), 6, 4, 3, Noise(6, 4, 3, ++seed));
+  }
+  DataOptions images;
+  images.format = DataFormat::kImageFolder;
+  images.train = dir.File("images");
+  images.images.height = 6;
+  images.images.width = 4;
+  images.normalization.mode = Normalization::Mode::kGiven;
+  images.normalization.mean = {0.5, 0.4, 0.3};
+  images.normalization.std = {0.2, 0.25, 0.3};
+  auto [s_images, m_images] = StreamedAndInMemory(images, Split::kTrain, task, 2);
+  ASSERT_NE(s_images, nullptr);
+  EXPECT_TRUE(at::equal(s_images->targets(), at::tensor({0, 0, 0, 1, 1}, at::kLong)));
+  EXPECT_TRUE(at::equal(AllInputs(*s_images), m_images->memory()->inputs));
+  // Out of order, repeated, and a subset of a subset, as training reads them.
+  const at::Tensor picked = at::tensor({4, 0, 3, 3}, at::kLong);
+  EXPECT_TRUE(at::equal(*s_images->Inputs(picked), m_images->memory()->inputs.index_select(0, picked)));
+  std::shared_ptr<const ExampleSource> sub = s_images->Subset({4, 2, 1})->Subset({2, 0});
+  EXPECT_TRUE(at::equal(AllInputs(*sub), m_images->memory()->inputs.index_select(
+                                             0, at::tensor({1, 4}, at::kLong))));
+  EXPECT_THAT(s_images->Inputs(at::tensor({5}, at::kLong)).status().message(),
+              HasSubstr("out of range"));
+}
+
+TEST(StreamTest, TestFractionAndAutoNormalizationAgreeWithInMemory) {
+  testing::TempDir dir;
+  WriteText(dir.File("t.csv"), TableText(120));
+  DataOptions options = CsvData(dir.File("t.csv"));
+  options.test_fraction = 0.25;
+  options.split_seed = 9;
+  options.normalization.mode = Normalization::Mode::kAuto;
+  const Task task{TaskOptions{}};
+  for (Split split : {Split::kTrain, Split::kTest}) {
+    auto [streamed, memory] = StreamedAndInMemory(options, split, task, 7);
+    ASSERT_NE(streamed, nullptr);
+    EXPECT_EQ(streamed->size(), split == Split::kTest ? 30 : 90);
+    EXPECT_TRUE(at::equal(streamed->targets(), memory->targets()));
+    // kAuto's statistics come from one pass in double: equal to the last
+    // bits or so, not necessarily bit for bit.
+    EXPECT_TRUE(at::allclose(AllInputs(*streamed), memory->memory()->inputs, 1e-5, 1e-5));
+    EXPECT_NEAR(AllInputs(*streamed).select(1, 2).mean().item<double>(),
+                split == Split::kTrain ? 0.0 : memory->memory()->inputs.select(1, 2).mean().item<double>(),
+                1e-5);
+  }
+}
+
+TEST(StreamTest, ABadRowInALaterChunkFailsNamingItsLineAndNothingIsReturned) {
+  testing::TempDir dir;
+  std::string text = TableText(100);
+  // Row 90 is line 91 (after the header): its third cell is not a number.
+  size_t at = 0;
+  for (int line = 1; line < 91; ++line) at = text.find('\n', at) + 1;
+  const size_t comma = text.find(',', text.find(',', at) + 1);
+  text.insert(comma + 1, "x");
+  WriteText(dir.File("t.csv"), text);
+  DataOptions options = CsvData(dir.File("t.csv"));
+  options.stream = true;
+  absl::StatusOr<std::shared_ptr<const ExampleSource>> source =
+      OpenData(options, Split::kTrain, Task(TaskOptions{}), 0, 8);
+  ASSERT_FALSE(source.ok());
+  EXPECT_THAT(std::string(source.status().message()),
+              AllOf(HasSubstr("t.csv:91"), HasSubstr("column 'c'"), HasSubstr("not a number")));
+}
+
+TEST(StreamTest, ASpoolDirThatCannotHoldAFileIsNamed) {
+  testing::TempDir dir;
+  WriteText(dir.File("t.csv"), TableText(10));
+  DataOptions options = CsvData(dir.File("t.csv"));
+  options.stream = true;
+  options.spool_dir = dir.File("missing");
+  absl::StatusOr<std::shared_ptr<const ExampleSource>> source =
+      OpenData(options, Split::kTrain, Task(TaskOptions{}));
+  ASSERT_FALSE(source.ok());
+  EXPECT_EQ(source.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(source.status().message(), HasSubstr(dir.File("missing")));
+}
+
+TEST(CsvReaderTest, ChunksAcrossReadBlocksAndATargetsFileJoinToTheWholeFile) {
+  testing::TempDir dir;
+  // More than one 1 MiB read block, so lines straddle block boundaries.
+  std::string features = "x,y\n";
+  std::string targets = "t\n";
+  const int rows = 80000;
+  for (int r = 0; r < rows; ++r) {
+    absl::StrAppendFormat(&features, "%d.25,%d\n", r, -r);
+    absl::StrAppendFormat(&targets, "%d.5\n", r % 10);
+  }
+  ASSERT_GT(features.size(), size_t{1} << 20);
+  WriteText(dir.File("x.csv"), features);
+  WriteText(dir.File("y.csv"), targets);
+  CsvOptions options;
+  options.target_columns = {"t"};
+  options.targets = TargetType::kFloat;
+  options.targets_path = dir.File("y.csv");
+  std::vector<at::Tensor> xs, ys;
+  ASSERT_TRUE(ReadCsvChunks(dir.File("x.csv"), options, 4096, [&](Dataset chunk) {
+                EXPECT_LE(chunk.size(), 4096);
+                xs.push_back(chunk.inputs);
+                ys.push_back(chunk.targets);
+                return absl::OkStatus();
+              }).ok());
+  EXPECT_EQ(xs.size(), 20u);
+  const at::Tensor r = at::arange(rows, at::kFloat);
+  EXPECT_TRUE(at::equal(at::cat(xs), at::stack({r + 0.25, -r}, 1)));
+  EXPECT_TRUE(at::equal(at::cat(ys), r.remainder(10) + 0.5));
+  absl::StatusOr<Dataset> whole = ReadCsv(dir.File("x.csv"), options);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  EXPECT_TRUE(at::equal(whole->inputs, at::cat(xs)));
+
+  // A targets file one row short is refused after counting every row.
+  WriteText(dir.File("y.csv"), targets.substr(0, targets.size() - 4));
+  absl::Status short_targets =
+      ReadCsvChunks(dir.File("x.csv"), options, 4096, [](Dataset) { return absl::OkStatus(); });
+  EXPECT_THAT(short_targets.message(), AllOf(HasSubstr("holds 80000 rows"), HasSubstr("79999")));
 }
 
 }  // namespace
