@@ -29,6 +29,7 @@
 #include "simulation/client_data.h"
 #include "simulation/ordered_executor.h"
 #include "simulation/population.h"
+#include "simulation/simulated_clock.h"
 #include "simulation/simulator.h"
 #include "strategies/registry.h"
 #include "tests/testing.h"
@@ -485,6 +486,30 @@ TEST(SimulatorTest, SameWeightsAndMetricsWithOneOrFourWorkers) {
     EXPECT_FALSE(failed_a.empty()) << "round " << r;
   }
   EXPECT_EQ(a.simulated.back().start_s, b.simulated.back().start_s);
+}
+
+TEST(SimulatedClockTest, MovesOnlyForwardAndWakesWhoWaitsForTheTimeItReaches) {
+  SimulatedClock clock;
+  EXPECT_EQ(clock.seconds(), 0);
+  EXPECT_EQ(clock.Now(), absl::UnixEpoch());
+  clock.AdvanceTo(12.25);
+  clock.AdvanceTo(3);  // never back
+  EXPECT_EQ(clock.seconds(), 12.25);
+  EXPECT_EQ(clock.Now(), absl::UnixEpoch() + absl::Seconds(12.25));
+  // A waiter wakes when the clock reaches its deadline, and returns only
+  // then (were the clock never to reach it, the test would not end).
+  absl::Mutex mu;
+  const bool never = false;
+  absl::Time woke;
+  std::thread waiter([&] {
+    absl::MutexLock lock(&mu);
+    EXPECT_FALSE(clock.AwaitWithDeadline(&mu, absl::Condition(&never),
+                                         absl::UnixEpoch() + absl::Seconds(100)));
+    woke = clock.Now();
+  });
+  for (double t : {20.0, 99.5, 100.0}) clock.AdvanceTo(t);
+  waiter.join();
+  EXPECT_EQ(woke, absl::UnixEpoch() + absl::Seconds(100));
 }
 
 }  // namespace
