@@ -316,6 +316,19 @@ TEST_F(CoordinatorTest, NoClientsInTimeIsAClearError) {
       << history.status();
 }
 
+// A zero wait takes the pool's answer at once (the simulator's pool does its
+// own waiting, in simulated time).
+TEST_F(CoordinatorTest, ZeroWaitForClientsAsksThePoolOnce) {
+  options_.wait_for_clients_timeout = absl::ZeroDuration();
+  options_.clock = &clock_;  // never moved: the run must not wait on it
+  Add("only", Answer(1, 1));
+  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  ASSERT_FALSE(history.ok());
+  EXPECT_NE(history.status().message().find("only 1 of the 2 clients needed are live"),
+            std::string::npos)
+      << history.status();
+}
+
 TEST_F(CoordinatorTest, StopsAtTheTargetAccuracy) {
   options_.num_rounds = 10;
   options_.target_accuracy = 0.5;
