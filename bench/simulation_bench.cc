@@ -171,8 +171,9 @@ int Throughput(const std::map<std::string, std::string>& f) {
   BareClientUpdates(*train, 2);
   const double bare1_s = BareClientUpdates(*train, clients);
   const SimulationResult sim = Simulate(config);  // one thread per worker
-  // Round 1 warms up (first allocations); round 2 is measured.
-  const double sim_s = sim.history.back().seconds;
+  // Round 1 warms up (first allocations); round 2 is measured, in real
+  // time (its RoundRecord::seconds are simulated).
+  const double sim_s = sim.round_real_seconds.back();
   const double sim_rate = sim.history.back().answered / sim_s;
   const double bare_rate = clients / bare_s;
   const double bare1_rate = clients / bare1_s;
@@ -232,7 +233,7 @@ int Memory(const std::map<std::string, std::string>& f) {
   }
   const SimulationResult sim = Simulate(config);
   double round_s = 0;
-  for (size_t r = 1; r < sim.history.size(); ++r) round_s += sim.history[r].seconds;
+  for (double s : sim.round_real_seconds) round_s += s;
   std::printf("%llu registered clients, %d per round, model %s, %d examples a client\n",
               static_cast<unsigned long long>(clients), per_round, model.c_str(), examples);
   std::printf("idle clients: RSS +%ld KiB (%.2f bytes each); held by the simulator: %zu bytes "

@@ -41,7 +41,8 @@ class Clock {
   void SleepFor(absl::Duration d) { SleepUntil(Now() + d); }
 };
 
-// FakeClock is a clock that moves only when told to (Advance), for tests.
+// FakeClock is a clock that moves only when told to (Advance), for tests
+// (and under the simulator's SimulatedClock, which the simulator moves).
 // Waiters whose deadline it passes wake up; nothing sleeps in real time.
 // Thread-safe. Do not call Advance while holding a mutex someone waits on
 // with AwaitWithDeadline: Advance takes each such mutex once to wake them.

@@ -8,7 +8,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/time/clock.h"
 #include "common/files.h"
 #include "common/json_fields.h"
 #include "common/logging.h"
@@ -80,7 +79,10 @@ std::string EvalText(const std::string& who, const EvaluateRes& res, bool with_l
 double Accuracy(const EvaluateRes& res) { return EvaluateAccuracy(res); }
 
 ProgressReporter::ProgressReporter(const ExperimentConfig& config, std::string output_dir)
-    : config_(config), dir_(std::move(output_dir)), start_(absl::Now()) {}
+    : config_(config),
+      dir_(std::move(output_dir)),
+      start_(real_clock_->Now()),
+      round_real_start_(start_) {}
 
 void ProgressReporter::OnRoundStart(uint32_t round, size_t sampled) {
   spdlog::info("round {}/{}: asked {} client(s)", round, config_.coordinator.num_rounds, sampled);
@@ -93,6 +95,11 @@ void ProgressReporter::OnSecureStage(uint32_t round, const std::string& stage, s
 }
 
 void ProgressReporter::OnRoundEnd(const RoundRecord& r) {
+  // A round's real time runs from the end of the one before: waiting for
+  // and sampling clients included.
+  const absl::Time now = real_clock_->Now();
+  const double real_s = absl::ToDoubleSeconds(now - round_real_start_);
+  round_real_start_ = now;
   std::string eval = "test accuracy n/a";
   if (r.server_eval) eval = EvalText("test", *r.server_eval, /*with_loss=*/true);
   rounds_.push_back(ToJson(r));
@@ -106,17 +113,18 @@ void ProgressReporter::OnRoundEnd(const RoundRecord& r) {
   if (r.federated_eval) {
     eval += " | " + EvalText("clients'", *r.federated_eval, /*with_loss=*/false);
   }
-  round_seconds_ += r.seconds;
+  round_real_seconds_.push_back(real_s);
+  round_real_sum_ += real_s;
+  const double pace = round_real_sum_ / static_cast<double>(round_real_seconds_.size());
   const uint32_t left =
       config_.coordinator.num_rounds - std::min(r.round, config_.coordinator.num_rounds);
-  const std::string eta =
-      left == 0 ? "" : absl::StrCat(", ETA ", Duration(round_seconds_ / r.round * left));
+  const std::string eta = left == 0 ? "" : absl::StrCat(", ETA ", Duration(pace * left));
   Metrics extras = extras_ ? extras_(r.round) : Metrics{};
   spdlog::info(
       "round {}/{} | clients {}/{} | train loss {} | {}{}{}{} | {:.1f} s{}{}", r.round,
       config_.coordinator.num_rounds, r.answered, r.sampled,
       std::isnan(r.train_loss) ? std::string("n/a") : absl::StrFormat("%.4f", r.train_loss), eval,
-      MetricsText(r.strategy_metrics), SecAggText(r.secagg), MetricsText(extras), r.seconds, eta,
+      MetricsText(r.strategy_metrics), SecAggText(r.secagg), MetricsText(extras), real_s, eta,
       r.model_updated ? "" : " | model unchanged");
   // Thousands of simulated clients may fail in one round: name a few.
   constexpr size_t kMaxFailuresShown = 10;
@@ -131,12 +139,9 @@ void ProgressReporter::OnRoundEnd(const RoundRecord& r) {
 }
 
 void ProgressReporter::OnRestored(const std::vector<RoundRecord>& history) {
+  round_real_start_ = real_clock_->Now();
   rounds_ = json::array();
-  round_seconds_ = 0;
-  for (const RoundRecord& r : history) {
-    rounds_.push_back(ToJson(r));
-    if (r.round > 0) round_seconds_ += r.seconds;
-  }
+  for (const RoundRecord& r : history) rounds_.push_back(ToJson(r));
   if (absl::Status written = Write(); !written.ok()) {
     spdlog::warn("cannot write the metrics history: {}", std::string(written.message()));
   }
@@ -147,7 +152,7 @@ absl::Status ProgressReporter::Write() {
                {"model", client::ModelSpecToString(config_.model)},
                {"strategy", config_.strategy},
                {"seed", config_.seed},
-               {"elapsed_seconds", absl::ToDoubleSeconds(absl::Now() - start_)}};
+               {"elapsed_seconds", absl::ToDoubleSeconds(real_clock_->Now() - start_)}};
   for (const auto& [k, v] : info_.items()) history[k] = v;
   history["rounds"] = rounds_;
   SHOAL_RETURN_IF_ERROR(WriteFileAtomically(dir_ + "/metrics.json", history.dump(2) + "\n"));

@@ -8,9 +8,11 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "common/metrics.h"
 #include "experiment/experiment_config.h"
 #include "server/coordinator.h"
@@ -20,10 +22,13 @@ namespace shoal {
 // Accuracy returns the "accuracy" metric of an evaluation, NaN without one.
 double Accuracy(const EvaluateRes& res);
 
-// ProgressReporter prints one line per round (with the time left at the
-// pace so far) and rewrites the metrics history after every round, so a run
-// that is stopped keeps the rounds it finished. Does not own `config`.
-// Called on the Coordinator's thread.
+// ProgressReporter prints one line per round (with the real time it took
+// and the real time left at the pace so far) and rewrites the metrics
+// history after every round, so a run that is stopped keeps the rounds it
+// finished. Progress is timed on the real clock whatever clock the rounds
+// run on: a simulation's RoundRecord::seconds are simulated, and are what
+// metrics.json records. Does not own `config`. Called on the Coordinator's
+// thread.
 class ProgressReporter : public RoundObserver {
  public:
   // RoundExtras returns more figures of a finished round, e.g. the
@@ -52,13 +57,21 @@ class ProgressReporter : public RoundObserver {
   // Write rewrites metrics.json and metrics.csv.
   absl::Status Write();
 
+  // RoundRealSeconds returns the real time each round run since this
+  // reporter was made took (from the end of the round before, sampling
+  // included), in order.
+  const std::vector<double>& RoundRealSeconds() const { return round_real_seconds_; }
+
  private:
   nlohmann::json ToJson(const RoundRecord& r) const;
 
   const ExperimentConfig& config_;
   const std::string dir_;
+  Clock* const real_clock_ = Clock::Real();
   const absl::Time start_;
-  double round_seconds_ = 0;  // summed over rounds >= 1
+  absl::Time round_real_start_;  // when the round before ended (or the run resumed)
+  std::vector<double> round_real_seconds_;
+  double round_real_sum_ = 0;
   std::string extras_key_;
   RoundExtras extras_;
   nlohmann::json info_ = nlohmann::json::object();

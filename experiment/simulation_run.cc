@@ -7,11 +7,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/time/clock.h"
 #include "client/data/dataset.h"
 #include "client/data/partition.h"
 #include "client/model.h"
 #include "client/trainer.h"
+#include "common/clock.h"
 #include "common/files.h"
 #include "common/logging.h"
 #include "common/random.h"
@@ -124,7 +124,8 @@ absl::StatusOr<std::unique_ptr<Simulation>> Simulation::Create(ExperimentConfig 
   auto state = std::make_unique<State>();
   state->config = std::move(config_in);
   const ExperimentConfig& config = state->config;
-  state->start = absl::Now();
+  // The run's real duration; everything in its rounds is simulated time.
+  state->start = Clock::Real()->Now();
   // One LibTorch thread here and in every worker: the workers are the
   // parallelism, and a run does not depend on how many there are.
   client::SetComputeThreads(1);
@@ -157,10 +158,16 @@ absl::StatusOr<std::unique_ptr<Simulation>> Simulation::Create(ExperimentConfig 
                          simulation::Simulator::Create(sim_options, std::move(population),
                                                        std::move(data), std::move(train), spec));
   CoordinatorOptions coordinator_options = config.coordinator;
-  // Virtual clients always answer, by their simulated time; the real-time
-  // limits only guard against a bug.
-  coordinator_options.round_timeout = absl::Hours(24 * 7);
-  coordinator_options.wait_for_clients_timeout = absl::Seconds(1);
+  // The Coordinator runs on the simulated clock, which only the Simulator
+  // moves, so no deadline passes while the machine trains. Virtual clients
+  // always answer: a late one is decided in simulated time against
+  // simulation.deadline_s and answers with its failure, so the round needs
+  // no deadline of its own; and the Simulator's WaitForLive already moves
+  // the clock on until enough clients are online, so there is nothing to
+  // wait for on top of it.
+  coordinator_options.clock = state->simulator->clock();
+  coordinator_options.round_timeout = absl::InfiniteDuration();
+  coordinator_options.wait_for_clients_timeout = absl::ZeroDuration();
   SHOAL_ASSIGN_OR_RETURN(
       state->coordinator,
       Coordinator::Create(coordinator_options, state->simulator.get(), state->server.strategy.get(),
@@ -176,7 +183,8 @@ absl::StatusOr<std::unique_ptr<Simulation>> Simulation::Create(ExperimentConfig 
   simulation::Simulator* sim_ptr = state->simulator.get();
   progress.SetRoundExtras("simulation",
                           [sim_ptr](uint32_t round) { return sim_ptr->RoundMetrics(round); });
-  // First: it closes the simulated round.
+  // In any order: the Simulator learns which round comes next, and each
+  // round's simulated figures are complete before any observer hears of it.
   state->coordinator->AddObserver(state->simulator.get());
   state->coordinator->AddObserver(&progress);
   return std::unique_ptr<Simulation>(new Simulation(std::move(state)));
@@ -192,9 +200,10 @@ absl::StatusOr<SimulationResult> Simulation::Run() {
   result.stop_reason = s.coordinator->stop_reason();
   result.clients = s.clients;
   result.workers = s.simulator->workers();
-  result.simulated_seconds = s.simulator->Clock();
+  result.simulated_seconds = s.simulator->clock()->seconds();
   result.idle_bytes = s.simulator->IdleBytes();
-  result.real_seconds = absl::ToDoubleSeconds(absl::Now() - s.start);
+  result.round_real_seconds = s.progress->RoundRealSeconds();
+  result.real_seconds = absl::ToDoubleSeconds(Clock::Real()->Now() - s.start);
   s.progress->AddRunInfo("simulated_seconds", result.simulated_seconds);
   s.progress->AddRunInfo("workers", result.workers);
   SHOAL_RETURN_IF_ERROR(s.progress->Write());

@@ -19,14 +19,17 @@ namespace shoal {
 
 // SimulationResult: what a simulated run produced.
 struct SimulationResult {
-  std::vector<RoundRecord> history;                   // [0] is the initial model
+  // [0] is the initial model. RoundRecord::seconds is simulated: the
+  // Coordinator runs on the simulated clock.
+  std::vector<RoundRecord> history;
   std::vector<simulation::SimulatedRound> simulated;  // rounds 1..
+  std::vector<double> round_real_seconds;             // rounds 1..: real time each took
   Parameters final_model;
   std::string stop_reason;  // why it ended early, if it did
   uint64_t clients = 0;     // registered
   int workers = 0;
   double simulated_seconds = 0;  // what the fleet would have taken
-  double real_seconds = 0;
+  double real_seconds = 0;       // what the run took
   size_t idle_bytes = 0;  // what the registered clients cost while idle
 };
 

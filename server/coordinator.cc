@@ -263,9 +263,13 @@ absl::StatusOr<std::vector<RoundRecord>> Coordinator::RunRounds() {
   } else {
     SHOAL_ASSIGN_OR_RETURN(last_model_, store_->Save(0, *global(), {}));
   }
-  spdlog::info("waiting for {} client(s) to join (up to {})",
-               options_.min_available_clients,
-               absl::FormatDuration(options_.wait_for_clients_timeout));
+  // A zero timeout takes the pool's answer as it is (the simulator's pool
+  // waits in simulated time itself).
+  const bool waits = options_.wait_for_clients_timeout > absl::ZeroDuration();
+  if (waits) {
+    spdlog::info("waiting for {} client(s) to join (up to {})", options_.min_available_clients,
+                 absl::FormatDuration(options_.wait_for_clients_timeout));
+  }
   if (!WaitForFirstClients()) {
     if (stop_requested_.load()) {
       spdlog::warn(
@@ -274,9 +278,11 @@ absl::StatusOr<std::vector<RoundRecord>> Coordinator::RunRounds() {
       return history;
     }
     return absl::DeadlineExceededError(absl::StrCat(
-        "only ", clients_->LiveClientIds().size(), " of the ",
-        options_.min_available_clients, " clients needed joined within ",
-        absl::FormatDuration(options_.wait_for_clients_timeout)));
+        "only ", clients_->LiveClientIds().size(), " of the ", options_.min_available_clients,
+        " clients needed ",
+        waits ? absl::StrCat("joined within ",
+                             absl::FormatDuration(options_.wait_for_clients_timeout))
+              : std::string("are live")));
   }
   if (!resumed_) {
     // Round 0 is the initial model: its evaluation is the baseline every

@@ -47,7 +47,9 @@ struct CoordinatorOptions {
   // How long a round waits for results. A client that has not answered by
   // then counts as a failure.
   absl::Duration round_timeout = absl::Minutes(5);
-  // How long the first round waits for min_available_clients.
+  // How long the first round waits for min_available_clients; 0 takes
+  // the pool's ClientPool::WaitForLive answer as it is (the simulator, whose
+  // WaitForLive moves its clock on until enough clients are online).
   absl::Duration wait_for_clients_timeout = absl::Minutes(10);
   // The most examples one result may count (fit and evaluate), whatever
   // the client reports; 0 (default): no fixed cap. Each client is also

@@ -9,7 +9,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/time/clock.h"
 #include "client/data/source.h"
 #include "client/local_client.h"
 #include "client/trainer.h"
@@ -41,7 +40,9 @@ class VirtualClientProxy : public ClientProxy {
       : simulator_(simulator), index_(index), id_(std::move(id)) {}
 
   const std::string& id() const override { return id_; }
-  // Virtual clients answer by their simulated time, not the real deadline.
+  // Virtual clients answer by their own simulated time (a late one fails
+  // against SimulationOptions::deadline_s), not by the Coordinator's
+  // deadline.
   void Fit(const FitIns& ins, absl::Time deadline, FitResultHandler handler) override {
     Simulator::FitFinisher mask;
     if (ins.secagg != nullptr) {
@@ -168,13 +169,15 @@ std::vector<uint32_t> Simulator::Available(double t, uint32_t round) const {
 }
 
 bool Simulator::WaitForLive(size_t n, absl::Duration timeout) {
-  double t;
+  // Called by the Coordinator between rounds, when no result is on its way:
+  // nothing else moves the clock meanwhile.
+  const double now = clock_.seconds();
   uint32_t round;
   {
     absl::MutexLock lock(&mu_);
-    t = clock_;
     round = round_;
   }
+  double t = now;
   // Only a clock-driven availability can bring more clients by waiting.
   const double give_up = population_.TimeDependent() ? t + kMaxWaitS : t;
   for (; t <= give_up; t += kWaitStepS) {
@@ -183,10 +186,9 @@ bool Simulator::WaitForLive(size_t n, absl::Duration timeout) {
       live += population_.IsAvailable(c, t, round) ? 1 : 0;
     }
     if (live >= n) {
-      absl::MutexLock lock(&mu_);
-      if (t > clock_) {
-        spdlog::info("simulated clock: {:.0f} s idle until {} clients are available", t - clock_, n);
-        clock_ = t;
+      if (t > now) {
+        spdlog::info("simulated clock: {:.0f} s idle until {} clients are available", t - now, n);
+        clock_.AdvanceTo(t);
       }
       return true;
     }
@@ -195,15 +197,13 @@ bool Simulator::WaitForLive(size_t n, absl::Duration timeout) {
 }
 
 std::vector<std::string> Simulator::LiveClientIds() const {
-  double t;
   uint32_t round;
   {
     absl::MutexLock lock(&mu_);
-    t = clock_;
     round = round_;
   }
   std::vector<std::string> ids;
-  for (uint32_t c : Available(t, round)) ids.push_back(ClientId(c));
+  for (uint32_t c : Available(clock_.seconds(), round)) ids.push_back(ClientId(c));
   return ids;
 }
 
@@ -213,8 +213,8 @@ std::vector<std::shared_ptr<ClientProxy>> Simulator::Sample(const SamplingOption
   uint32_t round;
   {
     absl::MutexLock lock(&mu_);
-    t = clock_;
     round = round_;
+    t = OpenRound(round).start_s;
   }
   std::vector<uint32_t> live = Available(t, round);
   const size_t want = SampleSize(options, live.size());
@@ -273,51 +273,62 @@ void Simulator::Fit(uint64_t client, const FitIns& ins, FitResultHandler handler
   // The first of these decides the client's round: it drops out, its
   // window closes, the deadline passes, or it finishes.
   absl::Status failure;
-  double ends_s = finish_s;  // when the server would hear of the client
+  double ends_s = finish_s;  // when the client's part ends
+  double heard_at;           // simulated time at which the server hears of it
   {
     absl::MutexLock lock(&mu_);
-    const double start = clock_;
+    SimulatedRound& round = OpenRound(ins.round);
+    const double start = round.start_s;
     const double offline_s = population_.OnlineUntil(client, start) - start;
     const double deadline_s = options_.deadline_s > 0 ? options_.deadline_s : finish_s;
     if (drops && drop_s < std::min(offline_s, deadline_s)) {
       failure = absl::UnavailableError(absl::StrFormat(
           "dropped out %.1f s into the round (simulated)", drop_s));
       ends_s = drop_s;
-      ++current_.dropped;
+      ++round.dropped;
     } else if (offline_s < std::min(finish_s, deadline_s)) {
       failure = absl::UnavailableError(absl::StrFormat(
           "went offline %.1f s into the round, before finishing at %.1f s (simulated)",
           offline_s, finish_s));
       ends_s = offline_s;
-      ++current_.offline;
+      ++round.offline;
     } else if (deadline_s < finish_s) {
       failure = absl::DeadlineExceededError(absl::StrFormat(
           "would finish %.1f s into the round, after the %g s deadline (simulated)", finish_s,
           options_.deadline_s));
       ends_s = deadline_s;
-      ++current_.late;
+      ++round.late;
     }
-    if (!failure.ok()) silent_failure_ = true;
-    current_.duration_s = std::max(current_.duration_s, ends_s);
-    if (asked_ == 0) round_real_start_ = last_progress_ = absl::Now();
+    // A server cannot tell a client that failed silently from a slow one:
+    // with a deadline, it hears of the failure when the deadline passes,
+    // and the round lasts until then. (Every other client's part ends by
+    // the deadline.)
+    const double heard_s = !failure.ok() && options_.deadline_s > 0 ? options_.deadline_s : ends_s;
+    round.duration_s = std::max(round.duration_s, heard_s);
+    // The clock ends the round at start + duration: the greatest of these
+    // sums is that sum, since rounding is monotonic.
+    heard_at = start + heard_s;
+    if (asked_ == 0) round_real_start_ = last_progress_ = real_clock_->Now();
     ++asked_;
   }
 
   if (!failure.ok()) {
-    executor_->Submit([this, failure, handler](int) -> std::function<void()> {
-      return [this, failure, handler] {
-        CountDone(Outcome::kSimulatedFailure);
-        handler(failure).IgnoreError();
-      };
-    });
+    executor_->Submit(
+        [this, round = ins.round, heard_at, failure, handler](int) -> std::function<void()> {
+          return [this, round, heard_at, failure, handler] {
+            CountDone(round, Outcome::kSimulatedFailure, heard_at);
+            handler(failure).IgnoreError();
+          };
+        });
     return;
   }
-  executor_->Submit([this, client, ins, handler, finish](int w) -> std::function<void()> {
+  executor_->Submit([this, client, ins, heard_at, handler, finish](int w) -> std::function<void()> {
     absl::StatusOr<FitRes> res = TrainClient(w, client, ins);
     if (res.ok() && finish) res = finish(*std::move(res));
-    return [this, handler, res = std::move(res)]() mutable {
-      // Counted before the round hears of it: the last result may end it.
-      CountDone(res.ok() ? Outcome::kTrained : Outcome::kError);
+    return [this, round = ins.round, heard_at, handler, res = std::move(res)]() mutable {
+      // Counted, and the clock moved, before the round hears of it: the last
+      // result may end it.
+      CountDone(round, res.ok() ? Outcome::kTrained : Outcome::kError, heard_at);
       handler(std::move(res)).IgnoreError();  // a refusal is in the RoundRecord
     };
   });
@@ -385,40 +396,40 @@ absl::StatusOr<EvaluateRes> Simulator::EvaluateClient(int worker, uint64_t clien
   return local.Evaluate(*ins.parameters, ins.config);
 }
 
-void Simulator::CountDone(Outcome outcome) {
-  absl::MutexLock lock(&mu_);
-  ++done_;
-  if (outcome == Outcome::kTrained) ++current_.trained;
-  if (outcome == Outcome::kError) ++current_.errors;
-  const absl::Time now = absl::Now();
-  if (done_ < asked_ && now - last_progress_ >= options_.progress_interval) {
-    last_progress_ = now;
-    const double elapsed = absl::ToDoubleSeconds(now - round_real_start_);
-    const double eta = elapsed / static_cast<double>(done_) * static_cast<double>(asked_ - done_);
-    spdlog::info("round {}: {}/{} clients done, {:.0f} s, ETA {:.0f} s", round_, done_, asked_,
-                 elapsed, eta);
+SimulatedRound& Simulator::OpenRound(uint32_t round) {
+  auto [it, opened] = rounds_.try_emplace(round);
+  if (opened) {
+    it->second.round = round;
+    it->second.start_s = clock_.seconds();
+    asked_ = done_ = 0;
   }
+  return it->second;
+}
+
+void Simulator::CountDone(uint32_t round, Outcome outcome, double heard_at) {
+  {
+    absl::MutexLock lock(&mu_);
+    SimulatedRound& r = rounds_[round];  // opened by Fit
+    if (outcome == Outcome::kTrained) ++r.trained;
+    if (outcome == Outcome::kError) ++r.errors;
+    ++done_;
+    // Progress in real time: how long the machine takes, not the fleet.
+    const absl::Time now = real_clock_->Now();
+    if (done_ < asked_ && now - last_progress_ >= options_.progress_interval) {
+      last_progress_ = now;
+      const double elapsed = absl::ToDoubleSeconds(now - round_real_start_);
+      const double eta = elapsed / static_cast<double>(done_) * static_cast<double>(asked_ - done_);
+      spdlog::info("round {}: {}/{} clients done, {:.0f} s, ETA {:.0f} s", round, done_, asked_,
+                   elapsed, eta);
+    }
+  }
+  // Outside mu_: the clock wakes the round's waiter, whose lock is its own.
+  clock_.AdvanceTo(heard_at);
 }
 
 void Simulator::OnRoundEnd(const RoundRecord& record) {
   absl::MutexLock lock(&mu_);
-  if (record.round > 0) {
-    SimulatedRound r = current_;
-    r.round = record.round;
-    r.start_s = clock_;
-    if (silent_failure_ && options_.deadline_s > 0) r.duration_s = options_.deadline_s;
-    clock_ += r.duration_s;
-    rounds_[record.round] = r;
-  }
-  current_ = SimulatedRound{};
-  silent_failure_ = false;
-  asked_ = done_ = 0;
   round_ = record.round + 1;
-}
-
-double Simulator::Clock() const {
-  absl::MutexLock lock(&mu_);
-  return clock_;
 }
 
 std::vector<SimulatedRound> Simulator::Rounds() const {

@@ -19,14 +19,21 @@
 // cannot tell a dropped client from a slow one); with no deadline, a failed
 // client's part ends when it fails. Models with random operations (e.g.
 // dropout in a TorchScript model) draw from LibTorch's shared generator and
-// are not bit-identical across worker counts; the built-in models are. Results reach the round in the order the clients were sampled,
-// whatever the number of workers, so a run is bit-identical for a seed.
+// are not bit-identical across worker counts; the built-in models are.
+// Results reach the round in the order the clients were sampled, whatever
+// the number of workers, so a run is bit-identical for a seed.
+//
+// The simulated time is a Clock (clock()) for the Coordinator to run on:
+// each round starts when it is sampled, and as each result reaches the
+// round the clock moves on to when the server would hear of that client
+// (its finish, its failure, or for a silent failure the deadline), so it
+// reads the round's end once the round has heard from every client.
 #ifndef SHOAL_SIMULATION_SIMULATOR_H_
 #define SHOAL_SIMULATION_SIMULATOR_H_
 
 #include <cstdint>
-#include <map>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -46,6 +53,7 @@
 #include "server/coordinator.h"
 #include "simulation/client_data.h"
 #include "simulation/population.h"
+#include "simulation/simulated_clock.h"
 
 namespace shoal::simulation {
 
@@ -91,8 +99,20 @@ struct SimulatedRound {
 };
 
 // Simulator is thread-safe. Create it, pass it to a Coordinator as its
-// ClientPool and add it as the Coordinator's first RoundObserver (it keeps
-// the simulated clock).
+// ClientPool, with clock() as the Coordinator's clock, and add it as one of
+// the Coordinator's RoundObservers (in any place: it learns there which round
+// comes next). Give that Coordinator an infinite round_timeout and a zero
+// wait_for_clients_timeout (Simulation does): virtual clients always answer,
+// their deadline is SimulationOptions::deadline_s, and WaitForLive does the
+// waiting for clients itself.
+//
+// Example:
+//   options.clock = simulator->clock();
+//   options.round_timeout = absl::InfiniteDuration();
+//   options.wait_for_clients_timeout = absl::ZeroDuration();
+//   SHOAL_ASSIGN_OR_RETURN(auto coordinator, Coordinator::Create(
+//       options, simulator.get(), strategy, store, std::move(initial)));
+//   coordinator->AddObserver(simulator.get());
 class Simulator : public ClientPool, public RoundObserver {
  public:
   // Create checks that `population` and `data` have the same number of
@@ -104,8 +124,11 @@ class Simulator : public ClientPool, public RoundObserver {
   ~Simulator() override;
 
   // ClientPool. A client is live when its availability allows at the
-  // current simulated time; WaitForLive advances the simulated clock (in
-  // steps of a simulated minute, up to a simulated week) until enough are.
+  // current simulated time. WaitForLive advances the simulated clock (in
+  // steps of a simulated minute, up to a simulated week) until enough are;
+  // when they never are, it returns false and leaves the clock where it
+  // was. It does not use `timeout`. Sample opens a round: its simulated
+  // start is the clock when it is sampled.
   bool WaitForLive(size_t n, absl::Duration timeout) override;
   std::vector<std::string> LiveClientIds() const override;
   std::vector<std::shared_ptr<ClientProxy>> Sample(const SamplingOptions& options,
@@ -113,7 +136,9 @@ class Simulator : public ClientPool, public RoundObserver {
   std::shared_ptr<ClientProxy> Find(const std::string& id) const override;
   void ShutdownAll(const std::string& reason, int64_t final_version) override {}
 
-  // RoundObserver: closes the round's simulated time.
+  // RoundObserver: the next round is record.round + 1 (availability may
+  // depend on the round). The round's simulated figures are complete by
+  // then, before any observer hears of it.
   void OnRoundEnd(const RoundRecord& record) override;
 
   // ClientId names virtual client `index`: "client-" and the index, padded
@@ -121,9 +146,11 @@ class Simulator : public ClientPool, public RoundObserver {
   std::string ClientId(uint64_t index) const;
   uint64_t num_clients() const { return population_.size(); }
   int workers() const;
-  // Clock returns the simulated seconds since the run started.
-  double Clock() const;
-  // Rounds returns the simulated record of every finished round.
+  // clock is the simulated time (clock()->seconds(): since the run
+  // started). Owned by the Simulator; the Coordinator runs on it.
+  SimulatedClock* clock() { return &clock_; }
+  // Rounds returns the simulated record of every round begun (sampled), in
+  // order: once a round has heard from all its clients, what they did.
   std::vector<SimulatedRound> Rounds() const;
   // RoundMetrics returns a finished round's simulated figures as metrics
   // ("sim_round_s", "sim_clock_s", "late", "dropped", "offline", "errors").
@@ -154,8 +181,14 @@ class Simulator : public ClientPool, public RoundObserver {
   // round `round` (32-bit indices: populations are capped at 2^32 clients,
   // and this list is the largest thing a round builds).
   std::vector<uint32_t> Available(double t, uint32_t round) const;
+  // OpenRound returns `round`'s record, begun at the current simulated
+  // time if it is new.
+  SimulatedRound& OpenRound(uint32_t round) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   enum class Outcome { kTrained, kSimulatedFailure, kError };
-  void CountDone(Outcome outcome);
+  // CountDone counts a client's answer in `round`, just before the round
+  // hears of it, and moves the clock on to `heard_at`, the simulated time at
+  // which a server would hear of it.
+  void CountDone(uint32_t round, Outcome outcome, double heard_at);
   absl::StatusOr<FitRes> TrainClient(int worker, uint64_t client, const FitIns& ins);
   absl::StatusOr<EvaluateRes> EvaluateClient(int worker, uint64_t client,
                                              const EvaluateIns& ins);
@@ -167,16 +200,18 @@ class Simulator : public ClientPool, public RoundObserver {
   const int id_width_;
   std::vector<std::unique_ptr<Worker>> workers_;
 
+  // Moved by WaitForLive and CountDone only. Read, not moved, under mu_.
+  SimulatedClock clock_;
   mutable absl::Mutex mu_;
-  double clock_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t round_ ABSL_GUARDED_BY(mu_) = 1;  // the round being run or next
-  SimulatedRound current_ ABSL_GUARDED_BY(mu_);
-  bool silent_failure_ ABSL_GUARDED_BY(mu_) = false;
+  // Every round begun; the last one's figures grow as its clients answer.
   std::map<uint32_t, SimulatedRound> rounds_ ABSL_GUARDED_BY(mu_);
   // The state of each client's client algorithms (SCAFFOLD's control
   // variate), by client; only clients that ran an algorithm that keeps one.
   std::map<uint64_t, client::ClientAlgorithmState> algorithm_states_ ABSL_GUARDED_BY(mu_);
-  // In-round progress.
+  // In-round progress of the newest round, in real time (how long the
+  // machine takes, not the fleet).
+  Clock* const real_clock_ = Clock::Real();
   size_t asked_ ABSL_GUARDED_BY(mu_) = 0;
   size_t done_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time round_real_start_ ABSL_GUARDED_BY(mu_);

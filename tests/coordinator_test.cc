@@ -6,8 +6,12 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/files.h"
 #include "gtest/gtest.h"
@@ -48,6 +52,27 @@ FakeClientProxy::Behaviour Silent() {
   return [](const FitIns&) -> std::optional<absl::StatusOr<FitRes>> { return std::nullopt; };
 }
 
+// SecureStages lets a test wait until a secure-aggregation stage has
+// closed: the next wait on the clock is then the next stage's.
+class SecureStages : public RoundObserver {
+ public:
+  void OnSecureStage(uint32_t round, const std::string& stage, size_t answered,
+                     size_t asked) override {
+    absl::MutexLock lock(&mu_);
+    closed_.insert(stage);
+  }
+  void OnRoundEnd(const RoundRecord& record) override {}
+  void WaitUntilClosed(const std::string& stage) {
+    absl::MutexLock lock(&mu_);
+    auto closed = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closed_.count(stage) > 0; };
+    mu_.Await(absl::Condition(&closed));
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::set<std::string> closed_ ABSL_GUARDED_BY(mu_);
+};
+
 class CoordinatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -71,6 +96,7 @@ class CoordinatorTest : public ::testing::Test {
         Coordinator::Create(options_, &clients_, &fedavg_, store_.get(), std::move(initial));
     if (!c.ok()) return c.status();
     coordinator_ = *std::move(c);
+    for (RoundObserver* o : observers_) coordinator_->AddObserver(o);
     return coordinator_->Run();
   }
 
@@ -101,6 +127,7 @@ class CoordinatorTest : public ::testing::Test {
   ClientManager clients_{ClientManagerOptions{absl::Hours(24 * 365), &clock_}};
   FedAvg fedavg_{{}};
   CoordinatorOptions options_;
+  std::vector<RoundObserver*> observers_;  // added to the Coordinator Run makes
   std::unique_ptr<Coordinator> coordinator_;
 };
 
@@ -316,6 +343,19 @@ TEST_F(CoordinatorTest, NoClientsInTimeIsAClearError) {
       << history.status();
 }
 
+// A zero wait takes the pool's answer at once (the simulator's pool does its
+// own waiting, in simulated time).
+TEST_F(CoordinatorTest, ZeroWaitForClientsAsksThePoolOnce) {
+  options_.wait_for_clients_timeout = absl::ZeroDuration();
+  options_.clock = &clock_;  // never moved: the run must not wait on it
+  Add("only", Answer(1, 1));
+  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  ASSERT_FALSE(history.ok());
+  EXPECT_NE(history.status().message().find("only 1 of the 2 clients needed are live"),
+            std::string::npos)
+      << history.status();
+}
+
 TEST_F(CoordinatorTest, StopsAtTheTargetAccuracy) {
   options_.num_rounds = 10;
   options_.target_accuracy = 0.5;
@@ -462,20 +502,36 @@ TEST_F(CoordinatorTest, SecureAggregationGivesTheWeightedMeanWithinTheStatedBoun
 
 TEST_F(CoordinatorTest, SecureAggregationSurvivesClientsVanishingAfterSharingKeys) {
   options_.secure_aggregation.enabled = true;
-  options_.secure_aggregation.stage_timeout = absl::Milliseconds(500);
-  options_.round_timeout = absl::Seconds(2);
-  for (int i = 0; i < 5; ++i) Add(absl::StrCat("c", i), Answer(0.1f * i, 10 + i));
+  options_.secure_aggregation.stage_timeout = absl::Seconds(30);
+  options_.round_timeout = absl::Seconds(300);
+  std::vector<std::shared_ptr<FakeClientProxy>> all;
+  for (int i = 0; i < 5; ++i) all.push_back(Add(absl::StrCat("c", i), Answer(0.1f * i, 10 + i)));
   // Trains but never sends its masked input (vanishes after sharing keys).
-  Add("gone", [](const FitIns& ins) -> std::optional<absl::StatusOr<FitRes>> {
+  all.push_back(Add("gone", [](const FitIns& ins) -> std::optional<absl::StatusOr<FitRes>> {
     if (ins.secagg != nullptr) return std::nullopt;
     return absl::StatusOr<FitRes>(FitRes{});
-  });
+  }));
   // Vanishes when the neighbours' keys arrive.
-  Add("early", Answer(0.9f, 50))->GoSilentAt(v1::SecAggServerMessage::kKeyList);
-  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  all.push_back(Add("early", Answer(0.9f, 50)));
+  all.back()->GoSilentAt(v1::SecAggServerMessage::kKeyList);
+  SecureStages stages;
+  observers_.push_back(&stages);
+  absl::StatusOr<std::vector<RoundRecord>> history = RunOnFakeClock([&] {
+    // 'share keys' waits for 'early' until its stage deadline...
+    stages.WaitUntilClosed("advertise keys");
+    clock_.BlockUntilWaiters(1);
+    for (const auto& p : all) p->verdicts();  // every other answer is in
+    clock_.Advance(options_.secure_aggregation.stage_timeout);
+    // ...and 'masked input' for 'gone' until the round's deadline.
+    stages.WaitUntilClosed("share keys");
+    clock_.BlockUntilWaiters(1);
+    for (const auto& p : all) p->verdicts();
+    clock_.Advance(options_.round_timeout - options_.secure_aggregation.stage_timeout);
+  });
   ASSERT_TRUE(history.ok()) << history.status();
   const RoundRecord& r = (*history)[1];
   ASSERT_TRUE(r.model_updated) << r.note;
+  EXPECT_EQ(r.seconds, 300) << "the masked inputs were awaited until the round's deadline";
   EXPECT_EQ(r.answered, 5u);
   ASSERT_EQ(r.failures.size(), 2u);
   std::map<std::string, std::string> why;
@@ -497,19 +553,26 @@ TEST_F(CoordinatorTest, SecureAggregationSurvivesClientsVanishingAfterSharingKey
 
 TEST_F(CoordinatorTest, SecureAggregationAbortsCleanlyWhenTooFewRemain) {
   options_.secure_aggregation.enabled = true;
-  options_.round_timeout = absl::Seconds(1);
+  options_.round_timeout = absl::Seconds(120);
   options_.min_fit_clients = 1;
-  Add("a", Answer(0.5, 10));
+  std::vector<std::shared_ptr<FakeClientProxy>> all = {Add("a", Answer(0.5, 10))};
   for (const char* id : {"x", "y"}) {
-    Add(id, [](const FitIns& ins) -> std::optional<absl::StatusOr<FitRes>> {
+    all.push_back(Add(id, [](const FitIns& ins) -> std::optional<absl::StatusOr<FitRes>> {
       if (ins.secagg != nullptr) return std::nullopt;
       return absl::StatusOr<FitRes>(FitRes{});
-    });
+    }));
   }
-  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  SecureStages stages;
+  observers_.push_back(&stages);
+  absl::StatusOr<std::vector<RoundRecord>> history = RunOnFakeClock([&] {
+    // 'masked input' waits for x and y until the round's deadline.
+    stages.WaitUntilClosed("share keys");
+    PassRoundDeadline(all);
+  });
   ASSERT_TRUE(history.ok()) << history.status();
   const RoundRecord& r = (*history)[1];
   EXPECT_FALSE(r.model_updated);
+  EXPECT_EQ(r.seconds, 120);
   EXPECT_NE(r.note.find("secure aggregation aborted: only 1 of 3 clients sent masked inputs"),
             std::string::npos)
       << r.note;

@@ -29,6 +29,7 @@
 #include "simulation/client_data.h"
 #include "simulation/ordered_executor.h"
 #include "simulation/population.h"
+#include "simulation/simulated_clock.h"
 #include "simulation/simulator.h"
 #include "strategies/registry.h"
 #include "tests/testing.h"
@@ -98,10 +99,39 @@ struct RunResult {
   Parameters final_model;
   std::vector<SimulatedRound> simulated;
   std::vector<Metrics> round_metrics;
+  // What an observer ahead of the simulator heard as each round ended: the
+  // simulator's figures of the round and its clock.
+  std::vector<Metrics> heard_metrics;
+  std::vector<double> heard_clock;
+  double simulated_seconds = 0;
+};
+
+// HeardFirst records what the simulator says of each round to an observer
+// that hears of the round's end before the simulator does.
+class HeardFirst : public RoundObserver {
+ public:
+  HeardFirst(Simulator* sim, RunResult* out) : sim_(sim), out_(out) {}
+  void OnRoundEnd(const RoundRecord& record) override {
+    if (record.round == 0) return;
+    out_->heard_metrics.push_back(sim_->RoundMetrics(record.round));
+    out_->heard_clock.push_back(sim_->clock()->seconds());
+  }
+
+ private:
+  Simulator* const sim_;
+  RunResult* const out_;
+};
+
+// How the Coordinator is wired to the simulator.
+struct Wiring {
+  // On the simulator's clock (as Simulation runs it), or on the real one.
+  bool real_clock = false;
+  // The Coordinator's round deadline on the simulator's clock.
+  absl::Duration round_timeout = absl::InfiniteDuration();
 };
 
 // Run drives the real Coordinator with FedAvg over the simulator.
-RunResult RunFederation(const Scenario& s, uint32_t rounds, double fraction) {
+RunResult RunFederation(const Scenario& s, uint32_t rounds, double fraction, Wiring wiring = {}) {
   RunResult out;
   auto sim = MakeSimulator(s, Generated(s.examples, 1));
   EXPECT_TRUE(sim.ok()) << sim.status();
@@ -119,13 +149,21 @@ RunResult RunFederation(const Scenario& s, uint32_t rounds, double fraction) {
   options.sampling.fraction = fraction;
   options.min_fit_clients = 1;
   options.min_available_clients = 1;
-  options.round_timeout = absl::Minutes(10);
-  options.wait_for_clients_timeout = absl::Seconds(1);
+  if (wiring.real_clock) {
+    options.round_timeout = absl::Minutes(10);
+    options.wait_for_clients_timeout = absl::Seconds(1);
+  } else {
+    options.clock = (*sim)->clock();
+    options.round_timeout = wiring.round_timeout;
+    options.wait_for_clients_timeout = absl::ZeroDuration();
+  }
   options.seed = 5;
   auto model = client::CreateModel(*client::ParseModelSpec("logreg-1x28x28-10"), 99);
   auto coordinator = Coordinator::Create(options, sim->get(), strategy->get(), store->get(),
                                          (*model)->GetParameters().Clone());
   EXPECT_TRUE(coordinator.ok()) << coordinator.status();
+  HeardFirst heard(sim->get(), &out);
+  (*coordinator)->AddObserver(&heard);
   (*coordinator)->AddObserver(sim->get());
   auto history = (*coordinator)->Run();
   EXPECT_TRUE(history.ok()) << history.status();
@@ -134,6 +172,7 @@ RunResult RunFederation(const Scenario& s, uint32_t rounds, double fraction) {
   out.final_model = (*coordinator)->global()->Clone();
   out.simulated = (*sim)->Rounds();
   for (uint32_t r = 1; r <= rounds; ++r) out.round_metrics.push_back((*sim)->RoundMetrics(r));
+  out.simulated_seconds = (*sim)->clock()->seconds();
   return out;
 }
 
@@ -485,6 +524,115 @@ TEST(SimulatorTest, SameWeightsAndMetricsWithOneOrFourWorkers) {
     EXPECT_FALSE(failed_a.empty()) << "round " << r;
   }
   EXPECT_EQ(a.simulated.back().start_s, b.simulated.back().start_s);
+}
+
+TEST(SimulatedClockTest, MovesOnlyForwardAndWakesWhoWaitsForTheTimeItReaches) {
+  SimulatedClock clock;
+  EXPECT_EQ(clock.seconds(), 0);
+  EXPECT_EQ(clock.Now(), absl::UnixEpoch());
+  clock.AdvanceTo(12.25);
+  clock.AdvanceTo(3);  // never back
+  EXPECT_EQ(clock.seconds(), 12.25);
+  EXPECT_EQ(clock.Now(), absl::UnixEpoch() + absl::Seconds(12.25));
+  // A waiter wakes when the clock reaches its deadline, and returns only
+  // then (were the clock never to reach it, the test would not end).
+  absl::Mutex mu;
+  const bool never = false;
+  absl::Time woke;
+  std::thread waiter([&] {
+    absl::MutexLock lock(&mu);
+    EXPECT_FALSE(clock.AwaitWithDeadline(&mu, absl::Condition(&never),
+                                         absl::UnixEpoch() + absl::Seconds(100)));
+    woke = clock.Now();
+  });
+  for (double t : {20.0, 99.5, 100.0}) clock.AdvanceTo(t);
+  waiter.join();
+  EXPECT_EQ(woke, absl::UnixEpoch() + absl::Seconds(100));
+}
+
+// The Coordinator runs on the simulator's clock: an observer that hears of
+// a round's end before the simulator does finds the round's figures
+// complete and the clock at the round's end, and the round lasted its
+// simulated time on the Coordinator's clock.
+TEST(SimulatorTest, RoundIsCompleteOnTheClockBeforeAnyObserverHearsOfIt) {
+  Scenario s = Default(30);
+  s.population.speed.kind = Distribution::Kind::kUniform;
+  s.population.speed.min = 1;
+  s.population.speed.max = 40;
+  s.options.dropout_fraction = 0.2;
+  s.options.deadline_s = 12;
+  const RunResult run = RunFederation(s, 3, 0.5);
+  ASSERT_EQ(run.simulated.size(), 3u);
+  ASSERT_EQ(run.heard_metrics.size(), 3u);
+  for (size_t r = 0; r < 3; ++r) {
+    const SimulatedRound& sim = run.simulated[r];
+    EXPECT_EQ(run.heard_metrics[r], run.round_metrics[r]) << "round " << r + 1;
+    EXPECT_EQ(run.heard_clock[r], sim.start_s + sim.duration_s) << "round " << r + 1;
+    EXPECT_NEAR(run.history[r + 1].seconds, sim.duration_s, 1e-6) << "round " << r + 1;
+    EXPECT_GT(sim.duration_s, 0);
+  }
+  EXPECT_EQ(run.simulated_seconds, run.heard_clock.back());
+}
+
+// What the fleet does is the simulator's to decide, whichever clock the
+// Coordinator waits on: the same run on the real clock (how the Coordinator
+// ran before it took the simulated one) and on the simulated one.
+TEST(SimulatorTest, SameRunOnTheRealClockAndTheSimulatedOne) {
+  Scenario s = Default(40);
+  s.population.speed.kind = Distribution::Kind::kLogNormal;
+  s.population.speed.median = 20;
+  s.population.speed.sigma = 0.7;
+  s.population.availability.kind = AvailabilityOptions::Kind::kDiurnal;
+  s.population.availability.period_s = 600;
+  s.population.availability.online_fraction = 0.4;
+  s.options.dropout_fraction = 0.2;
+  s.options.deadline_s = 3;
+  s.options.bandwidth_mbps = 1;
+  Wiring real;
+  real.real_clock = true;
+  const RunResult a = RunFederation(s, 4, 0.5, real);
+  const RunResult b = RunFederation(s, 4, 0.5);
+  ASSERT_EQ(a.history.size(), 5u);
+  ASSERT_EQ(b.history.size(), 5u);
+  ExpectBitIdentical(a.final_model, b.final_model);
+  ASSERT_EQ(a.simulated.size(), b.simulated.size());
+  int64_t failed = 0;
+  for (size_t r = 0; r < a.simulated.size(); ++r) {
+    EXPECT_EQ(a.simulated[r].start_s, b.simulated[r].start_s) << "round " << r + 1;
+    EXPECT_EQ(a.simulated[r].duration_s, b.simulated[r].duration_s) << "round " << r + 1;
+    EXPECT_EQ(a.round_metrics[r], b.round_metrics[r]) << "round " << r + 1;
+    const RoundRecord& ra = a.history[r + 1];
+    const RoundRecord& rb = b.history[r + 1];
+    EXPECT_EQ(ra.sampled, rb.sampled);
+    EXPECT_EQ(ra.train_loss, rb.train_loss);  // bitwise
+    ASSERT_EQ(ra.failures.size(), rb.failures.size());
+    for (size_t i = 0; i < ra.failures.size(); ++i) {
+      EXPECT_EQ(ra.failures[i].client_id, rb.failures[i].client_id);
+      EXPECT_EQ(ra.failures[i].status, rb.failures[i].status);
+    }
+    failed += static_cast<int64_t>(ra.failures.size());
+  }
+  EXPECT_GT(failed, 0);
+  EXPECT_EQ(a.simulated_seconds, b.simulated_seconds);
+  EXPECT_GT(a.simulated.back().start_s, 0);
+}
+
+// The Coordinator's deadline is in simulated time: however long the machine
+// takes to train a round (here far more than a millisecond of real time), a
+// round that is quick in simulated time never misses it.
+TEST(SimulatorTest, SlowTrainingNeverPassesASimulatedDeadline) {
+  Scenario s = Default(20);
+  s.population.speed = Distribution::Constant(1e9);  // 30 examples in 30 ns
+  s.options.workers = 1;
+  Wiring wiring;
+  wiring.round_timeout = absl::Milliseconds(1);
+  const RunResult run = RunFederation(s, 2, 1.0, wiring);
+  ASSERT_EQ(run.history.size(), 3u);
+  for (size_t r = 1; r < 3; ++r) {
+    EXPECT_EQ(run.history[r].answered, 20u) << "round " << r;
+    EXPECT_TRUE(run.history[r].failures.empty()) << "round " << r;
+    EXPECT_LT(run.history[r].seconds, 1e-3) << "round " << r;
+  }
 }
 
 }  // namespace
