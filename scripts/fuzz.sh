@@ -37,7 +37,7 @@ seconds=${1:-${SHOAL_FUZZ_SECONDS:-20}}
 all_targets=(parameters:4096:1:2048 chunking:4096:1:2048 model_dir:65536:1:2048
              experiment_config:65536:1:2048 checkpoint:65536:1:2048
              secagg_server:2048:0:2048 secagg_client:2048:0:2048 rpc:4096:0:4096
-             revocation_list:4096:1:2048)
+             revocation_list:4096:1:2048 data_files:65536:1:2048)
 if [ -n "${SHOAL_FUZZ_TARGETS:-}" ]; then
   selected=()
   for t in $SHOAL_FUZZ_TARGETS; do
