@@ -84,7 +84,8 @@ json.dump(c, open(sys.argv[2], "w"))
 PY
 # The deployment's PKI: mutual TLS, as every run is unless told otherwise.
 "$work/prefix/bin/shoal" certs init --dir "$work/pki" >/dev/null
-"$work/prefix/bin/shoal" certs client --dir "$work/pki" --id client-0 --id client-1 >/dev/null
+"$work/prefix/bin/shoal" certs client --dir "$work/pki" --id client-0 --id client-1 \
+  --id client-2 >/dev/null
 for i in 0 1; do
   timeout 300 "$work/prefix/bin/shoal" client --config "$work/run.json" --partition $i \
     --state-dir "$work/client-$i" --pki-dir "$work/pki/clients/client-$i" \
@@ -103,6 +104,46 @@ assert len(rounds) == 3 and rounds[2]["answered"] == 2, rounds
 assert rounds[2]["test_accuracy"] > rounds[0]["test_accuracy"] + 0.3, rounds
 print("scaled_fedavg: test accuracy %.3f -> %.3f" % (rounds[0]["test_accuracy"], rounds[2]["test_accuracy"]))
 PY
+# l2_fedavg, a strategy with a client half: two `custom_shoal client`s
+# (which register the half) train for it; a standard `shoal client`, which
+# does not know it, must refuse the round naming the algorithm instead of
+# silently training without it.
+$py - "$src/examples/custom_strategy/config.json" "$work/l2.json" "$port" "$work/l2run" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["strategy"] = {"name": "l2_fedavg", "lambda": 0.01}
+c["sampling"] = {"min_fit_clients": 2, "min_available_clients": 3, "fraction_fit": 1.0}
+c["server"]["address"] = "127.0.0.1:" + sys.argv[3]
+c["server"]["output_dir"] = sys.argv[4]
+json.dump(c, open(sys.argv[2], "w"))
+PY
+for i in 0 1; do
+  timeout 300 "$custom" client --config "$work/l2.json" --partition $i \
+    --state-dir "$work/l2-client-$i" --pki-dir "$work/pki/clients/client-$i" \
+    >"$work/l2-client-$i.log" 2>&1 &
+done
+timeout 300 "$work/prefix/bin/shoal" client --config "$work/l2.json" --partition 2 \
+  --state-dir "$work/l2-client-2" --pki-dir "$work/pki/clients/client-2" \
+  >"$work/l2-client-2.log" 2>&1 &
+timeout 300 "$custom" server --config "$work/l2.json" --pki-dir "$work/pki/server" \
+  >"$work/l2-server.log" 2>&1 ||
+  { cat "$work/l2-server.log"; fail "custom server failed for l2_fedavg"; }
+wait
+$py - "$work/l2run/metrics.json" <<'PY' || { cat "$work/l2-server.log"; fail "l2_fedavg did not train"; }
+import json, sys
+h = json.load(open(sys.argv[1]))
+assert h["strategy"] == "l2_fedavg", h["strategy"]
+rounds = h["rounds"]
+assert len(rounds) == 3, rounds
+for r in rounds[1:]:
+    assert r["answered"] == 2 and r["failed"] == 1, r
+assert rounds[2]["test_accuracy"] > rounds[0]["test_accuracy"] + 0.3, rounds
+print("l2_fedavg: test accuracy %.3f -> %.3f, the standard client refused each round" %
+      (rounds[0]["test_accuracy"], rounds[2]["test_accuracy"]))
+PY
+grep -q "l2_fedavg" "$work/l2-client-2.log" ||
+  { cat "$work/l2-client-2.log"; fail "the standard client did not name l2_fedavg"; }
+
 # A server and three clients embedded in one application, 2 rounds.
 out=$(timeout 300 "$work/embedded/embedded_federation" "$work/embedded-run" 2>"$work/embedded.log") ||
   { tail -20 "$work/embedded.log"; fail "embedded_federation failed"; }
