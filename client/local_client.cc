@@ -84,7 +84,11 @@ absl::StatusOr<EvaluateRes> LocalClient::Evaluate(const Parameters& global,
   SHOAL_RETURN_IF_ERROR(model_->SetParameters(global));
   const int64_t batch = config.batch_size() > 0 ? config.batch_size() : 128;
   SHOAL_ASSIGN_OR_RETURN(EvalOutcome outcome, trainer_.Evaluate(*model_, *holdout_, batch));
-  return ToEvaluateRes(outcome);
+  // The pooled means go to the server, which derives the federated RMSE and
+  // R² of all clients' held-out data from them (common/metrics.h).
+  EvaluateRes res = ToEvaluateRes(outcome);
+  res.metrics.insert(outcome.pooled.begin(), outcome.pooled.end());
+  return res;
 }
 
 }  // namespace shoal::client

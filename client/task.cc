@@ -165,18 +165,27 @@ Metrics Task::MetricSums::Result(int64_t n) const {
       out["accuracy"] = s[1] > 0 ? s[0] / s[1] : 0.0;
       break;
     case TaskKind::kRegression: {
-      const double m = s[4];
-      if (m <= 0) break;
-      out["mae"] = s[0] / m;
-      out["rmse"] = std::sqrt(s[1] / m);
-      // R² = 1 - SSE / SST, SST about the targets' own mean (pooled over
-      // every output); undefined (omitted) when the targets are constant.
-      const double sst = s[3] - s[2] * s[2] / m;
-      if (sst > 0) out["r2"] = 1.0 - s[1] / sst;
+      // Over every output; RMSE and R² follow from the pooled means, by the
+      // formula the server uses on many clients' (R² is omitted when the
+      // targets are constant).
+      if (s[4] <= 0) break;
+      out = Pooled();
+      out["mae"] = s[0] / s[4];
+      DeriveFromPooled(&out);
       break;
     }
   }
   return out;
+}
+
+Metrics Task::MetricSums::Pooled() const {
+  if (kind_ != TaskKind::kRegression) return {};
+  const at::Tensor cpu = sums_.to(at::kCPU);
+  const double* s = cpu.data_ptr<double>();
+  const double m = s[4];
+  if (m <= 0) return {};
+  const std::string p = kPooledPrefix;
+  return {{p + "mse", s[1] / m}, {p + "target_mean", s[2] / m}, {p + "target_sq_mean", s[3] / m}};
 }
 
 }  // namespace shoal::client

@@ -75,6 +75,12 @@ class Task {
     // Result returns the metrics over the `n` examples added, e.g.
     // {"accuracy": 0.87} or {"mae": ..., "rmse": ..., "r2": ...}.
     Metrics Result(int64_t n) const;
+    // Pooled returns the per-example means that, averaged over clients by
+    // their example counts, give the exact federated value of the metrics
+    // that are not means (common/metrics.h, DeriveFromPooled): for
+    // regression "pooled.mse", "pooled.target_mean", "pooled.target_sq_mean";
+    // nothing for the other tasks, whose metrics are means.
+    Metrics Pooled() const;
 
    private:
     TaskKind kind_;

@@ -304,6 +304,7 @@ absl::StatusOr<EvalOutcome> Trainer::Evaluate(Model& model, const ExampleSource&
     outcome.num_examples = n;
     outcome.loss = loss_sum.item<double>() / static_cast<double>(n);
     outcome.metrics = metrics.Result(n);
+    outcome.pooled = metrics.Pooled();
     return outcome;
   } catch (const c10::Error& e) {
     return FromTorchError(e, "evaluating");

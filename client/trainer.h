@@ -48,6 +48,7 @@ struct EvalOutcome {
   int64_t num_examples = 0;
   double loss = 0;  // mean loss: the task's, or the model's own
   Metrics metrics;  // the task's (Task::MetricNames)
+  Metrics pooled;   // per-example means for exact federated metrics (Task::MetricSums::Pooled)
 };
 
 // Trainer is stateless between calls apart from its options; one Trainer may

@@ -1,5 +1,9 @@
 #include "common/metrics.h"
 
+#include <cmath>
+
+#include "absl/strings/match.h"
+
 namespace shoal {
 
 double MetricAsDouble(const MetricValue& value) {
@@ -36,6 +40,27 @@ Metrics MetricsFromProto(
     }
   }
   return metrics;
+}
+
+void DeriveFromPooled(Metrics* metrics) {
+  auto pooled = [&](const char* what, double* out) {
+    auto it = metrics->find(std::string(kPooledPrefix) + what);
+    if (it == metrics->end()) return false;
+    *out = MetricAsDouble(it->second);
+    return std::isfinite(*out);
+  };
+  double mse = 0, mean = 0, sq_mean = 0;
+  if (pooled("mse", &mse) && mse >= 0) {
+    (*metrics)["rmse"] = std::sqrt(mse);
+    // R² = 1 - SSE / SST, SST about the pooled targets' own mean.
+    if (pooled("target_mean", &mean) && pooled("target_sq_mean", &sq_mean)) {
+      const double variance = sq_mean - mean * mean;
+      if (variance > 0) (*metrics)["r2"] = 1.0 - mse / variance;
+    }
+  }
+  for (auto it = metrics->begin(); it != metrics->end();) {
+    it = absl::StartsWith(it->first, kPooledPrefix) ? metrics->erase(it) : std::next(it);
+  }
 }
 
 }  // namespace shoal

@@ -1,5 +1,6 @@
 #include "strategies/strategy.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace shoal {
@@ -23,14 +24,26 @@ absl::StatusOr<EvaluateRes> Strategy::AggregateEvaluate(
   }
   EvaluateRes out;
   out.num_examples = total;
-  std::map<std::string, double> sums;
+  // Each metric is the example-weighted mean over the clients that report
+  // it. Pooled means (common/metrics.h) count only when every client sent
+  // them; they then replace the mean of the clients' RMSEs and R²s by the
+  // exact values over all their examples.
+  std::map<std::string, std::pair<double, double>> sums;  // name -> (sum w*x, sum w)
   for (const auto& [id, res] : results) {
     if (res.num_examples <= 0) continue;
     const double w = static_cast<double>(res.num_examples) / weight_sum;
     out.loss += w * res.loss;
-    for (const auto& [name, value] : res.metrics) sums[name] += w * MetricAsDouble(value);
+    for (const auto& [name, value] : res.metrics) {
+      sums[name].first += w * MetricAsDouble(value);
+      sums[name].second += w;
+    }
   }
-  for (const auto& [name, value] : sums) out.metrics[name] = value;
+  for (const auto& [name, sum] : sums) {
+    const bool everyone = sum.second > 1 - 1e-9;
+    if (absl::StartsWith(name, kPooledPrefix) && !everyone) continue;
+    out.metrics[name] = everyone ? sum.first : sum.first / sum.second;
+  }
+  DeriveFromPooled(&out.metrics);
   return out;
 }
 

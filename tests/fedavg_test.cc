@@ -318,5 +318,25 @@ TEST(StrategyTest, AggregateEvaluateWeightsByExamples) {
   EXPECT_EQ(res->num_examples, 40);
 }
 
+// Pooled means come from clients and are not trusted: impossible ones
+// (a negative mean square, a variance below zero) yield no RMSE or R²
+// rather than NaN, and the pooled entries never reach the round's record.
+TEST(StrategyTest, AggregateEvaluateDropsImpossiblePooledMeans) {
+  FedAvg fedavg({});
+  EvaluateRes a{10, 1.0, {{"rmse", 2.0}, {"pooled.mse", -4.0}}};
+  EvaluateRes b{10, 1.0, {{"rmse", 2.0}, {"pooled.mse", -4.0}}};
+  absl::StatusOr<EvaluateRes> res = fedavg.AggregateEvaluate(1, {{"a", a}, {"b", b}}, {});
+  ASSERT_TRUE(res.ok()) << res.status();
+  EXPECT_DOUBLE_EQ(MetricAsDouble(res->metrics.at("rmse")), 2.0);  // the clients' own
+  EXPECT_EQ(res->metrics.count("pooled.mse"), 0u);
+  EvaluateRes c{10, 1.0,
+                {{"pooled.mse", 1.0}, {"pooled.target_mean", 3.0}, {"pooled.target_sq_mean", 4.0}}};
+  res = fedavg.AggregateEvaluate(1, {{"c", c}}, {});
+  ASSERT_TRUE(res.ok()) << res.status();
+  EXPECT_DOUBLE_EQ(MetricAsDouble(res->metrics.at("rmse")), 1.0);
+  EXPECT_EQ(res->metrics.count("r2"), 0u);  // variance 4 - 9 < 0
+  EXPECT_EQ(res->metrics.size(), 1u);
+}
+
 }  // namespace
 }  // namespace shoal

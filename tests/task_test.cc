@@ -13,6 +13,7 @@
 
 #include "client/model.h"
 #include "client/trainer.h"
+#include "strategies/fedavg.h"
 
 namespace shoal::client {
 namespace {
@@ -91,6 +92,44 @@ TEST(TaskTest, RegressionLossesAndMetricsMatchPyTorch) {
   EXPECT_NEAR(Metric(m, "mae"), g.at("mae").get<double>(), 1e-6);
   EXPECT_NEAR(Metric(m, "rmse"), g.at("rmse").get<double>(), 1e-6);
   EXPECT_NEAR(Metric(m, "r2"), g.at("r2").get<double>(), 1e-6);
+}
+
+// Federated evaluation: the server's RMSE and R² over clients of different
+// sizes and target ranges are those of all their held-out examples pooled,
+// not the example-weighted mean of each client's RMSE and R².
+TEST(TaskTest, FederatedRmseAndR2AreThoseOfAllTheClientsExamples) {
+  const nlohmann::json g = Golden("regression");
+  const at::Tensor outputs = FromJson(g.at("outputs"), at::kFloat);  // [8, 1]
+  const at::Tensor targets = FromJson(g.at("targets"), at::kFloat);
+  const Task task(TaskOptions{TaskKind::kRegression});
+  auto evaluate = [&](int64_t begin, int64_t end, bool pooled) {
+    Task::MetricSums sums(task, outputs.options());
+    sums.Add(outputs.slice(0, begin, end), targets.slice(0, begin, end));
+    EvaluateRes res{end - begin, 0.0, sums.Result(end - begin)};
+    if (pooled) {
+      const Metrics p = sums.Pooled();
+      res.metrics.insert(p.begin(), p.end());
+    }
+    return res;
+  };
+  const Metrics all = evaluate(0, 8, false).metrics;
+  FedAvg fedavg({});
+  absl::StatusOr<EvaluateRes> federated = fedavg.AggregateEvaluate(
+      1, {{"a", evaluate(0, 3, true)}, {"b", evaluate(3, 8, true)}}, {});
+  ASSERT_TRUE(federated.ok()) << federated.status();
+  EXPECT_NEAR(Metric(federated->metrics, "mae"), Metric(all, "mae"), 1e-12);
+  EXPECT_NEAR(Metric(federated->metrics, "rmse"), Metric(all, "rmse"), 1e-12);
+  EXPECT_NEAR(Metric(federated->metrics, "r2"), Metric(all, "r2"), 1e-12);
+  for (const auto& [name, value] : federated->metrics) {
+    EXPECT_THAT(name, ::testing::Not(::testing::StartsWith(kPooledPrefix)));
+  }
+  // Without the pooled means (a client that does not send them) the server
+  // falls back to the weighted means, which are measurably off here.
+  absl::StatusOr<EvaluateRes> mixed = fedavg.AggregateEvaluate(
+      1, {{"a", evaluate(0, 3, true)}, {"b", evaluate(3, 8, false)}}, {});
+  ASSERT_TRUE(mixed.ok()) << mixed.status();
+  EXPECT_GT(std::abs(Metric(mixed->metrics, "r2") - Metric(all, "r2")), 1e-3);
+  EXPECT_EQ(mixed->metrics.count("pooled.mse"), 0u);
 }
 
 TEST(TaskTest, RefusesTargetsTheTaskCannotUseNamingWhy) {
