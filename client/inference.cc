@@ -152,18 +152,28 @@ absl::StatusOr<Dataset> LoadInputs(const DataOptions& options, const std::string
 }
 
 absl::StatusOr<at::Tensor> Predict(Model& model, const at::Tensor& inputs, int64_t batch_size) {
+  try {
+    model.SetTraining(false);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("inference failed: ", e.what()));
+  }
+  return ForwardInBatches(model, inputs, batch_size);
+}
+
+absl::StatusOr<at::Tensor> ForwardInBatches(Model& model, const at::Tensor& inputs,
+                                            int64_t batch_size) {
   if (!inputs.defined() || inputs.dim() < 1 || batch_size < 1) {
     return absl::InvalidArgumentError("Predict needs inputs [N, ...] and a batch size > 0");
   }
   try {
     torch::NoGradGuard no_grad;
-    model.SetTraining(false);
     std::vector<at::Tensor> outputs;
     for (int64_t begin = 0; begin < inputs.size(0); begin += batch_size) {
       const int64_t end = std::min(inputs.size(0), begin + batch_size);
       outputs.push_back(model.Forward(inputs.slice(0, begin, end)).to(at::kCPU));
     }
     if (outputs.empty()) return at::empty({0});
+    if (outputs.size() == 1) return outputs[0];  // no copy for one pass
     return at::cat(outputs, 0);
   } catch (const c10::Error& e) {
     // Most often inputs the model cannot take (another shape); LibTorch's

@@ -72,6 +72,12 @@ absl::StatusOr<Dataset> LoadInputs(const DataOptions& options, const std::string
 absl::StatusOr<at::Tensor> Predict(Model& model, const at::Tensor& inputs,
                                    int64_t batch_size = 128);
 
+// ForwardInBatches is Predict for a model that is in eval mode already: it
+// only runs forward passes, so several threads may call it on one model at
+// once (ServingModel does).
+absl::StatusOr<at::Tensor> ForwardInBatches(Model& model, const at::Tensor& inputs,
+                                            int64_t batch_size = 128);
+
 // Predictions: a model's outputs read for its task, on the CPU. Which
 // fields are set depends on the task; the others are undefined.
 struct Predictions {
