@@ -40,6 +40,9 @@ json RecordToJson(const ModelRecord& r) {
          {"created_at", r.created_at}};
   if (!r.code_sha256_hex.empty()) j["code_sha256"] = r.code_sha256_hex;
   if (!r.signature.empty()) j["signature"] = HexEncode(r.signature);
+  if (r.serving) {
+    j["serving"] = {{"run", r.serving->run}, {"training_version", r.serving->training_version}};
+  }
   return j;
 }
 
@@ -126,6 +129,19 @@ absl::StatusOr<ModelRecord> ParseModelRecord(const std::string& text,
         absl::StrCat("model manifest '", source, "' has a signature that is not hex"));
   }
   SHOAL_RETURN_IF_ERROR(j.Metrics("metrics", &r.metrics));
+  if (j.Has("serving")) {
+    SHOAL_ASSIGN_OR_RETURN(JsonFields serving, j.Object("serving"));
+    SHOAL_RETURN_IF_ERROR(serving.Require({"run", "training_version"}));
+    ServingOrigin origin;
+    SHOAL_RETURN_IF_ERROR(serving.String("run", &origin.run));
+    SHOAL_RETURN_IF_ERROR(serving.Integer("training_version", 0, kMax, &origin.training_version));
+    SHOAL_RETURN_IF_ERROR(serving.Finish());
+    if (absl::Status valid = ValidateRunId(origin.run); !valid.ok()) {
+      return absl::DataLossError(absl::StrCat("model manifest '", source, "': field 'serving.run': ",
+                                              valid.message()));
+    }
+    r.serving = std::move(origin);
+  }
   // The manifest names a file inside the directory, never a path elsewhere.
   if (r.params_file.empty() || r.params_file.find('/') != std::string::npos) {
     return absl::DataLossError(absl::StrCat(
@@ -241,7 +257,7 @@ absl::StatusOr<std::string> ReadModelCodeFile(const std::string& dir,
 
 absl::StatusOr<SignedModel> SignedModelOf(const ModelRecord& record,
                                           const std::string& weights_sha256) {
-  SignedModel model{record.version, weights_sha256, record.model_spec, ""};
+  SignedModel model{record.version, weights_sha256, record.model_spec, "", record.serving};
   if (!record.code_sha256_hex.empty() && !HexDecode(record.code_sha256_hex, &model.code_sha256)) {
     return absl::DataLossError(
         absl::StrCat("model version ", record.version, ": code_sha256 is not hex"));
@@ -251,9 +267,22 @@ absl::StatusOr<SignedModel> SignedModelOf(const ModelRecord& record,
 
 absl::StatusOr<LoadedModelVersion> LoadModelVersion(const std::string& dir, int64_t version,
                                                     const ModelVerifier* verifier) {
+  return LoadModelVersion(dir, version, verifier, ModelKind::kTraining);
+}
+
+absl::StatusOr<LoadedModelVersion> LoadModelVersion(const std::string& dir, int64_t version,
+                                                    const ModelVerifier* verifier,
+                                                    ModelKind kind) {
   LoadedModelVersion loaded;
   SHOAL_ASSIGN_OR_RETURN(loaded.record, ReadModelRecord(dir, version));
   const ModelRecord& r = loaded.record;
+  if (r.serving.has_value() != (kind == ModelKind::kServing)) {
+    const std::string what = absl::StrCat(
+        "model in '", dir, "': version ", r.version, " is ",
+        r.serving ? "a serving version" : "a training version", " where a ",
+        kind == ModelKind::kServing ? "serving" : "training", " version is expected");
+    return verifier != nullptr ? absl::PermissionDeniedError(what) : absl::DataLossError(what);
+  }
   SHOAL_ASSIGN_OR_RETURN(std::string payload, ReadModelPayload(dir, r));
   loaded.code.spec = r.model_spec;
   if (!r.code_sha256_hex.empty()) {

@@ -18,6 +18,7 @@
 #define SHOAL_COMMON_MODEL_DIR_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,10 @@ struct ModelRecord {
   // "signature" in the manifest. Empty (no "signature" key) for an unsigned
   // model.
   std::string signature;
+  // Set for a serving version ("serving": {"run", "training_version"} in
+  // the manifest): `version` is then the serving version and the signature
+  // is a serving version's (common/signing.h), which covers this origin.
+  std::optional<ServingOrigin> serving;
 };
 
 // ModelCode is the code a model runs: a built-in's name, or TorchScript
@@ -118,6 +123,16 @@ struct LoadedModelVersion {
 absl::StatusOr<LoadedModelVersion> LoadModelVersion(const std::string& dir,
                                                     int64_t version = kLatestVersion,
                                                     const ModelVerifier* verifier = nullptr);
+
+// ModelKind: what a model directory must hold.
+enum class ModelKind { kTraining, kServing };
+
+// LoadModelVersion of `kind`: as above, and a manifest of the other kind is
+// refused (PermissionDenied with a verifier, DataLoss without), so a
+// training version put in a serving directory is never served.
+absl::StatusOr<LoadedModelVersion> LoadModelVersion(const std::string& dir, int64_t version,
+                                                    const ModelVerifier* verifier,
+                                                    ModelKind kind);
 
 // WriteModelVersion stores `payload` (a serialized ParametersProto) as
 // version `record.version` and makes it the latest. Fills in sha256_hex,

@@ -7,6 +7,7 @@
 
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
@@ -86,6 +87,22 @@ std::string ModelSigningMessageV1(int64_t version, absl::string_view sha256) {
 
 }  // namespace
 
+absl::Status ValidateRunId(absl::string_view run) {
+  if (run.empty() || run.size() > kMaxRunIdBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a run ID has 1-", kMaxRunIdBytes, " bytes, got ", run.size()));
+  }
+  for (const char c : run) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' &&
+        c != '-') {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the run ID '", run.substr(0, 32), run.size() > 32 ? "..." : "",
+          "' has a character outside [A-Za-z0-9._-]"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateModelSpec(absl::string_view spec) {
   if (spec.empty()) return absl::InvalidArgumentError("the model spec is empty");
   if (spec.size() > kMaxModelSpecBytes) {
@@ -104,27 +121,39 @@ absl::Status ValidateModelSpec(absl::string_view spec) {
   return absl::OkStatus();
 }
 
+std::string SignedWhat(const SignedModel& model) {
+  return absl::StrCat(model.serving ? "serving version " : "model version ", model.version);
+}
+
 absl::StatusOr<std::string> ModelSigningMessage(const SignedModel& model) {
+  const std::string what = SignedWhat(model);
   if (model.weights_sha256.size() != kSha256Bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("model version ", model.version,
-                                                   ": a SHA-256 digest is 32 bytes, got ",
+    return absl::InvalidArgumentError(absl::StrCat(what, ": a SHA-256 digest is 32 bytes, got ",
                                                    model.weights_sha256.size()));
   }
-  SHOAL_RETURN_IF_ERROR(
-      Annotate(ValidateModelSpec(model.spec), absl::StrCat("model version ", model.version)));
+  SHOAL_RETURN_IF_ERROR(Annotate(ValidateModelSpec(model.spec), what));
   const bool torchscript = model.spec == kTorchScriptModelSpec;
   if (torchscript && model.code_sha256.size() != kSha256Bytes) {
     return absl::InvalidArgumentError(
-        absl::StrCat("model version ", model.version,
-                     ": a TorchScript model needs the 32-byte SHA-256 of its code, got ",
+        absl::StrCat(what, ": a TorchScript model needs the 32-byte SHA-256 of its code, got ",
                      model.code_sha256.size(), " bytes"));
   }
   if (!torchscript && !model.code_sha256.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("model version ", model.version, ": built-in model '", model.spec,
+        absl::StrCat(what, ": built-in model '", model.spec,
                      "' has no code of its own, but a code SHA-256 was given"));
   }
-  std::string message(kModelSigningDomain, sizeof(kModelSigningDomain));  // with its NUL
+  if (model.serving) {
+    SHOAL_RETURN_IF_ERROR(Annotate(ValidateRunId(model.serving->run), what));
+    if (model.version < 1 || model.serving->training_version < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, ": serving versions start at 1 and training versions at 0, got training version ",
+          model.serving->training_version));
+    }
+  }
+  std::string message = model.serving
+                            ? std::string(kServingSigningDomain, sizeof(kServingSigningDomain))
+                            : std::string(kModelSigningDomain, sizeof(kModelSigningDomain));
   const auto append_u64 = [&message](uint64_t v, int bytes) {
     for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) {
       message.push_back(static_cast<char>((v >> shift) & 0xff));
@@ -138,6 +167,10 @@ absl::StatusOr<std::string> ModelSigningMessage(const SignedModel& model) {
   append_field(model.weights_sha256);
   append_field(model.spec);
   append_field(model.code_sha256);
+  if (model.serving) {
+    append_field(model.serving->run);
+    append_u64(static_cast<uint64_t>(model.serving->training_version), 8);
+  }
   return message;
 }
 
@@ -178,7 +211,6 @@ absl::StatusOr<std::shared_ptr<const ModelSigner>> ModelSigner::FromPem(
 }
 
 absl::StatusOr<std::string> ModelSigner::Sign(const SignedModel& model) const {
-  const int64_t version = model.version;
   SHOAL_ASSIGN_OR_RETURN(const std::string message, ModelSigningMessage(model));
   // A context per call: the key is shared, the context is not.
   MdCtxPtr ctx(EVP_MD_CTX_new());
@@ -191,7 +223,7 @@ absl::StatusOr<std::string> ModelSigner::Sign(const SignedModel& model) const {
                      reinterpret_cast<const unsigned char*>(message.data()),
                      message.size()) != 1 ||
       len != kModelSignatureBytes) {
-    return openssl::InternalError(absl::StrCat("signing model version ", version));
+    return openssl::InternalError(absl::StrCat("signing ", SignedWhat(model)));
   }
   return signature;
 }
@@ -236,20 +268,18 @@ absl::StatusOr<std::shared_ptr<const ModelVerifier>> ModelVerifier::FromPem(
 }
 
 absl::Status ModelVerifier::Verify(const SignedModel& model, absl::string_view signature) const {
-  const int64_t version = model.version;
+  const std::string what = SignedWhat(model);
   if (model.weights_sha256.size() != kSha256Bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("model version ", version,
-                                                   ": a SHA-256 digest is 32 bytes, got ",
+    return absl::InvalidArgumentError(absl::StrCat(what, ": a SHA-256 digest is 32 bytes, got ",
                                                    model.weights_sha256.size()));
   }
   if (signature.empty()) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("model version ", version, " has no signature"));
+    return absl::PermissionDeniedError(absl::StrCat(what, " has no signature"));
   }
   if (signature.size() != kModelSignatureBytes) {
     return absl::PermissionDeniedError(absl::StrCat(
-        "model version ", version, "'s signature does not verify with the model-signing key ",
-        key_id_, " (", signature.size(),
+        what, "'s signature does not verify with the model-signing key ", key_id_, " (",
+        signature.size(),
         " bytes, an Ed25519 signature has 64); the model was altered or signed with another "
         "key"));
   }
@@ -260,26 +290,40 @@ absl::Status ModelVerifier::Verify(const SignedModel& model, absl::string_view s
     SHOAL_ASSIGN_OR_RETURN(const bool valid, VerifyMessage(*message, signature));
     if (valid) return absl::OkStatus();
   }
-  SHOAL_ASSIGN_OR_RETURN(
-      const bool v1,
-      VerifyMessage(ModelSigningMessageV1(version, model.weights_sha256), signature));
-  if (v1) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "model version ", version, " was signed by an older Shoal server (signature format ",
-        kModelSigningDomainV1,
-        "), which signed the weights but not the model's code, so the code it would run "
-        "is unchecked; use a model signed by a current server (",
-        kModelSigningDomain, ")"));
+  if (model.serving) {
+    // A training version's genuine signature offered as a serving one.
+    SignedModel training = model;
+    training.serving.reset();
+    absl::StatusOr<std::string> as_training = ModelSigningMessage(training);
+    if (as_training.ok()) {
+      SHOAL_ASSIGN_OR_RETURN(const bool valid, VerifyMessage(*as_training, signature));
+      if (valid) {
+        return absl::PermissionDeniedError(absl::StrCat(
+            what, " carries a training version's signature, not a serving version's: only a "
+                  "promotion on the server makes a serving version"));
+      }
+    }
+  } else {
+    SHOAL_ASSIGN_OR_RETURN(
+        const bool v1,
+        VerifyMessage(ModelSigningMessageV1(model.version, model.weights_sha256), signature));
+    if (v1) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          what, " was signed by an older Shoal server (signature format ", kModelSigningDomainV1,
+          "), which signed the weights but not the model's code, so the code it would run "
+          "is unchecked; use a model signed by a current server (",
+          kModelSigningDomain, ")"));
+    }
   }
   if (!message.ok()) {
     return absl::PermissionDeniedError(absl::StrCat(
         message.status().message(), "; no server signs such a model, so it is refused"));
   }
   return absl::PermissionDeniedError(absl::StrCat(
-      "model version ", version, "'s signature does not verify with the model-signing key ",
-      key_id_,
-      " (Ed25519 check failed); the model (weights, spec or code) was altered or signed with "
-      "another key"));
+      what, "'s signature does not verify with the model-signing key ", key_id_,
+      " (Ed25519 check failed); the model (weights, spec",
+      model.serving ? ", code or origin" : " or code",
+      ") was altered or signed with another key"));
 }
 
 absl::StatusOr<bool> ModelVerifier::VerifyMessage(absl::string_view message,

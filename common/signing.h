@@ -24,6 +24,18 @@
 // (genuine) model cannot be replayed as a newer version. Signatures are
 // plain Ed25519 (RFC 8032, 64 bytes).
 //
+// A serving version (the model the fleet answers predictions with, chosen
+// from a run's training versions: docs/lifecycle.md) is signed under its own
+// domain, so no training version's signature ever passes as a serving
+// version's, or the reverse, and its provenance is covered too:
+//
+//   "shoal-serving-v1" (16 ASCII bytes) || 0x00
+//   || serving version (int64 BE; 1, 2, ... increasing: a rollback is a new
+//      serving version with older weights)
+//   || the weights, spec and code fields exactly as above
+//   || u32 BE k || the run that trained it (k = 1..128 bytes)
+//   || that run's training version (int64 BE)
+//
 // Format v1 ("shoal-model-v1" || 0x00 || version || weights SHA-256, 55
 // bytes) covered the weights only: a manifest could point them at other
 // code. Verify refuses v1 signatures, saying the model was signed by an
@@ -40,6 +52,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -56,6 +69,14 @@ inline constexpr char kModelSigningDomainV1[] = "shoal-model-v1";
 // which code it runs is said by SignedModel::code_sha256, not by a path.
 inline constexpr char kTorchScriptModelSpec[] = "torchscript";
 inline constexpr size_t kMaxModelSpecBytes = 64;
+inline constexpr char kServingSigningDomain[] = "shoal-serving-v1";
+inline constexpr size_t kMaxRunIdBytes = 128;
+
+// ServingOrigin: the training version a serving version was promoted from.
+struct ServingOrigin {
+  std::string run;               // the run's ID: 1-128 of [A-Za-z0-9._-]
+  int64_t training_version = 0;  // that run's model version (>= 0)
+};
 
 // SignedModel is what a model signature covers: everything that decides
 // what a device computes with the model.
@@ -68,16 +89,28 @@ struct SignedModel {
   // For kTorchScriptModelSpec: 32 raw bytes, the SHA-256 of the TorchScript
   // file's bytes. Empty for a built-in (its code ships with Shoal).
   std::string code_sha256;
+  // Set for a serving version: `version` is then the serving version and
+  // the message is the serving one (kServingSigningDomain).
+  std::optional<ServingOrigin> serving;
 };
+
+// SignedWhat names `model` in messages: "model version 7" or "serving
+// version 3".
+std::string SignedWhat(const SignedModel& model);
+
+// ValidateRunId accepts a run ID: 1-128 of [A-Za-z0-9._-]; InvalidArgument
+// naming what is wrong otherwise.
+absl::Status ValidateRunId(absl::string_view run);
 
 // ValidateModelSpec accepts a canonical spec (see SignedModel::spec);
 // InvalidArgument, naming what is wrong, otherwise.
 absl::Status ValidateModelSpec(absl::string_view spec);
 
 // ModelSigningMessage returns the bytes signed for `model`. InvalidArgument
-// when a digest is not 32 bytes, the spec is not canonical, or the spec and
+// when a digest is not 32 bytes, the spec is not canonical, the spec and
 // the code digest disagree (TorchScript without a code digest, a built-in
-// with one).
+// with one), or a serving version's origin is malformed (run ID, negative
+// training version, serving version below 1).
 absl::StatusOr<std::string> ModelSigningMessage(const SignedModel& model);
 
 // ModelSigner holds the server's private model-signing key. Immutable after

@@ -109,6 +109,61 @@ TEST(ModelSigningMessageTest, RefusesPathsUnknownShapesAndSpecsThatDisagreeWithT
   EXPECT_FALSE(refused(SignedModel{3, digest, std::string(64, 'a'), ""}));
 }
 
+// Serving is what a signature over serving version `serving` covers.
+SignedModel Serving(int64_t serving, const std::string& digest, const std::string& run,
+                    int64_t training_version) {
+  SignedModel m = Logreg(serving, digest);
+  m.serving = ServingOrigin{run, training_version};
+  return m;
+}
+
+TEST(ModelSigningMessageTest, AServingVersionHasItsOwnDomainAndCoversItsOrigin) {
+  const std::string digest(32, '\xab');
+  absl::StatusOr<std::string> m = ModelSigningMessage(Serving(3, digest, "run-7", 0x0102));
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(*m, std::string("shoal-serving-v1") + '\0' + std::string(7, '\0') + '\x03' +
+                    U32(32) + digest + U32(6) + "logreg" + U32(0) + U32(5) + "run-7" +
+                    std::string(6, '\0') + "\x01\x02");
+  const auto refused = [&](const std::string& run, int64_t serving, int64_t training) {
+    return ModelSigningMessage(Serving(serving, digest, run, training)).status().code() ==
+           absl::StatusCode::kInvalidArgument;
+  };
+  EXPECT_TRUE(refused("", 3, 0));
+  EXPECT_TRUE(refused(std::string(129, 'r'), 3, 0));
+  EXPECT_TRUE(refused("../run", 3, 0));
+  EXPECT_TRUE(refused("run 7", 3, 0));
+  EXPECT_TRUE(refused("run-7", 0, 0));   // serving versions start at 1
+  EXPECT_TRUE(refused("run-7", 3, -1));  // training versions at 0
+  EXPECT_FALSE(refused(std::string(128, 'r'), 1, 0));
+}
+
+// A training version's signature never makes it a serving version (only a
+// promotion on the server does), and a serving signature does not pass for
+// a training version, another serving version or another origin.
+TEST_F(SigningTest, ServingAndTrainingSignaturesNeverPassAsEachOther) {
+  const std::string digest = Digest("weights");
+  const std::string training_sig = *signer_->Sign(Logreg(5, digest));
+  absl::Status as_serving = verifier_->Verify(Serving(5, digest, "run-1", 5), training_sig);
+  EXPECT_EQ(as_serving.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(as_serving.message(), HasSubstr("serving version 5 carries a training version's "
+                                              "signature"));
+
+  const std::string serving_sig = *signer_->Sign(Serving(2, digest, "run-1", 5));
+  EXPECT_TRUE(verifier_->Verify(Serving(2, digest, "run-1", 5), serving_sig).ok());
+  EXPECT_EQ(verifier_->Verify(Logreg(2, digest), serving_sig).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(verifier_->Verify(Serving(3, digest, "run-1", 5), serving_sig).code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(verifier_->Verify(Serving(2, digest, "run-2", 5), serving_sig).code(),
+            absl::StatusCode::kPermissionDenied);
+  absl::Status origin = verifier_->Verify(Serving(2, digest, "run-1", 4), serving_sig);
+  EXPECT_EQ(origin.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(origin.message(), HasSubstr("serving version 2's signature does not verify"));
+  EXPECT_THAT(origin.message(), HasSubstr("code or origin"));
+  EXPECT_EQ(other_verifier_->Verify(Serving(2, digest, "run-1", 5), serving_sig).code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
 TEST_F(SigningTest, RoundTripAndTheSignatureIsPlainEd25519OverTheDocumentedMessage) {
   const std::string digest = Digest("weights of version 7");
   const std::string code = "TorchScript bytes";
