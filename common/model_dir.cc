@@ -312,6 +312,22 @@ std::vector<std::string> RemoveModelVersionsBefore(const std::string& dir, int64
   return RemoveModelVersionsWhere(dir, [version](int64_t v) { return v < version; });
 }
 
+std::vector<int64_t> ListModelVersions(const std::string& dir) {
+  std::vector<int64_t> versions;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    long long v = -1;
+    char ext[8] = {0};
+    if (std::sscanf(name.c_str(), "model-%lld.%7s", &v, ext) == 2 && v >= 0 &&
+        std::string(ext) == "json" && name == Stem(v) + ".json") {
+      versions.push_back(v);
+    }
+  }
+  std::sort(versions.begin(), versions.end());
+  return versions;
+}
+
 std::vector<std::string> RemoveModelVersionsAfter(const std::string& dir, int64_t version) {
   return RemoveModelVersionsWhere(dir, [version](int64_t v) { return v > version; });
 }

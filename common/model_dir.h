@@ -171,6 +171,11 @@ absl::StatusOr<Parameters> LoadModelParameters(const std::string& dir,
 // `version` drops the models of rounds that never completed). Both return
 // the names of the files removed.
 std::vector<std::string> RemoveModelVersionsBefore(const std::string& dir, int64_t version);
+
+// ListModelVersions returns the versions `dir` holds a manifest of
+// (model-N.json), ascending; none for a missing folder. Whether each one
+// reads and verifies is for LoadModelVersion to say.
+std::vector<int64_t> ListModelVersions(const std::string& dir);
 std::vector<std::string> RemoveModelVersionsAfter(const std::string& dir, int64_t version);
 
 }  // namespace shoal
