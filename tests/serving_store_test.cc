@@ -1,17 +1,20 @@
-// The device's serving store (client/serving_store.h) and guard
+// The serving store (common/serving_store.h) and the device's guard
 // (client/serving_guard.h): signed serving versions kept across restarts,
 // refused when unsigned, foreign, not serving versions or not newer, skipped
 // when damaged on disk; and the guard that keeps a worse model out.
-#include "client/serving_store.h"
+#include "common/serving_store.h"
 
 #include <ATen/ATen.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "client/serving_guard.h"
+#include "client/serving_runtime.h"
 #include "common/files.h"
 #include "common/sha256.h"
 #include "tests/signing_testing.h"
@@ -174,6 +177,97 @@ TEST_F(ServingStoreTest, KeepsTheNewestVersionAndKeepOlderOnes) {
   EXPECT_THAT(store.versions(), ElementsAre(3, 4));
   EXPECT_FALSE(ServingStore::Open({dir_.File("x"), nullptr, 1}).ok());  // no key
   EXPECT_FALSE(ServingStore::Open({dir_.File("x"), verifier_, -1}).ok());
+}
+
+// The runtime on a device whose held-out data says "class 1 iff x0 > 0".
+class ServingRuntimeTest : public ServingStoreTest {
+ protected:
+  void SetUp() override {
+    ServingStoreTest::SetUp();
+    const at::Tensor x = at::randn({200, 2}, at::TensorOptions().dtype(at::kFloat));
+    holdout_ = InMemory(Dataset{x, x.select(1, 0).gt(0).to(at::kLong)});
+  }
+  std::unique_ptr<ServingRuntime> OpenRuntime() {
+    ServingRuntimeOptions options;
+    options.store = {dir_.File("serving"), verifier_, 2};
+    absl::StatusOr<std::unique_ptr<ServingRuntime>> runtime =
+        ServingRuntime::Open(options, holdout_);
+    EXPECT_TRUE(runtime.ok()) << runtime.status();
+    return runtime.ok() ? *std::move(runtime) : nullptr;
+  }
+  absl::StatusOr<OfferOutcome> Offer(ServingRuntime& runtime, int64_t v, float w,
+                                     const ModelSigner* signer) {
+    auto [r, p] = Version(v, w, signer);
+    return runtime.Offer(r, p, {kSpec, ""});
+  }
+  std::shared_ptr<const ExampleSource> holdout_;
+};
+
+TEST_F(ServingRuntimeTest, TakesBetterVersionsWhilePredictingAndServesFromDiskAfterARestart) {
+  std::unique_ptr<ServingRuntime> runtime = OpenRuntime();
+  ASSERT_NE(runtime, nullptr);
+  const at::Tensor x = at::randn({8, 2});
+  EXPECT_EQ(runtime->serving().Predict(x).status().code(), absl::StatusCode::kUnavailable);
+  // Nothing served yet: even a poor first version is taken.
+  absl::StatusOr<OfferOutcome> first = Offer(*runtime, 1, -5.0f, signer_.get());
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(first->installed);
+  EXPECT_EQ(runtime->version(), 1);
+
+  std::atomic<bool> done{false};
+  std::atomic<int64_t> failed{0}, answered{0};
+  std::thread caller([&] {
+    while (!done.load()) {
+      absl::StatusOr<Served> s = runtime->serving().Predict(x);
+      s.ok() ? ++answered : ++failed;
+    }
+  });
+  absl::StatusOr<OfferOutcome> better = Offer(*runtime, 2, 5.0f, signer_.get());
+  done = true;
+  caller.join();
+  ASSERT_TRUE(better.ok()) << better.status();
+  EXPECT_TRUE(better->installed) << better->reason;
+  ASSERT_TRUE(better->verdict.has_value());
+  EXPECT_DOUBLE_EQ(better->verdict->candidate, 1.0);
+  EXPECT_DOUBLE_EQ(better->verdict->current, 0.0);
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GT(answered.load(), 0);
+  EXPECT_EQ(runtime->version(), 2);
+
+  // A restart with no server anywhere: version 2 serves from disk at once.
+  runtime.reset();
+  std::unique_ptr<ServingRuntime> restarted = OpenRuntime();
+  ASSERT_NE(restarted, nullptr);
+  EXPECT_EQ(restarted->version(), 2);
+  absl::StatusOr<Served> served = restarted->serving().Predict(x);
+  ASSERT_TRUE(served.ok()) << served.status();
+  EXPECT_EQ(served->version, 2);
+}
+
+TEST_F(ServingRuntimeTest, AWorseVersionIsRefusedOnceKeepsTheCurrentOneAndIsNeverStored) {
+  std::unique_ptr<ServingRuntime> runtime = OpenRuntime();
+  ASSERT_NE(runtime, nullptr);
+  ASSERT_TRUE(Offer(*runtime, 2, 5.0f, signer_.get())->installed);
+  absl::StatusOr<OfferOutcome> worse = Offer(*runtime, 3, -5.0f, signer_.get());
+  ASSERT_TRUE(worse.ok()) << worse.status();
+  EXPECT_FALSE(worse->installed);
+  EXPECT_THAT(worse->reason, HasSubstr("beyond the margin"));
+  EXPECT_EQ(runtime->version(), 2);
+  EXPECT_THAT(ServingStore::Open({dir_.File("serving"), verifier_, 2})->versions(),
+              ElementsAre(2));
+  // Offered again: the same answer, not judged again (no verdict rebuilt).
+  absl::StatusOr<OfferOutcome> again = Offer(*runtime, 3, -5.0f, signer_.get());
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->installed);
+  EXPECT_EQ(again->reason, worse->reason);
+  // Errors change nothing: unsigned, foreign, or not newer.
+  EXPECT_EQ(Offer(*runtime, 4, 5.0f, nullptr).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Offer(*runtime, 4, 5.0f, other_signer_.get()).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Offer(*runtime, 2, 5.0f, signer_.get()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(runtime->version(), 2);
 }
 
 // The guard on a device whose held-out data says "class 1 iff x0 > 0": a

@@ -11,16 +11,17 @@
 //
 // The newest version that reads and verifies is the one served; nothing
 // else records which one that is, so no pointer file can disagree with the
-// versions. A version is installed only after the device accepted it (the
-// guard, client/serving_guard.h), and only when it is newer than every
+// versions. On a device a version is installed only after the device
+// accepted it (the guard, client/serving_guard.h), and only when it is
+// newer than every
 // version held: a rollback on the server is a new serving version with
 // older weights, so an old version can never be replayed. Versions are
 // verified with the model-signing key when installed and again whenever
 // they are read back: one altered on disk is refused at startup as it
 // would be on arrival, and the device serves the newest older one that
 // verifies.
-#ifndef SHOAL_CLIENT_SERVING_STORE_H_
-#define SHOAL_CLIENT_SERVING_STORE_H_
+#ifndef SHOAL_COMMON_SERVING_STORE_H_
+#define SHOAL_COMMON_SERVING_STORE_H_
 
 #include <cstdint>
 #include <memory>
@@ -32,7 +33,7 @@
 #include "common/model_dir.h"
 #include "common/signing.h"
 
-namespace shoal::client {
+namespace shoal {
 
 struct ServingStoreOptions {
   std::string dir;  // created when missing
@@ -50,6 +51,11 @@ class ServingStore {
  public:
   // Open checks the options and creates the folder; it reads nothing yet.
   static absl::StatusOr<ServingStore> Open(ServingStoreOptions options);
+
+  // Verify checks what Install checks, and writes nothing: a device
+  // verifies a version before it builds (runs) its model to judge it.
+  absl::Status Verify(const ModelRecord& record, const std::string& payload,
+                      const ModelCode& code) const;
 
   // Install verifies serving version `record.version` (its manifest fields:
   // origin, spec, code SHA-256 and signature; the weights are `payload`, a
@@ -79,6 +85,6 @@ class ServingStore {
   ServingStoreOptions options_;
 };
 
-}  // namespace shoal::client
+}  // namespace shoal
 
-#endif  // SHOAL_CLIENT_SERVING_STORE_H_
+#endif  // SHOAL_COMMON_SERVING_STORE_H_

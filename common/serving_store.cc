@@ -1,4 +1,4 @@
-#include "client/serving_store.h"
+#include "common/serving_store.h"
 
 #include <utility>
 
@@ -7,7 +7,7 @@
 #include "common/sha256.h"
 #include "common/status.h"
 
-namespace shoal::client {
+namespace shoal {
 
 absl::StatusOr<ServingStore> ServingStore::Open(ServingStoreOptions options) {
   if (options.dir.empty()) return absl::InvalidArgumentError("the serving store needs a folder");
@@ -26,6 +26,19 @@ absl::StatusOr<ServingStore> ServingStore::Open(ServingStoreOptions options) {
 
 absl::Status ServingStore::Install(const ModelRecord& record, const std::string& payload,
                                    const ModelCode& code) {
+  SHOAL_RETURN_IF_ERROR(Verify(record, payload, code));
+  if (!code.torchscript.empty()) {
+    SHOAL_RETURN_IF_ERROR(WriteModelCodeFile(options_.dir, code.torchscript).status());
+  }
+  SHOAL_RETURN_IF_ERROR(WriteModelVersion(options_.dir, record, payload).status());
+  const std::vector<int64_t> now = versions();
+  const size_t keep = static_cast<size_t>(options_.keep) + 1;
+  if (now.size() > keep) RemoveModelVersionsBefore(options_.dir, now[now.size() - keep]);
+  return absl::OkStatus();
+}
+
+absl::Status ServingStore::Verify(const ModelRecord& record, const std::string& payload,
+                                  const ModelCode& code) const {
   const std::string what = absl::StrCat("serving version ", record.version);
   if (!record.serving) {
     return absl::PermissionDeniedError(absl::StrCat(
@@ -48,13 +61,6 @@ absl::Status ServingStore::Install(const ModelRecord& record, const std::string&
         " which this device holds; serving versions only move forward (a rollback is a new "
         "version)"));
   }
-  if (!code.torchscript.empty()) {
-    SHOAL_RETURN_IF_ERROR(WriteModelCodeFile(options_.dir, code.torchscript).status());
-  }
-  SHOAL_RETURN_IF_ERROR(WriteModelVersion(options_.dir, record, payload).status());
-  const std::vector<int64_t> now = versions();
-  const size_t keep = static_cast<size_t>(options_.keep) + 1;
-  if (now.size() > keep) RemoveModelVersionsBefore(options_.dir, now[now.size() - keep]);
   return absl::OkStatus();
 }
 
@@ -74,4 +80,4 @@ absl::StatusOr<std::optional<LoadedModelVersion>> ServingStore::LoadNewest(
 
 std::vector<int64_t> ServingStore::versions() const { return ListModelVersions(options_.dir); }
 
-}  // namespace shoal::client
+}  // namespace shoal
