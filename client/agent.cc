@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/chunking.h"
+#include "client/serving_runtime.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/metrics.h"
@@ -230,6 +231,7 @@ absl::Status Agent::Run() {
     }
     failures = 0;
     last_contact = absl::Now();
+    if (task.has_serving()) TakeServing(task.serving());
     if (task.has_shutdown()) {
       const int64_t final_version = task.shutdown().final_model().version();
       absl::Status fetched = EnsureModel(task.shutdown().final_model()).status();
@@ -365,6 +367,65 @@ absl::StatusOr<std::shared_ptr<const Parameters>> Agent::EnsureModel(
   cached_code_sha256_ = code_sha256;
   cached_model_ = std::make_shared<const Parameters>(*std::move(params));
   return cached_model_;
+}
+
+void Agent::TakeServing(const v1::ModelVersion& offer) {
+  ServingRuntime* serving = options_.serving;
+  const int64_t version = offer.version();
+  if (serving == nullptr || version <= serving->version() || version <= serving_judged_) return;
+  v1::ServingReport report;
+  report.set_client_id(options_.client_id);
+  report.set_offered_version(version);
+  absl::Status taken = [&]() -> absl::Status {
+    v1::DownloadModelRequest req;
+    req.set_client_id(options_.client_id);
+    req.set_version(version);
+    req.set_serving(true);
+    auto ctx = Context(options_.rpc_timeout);
+    SHOAL_ASSIGN_OR_RETURN(
+        std::string payload,
+        Annotate(ReadPayload(ctx.get(), stub_->DownloadModel(ctx.get(), req), kMaxModelBytes),
+                 "serving version download"));
+    if (Sha256(payload) != offer.sha256()) {
+      return absl::DataLossError(absl::StrCat(
+          "downloaded serving version ", version, " does not have the SHA-256 it was offered with"));
+    }
+    SHOAL_ASSIGN_OR_RETURN(ModelCode code, FetchCode(offer));
+    ModelRecord record;
+    record.version = version;
+    record.model_spec = offer.model_spec();
+    record.code_sha256_hex = offer.code_sha256().empty() ? "" : HexEncode(offer.code_sha256());
+    record.signature = offer.signature();
+    if (offer.has_serving()) {
+      record.serving = ServingOrigin{offer.serving().run(), offer.serving().training_version()};
+    }
+    // The runtime verifies before anything of it runs.
+    SHOAL_ASSIGN_OR_RETURN(OfferOutcome outcome, serving->Offer(record, payload, code));
+    report.set_accepted(outcome.installed);
+    report.set_reason(outcome.reason.substr(0, 1000));
+    if (outcome.verdict) {
+      report.set_metric(outcome.verdict->metric);
+      report.set_offered_value(outcome.verdict->candidate);
+      report.set_current_value(outcome.verdict->current);
+    }
+    return absl::OkStatus();
+  }();
+  if (!taken.ok()) {
+    if (IsTransient(ToGrpcStatus(taken).error_code()) || absl::IsDataLoss(taken)) {
+      spdlog::warn("serving version {}: {}; trying again at the next poll", version,
+                   std::string(taken.message()));
+      return;
+    }
+    spdlog::warn("serving version {} refused: {}", version, std::string(taken.message()));
+    report.set_accepted(false);
+    report.set_reason(std::string(taken.message().substr(0, 1000)));
+  }
+  serving_judged_ = version;
+  report.set_serving_version(serving->version());
+  v1::SubmitResponse response;
+  auto ctx = Context(absl::Seconds(10));
+  grpc::Status sent = stub_->ReportServing(ctx.get(), report, &response);
+  if (!sent.ok()) spdlog::warn("could not report the serving version: {}", Describe(sent));
 }
 
 absl::StatusOr<ModelCode> Agent::FetchCode(const v1::ModelVersion& wanted) {

@@ -28,6 +28,8 @@
 
 namespace shoal::client {
 
+class ServingRuntime;  // client/serving_runtime.h
+
 // AgentOptions. Defaults suit a device on a flaky link.
 struct AgentOptions {
   std::string server_address = "127.0.0.1:50051";
@@ -61,6 +63,12 @@ struct AgentOptions {
   // Deadline of one RPC other than Poll (uploads and downloads).
   absl::Duration rpc_timeout = absl::Minutes(2);
   uint64_t seed = 0;  // jitter
+  // The device's serving side (docs/lifecycle.md; not owned, must outlive
+  // the agent). When set, each serving version the server offers that is
+  // newer than the one served is downloaded, handed to it (verified,
+  // guarded, installed) and reported back with ReportServing. Null: this
+  // device trains but does not serve.
+  ServingRuntime* serving = nullptr;
 };
 
 // AgentStats: counters for logs and benchmarks.
@@ -111,6 +119,11 @@ class Agent {
   // use, or in state_dir) or downloaded. Not yet verified against the
   // signature. DataLoss when downloaded bytes do not match the hash.
   absl::StatusOr<ModelCode> FetchCode(const v1::ModelVersion& version);
+  // TakeServing handles the serving version `offer` from a poll: when it is
+  // newer than the one served and was not judged already, it is fetched,
+  // handed to options_.serving and reported. Nothing it meets ends the run:
+  // failures are logged and reported.
+  void TakeServing(const v1::ModelVersion& offer);
   // ActivateCode gives the LocalClient a model built from `code` unless it
   // runs that code already; logs when it is not the device's configured
   // model.
@@ -163,6 +176,8 @@ class Agent {
   // same masks, which would reveal the difference of the two. So it gets
   // the same answer again.
   std::string secagg_task_id_;
+  // The last serving version judged (refused, installed or unverifiable).
+  int64_t serving_judged_ = 0;
   absl::StatusOr<v1::SecAggClientMessage> secagg_answer_;
 };
 

@@ -101,6 +101,10 @@ absl::StatusOr<std::optional<Checkpoint>> FindCheckpoint(bool fresh, const std::
 
 FederationServer::FederationServer() = default;
 
+std::map<std::string, FleetServing> FederationServer::fleet() const {
+  return service_ != nullptr ? service_->Fleet() : std::map<std::string, FleetServing>();
+}
+
 FederationServer::~FederationServer() {
   if (grpc_ != nullptr) grpc_->Shutdown();
 }
@@ -170,6 +174,7 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Create(
   service_options.epoch = epoch;
   service_options.access.require_certificate = o.tls != nullptr;
   if (o.tls != nullptr) service_options.access.revoked_file = o.revoked_file;
+  service_options.serving = o.serving;
   self->service_ =
       std::make_unique<FederationService>(service_options, clients, self->store_.get());
   SHOAL_ASSIGN_OR_RETURN(self->grpc_,

@@ -25,6 +25,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -32,6 +33,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/model_dir.h"
 #include "common/parameters.h"
 #include "common/signing.h"
@@ -43,6 +45,19 @@ namespace shoal {
 
 class ClientManager;
 class FederationService;
+class ServingCatalog;
+
+// FleetServing: what one device last reported of its serving version.
+struct FleetServing {
+  int64_t serving_version = 0;  // the version it serves (0: none)
+  int64_t offered_version = 0;  // the last version it judged
+  bool accepted = false;
+  std::string reason;  // the device guard's sentence
+  std::string metric;  // the guard metric ("accuracy", "rmse")
+  double offered_value = 0;
+  double current_value = 0;
+  absl::Time at;  // when it reported
+};
 class GrpcServer;
 class ModelStore;
 class CheckpointWriter;
@@ -82,6 +97,9 @@ struct FederationServerOptions {
   // Told about every round, in order, after the server's own bookkeeping;
   // not owned, must outlive Run().
   std::vector<RoundObserver*> observers;
+  // Serving versions to offer devices on every poll (docs/lifecycle.md);
+  // not owned, must outlive the server. Null: none offered.
+  const ServingCatalog* serving = nullptr;
 };
 
 // FederationRun: what Run() produced.
@@ -129,6 +147,10 @@ class FederationServer {
                                                                   Parameters initial);
 
   ~FederationServer();
+
+  // fleet returns each device's last serving report (what it serves, what
+  // it did with the version offered). Thread-safe.
+  std::map<std::string, FleetServing> fleet() const;
   FederationServer(const FederationServer&) = delete;
   FederationServer& operator=(const FederationServer&) = delete;
 

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -328,6 +329,11 @@ grpc::Status FederationService::Poll(grpc::ServerContext* ctx,
       }
     }
   }
+  if (options_.serving != nullptr) {
+    if (std::optional<v1::ModelVersion> offer = options_.serving->Offer()) {
+      *task->mutable_serving() = *std::move(offer);
+    }
+  }
   return grpc::Status::OK;
 }
 
@@ -339,8 +345,11 @@ grpc::Status FederationService::DownloadModel(grpc::ServerContext* ctx,
   if (!ticket.ok()) return ToGrpcStatus(ticket.status());
   absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
   if (!proxy.ok()) return ToGrpcStatus(proxy.status());
+  if (req->serving() && options_.serving == nullptr) {
+    return ToGrpcStatus(absl::NotFoundError("this server offers no serving versions"));
+  }
   absl::StatusOr<std::shared_ptr<const ChunkedPayload>> payload =
-      store_->Payload(req->version());
+      req->serving() ? options_.serving->Payload(req->version()) : store_->Payload(req->version());
   if (!payload.ok()) return ToGrpcStatus(payload.status());
   return StreamPayload(**payload, writer);
 }
@@ -353,6 +362,9 @@ grpc::Status FederationService::DownloadModelCode(grpc::ServerContext* ctx,
   absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
   if (!proxy.ok()) return ToGrpcStatus(proxy.status());
   absl::StatusOr<std::shared_ptr<const ChunkedPayload>> code = store_->Code(req->sha256());
+  if (absl::IsNotFound(code.status()) && options_.serving != nullptr) {
+    code = options_.serving->Code(req->sha256());  // a serving version's
+  }
   if (!code.ok()) return ToGrpcStatus(code.status());
   return StreamPayload(**code, writer);
 }
@@ -535,6 +547,35 @@ grpc::Status FederationService::Leave(grpc::ServerContext* ctx,
   clients_->Unregister(req->client_id());
   spdlog::info("client '{}' left", req->client_id());
   return grpc::Status::OK;
+}
+
+grpc::Status FederationService::ReportServing(grpc::ServerContext* ctx,
+                                              const v1::ServingReport* req,
+                                              v1::SubmitResponse* resp) {
+  absl::StatusOr<AccessControl::Ticket> ticket = Admit(ctx, *req, req->client_id());
+  if (!ticket.ok()) return ToGrpcStatus(ticket.status());
+  absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
+  if (!proxy.ok()) return ToGrpcStatus(proxy.status());
+  if (req->serving_version() < 0 || req->offered_version() < 0 ||
+      !std::isfinite(req->offered_value()) || !std::isfinite(req->current_value())) {
+    return ToGrpcStatus(absl::InvalidArgumentError(
+        "a serving report needs versions >= 0 and finite metric values"));
+  }
+  FleetServing entry{req->serving_version(), req->offered_version(), req->accepted(),
+                     req->reason(),          req->metric(),          req->offered_value(),
+                     req->current_value(),   absl::Now()};
+  if (!req->accepted() && req->offered_version() > 0) {
+    spdlog::warn("client '{}' refused serving version {}: {}", req->client_id(),
+                 req->offered_version(), req->reason());
+  }
+  absl::MutexLock lock(&fleet_mu_);
+  fleet_[req->client_id()] = std::move(entry);
+  return grpc::Status::OK;
+}
+
+std::map<std::string, FleetServing> FederationService::Fleet() const {
+  absl::MutexLock lock(&fleet_mu_);
+  return fleet_;
 }
 
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string& address,

@@ -9,6 +9,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,8 +20,10 @@
 #include "common/tls.h"
 #include "server/access_control.h"
 #include "server/client_manager.h"
+#include "server/federation_server.h"
 #include "server/grpc_client_proxy.h"
 #include "server/model_store.h"
+#include "server/serving_catalog.h"
 #include "shoal/v1/shoal.grpc.pb.h"
 
 namespace shoal {
@@ -36,7 +39,11 @@ struct FederationServiceOptions {
   std::shared_ptr<ServerEpoch> epoch;
   // Who may call, and how much (identity, revocation, per-client limits).
   AccessControlOptions access;
+  // The federation's serving versions, offered to devices on every Poll
+  // (not owned; null: none are offered).
+  const ServingCatalog* serving = nullptr;
 };
+
 
 // Thread-safe. Does not own the ClientManager or ModelStore.
 class FederationService final : public v1::Federation::Service {
@@ -70,6 +77,13 @@ class FederationService final : public v1::Federation::Service {
                             v1::SubmitResponse* resp) override;
   grpc::Status Leave(grpc::ServerContext* ctx, const v1::LeaveRequest* req,
                      v1::LeaveResponse* resp) override;
+  // ReportServing records what a device serves and what it did with the
+  // serving version it was offered (FleetServing).
+  grpc::Status ReportServing(grpc::ServerContext* ctx, const v1::ServingReport* req,
+                             v1::SubmitResponse* resp) override;
+
+  // Fleet returns each reporting device's last serving report, by client ID.
+  std::map<std::string, FleetServing> Fleet() const;
 
  private:
   // Admit bounds the request's strings (ValidateRequestStrings), validates
@@ -95,6 +109,8 @@ class FederationService final : public v1::Federation::Service {
   AccessControl access_;
   ClientManager* const clients_;
   ModelStore* const store_;
+  mutable absl::Mutex fleet_mu_;
+  std::map<std::string, FleetServing> fleet_ ABSL_GUARDED_BY(fleet_mu_);
 };
 
 // ValidateClientId accepts 1 to 128 characters of [A-Za-z0-9._:-].

@@ -74,6 +74,10 @@ absl::StatusOr<std::unique_ptr<ServingCatalog>> ServingCatalog::Open(
   std::unique_ptr<ServingCatalog> catalog(
       new ServingCatalog(std::move(options), std::move(store)));
   catalog->lineage_ = std::move(lineage);
+  {
+    absl::MutexLock lock(&catalog->mu_);
+    SHOAL_RETURN_IF_ERROR(catalog->Refresh());
+  }
   return catalog;
 }
 
@@ -98,6 +102,7 @@ absl::StatusOr<ModelRecord> ServingCatalog::Add(ModelRecord record, const std::s
   SHOAL_RETURN_IF_ERROR(WriteLineage(lineage));  // before the version it names
   SHOAL_RETURN_IF_ERROR(store_.Install(record, payload, code));
   lineage_ = std::move(lineage);
+  SHOAL_RETURN_IF_ERROR(Refresh());
   return ReadModelRecord(options_.dir, record.version);
 }
 
@@ -155,6 +160,59 @@ absl::StatusOr<ModelRecord> ServingCatalog::Rollback() {
   spdlog::info("serving version {}: rolled back to serving version {} (run '{}' version {})",
                added.version, target, added.serving->run, added.serving->training_version);
   return added;
+}
+
+absl::Status ServingCatalog::Refresh() {
+  const std::vector<int64_t> held = store_.versions();
+  if (held.empty()) return absl::OkStatus();
+  // The newest that verifies, as a device would pick.
+  absl::StatusOr<std::optional<LoadedModelVersion>> newest = store_.LoadNewest();
+  SHOAL_RETURN_IF_ERROR(newest.status());
+  if (!newest->has_value()) return absl::OkStatus();
+  const ModelRecord& r = (*newest)->record;
+  SHOAL_ASSIGN_OR_RETURN(std::string payload, ReadModelPayload(options_.dir, r));
+  newest_payload_ = std::make_shared<const ChunkedPayload>(std::move(payload));
+  SHOAL_ASSIGN_OR_RETURN(SignedModel signed_model,
+                         SignedModelOf(r, newest_payload_->header().sha256()));
+  v1::ModelVersion offer;
+  offer.set_version(r.version);
+  offer.set_sha256(newest_payload_->header().sha256());
+  offer.set_size_bytes(newest_payload_->header().total_bytes());
+  offer.set_signature(r.signature);
+  offer.set_model_spec(signed_model.spec);
+  offer.set_code_sha256(signed_model.code_sha256);
+  offer.set_code_size_bytes((*newest)->code.torchscript.size());
+  offer.mutable_serving()->set_run(r.serving->run);
+  offer.mutable_serving()->set_training_version(r.serving->training_version);
+  offer_ = std::move(offer);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<const ChunkedPayload>> ServingCatalog::Payload(
+    int64_t version) const {
+  absl::MutexLock lock(&mu_);
+  if (offer_ && (version == kLatestVersion || version == offer_->version())) {
+    return newest_payload_;
+  }
+  absl::StatusOr<ModelRecord> record = ReadModelRecord(options_.dir, version);
+  if (!record.ok()) {
+    return absl::NotFoundError(absl::StrCat("no serving version ", version));
+  }
+  SHOAL_ASSIGN_OR_RETURN(std::string payload, ReadModelPayload(options_.dir, *record));
+  return std::make_shared<const ChunkedPayload>(std::move(payload));
+}
+
+absl::StatusOr<std::shared_ptr<const ChunkedPayload>> ServingCatalog::Code(
+    const std::string& sha256) const {
+  if (sha256.size() != 32) return absl::NotFoundError("no such serving code");
+  absl::StatusOr<std::string> bytes = ReadModelCodeFile(options_.dir, HexEncode(sha256));
+  if (!bytes.ok()) return absl::NotFoundError("no serving version runs that code");
+  return std::make_shared<const ChunkedPayload>(*std::move(bytes));
+}
+
+std::optional<v1::ModelVersion> ServingCatalog::Offer() const {
+  absl::MutexLock lock(&mu_);
+  return offer_;
 }
 
 std::optional<ModelRecord> ServingCatalog::Current() const {

@@ -26,9 +26,11 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/chunking.h"
 #include "common/model_dir.h"
 #include "common/serving_store.h"
 #include "common/signing.h"
+#include "shoal/v1/shoal.pb.h"
 
 namespace shoal {
 
@@ -70,6 +72,16 @@ class ServingCatalog {
   // verified (ReadModelPayload then gives the bytes devices download).
   absl::StatusOr<LoadedModelVersion> Load(int64_t version = kLatestVersion) const;
 
+  // Payload returns serving version `version`'s weights as devices download
+  // them (the newest is kept in memory); NotFound for a version not held.
+  absl::StatusOr<std::shared_ptr<const ChunkedPayload>> Payload(int64_t version) const;
+  // Code returns the TorchScript code with SHA-256 `sha256` (32 raw bytes)
+  // that a serving version runs; NotFound when none does.
+  absl::StatusOr<std::shared_ptr<const ChunkedPayload>> Code(const std::string& sha256) const;
+  // Offer describes the newest serving version for a device's task
+  // (ModelVersion with its origin); nullopt when there is none.
+  std::optional<v1::ModelVersion> Offer() const;
+
   const std::string& dir() const { return options_.dir; }
 
  private:
@@ -88,6 +100,11 @@ class ServingCatalog {
   mutable absl::Mutex mu_;
   ServingStore store_ ABSL_GUARDED_BY(mu_);
   std::vector<int64_t> lineage_ ABSL_GUARDED_BY(mu_);
+  // The newest version's description and bytes, refreshed by Add.
+  std::optional<v1::ModelVersion> offer_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const ChunkedPayload> newest_payload_ ABSL_GUARDED_BY(mu_);
+  // Refresh reloads offer_ and newest_payload_ from the store.
+  absl::Status Refresh() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 };
 
 }  // namespace shoal
