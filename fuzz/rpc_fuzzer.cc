@@ -1,6 +1,7 @@
 // RPC requests: fuzzed request bytes into every method of a real
 // FederationService (server/grpc_service.h), served in-process by gRPC with
-// a ClientManager and a ModelStore holding a tiny model as version 0. Calls
+// a ClientManager, a ModelStore holding a tiny model as version 0 (signed),
+// and a ServingCatalog serving it as serving version 1. Calls
 // go through grpc::GenericStub, so the bytes reach the server exactly as a
 // hostile device would send them.
 //
@@ -15,7 +16,8 @@
 // accepted upload reached the round's handler.
 //
 // Input: byte 0 picks the method (Join, Poll, DownloadModel, DownloadAux,
-// SubmitFit, SubmitEvaluate, SubmitSecAgg, Leave), byte 1 holds flags
+// SubmitFit, SubmitEvaluate, SubmitSecAgg, Leave, ReportServing), byte 1
+// holds flags
 // (bit 0: the fit task is securely aggregated; bit 1: it carries aux
 // tensors; bit 2: do not register the client); then framed parts
 // (fuzz_support.h): one serialized request, or several SubmitFitRequests.
@@ -41,6 +43,7 @@
 #include "server/grpc_client_proxy.h"
 #include "server/grpc_service.h"
 #include "server/model_store.h"
+#include "server/serving_catalog.h"
 
 namespace shoal::fuzz {
 namespace {
@@ -54,9 +57,10 @@ const char* const kMethods[] = {
     "/shoal.v1.Federation/Join",          "/shoal.v1.Federation/Poll",
     "/shoal.v1.Federation/DownloadModel", "/shoal.v1.Federation/DownloadAux",
     "/shoal.v1.Federation/SubmitFit",     "/shoal.v1.Federation/SubmitEvaluate",
-    "/shoal.v1.Federation/SubmitSecAgg",  "/shoal.v1.Federation/Leave"};
+    "/shoal.v1.Federation/SubmitSecAgg",  "/shoal.v1.Federation/Leave",
+    "/shoal.v1.Federation/ReportServing"};
 enum Method { kJoin, kPoll, kDownloadModel, kDownloadAux, kSubmitFit, kSubmitEvaluate,
-              kSubmitSecAgg, kLeave, kNumMethods };
+              kSubmitSecAgg, kLeave, kReportServing, kNumMethods };
 
 Parameters TinyModel() {
   Parameters p;
@@ -67,6 +71,7 @@ Parameters TinyModel() {
 
 struct Fixture {
   std::unique_ptr<ModelStore> store;
+  std::unique_ptr<ServingCatalog> serving;
   ClientManager clients;
   std::unique_ptr<FederationService> service;
   std::unique_ptr<grpc::Server> server;
@@ -76,8 +81,12 @@ struct Fixture {
 
   Fixture() {
     QuietLogs();
+    absl::StatusOr<ModelSigningKeyPem> keys = GenerateModelSigningKey();
+    Check(keys.ok(), "cannot make a signing key");
+    std::shared_ptr<const ModelSigner> signer = *ModelSigner::FromPem(keys->private_pem);
+    std::shared_ptr<const ModelVerifier> verifier = *ModelVerifier::FromPem(keys->public_pem);
     absl::StatusOr<std::unique_ptr<ModelStore>> opened =
-        ModelStore::Open(ScratchDir() + "/models", "cnn");
+        ModelStore::Open(ScratchDir() + "/models", "cnn", signer);
     Check(opened.ok(), "cannot open the model store");
     store = *std::move(opened);
     global = std::make_shared<const Parameters>(TinyModel());
@@ -85,9 +94,15 @@ struct Fixture {
     a.Add("c", at::ones({3}, at::kFloat));
     aux = std::make_shared<const Parameters>(std::move(a));
     Check(store->Save(0, *global, {}).ok(), "cannot save the model");
+    absl::StatusOr<std::unique_ptr<ServingCatalog>> catalog =
+        ServingCatalog::Open({ScratchDir() + "/serving", signer, verifier, 2});
+    Check(catalog.ok(), "cannot open the serving catalog");
+    serving = *std::move(catalog);
+    Check(serving->Promote("fuzz", ScratchDir() + "/models", 0).ok(), "cannot promote");
     FederationServiceOptions options;
     options.max_poll_wait = absl::Milliseconds(2);  // Poll must not block the fuzzer
     options.run_id = "fuzz";
+    options.serving = serving.get();
     service = std::make_unique<FederationService>(options, &clients, store.get());
     grpc::ServerBuilder builder;  // no listening port: in-process only
     builder.RegisterService(service.get());
@@ -208,6 +223,9 @@ std::vector<std::string> Seeds() {
   download.set_client_id(kClientId);
   download.set_version(-1);
   seed(kDownloadModel, 0, {download.SerializeAsString()});
+  download.set_serving(true);
+  download.set_version(1);
+  seed(kDownloadModel, 0, {download.SerializeAsString()});
   v1::DownloadAuxRequest aux;
   aux.set_client_id(kClientId);
   aux.set_task_id(fit_id);
@@ -264,6 +282,15 @@ std::vector<std::string> Seeds() {
   v1::LeaveRequest leave;
   leave.set_client_id(kClientId);
   seed(kLeave, 0, {leave.SerializeAsString()});
+  v1::ServingReport report;
+  report.set_client_id(kClientId);
+  report.set_serving_version(1);
+  report.set_offered_version(2);
+  report.set_reason("accuracy 0.5 against 0.9 served now");
+  report.set_metric("accuracy");
+  report.set_offered_value(0.5);
+  report.set_current_value(0.9);
+  seed(kReportServing, 0, {report.SerializeAsString()});
   return seeds;
 }
 

@@ -175,6 +175,7 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Create(
   service_options.access.require_certificate = o.tls != nullptr;
   if (o.tls != nullptr) service_options.access.revoked_file = o.revoked_file;
   service_options.serving = o.serving;
+  service_options.rollout = o.rollout;
   self->service_ =
       std::make_unique<FederationService>(service_options, clients, self->store_.get());
   SHOAL_ASSIGN_OR_RETURN(self->grpc_,

@@ -45,6 +45,7 @@ namespace shoal {
 
 class ClientManager;
 class FederationService;
+class Rollout;
 class ServingCatalog;
 
 // FleetServing: what one device last reported of its serving version.
@@ -100,6 +101,9 @@ struct FederationServerOptions {
   // Serving versions to offer devices on every poll (docs/lifecycle.md);
   // not owned, must outlive the server. Null: none offered.
   const ServingCatalog* serving = nullptr;
+  // Staged rollout of new serving versions (server/rollout.h); not owned.
+  // Null: every device is offered the catalog's newest at once.
+  Rollout* rollout = nullptr;
 };
 
 // FederationRun: what Run() produced.

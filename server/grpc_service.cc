@@ -329,11 +329,13 @@ grpc::Status FederationService::Poll(grpc::ServerContext* ctx,
       }
     }
   }
-  if (options_.serving != nullptr) {
-    if (std::optional<v1::ModelVersion> offer = options_.serving->Offer()) {
-      *task->mutable_serving() = *std::move(offer);
-    }
+  std::optional<v1::ModelVersion> offer;
+  if (options_.rollout != nullptr) {
+    offer = options_.rollout->OfferFor(req->client_id());
+  } else if (options_.serving != nullptr) {
+    offer = options_.serving->Offer();
   }
+  if (offer) *task->mutable_serving() = *std::move(offer);
   return grpc::Status::OK;
 }
 
@@ -568,6 +570,7 @@ grpc::Status FederationService::ReportServing(grpc::ServerContext* ctx,
     spdlog::warn("client '{}' refused serving version {}: {}", req->client_id(),
                  req->offered_version(), req->reason());
   }
+  if (options_.rollout != nullptr) options_.rollout->Report(req->client_id(), *req);
   absl::MutexLock lock(&fleet_mu_);
   fleet_[req->client_id()] = std::move(entry);
   return grpc::Status::OK;

@@ -23,6 +23,7 @@
 #include "server/federation_server.h"
 #include "server/grpc_client_proxy.h"
 #include "server/model_store.h"
+#include "server/rollout.h"
 #include "server/serving_catalog.h"
 #include "shoal/v1/shoal.grpc.pb.h"
 
@@ -42,6 +43,10 @@ struct FederationServiceOptions {
   // The federation's serving versions, offered to devices on every Poll
   // (not owned; null: none are offered).
   const ServingCatalog* serving = nullptr;
+  // When set, which version each device is offered (a canary stage) and
+  // where its reports go; not owned. Null: every device is offered the
+  // catalog's newest.
+  Rollout* rollout = nullptr;
 };
 
 

@@ -162,44 +162,58 @@ absl::StatusOr<ModelRecord> ServingCatalog::Rollback() {
   return added;
 }
 
+absl::StatusOr<const ServingCatalog::Described*> ServingCatalog::Describe(
+    int64_t version) const {
+  if (auto it = described_.find(version); it != described_.end()) return &it->second;
+  absl::StatusOr<LoadedModelVersion> loaded =
+      LoadModelVersion(options_.dir, version, options_.verifier.get(), ModelKind::kServing);
+  if (absl::IsNotFound(loaded.status())) {
+    return absl::NotFoundError(absl::StrCat("no serving version ", version, " is kept"));
+  }
+  SHOAL_RETURN_IF_ERROR(loaded.status());
+  const ModelRecord& r = loaded->record;
+  SHOAL_ASSIGN_OR_RETURN(std::string payload, ReadModelPayload(options_.dir, r));
+  Described d;
+  d.payload = std::make_shared<const ChunkedPayload>(std::move(payload));
+  SHOAL_ASSIGN_OR_RETURN(SignedModel signed_model,
+                         SignedModelOf(r, d.payload->header().sha256()));
+  d.offer.set_version(r.version);
+  d.offer.set_sha256(d.payload->header().sha256());
+  d.offer.set_size_bytes(d.payload->header().total_bytes());
+  d.offer.set_signature(r.signature);
+  d.offer.set_model_spec(signed_model.spec);
+  d.offer.set_code_sha256(signed_model.code_sha256);
+  d.offer.set_code_size_bytes(loaded->code.torchscript.size());
+  d.offer.mutable_serving()->set_run(r.serving->run);
+  d.offer.mutable_serving()->set_training_version(r.serving->training_version);
+  return &described_.emplace(version, std::move(d)).first->second;
+}
+
 absl::Status ServingCatalog::Refresh() {
   const std::vector<int64_t> held = store_.versions();
-  if (held.empty()) return absl::OkStatus();
-  // The newest that verifies, as a device would pick.
-  absl::StatusOr<std::optional<LoadedModelVersion>> newest = store_.LoadNewest();
-  SHOAL_RETURN_IF_ERROR(newest.status());
-  if (!newest->has_value()) return absl::OkStatus();
-  const ModelRecord& r = (*newest)->record;
-  SHOAL_ASSIGN_OR_RETURN(std::string payload, ReadModelPayload(options_.dir, r));
-  newest_payload_ = std::make_shared<const ChunkedPayload>(std::move(payload));
-  SHOAL_ASSIGN_OR_RETURN(SignedModel signed_model,
-                         SignedModelOf(r, newest_payload_->header().sha256()));
-  v1::ModelVersion offer;
-  offer.set_version(r.version);
-  offer.set_sha256(newest_payload_->header().sha256());
-  offer.set_size_bytes(newest_payload_->header().total_bytes());
-  offer.set_signature(r.signature);
-  offer.set_model_spec(signed_model.spec);
-  offer.set_code_sha256(signed_model.code_sha256);
-  offer.set_code_size_bytes((*newest)->code.torchscript.size());
-  offer.mutable_serving()->set_run(r.serving->run);
-  offer.mutable_serving()->set_training_version(r.serving->training_version);
-  offer_ = std::move(offer);
+  for (auto it = described_.begin(); it != described_.end();) {
+    it = std::binary_search(held.begin(), held.end(), it->first) ? std::next(it)
+                                                                 : described_.erase(it);
+  }
+  newest_ = 0;
+  for (auto it = held.rbegin(); it != held.rend(); ++it) {
+    absl::StatusOr<const Described*> d = Describe(*it);
+    if (d.ok()) {
+      newest_ = *it;
+      return absl::OkStatus();
+    }
+    spdlog::warn("serving catalog '{}': serving version {} skipped: {}", options_.dir, *it,
+                 std::string(d.status().message()));
+  }
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::shared_ptr<const ChunkedPayload>> ServingCatalog::Payload(
     int64_t version) const {
   absl::MutexLock lock(&mu_);
-  if (offer_ && (version == kLatestVersion || version == offer_->version())) {
-    return newest_payload_;
-  }
-  absl::StatusOr<ModelRecord> record = ReadModelRecord(options_.dir, version);
-  if (!record.ok()) {
-    return absl::NotFoundError(absl::StrCat("no serving version ", version));
-  }
-  SHOAL_ASSIGN_OR_RETURN(std::string payload, ReadModelPayload(options_.dir, *record));
-  return std::make_shared<const ChunkedPayload>(std::move(payload));
+  if (version == kLatestVersion) version = newest_;
+  SHOAL_ASSIGN_OR_RETURN(const Described* d, Describe(version));
+  return d->payload;
 }
 
 absl::StatusOr<std::shared_ptr<const ChunkedPayload>> ServingCatalog::Code(
@@ -212,7 +226,16 @@ absl::StatusOr<std::shared_ptr<const ChunkedPayload>> ServingCatalog::Code(
 
 std::optional<v1::ModelVersion> ServingCatalog::Offer() const {
   absl::MutexLock lock(&mu_);
-  return offer_;
+  if (newest_ == 0) return std::nullopt;
+  absl::StatusOr<const Described*> d = Describe(newest_);
+  if (!d.ok()) return std::nullopt;
+  return (*d)->offer;
+}
+
+absl::StatusOr<v1::ModelVersion> ServingCatalog::OfferOf(int64_t version) const {
+  absl::MutexLock lock(&mu_);
+  SHOAL_ASSIGN_OR_RETURN(const Described* d, Describe(version));
+  return d->offer;
 }
 
 std::optional<ModelRecord> ServingCatalog::Current() const {

@@ -18,6 +18,7 @@
 #define SHOAL_SERVER_SERVING_CATALOG_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -81,6 +82,8 @@ class ServingCatalog {
   // Offer describes the newest serving version for a device's task
   // (ModelVersion with its origin); nullopt when there is none.
   std::optional<v1::ModelVersion> Offer() const;
+  // OfferOf describes serving version `version`; NotFound when not kept.
+  absl::StatusOr<v1::ModelVersion> OfferOf(int64_t version) const;
 
   const std::string& dir() const { return options_.dir; }
 
@@ -100,10 +103,18 @@ class ServingCatalog {
   mutable absl::Mutex mu_;
   ServingStore store_ ABSL_GUARDED_BY(mu_);
   std::vector<int64_t> lineage_ ABSL_GUARDED_BY(mu_);
-  // The newest version's description and bytes, refreshed by Add.
-  std::optional<v1::ModelVersion> offer_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<const ChunkedPayload> newest_payload_ ABSL_GUARDED_BY(mu_);
-  // Refresh reloads offer_ and newest_payload_ from the store.
+  // Described versions (their offer and bytes), read once each: the newest
+  // and those a rollout offers. Cleared of versions no longer kept by Add.
+  struct Described {
+    v1::ModelVersion offer;
+    std::shared_ptr<const ChunkedPayload> payload;
+  };
+  mutable std::map<int64_t, Described> described_ ABSL_GUARDED_BY(mu_);
+  int64_t newest_ ABSL_GUARDED_BY(mu_) = 0;  // 0: none verifies
+  // Describe reads and verifies version `version` into described_.
+  absl::StatusOr<const Described*> Describe(int64_t version) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Refresh finds the newest version that verifies.
   absl::Status Refresh() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 };
 

@@ -10,8 +10,10 @@
 
 #include <string>
 
+#include "common/clock.h"
 #include "common/files.h"
 #include "common/sha256.h"
+#include "server/rollout.h"
 #include "tests/signing_testing.h"
 
 namespace shoal {
@@ -158,6 +160,132 @@ TEST_F(ServingCatalogTest, RefusesMissingVersionsForeignModelsBadRunsAndDamagedL
   EXPECT_THAT(damaged.status().message(), HasSubstr("lineage.json"));
   EXPECT_EQ(ServingCatalog::Open({dir_.File("s2"), nullptr, verifier_, 20}).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// Staged rollout (server/rollout.h) over a catalog holding run A as serving
+// version 1, with run B promoted as version 2 to a canary of half the fleet.
+class RolloutTest : public ServingCatalogTest {
+ protected:
+  void SetUp() override {
+    ServingCatalogTest::SetUp();
+    a_ = Train("run-a", 1, 10);
+    b_ = Train("run-b", 1, 20);
+    catalog_ = Open();
+  }
+  std::unique_ptr<Rollout> Start(RolloutOptions options) {
+    options.clock = &clock_;
+    auto rollout = std::make_unique<Rollout>(options, catalog_.get());
+    EXPECT_TRUE(rollout->Promote("run-a", a_).ok());  // the first: everyone at once
+    EXPECT_EQ(rollout->status().stage, RolloutStage::kComplete);
+    EXPECT_TRUE(rollout->Promote("run-b", b_).ok());
+    for (int i = 0; i < 40; ++i) {
+      const std::string id = absl::StrCat("device-", i);
+      (rollout->IsCanary(id, 2) ? canaries_ : others_).push_back(id);
+    }
+    return rollout;
+  }
+  static v1::ServingReport Report(bool accepted, double offered, double current) {
+    v1::ServingReport r;
+    r.set_offered_version(2);
+    r.set_accepted(accepted);
+    r.set_metric("accuracy");
+    r.set_offered_value(offered);
+    r.set_current_value(current);
+    return r;
+  }
+  int64_t Offered(Rollout& rollout, const std::string& id) {
+    std::optional<v1::ModelVersion> offer = rollout.OfferFor(id);
+    return offer ? offer->version() : -1;
+  }
+
+  FakeClock clock_;
+  std::string a_, b_;
+  std::unique_ptr<ServingCatalog> catalog_;
+  std::vector<std::string> canaries_, others_;
+};
+
+TEST_F(RolloutTest, TheCanaryGetsTheNewVersionFirstAndGoodReportsCompleteIt) {
+  RolloutOptions options;
+  options.canary_fraction = 0.5;
+  options.min_canary_reports = 2;
+  std::unique_ptr<Rollout> rollout = Start(options);
+  ASSERT_GE(canaries_.size(), 3u);  // of 40, by the hash
+  ASSERT_GE(others_.size(), 3u);
+  EXPECT_EQ(rollout->status().stage, RolloutStage::kCanary);
+  EXPECT_EQ(Offered(*rollout, canaries_[0]), 2);
+  EXPECT_EQ(Offered(*rollout, others_[0]), 1);
+  // Reports that do not count: a non-canary's, another version's, a repeat.
+  rollout->Report(others_[0], Report(false, 0, 1));
+  v1::ServingReport stale = Report(false, 0, 1);
+  stale.set_offered_version(1);
+  rollout->Report(canaries_[0], stale);
+  rollout->Report(canaries_[0], Report(true, 0.90, 0.88));
+  rollout->Report(canaries_[0], Report(false, 0, 1));
+  EXPECT_EQ(rollout->status().canary_reports, 1);
+  EXPECT_EQ(rollout->status().stage, RolloutStage::kCanary);
+  rollout->Report(canaries_[1], Report(true, 0.87, 0.88));  // within the margin
+  const RolloutStatus done = rollout->status();
+  EXPECT_EQ(done.stage, RolloutStage::kComplete);
+  EXPECT_NEAR(done.mean_change, 0.005, 1e-12);
+  EXPECT_THAT(done.reason, HasSubstr("offered to every device"));
+  EXPECT_EQ(Offered(*rollout, others_[0]), 2);
+}
+
+TEST_F(RolloutTest, RefusingCanariesRevertItByItselfAndTheFleetGetsTheOldWeights) {
+  RolloutOptions options;
+  options.canary_fraction = 0.5;
+  options.min_canary_reports = 2;
+  std::unique_ptr<Rollout> rollout = Start(options);
+  rollout->Report(canaries_[0], Report(false, 0.2, 0.9));
+  rollout->Report(canaries_[1], Report(false, 0.3, 0.9));
+  const RolloutStatus reverted = rollout->status();
+  EXPECT_EQ(reverted.stage, RolloutStage::kReverted);
+  EXPECT_THAT(reverted.reason, HasSubstr("2 of 2 canary devices refused it"));
+  EXPECT_EQ(reverted.version, 3);  // run A's weights under a new number
+  for (const std::string& id : {canaries_[0], others_[0]}) {
+    std::optional<v1::ModelVersion> offer = rollout->OfferFor(id);
+    ASSERT_TRUE(offer.has_value());
+    EXPECT_EQ(offer->version(), 3);
+    EXPECT_EQ(offer->serving().run(), "run-a");
+  }
+  EXPECT_EQ(Weight(*catalog_, 3), 10.0f);
+}
+
+TEST_F(RolloutTest, AWorseCanaryMetricRevertsEvenWhenNoDeviceRefused) {
+  RolloutOptions options;
+  options.canary_fraction = 0.5;
+  options.min_canary_reports = 2;
+  options.margin = 0.01;
+  std::unique_ptr<Rollout> rollout = Start(options);
+  rollout->Report(canaries_[0], Report(true, 0.85, 0.88));
+  rollout->Report(canaries_[1], Report(true, 0.86, 0.88));
+  EXPECT_EQ(rollout->status().stage, RolloutStage::kReverted);
+  EXPECT_THAT(rollout->status().reason, HasSubstr("worse by 0.025 on average"));
+}
+
+TEST_F(RolloutTest, ACanaryWithoutEnoughReportsRevertsAtItsDeadline) {
+  RolloutOptions options;
+  options.canary_fraction = 0.5;
+  options.min_canary_reports = 2;
+  options.canary_deadline = absl::Minutes(30);
+  std::unique_ptr<Rollout> rollout = Start(options);
+  rollout->Report(canaries_[0], Report(true, 0.9, 0.8));
+  clock_.Advance(absl::Minutes(29));
+  EXPECT_EQ(Offered(*rollout, others_[0]), 1);
+  clock_.Advance(absl::Minutes(2));
+  EXPECT_EQ(Offered(*rollout, others_[0]), 3);
+  EXPECT_EQ(rollout->status().stage, RolloutStage::kReverted);
+  EXPECT_THAT(rollout->status().reason, HasSubstr("only 1 canary report(s) by the deadline"));
+}
+
+TEST_F(RolloutTest, ARollbackByHandGoesToEveryDeviceAtOnce) {
+  RolloutOptions options;
+  options.canary_fraction = 0.5;
+  std::unique_ptr<Rollout> rollout = Start(options);
+  ASSERT_TRUE(rollout->Rollback().ok());
+  EXPECT_EQ(rollout->status().stage, RolloutStage::kComplete);
+  EXPECT_EQ(Offered(*rollout, canaries_[0]), 3);
+  EXPECT_EQ(Offered(*rollout, others_[0]), 3);
 }
 
 }  // namespace

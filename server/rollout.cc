@@ -1,0 +1,161 @@
+#include "server/rollout.h"
+
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/sha256.h"
+#include "common/status.h"
+
+namespace shoal {
+
+const char* RolloutStageName(RolloutStage stage) {
+  switch (stage) {
+    case RolloutStage::kNone:
+      return "none";
+    case RolloutStage::kCanary:
+      return "canary";
+    case RolloutStage::kComplete:
+      return "complete";
+    case RolloutStage::kReverted:
+      return "reverted";
+  }
+  return "?";
+}
+
+Rollout::Rollout(RolloutOptions options, ServingCatalog* catalog)
+    : options_(std::move(options)), catalog_(catalog) {
+  absl::MutexLock lock(&mu_);
+  // What the catalog serves at start goes to every device: a canary that a
+  // restart interrupted is not resumed (docs/lifecycle.md).
+  if (std::optional<v1::ModelVersion> newest = catalog_->Offer()) {
+    Start(newest->version(), 0, /*canary=*/false);
+  }
+}
+
+void Rollout::Start(int64_t version, int64_t previous, bool canary) {
+  status_ = RolloutStatus{};
+  status_.version = version;
+  status_.previous = previous;
+  status_.stage = canary ? RolloutStage::kCanary : RolloutStage::kComplete;
+  started_ = options_.clock->Now();
+  change_sum_ = 0;
+  reported_.clear();
+}
+
+absl::StatusOr<ModelRecord> Rollout::Promote(const std::string& run,
+                                             const std::string& run_models_dir,
+                                             int64_t version) {
+  absl::MutexLock lock(&mu_);
+  SHOAL_ASSIGN_OR_RETURN(ModelRecord record, catalog_->Promote(run, run_models_dir, version));
+  const std::vector<int64_t> lineage = catalog_->Lineage();
+  const int64_t previous = lineage.size() >= 2 ? lineage[lineage.size() - 2] : 0;
+  const bool canary =
+      previous > 0 && options_.canary_fraction > 0 && options_.canary_fraction < 1;
+  Start(record.version, previous, canary);
+  if (canary) {
+    spdlog::info("serving version {}: canary on {:.0f}% of devices; the others keep {}",
+                 record.version, 100 * options_.canary_fraction, previous);
+  }
+  return record;
+}
+
+absl::StatusOr<ModelRecord> Rollout::Rollback() {
+  absl::MutexLock lock(&mu_);
+  SHOAL_ASSIGN_OR_RETURN(ModelRecord record, catalog_->Rollback());
+  Start(record.version, 0, /*canary=*/false);
+  status_.reason = "rolled back by hand";
+  return record;
+}
+
+bool Rollout::IsCanary(const std::string& client_id, int64_t version) const {
+  const std::string digest = Sha256(absl::StrCat(client_id, "\n", version));
+  uint64_t x = 0;
+  for (int i = 0; i < 8; ++i) x = (x << 8) | static_cast<unsigned char>(digest[i]);
+  return static_cast<double>(x) / 18446744073709551616.0 < options_.canary_fraction;
+}
+
+std::optional<v1::ModelVersion> Rollout::OfferFor(const std::string& client_id) {
+  absl::MutexLock lock(&mu_);
+  Decide();
+  if (status_.stage == RolloutStage::kNone) return std::nullopt;
+  const int64_t version =
+      status_.stage == RolloutStage::kCanary && !IsCanary(client_id, status_.version)
+          ? status_.previous
+          : status_.version;
+  absl::StatusOr<v1::ModelVersion> offer = catalog_->OfferOf(version);
+  if (!offer.ok()) return std::nullopt;
+  return *std::move(offer);
+}
+
+void Rollout::Report(const std::string& client_id, const v1::ServingReport& report) {
+  absl::MutexLock lock(&mu_);
+  if (status_.stage != RolloutStage::kCanary || report.offered_version() != status_.version ||
+      !IsCanary(client_id, status_.version) || reported_.count(client_id) > 0) {
+    return;
+  }
+  const bool refused = !report.accepted();
+  reported_[client_id] = refused;
+  ++status_.canary_reports;
+  status_.canary_refusals += refused ? 1 : 0;
+  // Positive is better: accuracy up, RMSE down. No metric (a device with no
+  // held-out data accepted unjudged) counts as no change.
+  double change = report.offered_value() - report.current_value();
+  if (report.metric() == "rmse") change = -change;
+  if (report.metric().empty()) change = 0;
+  change_sum_ += change;
+  status_.mean_change = change_sum_ / static_cast<double>(status_.canary_reports);
+  Decide();
+}
+
+void Rollout::Decide() {
+  if (status_.stage != RolloutStage::kCanary) return;
+  const int64_t reports = status_.canary_reports;
+  std::string revert;
+  if (reports >= std::max<int64_t>(1, options_.min_canary_reports)) {
+    const double refusals = static_cast<double>(status_.canary_refusals) / reports;
+    if (refusals > options_.max_canary_refusals) {
+      revert = absl::StrFormat("%d of %d canary devices refused it", status_.canary_refusals,
+                               reports);
+    } else if (status_.mean_change < -options_.margin) {
+      revert = absl::StrFormat(
+          "on the canary devices' own data it is worse by %.4g on average (margin %.4g)",
+          -status_.mean_change, options_.margin);
+    } else {
+      status_.stage = RolloutStage::kComplete;
+      status_.reason = absl::StrFormat(
+          "%d canary reports, %d refusals, mean change %+.4g: offered to every device", reports,
+          status_.canary_refusals, status_.mean_change);
+      spdlog::info("serving version {}: {}", status_.version, status_.reason);
+      return;
+    }
+  } else if (options_.clock->Now() - started_ > options_.canary_deadline) {
+    revert = absl::StrCat("only ", reports, " canary report(s) by the deadline (",
+                          absl::FormatDuration(options_.canary_deadline), ")");
+  } else {
+    return;
+  }
+  const int64_t bad = status_.version;
+  absl::StatusOr<ModelRecord> back = catalog_->Rollback();
+  status_.stage = RolloutStage::kReverted;
+  status_.reason = revert;
+  if (back.ok()) {
+    status_.version = back->version;
+    spdlog::warn("serving version {} reverted ({}); every device is offered serving version {}",
+                 bad, revert, back->version);
+  } else {
+    status_.version = status_.previous;
+    spdlog::error("serving version {} reverted ({}), but the rollback failed: {}; every device is "
+                  "offered serving version {} again",
+                  bad, revert, std::string(back.status().message()), status_.previous);
+  }
+}
+
+RolloutStatus Rollout::status() const {
+  absl::MutexLock lock(&mu_);
+  return status_;
+}
+
+}  // namespace shoal
