@@ -1,11 +1,13 @@
 #include <torch/torch.h>
 
+#include <atomic>
 #include <cstdio>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
 #include "experiment/experiment_config.h"
+#include "cli/stop_signal.h"
 #include "cli/transport.h"
 #include "client/agent.h"
 #include "client/data/dataset.h"
@@ -13,7 +15,9 @@
 #include "client/data/source.h"
 #include "client/data/spool.h"
 #include "client/local_client.h"
+#include "client/local_endpoint.h"
 #include "client/model.h"
+#include "client/serving_runtime.h"
 #include "client/trainer.h"
 #include "common/logging.h"
 #include "common/signing.h"
@@ -48,6 +52,52 @@ LoadClientData(const ClientFlags& flags, const ExperimentConfig& config) {
   SHOAL_ASSIGN_OR_RETURN(std::vector<std::vector<int64_t>> parts,
                          client::Partition(all->targets(), config.partition));
   return std::make_pair(all->Subset(parts[flags.partition]), std::move(spec));
+}
+
+// ServeAndTrain is `shoal client --serve`: the device serves predictions on
+// flags.serve from the serving versions it keeps (from disk at once, also
+// with no server), takes part in every run it can reach, and stays up
+// between runs until SIGTERM or SIGINT.
+absl::Status ServeAndTrain(const ClientFlags& flags, const ExperimentConfig& config,
+                           client::AgentOptions agent_options,
+                           std::shared_ptr<const client::ExampleSource> guard_data,
+                           client::LocalClient* local, int* exit_code) {
+  SHOAL_RETURN_IF_ERROR(InstallStopSignalHandlers());
+  client::ServingRuntimeOptions serving_options;
+  serving_options.store = {agent_options.state_dir + "/serving", agent_options.model_verifier, 2};
+  serving_options.task = config.task;
+  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<client::ServingRuntime> runtime,
+                         client::ServingRuntime::Open(serving_options, std::move(guard_data)));
+  SHOAL_ASSIGN_OR_RETURN(
+      std::unique_ptr<client::LocalEndpoint> endpoint,
+      Annotate(client::LocalEndpoint::Start({flags.serve}, &runtime->serving()), "--serve"));
+  spdlog::info("serving predictions on {} ({})", flags.serve,
+               runtime->version() > 0 ? absl::StrCat("serving version ", runtime->version())
+                                      : std::string("no serving version yet"));
+  agent_options.serving = runtime.get();
+  agent_options.give_up_after = absl::ZeroDuration();  // a device waits for its server
+  *exit_code = 1;
+  std::atomic<bool> stopping{false};
+  std::atomic<client::Agent*> current{nullptr};
+  StopOnSignal stop([&] {
+    stopping = true;
+    if (client::Agent* agent = current.load()) agent->Stop();
+  });
+  while (!stopping.load()) {
+    client::Agent agent(agent_options, local);
+    current = &agent;
+    if (stopping.load()) agent.Stop();
+    absl::Status run = agent.Run();
+    current = nullptr;
+    if (stopping.load()) break;
+    if (!run.ok() && !absl::IsUnavailable(run)) return run;
+    spdlog::info("run over ({}); serving version {} on {}; waiting for the next run",
+                 run.ok() ? "done" : std::string(run.message()), runtime->version(), flags.serve);
+    absl::SleepFor(absl::Seconds(1));
+  }
+  spdlog::info("stopped by signal {}; serving version {}", stop.received(), runtime->version());
+  *exit_code = 0;
+  return absl::OkStatus();
 }
 
 absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
@@ -102,6 +152,7 @@ absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
   trainer_options.task = config.task;
   SHOAL_ASSIGN_OR_RETURN(client::Trainer trainer, client::Trainer::Create(trainer_options));
   model->To(c10::Device(flags.device));
+  const std::shared_ptr<const client::ExampleSource> guard_data = holdout;
   client::LocalClient local(std::move(model), std::move(trainer), std::move(train),
                             std::move(holdout));
 
@@ -119,6 +170,9 @@ absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
       flags.state_dir.empty() ? absl::StrCat(config.output_dir, "/clients/", id) : flags.state_dir;
   agent_options.model_code = std::move(model_code);
   agent_options.seed = data_seed;
+  if (!flags.serve.empty()) {
+    return ServeAndTrain(flags, config, agent_options, guard_data, &local, exit_code);
+  }
   client::Agent agent(agent_options, &local);
   *exit_code = 1;
   SHOAL_RETURN_IF_ERROR(agent.Run());

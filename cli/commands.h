@@ -42,6 +42,9 @@ struct ClientFlags {
   // Transport security: one of the two is required.
   std::string pki_dir;           // ca.pem, client.pem, client.key, ...
   bool insecure_plaintext = false;
+  // Serve predictions on this local address (unix:PATH or loopback) with
+  // the serving versions the server offers, and stay up between runs.
+  std::string serve;
 };
 int RunClientCommand(const ClientFlags& flags);
 

@@ -77,6 +77,11 @@ int Main(int argc, char** argv) {
       ->excludes(c_pki);
   c->add_option("--state-dir", client.state_dir,
                 "Where the newest global model is kept (default: <output_dir>/clients/<id>)");
+  c->add_option("--serve", client.serve,
+                "Serve predictions on this local address (unix:PATH, or 127.0.0.1:PORT) with the "
+                "serving versions the server offers (kept in <state-dir>/serving, served from "
+                "disk when offline); the device then stays up between runs until SIGTERM")
+      ->needs(c_pki);
   c->add_option("--device", client.device, "cpu, or cuda[:N] with a CUDA build of LibTorch")->capture_default_str();
   c->add_option("--threads", client.threads, "LibTorch intra-op threads")->check(CLI::PositiveNumber)->capture_default_str();
   c->add_option("--log-level", client.log_level, "debug, info, warn or error")->capture_default_str();

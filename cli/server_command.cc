@@ -28,6 +28,8 @@
 #include "experiment/experiment_config.h"
 #include "experiment/progress_reporter.h"
 #include "server/federation_server.h"
+#include "server/rollout.h"
+#include "server/serving_catalog.h"
 #include "strategies/registry.h"
 
 namespace shoal::cli {
@@ -74,6 +76,40 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   const bool signed_models = options.signer != nullptr;
   ProgressReporter progress(config, config.output_dir);
   options.observers.push_back(&progress);
+  // Serving versions (docs/lifecycle.md): offered to devices on every poll,
+  // rolled out to a canary first, and this run's final model promoted when
+  // it beats the serving one.
+  std::unique_ptr<ServingCatalog> catalog;
+  std::unique_ptr<Rollout> rollout;
+  std::unique_ptr<AutoPromoter> promoter;
+  if (!config.serving.dir.empty()) {
+    if (!signed_models) {
+      return absl::InvalidArgumentError(
+          "'server.serving' needs --pki-dir: serving versions are always signed");
+    }
+    SHOAL_ASSIGN_OR_RETURN(
+        std::shared_ptr<const ModelVerifier> verifier,
+        Annotate(ModelVerifier::Load(flags.pki_dir + "/model-signing.pub"), "--pki-dir"));
+    SHOAL_ASSIGN_OR_RETURN(catalog, Annotate(ServingCatalog::Open({config.serving.dir,
+                                                                   options.signer, verifier, 20}),
+                                             "'server.serving.dir'"));
+    RolloutOptions rollout_options;
+    rollout_options.canary_fraction = config.serving.canary_fraction;
+    rollout_options.min_canary_reports = config.serving.min_canary_reports;
+    rollout_options.max_canary_refusals = config.serving.max_canary_refusals;
+    rollout_options.margin = config.serving.canary_margin;
+    rollout_options.canary_deadline = absl::Seconds(config.serving.canary_deadline_s);
+    rollout = std::make_unique<Rollout>(rollout_options, catalog.get());
+    options.serving = catalog.get();
+    options.rollout = rollout.get();
+    if (config.serving.auto_promote) {
+      promoter = std::make_unique<AutoPromoter>(rollout.get(), catalog.get(), config.name,
+                                                config.output_dir + "/models",
+                                                config.coordinator.num_rounds,
+                                                config.serving.margin);
+      options.observers.push_back(promoter.get());
+    }
+  }
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<FederationServer> server,
                          FederationServer::Create(std::move(options), server_side.strategy.get(),
                                                   std::move(server_side.initial)));

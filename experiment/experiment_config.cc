@@ -430,6 +430,20 @@ absl::Status ParseSections(JsonFields& root, ExperimentConfig& c) {
     SHOAL_RETURN_IF_ERROR(s.NonEmptyString("output_dir", &c.output_dir));
     SHOAL_RETURN_IF_ERROR(s.Bool("evaluate", &c.server_evaluation));
     SHOAL_RETURN_IF_ERROR(s.Integer("threads", 0, 1024, &c.threads));
+    if (s.Has("serving")) {
+      SHOAL_ASSIGN_OR_RETURN(JsonFields v, s.Object("serving"));
+      ServingConfig& sv = c.serving;
+      SHOAL_RETURN_IF_ERROR(v.Require({"dir"}));
+      SHOAL_RETURN_IF_ERROR(v.NonEmptyString("dir", &sv.dir));
+      SHOAL_RETURN_IF_ERROR(v.Bool("auto_promote", &sv.auto_promote));
+      SHOAL_RETURN_IF_ERROR(v.Number("margin", -1, 1e9, &sv.margin));
+      SHOAL_RETURN_IF_ERROR(v.Number("canary_fraction", 0, 1, &sv.canary_fraction));
+      SHOAL_RETURN_IF_ERROR(v.Integer("min_canary_reports", 1, 1000000, &sv.min_canary_reports));
+      SHOAL_RETURN_IF_ERROR(v.Number("max_canary_refusals", 0, 1, &sv.max_canary_refusals));
+      SHOAL_RETURN_IF_ERROR(v.Number("canary_margin", 0, 1e9, &sv.canary_margin));
+      SHOAL_RETURN_IF_ERROR(v.Number("canary_deadline_s", 1, 1e7, &sv.canary_deadline_s));
+      SHOAL_RETURN_IF_ERROR(v.Finish());
+    }
     SHOAL_RETURN_IF_ERROR(s.Finish());
   }
   SHOAL_RETURN_IF_ERROR(ParseSimulation(root, c));

@@ -37,6 +37,19 @@ struct SimulationConfig {
   simulation::PopulationOptions population;  // speeds, availability, trace
 };
 
+// ServingConfig: "server.serving", the fleet's serving versions
+// (docs/lifecycle.md). Empty `dir`: the server offers none.
+struct ServingConfig {
+  std::string dir;            // the serving catalog's folder
+  bool auto_promote = false;  // promote a run's final model that beats the serving one
+  double margin = 0.01;       // by this much (accuracy points; RMSE for regression)
+  double canary_fraction = 0.1;
+  int64_t min_canary_reports = 3;
+  double max_canary_refusals = 0;
+  double canary_margin = 0.01;
+  double canary_deadline_s = 3600;
+};
+
 struct ExperimentConfig {
   std::string name = "fashion-mnist";
   uint64_t seed = 42;
@@ -70,6 +83,7 @@ struct ExperimentConfig {
   std::string output_dir = "runs/fashion-mnist";
   bool server_evaluation = true;  // evaluate on the test split every round
   uint32_t threads = 0;           // LibTorch intra-op threads; 0 = cores
+  ServingConfig serving;
 
   SimulationConfig simulation;
 

@@ -153,6 +153,55 @@ void Rollout::Decide() {
   }
 }
 
+AutoPromoter::AutoPromoter(Rollout* rollout, const ServingCatalog* catalog, std::string run,
+                           std::string run_models_dir, uint32_t last_round, double margin)
+    : rollout_(rollout),
+      catalog_(catalog),
+      run_(std::move(run)),
+      models_(std::move(run_models_dir)),
+      last_round_(last_round),
+      margin_(margin) {}
+
+void AutoPromoter::OnRoundEnd(const RoundRecord& record) {
+  if (record.round != last_round_ || !decision_.empty()) return;
+  absl::StatusOr<ModelRecord> trained = ReadModelRecord(models_, kLatestVersion);
+  if (!trained.ok()) {
+    decision_ = absl::StrCat("not promoted: ", trained.status().message());
+    spdlog::warn("auto-promotion: {}", decision_);
+    return;
+  }
+  auto metric = [](const Metrics& m, const char* key) -> std::optional<double> {
+    auto it = m.find(key);
+    if (it == m.end()) return std::nullopt;
+    return MetricAsDouble(it->second);
+  };
+  const bool accuracy = metric(trained->metrics, "test_accuracy").has_value();
+  const char* key = accuracy ? "test_accuracy" : "test_rmse";
+  const std::optional<double> mine = metric(trained->metrics, key);
+  const std::optional<ModelRecord> serving = catalog_->Current();
+  std::optional<double> theirs;
+  if (serving) theirs = metric(serving->metrics, key);
+  if (!mine) {
+    decision_ = absl::StrCat("not promoted: model version ", trained->version,
+                             " has no server-side evaluation to judge it by");
+  } else if (serving && !theirs) {
+    decision_ = absl::StrCat("not promoted: serving version ", serving->version, " has no ", key,
+                             " to compare with; promote by hand");
+  } else if (serving && (accuracy ? *mine - *theirs : *theirs - *mine) < margin_) {
+    decision_ = absl::StrFormat(
+        "not promoted: %s %.4g against %.4g of serving version %d, not better by the margin %.4g",
+        key, *mine, *theirs, serving->version, margin_);
+  } else {
+    absl::StatusOr<ModelRecord> promoted = rollout_->Promote(run_, models_, trained->version);
+    decision_ = promoted.ok()
+                    ? absl::StrFormat("promoted model version %d as serving version %d (%s %.4g%s)",
+                                      trained->version, promoted->version, key, *mine,
+                                      serving ? absl::StrFormat(" against %.4g", *theirs) : "")
+                    : absl::StrCat("not promoted: ", promoted.status().message());
+  }
+  spdlog::info("auto-promotion: {}", decision_);
+}
+
 RolloutStatus Rollout::status() const {
   absl::MutexLock lock(&mu_);
   return status_;

@@ -27,6 +27,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "server/coordinator.h"
 #include "server/serving_catalog.h"
 #include "shoal/v1/shoal.pb.h"
 
@@ -98,6 +99,32 @@ class Rollout {
   absl::Time started_ ABSL_GUARDED_BY(mu_);
   double change_sum_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, bool> reported_ ABSL_GUARDED_BY(mu_);  // canary -> refused
+};
+
+// AutoPromoter promotes a run's final model by itself when it beats the
+// serving version on the server's evaluation by `margin` (or nothing is
+// served yet). It watches the rounds (RoundObserver) and decides at the end
+// of round `last_round`, before devices hear the run is over, so devices
+// still connected are offered the new version before they leave. It
+// compares the versions' recorded "test_accuracy" (higher is better) or,
+// without one, "test_rmse" (lower is better); a run whose final model has
+// neither is not promoted. A run that stops early (target accuracy, a
+// signal) is not promoted automatically.
+class AutoPromoter : public RoundObserver {
+ public:
+  AutoPromoter(Rollout* rollout, const ServingCatalog* catalog, std::string run,
+               std::string run_models_dir, uint32_t last_round, double margin);
+  void OnRoundEnd(const RoundRecord& record) override;
+  // decision says what was decided, once it was ("" before).
+  const std::string& decision() const { return decision_; }
+
+ private:
+  Rollout* const rollout_;
+  const ServingCatalog* const catalog_;
+  const std::string run_, models_;
+  const uint32_t last_round_;
+  const double margin_;
+  std::string decision_;
 };
 
 }  // namespace shoal

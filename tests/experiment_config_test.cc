@@ -72,6 +72,32 @@ TEST(ExperimentConfigTest, SimulationSectionErrorsNameTheKey) {
   EXPECT_THAT(error(R"({"target_accuracy": 2})"), HasSubstr("target_accuracy"));
 }
 
+TEST(ExperimentConfigTest, ServingSectionIsReadAndItsErrorsNameTheKey) {
+  absl::StatusOr<ExperimentConfig> c = ParseExperimentConfig(
+      R"({"server": {"serving": {"dir": "/srv/serving", "auto_promote": true, "margin": 0.02,
+          "canary_fraction": 0.25, "min_canary_reports": 5, "canary_deadline_s": 60}}})",
+      "serving.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->serving.dir, "/srv/serving");
+  EXPECT_TRUE(c->serving.auto_promote);
+  EXPECT_DOUBLE_EQ(c->serving.margin, 0.02);
+  EXPECT_DOUBLE_EQ(c->serving.canary_fraction, 0.25);
+  EXPECT_EQ(c->serving.min_canary_reports, 5);
+  EXPECT_DOUBLE_EQ(c->serving.canary_deadline_s, 60);
+  auto error = [](const std::string& text) {
+    absl::StatusOr<ExperimentConfig> c = ParseExperimentConfig(text, "serving.json");
+    return c.ok() ? std::string("accepted") : std::string(c.status().message());
+  };
+  EXPECT_THAT(error(R"({"server": {"serving": {"auto_promote": true}}})"),
+              HasSubstr("server.serving.dir"));
+  EXPECT_THAT(error(R"({"server": {"serving": {"dir": "s", "canary_fraction": 2}}})"),
+              HasSubstr("server.serving.canary_fraction"));
+  EXPECT_THAT(error(R"({"server": {"serving": {"dir": "s", "min_canary_reports": 0}}})"),
+              HasSubstr("server.serving.min_canary_reports"));
+  EXPECT_THAT(error(R"({"server": {"serving": {"dir": "s", "canary": 1}}})"),
+              HasSubstr("server.serving.canary"));
+}
+
 TEST(ExperimentConfigTest, EverySectionIsRead) {
   absl::StatusOr<ExperimentConfig> c = ParseExperimentConfig(R"({
     "name": "x", "seed": 9, "rounds": 3, "model": "2nn",

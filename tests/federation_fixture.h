@@ -77,13 +77,15 @@ class FederationTest : public ::testing::Test {
     return std::make_unique<Subprocess>(argv, dir_.File("server.log"));
   }
 
-  std::unique_ptr<Subprocess> StartClient(const std::string& config, int partition) {
-    return std::make_unique<Subprocess>(
-        std::vector<std::string>{SHOAL_BINARY, "client", "--config", config, "--partition",
-                                 std::to_string(partition), "--state-dir",
-                                 dir_.File(absl::StrCat("client-", partition)), "--pki-dir",
-                                 Bundle(absl::StrCat("client-", partition))},
-        dir_.File(absl::StrCat("client-", partition, ".log")));
+  std::unique_ptr<Subprocess> StartClient(const std::string& config, int partition,
+                                          const std::vector<std::string>& flags = {}) {
+    std::vector<std::string> argv{SHOAL_BINARY, "client", "--config", config, "--partition",
+                                  std::to_string(partition), "--state-dir",
+                                  dir_.File(absl::StrCat("client-", partition)), "--pki-dir",
+                                  Bundle(absl::StrCat("client-", partition))};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    return std::make_unique<Subprocess>(argv,
+                                        dir_.File(absl::StrCat("client-", partition, ".log")));
   }
 
   // RunFederation runs a server and `num_clients` client processes on

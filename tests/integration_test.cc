@@ -10,11 +10,13 @@
 #include <string>
 #include <vector>
 
+#include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "common/model_dir.h"
+#include "common/parameters.h"
 #include "common/sha256.h"
 #include "client/data/source.h"
 #include "client/task.h"
@@ -22,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "strategies/privacy_accountant.h"
 #include "tests/federation_fixture.h"
+#include "shoal/v1/shoal.grpc.pb.h"
 #include "tests/subprocess.h"
 
 namespace shoal {
@@ -32,6 +35,59 @@ using testing::Subprocess;
 using testing::WaitForLogLine;
 
 using IntegrationTest = testing::FederationTest;
+
+// Issue 16: `shoal server` with server.serving auto-promotes the run's final
+// model (nothing was served before), the two `shoal client --serve` devices
+// take it before the run ends, and once the server is gone they still
+// answer predictions over their Unix sockets from the version on disk,
+// until SIGTERM ends them cleanly.
+TEST_F(IntegrationTest, DevicesServeTheAutoPromotedFinalModelAfterTheServerIsGone) {
+  const std::string serving = dir_.File("serving");
+  const std::string config = WriteConfig(/*rounds=*/2, /*min_fit=*/2, /*round_s=*/120,
+                                         [&](json& c) {
+                                           c["server"]["serving"] = {{"dir", serving},
+                                                                     {"auto_promote", true},
+                                                                     {"canary_fraction", 0}};
+                                         });
+  auto server = StartServer(config);
+  std::vector<std::unique_ptr<Subprocess>> devices;
+  std::vector<std::string> sockets;
+  for (int i = 0; i < 2; ++i) {
+    sockets.push_back("unix:" + dir_.File(absl::StrCat("predict-", i, ".sock")));
+    devices.push_back(StartClient(config, i, {"--serve", sockets.back()}));
+  }
+  ASSERT_EQ(server->Wait(absl::Minutes(4)), 0) << server->Log();
+  EXPECT_NE(server->Log().find("promoted model version 2 as serving version 1"),
+            std::string::npos)
+      << server->Log();
+
+  // The server is gone: each device answers from serving version 1.
+  const at::Tensor x = at::rand({3, 1, 28, 28});
+  for (int i = 0; i < 2; ++i) {
+    auto stub = v1::LocalPredict::NewStub(
+        grpc::CreateChannel(sockets[i], grpc::InsecureChannelCredentials()));
+    v1::PredictResponse response;
+    grpc::Status status;
+    for (int attempt = 0; attempt < 300; ++attempt) {
+      v1::PredictRequest request;
+      TensorToProto("inputs", x, request.mutable_inputs());
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+      status = stub->Predict(&ctx, request, &response);
+      if (status.ok() && response.serving_version() == 1) break;
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    ASSERT_TRUE(status.ok()) << status.error_message() << devices[i]->Log();
+    EXPECT_EQ(response.serving_version(), 1) << devices[i]->Log();
+    absl::StatusOr<at::Tensor> outputs = TensorFromProto(response.outputs());
+    ASSERT_TRUE(outputs.ok()) << outputs.status();
+    EXPECT_EQ(outputs->sizes(), (std::vector<int64_t>{3, 10}));
+  }
+  for (auto& device : devices) {
+    device->Kill(SIGTERM);
+    EXPECT_EQ(device->Wait(absl::Seconds(30)), 0) << device->Log();
+  }
+}
 
 // Issue 14.11: real-process runs are as reproducible as the simulator's.
 // The same config run twice, with processes, threads, TLS and the arrival
