@@ -255,14 +255,20 @@ void GrpcClientProxy::Shutdown(const std::string& reason, int64_t final_version)
 v1::Task GrpcClientProxy::NextTask(absl::Duration max_wait) {
   absl::MutexLock lock(&mu_);
   auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return pending_.has_value() || shutdown_.has_value();
+    return pending_.has_value() || shutdown_.has_value() || wake_;
   };
   mu_.AwaitWithTimeout(absl::Condition(&ready), max_wait);
+  wake_ = false;
   if (shutdown_) return *shutdown_;
   if (pending_) return pending_->task;
   v1::Task wait;
   wait.mutable_wait()->set_retry_after_ms(0);  // poll again right away
   return wait;
+}
+
+void GrpcClientProxy::Wake() {
+  absl::MutexLock lock(&mu_);
+  wake_ = true;
 }
 
 absl::StatusOr<GrpcClientProxy::FitTaskInputs> GrpcClientProxy::OpenFitTask(

@@ -84,6 +84,10 @@ class GrpcClientProxy : public ClientProxy {
   // task. A task already handed out but not answered is handed out again (the
   // device may have restarted mid-task).
   v1::Task NextTask(absl::Duration max_wait);
+  // Wake ends a NextTask that is waiting (or the next one) at once with a
+  // Wait task, so the device's poll returns with what changed (a new
+  // serving version) instead of at the end of its long poll.
+  void Wake();
 
   // What an open fit task was sent: the global model, the strategy's
   // auxiliary tensors (null when none), and whether the round is securely
@@ -164,6 +168,7 @@ class GrpcClientProxy : public ClientProxy {
   std::optional<PendingTask> pending_ ABSL_GUARDED_BY(mu_);
   std::deque<TaskRecord> recent_ ABSL_GUARDED_BY(mu_);  // oldest first
   std::optional<v1::Task> shutdown_ ABSL_GUARDED_BY(mu_);
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t next_task_ ABSL_GUARDED_BY(mu_) = 0;
   DeclaredExamples declared_ ABSL_GUARDED_BY(mu_);
 };

@@ -185,7 +185,23 @@ FederationService::FederationService(FederationServiceOptions options,
         return access;
       }()),
       clients_(clients),
-      store_(store) {}
+      store_(store) {
+  if (options_.serving != nullptr) {
+    serving_listener_ = options_.serving->Listen([this] { WakeAll(); });
+  }
+}
+
+FederationService::~FederationService() {
+  if (serving_listener_ >= 0) options_.serving->Unlisten(serving_listener_);
+}
+
+void FederationService::WakeAll() {
+  for (const std::string& id : clients_->RegisteredIds()) {
+    if (auto proxy = std::dynamic_pointer_cast<GrpcClientProxy>(clients_->Find(id))) {
+      proxy->Wake();
+    }
+  }
+}
 
 void FederationService::DropRevoked(const std::vector<std::string>& ids) {
   for (const std::string& id : ids) {

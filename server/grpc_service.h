@@ -55,6 +55,7 @@ class FederationService final : public v1::Federation::Service {
  public:
   FederationService(FederationServiceOptions options, ClientManager* clients,
                     ModelStore* store);
+  ~FederationService() override;
 
   grpc::Status Join(grpc::ServerContext* ctx, const v1::JoinRequest* req,
                     v1::JoinResponse* resp) override;
@@ -114,6 +115,10 @@ class FederationService final : public v1::Federation::Service {
   AccessControl access_;
   ClientManager* const clients_;
   ModelStore* const store_;
+  // WakeAll ends every waiting long poll, so devices hear of a new serving
+  // version at once.
+  void WakeAll();
+  int serving_listener_ = -1;
   mutable absl::Mutex fleet_mu_;
   std::map<std::string, FleetServing> fleet_ ABSL_GUARDED_BY(fleet_mu_);
 };

@@ -129,6 +129,7 @@ void Rollout::Decide() {
           "%d canary reports, %d refusals, mean change %+.4g: offered to every device", reports,
           status_.canary_refusals, status_.mean_change);
       spdlog::info("serving version {}: {}", status_.version, status_.reason);
+      catalog_->NotifyChanged();  // the rest of the fleet is offered it now
       return;
     }
   } else if (options_.clock->Now() - started_ > options_.canary_deadline) {

@@ -120,6 +120,15 @@ absl::StatusOr<ModelRecord> ServingCatalog::Promote(const std::string& run,
   }
   SHOAL_RETURN_IF_ERROR(trained.status());
   SHOAL_ASSIGN_OR_RETURN(std::string payload, ReadModelPayload(run_models_dir, trained->record));
+  absl::StatusOr<ModelRecord> added = PromoteLoaded(run, *trained, payload);
+  if (added.ok()) NotifyChanged();
+  return added;
+}
+
+absl::StatusOr<ModelRecord> ServingCatalog::PromoteLoaded(const std::string& run,
+                                                          const LoadedModelVersion& trained_version,
+                                                          const std::string& payload) {
+  const LoadedModelVersion* trained = &trained_version;
   absl::MutexLock lock(&mu_);
   ModelRecord record;
   record.version = NextVersion();
@@ -134,6 +143,12 @@ absl::StatusOr<ModelRecord> ServingCatalog::Promote(const std::string& run,
 }
 
 absl::StatusOr<ModelRecord> ServingCatalog::Rollback() {
+  absl::StatusOr<ModelRecord> added = RollbackLocked();
+  if (added.ok()) NotifyChanged();
+  return added;
+}
+
+absl::StatusOr<ModelRecord> ServingCatalog::RollbackLocked() {
   absl::MutexLock lock(&mu_);
   if (lineage_.size() < 2) {
     return absl::FailedPreconditionError(
@@ -245,6 +260,22 @@ std::optional<ModelRecord> ServingCatalog::Current() const {
   absl::StatusOr<ModelRecord> record = ReadModelRecord(options_.dir, held.back());
   if (!record.ok()) return std::nullopt;
   return *std::move(record);
+}
+
+int ServingCatalog::Listen(std::function<void()> changed) const {
+  absl::MutexLock lock(&listeners_mu_);
+  listeners_[next_listener_] = std::move(changed);
+  return next_listener_++;
+}
+
+void ServingCatalog::Unlisten(int id) const {
+  absl::MutexLock lock(&listeners_mu_);
+  listeners_.erase(id);
+}
+
+void ServingCatalog::NotifyChanged() const {
+  absl::MutexLock lock(&listeners_mu_);
+  for (const auto& [id, changed] : listeners_) changed();
 }
 
 std::vector<int64_t> ServingCatalog::Lineage() const {

@@ -18,6 +18,7 @@
 #define SHOAL_SERVER_SERVING_CATALOG_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -85,9 +86,21 @@ class ServingCatalog {
   // OfferOf describes serving version `version`; NotFound when not kept.
   absl::StatusOr<v1::ModelVersion> OfferOf(int64_t version) const;
 
+  // Listen calls `changed` (from the thread that promoted or rolled back,
+  // after the change, with no lock of the catalog held) whenever the newest
+  // serving version changes, until Unlisten(returned id).
+  int Listen(std::function<void()> changed) const;
+  void Unlisten(int id) const;
+  // NotifyChanged calls the listeners: what devices are offered changed
+  // without a new version (a rollout completed).
+  void NotifyChanged() const;
+
   const std::string& dir() const { return options_.dir; }
 
  private:
+  mutable absl::Mutex listeners_mu_;
+  mutable std::map<int, std::function<void()>> listeners_ ABSL_GUARDED_BY(listeners_mu_);
+  mutable int next_listener_ ABSL_GUARDED_BY(listeners_mu_) = 0;
   ServingCatalog(ServingCatalogOptions options, ServingStore store)
       : options_(std::move(options)), store_(std::move(store)) {}
   // Add signs `record` (its version, spec, code, origin set) over
@@ -97,6 +110,10 @@ class ServingCatalog {
                                   const ModelCode& code, std::vector<int64_t> lineage)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteLineage(const std::vector<int64_t>& lineage) const;
+  absl::StatusOr<ModelRecord> PromoteLoaded(const std::string& run,
+                                            const LoadedModelVersion& trained,
+                                            const std::string& payload);
+  absl::StatusOr<ModelRecord> RollbackLocked();
   int64_t NextVersion() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ServingCatalogOptions options_;
