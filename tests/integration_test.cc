@@ -89,6 +89,23 @@ TEST_F(IntegrationTest, DevicesServeTheAutoPromotedFinalModelAfterTheServerIsGon
   }
 }
 
+// Serving refuses what it cannot do safely, before anything starts: a
+// serving catalog without the signing key (plaintext), and a prediction
+// endpoint off the device.
+TEST_F(IntegrationTest, ServingWithoutSigningOrOnANetworkAddressIsRefusedByName) {
+  const std::string config = WriteConfig(1, 1, 60, [&](json& c) {
+    c["server"]["serving"] = {{"dir", dir_.File("serving")}};
+  });
+  Subprocess server({SHOAL_BINARY, "server", "--config", config, "--insecure-plaintext"},
+                    dir_.File("plain.log"));
+  EXPECT_EQ(server.Wait(absl::Seconds(60)), 2) << server.Log();
+  EXPECT_NE(server.Log().find("'server.serving' needs --pki-dir"), std::string::npos)
+      << server.Log();
+  auto device = StartClient(config, 0, {"--serve", "0.0.0.0:7001"});
+  EXPECT_EQ(device->Wait(absl::Seconds(60)), 2) << device->Log();
+  EXPECT_NE(device->Log().find("never on '0.0.0.0'"), std::string::npos) << device->Log();
+}
+
 // Issue 14.11: real-process runs are as reproducible as the simulator's.
 // The same config run twice, with processes, threads, TLS and the arrival
 // order of results all left to the OS, gives bit-identical global models
