@@ -99,6 +99,7 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
     rollout_options.max_canary_refusals = config.serving.max_canary_refusals;
     rollout_options.margin = config.serving.canary_margin;
     rollout_options.canary_deadline = absl::Seconds(config.serving.canary_deadline_s);
+    rollout_options.state_file = config.serving.dir + "/rollout.json";
     rollout = std::make_unique<Rollout>(rollout_options, catalog.get());
     options.serving = catalog.get();
     options.rollout = rollout.get();

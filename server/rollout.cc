@@ -2,10 +2,15 @@
 
 #include <utility>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+
+#include "absl/cleanup/cleanup.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/files.h"
+#include "common/json.h"
 #include "common/sha256.h"
 #include "common/status.h"
 
@@ -28,11 +33,68 @@ const char* RolloutStageName(RolloutStage stage) {
 Rollout::Rollout(RolloutOptions options, ServingCatalog* catalog)
     : options_(std::move(options)), catalog_(catalog) {
   absl::MutexLock lock(&mu_);
-  // What the catalog serves at start goes to every device: a canary that a
-  // restart interrupted is not resumed (docs/lifecycle.md).
+  // A canary that a restart interrupted goes on from its state file; what
+  // the catalog serves otherwise goes to every device.
   if (std::optional<v1::ModelVersion> newest = catalog_->Offer()) {
-    Start(newest->version(), 0, /*canary=*/false);
+    if (!Restore(newest->version())) Start(newest->version(), 0, /*canary=*/false);
   }
+}
+
+void Rollout::Save() const {
+  if (options_.state_file.empty()) return;
+  nlohmann::json reports = nlohmann::json::object();
+  for (const auto& [id, refused] : reported_) reports[id] = refused;
+  const nlohmann::json j{{"format", 1},
+                         {"version", status_.version},
+                         {"previous", status_.previous},
+                         {"stage", RolloutStageName(status_.stage)},
+                         {"started_unix_ms", absl::ToUnixMillis(started_)},
+                         {"reports", reports},
+                         {"change_sum", change_sum_},
+                         {"reason", status_.reason}};
+  absl::Status written = WriteFileAtomically(options_.state_file, j.dump() + "\n");
+  if (!written.ok()) {
+    spdlog::warn("cannot keep the rollout's state: {}", std::string(written.message()));
+  }
+}
+
+bool Rollout::Restore(int64_t newest) {
+  if (options_.state_file.empty()) return false;
+  absl::StatusOr<std::string> text = ReadFile(options_.state_file, 16 << 20);
+  if (!text.ok()) return false;
+  absl::StatusOr<nlohmann::json> parsed = ParseJson(*text, options_.state_file);
+  auto ignore = [&](const std::string& why) {
+    spdlog::warn("rollout state '{}' ignored: {}", options_.state_file, why);
+    return false;
+  };
+  if (!parsed.ok()) return ignore(std::string(parsed.status().message()));
+  const nlohmann::json& j = *parsed;
+  try {
+    if (j.at("format").get<int>() != 1) return ignore("unknown format");
+    if (j.at("version").get<int64_t>() != newest) return ignore("about another version");
+    const std::string stage = j.at("stage").get<std::string>();
+    Start(newest, j.at("previous").get<int64_t>(), stage == "canary");
+    if (stage == "reverted") status_.stage = RolloutStage::kReverted;
+    started_ = absl::FromUnixMillis(j.at("started_unix_ms").get<int64_t>());
+    change_sum_ = j.at("change_sum").get<double>();
+    status_.reason = j.at("reason").get<std::string>();
+    for (const auto& [id, refused] : j.at("reports").items()) {
+      reported_[id] = refused.get<bool>();
+      ++status_.canary_reports;
+      status_.canary_refusals += refused.get<bool>() ? 1 : 0;
+    }
+    if (status_.canary_reports > 0) {
+      status_.mean_change = change_sum_ / static_cast<double>(status_.canary_reports);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    Start(newest, 0, /*canary=*/false);
+    return ignore(e.what());
+  }
+  if (status_.stage == RolloutStage::kCanary) {
+    spdlog::info("serving version {}: canary resumed ({} report(s) so far)", newest,
+                 status_.canary_reports);
+  }
+  return true;
 }
 
 void Rollout::Start(int64_t version, int64_t previous, bool canary) {
@@ -55,6 +117,7 @@ absl::StatusOr<ModelRecord> Rollout::Promote(const std::string& run,
   const bool canary =
       previous > 0 && options_.canary_fraction > 0 && options_.canary_fraction < 1;
   Start(record.version, previous, canary);
+  Save();
   if (canary) {
     spdlog::info("serving version {}: canary on {:.0f}% of devices; the others keep {}",
                  record.version, 100 * options_.canary_fraction, previous);
@@ -67,6 +130,7 @@ absl::StatusOr<ModelRecord> Rollout::Rollback() {
   SHOAL_ASSIGN_OR_RETURN(ModelRecord record, catalog_->Rollback());
   Start(record.version, 0, /*canary=*/false);
   status_.reason = "rolled back by hand";
+  Save();
   return record;
 }
 
@@ -107,6 +171,7 @@ void Rollout::Report(const std::string& client_id, const v1::ServingReport& repo
   if (report.metric().empty()) change = 0;
   change_sum_ += change;
   status_.mean_change = change_sum_ / static_cast<double>(status_.canary_reports);
+  Save();
   Decide();
 }
 
@@ -129,6 +194,7 @@ void Rollout::Decide() {
           "%d canary reports, %d refusals, mean change %+.4g: offered to every device", reports,
           status_.canary_refusals, status_.mean_change);
       spdlog::info("serving version {}: {}", status_.version, status_.reason);
+      Save();
       catalog_->NotifyChanged();  // the rest of the fleet is offered it now
       return;
     }
@@ -142,6 +208,8 @@ void Rollout::Decide() {
   absl::StatusOr<ModelRecord> back = catalog_->Rollback();
   status_.stage = RolloutStage::kReverted;
   status_.reason = revert;
+  // Saved as about the version now offered, so a restart keeps it.
+  absl::Cleanup save = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { Save(); };
   if (back.ok()) {
     status_.version = back->version;
     spdlog::warn("serving version {} reverted ({}); every device is offered serving version {}",

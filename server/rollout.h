@@ -11,6 +11,11 @@
 // unjudged version does not reach the fleet. A rollback asked for by hand
 // goes to every device at once, as does the first version ever served.
 //
+// With RolloutOptions::state_file the stage, the canary's reports and its
+// start are kept on disk, so a canary survives a server restart; a missing
+// or damaged state file, or one about another version, is ignored (the
+// newest version then goes to every device, as without one).
+//
 // Which devices are canaries is a hash of (client ID, version), so it is
 // the same on every poll and across server restarts, and a different slice
 // of the fleet for each version.
@@ -48,6 +53,9 @@ struct RolloutOptions {
   // Without enough reports by then, the canary reverts.
   absl::Duration canary_deadline = absl::Hours(1);
   Clock* clock = Clock::Real();
+  // Where the rollout's state is kept (written atomically at every change),
+  // so a canary in progress survives a server restart; empty: not kept.
+  std::string state_file;
 };
 
 enum class RolloutStage { kNone, kCanary, kComplete, kReverted };
@@ -91,6 +99,10 @@ class Rollout {
   // deadline.
   void Decide() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Start(int64_t version, int64_t previous, bool canary) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Save writes the state to options_.state_file; Restore reads it back,
+  // false when there is none that fits the catalog.
+  void Save() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool Restore(int64_t newest) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const RolloutOptions options_;
   ServingCatalog* const catalog_;

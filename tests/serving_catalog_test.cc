@@ -278,6 +278,35 @@ TEST_F(RolloutTest, ACanaryWithoutEnoughReportsRevertsAtItsDeadline) {
   EXPECT_THAT(rollout->status().reason, HasSubstr("only 1 canary report(s) by the deadline"));
 }
 
+TEST_F(RolloutTest, ACanaryInProgressSurvivesARestartAndADamagedStateIsIgnored) {
+  RolloutOptions options;
+  options.canary_fraction = 0.5;
+  options.min_canary_reports = 2;
+  options.state_file = dir_.File("serving/rollout.json");
+  {
+    std::unique_ptr<Rollout> rollout = Start(options);
+    rollout->Report(canaries_[0], Report(true, 0.9, 0.8));
+  }
+  options.clock = &clock_;
+  Rollout restarted(options, catalog_.get());  // the server restarted
+  RolloutStatus status = restarted.status();
+  EXPECT_EQ(status.stage, RolloutStage::kCanary);
+  EXPECT_EQ(status.version, 2);
+  EXPECT_EQ(status.previous, 1);
+  EXPECT_EQ(status.canary_reports, 1);
+  EXPECT_EQ(Offered(restarted, others_[0]), 1);
+  restarted.Report(canaries_[0], Report(true, 0.9, 0.8));  // counted before the restart
+  EXPECT_EQ(restarted.status().canary_reports, 1);
+  restarted.Report(canaries_[1], Report(true, 0.9, 0.8));
+  EXPECT_EQ(restarted.status().stage, RolloutStage::kComplete);
+  EXPECT_EQ(Offered(restarted, others_[0]), 2);
+
+  ASSERT_TRUE(WriteFileAtomically(options.state_file, "{\"format\": 1, \"version\": 2").ok());
+  Rollout damaged(options, catalog_.get());
+  EXPECT_EQ(damaged.status().stage, RolloutStage::kComplete);
+  EXPECT_EQ(Offered(damaged, others_[0]), 2);
+}
+
 TEST_F(RolloutTest, ARollbackByHandGoesToEveryDeviceAtOnce) {
   RolloutOptions options;
   options.canary_fraction = 0.5;
