@@ -25,11 +25,10 @@ using ::testing::HasSubstr;
 class ServingCatalogTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    keys_ = testing::WriteSigningKeys(dir_, "model-signing");
-    other_ = testing::WriteSigningKeys(dir_, "other");
-    signer_ = *ModelSigner::Load(keys_.private_key);
-    verifier_ = *ModelVerifier::Load(keys_.public_key);
-    other_signer_ = *ModelSigner::Load(other_.private_key);
+    const testing::SigningKeys keys = testing::MakeSigningKeys(dir_, "model-signing");
+    signer_ = keys.signer;
+    verifier_ = keys.verifier;
+    other_signer_ = testing::MakeSigningKeys(dir_, "other").signer;
   }
 
   // Train writes training versions 0..n-1 of run `run` (weights filled with
@@ -67,7 +66,6 @@ class ServingCatalogTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
-  testing::SigningKeyFiles keys_, other_;
   std::shared_ptr<const ModelSigner> signer_, other_signer_;
   std::shared_ptr<const ModelVerifier> verifier_;
 };

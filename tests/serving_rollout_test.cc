@@ -66,9 +66,9 @@ Parameters Logreg(int shift) {
 class ServingRolloutTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    keys_ = testing::WriteSigningKeys(dir_, "model-signing");
-    verifier_ = *ModelVerifier::Load(keys_.public_key);
-    signer_ = *ModelSigner::Load(keys_.private_key);
+    const testing::SigningKeys keys = testing::MakeSigningKeys(dir_, "model-signing");
+    verifier_ = keys.verifier;
+    signer_ = keys.signer;
     catalog_ = *ServingCatalog::Open({dir_.File("serving"), signer_, verifier_, 20});
   }
   void TearDown() override { StopFleet(); }
@@ -182,7 +182,6 @@ class ServingRolloutTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
-  testing::SigningKeyFiles keys_;
   std::shared_ptr<const ModelVerifier> verifier_;
   std::shared_ptr<const ModelSigner> signer_;
   std::unique_ptr<ServingCatalog> catalog_;

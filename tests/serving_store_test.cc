@@ -50,11 +50,10 @@ std::unique_ptr<Model> Logreg2(float w) {
 class ServingStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    keys_ = testing::WriteSigningKeys(dir_, "model-signing");
-    other_ = testing::WriteSigningKeys(dir_, "other");
-    signer_ = *ModelSigner::Load(keys_.private_key);
-    other_signer_ = *ModelSigner::Load(other_.private_key);
-    verifier_ = *ModelVerifier::Load(keys_.public_key);
+    const testing::SigningKeys keys = testing::MakeSigningKeys(dir_, "model-signing");
+    signer_ = keys.signer;
+    verifier_ = keys.verifier;
+    other_signer_ = testing::MakeSigningKeys(dir_, "other").signer;
   }
 
   ServingStore Open(int keep = 2) {
@@ -79,7 +78,6 @@ class ServingStoreTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
-  testing::SigningKeyFiles keys_, other_;
   std::shared_ptr<const ModelSigner> signer_, other_signer_;
   std::shared_ptr<const ModelVerifier> verifier_;
 };

@@ -3,6 +3,7 @@
 #ifndef SHOAL_TESTS_SIGNING_TESTING_H_
 #define SHOAL_TESTS_SIGNING_TESTING_H_
 
+#include <memory>
 #include <string>
 
 #include "common/files.h"
@@ -25,6 +26,25 @@ inline SigningKeyFiles WriteSigningKeys(const TempDir& dir, const std::string& n
   EXPECT_TRUE(WriteFileAtomically(files.private_key, pem->private_pem).ok());
   EXPECT_TRUE(WriteFileAtomically(files.public_key, pem->public_pem).ok());
   return files;
+}
+
+// SigningKeys: a fresh key pair written under a folder, and loaded.
+struct SigningKeys {
+  SigningKeyFiles files;
+  std::shared_ptr<const ModelSigner> signer;
+  std::shared_ptr<const ModelVerifier> verifier;
+};
+
+inline SigningKeys MakeSigningKeys(const TempDir& dir, const std::string& name) {
+  SigningKeys keys{WriteSigningKeys(dir, name), nullptr, nullptr};
+  absl::StatusOr<std::shared_ptr<const ModelSigner>> signer =
+      ModelSigner::Load(keys.files.private_key);
+  absl::StatusOr<std::shared_ptr<const ModelVerifier>> verifier =
+      ModelVerifier::Load(keys.files.public_key);
+  EXPECT_TRUE(signer.ok() && verifier.ok());
+  if (signer.ok()) keys.signer = *signer;
+  if (verifier.ok()) keys.verifier = *verifier;
+  return keys;
 }
 
 }  // namespace shoal::testing
