@@ -107,7 +107,8 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
       promoter = std::make_unique<AutoPromoter>(rollout.get(), catalog.get(), config.name,
                                                 config.output_dir + "/models",
                                                 config.coordinator.num_rounds,
-                                                config.serving.margin);
+                                                config.serving.margin,
+                                                config.coordinator.target_accuracy);
       options.observers.push_back(promoter.get());
     }
   }

@@ -13,6 +13,7 @@
 #include "common/json.h"
 #include "common/sha256.h"
 #include "common/status.h"
+#include "server/round_json.h"
 
 namespace shoal {
 
@@ -223,16 +224,21 @@ void Rollout::Decide() {
 }
 
 AutoPromoter::AutoPromoter(Rollout* rollout, const ServingCatalog* catalog, std::string run,
-                           std::string run_models_dir, uint32_t last_round, double margin)
+                           std::string run_models_dir, uint32_t last_round, double margin,
+                           double target_accuracy)
     : rollout_(rollout),
       catalog_(catalog),
       run_(std::move(run)),
       models_(std::move(run_models_dir)),
       last_round_(last_round),
-      margin_(margin) {}
+      margin_(margin),
+      target_accuracy_(target_accuracy) {}
 
 void AutoPromoter::OnRoundEnd(const RoundRecord& record) {
-  if (record.round != last_round_ || !decision_.empty()) return;
+  // The Coordinator ends the run after the round that reaches its target.
+  const bool reached_target = target_accuracy_ > 0 && record.server_eval &&
+                              EvaluateAccuracy(*record.server_eval) >= target_accuracy_;
+  if ((record.round != last_round_ && !reached_target) || !decision_.empty()) return;
   absl::StatusOr<ModelRecord> trained = ReadModelRecord(models_, kLatestVersion);
   if (!trained.ok()) {
     decision_ = absl::StrCat("not promoted: ", trained.status().message());

@@ -120,12 +120,15 @@ class Rollout {
 // still connected are offered the new version before they leave. It
 // compares the versions' recorded "test_accuracy" (higher is better) or,
 // without one, "test_rmse" (lower is better); a run whose final model has
-// neither is not promoted. A run that stops early (target accuracy, a
-// signal) is not promoted automatically.
+// neither is not promoted. A run that reaches its target accuracy
+// (`target_accuracy`, as CoordinatorOptions has it) ends at that round, and
+// it is promoted there too; a run that a signal or its strategy (a spent
+// privacy budget) stops early is not promoted automatically.
 class AutoPromoter : public RoundObserver {
  public:
   AutoPromoter(Rollout* rollout, const ServingCatalog* catalog, std::string run,
-               std::string run_models_dir, uint32_t last_round, double margin);
+               std::string run_models_dir, uint32_t last_round, double margin,
+               double target_accuracy = 0);
   void OnRoundEnd(const RoundRecord& record) override;
   // decision says what was decided, once it was ("" before).
   const std::string& decision() const { return decision_; }
@@ -136,6 +139,7 @@ class AutoPromoter : public RoundObserver {
   const std::string run_, models_;
   const uint32_t last_round_;
   const double margin_;
+  const double target_accuracy_;
   std::string decision_;
 };
 

@@ -160,6 +160,43 @@ TEST_F(ServingCatalogTest, RefusesMissingVersionsForeignModelsBadRunsAndDamagedL
             absl::StatusCode::kInvalidArgument);
 }
 
+// Automatic promotion after a run (AutoPromoter): at the run's last round,
+// or the round that reaches its target accuracy, the run's newest model is
+// promoted when it beats the serving one by the margin.
+TEST_F(ServingCatalogTest, AutoPromotionPromotesAFinalModelThatBeatsTheServingOneByTheMargin) {
+  std::unique_ptr<ServingCatalog> catalog = Open();
+  RolloutOptions options;
+  options.canary_fraction = 0;
+  Rollout rollout(options, catalog.get());
+  auto round = [](uint32_t r, double accuracy) {
+    RoundRecord record;
+    record.round = r;
+    record.server_eval = EvaluateRes{100, 0.5, {{"accuracy", accuracy}}};
+    return record;
+  };
+  // Nothing served yet: the final model (test_accuracy 0.6) is promoted, at
+  // the last round and not before.
+  AutoPromoter first(&rollout, catalog.get(), "run-a", Train("run-a", 2), 2, 0.01);
+  first.OnRoundEnd(round(1, 0.5));
+  EXPECT_TRUE(first.decision().empty());
+  first.OnRoundEnd(round(2, 0.6));
+  EXPECT_THAT(first.decision(), HasSubstr("promoted model version 1 as serving version 1"));
+  EXPECT_EQ(catalog->Current()->version, 1);
+  // As good, not better by the margin: not promoted.
+  AutoPromoter same(&rollout, catalog.get(), "run-b", Train("run-b", 2), 2, 0.01);
+  same.OnRoundEnd(round(2, 0.6));
+  EXPECT_THAT(same.decision(), HasSubstr("not better by the margin"));
+  EXPECT_EQ(catalog->Current()->version, 1);
+  // A run that reaches its target accuracy (0.85) in round 3 of 10 ends
+  // there, and its model (test_accuracy 0.9) is promoted.
+  AutoPromoter target(&rollout, catalog.get(), "run-c", Train("run-c", 5), 10, 0.01, 0.85);
+  target.OnRoundEnd(round(2, 0.8));
+  EXPECT_TRUE(target.decision().empty());
+  target.OnRoundEnd(round(3, 0.9));
+  EXPECT_THAT(target.decision(), HasSubstr("as serving version 2"));
+  EXPECT_EQ(catalog->Current()->serving->run, "run-c");
+}
+
 // Staged rollout (server/rollout.h) over a catalog holding run A as serving
 // version 1, with run B promoted as version 2 to a canary of half the fleet.
 class RolloutTest : public ServingCatalogTest {
