@@ -75,22 +75,32 @@ set -e
 
 # A real run with the custom strategy: custom server, two standard clients.
 port=$($py -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-$py - "$src/examples/custom_strategy/config.json" "$work/run.json" "$port" "$work/run" <<'PY'
+# write_config OUT OUTPUT_DIR [JSON]: the example's config on this test's
+# port, with the top-level keys of JSON replaced.
+write_config() {
+  local extra=${3:-}
+  [ -n "$extra" ] || extra='{}'
+  $py - "$src/examples/custom_strategy/config.json" "$1" "$port" "$2" "$extra" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
+c.update(json.loads(sys.argv[5]))
 c["server"]["address"] = "127.0.0.1:" + sys.argv[3]
 c["server"]["output_dir"] = sys.argv[4]
 json.dump(c, open(sys.argv[2], "w"))
 PY
+}
+# start_client BINARY CONFIG PARTITION NAME: a device in the background,
+# with state in $work/NAME and its log in $work/NAME.log.
+start_client() {
+  timeout 300 "$1" client --config "$2" --partition "$3" --state-dir "$work/$4" \
+    --pki-dir "$work/pki/clients/client-$3" >"$work/$4.log" 2>&1 &
+}
+write_config "$work/run.json" "$work/run"
 # The deployment's PKI: mutual TLS, as every run is unless told otherwise.
 "$work/prefix/bin/shoal" certs init --dir "$work/pki" >/dev/null
 "$work/prefix/bin/shoal" certs client --dir "$work/pki" --id client-0 --id client-1 \
   --id client-2 >/dev/null
-for i in 0 1; do
-  timeout 300 "$work/prefix/bin/shoal" client --config "$work/run.json" --partition $i \
-    --state-dir "$work/client-$i" --pki-dir "$work/pki/clients/client-$i" \
-    >"$work/client-$i.log" 2>&1 &
-done
+for i in 0 1; do start_client "$work/prefix/bin/shoal" "$work/run.json" $i client-$i; done
 timeout 300 "$custom" server --config "$work/run.json" --pki-dir "$work/pki/server" \
   >"$work/server.log" 2>&1 ||
   { cat "$work/server.log"; fail "custom server failed"; }
@@ -108,23 +118,10 @@ PY
 # (which register the half) train for it; a standard `shoal client`, which
 # does not know it, must refuse the round naming the algorithm instead of
 # silently training without it.
-$py - "$src/examples/custom_strategy/config.json" "$work/l2.json" "$port" "$work/l2run" <<'PY'
-import json, sys
-c = json.load(open(sys.argv[1]))
-c["strategy"] = {"name": "l2_fedavg", "lambda": 0.01}
-c["sampling"] = {"min_fit_clients": 2, "min_available_clients": 3, "fraction_fit": 1.0}
-c["server"]["address"] = "127.0.0.1:" + sys.argv[3]
-c["server"]["output_dir"] = sys.argv[4]
-json.dump(c, open(sys.argv[2], "w"))
-PY
-for i in 0 1; do
-  timeout 300 "$custom" client --config "$work/l2.json" --partition $i \
-    --state-dir "$work/l2-client-$i" --pki-dir "$work/pki/clients/client-$i" \
-    >"$work/l2-client-$i.log" 2>&1 &
-done
-timeout 300 "$work/prefix/bin/shoal" client --config "$work/l2.json" --partition 2 \
-  --state-dir "$work/l2-client-2" --pki-dir "$work/pki/clients/client-2" \
-  >"$work/l2-client-2.log" 2>&1 &
+write_config "$work/l2.json" "$work/l2run" '{"strategy": {"name": "l2_fedavg", "lambda": 0.01},
+  "sampling": {"min_fit_clients": 2, "min_available_clients": 3, "fraction_fit": 1.0}}'
+for i in 0 1; do start_client "$custom" "$work/l2.json" $i l2-client-$i; done
+start_client "$work/prefix/bin/shoal" "$work/l2.json" 2 l2-client-2
 timeout 300 "$custom" server --config "$work/l2.json" --pki-dir "$work/pki/server" \
   >"$work/l2-server.log" 2>&1 ||
   { cat "$work/l2-server.log"; fail "custom server failed for l2_fedavg"; }
