@@ -99,14 +99,50 @@ absl::StatusOr<std::optional<Checkpoint>> FindCheckpoint(bool fresh, const std::
 
 }  // namespace
 
+absl::StatusOr<std::unique_ptr<FederationHost>> FederationHost::Start(
+    FederationHostOptions options) {
+  SHOAL_RETURN_IF_ERROR(Annotate(ValidateListenAddress(options.address), "address"));
+  std::unique_ptr<FederationHost> self(new FederationHost());
+  self->options_ = std::move(options);
+  const FederationHostOptions& o = self->options_;
+  self->epoch_ = std::make_shared<ServerEpoch>();
+  self->clients_ = std::make_unique<ClientManager>();
+  FederationServiceOptions service_options;
+  service_options.epoch = self->epoch_;
+  service_options.access.require_certificate = o.tls != nullptr;
+  if (o.tls != nullptr) service_options.access.revoked_file = o.revoked_file;
+  service_options.serving = o.serving;
+  service_options.rollout = o.rollout;
+  self->service_ =
+      std::make_unique<FederationService>(service_options, self->clients_.get(), nullptr);
+  std::vector<grpc::Service*> services = {self->service_.get()};
+  services.insert(services.end(), o.services.begin(), o.services.end());
+  SHOAL_ASSIGN_OR_RETURN(self->grpc_, GrpcServer::Start(o.address, services, o.tls.get()));
+  return self;
+}
+
+FederationHost::~FederationHost() { Shutdown(); }
+
+int FederationHost::port() const { return grpc_ != nullptr ? grpc_->port() : 0; }
+
+std::map<std::string, FleetServing> FederationHost::fleet() const { return service_->Fleet(); }
+
+void FederationHost::Shutdown() {
+  if (grpc_ != nullptr) grpc_->Shutdown();
+}
+
 FederationServer::FederationServer() = default;
 
 std::map<std::string, FleetServing> FederationServer::fleet() const {
-  return service_ != nullptr ? service_->Fleet() : std::map<std::string, FleetServing>();
+  return host_ != nullptr ? host_->fleet() : std::map<std::string, FleetServing>();
 }
 
 FederationServer::~FederationServer() {
-  if (grpc_ != nullptr) grpc_->Shutdown();
+  if (own_host_ != nullptr) own_host_->Shutdown();
+  // A shared host stops offering this run's models; its devices stay.
+  if (own_host_ == nullptr && host_ != nullptr && store_ != nullptr) {
+    host_->service()->SetRun("", nullptr);
+  }
 }
 
 absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Create(
@@ -116,7 +152,9 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Create(
   if (!options.fingerprint_config.is_object()) {
     return absl::InvalidArgumentError("fingerprint_config is not a JSON object");
   }
-  SHOAL_RETURN_IF_ERROR(Annotate(ValidateListenAddress(options.address), "address"));
+  if (options.host == nullptr) {
+    SHOAL_RETURN_IF_ERROR(Annotate(ValidateListenAddress(options.address), "address"));
+  }
   std::unique_ptr<FederationServer> self(new FederationServer());
   self->options_ = std::move(options);
   const FederationServerOptions& o = self->options_;
@@ -153,33 +191,31 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Create(
   SHOAL_ASSIGN_OR_RETURN(self->store_,
                          ModelStore::Open(o.output_dir + "/models", o.model_spec, o.signer));
 
-  self->clients_ = std::make_unique<ClientManager>();
-  ClientManager* clients = self->clients_.get();
-  // Task IDs carry this process's nonce: a result for a task handed out
-  // before a restart is refused, never matched to a new task.
-  auto epoch = std::make_shared<ServerEpoch>();
+  if (o.host != nullptr) {
+    self->host_ = o.host;
+  } else {
+    FederationHostOptions host;
+    host.address = o.address;
+    host.tls = o.tls;
+    host.revoked_file = o.revoked_file;
+    host.serving = o.serving;
+    host.rollout = o.rollout;
+    SHOAL_ASSIGN_OR_RETURN(self->own_host_, FederationHost::Start(std::move(host)));
+    self->host_ = self->own_host_.get();
+  }
+  ClientManager* clients = self->host_->clients();
   if (checkpoint) {
     // Known again, but not live (sampled) until each is heard from, with
     // the example counts each declared, so the bound on what its results
     // count for holds across the restart.
     for (const std::string& id : checkpoint->client_ids) {
-      auto proxy = std::make_shared<GrpcClientProxy>(id, epoch);
+      auto proxy = std::make_shared<GrpcClientProxy>(id, self->host_->epoch());
       const auto declared = checkpoint->declared_examples.find(id);
       if (declared != checkpoint->declared_examples.end()) proxy->Declare(declared->second);
       clients->AddKnown(std::move(proxy));
     }
   }
-  FederationServiceOptions service_options;
-  service_options.run_id = o.name;
-  service_options.epoch = epoch;
-  service_options.access.require_certificate = o.tls != nullptr;
-  if (o.tls != nullptr) service_options.access.revoked_file = o.revoked_file;
-  service_options.serving = o.serving;
-  service_options.rollout = o.rollout;
-  self->service_ =
-      std::make_unique<FederationService>(service_options, clients, self->store_.get());
-  SHOAL_ASSIGN_OR_RETURN(self->grpc_,
-                         GrpcServer::Start(o.address, self->service_.get(), o.tls.get()));
+  self->host_->service()->SetRun(o.name, self->store_);
   absl::StatusOr<std::unique_ptr<Coordinator>> created =
       checkpoint
           ? Coordinator::Resume(o.coordinator, clients, strategy, self->store_.get(), *checkpoint)
@@ -200,8 +236,8 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Create(
       "run '{}': {} rounds of {} on model '{}' ({} parameters), listening on port {} "
       "({})",
       o.name, o.coordinator.num_rounds, std::string(strategy->name()), o.model_spec, num_parameters,
-      self->grpc_->port(),
-      o.tls != nullptr ? "mutual TLS, clients admitted by certificate" : "PLAINTEXT");
+      self->host_->port(),
+      self->host_->secure() ? "mutual TLS, clients admitted by certificate" : "PLAINTEXT");
   return self;
 }
 
@@ -213,20 +249,37 @@ absl::StatusOr<FederationRun> FederationServer::Run() {
     return result;
   }
   absl::StatusOr<std::vector<RoundRecord>> history = coordinator_->Run();
-  // Give clients a moment to fetch the final model and leave: live clients
-  // are long-polling and hear of the end at once. Stop waiting when all have
-  // left, when those remaining have been silent for 3 s (dead devices), or
-  // after 15 s.
+  ClientManager* clients = host_->clients();
   const absl::Time linger_start = absl::Now();
-  while (clients_->NumRegistered() > 0 && absl::Now() < linger_start + absl::Seconds(15)) {
-    const absl::Time now = absl::Now();
-    if (now - linger_start > absl::Seconds(3) &&
-        clients_->NumSeenSince(now - absl::Seconds(3)) == 0) {
-      break;
+  if (own_host_ != nullptr) {
+    // Give clients a moment to fetch the final model and leave: live
+    // clients are long-polling and hear of the end at once. Stop waiting
+    // when all have left, when those remaining have been silent for 3 s
+    // (dead devices), or after 15 s.
+    while (clients->NumRegistered() > 0 && absl::Now() < linger_start + absl::Seconds(15)) {
+      const absl::Time now = absl::Now();
+      if (now - linger_start > absl::Seconds(3) &&
+          clients->NumSeenSince(now - absl::Seconds(3)) == 0) {
+        break;
+      }
+      absl::SleepFor(absl::Milliseconds(100));
     }
-    absl::SleepFor(absl::Milliseconds(100));
+    own_host_->Shutdown();
+  } else {
+    // A shared host: devices fetch the final model, leave and join again
+    // for the next run. Wait (up to 5 s) until each device told of the end
+    // has left, so the next run's store does not replace this one's under
+    // a download.
+    std::map<std::string, std::shared_ptr<ClientProxy>> told;
+    for (const std::string& id : clients->RegisteredIds()) told[id] = clients->Find(id);
+    while (!told.empty() && absl::Now() < linger_start + absl::Seconds(5)) {
+      for (auto it = told.begin(); it != told.end();) {
+        it = clients->Find(it->first) != it->second ? told.erase(it) : std::next(it);
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    host_->service()->SetRun("", nullptr);
   }
-  grpc_->Shutdown();
   SHOAL_RETURN_IF_ERROR(history.status());
   result.history = *std::move(history);
   result.stop_reason = coordinator_->stop_reason();
@@ -240,7 +293,9 @@ void FederationServer::Stop() {
   if (coordinator_ != nullptr) coordinator_->RequestStop();
 }
 
-int FederationServer::port() const { return grpc_ != nullptr ? grpc_->port() : 0; }
+int FederationServer::port() const {
+  return host_ != nullptr && coordinator_ != nullptr ? host_->port() : 0;
+}
 
 std::string FederationServer::model_dir() const { return options_.output_dir + "/models"; }
 

@@ -41,6 +41,10 @@
 #include "server/coordinator.h"
 #include "strategies/strategy.h"
 
+namespace grpc {
+class Service;
+}  // namespace grpc
+
 namespace shoal {
 
 class ClientManager;
@@ -62,6 +66,64 @@ struct FleetServing {
 class GrpcServer;
 class ModelStore;
 class CheckpointWriter;
+struct ServerEpoch;
+
+// FederationHostOptions: the devices' side of a server: where it listens,
+// who may join, and the serving versions it offers.
+struct FederationHostOptions {
+  // "host:port" to listen on; port 0 picks a free port (see port()).
+  std::string address = "127.0.0.1:50051";
+  // Mutual TLS: null serves plaintext (loopback and tests only). With TLS,
+  // devices are admitted by certificate and `revoked_file` (when not empty)
+  // lists revoked client IDs.
+  std::shared_ptr<const TlsMaterial> tls;
+  std::string revoked_file;
+  // Serving versions to offer devices on every poll (docs/lifecycle.md);
+  // not owned, must outlive the host. Null: none offered.
+  const ServingCatalog* serving = nullptr;
+  // Staged rollout of new serving versions (server/rollout.h); not owned.
+  // Null: every device is offered the catalog's newest at once.
+  Rollout* rollout = nullptr;
+  // More gRPC services on the same port (e.g. the admin service); not
+  // owned, must outlive the host.
+  std::vector<grpc::Service*> services;
+};
+
+// FederationHost is the part of a server that outlives a run: the port,
+// the devices' registry and the service they call. A FederationServer
+// makes its own for one run; `shoal serve` keeps one and trains runs over
+// it one after another (FederationServerOptions::host), so devices stay
+// enrolled between runs. Thread-safe.
+class FederationHost {
+ public:
+  // Start listens on options.address. Errors: InvalidArgument for a bad
+  // address, Unavailable when the port cannot be bound.
+  static absl::StatusOr<std::unique_ptr<FederationHost>> Start(FederationHostOptions options);
+  ~FederationHost();
+  FederationHost(const FederationHost&) = delete;
+  FederationHost& operator=(const FederationHost&) = delete;
+
+  int port() const;
+  ClientManager* clients() const { return clients_.get(); }
+  FederationService* service() const { return service_.get(); }
+  // Task IDs carry this nonce: a result for a task handed out before a
+  // restart is refused, never matched to a new task.
+  const std::shared_ptr<ServerEpoch>& epoch() const { return epoch_; }
+  bool secure() const { return options_.tls != nullptr; }
+  // Each device's last serving report.
+  std::map<std::string, FleetServing> fleet() const;
+  // Shutdown stops accepting calls (waiting up to 2 s for those in
+  // flight). Idempotent.
+  void Shutdown();
+
+ private:
+  FederationHost() = default;
+  FederationHostOptions options_;
+  std::shared_ptr<ServerEpoch> epoch_;
+  std::unique_ptr<ClientManager> clients_;
+  std::unique_ptr<FederationService> service_;
+  std::unique_ptr<GrpcServer> grpc_;
+};
 
 // FederationServerOptions: everything a server needs besides the strategy
 // and the initial model. The defaults run a plaintext server on
@@ -104,6 +166,11 @@ struct FederationServerOptions {
   // Staged rollout of new serving versions (server/rollout.h); not owned.
   // Null: every device is offered the catalog's newest at once.
   Rollout* rollout = nullptr;
+  // A host that outlives this run (not owned). Null: the server starts its
+  // own from address, tls, revoked_file, serving and rollout, and shuts it
+  // down at the end of Run(). Set: those five are the host's, and Run()
+  // leaves it listening, with the devices enrolled, for the next run.
+  FederationHost* host = nullptr;
 };
 
 // FederationRun: what Run() produced.
@@ -187,10 +254,9 @@ class FederationServer {
   std::optional<PreviousRun> previous_;
   std::vector<RoundRecord> finished_history_;  // when previous_->finished
   std::atomic<bool> stopped_{false};
-  std::unique_ptr<ModelStore> store_;
-  std::unique_ptr<ClientManager> clients_;
-  std::unique_ptr<FederationService> service_;
-  std::unique_ptr<GrpcServer> grpc_;
+  std::shared_ptr<ModelStore> store_;
+  std::unique_ptr<FederationHost> own_host_;  // when options_.host is null
+  FederationHost* host_ = nullptr;            // own_host_ or options_.host
   std::unique_ptr<CheckpointWriter> checkpointer_;
   std::unique_ptr<Coordinator> coordinator_;
 };

@@ -185,7 +185,9 @@ FederationService::FederationService(FederationServiceOptions options,
         return access;
       }()),
       clients_(clients),
-      store_(store) {
+      // Not owned: a shared_ptr that deletes nothing.
+      store_(std::shared_ptr<ModelStore>(), store),
+      run_id_(options_.run_id) {
   if (options_.serving != nullptr) {
     serving_listener_ = options_.serving->Listen([this] { WakeAll(); });
   }
@@ -193,6 +195,17 @@ FederationService::FederationService(FederationServiceOptions options,
 
 FederationService::~FederationService() {
   if (serving_listener_ >= 0) options_.serving->Unlisten(serving_listener_);
+}
+
+void FederationService::SetRun(const std::string& run_id, std::shared_ptr<ModelStore> store) {
+  absl::MutexLock lock(&run_mu_);
+  run_id_ = run_id;
+  store_ = std::move(store);
+}
+
+std::shared_ptr<ModelStore> FederationService::Store() const {
+  absl::MutexLock lock(&run_mu_);
+  return store_;
 }
 
 void FederationService::WakeAll() {
@@ -300,7 +313,10 @@ grpc::Status FederationService::Join(grpc::ServerContext* ctx,
   }
   resp->set_poll_interval_ms(
       static_cast<uint32_t>(absl::ToInt64Milliseconds(options_.max_poll_wait)));
-  resp->set_run_id(options_.run_id);
+  {
+    absl::MutexLock lock(&run_mu_);
+    resp->set_run_id(run_id_);
+  }
   return grpc::Status::OK;
 }
 
@@ -325,8 +341,9 @@ grpc::Status FederationService::Poll(grpc::ServerContext* ctx,
                             : task->has_evaluate() ? task->mutable_evaluate()->mutable_model()
                             : task->has_shutdown() ? task->mutable_shutdown()->mutable_final_model()
                                                    : nullptr;
-  if (model != nullptr) {
-    absl::StatusOr<StoredModel> stored = store_->Get(model->version());
+  const std::shared_ptr<ModelStore> store = model != nullptr ? Store() : nullptr;
+  if (store != nullptr) {
+    absl::StatusOr<StoredModel> stored = store->Get(model->version());
     if (stored.ok()) {
       model->set_sha256(stored->payload->header().sha256());
       model->set_size_bytes(stored->payload->header().total_bytes());
@@ -339,7 +356,7 @@ grpc::Status FederationService::Poll(grpc::ServerContext* ctx,
         model->set_code_sha256(code->code_sha256);
         if (!code->code_sha256.empty()) {
           absl::StatusOr<std::shared_ptr<const ChunkedPayload>> bytes =
-              store_->Code(code->code_sha256);
+              store->Code(code->code_sha256);
           if (bytes.ok()) model->set_code_size_bytes((*bytes)->header().total_bytes());
         }
       }
@@ -366,8 +383,12 @@ grpc::Status FederationService::DownloadModel(grpc::ServerContext* ctx,
   if (req->serving() && options_.serving == nullptr) {
     return ToGrpcStatus(absl::NotFoundError("this server offers no serving versions"));
   }
+  const std::shared_ptr<ModelStore> store = Store();
+  if (!req->serving() && store == nullptr) {
+    return ToGrpcStatus(absl::FailedPreconditionError("no run is in progress"));
+  }
   absl::StatusOr<std::shared_ptr<const ChunkedPayload>> payload =
-      req->serving() ? options_.serving->Payload(req->version()) : store_->Payload(req->version());
+      req->serving() ? options_.serving->Payload(req->version()) : store->Payload(req->version());
   if (!payload.ok()) return ToGrpcStatus(payload.status());
   return StreamPayload(**payload, writer);
 }
@@ -379,7 +400,11 @@ grpc::Status FederationService::DownloadModelCode(grpc::ServerContext* ctx,
   if (!ticket.ok()) return ToGrpcStatus(ticket.status());
   absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
   if (!proxy.ok()) return ToGrpcStatus(proxy.status());
-  absl::StatusOr<std::shared_ptr<const ChunkedPayload>> code = store_->Code(req->sha256());
+  const std::shared_ptr<ModelStore> store = Store();
+  absl::StatusOr<std::shared_ptr<const ChunkedPayload>> code =
+      store != nullptr ? store->Code(req->sha256())
+                       : absl::StatusOr<std::shared_ptr<const ChunkedPayload>>(
+                             absl::NotFoundError("no run is in progress"));
   if (absl::IsNotFound(code.status()) && options_.serving != nullptr) {
     code = options_.serving->Code(req->sha256());  // a serving version's
   }
@@ -600,13 +625,19 @@ std::map<std::string, FleetServing> FederationService::Fleet() const {
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string& address,
                                                               grpc::Service* service,
                                                               const TlsMaterial* tls) {
+  return Start(address, std::vector<grpc::Service*>{service}, tls);
+}
+
+absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
+    const std::string& address, const std::vector<grpc::Service*>& services,
+    const TlsMaterial* tls) {
   SHOAL_ASSIGN_OR_RETURN(
       HostPort where, Annotate(ParseListenAddress(address), "listen address"));
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(address, MakeServerCredentials(tls), &port);
   builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
-  builder.RegisterService(service);
+  for (grpc::Service* service : services) builder.RegisterService(service);
   // gRPC sets SO_REUSEPORT by default, so a second server on a port in use
   // would start and split the fleet between two runs. One server per port.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

@@ -33,7 +33,7 @@ struct FederationServiceOptions {
   // How long a Poll waits for a task before answering "wait". Shorter than
   // any NAT idle timeout a device is likely to sit behind.
   absl::Duration max_poll_wait = absl::Seconds(10);
-  // A run ID clients see on Join, for logs.
+  // A run ID clients see on Join, for logs (SetRun changes it).
   std::string run_id;
   // Shared by the proxies of joining clients (task IDs unique across server
   // restarts); null: the process's.
@@ -50,12 +50,21 @@ struct FederationServiceOptions {
 };
 
 
-// Thread-safe. Does not own the ClientManager or ModelStore.
+// Thread-safe. Does not own the ClientManager or the ModelStore given to
+// the constructor.
 class FederationService final : public v1::Federation::Service {
  public:
+  // `store` may be null: no run yet (SetRun), and devices wait.
   FederationService(FederationServiceOptions options, ClientManager* clients,
                     ModelStore* store);
   ~FederationService() override;
+
+  // SetRun makes `store` the run whose models devices download, and
+  // `run_id` the ID they see on Join: a long-running federation (shoal
+  // serve) trains one run after another over the same service and devices.
+  // Null: between runs (model downloads are refused, polls wait). Calls in
+  // flight keep the store they started with.
+  void SetRun(const std::string& run_id, std::shared_ptr<ModelStore> store);
 
   grpc::Status Join(grpc::ServerContext* ctx, const v1::JoinRequest* req,
                     v1::JoinResponse* resp) override;
@@ -114,7 +123,11 @@ class FederationService final : public v1::Federation::Service {
   LogRateLimiter refusal_log_{/*lines_per_second=*/5, /*burst=*/50};
   AccessControl access_;
   ClientManager* const clients_;
-  ModelStore* const store_;
+  // The current run's store; null between runs.
+  std::shared_ptr<ModelStore> Store() const;
+  mutable absl::Mutex run_mu_;
+  std::shared_ptr<ModelStore> store_ ABSL_GUARDED_BY(run_mu_);
+  std::string run_id_ ABSL_GUARDED_BY(run_mu_);
   // WakeAll ends every waiting long poll, so devices hear of a new serving
   // version at once.
   void WakeAll();
@@ -147,6 +160,11 @@ class GrpcServer {
   // capped at kMaxRequestBytes.
   static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(
       const std::string& address, grpc::Service* service, const TlsMaterial* tls);
+  // Start with several services on one port (the federation's and the
+  // admin's); none owned.
+  static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(
+      const std::string& address, const std::vector<grpc::Service*>& services,
+      const TlsMaterial* tls);
   ~GrpcServer();
 
   int port() const { return port_; }
