@@ -414,7 +414,7 @@ absl::Status AddSubjectAltNames(X509* cert,
   return absl::OkStatus();
 }
 
-enum class CertKind { kCa, kServer, kClient };
+enum class CertKind { kCa, kServer, kClient, kAdmin };
 
 struct CertSpec {
   CertKind kind;
@@ -441,6 +441,10 @@ absl::StatusOr<X509Ptr> BuildCertificate(const CertSpec& spec,
   if (X509_NAME_add_entry_by_txt(
           name, "O", MBSTRING_ASC,
           reinterpret_cast<const unsigned char*>("Shoal"), -1, -1, 0) != 1 ||
+      (spec.kind == CertKind::kAdmin &&
+       X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_ASC,
+                                  reinterpret_cast<const unsigned char*>(kAdminUnit), -1, -1,
+                                  0) != 1) ||
       X509_NAME_add_entry_by_NID(
           name, NID_commonName, V_ASN1_UTF8STRING,
           reinterpret_cast<const unsigned char*>(spec.common_name.data()),
@@ -478,6 +482,7 @@ absl::StatusOr<X509Ptr> BuildCertificate(const CertSpec& spec,
       break;
     case CertKind::kServer:
     case CertKind::kClient:
+    case CertKind::kAdmin:
       SHOAL_RETURN_IF_ERROR(AddExtension(
           cert.get(), &ctx, NID_authority_key_identifier, "keyid:always"));
       SHOAL_RETURN_IF_ERROR(AddExtension(
@@ -693,6 +698,39 @@ absl::Status IssueClients(const std::string& dir,
     if (on_issued) on_issued(i + 1);
   }
   return SyncFileSystem(clients_dir);
+}
+
+absl::Status IssueAdmin(const std::string& dir, const std::string& id,
+                        const PkiOptions& options) {
+  SHOAL_RETURN_IF_ERROR(ValidatePkiClientId(id));
+  SHOAL_RETURN_IF_ERROR(ValidateDays(options.days));
+  SHOAL_ASSIGN_OR_RETURN(LoadedCa ca, LoadCa(dir));
+  const std::string revoked_path = dir + "/server/revoked.txt";
+  SHOAL_ASSIGN_OR_RETURN(auto revoked, ReadRevokedClients(revoked_path));
+  if (revoked.contains(id)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("'", id, "' is revoked in ", revoked_path,
+                     ": a revoked ID is never issued again, choose another"));
+  }
+  SHOAL_RETURN_IF_ERROR(PrepareDirectory(dir));
+  const std::string admins_dir = dir + "/admins";
+  const std::string bundle = absl::StrCat(admins_dir, "/", id);
+  SHOAL_RETURN_IF_ERROR(RequireAbsent(
+      {bundle + "/ca.pem", bundle + "/client.pem", bundle + "/client.key"}, options.force));
+  SHOAL_RETURN_IF_ERROR(MakeDirectory(admins_dir, 0700));
+  SHOAL_ASSIGN_OR_RETURN(PkeyPtr key, GenerateEcdsaP256Key());
+  CertSpec spec{CertKind::kAdmin, id, options.days, {}};
+  SHOAL_ASSIGN_OR_RETURN(X509Ptr cert,
+                         BuildCertificate(spec, key.get(), ca.cert.get(), ca.key.get()));
+  SHOAL_ASSIGN_OR_RETURN(std::string cert_text, CertificatePem(cert.get()));
+  SHOAL_ASSIGN_OR_RETURN(std::string key_text, PrivateKeyPem(key.get()));
+  SHOAL_RETURN_IF_ERROR(MakeDirectory(bundle, 0700));
+  absl::Status written = WritePrivate(bundle + "/client.key", key_text, Flush::kLater);
+  OPENSSL_cleanse(key_text.data(), key_text.size());
+  SHOAL_RETURN_IF_ERROR(written);
+  SHOAL_RETURN_IF_ERROR(WritePublic(bundle + "/client.pem", cert_text, Flush::kLater));
+  SHOAL_RETURN_IF_ERROR(WritePublic(bundle + "/ca.pem", ca.cert_pem, Flush::kLater));
+  return SyncFileSystem(admins_dir);
 }
 
 absl::Status IssueClient(const std::string& dir, const std::string& id,

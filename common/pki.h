@@ -70,6 +70,18 @@ absl::Status InitPki(const std::string& dir, const PkiOptions& options);
 absl::Status IssueClient(const std::string& dir, const std::string& id,
                          const PkiOptions& options);
 
+// kAdminUnit is the organizational unit (OU) of an admin certificate: the
+// role a long-running server's admin service admits (docs/lifecycle.md).
+// Only the CA's holder can issue one; a device certificate has no OU.
+inline constexpr char kAdminUnit[] = "shoal-admin";
+
+// IssueAdmin writes DIR/admins/ID/{ca.pem, client.pem, client.key}: the
+// bundle of an administrator of `shoal serve` (the `--pki-dir` of `shoal
+// run` and `shoal model`). The certificate has CN = ID, OU = kAdminUnit and
+// extendedKeyUsage clientAuth, signed by DIR/ca. Errors as IssueClient's.
+absl::Status IssueAdmin(const std::string& dir, const std::string& id,
+                        const PkiOptions& options);
+
 // IssueClients issues bundles for many IDs as IssueClient does, loading the
 // CA once. Every check (IDs, duplicates, revocations, existing bundles)
 // runs before the first bundle is written; `on_issued`, if set, is called

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "common/openssl_util.h"
+#include "common/pki.h"
 #include "common/status.h"
 
 namespace shoal {
@@ -110,6 +111,22 @@ absl::StatusOr<TlsMaterial> LoadTls(const std::string& dir, const std::string& r
 }
 
 }  // namespace
+
+bool HasAdminRole(const std::string& cert_pem) {
+  auto bio = MemoryBio(cert_pem);
+  X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  ERR_clear_error();
+  if (cert == nullptr) return false;
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  for (int i = X509_NAME_get_index_by_NID(name, NID_organizationalUnitName, -1); i >= 0;
+       i = X509_NAME_get_index_by_NID(name, NID_organizationalUnitName, i)) {
+    const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+    const std::string unit(reinterpret_cast<const char*>(ASN1_STRING_get0_data(data)),
+                           static_cast<size_t>(ASN1_STRING_length(data)));
+    if (unit == kAdminUnit) return true;
+  }
+  return false;
+}
 
 absl::StatusOr<TlsMaterial> LoadServerTls(const std::string& dir) {
   return LoadTls(dir, "server");

@@ -55,6 +55,14 @@ std::shared_ptr<grpc::ChannelCredentials> MakeChannelCredentials(const TlsMateri
 // both use them, so the bench measures what devices do.
 grpc::ChannelArguments DeviceChannelArguments();
 
+// HasAdminRole tells whether the PEM certificate `cert_pem` (the peer's, as
+// gRPC's "x509_pem_cert" property holds it after verifying it against the
+// CA) carries the admin role: OU = kAdminUnit (common/pki.h). False for
+// anything that does not parse.
+bool HasAdminRole(const std::string& cert_pem);
+// kPeerCertificateProperty holds the verified peer certificate (PEM).
+inline constexpr char kPeerCertificateProperty[] = "x509_pem_cert";
+
 // kAuthNameProperty is the auth-context property holding the peer
 // certificate's common name.
 inline constexpr char kAuthNameProperty[] = "x509_common_name";

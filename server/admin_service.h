@@ -1,0 +1,73 @@
+// AdminService: the gRPC face of a long-running federation for its
+// administrators (shoal.v1.Admin, docs/lifecycle.md): submit, list, cancel
+// and read the logs of runs; promote and roll back serving versions; list
+// what the fleet serves. It shares the federation's port; under TLS only a
+// caller whose certificate carries the admin role (`shoal certs admin`,
+// common/pki.h) is admitted, so a device's certificate is refused.
+#ifndef SHOAL_SERVER_ADMIN_SERVICE_H_
+#define SHOAL_SERVER_ADMIN_SERVICE_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "server/federation_server.h"
+#include "server/rollout.h"
+#include "server/run_queue.h"
+#include "server/serving_catalog.h"
+#include "shoal/v1/shoal.grpc.pb.h"
+
+namespace shoal {
+
+struct AdminServiceOptions {
+  // Require an admin certificate (set when the federation uses TLS; a
+  // plaintext federation admits anyone who reaches the port).
+  bool require_admin_certificate = true;
+  // Revoked IDs (one per line, as devices'); an admin listed there is
+  // refused. Empty: none.
+  std::string revoked_file;
+};
+
+// Thread-safe. Owns none of the parts; each must outlive it. `rollout` and
+// `catalog` may be null (no serving versions): the serving calls then
+// answer FAILED_PRECONDITION.
+class AdminService final : public v1::Admin::Service {
+ public:
+  AdminService(AdminServiceOptions options, RunQueue* runs, FederationHost* host,
+               ServingCatalog* catalog, Rollout* rollout);
+
+  grpc::Status SubmitRun(grpc::ServerContext* ctx, const v1::SubmitRunRequest* req,
+                         v1::RunInfo* resp) override;
+  grpc::Status ListRuns(grpc::ServerContext* ctx, const v1::ListRunsRequest* req,
+                        v1::ListRunsResponse* resp) override;
+  grpc::Status GetRun(grpc::ServerContext* ctx, const v1::RunRequest* req,
+                      v1::RunInfo* resp) override;
+  grpc::Status CancelRun(grpc::ServerContext* ctx, const v1::RunRequest* req,
+                         v1::RunInfo* resp) override;
+  grpc::Status RunLogs(grpc::ServerContext* ctx, const v1::RunLogsRequest* req,
+                       v1::RunLogsResponse* resp) override;
+  grpc::Status Promote(grpc::ServerContext* ctx, const v1::PromoteRequest* req,
+                       v1::ServingStatus* resp) override;
+  grpc::Status Rollback(grpc::ServerContext* ctx, const v1::RollbackRequest* req,
+                        v1::ServingStatus* resp) override;
+  grpc::Status GetServing(grpc::ServerContext* ctx, const v1::ServingRequest* req,
+                          v1::ServingStatus* resp) override;
+
+ private:
+  // Admit checks the caller's admin role and bounds the request's strings.
+  absl::Status Admit(grpc::ServerContext* ctx, const google::protobuf::Message& request,
+                     absl::string_view call);
+  absl::Status Serving(v1::ServingStatus* out) const;
+
+  const AdminServiceOptions options_;
+  RunQueue* const runs_;
+  FederationHost* const host_;
+  ServingCatalog* const catalog_;
+  Rollout* const rollout_;
+};
+
+// RunInfoToProto fills the wire form of a run's info.
+void RunInfoToProto(const RunInfo& info, v1::RunInfo* out);
+
+}  // namespace shoal
+
+#endif  // SHOAL_SERVER_ADMIN_SERVICE_H_

@@ -1,0 +1,492 @@
+#include "server/run_queue.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/files.h"
+#include "common/json.h"
+#include "common/logging.h"
+#include "common/signing.h"
+#include "common/status.h"
+
+namespace shoal {
+namespace {
+
+constexpr size_t kMaxRunFileBytes = size_t{1} << 20;
+// Logs are read back from the end; a log is cut to its last 4 MiB.
+constexpr size_t kMaxLogReadBytes = size_t{4} << 20;
+
+int64_t UnixMs(absl::Time t) { return t == absl::InfinitePast() ? 0 : absl::ToUnixMillis(t); }
+absl::Time FromUnixMs(int64_t ms) { return ms == 0 ? absl::InfinitePast() : absl::FromUnixMillis(ms); }
+
+std::string Timestamp() {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
+}
+
+// RoundLine is one round in the run's log.
+std::string RoundLine(const RoundRecord& r) {
+  std::string line = absl::StrCat("round ", r.round, ": ", r.answered, " of ", r.sampled,
+                                   " results, model version ", r.model_version);
+  if (r.server_eval) {
+    for (const auto& [key, value] : r.server_eval->metrics) {
+      absl::StrAppend(&line, absl::StrFormat(", test_%s %.4f", key, MetricAsDouble(value)));
+    }
+  }
+  if (!r.failures.empty()) absl::StrAppend(&line, ", ", r.failures.size(), " failed");
+  if (!r.note.empty()) absl::StrAppend(&line, " (", r.note, ")");
+  absl::StrAppend(&line, absl::StrFormat(", %.1f s", r.seconds));
+  return line;
+}
+
+}  // namespace
+
+const char* RunStateName(RunState state) {
+  switch (state) {
+    case RunState::kQueued:
+      return "queued";
+    case RunState::kRunning:
+      return "running";
+    case RunState::kDone:
+      return "done";
+    case RunState::kFailed:
+      return "failed";
+    case RunState::kCancelled:
+      return "cancelled";
+  }
+  return "unknown";
+}
+
+std::string RunIdFor(const std::string& name, int64_t seq) {
+  std::string id = name.substr(0, 64);
+  for (char& c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) c = '-';
+  }
+  if (id.empty() || id[0] == '.') id = "run" + id;
+  return absl::StrCat(id, "-", seq);
+}
+
+nlohmann::json RunInfoToJson(const RunInfo& info) {
+  nlohmann::json metrics = nlohmann::json::object();
+  for (const auto& [key, value] : info.metrics) {
+    const double v = MetricAsDouble(value);
+    if (std::isfinite(v)) metrics[key] = v;
+  }
+  return nlohmann::json{{"format", 1},
+                        {"id", info.id},
+                        {"name", info.name},
+                        {"seq", info.seq},
+                        {"state", RunStateName(info.state)},
+                        {"submitted_unix_ms", UnixMs(info.submitted)},
+                        {"started_unix_ms", UnixMs(info.started)},
+                        {"finished_unix_ms", UnixMs(info.finished)},
+                        {"rounds_done", info.rounds_done},
+                        {"rounds_planned", info.rounds_planned},
+                        {"strategy", info.strategy},
+                        {"message", info.message},
+                        {"cancel_requested", info.cancel_requested},
+                        {"final_version", info.final_version},
+                        {"metrics", metrics}};
+}
+
+absl::StatusOr<RunInfo> RunInfoFromJson(const nlohmann::json& j, const std::string& source) {
+  RunInfo info;
+  try {
+    if (j.at("format").get<int>() != 1) {
+      return absl::DataLossError(absl::StrCat(source, ": unknown format"));
+    }
+    info.id = j.at("id").get<std::string>();
+    info.name = j.at("name").get<std::string>();
+    info.seq = j.at("seq").get<int64_t>();
+    const std::string state = j.at("state").get<std::string>();
+    bool known = false;
+    for (RunState s : {RunState::kQueued, RunState::kRunning, RunState::kDone, RunState::kFailed,
+                       RunState::kCancelled}) {
+      if (state == RunStateName(s)) {
+        info.state = s;
+        known = true;
+      }
+    }
+    if (!known) return absl::DataLossError(absl::StrCat(source, ": unknown state"));
+    info.submitted = FromUnixMs(j.at("submitted_unix_ms").get<int64_t>());
+    info.started = FromUnixMs(j.at("started_unix_ms").get<int64_t>());
+    info.finished = FromUnixMs(j.at("finished_unix_ms").get<int64_t>());
+    info.rounds_done = j.at("rounds_done").get<uint32_t>();
+    info.rounds_planned = j.at("rounds_planned").get<uint32_t>();
+    info.strategy = j.at("strategy").get<std::string>();
+    info.message = j.at("message").get<std::string>();
+    info.cancel_requested = j.at("cancel_requested").get<bool>();
+    info.final_version = j.at("final_version").get<int64_t>();
+    for (const auto& [key, value] : j.at("metrics").items()) info.metrics[key] = value.get<double>();
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(absl::StrCat(source, ": ", e.what()));
+  }
+  SHOAL_RETURN_IF_ERROR(Annotate(ValidateRunId(info.id), source));
+  if (info.seq < 1) return absl::DataLossError(absl::StrCat(source, ": seq below 1"));
+  return info;
+}
+
+// Progress keeps the run's info and log up to date as rounds end.
+class RunQueue::Progress : public RoundObserver {
+ public:
+  Progress(RunQueue* queue, std::string id) : queue_(queue), id_(std::move(id)) {}
+  void OnRoundStart(uint32_t round, size_t sampled) override {
+    queue_->Log(id_, absl::StrCat("round ", round, ": ", sampled, " clients sampled"));
+  }
+  void OnRoundEnd(const RoundRecord& r) override {
+    queue_->Log(id_, RoundLine(r));
+    queue_->Update(id_, [&](RunInfo& info) {
+      info.rounds_done = r.round;
+      info.final_version = r.model_version;
+      if (r.server_eval) info.metrics = r.server_eval->metrics;
+    });
+  }
+  void OnRestored(const std::vector<RoundRecord>& history) override {
+    if (history.empty()) return;
+    const RoundRecord& last = history.back();
+    queue_->Update(id_, [&](RunInfo& info) {
+      info.rounds_done = last.round;
+      info.final_version = last.model_version;
+      if (last.server_eval) info.metrics = last.server_eval->metrics;
+    });
+  }
+
+ private:
+  RunQueue* const queue_;
+  const std::string id_;
+};
+
+absl::StatusOr<std::unique_ptr<RunQueue>> RunQueue::Open(RunQueueOptions options) {
+  if (options.host == nullptr) return absl::InvalidArgumentError("no host");
+  if (!options.prepare) return absl::InvalidArgumentError("no run preparer");
+  const std::string runs_dir = options.dir + "/runs";
+  SHOAL_RETURN_IF_ERROR(MakeDirectories(runs_dir));
+  std::unique_ptr<RunQueue> self(new RunQueue(std::move(options)));
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(runs_dir, ec)) {
+    if (!entry.is_directory(ec)) continue;
+    const std::string file = entry.path().string() + "/run.json";
+    absl::StatusOr<std::string> text = ReadFile(file, kMaxRunFileBytes);
+    absl::StatusOr<RunInfo> info =
+        text.ok() ? [&]() -> absl::StatusOr<RunInfo> {
+          SHOAL_ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(*text, file));
+          return RunInfoFromJson(j, file);
+        }()
+                  : absl::StatusOr<RunInfo>(text.status());
+    if (info.ok() && info->id != entry.path().filename().string()) {
+      info = absl::DataLossError(absl::StrCat(file, ": names run '", info->id, "'"));
+    }
+    if (!info.ok()) {
+      spdlog::error("skipping the run folder {}: {}", entry.path().string(),
+                    std::string(info.status().message()));
+      continue;
+    }
+    absl::MutexLock lock(&self->mu_);
+    self->next_seq_ = std::max(self->next_seq_, info->seq + 1);
+    self->runs_[info->id] = *std::move(info);
+  }
+  if (ec) {
+    return absl::InternalError(absl::StrCat("cannot list ", runs_dir, ": ", ec.message()));
+  }
+  return self;
+}
+
+RunQueue::~RunQueue() { Shutdown(); }
+
+std::string RunQueue::RunDir(const std::string& id) const {
+  return absl::StrCat(options_.dir, "/runs/", id);
+}
+
+void RunQueue::Start() {
+  absl::MutexLock lock(&mu_);
+  if (worker_.joinable() || shutting_down_) return;
+  worker_ = std::thread([this] { Work(); });
+}
+
+void RunQueue::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    shutting_down_ = true;
+    if (training_ != nullptr) training_->Stop();
+    wake_.SignalAll();
+  }
+  if (worker_.joinable()) worker_.join();
+}
+
+void RunQueue::Save(const RunInfo& info) const {
+  absl::Status written =
+      WriteFileAtomically(RunDir(info.id) + "/run.json", RunInfoToJson(info).dump(2) + "\n");
+  if (!written.ok()) {
+    spdlog::error("run '{}': cannot keep its state: {}", info.id, std::string(written.message()));
+  }
+}
+
+void RunQueue::Log(const std::string& id, const std::string& line) const {
+  absl::MutexLock lock(&log_mu_);
+  std::ofstream out(RunDir(id) + "/log.txt", std::ios::app);
+  out << Timestamp() << " " << line << "\n";
+}
+
+void RunQueue::Update(const std::string& id, const std::function<void(RunInfo&)>& change) {
+  absl::MutexLock lock(&mu_);
+  auto it = runs_.find(id);
+  if (it == runs_.end()) return;
+  change(it->second);
+  Save(it->second);
+}
+
+absl::StatusOr<RunInfo> RunQueue::Submit(const std::string& config, const std::string& source) {
+  if (config.size() > options_.max_config_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(source, " is ", config.size(),
+                                                   " bytes; a config may have at most ",
+                                                   options_.max_config_bytes));
+  }
+  SHOAL_ASSIGN_OR_RETURN(nlohmann::json parsed, ParseJson(config, source));
+  if (!parsed.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": not a JSON object"));
+  }
+  std::string name = "shoal";
+  if (auto it = parsed.find("name"); it != parsed.end() && it->is_string()) {
+    name = it->get<std::string>();
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    const size_t queued = std::count_if(runs_.begin(), runs_.end(), [](const auto& entry) {
+      return entry.second.state == RunState::kQueued;
+    });
+    if (queued >= options_.max_queued) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          queued, " runs are queued already (the limit is ", options_.max_queued,
+          "); wait for some to finish or cancel some"));
+    }
+  }
+  // Built once here, so a bad config is refused now, naming the key,
+  // rather than failing when its turn comes.
+  RunInfo info;
+  {
+    SHOAL_ASSIGN_OR_RETURN(PreparedRun prepared,
+                           options_.prepare(config, source, RunIdFor(name, 0), ""));
+    info.rounds_planned = prepared.options.coordinator.num_rounds;
+    info.strategy = std::string(prepared.strategy->name());
+  }
+  info.name = name;
+  info.submitted = absl::Now();
+  absl::MutexLock lock(&mu_);
+  if (shutting_down_) return absl::UnavailableError("the server is shutting down");
+  info.seq = next_seq_;
+  info.id = RunIdFor(name, info.seq);
+  const std::string dir = RunDir(info.id);
+  SHOAL_RETURN_IF_ERROR(MakeDirectories(dir));
+  SHOAL_RETURN_IF_ERROR(WriteFileAtomically(dir + "/config.json", config));
+  ++next_seq_;
+  runs_[info.id] = info;
+  Save(info);
+  wake_.SignalAll();
+  Log(info.id, absl::StrCat("submitted (", source, "): ", info.rounds_planned, " rounds of ",
+                            info.strategy));
+  spdlog::info("run '{}' queued: {} rounds of {}", info.id, info.rounds_planned, info.strategy);
+  return info;
+}
+
+absl::StatusOr<RunInfo> RunQueue::Cancel(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = runs_.find(id);
+  if (it == runs_.end()) return absl::NotFoundError(absl::StrCat("no run '", id, "'"));
+  RunInfo& info = it->second;
+  if (info.over()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("run '", id, "' is ", RunStateName(info.state), " already"));
+  }
+  info.cancel_requested = true;
+  if (info.state == RunState::kQueued) {
+    info.state = RunState::kCancelled;
+    info.finished = absl::Now();
+    info.message = "cancelled before it started";
+    Log(id, "cancelled before it started");
+  } else {
+    Log(id, absl::StrCat("cancel requested during round ", info.rounds_done + 1,
+                         "; it stops when the round ends"));
+    // training_ is this run: only the running run is in kRunning.
+    if (training_ != nullptr) training_->Stop();
+  }
+  Save(info);
+  spdlog::info("run '{}': {}", id, info.message.empty() ? "cancel requested" : info.message);
+  return info;
+}
+
+std::vector<RunInfo> RunQueue::List() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<RunInfo> runs;
+  for (const auto& [id, info] : runs_) runs.push_back(info);
+  std::sort(runs.begin(), runs.end(),
+            [](const RunInfo& a, const RunInfo& b) { return a.seq < b.seq; });
+  return runs;
+}
+
+absl::StatusOr<RunInfo> RunQueue::Get(const std::string& id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = runs_.find(id);
+  if (it == runs_.end()) return absl::NotFoundError(absl::StrCat("no run '", id, "'"));
+  return it->second;
+}
+
+absl::StatusOr<std::string> RunQueue::ModelsDir(const std::string& id) const {
+  SHOAL_RETURN_IF_ERROR(Get(id).status());
+  return RunDir(id) + "/models";
+}
+
+absl::StatusOr<std::vector<std::string>> RunQueue::Logs(const std::string& id,
+                                                        size_t tail) const {
+  SHOAL_RETURN_IF_ERROR(Get(id).status());
+  std::string text;
+  {
+    absl::MutexLock lock(&log_mu_);
+    std::ifstream in(RunDir(id) + "/log.txt", std::ios::binary | std::ios::ate);
+    if (!in) return std::vector<std::string>();
+    const std::streamoff size = in.tellg();
+    const std::streamoff start =
+        std::max<std::streamoff>(0, size - static_cast<std::streamoff>(kMaxLogReadBytes));
+    in.seekg(start);
+    text.resize(static_cast<size_t>(size - start));
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  }
+  std::vector<std::string> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
+  if (lines.size() > tail) lines.erase(lines.begin(), lines.end() - static_cast<long>(tail));
+  return lines;
+}
+
+absl::StatusOr<RunInfo> RunQueue::WaitFor(const std::string& id,
+                                          const std::function<bool(const RunInfo&)>& done,
+                                          absl::Duration timeout) const {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    SHOAL_ASSIGN_OR_RETURN(RunInfo info, Get(id));
+    if (done(info) || absl::Now() >= deadline) return info;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+}
+
+void RunQueue::Work() {
+  while (true) {
+    std::string next;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        if (shutting_down_) return true;
+        for (const auto& [id, info] : runs_) {
+          if (info.state == RunState::kQueued || info.state == RunState::kRunning) return true;
+        }
+        return false;
+      };
+      while (!ready()) wake_.WaitWithTimeout(&mu_, absl::Seconds(1));
+      if (shutting_down_) return;
+      // An interrupted run first, then the queue in submission order.
+      const RunInfo* pick = nullptr;
+      for (const auto& [id, info] : runs_) {
+        const bool candidate = info.state == RunState::kQueued || info.state == RunState::kRunning;
+        if (!candidate) continue;
+        if (pick == nullptr ||
+            (info.state == RunState::kRunning) > (pick->state == RunState::kRunning) ||
+            ((info.state == RunState::kRunning) == (pick->state == RunState::kRunning) &&
+             info.seq < pick->seq)) {
+          pick = &info;
+        }
+      }
+      next = pick->id;
+    }
+    Train(next);
+  }
+}
+
+void RunQueue::Train(const std::string& id) {
+  bool resumed = false;
+  Update(id, [&](RunInfo& info) {
+    resumed = info.state == RunState::kRunning;
+    info.state = RunState::kRunning;
+    if (info.started == absl::InfinitePast()) info.started = absl::Now();
+  });
+  const std::string dir = RunDir(id);
+  auto fail = [&](const absl::Status& why) {
+    Log(id, absl::StrCat("failed: ", why.message()));
+    spdlog::error("run '{}' failed: {}", id, std::string(why.message()));
+    Update(id, [&](RunInfo& info) {
+      info.state = RunState::kFailed;
+      info.finished = absl::Now();
+      info.message = std::string(why.message());
+    });
+  };
+  Log(id, resumed ? "resuming after a server restart" : "started");
+  absl::StatusOr<std::string> config = ReadFile(dir + "/config.json", options_.max_config_bytes);
+  if (!config.ok()) return fail(config.status());
+  absl::StatusOr<PreparedRun> prepared =
+      options_.prepare(*config, absl::StrCat("run ", id, "'s config.json"), id, dir);
+  if (!prepared.ok()) return fail(prepared.status());
+  Progress progress(this, id);
+  FederationServerOptions options = prepared->options;
+  options.host = options_.host;
+  options.output_dir = dir;
+  options.fresh = false;
+  options.observers.insert(options.observers.begin(), &progress);
+  for (const auto& observer : prepared->observers) options.observers.push_back(observer.get());
+  absl::StatusOr<std::unique_ptr<FederationServer>> server = FederationServer::Create(
+      std::move(options), prepared->strategy.get(), std::move(prepared->initial));
+  if (!server.ok()) return fail(server.status());
+  {
+    absl::MutexLock lock(&mu_);
+    training_ = server->get();
+    if (shutting_down_ || runs_[id].cancel_requested) training_->Stop();
+  }
+  absl::StatusOr<FederationRun> run = (*server)->Run();
+  bool shutting_down = false;
+  bool cancelled = false;
+  {
+    absl::MutexLock lock(&mu_);
+    training_ = nullptr;
+    shutting_down = shutting_down_;
+    cancelled = runs_[id].cancel_requested;
+  }
+  if (prepared->finish) {
+    absl::Status finished = prepared->finish();
+    if (!finished.ok()) {
+      spdlog::warn("run '{}': {}", id, std::string(finished.message()));
+    }
+  }
+  server->reset();
+  if (!run.ok()) return fail(run.status());
+  const uint32_t last = run->history.empty() ? 0 : run->history.back().round;
+  if (run->stopped && cancelled) {
+    Log(id, absl::StrCat("cancelled after round ", last));
+    Update(id, [&](RunInfo& info) {
+      info.state = RunState::kCancelled;
+      info.finished = absl::Now();
+      info.message = absl::StrCat("cancelled after round ", last);
+    });
+    return;
+  }
+  if (run->stopped && shutting_down) {
+    Log(id, absl::StrCat("interrupted after round ", last,
+                         " by the server's shutdown; it resumes when the server starts again"));
+    return;
+  }
+  Log(id, run->stop_reason.empty() ? absl::StrCat("done: ", last, " rounds")
+                                   : absl::StrCat("done after round ", last, ": ", run->stop_reason));
+  Update(id, [&](RunInfo& info) {
+    info.state = RunState::kDone;
+    info.finished = absl::Now();
+    info.message = run->stop_reason;
+    info.rounds_done = last;
+    if (run->final_model) info.final_version = run->final_model->version;
+  });
+  spdlog::info("run '{}' done after round {}", id, last);
+}
+
+}  // namespace shoal
