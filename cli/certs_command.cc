@@ -87,6 +87,17 @@ absl::Status RunClient(const CertsFlags& flags) {
   return absl::OkStatus();
 }
 
+absl::Status RunAdmin(const CertsFlags& flags) {
+  for (const std::string& id : flags.ids) {
+    SHOAL_RETURN_IF_ERROR(IssueAdmin(flags.dir, id, OptionsOf(flags)));
+    std::printf(
+        "%s/admins/%s/ -> the administrator's `--pki-dir` for `shoal run` and `shoal model` "
+        "(it holds the private key, client.key: keep it with the administrator only)\n",
+        flags.dir.c_str(), id.c_str());
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RunRevoke(const CertsFlags& flags) {
   const std::string path = flags.dir + "/server/revoked.txt";
   for (const std::string& id : flags.ids) {
@@ -118,6 +129,9 @@ int RunCertsCommand(const CertsFlags& flags) {
       break;
     case CertsAction::kRevoke:
       status = RunRevoke(flags);
+      break;
+    case CertsAction::kAdmin:
+      status = RunAdmin(flags);
       break;
   }
   if (!status.ok()) {

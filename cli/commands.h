@@ -29,6 +29,32 @@ struct ServerFlags {
 };
 int RunServerCommand(const ServerFlags& flags);
 
+// `shoal serve`: a long-running federation (docs/lifecycle.md).
+struct ServeFlags {
+  std::string config;   // optional: server.address and server.serving (the rollout)
+  std::string address;  // overrides server.address
+  std::string state_dir = "runs/federation";  // runs/ and serving/
+  std::string pki_dir;  // required: ca.pem, server.pem, server.key, model-signing.*
+  std::string log_level = "info";
+};
+int RunServeCommand(const ServeFlags& flags);
+
+// `shoal run ...` and `shoal model ...`: the admin verbs of `shoal serve`.
+enum class AdminAction { kSubmit, kList, kStatus, kCancel, kLogs, kPromote, kRollback, kServing };
+struct AdminFlags {
+  AdminAction action = AdminAction::kList;
+  std::string verb;  // "run submit", ... for messages
+  std::string server = "127.0.0.1:50051";
+  std::string pki_dir;  // an admin bundle (shoal certs admin)
+  std::string config;   // submit
+  std::string run;      // status, cancel, logs, promote
+  int64_t version = -1;  // promote: -1 = the run's newest
+  uint32_t tail = 100;   // logs
+  bool json = false;
+  bool wait = false;  // submit: follow the run to its end
+};
+int RunAdminCommand(const AdminFlags& flags);
+
 struct ClientFlags {
   std::string config;
   int partition = -1;      // which partition of data.num_partitions
@@ -95,7 +121,7 @@ absl::StatusOr<std::shared_ptr<const ModelVerifier>> VerifierForStoredModel(
     const std::string& model_key, bool insecure_unverified, absl::string_view command);
 
 // --- shoal certs: the deployment's PKI (common/pki.h) ---
-enum class CertsAction { kInit, kClient, kRevoke };
+enum class CertsAction { kInit, kClient, kRevoke, kAdmin };
 struct CertsFlags {
   CertsAction action = CertsAction::kInit;
   std::string dir;                 // the PKI folder

@@ -165,10 +165,83 @@ int Main(int argc, char** argv) {
   pki_client->add_option("--days", certs.days, "Certificate validity in days (1-3650)")
       ->capture_default_str();
   pki_client->add_flag("--force", certs.force, "Overwrite existing bundles");
+  CLI::App* pki_admin = pki->add_subcommand(
+      "admin", "Issue administrator bundles for `shoal serve`'s admin verbs (PKI/admins/ID)");
+  pki_admin->add_option("--dir", certs.dir, "PKI folder made by `shoal certs init`")->required();
+  pki_admin->add_option("--id", certs.ids, "Administrator ID, repeatable")->required();
+  pki_admin->add_option("--days", certs.days, "Certificate validity in days (1-3650)")
+      ->capture_default_str();
+  pki_admin->add_flag("--force", certs.force, "Overwrite existing bundles");
   CLI::App* pki_revoke = pki->add_subcommand("revoke", "Revoke client IDs (server/revoked.txt)");
   pki_revoke->add_option("--dir", certs.dir, "PKI folder made by `shoal certs init`")->required();
   pki_revoke->add_option("--id", certs.ids, "Client ID, repeatable")->required();
   // --- end shoal certs ---
+
+  // --- shoal serve and its admin verbs (docs/lifecycle.md) ---
+  shoal::cli::ServeFlags serve;
+  CLI::App* sv = app.add_subcommand(
+      "serve", "Run a long-running federation: devices stay enrolled, runs are submitted to it");
+  sv->add_option("--config,-c", serve.config,
+                 "Optional config: its server.address and server.serving (rollout) settings")
+      ->check(CLI::ExistingFile);
+  sv->add_option("--address", serve.address,
+                 "host:port for devices and admins (default 127.0.0.1:50051)");
+  sv->add_option("--state-dir", serve.state_dir,
+                 "Where runs (runs/ID) and serving versions (serving/) are kept")
+      ->capture_default_str();
+  sv->add_option("--pki-dir", serve.pki_dir,
+                 "The server's folder from `shoal certs init`: TLS, model-signing key, revoked.txt")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  sv->add_option("--log-level", serve.log_level, "debug, info, warn or error")
+      ->capture_default_str();
+
+  shoal::cli::AdminFlags admin;
+  auto add_admin_flags = [&admin](CLI::App* verb) {
+    verb->add_option("--server", admin.server, "The `shoal serve` host:port")
+        ->capture_default_str();
+    verb->add_option("--pki-dir", admin.pki_dir,
+                     "An admin bundle from `shoal certs admin` (PKI/admins/NAME)")
+        ->required()
+        ->check(CLI::ExistingDirectory);
+    verb->add_flag("--json", admin.json, "Print the answer as JSON");
+  };
+  CLI::App* run_cmd = app.add_subcommand("run", "Submit and follow runs of a `shoal serve`");
+  run_cmd->require_subcommand(1);
+  CLI::App* run_submit = run_cmd->add_subcommand("submit", "Queue a run (an experiment config)");
+  run_submit->add_option("config", admin.config, "Experiment config (JSON)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  run_submit->add_flag("--wait", admin.wait,
+                       "Follow the run to its end (exit 0 when it is done, 1 otherwise)");
+  CLI::App* run_list = run_cmd->add_subcommand("list", "List the runs, in submission order");
+  CLI::App* run_status = run_cmd->add_subcommand("status", "Show one run");
+  CLI::App* run_cancel = run_cmd->add_subcommand(
+      "cancel", "Cancel a run (a running one stops after the round in progress)");
+  CLI::App* run_logs = run_cmd->add_subcommand("logs", "Print a run's log");
+  run_logs->add_option("--tail", admin.tail, "The last N lines (at most 10000)")
+      ->capture_default_str();
+  for (CLI::App* verb : {run_status, run_cancel, run_logs}) {
+    verb->add_option("run", admin.run, "Run ID (from `shoal run list`)")->required();
+  }
+  for (CLI::App* verb : {run_submit, run_list, run_status, run_cancel, run_logs}) {
+    add_admin_flags(verb);
+  }
+  CLI::App* model_cmd =
+      app.add_subcommand("model", "Promote and roll back the fleet's serving version");
+  model_cmd->require_subcommand(1);
+  CLI::App* model_promote = model_cmd->add_subcommand(
+      "promote", "Make a run's model the next serving version (a canary first)");
+  model_promote->add_option("run", admin.run, "Run ID")->required();
+  model_promote->add_option("version", admin.version,
+                            "The run's training version (default: its newest)")
+      ->check(CLI::NonNegativeNumber);
+  CLI::App* model_rollback = model_cmd->add_subcommand(
+      "rollback", "Serve the previous serving version again, on every device at once");
+  CLI::App* model_status = model_cmd->add_subcommand(
+      "status", "Show the serving version, its rollout and what each device serves");
+  for (CLI::App* verb : {model_promote, model_rollback, model_status}) add_admin_flags(verb);
+  // --- end shoal serve ---
 
   app.add_subcommand("strategies", "List the strategies a config file can name");
 
@@ -181,6 +254,22 @@ int Main(int argc, char** argv) {
     return printed == 0 ? 0 : 2;
   }
   if (s->parsed()) return shoal::cli::RunServerCommand(server);
+  if (sv->parsed()) return shoal::cli::RunServeCommand(serve);
+  const std::pair<CLI::App*, std::pair<AdminAction, const char*>> verbs[] = {
+      {run_submit, {AdminAction::kSubmit, "run submit"}},
+      {run_list, {AdminAction::kList, "run list"}},
+      {run_status, {AdminAction::kStatus, "run status"}},
+      {run_cancel, {AdminAction::kCancel, "run cancel"}},
+      {run_logs, {AdminAction::kLogs, "run logs"}},
+      {model_promote, {AdminAction::kPromote, "model promote"}},
+      {model_rollback, {AdminAction::kRollback, "model rollback"}},
+      {model_status, {AdminAction::kServing, "model status"}}};
+  for (const auto& [verb, what] : verbs) {
+    if (!verb->parsed()) continue;
+    admin.action = what.first;
+    admin.verb = what.second;
+    return shoal::cli::RunAdminCommand(admin);
+  }
   if (c->parsed()) {
     if (client.partition < 0 && client.data_dir.empty()) {
       std::fprintf(stderr, "shoal client: give --partition P or --data-dir DIR\n");
@@ -197,6 +286,7 @@ int Main(int argc, char** argv) {
   if (pki->parsed()) {
     certs.action = pki_init->parsed()     ? CertsAction::kInit
                    : pki_client->parsed() ? CertsAction::kClient
+                   : pki_admin->parsed()  ? CertsAction::kAdmin
                                           : CertsAction::kRevoke;
     return shoal::cli::RunCertsCommand(certs);
   }

@@ -82,6 +82,10 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   std::unique_ptr<ServingCatalog> catalog;
   std::unique_ptr<Rollout> rollout;
   std::unique_ptr<AutoPromoter> promoter;
+  if (config.serving.dir.empty() && config.serving.auto_promote) {
+    return absl::InvalidArgumentError(
+        "'server.serving.auto_promote' needs 'server.serving.dir', the serving catalog's folder");
+  }
   if (!config.serving.dir.empty()) {
     if (!signed_models) {
       return absl::InvalidArgumentError(

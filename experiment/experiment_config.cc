@@ -433,7 +433,6 @@ absl::Status ParseSections(JsonFields& root, ExperimentConfig& c) {
     if (s.Has("serving")) {
       SHOAL_ASSIGN_OR_RETURN(JsonFields v, s.Object("serving"));
       ServingConfig& sv = c.serving;
-      SHOAL_RETURN_IF_ERROR(v.Require({"dir"}));
       SHOAL_RETURN_IF_ERROR(v.NonEmptyString("dir", &sv.dir));
       SHOAL_RETURN_IF_ERROR(v.Bool("auto_promote", &sv.auto_promote));
       SHOAL_RETURN_IF_ERROR(v.Number("margin", -1, 1e9, &sv.margin));
@@ -566,13 +565,16 @@ absl::StatusOr<ServerEvaluator> MakeTestSetEvaluator(const ExperimentConfig& con
 }
 
 absl::StatusOr<nlohmann::json> FingerprintedConfig(const std::string& config_path) {
-  nlohmann::json config = nlohmann::json::object();
-  if (!config_path.empty()) {
-    SHOAL_ASSIGN_OR_RETURN(std::string text, ReadFile(config_path, 1 << 20));
-    SHOAL_ASSIGN_OR_RETURN(config, ParseJson(text, config_path));
-    if (!config.is_object()) {
-      return absl::InvalidArgumentError(absl::StrCat(config_path, ": not a JSON object"));
-    }
+  if (config_path.empty()) return nlohmann::json::object();
+  SHOAL_ASSIGN_OR_RETURN(std::string text, ReadFile(config_path, 1 << 20));
+  return FingerprintedConfigText(text, config_path);
+}
+
+absl::StatusOr<nlohmann::json> FingerprintedConfigText(const std::string& text,
+                                                       const std::string& source) {
+  SHOAL_ASSIGN_OR_RETURN(nlohmann::json config, ParseJson(text, source));
+  if (!config.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": not a JSON object"));
   }
   for (const char* key : {"rounds", "server", "simulation"}) config.erase(key);
   return config;

@@ -139,6 +139,10 @@ absl::StatusOr<ServerEvaluator> MakeTestSetEvaluator(const ExperimentConfig& con
 // stated with its default value counts as a difference. Errors: those of
 // reading the file; InvalidArgument when it is not a JSON object.
 absl::StatusOr<nlohmann::json> FingerprintedConfig(const std::string& config_path);
+// FingerprintedConfigText is FingerprintedConfig of config text (`source`
+// names it in errors).
+absl::StatusOr<nlohmann::json> FingerprintedConfigText(const std::string& text,
+                                                       const std::string& source);
 
 }  // namespace shoal
 

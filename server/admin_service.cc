@@ -40,11 +40,10 @@ void RunInfoToProto(const RunInfo& info, v1::RunInfo* out) {
   MetricsToMap(info.metrics, out->mutable_metrics());
 }
 
-AdminService::AdminService(AdminServiceOptions options, RunQueue* runs, FederationHost* host,
-                           ServingCatalog* catalog, Rollout* rollout)
+AdminService::AdminService(AdminServiceOptions options, RunQueue* runs, ServingCatalog* catalog,
+                           Rollout* rollout)
     : options_(std::move(options)),
       runs_(runs),
-      host_(host),
       catalog_(catalog),
       rollout_(rollout) {}
 
@@ -167,7 +166,9 @@ absl::Status AdminService::Serving(v1::ServingStatus* out) const {
   out->set_canary_reports(rollout.canary_reports);
   out->set_canary_refusals(rollout.canary_refusals);
   out->set_rollout_reason(rollout.reason);
-  for (const auto& [id, device] : host_->fleet()) {
+  const std::map<std::string, FleetServing> fleet =
+      options_.fleet ? options_.fleet() : std::map<std::string, FleetServing>();
+  for (const auto& [id, device] : fleet) {
     v1::FleetDevice* d = out->add_devices();
     d->set_client_id(id);
     d->set_serving_version(device.serving_version);

@@ -7,6 +7,8 @@
 #ifndef SHOAL_SERVER_ADMIN_SERVICE_H_
 #define SHOAL_SERVER_ADMIN_SERVICE_H_
 
+#include <functional>
+#include <map>
 #include <string>
 
 #include "absl/status/status.h"
@@ -25,6 +27,8 @@ struct AdminServiceOptions {
   // Revoked IDs (one per line, as devices'); an admin listed there is
   // refused. Empty: none.
   std::string revoked_file;
+  // Each device's last serving report (FederationHost::fleet); unset: none.
+  std::function<std::map<std::string, FleetServing>()> fleet;
 };
 
 // Thread-safe. Owns none of the parts; each must outlive it. `rollout` and
@@ -32,8 +36,8 @@ struct AdminServiceOptions {
 // answer FAILED_PRECONDITION.
 class AdminService final : public v1::Admin::Service {
  public:
-  AdminService(AdminServiceOptions options, RunQueue* runs, FederationHost* host,
-               ServingCatalog* catalog, Rollout* rollout);
+  AdminService(AdminServiceOptions options, RunQueue* runs, ServingCatalog* catalog,
+               Rollout* rollout);
 
   grpc::Status SubmitRun(grpc::ServerContext* ctx, const v1::SubmitRunRequest* req,
                          v1::RunInfo* resp) override;
@@ -60,7 +64,6 @@ class AdminService final : public v1::Admin::Service {
 
   const AdminServiceOptions options_;
   RunQueue* const runs_;
-  FederationHost* const host_;
   ServingCatalog* const catalog_;
   Rollout* const rollout_;
 };

@@ -33,8 +33,10 @@ std::string Timestamp() {
 
 // RoundLine is one round in the run's log.
 std::string RoundLine(const RoundRecord& r) {
-  std::string line = absl::StrCat("round ", r.round, ": ", r.answered, " of ", r.sampled,
-                                   " results, model version ", r.model_version);
+  std::string line = r.round == 0 ? std::string("initial model (version 0)")
+                                  : absl::StrCat("round ", r.round, ": ", r.answered, " of ",
+                                                 r.sampled, " results, model version ",
+                                                 r.model_version);
   if (r.server_eval) {
     for (const auto& [key, value] : r.server_eval->metrics) {
       absl::StrAppend(&line, absl::StrFormat(", test_%s %.4f", key, MetricAsDouble(value)));
@@ -166,7 +168,6 @@ class RunQueue::Progress : public RoundObserver {
 };
 
 absl::StatusOr<std::unique_ptr<RunQueue>> RunQueue::Open(RunQueueOptions options) {
-  if (options.host == nullptr) return absl::InvalidArgumentError("no host");
   if (!options.prepare) return absl::InvalidArgumentError("no run preparer");
   const std::string runs_dir = options.dir + "/runs";
   SHOAL_RETURN_IF_ERROR(MakeDirectories(runs_dir));
@@ -206,9 +207,10 @@ std::string RunQueue::RunDir(const std::string& id) const {
   return absl::StrCat(options_.dir, "/runs/", id);
 }
 
-void RunQueue::Start() {
+void RunQueue::Start(FederationHost* host) {
   absl::MutexLock lock(&mu_);
-  if (worker_.joinable() || shutting_down_) return;
+  if (worker_.joinable() || shutting_down_ || host == nullptr) return;
+  host_ = host;
   worker_ = std::thread([this] { Work(); });
 }
 
@@ -432,7 +434,7 @@ void RunQueue::Train(const std::string& id) {
   if (!prepared.ok()) return fail(prepared.status());
   Progress progress(this, id);
   FederationServerOptions options = prepared->options;
-  options.host = options_.host;
+  options.host = host_;
   options.output_dir = dir;
   options.fresh = false;
   options.observers.insert(options.observers.begin(), &progress);

@@ -76,6 +76,9 @@ struct PreparedRun {
   std::vector<std::unique_ptr<RoundObserver>> observers;
   // Called after the run, whatever its end (e.g. write the metrics files).
   std::function<absl::Status()> finish;
+  // Anything the observers refer to (e.g. the parsed config), kept alive
+  // until the run is over.
+  std::shared_ptr<const void> context;
 };
 
 // RunPreparer builds the run `id` from `config` in folder `dir`. It is
@@ -88,7 +91,6 @@ using RunPreparer = std::function<absl::StatusOr<PreparedRun>(
 
 struct RunQueueOptions {
   std::string dir;                  // runs/ goes under it; created if missing
-  FederationHost* host = nullptr;   // not owned; runs train over it
   RunPreparer prepare;
   size_t max_config_bytes = size_t{1} << 20;
   size_t max_queued = 100;          // queued runs at once
@@ -104,9 +106,9 @@ class RunQueue {
   static absl::StatusOr<std::unique_ptr<RunQueue>> Open(RunQueueOptions options);
   ~RunQueue();  // Shutdown()
 
-  // Start starts training queued runs, one at a time, on a thread of its
-  // own.
-  void Start();
+  // Start starts training queued runs, one at a time, over `host` (not
+  // owned; it must outlive the queue's Shutdown), on a thread of its own.
+  void Start(FederationHost* host);
   // Shutdown stops the run in progress after its round (it stays
   // "running" on disk and resumes at the next Open) and the worker.
   void Shutdown();
@@ -148,6 +150,7 @@ class RunQueue {
   void Update(const std::string& id, const std::function<void(RunInfo&)>& change);
 
   const RunQueueOptions options_;
+  FederationHost* host_ = nullptr;  // set by Start, before the worker runs
   mutable absl::Mutex mu_;
   std::map<std::string, RunInfo> runs_ ABSL_GUARDED_BY(mu_);
   int64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;

@@ -88,8 +88,14 @@ TEST(ExperimentConfigTest, ServingSectionIsReadAndItsErrorsNameTheKey) {
     absl::StatusOr<ExperimentConfig> c = ParseExperimentConfig(text, "serving.json");
     return c.ok() ? std::string("accepted") : std::string(c.status().message());
   };
-  EXPECT_THAT(error(R"({"server": {"serving": {"auto_promote": true}}})"),
-              HasSubstr("server.serving.dir"));
+  // No dir: a run submitted to `shoal serve` uses the federation's catalog
+  // (`shoal server` refuses auto_promote without one).
+  absl::StatusOr<ExperimentConfig> submitted =
+      ParseExperimentConfig(R"({"server": {"serving": {"auto_promote": true}}})", "run.json");
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  EXPECT_TRUE(submitted->serving.dir.empty());
+  EXPECT_TRUE(submitted->serving.auto_promote);
+  EXPECT_THAT(error(R"({"server": {"serving": {"dir": ""}}})"), HasSubstr("server.serving.dir"));
   EXPECT_THAT(error(R"({"server": {"serving": {"dir": "s", "canary_fraction": 2}}})"),
               HasSubstr("server.serving.canary_fraction"));
   EXPECT_THAT(error(R"({"server": {"serving": {"dir": "s", "min_canary_reports": 0}}})"),
