@@ -1,101 +1,58 @@
-#include <torch/torch.h>
-
-#include <atomic>
 #include <cstdio>
-#include <numeric>
+#include <memory>
+#include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "cli/commands.h"
-#include "experiment/experiment_config.h"
 #include "cli/stop_signal.h"
 #include "cli/transport.h"
 #include "client/agent.h"
-#include "client/data/dataset.h"
-#include "client/data/partition.h"
-#include "client/data/source.h"
-#include "client/data/spool.h"
-#include "client/local_client.h"
-#include "client/local_endpoint.h"
-#include "client/model.h"
-#include "client/serving_runtime.h"
-#include "client/trainer.h"
 #include "common/logging.h"
 #include "common/signing.h"
 #include "common/status.h"
+#include "experiment/client_side.h"
+#include "experiment/device.h"
+#include "experiment/experiment_config.h"
 
 namespace shoal::cli {
 namespace {
 
-// LoadClientData loads the client's examples: its own data (--data-dir, in
-// the config's format) or its partition of the config's data; in memory, or
-// spooled to disk and read a batch at a time (data.stream). Also returns
-// the model spec shaped by the data as loaded (before partitioning, so every
-// client of a run agrees with the server).
-absl::StatusOr<std::pair<std::shared_ptr<const client::ExampleSource>, client::ModelSpec>>
-LoadClientData(const ClientFlags& flags, const ExperimentConfig& config) {
-  client::DataOptions data = config.data;
-  if (!flags.data_dir.empty()) data.dir = flags.data_dir;
-  if (data.stream) {
-    spdlog::info("reading the training data into a spool file in {} (data.stream)",
-                 data.spool_dir.empty() ? client::DefaultSpoolDir() : data.spool_dir);
-  }
-  SHOAL_ASSIGN_OR_RETURN(std::shared_ptr<const client::ExampleSource> all,
-                         client::OpenData(data, client::Split::kTrain,
-                                          client::Task(config.task), config.num_classes));
-  SHOAL_ASSIGN_OR_RETURN(client::ModelSpec spec, ResolveModel(config, *all));
-  if (!flags.data_dir.empty()) return std::make_pair(std::move(all), std::move(spec));
-  if (flags.partition >= config.partition.num_partitions) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--partition ", flags.partition, " is out of range: data.num_partitions is ",
-        config.partition.num_partitions));
-  }
-  SHOAL_ASSIGN_OR_RETURN(std::vector<std::vector<int64_t>> parts,
-                         client::Partition(all->targets(), config.partition));
-  return std::make_pair(all->Subset(parts[flags.partition]), std::move(spec));
-}
-
-// ServeAndTrain is `shoal client --serve`: the device serves predictions on
-// flags.serve from the serving versions it keeps (from disk at once, also
-// with no server), takes part in every run it can reach, and stays up
-// between runs until SIGTERM or SIGINT.
-absl::Status ServeAndTrain(const ClientFlags& flags, const ExperimentConfig& config,
-                           client::AgentOptions agent_options,
-                           std::shared_ptr<const client::ExampleSource> guard_data,
-                           client::LocalClient* local, int* exit_code) {
+// ServeAndTrain is `shoal client --serve`: a shoal::Device that serves
+// predictions on flags.serve from the serving versions it keeps (from disk
+// at once, also with no server), takes part in every run it can reach, and
+// stays up between runs until SIGTERM or SIGINT.
+absl::Status ServeAndTrain(const ClientFlags& flags, const std::string& state_dir,
+                           int* exit_code) {
   SHOAL_RETURN_IF_ERROR(InstallStopSignalHandlers());
-  client::ServingRuntimeOptions serving_options;
-  serving_options.store = {agent_options.state_dir + "/serving", agent_options.model_verifier, 2};
-  serving_options.task = config.task;
-  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<client::ServingRuntime> runtime,
-                         client::ServingRuntime::Open(serving_options, std::move(guard_data)));
-  SHOAL_ASSIGN_OR_RETURN(
-      std::unique_ptr<client::LocalEndpoint> endpoint,
-      Annotate(client::LocalEndpoint::Start({flags.serve}, &runtime->serving()), "--serve"));
-  spdlog::info("serving predictions on {} ({})", flags.serve,
-               runtime->version() > 0 ? absl::StrCat("serving version ", runtime->version())
-                                      : std::string("no serving version yet"));
-  agent_options.serving = runtime.get();
-  agent_options.give_up_after = absl::ZeroDuration();  // a device waits for its server
-  *exit_code = 1;
-  std::atomic<bool> stopping{false};
-  std::atomic<client::Agent*> current{nullptr};
-  StopOnSignal stop([&] {
-    stopping = true;
-    if (client::Agent* agent = current.load()) agent->Stop();
-  });
-  while (!stopping.load()) {
-    client::Agent agent(agent_options, local);
-    current = &agent;
-    if (stopping.load()) agent.Stop();
-    absl::Status run = agent.Run();
-    current = nullptr;
-    if (stopping.load()) break;
-    if (!run.ok() && !absl::IsUnavailable(run)) return run;
-    spdlog::info("run over ({}); serving version {} on {}; waiting for the next run",
-                 run.ok() ? "done" : std::string(run.message()), runtime->version(), flags.serve);
-    absl::SleepFor(absl::Seconds(1));
+  DeviceOptions options;
+  options.config = flags.config;
+  options.data_dir = flags.data_dir;
+  options.partition = flags.partition;
+  options.server = flags.server;
+  options.pki_dir = flags.pki_dir;
+  options.state_dir = state_dir;
+  options.endpoint = flags.serve;
+  options.compute = flags.device;
+  absl::StatusOr<std::unique_ptr<Device>> device = Device::Open(options);
+  if (!device.ok()) {
+    // The option names are the flags'.
+    std::string message(device.status().message());
+    if (absl::StartsWith(message, "endpoint")) message = "--serve" + message.substr(8);
+    return absl::Status(device.status().code(), message);
   }
-  spdlog::info("stopped by signal {}; serving version {}", stop.received(), runtime->version());
+  *exit_code = 1;
+  (*device)->Start();
+  absl::Notification stop;
+  int signal = 0;
+  {
+    StopOnSignal on_signal([&stop] { stop.Notify(); });
+    stop.WaitForNotification();
+    signal = on_signal.received();
+  }
+  (*device)->Stop();
+  spdlog::info("stopped by signal {}; serving version {}", signal, (*device)->serving_version());
   *exit_code = 0;
   return absl::OkStatus();
 }
@@ -125,36 +82,12 @@ absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
   // told otherwise, so they do not oversubscribe the cores.
   client::SetComputeThreads(flags.threads);
 
-  // A client's own data (no partition) counts as client -1.
-  const uint64_t data_seed = client::ClientSeed(config.seed, static_cast<uint64_t>(flags.partition));
-  SHOAL_ASSIGN_OR_RETURN(auto loaded, LoadClientData(flags, config));
-  auto [train, holdout] =
-      client::SplitClientData(*loaded.first, config.holdout_fraction, data_seed);
-  if (train->size() == 0) {
-    return absl::FailedPreconditionError("this client has no training examples");
-  }
-  spdlog::info("{} training and {} held-out examples{}", train->size(), holdout->size(),
-               flags.data_dir.empty()
-                   ? absl::StrCat(" (partition ", flags.partition, " of ",
-                                  config.partition.num_partitions, ", ",
-                                  client::PartitionSchemeName(config.partition.scheme), ")")
-                   : absl::StrCat(" from ", flags.data_dir));
-
-  // Read once: the bytes the agent compares with the server's code are the
-  // bytes that run.
-  SHOAL_ASSIGN_OR_RETURN(ModelCode model_code,
-                         ReadModelCode(client::ModelSpecToString(loaded.second)));
-  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<client::Model> model,
-                         client::CreateModelFromCode(model_code, config.seed));
-  client::TrainerOptions trainer_options;
-  trainer_options.device = flags.device;
-  trainer_options.seed = data_seed;
-  trainer_options.task = config.task;
-  SHOAL_ASSIGN_OR_RETURN(client::Trainer trainer, client::Trainer::Create(trainer_options));
-  model->To(c10::Device(flags.device));
-  const std::shared_ptr<const client::ExampleSource> guard_data = holdout;
-  client::LocalClient local(std::move(model), std::move(trainer), std::move(train),
-                            std::move(holdout));
+  const std::string state_dir =
+      flags.state_dir.empty() ? absl::StrCat(config.output_dir, "/clients/", id) : flags.state_dir;
+  if (!flags.serve.empty()) return ServeAndTrain(flags, state_dir, exit_code);
+  SHOAL_ASSIGN_OR_RETURN(ClientSide side,
+                         PrepareClientSide(config, {flags.data_dir, flags.partition, flags.device}));
+  spdlog::info("{}", side.description);
 
   client::AgentOptions agent_options;
   agent_options.server_address = flags.server.empty() ? config.address : flags.server;
@@ -166,14 +99,10 @@ absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
                            Annotate(ModelVerifier::Load(flags.pki_dir + "/model-signing.pub"),
                                     "--pki-dir"));
   }
-  agent_options.state_dir =
-      flags.state_dir.empty() ? absl::StrCat(config.output_dir, "/clients/", id) : flags.state_dir;
-  agent_options.model_code = std::move(model_code);
-  agent_options.seed = data_seed;
-  if (!flags.serve.empty()) {
-    return ServeAndTrain(flags, config, agent_options, guard_data, &local, exit_code);
-  }
-  client::Agent agent(agent_options, &local);
+  agent_options.state_dir = state_dir;
+  agent_options.model_code = std::move(side.model_code);
+  agent_options.seed = side.data_seed;
+  client::Agent agent(agent_options, side.local.get());
   *exit_code = 1;
   SHOAL_RETURN_IF_ERROR(agent.Run());
   const client::AgentStats& stats = agent.stats();

@@ -284,6 +284,10 @@ absl::StatusOr<RunInfo> RunQueue::Submit(const std::string& config, const std::s
   info.submitted = absl::Now();
   absl::MutexLock lock(&mu_);
   if (shutting_down_) return absl::UnavailableError("the server is shutting down");
+  // A folder that exists (a run whose run.json could not be read) is
+  // never reused: its number is skipped.
+  std::error_code ec;
+  while (std::filesystem::exists(RunDir(RunIdFor(name, next_seq_)), ec)) ++next_seq_;
   info.seq = next_seq_;
   info.id = RunIdFor(name, info.seq);
   const std::string dir = RunDir(info.id);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # PackageTest: installs the build into a temporary prefix and builds the
 # example projects against it with find_package(Shoal), then runs them:
-# edge_inference, custom_shoal (a strategy of our own, registered by name and
+# edge_inference, edge_app (the embedded device runtime), custom_shoal (a strategy of our own, registered by name and
 # served by a FederationServer from a config file, with real `shoal client`
 # processes on loopback), embedded (a server and three clients in one
 # process), tabular (federated beside central) and pytorch_model (a model
@@ -45,7 +45,7 @@ fi
 echo "public headers: $(echo "$public" | wc -w); installed headers:" \
   "$(find "$work/prefix/include" -name '*.h' | wc -l)"
 
-for example in edge_inference custom_strategy embedded tabular pytorch_model; do
+for example in edge_inference edge_app custom_strategy embedded tabular pytorch_model; do
   cmake -S "$src/examples/$example" -B "$work/$example" -G Ninja \
     -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
   cmake --build "$work/$example" >/dev/null
@@ -140,6 +140,27 @@ print("l2_fedavg: test accuracy %.3f -> %.3f, the standard client refused each r
 PY
 grep -q "l2_fedavg" "$work/l2-client-2.log" ||
   { cat "$work/l2-client-2.log"; fail "the standard client did not name l2_fedavg"; }
+
+# edge_app: shoal::Device embedded in an application, with its local
+# endpoint, and the endpoint's client in another process. No server is up
+# and nothing is served yet: the device starts anyway (it serves from disk)
+# and the client hears that no version is served.
+timeout 120 "$work/edge_app/edge_app" run --config "$work/run.json" --partition 0 \
+  --pki-dir "$work/pki/clients/client-0" --state-dir "$work/edge-state" \
+  --endpoint "unix:$work/edge.sock" --server 127.0.0.1:1 --seconds 60 >"$work/edge_app.log" 2>&1 &
+edge=$!
+for _ in $(seq 600); do grep -q "serving version 0 on" "$work/edge_app.log" && break; sleep 0.1; done
+set +e
+out=$("$work/edge_app/edge_app" ask "unix:$work/edge.sock" \
+        /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz 2>&1)
+code=$?
+set -e
+kill -TERM $edge
+wait $edge || { cat "$work/edge_app.log"; fail "edge_app did not stop cleanly"; }
+[ "$code" -eq 1 ] && [[ $out == *"no serving model yet"* ]] ||
+  { cat "$work/edge_app.log"; fail "edge_app ask said ($code): $out"; }
+grep -q "stopped; serving version 0" "$work/edge_app.log" || fail "edge_app did not stop"
+echo "edge_app: the embedded device started without a server; ask: $out"
 
 # A server and three clients embedded in one application, 2 rounds.
 out=$(timeout 300 "$work/embedded/embedded_federation" "$work/embedded-run" 2>"$work/embedded.log") ||
