@@ -116,6 +116,31 @@ absl::Status Run(const AdminFlags& flags) {
   switch (flags.action) {
     case AdminAction::kSubmit: {
       SHOAL_ASSIGN_OR_RETURN(std::string text, ReadFile(flags.config, size_t{1} << 20));
+      if (!flags.every.empty() || flags.when_new_examples > 0) {
+        v1::ScheduleRunRequest req;
+        req.set_config(text);
+        req.set_source(flags.config);
+        if (!flags.every.empty()) {
+          absl::Duration every;
+          if (!absl::ParseDuration(flags.every, &every) || every < absl::ZeroDuration()) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "--every '", flags.every, "' is not a duration (e.g. 6h, 90m, 1h30m)"));
+          }
+          req.set_every_s(absl::ToDoubleSeconds(every));
+        }
+        req.set_when_new_examples(flags.when_new_examples);
+        v1::ScheduleInfo schedule;
+        SHOAL_RETURN_IF_ERROR(call(&v1::Admin::Stub::ScheduleRun, req, &schedule));
+        if (flags.json) {
+          PrintJson(schedule);
+        } else {
+          std::printf("scheduled %s%s\n", schedule.schedule_id().c_str(),
+                      schedule.runs().empty()
+                          ? ""
+                          : absl::StrCat(" (first run: ", schedule.runs(0), ")").c_str());
+        }
+        return absl::OkStatus();
+      }
       v1::SubmitRunRequest req;
       req.set_config(text);
       req.set_source(flags.config);
@@ -190,6 +215,47 @@ absl::Status Run(const AdminFlags& flags) {
         PrintJson(resp);
       } else {
         for (const std::string& line : resp.lines()) std::printf("%s\n", line.c_str());
+      }
+      return absl::OkStatus();
+    }
+    case AdminAction::kSchedules: {
+      v1::ListSchedulesResponse resp;
+      SHOAL_RETURN_IF_ERROR(
+          call(&v1::Admin::Stub::ListSchedules, v1::ListSchedulesRequest(), &resp));
+      if (flags.json) {
+        PrintJson(resp);
+      } else if (resp.schedules().empty()) {
+        std::printf("no schedules\n");
+      } else {
+        for (const v1::ScheduleInfo& sc : resp.schedules()) {
+          std::vector<std::string> when;
+          if (sc.every_s() > 0) {
+            when.push_back(absl::StrCat("every ",
+                                        absl::FormatDuration(absl::Seconds(sc.every_s()))));
+          }
+          if (sc.when_new_examples() > 0) {
+            when.push_back(absl::StrCat("when devices hold ", sc.when_new_examples(),
+                                        " new training examples"));
+          }
+          std::printf("%s: %s; %d run(s)%s%s; last submitted %s\n", sc.schedule_id().c_str(),
+                      absl::StrJoin(when, " or ").c_str(), sc.runs_size(),
+                      sc.runs().empty() ? "" : ", newest ",
+                      sc.runs().empty() ? "" : sc.runs(sc.runs_size() - 1).c_str(),
+                      Time(sc.last_submitted_unix_ms()).c_str());
+        }
+      }
+      return absl::OkStatus();
+    }
+    case AdminAction::kUnschedule: {
+      v1::ScheduleRequest req;
+      req.set_schedule_id(flags.run);
+      v1::ScheduleInfo schedule;
+      SHOAL_RETURN_IF_ERROR(call(&v1::Admin::Stub::CancelSchedule, req, &schedule));
+      if (flags.json) {
+        PrintJson(schedule);
+      } else {
+        std::printf("schedule %s ended after %d run(s)\n", schedule.schedule_id().c_str(),
+                    schedule.runs_size());
       }
       return absl::OkStatus();
     }

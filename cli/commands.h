@@ -40,7 +40,9 @@ struct ServeFlags {
 int RunServeCommand(const ServeFlags& flags);
 
 // `shoal run ...` and `shoal model ...`: the admin verbs of `shoal serve`.
-enum class AdminAction { kSubmit, kList, kStatus, kCancel, kLogs, kPromote, kRollback, kServing };
+enum class AdminAction {
+  kSubmit, kList, kStatus, kCancel, kLogs, kSchedules, kUnschedule, kPromote, kRollback, kServing
+};
 struct AdminFlags {
   AdminAction action = AdminAction::kList;
   std::string verb;  // "run submit", ... for messages
@@ -52,6 +54,9 @@ struct AdminFlags {
   uint32_t tail = 100;   // logs
   bool json = false;
   bool wait = false;  // submit: follow the run to its end
+  // submit: make a schedule instead (either or both set).
+  std::string every;            // a duration: "6h", "30m"
+  int64_t when_new_examples = 0;
 };
 int RunAdminCommand(const AdminFlags& flags);
 

@@ -212,19 +212,36 @@ int Main(int argc, char** argv) {
   run_submit->add_option("config", admin.config, "Experiment config (JSON)")
       ->required()
       ->check(CLI::ExistingFile);
-  run_submit->add_flag("--wait", admin.wait,
-                       "Follow the run to its end (exit 0 when it is done, 1 otherwise)");
+  auto* wait_flag = run_submit->add_flag(
+      "--wait", admin.wait, "Follow the run to its end (exit 0 when it is done, 1 otherwise)");
+  auto* every_flag = run_submit->add_option(
+      "--every", admin.every,
+      "Make a schedule: submit the config again every DURATION (e.g. 24h, 90m; at least 1m), "
+      "the first at once");
+  auto* data_flag = run_submit
+                        ->add_option("--when-new-examples", admin.when_new_examples,
+                                     "Make a schedule: submit it again whenever the enrolled "
+                                     "devices declare N more training examples")
+                        ->check(CLI::PositiveNumber);
+  wait_flag->excludes(every_flag)->excludes(data_flag);
   CLI::App* run_list = run_cmd->add_subcommand("list", "List the runs, in submission order");
   CLI::App* run_status = run_cmd->add_subcommand("status", "Show one run");
   CLI::App* run_cancel = run_cmd->add_subcommand(
       "cancel", "Cancel a run (a running one stops after the round in progress)");
   CLI::App* run_logs = run_cmd->add_subcommand("logs", "Print a run's log");
+  CLI::App* run_schedules = run_cmd->add_subcommand(
+      "schedules", "List the schedules (`run submit --every` / `--when-new-examples`)");
+  CLI::App* run_unschedule = run_cmd->add_subcommand(
+      "unschedule", "End a schedule (the runs it submitted are left as they are)");
+  run_unschedule->add_option("schedule", admin.run, "Schedule ID (from `shoal run schedules`)")
+      ->required();
   run_logs->add_option("--tail", admin.tail, "The last N lines (at most 10000)")
       ->capture_default_str();
   for (CLI::App* verb : {run_status, run_cancel, run_logs}) {
     verb->add_option("run", admin.run, "Run ID (from `shoal run list`)")->required();
   }
-  for (CLI::App* verb : {run_submit, run_list, run_status, run_cancel, run_logs}) {
+  for (CLI::App* verb :
+       {run_submit, run_list, run_status, run_cancel, run_logs, run_schedules, run_unschedule}) {
     add_admin_flags(verb);
   }
   CLI::App* model_cmd =
@@ -261,6 +278,8 @@ int Main(int argc, char** argv) {
       {run_status, {AdminAction::kStatus, "run status"}},
       {run_cancel, {AdminAction::kCancel, "run cancel"}},
       {run_logs, {AdminAction::kLogs, "run logs"}},
+      {run_schedules, {AdminAction::kSchedules, "run schedules"}},
+      {run_unschedule, {AdminAction::kUnschedule, "run unschedule"}},
       {model_promote, {AdminAction::kPromote, "model promote"}},
       {model_rollback, {AdminAction::kRollback, "model rollback"}},
       {model_status, {AdminAction::kServing, "model status"}}};

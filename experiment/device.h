@@ -92,7 +92,9 @@ class Device {
 
 // AskDevice is the client of a device's local endpoint, for the other
 // processes on the device: it sends float32 `inputs` [N, ...] to `endpoint`
-// ("unix:PATH" or "127.0.0.1:PORT") and returns the serving model's outputs.
+// ("unix:PATH" or "127.0.0.1:PORT") in one request and returns the serving
+// model's outputs. The endpoint takes at most 4 MiB and 1024 rows a request
+// (LocalEndpointOptions); ask about more in several calls.
 // Errors: the endpoint's (Unavailable while it serves no version yet,
 // InvalidArgument for inputs the model cannot take), Unavailable when
 // nothing answers within `timeout_ms`.

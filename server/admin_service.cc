@@ -22,6 +22,16 @@ void MetricsToMap(const Metrics& metrics, google::protobuf::Map<std::string, dou
   for (const auto& [key, value] : metrics) (*out)[key] = MetricAsDouble(value);
 }
 
+void ScheduleToProto(const ScheduleInfo& info, v1::ScheduleInfo* out) {
+  out->set_schedule_id(info.id);
+  out->set_name(info.name);
+  out->set_every_s(absl::ToDoubleSeconds(info.every));
+  out->set_when_new_examples(info.new_examples);
+  out->set_created_unix_ms(UnixMs(info.created));
+  out->set_last_submitted_unix_ms(UnixMs(info.last_submitted));
+  for (const std::string& run : info.runs) out->add_runs(run);
+}
+
 }  // namespace
 
 void RunInfoToProto(const RunInfo& info, v1::RunInfo* out) {
@@ -221,6 +231,49 @@ grpc::Status AdminService::GetServing(grpc::ServerContext* ctx, const v1::Servin
     return ToGrpcStatus(admitted);
   }
   return ToGrpcStatus(Serving(resp));
+}
+
+grpc::Status AdminService::ScheduleRun(grpc::ServerContext* ctx,
+                                       const v1::ScheduleRunRequest* req, v1::ScheduleInfo* resp) {
+  if (absl::Status admitted = Admit(ctx, *req, "ScheduleRun"); !admitted.ok()) {
+    return ToGrpcStatus(admitted);
+  }
+  // Up to ten years; NaN and negatives are refused here, before the queue.
+  if (!(req->every_s() >= 0 && req->every_s() <= 10 * 365 * 86400.0) ||
+      req->when_new_examples() < 0) {
+    return ToGrpcStatus(absl::InvalidArgumentError(
+        "every_s must be in [0, 10 years] and when_new_examples >= 0"));
+  }
+  const std::string source = req->source().empty() ? "the submitted config" : req->source();
+  absl::StatusOr<ScheduleInfo> info = runs_->AddSchedule(
+      req->config(), source, absl::Seconds(req->every_s()), req->when_new_examples());
+  if (!info.ok()) {
+    spdlog::warn("schedule refused: {}", std::string(info.status().message()));
+    return ToGrpcStatus(info.status());
+  }
+  ScheduleToProto(*info, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::ListSchedules(grpc::ServerContext* ctx,
+                                         const v1::ListSchedulesRequest* req,
+                                         v1::ListSchedulesResponse* resp) {
+  if (absl::Status admitted = Admit(ctx, *req, "ListSchedules"); !admitted.ok()) {
+    return ToGrpcStatus(admitted);
+  }
+  for (const ScheduleInfo& info : runs_->Schedules()) ScheduleToProto(info, resp->add_schedules());
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::CancelSchedule(grpc::ServerContext* ctx,
+                                          const v1::ScheduleRequest* req, v1::ScheduleInfo* resp) {
+  if (absl::Status admitted = Admit(ctx, *req, "CancelSchedule"); !admitted.ok()) {
+    return ToGrpcStatus(admitted);
+  }
+  absl::StatusOr<ScheduleInfo> info = runs_->CancelSchedule(req->schedule_id());
+  if (!info.ok()) return ToGrpcStatus(info.status());
+  ScheduleToProto(*info, resp);
+  return grpc::Status::OK;
 }
 
 }  // namespace shoal

@@ -55,6 +55,12 @@ class AdminService final : public v1::Admin::Service {
                         v1::ServingStatus* resp) override;
   grpc::Status GetServing(grpc::ServerContext* ctx, const v1::ServingRequest* req,
                           v1::ServingStatus* resp) override;
+  grpc::Status ScheduleRun(grpc::ServerContext* ctx, const v1::ScheduleRunRequest* req,
+                           v1::ScheduleInfo* resp) override;
+  grpc::Status ListSchedules(grpc::ServerContext* ctx, const v1::ListSchedulesRequest* req,
+                             v1::ListSchedulesResponse* resp) override;
+  grpc::Status CancelSchedule(grpc::ServerContext* ctx, const v1::ScheduleRequest* req,
+                              v1::ScheduleInfo* resp) override;
 
  private:
   // Admit checks the caller's admin role and bounds the request's strings.

@@ -16,6 +16,8 @@
 #include "common/logging.h"
 #include "common/signing.h"
 #include "common/status.h"
+#include "common/types.h"
+#include "server/client_manager.h"
 
 namespace shoal {
 namespace {
@@ -198,6 +200,33 @@ absl::StatusOr<std::unique_ptr<RunQueue>> RunQueue::Open(RunQueueOptions options
   if (ec) {
     return absl::InternalError(absl::StrCat("cannot list ", runs_dir, ": ", ec.message()));
   }
+  const std::string schedules_dir = self->options_.dir + "/schedules";
+  SHOAL_RETURN_IF_ERROR(MakeDirectories(schedules_dir));
+  for (const auto& entry : std::filesystem::directory_iterator(schedules_dir, ec)) {
+    if (!entry.is_directory(ec)) continue;
+    const std::string file = entry.path().string() + "/schedule.json";
+    absl::StatusOr<std::string> text = ReadFile(file, kMaxRunFileBytes);
+    absl::StatusOr<ScheduleInfo> info =
+        text.ok() ? [&]() -> absl::StatusOr<ScheduleInfo> {
+          SHOAL_ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(*text, file));
+          return ScheduleFromJson(j, file);
+        }()
+                  : absl::StatusOr<ScheduleInfo>(text.status());
+    if (info.ok() && info->id != entry.path().filename().string()) {
+      info = absl::DataLossError(absl::StrCat(file, ": names schedule '", info->id, "'"));
+    }
+    if (!info.ok()) {
+      spdlog::error("skipping the schedule folder {}: {}", entry.path().string(),
+                    std::string(info.status().message()));
+      continue;
+    }
+    absl::MutexLock lock(&self->mu_);
+    self->next_schedule_seq_ = std::max(self->next_schedule_seq_, info->seq + 1);
+    self->schedules_[info->id] = *std::move(info);
+  }
+  if (ec) {
+    return absl::InternalError(absl::StrCat("cannot list ", schedules_dir, ": ", ec.message()));
+  }
   return self;
 }
 
@@ -246,7 +275,7 @@ void RunQueue::Update(const std::string& id, const std::function<void(RunInfo&)>
   Save(it->second);
 }
 
-absl::StatusOr<RunInfo> RunQueue::Submit(const std::string& config, const std::string& source) {
+absl::StatusOr<RunInfo> RunQueue::Check(const std::string& config, const std::string& source) {
   if (config.size() > options_.max_config_bytes) {
     return absl::InvalidArgumentError(absl::StrCat(source, " is ", config.size(),
                                                    " bytes; a config may have at most ",
@@ -256,40 +285,38 @@ absl::StatusOr<RunInfo> RunQueue::Submit(const std::string& config, const std::s
   if (!parsed.is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": not a JSON object"));
   }
-  std::string name = "shoal";
+  RunInfo info;
+  info.name = "shoal";
   if (auto it = parsed.find("name"); it != parsed.end() && it->is_string()) {
-    name = it->get<std::string>();
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    const size_t queued = std::count_if(runs_.begin(), runs_.end(), [](const auto& entry) {
-      return entry.second.state == RunState::kQueued;
-    });
-    if (queued >= options_.max_queued) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          queued, " runs are queued already (the limit is ", options_.max_queued,
-          "); wait for some to finish or cancel some"));
-    }
+    info.name = it->get<std::string>();
   }
   // Built once here, so a bad config is refused now, naming the key,
   // rather than failing when its turn comes.
-  RunInfo info;
-  {
-    SHOAL_ASSIGN_OR_RETURN(PreparedRun prepared,
-                           options_.prepare(config, source, RunIdFor(name, 0), ""));
-    info.rounds_planned = prepared.options.coordinator.num_rounds;
-    info.strategy = std::string(prepared.strategy->name());
+  SHOAL_ASSIGN_OR_RETURN(PreparedRun prepared,
+                         options_.prepare(config, source, RunIdFor(info.name, 0), ""));
+  info.rounds_planned = prepared.options.coordinator.num_rounds;
+  info.strategy = std::string(prepared.strategy->name());
+  return info;
+}
+
+absl::StatusOr<RunInfo> RunQueue::Queue(RunInfo info, const std::string& config,
+                                        const std::string& source) {
+  const size_t queued = std::count_if(runs_.begin(), runs_.end(), [](const auto& entry) {
+    return entry.second.state == RunState::kQueued;
+  });
+  if (queued >= options_.max_queued) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        queued, " runs are queued already (the limit is ", options_.max_queued,
+        "); wait for some to finish or cancel some"));
   }
-  info.name = name;
-  info.submitted = absl::Now();
-  absl::MutexLock lock(&mu_);
   if (shutting_down_) return absl::UnavailableError("the server is shutting down");
   // A folder that exists (a run whose run.json could not be read) is
   // never reused: its number is skipped.
   std::error_code ec;
-  while (std::filesystem::exists(RunDir(RunIdFor(name, next_seq_)), ec)) ++next_seq_;
+  while (std::filesystem::exists(RunDir(RunIdFor(info.name, next_seq_)), ec)) ++next_seq_;
   info.seq = next_seq_;
-  info.id = RunIdFor(name, info.seq);
+  info.id = RunIdFor(info.name, info.seq);
+  info.submitted = absl::Now();
   const std::string dir = RunDir(info.id);
   SHOAL_RETURN_IF_ERROR(MakeDirectories(dir));
   SHOAL_RETURN_IF_ERROR(WriteFileAtomically(dir + "/config.json", config));
@@ -300,6 +327,205 @@ absl::StatusOr<RunInfo> RunQueue::Submit(const std::string& config, const std::s
   Log(info.id, absl::StrCat("submitted (", source, "): ", info.rounds_planned, " rounds of ",
                             info.strategy));
   spdlog::info("run '{}' queued: {} rounds of {}", info.id, info.rounds_planned, info.strategy);
+  return info;
+}
+
+absl::StatusOr<RunInfo> RunQueue::Submit(const std::string& config, const std::string& source) {
+  SHOAL_ASSIGN_OR_RETURN(RunInfo info, Check(config, source));
+  absl::MutexLock lock(&mu_);
+  return Queue(std::move(info), config, source);
+}
+
+std::string RunQueue::ScheduleDir(const std::string& id) const {
+  return absl::StrCat(options_.dir, "/schedules/", id);
+}
+
+void RunQueue::SaveSchedule(const ScheduleInfo& info) const {
+  absl::Status written = WriteFileAtomically(ScheduleDir(info.id) + "/schedule.json",
+                                             ScheduleToJson(info).dump(2) + "\n");
+  if (!written.ok()) {
+    spdlog::error("schedule '{}': cannot keep its state: {}", info.id,
+                  std::string(written.message()));
+  }
+}
+
+absl::StatusOr<ScheduleInfo> RunQueue::AddSchedule(const std::string& config,
+                                                   const std::string& source,
+                                                   absl::Duration every, int64_t new_examples) {
+  if (every <= absl::ZeroDuration() && new_examples <= 0) {
+    return absl::InvalidArgumentError(
+        "a schedule needs an interval (every) or a number of new examples, or both");
+  }
+  if (every > absl::ZeroDuration() && every < absl::Minutes(1)) {
+    return absl::InvalidArgumentError(absl::StrCat("every ", absl::FormatDuration(every),
+                                                   " is too often: at least 1m"));
+  }
+  SHOAL_ASSIGN_OR_RETURN(RunInfo checked, Check(config, source));
+  absl::MutexLock lock(&mu_);
+  ScheduleInfo info;
+  info.name = checked.name;
+  std::error_code ec;
+  while (std::filesystem::exists(
+      ScheduleDir(absl::StrCat("schedule-", RunIdFor(info.name, next_schedule_seq_))), ec)) {
+    ++next_schedule_seq_;
+  }
+  info.seq = next_schedule_seq_;
+  info.id = absl::StrCat("schedule-", RunIdFor(info.name, info.seq));
+  info.every = every;
+  info.new_examples = new_examples;
+  info.created = absl::Now();
+  const std::string dir = ScheduleDir(info.id);
+  SHOAL_RETURN_IF_ERROR(MakeDirectories(dir));
+  SHOAL_RETURN_IF_ERROR(WriteFileAtomically(dir + "/config.json", config));
+  ++next_schedule_seq_;
+  SaveSchedule(info);
+  schedules_[info.id] = info;
+  spdlog::info("schedule '{}': {} rounds of {}{}{}", info.id, checked.rounds_planned,
+               checked.strategy,
+               every > absl::ZeroDuration() ? absl::StrCat(" every ", absl::FormatDuration(every))
+                                           : "",
+               new_examples > 0 ? absl::StrCat(" when devices hold ", new_examples,
+                                               " new training examples")
+                                : "");
+  wake_.SignalAll();
+  return info;
+}
+
+absl::StatusOr<ScheduleInfo> RunQueue::CancelSchedule(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = schedules_.find(id);
+  if (it == schedules_.end()) return absl::NotFoundError(absl::StrCat("no schedule '", id, "'"));
+  ScheduleInfo info = it->second;
+  std::error_code ec;
+  std::filesystem::remove_all(ScheduleDir(id), ec);
+  if (ec) {
+    return absl::InternalError(absl::StrCat("cannot remove ", ScheduleDir(id), ": ", ec.message()));
+  }
+  schedules_.erase(it);
+  spdlog::info("schedule '{}' cancelled after {} run(s)", id, info.runs.size());
+  return info;
+}
+
+std::vector<ScheduleInfo> RunQueue::Schedules() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<ScheduleInfo> out;
+  for (const auto& [id, info] : schedules_) out.push_back(info);
+  std::sort(out.begin(), out.end(),
+            [](const ScheduleInfo& a, const ScheduleInfo& b) { return a.seq < b.seq; });
+  return out;
+}
+
+std::vector<std::string> RunQueue::SubmitDue(absl::Time now,
+                                             const std::map<std::string, int64_t>& declared) {
+  struct Due {
+    std::string id;
+    std::string why;
+  };
+  std::vector<Due> due;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, schedule] : schedules_) {
+      if (!schedule.has_baseline) {
+        schedule.examples_at_last = declared;
+        schedule.has_baseline = true;
+        SaveSchedule(schedule);
+      }
+      // Never two of its runs waiting or training at once.
+      if (!schedule.runs.empty()) {
+        auto last = runs_.find(schedule.runs.back());
+        if (last != runs_.end() && !last->second.over()) continue;
+      }
+      const bool by_time = schedule.every > absl::ZeroDuration() &&
+                           (schedule.last_submitted == absl::InfinitePast() ||
+                            now >= schedule.last_submitted + schedule.every);
+      const int64_t fresh = NewExamples(declared, schedule.examples_at_last);
+      const bool by_data = schedule.new_examples > 0 && fresh >= schedule.new_examples;
+      if (by_time) {
+        due.push_back({id, absl::StrCat("every ", absl::FormatDuration(schedule.every))});
+      } else if (by_data) {
+        due.push_back({id, absl::StrCat(fresh, " new training examples on the devices")});
+      }
+    }
+  }
+  std::vector<std::string> submitted;
+  for (const Due& d : due) {
+    // Checked again, outside the lock: the data or the model may have
+    // changed since the schedule was made.
+    absl::StatusOr<std::string> config =
+        ReadFile(ScheduleDir(d.id) + "/config.json", options_.max_config_bytes);
+    absl::StatusOr<RunInfo> checked =
+        config.ok() ? Check(*config, d.id) : absl::StatusOr<RunInfo>(config.status());
+    absl::MutexLock lock(&mu_);
+    auto it = schedules_.find(d.id);
+    if (it == schedules_.end()) continue;  // cancelled meanwhile
+    ScheduleInfo& schedule = it->second;
+    absl::StatusOr<RunInfo> run =
+        checked.ok() ? Queue(*checked, *config, d.id) : absl::StatusOr<RunInfo>(checked.status());
+    // Due again only after another interval (or more new data), also when
+    // the submission failed: a broken config does not retry every second.
+    schedule.last_submitted = now;
+    schedule.examples_at_last = declared;
+    if (!run.ok()) {
+      spdlog::warn("schedule '{}' could not submit a run: {}", d.id,
+                   std::string(run.status().message()));
+    } else {
+      Log(run->id, absl::StrCat("scheduled by ", d.id, " (", d.why, ")"));
+      schedule.runs.push_back(run->id);
+      submitted.push_back(run->id);
+    }
+    SaveSchedule(schedule);
+  }
+  return submitted;
+}
+
+int64_t NewExamples(const std::map<std::string, int64_t>& declared,
+                    const std::map<std::string, int64_t>& at_last) {
+  int64_t fresh = 0;
+  for (const auto& [id, count] : declared) {
+    auto before = at_last.find(id);
+    const int64_t grew = before == at_last.end() ? count : count - before->second;
+    if (grew > 0) fresh = AddExampleCounts(fresh, grew);
+  }
+  return fresh;
+}
+
+nlohmann::json ScheduleToJson(const ScheduleInfo& info) {
+  return nlohmann::json{{"format", 1},
+                        {"id", info.id},
+                        {"name", info.name},
+                        {"seq", info.seq},
+                        {"every_s", absl::ToInt64Seconds(info.every)},
+                        {"new_examples", info.new_examples},
+                        {"created_unix_ms", UnixMs(info.created)},
+                        {"last_submitted_unix_ms", UnixMs(info.last_submitted)},
+                        {"examples_at_last", info.examples_at_last},
+                        {"has_baseline", info.has_baseline},
+                        {"runs", info.runs}};
+}
+
+absl::StatusOr<ScheduleInfo> ScheduleFromJson(const nlohmann::json& j, const std::string& source) {
+  ScheduleInfo info;
+  try {
+    if (j.at("format").get<int>() != 1) {
+      return absl::DataLossError(absl::StrCat(source, ": unknown format"));
+    }
+    info.id = j.at("id").get<std::string>();
+    info.name = j.at("name").get<std::string>();
+    info.seq = j.at("seq").get<int64_t>();
+    info.every = absl::Seconds(j.at("every_s").get<int64_t>());
+    info.new_examples = j.at("new_examples").get<int64_t>();
+    info.created = FromUnixMs(j.at("created_unix_ms").get<int64_t>());
+    info.last_submitted = FromUnixMs(j.at("last_submitted_unix_ms").get<int64_t>());
+    info.examples_at_last = j.at("examples_at_last").get<std::map<std::string, int64_t>>();
+    info.has_baseline = j.at("has_baseline").get<bool>();
+    info.runs = j.at("runs").get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(absl::StrCat(source, ": ", e.what()));
+  }
+  SHOAL_RETURN_IF_ERROR(Annotate(ValidateRunId(info.id), source));
+  if (info.seq < 1 || info.every < absl::ZeroDuration() || info.new_examples < 0) {
+    return absl::DataLossError(absl::StrCat(source, ": a value is out of range"));
+  }
   return info;
 }
 
@@ -383,6 +609,13 @@ absl::StatusOr<RunInfo> RunQueue::WaitFor(const std::string& id,
 
 void RunQueue::Work() {
   while (true) {
+    {
+      std::map<std::string, int64_t> declared;
+      for (const auto& [id, counts] : host_->clients()->RegisteredClients()) {
+        declared[id] = counts.train;
+      }
+      SubmitDue(absl::Now(), declared);
+    }
     std::string next;
     {
       absl::MutexLock lock(&mu_);
@@ -393,7 +626,8 @@ void RunQueue::Work() {
         }
         return false;
       };
-      while (!ready()) wake_.WaitWithTimeout(&mu_, absl::Seconds(1));
+      if (!ready()) wake_.WaitWithTimeout(&mu_, absl::Seconds(1));
+      if (!ready()) continue;  // time to look at the schedules again
       if (shutting_down_) return;
       // An interrupted run first, then the queue in submission order.
       const RunInfo* pick = nullptr;

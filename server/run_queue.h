@@ -16,6 +16,7 @@
 //   runs/<id>/run.json      the run's state (RunInfo), rewritten at each change
 //   runs/<id>/log.txt       one line per event and round
 //   runs/<id>/models/, checkpoint/, metrics.*   as `shoal server` writes them
+//   schedules/<id>/config.json, schedule.json   a config submitted again and again
 #ifndef SHOAL_SERVER_RUN_QUEUE_H_
 #define SHOAL_SERVER_RUN_QUEUE_H_
 
@@ -63,6 +64,34 @@ struct RunInfo {
            state == RunState::kCancelled;
   }
 };
+
+// ScheduleInfo: a config that is submitted again and again: every `every`,
+// and/or when the enrolled devices declare at least `new_examples` more
+// training examples than when it last submitted (a device declares its
+// count each time it joins, so new data on the devices is seen at their
+// next join). A schedule never has two of its runs waiting or training at
+// once.
+struct ScheduleInfo {
+  std::string id;    // "schedule-<name>-<seq>"
+  std::string name;  // the config's name
+  int64_t seq = 0;
+  absl::Duration every = absl::ZeroDuration();  // zero: not by time
+  int64_t new_examples = 0;                     // 0: not by data
+  absl::Time created = absl::InfinitePast();
+  absl::Time last_submitted = absl::InfinitePast();
+  // Each device's declared training examples when it last submitted (or,
+  // before its first run, when the queue first saw it: only data that
+  // arrives after a schedule is made counts).
+  std::map<std::string, int64_t> examples_at_last;
+  bool has_baseline = false;
+  std::vector<std::string> runs;  // the runs it submitted, oldest first
+};
+
+// NewExamples counts the training examples `declared` (by device) holds
+// beyond `at_last`: a device's growth, a new device's whole count; a device
+// that shrank or left counts 0.
+int64_t NewExamples(const std::map<std::string, int64_t>& declared,
+                    const std::map<std::string, int64_t>& at_last);
 
 // PreparedRun: a run ready to train.
 struct PreparedRun {
@@ -125,6 +154,21 @@ class RunQueue {
   absl::StatusOr<RunInfo> Get(const std::string& id) const;
   // Logs returns the last `tail` lines of the run's log.
   absl::StatusOr<std::vector<std::string>> Logs(const std::string& id, size_t tail) const;
+  // AddSchedule checks `config` as Submit does and keeps a schedule of it
+  // (ScheduleInfo). One by time submits its first run at once.
+  // InvalidArgument for a bad config or neither trigger set.
+  absl::StatusOr<ScheduleInfo> AddSchedule(const std::string& config, const std::string& source,
+                                           absl::Duration every, int64_t new_examples);
+  // CancelSchedule ends a schedule (its runs are left as they are).
+  // NotFound for an unknown schedule.
+  absl::StatusOr<ScheduleInfo> CancelSchedule(const std::string& id);
+  std::vector<ScheduleInfo> Schedules() const;  // in creation order
+  // SubmitDue submits a run of every schedule that is due at `now`, given
+  // each enrolled device's declared training examples; returns their IDs.
+  // The worker calls it about once a second.
+  std::vector<std::string> SubmitDue(absl::Time now,
+                                     const std::map<std::string, int64_t>& declared);
+
   // ModelsDir is the run's model store folder (to promote from). NotFound
   // for an unknown run.
   absl::StatusOr<std::string> ModelsDir(const std::string& id) const;
@@ -139,12 +183,20 @@ class RunQueue {
   class Progress;
   explicit RunQueue(RunQueueOptions options) : options_(std::move(options)) {}
   std::string RunDir(const std::string& id) const;
+  std::string ScheduleDir(const std::string& id) const;
   void Work();
   // Train runs `id` to its end; the info is updated as it goes.
   void Train(const std::string& id);
   // Save writes run.json (under mu_, so writes are in order); Log appends
   // a line to log.txt.
   void Save(const RunInfo& info) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SaveSchedule(const ScheduleInfo& info) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Check bounds and prepares `config` once (Submit, AddSchedule); returns
+  // the config's name and what the run plans.
+  absl::StatusOr<RunInfo> Check(const std::string& config, const std::string& source);
+  // Queue queues a checked run.
+  absl::StatusOr<RunInfo> Queue(RunInfo info, const std::string& config,
+                                const std::string& source) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Log(const std::string& id, const std::string& line) const;
   // Update applies `change` to run `id`'s info and saves it.
   void Update(const std::string& id, const std::function<void(RunInfo&)>& change);
@@ -153,6 +205,8 @@ class RunQueue {
   FederationHost* host_ = nullptr;  // set by Start, before the worker runs
   mutable absl::Mutex mu_;
   std::map<std::string, RunInfo> runs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, ScheduleInfo> schedules_ ABSL_GUARDED_BY(mu_);
+  int64_t next_schedule_seq_ ABSL_GUARDED_BY(mu_) = 1;
   int64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   absl::CondVar wake_;  // a run was queued, or shutting down
@@ -160,6 +214,10 @@ class RunQueue {
   mutable absl::Mutex log_mu_;
   std::thread worker_;
 };
+
+// ScheduleToJson / ScheduleFromJson: schedule.json.
+nlohmann::json ScheduleToJson(const ScheduleInfo& info);
+absl::StatusOr<ScheduleInfo> ScheduleFromJson(const nlohmann::json& j, const std::string& source);
 
 // RunInfoToJson / RunInfoFromJson: run.json. RunInfoFromJson: DataLoss
 // naming `source` for a file that does not hold a run.

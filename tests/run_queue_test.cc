@@ -119,6 +119,73 @@ TEST(RunQueueTest, ADamagedRunFileIsSkippedLeftAsItIsAndItsFolderNeverReused) {
   EXPECT_EQ(*ReadFile(dir.File("runs/r-1/run.json")), damaged);
 }
 
+TEST(RunQueueTest, AScheduleSubmitsByTimeButNeverTwoOfItsRunsAtOnce) {
+  testing::TempDir dir;
+  auto queue = Open(dir.path());
+  absl::StatusOr<ScheduleInfo> schedule =
+      queue->AddSchedule(R"({"name": "nightly"})", "n.json", absl::Hours(1), 0);
+  ASSERT_TRUE(schedule.ok()) << schedule.status();
+  EXPECT_EQ(schedule->id, "schedule-nightly-1");
+  const absl::Time t0 = absl::Now();
+  std::vector<std::string> runs = queue->SubmitDue(t0, {});
+  ASSERT_EQ(runs.size(), 1u);  // the first at once
+  EXPECT_EQ(runs[0], "nightly-1");
+  // Its run still waits: not another, however late.
+  EXPECT_TRUE(queue->SubmitDue(t0 + absl::Hours(5), {}).empty());
+  ASSERT_TRUE(queue->Cancel("nightly-1").ok());
+  EXPECT_TRUE(queue->SubmitDue(t0 + absl::Minutes(30), {}).empty());
+  runs = queue->SubmitDue(t0 + absl::Minutes(61), {});
+  ASSERT_EQ(runs.size(), 1u);
+  absl::StatusOr<std::vector<std::string>> log = queue->Logs(runs[0], 10);
+  ASSERT_TRUE(log.ok());
+  EXPECT_THAT(log->back(), HasSubstr("scheduled by schedule-nightly-1 (every 1h)"));
+
+  // Kept across a restart, and ended for good.
+  auto reopened = Open(dir.path());
+  std::vector<ScheduleInfo> kept = reopened->Schedules();
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].runs, (std::vector<std::string>{"nightly-1", runs[0]}));
+  EXPECT_EQ(kept[0].every, absl::Hours(1));
+  ASSERT_TRUE(reopened->CancelSchedule("schedule-nightly-1").ok());
+  EXPECT_TRUE(absl::IsNotFound(reopened->CancelSchedule("schedule-nightly-1").status()));
+  EXPECT_TRUE(reopened->Schedules().empty());
+  EXPECT_FALSE(std::filesystem::exists(dir.File("schedules/schedule-nightly-1")));
+}
+
+TEST(RunQueueTest, AScheduleSubmitsWhenTheDevicesDeclareEnoughNewExamples) {
+  testing::TempDir dir;
+  auto queue = Open(dir.path());
+  ASSERT_TRUE(queue->AddSchedule(R"({"name": "fresh"})", "f.json", absl::ZeroDuration(), 100).ok());
+  const absl::Time now = absl::Now();
+  // What the devices hold when the schedule is first seen is not new.
+  EXPECT_TRUE(queue->SubmitDue(now, {{"a", 50}}).empty());
+  EXPECT_TRUE(queue->SubmitDue(now, {{"a", 80}, {"b", 30}}).empty());  // 60 new
+  std::vector<std::string> runs = queue->SubmitDue(now, {{"a", 120}, {"b", 30}});  // 100
+  ASSERT_EQ(runs.size(), 1u);
+  ASSERT_TRUE(queue->Cancel(runs[0]).ok());
+  // Counted from that submission on: a device that left or shrank adds
+  // nothing, growth does.
+  EXPECT_TRUE(queue->SubmitDue(now, {{"a", 120}, {"b", 30}}).empty());
+  EXPECT_TRUE(queue->SubmitDue(now, {{"a", 210}}).empty());
+  EXPECT_EQ(queue->SubmitDue(now, {{"a", 220}, {"b", 0}}).size(), 1u);
+  EXPECT_EQ(NewExamples({{"a", 5}, {"b", 7}, {"c", 1}}, {{"a", 10}, {"b", 2}}), 6);
+}
+
+TEST(RunQueueTest, AScheduleWithoutATriggerTooOftenOrWithABadConfigIsRefused) {
+  testing::TempDir dir;
+  auto queue = Open(dir.path());
+  auto refused = [&](const std::string& config, absl::Duration every, int64_t fresh) {
+    absl::StatusOr<ScheduleInfo> s = queue->AddSchedule(config, "s.json", every, fresh);
+    return s.ok() ? std::string("scheduled") : std::string(s.status().message());
+  };
+  EXPECT_THAT(refused(R"({"name": "s"})", absl::ZeroDuration(), 0), HasSubstr("needs"));
+  EXPECT_THAT(refused(R"({"name": "s"})", absl::Seconds(10), 0), HasSubstr("at least 1m"));
+  EXPECT_THAT(refused(R"({"name": "s", "bad": 1})", absl::Hours(1), 0),
+              HasSubstr("unknown key 'bad'"));
+  EXPECT_TRUE(queue->Schedules().empty());
+  EXPECT_TRUE(std::filesystem::is_empty(dir.File("schedules")));
+}
+
 TEST(RunQueueTest, RunIdsAreMadeOfTheNameAndTheNumber) {
   EXPECT_EQ(RunIdFor("fashion-mnist", 3), "fashion-mnist-3");
   EXPECT_EQ(RunIdFor("a b/c", 1), "a-b-c-1");

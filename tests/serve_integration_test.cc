@@ -332,7 +332,7 @@ TEST_F(ServeTest, AKilledServerResumesItsRunWhileDevicesKeepServingAndAPromotion
 // What the admin service refuses, and that a refusal leaves the run in
 // progress alone: a config with a bad key (named), a device's certificate,
 // a promotion of a version or run that does not exist, a rollback with
-// nothing to roll back to.
+// nothing to roll back to. Then a schedule submits its first run at once.
 TEST_F(ServeTest, BadSubmissionsAndCallsWithoutAnAdminCertificateAreRefusedByName) {
   auto serve = StartServe();
   ASSERT_TRUE(WaitForLogLine(*serve, "listening on", absl::Seconds(60))) << serve->Log();
@@ -375,6 +375,33 @@ TEST_F(ServeTest, BadSubmissionsAndCallsWithoutAnAdminCertificateAreRefusedByNam
   EXPECT_EQ(later["state"], "running");
   ASSERT_EQ(Admin({"run", "cancel", running}).exit, 0);
   WaitRun(running, [](const json& r) { return r.value("state", "") == "cancelled"; });
+
+  // A schedule: its first run goes at once; bad ones are refused by name.
+  AdminResult too_often = Admin({"run", "submit", RunConfig("often", 2), "--every", "10s"});
+  EXPECT_EQ(too_often.exit, 2) << too_often.output;
+  EXPECT_NE(too_often.output.find("at least 1m"), std::string::npos) << too_often.output;
+  AdminResult bad_schedule = Admin({"run", "submit", bad, "--every", "1h"});
+  EXPECT_EQ(bad_schedule.exit, 2) << bad_schedule.output;
+  EXPECT_NE(bad_schedule.output.find("'fit.lr'"), std::string::npos) << bad_schedule.output;
+  AdminResult scheduled = Admin({"run", "submit", RunConfig("hourly", 2), "--every", "1h"});
+  ASSERT_EQ(scheduled.exit, 0) << scheduled.output;
+  const std::string schedule = scheduled.answer.value("schedule_id", std::string());
+  EXPECT_EQ(schedule, "schedule-hourly-1");
+  std::string first_run;
+  for (int i = 0; i < 100 && first_run.empty(); ++i) {
+    AdminResult listed = Admin({"run", "schedules"});
+    if (listed.exit == 0 && !listed.answer["schedules"][0]["runs"].empty()) {
+      first_run = listed.answer["schedules"][0]["runs"][0];
+    } else {
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+  }
+  ASSERT_EQ(first_run, "hourly-2");
+  WaitRun(first_run, [](const json& r) { return r.value("state", "") == "done"; });
+  AdminResult ended = Admin({"run", "unschedule", schedule});
+  EXPECT_EQ(ended.exit, 0) << ended.output;
+  AdminResult none = Admin({"run", "schedules"});
+  EXPECT_TRUE(none.answer.value("schedules", json::array()).empty()) << none.output;
   serve->Kill(SIGTERM);
   EXPECT_EQ(serve->Wait(absl::Seconds(60)), 0) << serve->Log();
 }

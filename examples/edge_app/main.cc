@@ -11,11 +11,12 @@
 //     second and logs when the serving version that answers changes. Runs
 //     until SIGINT/SIGTERM (or N seconds).
 //
-//   edge_app ask ENDPOINT IMAGES [--config RUN.json]
+//   edge_app ask ENDPOINT IMAGES [--config RUN.json] [--limit N]
 //     The small client of the endpoint, as another process on the device
 //     would be: reads IMAGES (IDX or PGM; with --config, in its data format
-//     and normalization), asks the device and prints each prediction and the
-//     serving version that made it.
+//     and normalization), asks the device about the first N (default 8) and
+//     prints each prediction and the serving version that made it. (One
+//     request carries at most 4 MiB and 1024 rows.)
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -108,7 +109,9 @@ int Ask(const std::string& endpoint, const std::string& images,
   }
   absl::StatusOr<shoal::Dataset> inputs = shoal::LoadInputs(data, images, task);
   if (!inputs.ok()) return Fail(inputs.status());
-  absl::StatusOr<shoal::DevicePrediction> answer = shoal::AskDevice(endpoint, inputs->inputs);
+  const int64_t limit = flags.count("limit") ? std::stoll(flags["limit"]) : 8;
+  absl::StatusOr<shoal::DevicePrediction> answer =
+      shoal::AskDevice(endpoint, inputs->inputs.slice(0, 0, limit));
   if (!answer.ok()) return Fail(answer.status());
   const at::Tensor classes = answer->outputs.argmax(1);
   for (int64_t i = 0; i < classes.size(0); ++i) {
@@ -130,7 +133,7 @@ int main(int argc, char** argv) {
   std::fprintf(stderr,
                "usage: %s run --config RUN.json (--data-dir DIR | --partition P) --pki-dir "
                "BUNDLE --state-dir DIR --endpoint unix:PATH [--server HOST:PORT] [--seconds N]\n"
-               "       %s ask ENDPOINT IMAGES [--config RUN.json]\n",
+               "       %s ask ENDPOINT IMAGES [--config RUN.json] [--limit N]\n",
                argv[0], argv[0]);
   return 2;
 }
