@@ -87,9 +87,10 @@ absl::Status AdminService::Admit(grpc::ServerContext* ctx,
       }
     }
   }
-  if (!status.ok()) {
-    spdlog::warn("admin call {} from {} refused: {}", std::string(call), ctx->peer(),
-                 std::string(status.message()));
+  int64_t suppressed = 0;
+  if (!status.ok() && refusal_log_.Allow(&suppressed)) {
+    spdlog::warn("admin call {} from {} refused: {}{}", std::string(call), ctx->peer(),
+                 std::string(status.message()), SuppressedNote(suppressed));
   }
   return status;
 }

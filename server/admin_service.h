@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "common/logging.h"
 #include "server/federation_server.h"
 #include "server/rollout.h"
 #include "server/run_queue.h"
@@ -69,6 +70,8 @@ class AdminService final : public v1::Admin::Service {
   absl::Status Serving(v1::ServingStatus* out) const;
 
   const AdminServiceOptions options_;
+  // Refusals are logged at most 5 a second: the peer decides how many.
+  LogRateLimiter refusal_log_{/*lines_per_second=*/5, /*burst=*/50};
   RunQueue* const runs_;
   ServingCatalog* const catalog_;
   Rollout* const rollout_;
