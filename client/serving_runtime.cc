@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/model_dir.h"
+#include "common/sha256.h"
 #include "common/status.h"
 
 namespace shoal::client {
@@ -47,6 +49,20 @@ int64_t ServingRuntime::version() const {
   return current ? current->version : 0;
 }
 
+std::optional<int64_t> ServingRuntime::ServedBefore(const std::string& payload,
+                                                    const ModelCode& code) const {
+  const std::string sha = HexEncode(Sha256(payload));
+  const std::string code_sha = code.torchscript.empty() ? "" : HexEncode(Sha256(code.torchscript));
+  for (int64_t held : ListModelVersions(options_.store.dir)) {
+    absl::StatusOr<ModelRecord> record = ReadModelRecord(options_.store.dir, held);
+    if (record.ok() && record->sha256_hex == sha && record->model_spec == code.spec &&
+        record->code_sha256_hex == code_sha) {
+      return held;
+    }
+  }
+  return std::nullopt;
+}
+
 absl::StatusOr<OfferOutcome> ServingRuntime::Offer(const ModelRecord& record,
                                                    const std::string& payload,
                                                    const ModelCode& code) {
@@ -62,6 +78,11 @@ absl::StatusOr<OfferOutcome> ServingRuntime::Offer(const ModelRecord& record,
   outcome.version = record.version;
   if (holdout_ == nullptr || holdout_->size() == 0) {
     outcome.reason = "no held-out data on this device to judge it by; accepted unjudged";
+  } else if (std::optional<int64_t> before = ServedBefore(payload, code)) {
+    // A rollback brings back weights this device judged and served before.
+    outcome.reason = absl::StrCat("the same model as serving version ", *before,
+                                  ", which this device served before (a rollback); "
+                                  "accepted without judging it again");
   } else {
     std::unique_ptr<Model> current;
     if (version() > 0) {

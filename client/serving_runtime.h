@@ -74,6 +74,10 @@ class ServingRuntime {
         trainer_(std::move(trainer)),
         holdout_(std::move(holdout)),
         serving_(options_.batch_size) {}
+  // ServedBefore is the version in the store with the same weights and code
+  // as `payload` and `code`, if one is held: a rollback's model, judged and
+  // served here before, which the guard does not judge again.
+  std::optional<int64_t> ServedBefore(const std::string& payload, const ModelCode& code) const;
   // Build makes the model of a verified version.
   static absl::StatusOr<std::unique_ptr<Model>> Build(const ModelCode& code,
                                                       const Parameters& params);

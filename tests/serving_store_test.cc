@@ -268,6 +268,25 @@ TEST_F(ServingRuntimeTest, AWorseVersionIsRefusedOnceKeepsTheCurrentOneAndIsNeve
   EXPECT_EQ(runtime->version(), 2);
 }
 
+// A rollback offers, under a new number, weights the device served before:
+// it takes them without judging them again, even when the guard would
+// prefer what it serves now; weights it never served are still judged.
+TEST_F(ServingRuntimeTest, ARollbackToWeightsServedBeforeIsTakenWithoutTheGuard) {
+  std::unique_ptr<ServingRuntime> runtime = OpenRuntime();
+  ASSERT_NE(runtime, nullptr);
+  ASSERT_TRUE(Offer(*runtime, 1, -5.0f, signer_.get())->installed);  // the first: taken
+  ASSERT_TRUE(Offer(*runtime, 2, 5.0f, signer_.get())->installed);   // better
+  absl::StatusOr<OfferOutcome> rollback = Offer(*runtime, 3, -5.0f, signer_.get());
+  ASSERT_TRUE(rollback.ok()) << rollback.status();
+  EXPECT_TRUE(rollback->installed) << rollback->reason;
+  EXPECT_THAT(rollback->reason, HasSubstr("same model as serving version 1"));
+  EXPECT_FALSE(rollback->verdict.has_value());
+  EXPECT_EQ(runtime->version(), 3);
+  absl::StatusOr<OfferOutcome> unseen = Offer(*runtime, 4, -4.0f, signer_.get());
+  ASSERT_TRUE(unseen.ok()) << unseen.status();
+  EXPECT_TRUE(unseen->verdict.has_value());
+}
+
 // The guard on a device whose held-out data says "class 1 iff x0 > 0": a
 // model made worse on purpose (the rule reversed) is refused against the
 // right one, the right one is accepted against the reversed one, and with
