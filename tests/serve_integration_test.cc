@@ -263,13 +263,13 @@ TEST_F(ServeTest, RunsTrainInOrderOverTheSameDevicesAndACancelledOneLeavesTheNex
   ASSERT_EQ(list.exit, 0) << list.output;
   EXPECT_EQ(list.answer["runs"].size(), 4u);
 
-  // Promote a's model (serving 1), then b's (2), then roll back: a's
-  // weights again, as serving version 3, on every device within a poll.
-  // (a and b share a seed, so their models are the same and no device's
-  // guard refuses one: the guard judges rollbacks too.)
-  ASSERT_EQ(Admin({"model", "promote", a}).exit, 0);
+  // Promote a's first-round model (serving 1), then b's final one (2,
+  // better), then roll back: a's round-1 weights again, as serving version
+  // 3, on every device within a poll, although their guards prefer b's:
+  // a device takes back weights it served before without judging them.
+  ASSERT_EQ(Admin({"model", "promote", a, "1"}).exit, 0);
   ASSERT_TRUE(FleetServes(1, absl::Seconds(60)));
-  ASSERT_EQ(Admin({"model", "promote", b, "2"}).exit, 0);
+  ASSERT_EQ(Admin({"model", "promote", b}).exit, 0);
   ASSERT_TRUE(FleetServes(2, absl::Seconds(60)));
   const absl::Time rollback = absl::Now();
   AdminResult rolled = Admin({"model", "rollback"});
