@@ -1,12 +1,16 @@
 // Tensor decoding: ParseParameters and ParseUpdate (common/parameters.h) on
-// arbitrary bytes, the form every model download and update upload takes.
+// arbitrary bytes, the form every model download and update upload takes,
+// and DecompressUpdate (common/update_compression.h), the compressed form.
 //
 // Properties: nothing crashes; what parses serializes back to bytes that
 // parse to equal tensors (names, dtypes, shapes, bytes), and serializing
-// those again gives the same bytes.
+// those again gives the same bytes; a compressed update that decodes gives
+// the global model's names, dtypes and shapes, all finite, and leaves the
+// global model as it was.
 //
-// Input: byte 0 picks the parser (even: ParseParameters, odd: ParseUpdate);
-// the rest is the serialized proto.
+// Input: byte 0 picks the parser (0 mod 3: ParseParameters, 1:
+// ParseUpdate, 2: DecompressUpdate against a fixed global model); the rest
+// is the serialized proto.
 #include <ATen/ATen.h>
 
 #include <cstdint>
@@ -14,6 +18,7 @@
 #include <vector>
 
 #include "common/parameters.h"
+#include "common/update_compression.h"
 #include "fuzz/fuzz_support.h"
 
 namespace shoal::fuzz {
@@ -41,6 +46,18 @@ void Use(const Parameters& p) {
   (void)p.Clone();
 }
 
+// The model compressed updates are decoded against.
+const Parameters& Global() {
+  static const Parameters* global = [] {
+    auto* p = new Parameters();
+    p->Add("fc.weight", at::linspace(-1, 1, 24, at::kFloat).reshape({4, 6}));
+    p->Add("fc.bias", at::zeros({4}, at::kFloat));
+    p->Add("steps", at::ones({1}, at::kLong));
+    return p;
+  }();
+  return *global;
+}
+
 std::vector<std::string> Seeds() {
   Parameters p;
   p.Add("fc.weight", at::arange(6, at::kFloat).reshape({2, 3}));
@@ -62,6 +79,16 @@ std::vector<std::string> Seeds() {
   seeds.push_back(std::string(1, '\1') + SerializeUpdate(p, Parameters()));
   seeds.push_back(std::string(1, '\1') + SerializeUpdate(p, q));
   seeds.push_back(std::string(1, '\1') + SerializeUpdate(Parameters(), Parameters()));
+  Parameters trained = Global().Clone();
+  trained.mutable_tensor(0) += 0.1;
+  trained.mutable_tensor(1) -= 0.2;
+  for (Compression kind : {Compression::kQuantize8, Compression::kQuantize4, Compression::kTopK}) {
+    std::map<std::string, at::Tensor> residuals;
+    v1::UpdateProto update;
+    if (CompressUpdate(Global(), trained, {kind, 8, 0.25}, 1, &residuals, &update).ok()) {
+      seeds.push_back(std::string(1, '\2') + update.SerializeAsString());
+    }
+  }
   return seeds;
 }
 
@@ -75,7 +102,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace shoal::fuzz;
   if (size == 0) return 0;
   const std::string bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
-  if (data[0] % 2 == 0) {
+  if (data[0] % 3 == 2) {
+    v1::UpdateProto update;
+    if (!update.ParseFromString(bytes)) return 0;
+    const at::Tensor before = Global().tensor(0).clone();
+    absl::StatusOr<Parameters> decoded = DecompressUpdate(Global(), update);
+    Check(at::equal(Global().tensor(0), before), "decoding changed the global model");
+    if (!decoded.ok()) return 0;
+    Check(decoded->CheckCompatible(Global()).ok(), "a decoded update does not fit the model");
+    Check(decoded->CheckFinite().ok(), "a decoded update is not finite");
+    Use(*decoded);
+  } else if (data[0] % 3 == 0) {
     absl::StatusOr<Parameters> p = ParseParameters(bytes);
     if (!p.ok()) return 0;
     Use(*p);

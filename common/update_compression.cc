@@ -1,0 +1,165 @@
+#include "common/update_compression.h"
+
+#include <ATen/ATen.h>
+
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/quantize.h"
+#include "common/random.h"
+#include "common/sparsify.h"
+#include "common/status.h"
+
+namespace shoal {
+namespace {
+
+constexpr struct {
+  Compression kind;
+  const char* name;
+} kNames[] = {{Compression::kNone, "none"},
+              {Compression::kQuantize8, "q8"},
+              {Compression::kQuantize4, "q4"},
+              {Compression::kTopK, "topk"}};
+
+}  // namespace
+
+absl::StatusOr<Compression> ParseCompression(const std::string& name) {
+  for (const auto& entry : kNames) {
+    if (name == entry.name) return entry.kind;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown compression '", name.substr(0, 40), "' (known: none, q8, q4, topk)"));
+}
+
+const char* CompressionName(Compression kind) {
+  for (const auto& entry : kNames) {
+    if (kind == entry.kind) return entry.name;
+  }
+  return "unknown";
+}
+
+absl::Status ValidateCompressionOptions(const CompressionOptions& options) {
+  if (options.kind == Compression::kQuantize8 || options.kind == Compression::kQuantize4) {
+    return ValidateQuantizeOptions({options.kind == Compression::kQuantize8 ? 8 : 4, options.block});
+  }
+  if (options.kind == Compression::kTopK && !(options.fraction > 0 && options.fraction <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the top-k fraction is ", options.fraction, "; it must be in (0, 1]"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CompressUpdate(const Parameters& global, const Parameters& weights,
+                            const CompressionOptions& options, uint64_t seed,
+                            std::map<std::string, at::Tensor>* residuals, v1::UpdateProto* out) {
+  SHOAL_RETURN_IF_ERROR(ValidateCompressionOptions(options));
+  SHOAL_RETURN_IF_ERROR(weights.CheckCompatible(global));
+  if (options.kind == Compression::kTopK && residuals == nullptr) {
+    return absl::InvalidArgumentError("top-k needs a residual map");
+  }
+  for (size_t i = 0; i < weights.size(); ++i) {
+    const std::string& name = weights.name(i);
+    const at::Tensor& w = weights.tensor(i);
+    if (options.kind == Compression::kNone || w.scalar_type() != at::kFloat) {
+      TensorToProto(name, w, out->add_tensors());
+      continue;
+    }
+    const at::Tensor delta = (w - global.tensor(i)).contiguous();
+    v1::CompressedTensorProto* c = out->add_compressed();
+    c->set_name(name);
+    for (int64_t d : w.sizes()) c->add_shape(d);
+    if (options.kind == Compression::kTopK) {
+      absl::StatusOr<SparseTensor> s = TopK(delta, options.fraction, &(*residuals)[name]);
+      if (!s.ok()) return Annotate(s.status(), absl::StrCat("tensor '", name, "'"));
+      v1::SparseTensorProto* sp = c->mutable_sparse();
+      for (int64_t index : s->indices) sp->add_indices(static_cast<uint32_t>(index));
+      sp->mutable_values()->Add(s->values.begin(), s->values.end());
+    } else {
+      const QuantizeOptions q{options.kind == Compression::kQuantize8 ? 8 : 4, options.block};
+      absl::StatusOr<QuantizedTensor> qt = Quantize(delta, q, MixSeed(seed, i));
+      if (!qt.ok()) return Annotate(qt.status(), absl::StrCat("tensor '", name, "'"));
+      v1::QuantizedTensorProto* qp = c->mutable_quantized();
+      qp->set_bits(static_cast<uint32_t>(qt->bits));
+      qp->set_block(static_cast<uint32_t>(qt->block));
+      qp->mutable_lo()->Add(qt->lo.begin(), qt->lo.end());
+      qp->mutable_scale()->Add(qt->scale.begin(), qt->scale.end());
+      qp->set_codes(std::move(qt->codes));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Parameters> DecompressUpdate(const Parameters& global,
+                                            const v1::UpdateProto& update) {
+  std::map<std::string, const v1::CompressedTensorProto*> compressed;
+  std::map<std::string, const v1::TensorProto*> full;
+  for (const v1::CompressedTensorProto& c : update.compressed()) {
+    if (!compressed.emplace(c.name(), &c).second) {
+      return absl::InvalidArgumentError(absl::StrCat("tensor '", c.name(), "' is sent twice"));
+    }
+  }
+  for (const v1::TensorProto& t : update.tensors()) {
+    if (compressed.count(t.name()) > 0 || !full.emplace(t.name(), &t).second) {
+      return absl::InvalidArgumentError(absl::StrCat("tensor '", t.name(), "' is sent twice"));
+    }
+  }
+  if (compressed.size() + full.size() != global.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("the update has ",
+                                                   compressed.size() + full.size(),
+                                                   " tensors; the model has ", global.size()));
+  }
+  Parameters out;
+  for (size_t i = 0; i < global.size(); ++i) {
+    const std::string& name = global.name(i);
+    const at::Tensor& g = global.tensor(i);
+    const std::string what = absl::StrCat("tensor '", name, "'");
+    if (auto it = full.find(name); it != full.end()) {
+      SHOAL_ASSIGN_OR_RETURN(at::Tensor t, Annotate(TensorFromProto(*it->second), what));
+      if (t.scalar_type() != g.scalar_type() || !t.sizes().equals(g.sizes())) {
+        return absl::InvalidArgumentError(absl::StrCat(what, " has another dtype or shape"));
+      }
+      out.Add(name, std::move(t));
+      continue;
+    }
+    auto it = compressed.find(name);
+    if (it == compressed.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(what, " is missing from the update"));
+    }
+    const v1::CompressedTensorProto& c = *it->second;
+    const std::vector<int64_t> shape(c.shape().begin(), c.shape().end());
+    if (g.scalar_type() != at::kFloat || shape != g.sizes().vec()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " is compressed with another shape, or is not float32"));
+    }
+    absl::StatusOr<at::Tensor> delta;
+    if (c.has_quantized()) {
+      const v1::QuantizedTensorProto& qp = c.quantized();
+      QuantizedTensor q;
+      q.bits = static_cast<int>(qp.bits());
+      q.block = qp.block();
+      q.shape = shape;
+      q.lo.assign(qp.lo().begin(), qp.lo().end());
+      q.scale.assign(qp.scale().begin(), qp.scale().end());
+      q.codes = qp.codes();
+      delta = Dequantize(q, g.numel());
+    } else if (c.has_sparse()) {
+      SparseTensor s;
+      s.shape = shape;
+      s.indices.assign(c.sparse().indices().begin(), c.sparse().indices().end());
+      s.values.assign(c.sparse().values().begin(), c.sparse().values().end());
+      delta = Densify(s, g.numel());
+    } else {
+      delta = absl::InvalidArgumentError("no codec is set");
+    }
+    if (!delta.ok()) return Annotate(delta.status(), what);
+    at::Tensor w = g + *delta;
+    if (!at::isfinite(w).all().item<bool>()) {
+      return absl::InvalidArgumentError(absl::StrCat(what, " is not finite once decoded"));
+    }
+    out.Add(name, std::move(w));
+  }
+  return out;
+}
+
+}  // namespace shoal
