@@ -169,64 +169,59 @@ class RunQueue::Progress : public RoundObserver {
   const std::string id_;
 };
 
+namespace {
+
+// ReadKept reads what DIR keeps, one folder per item: FILE in each, parsed
+// by `parse` (a RunInfo or ScheduleInfo, whose `id` must name its folder)
+// and handed to `take`. A folder whose file cannot be read is skipped with
+// an error and left as it is. Creates DIR when missing.
+template <typename Info>
+absl::Status ReadKept(const std::string& dir, const std::string& file_name, const char* what,
+                      absl::StatusOr<Info> (*parse)(const nlohmann::json&, const std::string&),
+                      const std::function<void(Info)>& take) {
+  SHOAL_RETURN_IF_ERROR(MakeDirectories(dir));
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (!entry.is_directory(ec)) continue;
+    const std::string file = entry.path().string() + "/" + file_name;
+    absl::StatusOr<Info> info = [&]() -> absl::StatusOr<Info> {
+      SHOAL_ASSIGN_OR_RETURN(std::string text, ReadFile(file, kMaxRunFileBytes));
+      SHOAL_ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(text, file));
+      return parse(j, file);
+    }();
+    if (info.ok() && info->id != entry.path().filename().string()) {
+      info = absl::DataLossError(absl::StrCat(file, ": names ", what, " '", info->id, "'"));
+    }
+    if (!info.ok()) {
+      spdlog::error("skipping the {} folder {}: {}", what, entry.path().string(),
+                    std::string(info.status().message()));
+      continue;
+    }
+    take(*std::move(info));
+  }
+  if (ec) return absl::InternalError(absl::StrCat("cannot list ", dir, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<RunQueue>> RunQueue::Open(RunQueueOptions options) {
   if (!options.prepare) return absl::InvalidArgumentError("no run preparer");
-  const std::string runs_dir = options.dir + "/runs";
-  SHOAL_RETURN_IF_ERROR(MakeDirectories(runs_dir));
   std::unique_ptr<RunQueue> self(new RunQueue(std::move(options)));
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(runs_dir, ec)) {
-    if (!entry.is_directory(ec)) continue;
-    const std::string file = entry.path().string() + "/run.json";
-    absl::StatusOr<std::string> text = ReadFile(file, kMaxRunFileBytes);
-    absl::StatusOr<RunInfo> info =
-        text.ok() ? [&]() -> absl::StatusOr<RunInfo> {
-          SHOAL_ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(*text, file));
-          return RunInfoFromJson(j, file);
-        }()
-                  : absl::StatusOr<RunInfo>(text.status());
-    if (info.ok() && info->id != entry.path().filename().string()) {
-      info = absl::DataLossError(absl::StrCat(file, ": names run '", info->id, "'"));
-    }
-    if (!info.ok()) {
-      spdlog::error("skipping the run folder {}: {}", entry.path().string(),
-                    std::string(info.status().message()));
-      continue;
-    }
-    absl::MutexLock lock(&self->mu_);
-    self->next_seq_ = std::max(self->next_seq_, info->seq + 1);
-    self->runs_[info->id] = *std::move(info);
-  }
-  if (ec) {
-    return absl::InternalError(absl::StrCat("cannot list ", runs_dir, ": ", ec.message()));
-  }
-  const std::string schedules_dir = self->options_.dir + "/schedules";
-  SHOAL_RETURN_IF_ERROR(MakeDirectories(schedules_dir));
-  for (const auto& entry : std::filesystem::directory_iterator(schedules_dir, ec)) {
-    if (!entry.is_directory(ec)) continue;
-    const std::string file = entry.path().string() + "/schedule.json";
-    absl::StatusOr<std::string> text = ReadFile(file, kMaxRunFileBytes);
-    absl::StatusOr<ScheduleInfo> info =
-        text.ok() ? [&]() -> absl::StatusOr<ScheduleInfo> {
-          SHOAL_ASSIGN_OR_RETURN(nlohmann::json j, ParseJson(*text, file));
-          return ScheduleFromJson(j, file);
-        }()
-                  : absl::StatusOr<ScheduleInfo>(text.status());
-    if (info.ok() && info->id != entry.path().filename().string()) {
-      info = absl::DataLossError(absl::StrCat(file, ": names schedule '", info->id, "'"));
-    }
-    if (!info.ok()) {
-      spdlog::error("skipping the schedule folder {}: {}", entry.path().string(),
-                    std::string(info.status().message()));
-      continue;
-    }
-    absl::MutexLock lock(&self->mu_);
-    self->next_schedule_seq_ = std::max(self->next_schedule_seq_, info->seq + 1);
-    self->schedules_[info->id] = *std::move(info);
-  }
-  if (ec) {
-    return absl::InternalError(absl::StrCat("cannot list ", schedules_dir, ": ", ec.message()));
-  }
+  RunQueue* q = self.get();
+  SHOAL_RETURN_IF_ERROR(ReadKept<RunInfo>(q->options_.dir + "/runs", "run.json", "run",
+                                          &RunInfoFromJson, [q](RunInfo info) {
+                                            absl::MutexLock lock(&q->mu_);
+                                            q->next_seq_ = std::max(q->next_seq_, info.seq + 1);
+                                            q->runs_[info.id] = std::move(info);
+                                          }));
+  SHOAL_RETURN_IF_ERROR(ReadKept<ScheduleInfo>(
+      q->options_.dir + "/schedules", "schedule.json", "schedule", &ScheduleFromJson,
+      [q](ScheduleInfo info) {
+        absl::MutexLock lock(&q->mu_);
+        q->next_schedule_seq_ = std::max(q->next_schedule_seq_, info.seq + 1);
+        q->schedules_[info.id] = std::move(info);
+      }));
   return self;
 }
 
