@@ -401,13 +401,22 @@ absl::StatusOr<ScheduleInfo> RunQueue::CancelSchedule(const std::string& id) {
   return info;
 }
 
+namespace {
+
+// BySeq lists a map's items in the order they were made (their seq).
+template <typename Info>
+std::vector<Info> BySeq(const std::map<std::string, Info>& items) {
+  std::vector<Info> out;
+  for (const auto& [id, info] : items) out.push_back(info);
+  std::sort(out.begin(), out.end(), [](const Info& a, const Info& b) { return a.seq < b.seq; });
+  return out;
+}
+
+}  // namespace
+
 std::vector<ScheduleInfo> RunQueue::Schedules() const {
   absl::MutexLock lock(&mu_);
-  std::vector<ScheduleInfo> out;
-  for (const auto& [id, info] : schedules_) out.push_back(info);
-  std::sort(out.begin(), out.end(),
-            [](const ScheduleInfo& a, const ScheduleInfo& b) { return a.seq < b.seq; });
-  return out;
+  return BySeq(schedules_);
 }
 
 std::vector<std::string> RunQueue::SubmitDue(absl::Time now,
@@ -552,11 +561,7 @@ absl::StatusOr<RunInfo> RunQueue::Cancel(const std::string& id) {
 
 std::vector<RunInfo> RunQueue::List() const {
   absl::MutexLock lock(&mu_);
-  std::vector<RunInfo> runs;
-  for (const auto& [id, info] : runs_) runs.push_back(info);
-  std::sort(runs.begin(), runs.end(),
-            [](const RunInfo& a, const RunInfo& b) { return a.seq < b.seq; });
-  return runs;
+  return BySeq(runs_);
 }
 
 absl::StatusOr<RunInfo> RunQueue::Get(const std::string& id) const {
