@@ -4,8 +4,10 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/chunking.h"
+#include "common/files.h"
 #include "client/serving_runtime.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
@@ -79,6 +81,33 @@ std::string TransportMismatchHint(const grpc::Status& s, bool tls) {
   return "";
 }
 
+constexpr char kClientStateFile[] = "client_state.pb";
+constexpr uint64_t kMaxClientStateBytes = uint64_t{1} << 31;
+
+// LoadClientState reads what LocalClient keeps between rounds from `dir`;
+// NotFound when nothing was kept.
+absl::StatusOr<ClientAlgorithmState> LoadClientState(const std::string& dir) {
+  const std::string path = absl::StrCat(dir, "/", kClientStateFile);
+  SHOAL_ASSIGN_OR_RETURN(const std::string bytes, ReadFile(path, kMaxClientStateBytes));
+  v1::ClientStateProto proto;
+  if (!proto.ParseFromString(bytes)) {
+    return absl::DataLossError(absl::StrCat(path, " is not a ClientStateProto"));
+  }
+  ClientAlgorithmState state;
+  for (const auto& [name, params] : proto.states()) {
+    absl::StatusOr<Parameters> p = ParametersFromProto(params);
+    if (!p.ok()) return Annotate(p.status(), absl::StrCat(path, ", state '", name, "'"));
+    state[name] = *std::move(p);
+  }
+  return state;
+}
+
+absl::Status SaveClientState(const std::string& dir, const ClientAlgorithmState& state) {
+  v1::ClientStateProto proto;
+  for (const auto& [name, params] : state) ToProto(params, &(*proto.mutable_states())[name]);
+  return WriteFileAtomically(absl::StrCat(dir, "/", kClientStateFile), proto.SerializeAsString());
+}
+
 }  // namespace
 
 Agent::Agent(AgentOptions options, LocalClient* local)
@@ -111,6 +140,17 @@ Agent::Agent(AgentOptions options, LocalClient* local)
       // Unverified or corrupt: left on disk; the next verified download
       // replaces it.
       spdlog::warn("not using the cached model: {}", std::string(cached.status().message()));
+    }
+    // Client algorithms' states and compression residuals, from before a
+    // restart. Losing them costs accuracy, not correctness: a damaged file
+    // is reported and replaced after the next round.
+    absl::StatusOr<ClientAlgorithmState> state = LoadClientState(options_.state_dir);
+    if (state.ok()) {
+      local_->set_algorithm_state(*std::move(state));
+      kept_state_ = true;
+    } else if (!absl::IsNotFound(state.status())) {
+      spdlog::warn("starting without the state kept between rounds: {}",
+                   std::string(state.status().message()));
     }
   }
 }
@@ -520,7 +560,15 @@ absl::Status Agent::UploadFit(const std::string& task_id, const FitRes& res) {
   } else {
     header.set_num_examples(res.num_examples);
     MetricsToProto(res.metrics, header.mutable_metrics());
-    bytes = SerializeUpdate(res.update, res.aux);
+    if (res.compressed != nullptr) {
+      v1::UpdateProto wire = *res.compressed;
+      for (size_t i = 0; i < res.aux.size(); ++i) {
+        TensorToProto(res.aux.name(i), res.aux.tensor(i), wire.add_aux());
+      }
+      bytes = wire.SerializeAsString();
+    } else {
+      bytes = SerializeUpdate(res.update, res.aux);
+    }
   }
   const ChunkedPayload payload(std::move(bytes));
   grpc::Status s;
@@ -590,6 +638,14 @@ absl::Status Agent::ServeFit(const v1::Task& task) {
     }
     res = local_->Fit(*global, fit.config(), fit.round(), aux ? &*aux : nullptr);
     if (res.ok()) trained = *res;
+    if (res.ok() && !options_.state_dir.empty() &&
+        (!local_->algorithm_state().empty() || kept_state_)) {
+      absl::Status saved = SaveClientState(options_.state_dir, local_->algorithm_state());
+      if (!saved.ok()) {
+        spdlog::warn("cannot keep the state between rounds: {}", std::string(saved.message()));
+      }
+      kept_state_ = true;
+    }
     if (res.ok() && secure) {
       res = secagg_.MaskedResult(fit.secagg(), *res);
       secagg_task_id_ = task.task_id();
@@ -605,9 +661,14 @@ absl::Status Agent::ServeFit(const v1::Task& task) {
   SHOAL_RETURN_IF_ERROR(UploadFit(task.task_id(), *res));
   ++stats_.rounds;
   if (trained) {
-    spdlog::info("round {}: trained on {} examples, loss {:.4f}, in {:.1f} s", fit.round(),
+    std::string compressed;
+    if (trained->compressed != nullptr) {
+      compressed = absl::StrFormat(" (update compressed in %.3f s)",
+                                   MetricAsDouble(trained->metrics.at("compress_seconds")));
+    }
+    spdlog::info("round {}: trained on {} examples, loss {:.4f}, in {:.1f} s{}", fit.round(),
                  trained->num_examples, MetricAsDouble(trained->metrics.at("train_loss")),
-                 MetricAsDouble(trained->metrics.at("fit_seconds")));
+                 MetricAsDouble(trained->metrics.at("fit_seconds")), compressed);
   }
   if (secure) {
     spdlog::info("round {}: answered secure-aggregation stage 'shares' with the masked update{}",

@@ -179,6 +179,8 @@ class Agent {
   // The last serving version judged (refused, installed or unverifiable).
   int64_t serving_judged_ = 0;
   absl::StatusOr<v1::SecAggClientMessage> secagg_answer_;
+  // A client_state.pb was read or written: an empty state must replace it.
+  bool kept_state_ = false;
 };
 
 }  // namespace shoal::client

@@ -10,11 +10,16 @@
 #include "client/client_algorithm_registry.h"
 #include "client/dataset_evaluator.h"
 #include "common/quote.h"
+#include "common/random.h"
 #include "common/status.h"
+#include "common/update_compression.h"
 
 namespace shoal::client {
 
 namespace {
+
+// Stochastic rounding's seed: the client's seed and the round.
+constexpr uint64_t kCompressionSalt = 0x636f6d70;  // "comp"
 
 // CreateAlgorithms makes this round's instances of the client algorithms
 // the config names, in order.
@@ -33,6 +38,39 @@ absl::StatusOr<std::vector<std::unique_ptr<ClientAlgorithm>>> CreateAlgorithms(
     out.push_back(std::move(algorithm));
   }
   return out;
+}
+
+// Residuals returns the top-k residuals kept in `state` when each fits
+// `update` (same names and shapes), and none otherwise: after a model
+// change they mean nothing.
+std::map<std::string, at::Tensor> Residuals(const ClientAlgorithmState& state,
+                                            const Parameters& update) {
+  std::map<std::string, at::Tensor> out;
+  auto it = state.find(kCompressionResidualState);
+  if (it == state.end()) return out;
+  std::map<std::string, at::Tensor> by_name;
+  for (size_t i = 0; i < update.size(); ++i) by_name[update.name(i)] = update.tensor(i);
+  for (size_t i = 0; i < it->second.size(); ++i) {
+    auto u = by_name.find(it->second.name(i));
+    if (u == by_name.end() || !u->second.sizes().equals(it->second.tensor(i).sizes())) return {};
+    out[it->second.name(i)] = it->second.tensor(i);
+  }
+  return out;
+}
+
+// Compress replaces res->update with what the server will decode from its
+// compressed form, which it puts in res->compressed; `residuals` are
+// top-k's, updated. Its time is reported as "compress_seconds".
+absl::Status Compress(const Parameters& global, const CompressionOptions& options, uint64_t seed,
+                      std::map<std::string, at::Tensor>* residuals, FitRes* res) {
+  const absl::Time start = absl::Now();
+  auto wire = std::make_shared<v1::UpdateProto>();
+  SHOAL_RETURN_IF_ERROR(
+      Annotate(CompressUpdate(res->update, options, seed, residuals, wire.get()), "compression"));
+  SHOAL_ASSIGN_OR_RETURN(res->update, Annotate(DecompressUpdate(global, *wire), "compression"));
+  res->compressed = std::move(wire);
+  res->metrics["compress_seconds"] = absl::ToDoubleSeconds(absl::Now() - start);
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -67,10 +105,31 @@ absl::StatusOr<FitRes> LocalClient::Fit(const Parameters& global,
   for (size_t i = 0; i < hooks.size(); ++i) {
     SHOAL_RETURN_IF_ERROR(hooks[i]->AfterTraining(client_round, outcome, &states[i], &res));
   }
+  // Compressed last, so that what the algorithms made of the update is what
+  // is sent (and what top-k drops is kept for the next round).
+  SHOAL_ASSIGN_OR_RETURN(const CompressionOptions compression,
+                         Annotate(CompressionFromProto(config.compression()),
+                                  "the round's compression"));
+  Parameters residual_state;
+  if (compression.kind != Compression::kNone) {
+    std::map<std::string, at::Tensor> residuals = Residuals(algorithm_state_, res.update);
+    SHOAL_RETURN_IF_ERROR(Compress(global, compression,
+                                   MixSeed(MixSeed(trainer_.seed(), kCompressionSalt), round),
+                                   &residuals, &res));
+    for (const std::string& name : res.update.names()) {
+      auto it = residuals.find(name);
+      if (it != residuals.end()) residual_state.Add(name, it->second);
+    }
+  }
   for (size_t i = 0; i < hooks.size(); ++i) {
     Parameters& kept = algorithm_state_[config.client_algorithms(i).name()];
     kept = std::move(states[i]);
     if (kept.empty()) algorithm_state_.erase(config.client_algorithms(i).name());
+  }
+  if (residual_state.empty()) {
+    algorithm_state_.erase(kCompressionResidualState);
+  } else {
+    algorithm_state_[kCompressionResidualState] = std::move(residual_state);
   }
   res.metrics["fit_seconds"] = absl::ToDoubleSeconds(absl::Now() - start);
   return res;

@@ -16,6 +16,10 @@
 
 namespace shoal::client {
 
+// The client state under which LocalClient keeps what top-k compression
+// dropped (its error feedback), beside its algorithms' states.
+inline constexpr char kCompressionResidualState[] = "update_compression";
+
 // Not thread-safe: one LocalClient per thread at a time.
 class LocalClient {
  public:
@@ -42,6 +46,11 @@ class LocalClient {
   // are created from the registry for this round and run in order at every
   // point of it; they may change the update and add metrics and aux. Their
   // state is kept between rounds (algorithm_state()) when the round succeeds.
+  //
+  // When the config asks for compression (config.compression), the update
+  // is compressed last: res.compressed is what to upload, res.update what
+  // the server decodes from it, and top-k's residual is kept in
+  // algorithm_state() under kCompressionResidualState.
   // InvalidArgument for an algorithm this client does not have, bad params or
   // one named twice; otherwise the Trainer's or a hook's error.
   absl::StatusOr<FitRes> Fit(const Parameters& global, const v1::FitConfig& config,
@@ -71,6 +80,8 @@ class LocalClient {
   // algorithm_state returns the state of this client's algorithms by name
   // (SCAFFOLD's c_i under "scaffold"); empty before any keeps one.
   const ClientAlgorithmState& algorithm_state() const { return algorithm_state_; }
+  // set_algorithm_state restores it (the agent, from its state dir).
+  void set_algorithm_state(ClientAlgorithmState state) { algorithm_state_ = std::move(state); }
 
   Model& model() { return *model_; }
   // ReplaceModel makes this client train and evaluate `model` from now on;

@@ -58,6 +58,7 @@ class Trainer {
   static absl::StatusOr<Trainer> Create(const TrainerOptions& options);
 
   const Task& task() const { return task_; }
+  uint64_t seed() const { return options_.seed; }
 
   // Fit loads `global` into `model`, trains it with SGD for
   // `config.local_epochs` epochs at `config.batch_size` and

@@ -61,6 +61,13 @@ struct FitRes {
   // In a securely aggregated round (FitIns.secagg set): the masked input.
   // `update` is then empty and num_examples 0: both travel masked.
   std::optional<v1::SecAggClientMessage> secagg;
+  // When the round compresses uploads (FitConfig.compression): the update
+  // as the client uploads it (its `aux` left empty). `update` then holds
+  // what the server decodes from it, bit for bit. Shared, never mutated.
+  std::shared_ptr<const v1::UpdateProto> compressed;
+  // The bytes the result took on the way to the server, as its transport
+  // counted them (0 when unknown); summed per round (RoundRecord).
+  int64_t upload_bytes = 0;
 };
 
 // DeclaredExamples: how many examples a client said it holds when it joined

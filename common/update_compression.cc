@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <cmath>
 #include <set>
 #include <utility>
 
@@ -50,22 +52,55 @@ absl::Status ValidateCompressionOptions(const CompressionOptions& options) {
   return absl::OkStatus();
 }
 
-absl::Status CompressUpdate(const Parameters& global, const Parameters& weights,
-                            const CompressionOptions& options, uint64_t seed,
-                            std::map<std::string, at::Tensor>* residuals, v1::UpdateProto* out) {
+void CompressionToProto(const CompressionOptions& options, v1::UpdateCompression* proto) {
+  proto->set_kind(CompressionName(options.kind));
+  proto->set_block(static_cast<uint32_t>(options.block));
+  proto->set_fraction(options.fraction);
+}
+
+absl::StatusOr<CompressionOptions> CompressionFromProto(const v1::UpdateCompression& proto) {
+  CompressionOptions options;
+  if (proto.kind().empty()) return options;
+  SHOAL_ASSIGN_OR_RETURN(options.kind, ParseCompression(proto.kind()));
+  options.block = proto.block();
+  options.fraction = proto.fraction();
   SHOAL_RETURN_IF_ERROR(ValidateCompressionOptions(options));
-  SHOAL_RETURN_IF_ERROR(weights.CheckCompatible(global));
+  return options;
+}
+
+int64_t CompressedUploadBytes(const Parameters& like, const CompressionOptions& options) {
+  int64_t bytes = 0;
+  for (const at::Tensor& t : like.tensors()) {
+    const int64_t n = t.numel();
+    if (options.kind == Compression::kNone || t.scalar_type() != at::kFloat) {
+      bytes += n * static_cast<int64_t>(t.element_size());
+    } else if (options.kind == Compression::kTopK) {
+      const auto k = static_cast<int64_t>(std::ceil(options.fraction * static_cast<double>(n)));
+      bytes += SparseBytes(std::max<int64_t>(n > 0 ? 1 : 0, std::min(k, n)));
+    } else {
+      const int64_t bits = options.kind == Compression::kQuantize8 ? 8 : 4;
+      const int64_t blocks = (n + options.block - 1) / options.block;
+      bytes += (n * bits + 7) / 8 + 8 * blocks;  // codes, and a float32 lo and scale per block
+    }
+  }
+  return bytes;
+}
+
+absl::Status CompressUpdate(const Parameters& update, const CompressionOptions& options,
+                            uint64_t seed, std::map<std::string, at::Tensor>* residuals,
+                            v1::UpdateProto* out) {
+  SHOAL_RETURN_IF_ERROR(ValidateCompressionOptions(options));
   if (options.kind == Compression::kTopK && residuals == nullptr) {
     return absl::InvalidArgumentError("top-k needs a residual map");
   }
-  for (size_t i = 0; i < weights.size(); ++i) {
-    const std::string& name = weights.name(i);
-    const at::Tensor& w = weights.tensor(i);
+  for (size_t i = 0; i < update.size(); ++i) {
+    const std::string& name = update.name(i);
+    const at::Tensor& w = update.tensor(i);
     if (options.kind == Compression::kNone || w.scalar_type() != at::kFloat) {
       TensorToProto(name, w, out->add_tensors());
       continue;
     }
-    const at::Tensor delta = (w - global.tensor(i)).contiguous();
+    const at::Tensor delta = w.contiguous();
     v1::CompressedTensorProto* c = out->add_compressed();
     c->set_name(name);
     for (int64_t d : w.sizes()) c->add_shape(d);
@@ -90,8 +125,9 @@ absl::Status CompressUpdate(const Parameters& global, const Parameters& weights,
   return absl::OkStatus();
 }
 
-absl::StatusOr<Parameters> DecompressUpdate(const Parameters& global,
+absl::StatusOr<Parameters> DecompressUpdate(const Parameters& like,
                                             const v1::UpdateProto& update) {
+  const Parameters& global = like;
   std::map<std::string, const v1::CompressedTensorProto*> compressed;
   std::map<std::string, const v1::TensorProto*> full;
   for (const v1::CompressedTensorProto& c : update.compressed()) {
@@ -153,13 +189,37 @@ absl::StatusOr<Parameters> DecompressUpdate(const Parameters& global,
       delta = absl::InvalidArgumentError("no codec is set");
     }
     if (!delta.ok()) return Annotate(delta.status(), what);
-    at::Tensor w = g + *delta;
-    if (!at::isfinite(w).all().item<bool>()) {
+    if (!at::isfinite(*delta).all().item<bool>()) {
       return absl::InvalidArgumentError(absl::StrCat(what, " is not finite once decoded"));
     }
-    out.Add(name, std::move(w));
+    out.Add(name, *std::move(delta));
   }
   return out;
+}
+
+absl::Status ParseFitUpload(const std::string& bytes, const Parameters& like, Parameters* update,
+                            Parameters* aux) {
+  v1::UpdateProto proto;
+  if (!proto.ParseFromString(bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot parse the fit result: ", bytes.size(), " bytes are not a valid UpdateProto"));
+  }
+  absl::StatusOr<Parameters> u;
+  if (proto.compressed_size() > 0) {
+    u = Annotate(DecompressUpdate(like, proto), "compressed update");
+  } else {
+    v1::ParametersProto full;  // moved, not copied: an update may be large
+    full.mutable_tensors()->Swap(proto.mutable_tensors());
+    u = ParametersFromProto(full);
+  }
+  if (!u.ok()) return u.status();
+  v1::ParametersProto aux_proto;
+  aux_proto.mutable_tensors()->Swap(proto.mutable_aux());
+  absl::StatusOr<Parameters> a = ParametersFromProto(aux_proto);
+  if (!a.ok()) return Annotate(a.status(), "auxiliary tensors");
+  *update = *std::move(u);
+  *aux = *std::move(a);
+  return absl::OkStatus();
 }
 
 }  // namespace shoal

@@ -104,6 +104,20 @@ absl::Status ParseSecureAggregation(JsonFields& root, SecureAggregationOptions& 
   return out.Validate();
 }
 
+// ParseCompressionSection reads "compression": {"upload": "none" | "q8" |
+// "q4" | "topk", "block": values per scale, "topk_fraction": kept fraction}.
+absl::Status ParseCompressionSection(JsonFields& root, CompressionOptions& out) {
+  if (!root.Has("compression")) return absl::OkStatus();
+  SHOAL_ASSIGN_OR_RETURN(JsonFields s, root.Object("compression"));
+  std::string upload = CompressionName(out.kind);
+  SHOAL_RETURN_IF_ERROR(s.NonEmptyString("upload", &upload));
+  SHOAL_ASSIGN_OR_RETURN(out.kind, Annotate(ParseCompression(upload), "'compression.upload'"));
+  SHOAL_RETURN_IF_ERROR(s.Integer("block", 1, int64_t{1} << 24, &out.block));
+  SHOAL_RETURN_IF_ERROR(s.Number("topk_fraction", 0, 1, &out.fraction, /*lo_open=*/true));
+  SHOAL_RETURN_IF_ERROR(s.Finish());
+  return Annotate(ValidateCompressionOptions(out), "'compression'");
+}
+
 // ReadDims reads `key` of `s` as a list of 1 to `max_len` integers in
 // [lo, hi].
 absl::Status ReadDims(JsonFields& s, const std::string& key, size_t max_len, int64_t lo, int64_t hi,
@@ -304,6 +318,7 @@ absl::Status ParseNormalization(JsonFields& d, client::Normalization& out) {
 absl::Status ParseSections(JsonFields& root, ExperimentConfig& c) {
   if (!root.object().is_object()) return root.Finish();  // "the config must be an object"
   SHOAL_RETURN_IF_ERROR(ParseSecureAggregation(root, c.coordinator.secure_aggregation));
+  SHOAL_RETURN_IF_ERROR(ParseCompressionSection(root, c.coordinator.compression));
   SHOAL_RETURN_IF_ERROR(root.NonEmptyString("name", &c.name));
   SHOAL_RETURN_IF_ERROR(root.Integer("seed", 0, std::numeric_limits<int64_t>::max(), &c.seed));
   SHOAL_RETURN_IF_ERROR(root.Integer("rounds", 1, kMaxRounds, &c.coordinator.num_rounds));
@@ -500,12 +515,17 @@ absl::StatusOr<std::unique_ptr<Strategy>> CreateExperimentStrategy(const Experim
     SHOAL_RETURN_IF_ERROR(
         Annotate(CheckSecureAggregationSupported(*strategy), "'secure_aggregation'"));
   }
-  if (!config.privacy) return strategy;
-  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<DifferentialPrivacy> private_strategy,
-                         Annotate(DifferentialPrivacy::Wrap(std::move(strategy), *config.privacy,
-                                                            config.coordinator.min_fit_clients),
-                                  "'privacy'"));
-  return std::unique_ptr<Strategy>(std::move(private_strategy));
+  if (config.privacy) {
+    SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<DifferentialPrivacy> private_strategy,
+                           Annotate(DifferentialPrivacy::Wrap(std::move(strategy), *config.privacy,
+                                                              config.coordinator.min_fit_clients),
+                                    "'privacy'"));
+    strategy = std::move(private_strategy);
+  }
+  // Refused here too, so that a submitted run is refused before it queues.
+  SHOAL_RETURN_IF_ERROR(Annotate(strategy->CheckCompression(config.coordinator.compression.kind),
+                                 "'compression'"));
+  return strategy;
 }
 
 absl::StatusOr<client::ModelSpec> ResolveModel(const ExperimentConfig& config,

@@ -120,11 +120,18 @@ void ProgressReporter::OnRoundEnd(const RoundRecord& r) {
       config_.coordinator.num_rounds - std::min(r.round, config_.coordinator.num_rounds);
   const std::string eta = left == 0 ? "" : absl::StrCat(", ETA ", Duration(pace * left));
   Metrics extras = extras_ ? extras_(r.round) : Metrics{};
+  std::string upload;
+  if (r.upload_bytes > 0 && r.answered > 0) {
+    upload = absl::StrFormat(" | upload %.2f MB/client",
+                             static_cast<double>(r.upload_bytes) / 1e6 /
+                                 static_cast<double>(r.answered));
+  }
   spdlog::info(
-      "round {}/{} | clients {}/{} | train loss {} | {}{}{}{} | {:.1f} s{}{}", r.round,
+      "round {}/{} | clients {}/{} | train loss {} | {}{}{}{}{} | {:.1f} s{}{}", r.round,
       config_.coordinator.num_rounds, r.answered, r.sampled,
       std::isnan(r.train_loss) ? std::string("n/a") : absl::StrFormat("%.4f", r.train_loss), eval,
-      MetricsText(r.strategy_metrics), SecAggText(r.secagg), MetricsText(extras), real_s, eta,
+      MetricsText(r.strategy_metrics), SecAggText(r.secagg), MetricsText(extras), upload, real_s,
+      eta,
       r.model_updated ? "" : " | model unchanged");
   // Thousands of simulated clients may fail in one round: name a few.
   constexpr size_t kMaxFailuresShown = 10;
@@ -163,7 +170,8 @@ absl::Status ProgressReporter::Write() {
   const std::set<std::string> extra_keys =
       extras_key_.empty() ? std::set<std::string>{} : Keys(rounds_, extras_key_);
   std::ostringstream csv;
-  csv << "round,sampled,answered,failed,model_version,train_loss,test_loss,test_accuracy,seconds";
+  csv << "round,sampled,answered,failed,model_version,train_loss,test_loss,test_accuracy,seconds,"
+         "upload_bytes";
   for (const std::string& k : strategy_keys) csv << ',' << k;
   for (const std::string& k : extra_keys) csv << ',' << k;
   csv << '\n';
@@ -174,7 +182,7 @@ absl::Status ProgressReporter::Write() {
   for (const json& r : rounds_) {
     csv << r["round"] << ',' << r["sampled"] << ',' << r["answered"] << ',' << r["failed"] << ','
         << r["model_version"] << ',' << r["train_loss"] << ',' << r["test_loss"] << ','
-        << r["test_accuracy"] << ',' << r["seconds"];
+        << r["test_accuracy"] << ',' << r["seconds"] << ',' << r["upload_bytes"];
     for (const std::string& k : strategy_keys) cell(r, "strategy_metrics", k);
     for (const std::string& k : extra_keys) cell(r, extras_key_, k);
     csv << '\n';

@@ -1,6 +1,7 @@
 // Tensor decoding: ParseParameters and ParseUpdate (common/parameters.h) on
 // arbitrary bytes, the form every model download and update upload takes,
-// and DecompressUpdate (common/update_compression.h), the compressed form.
+// and ParseFitUpload (common/update_compression.h), which the server runs on
+// every upload, compressed or not.
 //
 // Properties: nothing crashes; what parses serializes back to bytes that
 // parse to equal tensors (names, dtypes, shapes, bytes), and serializing
@@ -9,7 +10,7 @@
 // global model as it was.
 //
 // Input: byte 0 picks the parser (0 mod 3: ParseParameters, 1:
-// ParseUpdate, 2: DecompressUpdate against a fixed global model); the rest
+// ParseUpdate, 2: ParseFitUpload against a fixed global model); the rest
 // is the serialized proto.
 #include <ATen/ATen.h>
 
@@ -79,13 +80,13 @@ std::vector<std::string> Seeds() {
   seeds.push_back(std::string(1, '\1') + SerializeUpdate(p, Parameters()));
   seeds.push_back(std::string(1, '\1') + SerializeUpdate(p, q));
   seeds.push_back(std::string(1, '\1') + SerializeUpdate(Parameters(), Parameters()));
-  Parameters trained = Global().Clone();
-  trained.mutable_tensor(0) += 0.1;
-  trained.mutable_tensor(1) -= 0.2;
+  Parameters trained = Global().Clone();  // an update of the model's shapes
+  trained.mutable_tensor(0).fill_(0.1);
+  trained.mutable_tensor(1).fill_(-0.2);
   for (Compression kind : {Compression::kQuantize8, Compression::kQuantize4, Compression::kTopK}) {
     std::map<std::string, at::Tensor> residuals;
     v1::UpdateProto update;
-    if (CompressUpdate(Global(), trained, {kind, 8, 0.25}, 1, &residuals, &update).ok()) {
+    if (CompressUpdate(trained, {kind, 8, 0.25}, 1, &residuals, &update).ok()) {
       seeds.push_back(std::string(1, '\2') + update.SerializeAsString());
     }
   }
@@ -103,15 +104,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
   if (data[0] % 3 == 2) {
-    v1::UpdateProto update;
-    if (!update.ParseFromString(bytes)) return 0;
     const at::Tensor before = Global().tensor(0).clone();
-    absl::StatusOr<Parameters> decoded = DecompressUpdate(Global(), update);
+    Parameters decoded, aux;
+    const bool ok = ParseFitUpload(bytes, Global(), &decoded, &aux).ok();
     Check(at::equal(Global().tensor(0), before), "decoding changed the global model");
-    if (!decoded.ok()) return 0;
-    Check(decoded->CheckCompatible(Global()).ok(), "a decoded update does not fit the model");
-    Check(decoded->CheckFinite().ok(), "a decoded update is not finite");
-    Use(*decoded);
+    if (!ok) return 0;
+    v1::UpdateProto update;
+    Check(update.ParseFromString(bytes), "an accepted upload does not parse");
+    if (update.compressed_size() > 0) {
+      Check(decoded.CheckCompatible(Global()).ok(), "a decoded update does not fit the model");
+      Check(decoded.CheckFinite().ok(), "a decoded update is not finite");
+    }
+    Use(decoded);
+    Use(aux);
   } else if (data[0] % 3 == 0) {
     absl::StatusOr<Parameters> p = ParseParameters(bytes);
     if (!p.ok()) return 0;

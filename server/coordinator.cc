@@ -133,6 +133,13 @@ absl::Status CoordinatorOptions::Validate() const {
         max_examples_per_client));
   }
   if (secure_aggregation.enabled) SHOAL_RETURN_IF_ERROR(secure_aggregation.Validate());
+  SHOAL_RETURN_IF_ERROR(Annotate(ValidateCompressionOptions(compression), "compression"));
+  if (secure_aggregation.enabled && compression.kind != Compression::kNone) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "compression '", CompressionName(compression.kind),
+        "' cannot be combined with secure aggregation: its encoding already quantizes each "
+        "update, and a masked input cannot be sparse or re-quantized; turn one of them off"));
+  }
   if (clock == nullptr) return absl::InvalidArgumentError("clock must not be null");
   return absl::OkStatus();
 }
@@ -144,6 +151,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   if (options.secure_aggregation.enabled) {
     SHOAL_RETURN_IF_ERROR(CheckSecureAggregationSupported(*strategy));
   }
+  SHOAL_RETURN_IF_ERROR(
+      Annotate(strategy->CheckCompression(options.compression.kind), "compression"));
   if (initial.empty()) {
     return absl::InvalidArgumentError("the initial model has no parameters");
   }
@@ -382,6 +391,7 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
         loss_weight += static_cast<double>(n);
       }
       record.train_examples = AddExampleCounts(record.train_examples, n);
+      record.upload_bytes += res.upload_bytes;
       return absl::OkStatus();
     };
     auto collector = std::make_shared<ResultCollector<std::string, FitRes>>(
@@ -393,6 +403,9 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
       auto it = by_id.find(ins.client_id);
       if (it == by_id.end()) continue;  // a strategy may skip clients
       FitIns fit{round, record.model_version, global, ins.config, ins.aux, /*secagg=*/nullptr};
+      if (options_.compression.kind != Compression::kNone) {
+        CompressionToProto(options_.compression, fit.config.mutable_compression());
+      }
       std::string id = ins.client_id;
       it->second->Fit(fit, deadline, [collector, id](absl::StatusOr<FitRes> res) {
         return collector->Offer(id, std::move(res));

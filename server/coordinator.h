@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/types.h"
+#include "common/update_compression.h"
 #include "server/client_pool.h"
 #include "server/model_store.h"
 #include "server/secure_round.h"
@@ -67,6 +68,10 @@ struct CoordinatorOptions {
   // Secure aggregation (SecAgg+): the server learns only the weighted mean
   // of each round's updates. Needs a strategy that aggregates by the mean.
   SecureAggregationOptions secure_aggregation;
+  // How clients compress the updates they upload (stamped on every fit
+  // task's FitConfig.compression). Refused with secure aggregation and
+  // where the strategy says no (Strategy::CheckCompression).
+  CompressionOptions compression;
   // Where the rounds read the time and wait for their deadlines (also the
   // secure round's). Not owned; tests hand in a FakeClock.
   Clock* clock = Clock::Real();
@@ -87,6 +92,8 @@ struct RoundRecord {
   // Examples counted (each result capped at its client's bound; the sum
   // saturates at INT64_MAX).
   int64_t train_examples = 0;
+  // Bytes of the valid results' uploads, as their transports counted them.
+  int64_t upload_bytes = 0;
   std::optional<EvaluateRes> server_eval;
   std::optional<EvaluateRes> federated_eval;
   double seconds = 0;

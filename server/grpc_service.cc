@@ -22,6 +22,7 @@
 #include "common/net_address.h"
 #include "common/pki.h"
 #include "common/status.h"
+#include "common/update_compression.h"
 
 namespace shoal {
 
@@ -127,8 +128,8 @@ grpc::Status StreamPayload(const ChunkedPayload& payload, grpc::ServerWriter<v1:
 
 // CarriesSecAgg tells whether a serialized UpdateProto sets `secagg`, by
 // stepping over its top-level fields without copying them: a plain update is
-// then still parsed once, by ParseUpdate. A malformed payload answers false
-// and ParseUpdate reports it.
+// then still parsed once, by ParseFitUpload. A malformed payload answers false
+// and ParseFitUpload reports it.
 bool CarriesSecAgg(const std::string& payload) {
   using google::protobuf::internal::WireFormatLite;
   google::protobuf::io::CodedInputStream in(
@@ -152,7 +153,7 @@ absl::StatusOr<FitRes> MaskedFitRes(const v1::FitResultHeader& header,
     return absl::InvalidArgumentError(absl::StrCat(
         "cannot parse the fit result: ", payload.size(), " bytes are not a valid UpdateProto"));
   }
-  if (proto.tensors_size() > 0 || proto.aux_size() > 0) {
+  if (proto.tensors_size() > 0 || proto.aux_size() > 0 || proto.compressed_size() > 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "the fit result carries a masked input (secure aggregation) and also ",
         proto.tensors_size(), " update and ", proto.aux_size(),
@@ -511,7 +512,10 @@ absl::Status FederationService::ReceiveFit(
   FitRes res;
   res.num_examples = header.num_examples();
   res.metrics = MetricsFromProto(header.metrics());
-  absl::Status parsed = ParseUpdate(*payload, &res.update, &res.aux);
+  res.upload_bytes = static_cast<int64_t>(payload->size());
+  // Compressed or not, decoded against the task's model before anything
+  // else sees it: the strategies get a dense update either way.
+  absl::Status parsed = ParseFitUpload(*payload, *inputs.global, &res.update, &res.aux);
   if (!parsed.ok()) {
     // A well-transferred but malformed update will not get better: fail the
     // client's task now rather than let the round wait for it.

@@ -66,6 +66,7 @@ json RoundRecordToJson(const RoundRecord& r) {
           {"model_version", r.model_version},
           {"train_loss", Number(r.train_loss)},
           {"train_examples", r.train_examples},
+          {"upload_bytes", r.upload_bytes},
           {"server_eval", EvaluateToJson(r.server_eval)},
           {"federated_eval", EvaluateToJson(r.federated_eval)},
           {"test_loss", loss(r.server_eval)},
@@ -106,6 +107,8 @@ absl::StatusOr<RoundRecord> RoundRecordFromJson(JsonFields& j) {
   SHOAL_RETURN_IF_ERROR(j.Integer("model_version", 0, kMax, &r.model_version));
   SHOAL_RETURN_IF_ERROR(j.NumberOrNan("train_loss", &r.train_loss));
   SHOAL_RETURN_IF_ERROR(j.Integer("train_examples", 0, kMax, &r.train_examples));
+  // Optional: checkpoints written before it was counted.
+  SHOAL_RETURN_IF_ERROR(j.Integer("upload_bytes", 0, kMax, &r.upload_bytes));
   SHOAL_RETURN_IF_ERROR(EvaluateFromJson(j, "server_eval", &r.server_eval));
   SHOAL_RETURN_IF_ERROR(EvaluateFromJson(j, "federated_eval", &r.federated_eval));
   SHOAL_RETURN_IF_ERROR(j.NumberOrNan("seconds", &r.seconds));

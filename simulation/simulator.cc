@@ -14,6 +14,7 @@
 #include "client/trainer.h"
 #include "common/logging.h"
 #include "common/random.h"
+#include "common/update_compression.h"
 #include "common/status.h"
 #include "secagg/participant.h"
 #include "simulation/ordered_executor.h"
@@ -259,13 +260,20 @@ void Simulator::Fit(uint64_t client, const FitIns& ins, FitResultHandler handler
   int64_t examples = 0;
   for (int64_t c : counts) examples += c;
   examples -= static_cast<int64_t>(options_.holdout_fraction * static_cast<double>(examples));
+  // The model down in full, the update up as the round compresses it (a
+  // bad compression config fails in training, below).
+  const int64_t down_bytes = ins.parameters->ByteSize();
+  const absl::StatusOr<CompressionOptions> compression =
+      CompressionFromProto(ins.config.compression());
+  const int64_t up_bytes =
+      compression.ok() ? CompressedUploadBytes(*ins.parameters, *compression) : down_bytes;
   const double transfer_s =
       options_.bandwidth_mbps > 0
-          ? static_cast<double>(ins.parameters->ByteSize()) * 8 / (options_.bandwidth_mbps * 1e6)
+          ? static_cast<double>(down_bytes + up_bytes) * 8 / (options_.bandwidth_mbps * 1e6)
           : 0.0;
   const double compute_s = static_cast<double>(ins.config.local_epochs()) *
                            static_cast<double>(examples) / population_.Speed(client);
-  const double finish_s = 2 * transfer_s + compute_s;  // into the round
+  const double finish_s = transfer_s + compute_s;  // into the round
   Rng rng(MixSeed(MixSeed(options_.seed ^ kDropoutSalt, ins.round), client));
   const bool drops = UniformOpen(rng) < options_.dropout_fraction;
   const double drop_s = UniformOpen(rng) * finish_s;
@@ -354,7 +362,14 @@ absl::StatusOr<FitRes> Simulator::TrainClient(int worker, uint64_t client, const
         absl::StrCat("cannot gather the client's examples: ", e.what()));
   }
   absl::StatusOr<FitRes> res = local.Fit(*ins.parameters, ins.config, ins.round, ins.aux.get());
-  if (res.ok() && !local.algorithm_state().empty()) {
+  if (!res.ok()) return res;
+  // What a real client's upload would carry: the compressed update, or the
+  // update's and aux's tensors in full.
+  res->upload_bytes = res->compressed != nullptr
+                          ? static_cast<int64_t>(res->compressed->ByteSizeLong()) +
+                                res->aux.ByteSize()
+                          : res->update.ByteSize() + res->aux.ByteSize();
+  if (!local.algorithm_state().empty()) {
     absl::MutexLock lock(&mu_);
     algorithm_states_[client] = local.algorithm_state();
   }

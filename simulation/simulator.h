@@ -10,7 +10,9 @@
 //
 // Simulated time: a sampled client that trains takes
 //   download + epochs * examples / speed + upload
-// simulated seconds (transfers at bandwidth_mbps). It fails when it would
+// simulated seconds (transfers at bandwidth_mbps: the model in full down,
+// the update up as the round compresses it, CompressedUploadBytes). Each
+// result's upload_bytes is what its upload would carry. It fails when it would
 // finish after the round's simulated deadline (it is then not trained at
 // all: its result would be refused anyway), when its availability window
 // closes first, or, with probability dropout_fraction, by dropping out
@@ -66,8 +68,9 @@ struct SimulationOptions {
   // Chance that a sampled client drops out partway through its round, in
   // [0, 1).
   double dropout_fraction = 0;
-  // Simulated link speed for the model download and the update upload, in
-  // megabits per second; 0 = transfers take no simulated time.
+  // Simulated link speed for the model download and the (compressed)
+  // update upload, in megabits per second; 0 = transfers take no simulated
+  // time.
   double bandwidth_mbps = 0;
   // Simulated round deadline in seconds; 0 = none.
   double deadline_s = 0;

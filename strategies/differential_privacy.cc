@@ -258,6 +258,15 @@ absl::Status DifferentialPrivacy::LoadState(const Parameters& state) {
   return absl::OkStatus();
 }
 
+absl::Status DifferentialPrivacy::CheckCompression(Compression kind) const {
+  if (kind != Compression::kNone && options_.clipping == DifferentialPrivacyOptions::Clipping::kClient) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "privacy with client clipping cannot take compressed updates (", CompressionName(kind),
+        "): the clipped norm would no longer bound what a client sends; use server clipping"));
+  }
+  return inner_->CheckCompression(kind);
+}
+
 std::optional<std::string> DifferentialPrivacy::StopReason(uint32_t round) {
   if (options_.target_epsilon <= 0 || options_.noise_multiplier <= 0) return std::nullopt;
   absl::StatusOr<RdpAccountant::Guarantee> next = accountant_.EpsilonAfter(

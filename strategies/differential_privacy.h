@@ -104,6 +104,10 @@ class DifferentialPrivacy : public Strategy {
     return inner_->InitializeParameters();
   }
   std::optional<std::string> StopReason(uint32_t round) override;
+  // Server clipping clips what the server decodes: as the wrapped strategy.
+  // Client clipping refuses every compression: the clipped norm would not
+  // bound what is sent (quantization error, top-k's residual).
+  absl::Status CheckCompression(Compression kind) const override;
   std::vector<FitInstruction> ConfigureFit(
       uint32_t round, const Parameters& global,
       const std::vector<std::string>& sampled_clients) override;

@@ -32,6 +32,8 @@ class FedNova : public FedAvg {
   explicit FedNova(FedAvgOptions options) : FedAvg(options), momentum_(options.fit_config.momentum()) {}
   absl::string_view name() const override { return "fednova"; }
   bool AggregatesByMean() const override { return false; }
+  // Its server step is linear in the updates: every compression composes.
+  absl::Status CheckCompression(Compression) const override { return absl::OkStatus(); }
   std::unique_ptr<FitAggregator> BeginAggregateFit(
       uint32_t round, std::shared_ptr<const Parameters> global) override;
 

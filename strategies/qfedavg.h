@@ -41,6 +41,8 @@ class QFedAvg : public FedAvg {
   explicit QFedAvg(QFedAvgOptions options);
   absl::string_view name() const override { return "qfedavg"; }
   bool AggregatesByMean() const override { return false; }
+  // Its server step is linear in the updates: every compression composes.
+  absl::Status CheckCompression(Compression) const override { return absl::OkStatus(); }
   std::unique_ptr<FitAggregator> BeginAggregateFit(
       uint32_t round, std::shared_ptr<const Parameters> global) override;
 

@@ -47,6 +47,8 @@ class Scaffold : public FedAvg {
   explicit Scaffold(ScaffoldOptions options);
   absl::string_view name() const override { return "scaffold"; }
   bool AggregatesByMean() const override { return false; }
+  // Its server step is linear in the updates: every compression composes.
+  absl::Status CheckCompression(Compression) const override { return absl::OkStatus(); }
   std::vector<FitInstruction> ConfigureFit(
       uint32_t round, const Parameters& global,
       const std::vector<std::string>& sampled_clients) override;

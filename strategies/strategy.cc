@@ -5,6 +5,14 @@
 
 namespace shoal {
 
+absl::Status Strategy::CheckCompression(Compression kind) const {
+  if (kind != Compression::kTopK || AggregatesByMean()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "strategy '", name(), "' compares the clients' whole updates, which top-k compression "
+      "would skew (the values a client does not send would count as 'no change'); use q8 or "
+      "q4, or a strategy that sums the updates"));
+}
+
 absl::StatusOr<EvaluateRes> Strategy::AggregateEvaluate(
     uint32_t round, const std::vector<std::pair<std::string, EvaluateRes>>& results,
     const std::vector<ClientFailure>& failures) {

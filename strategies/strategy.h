@@ -27,6 +27,7 @@
 #include "common/metrics.h"
 #include "common/parameters.h"
 #include "common/types.h"
+#include "common/update_compression.h"
 #include "shoal/v1/shoal.pb.h"
 
 namespace shoal {
@@ -86,6 +87,16 @@ class Strategy {
   // carrying the mean update and the total num_examples, the same model as
   // from the individual results.
   virtual bool AggregatesByMean() const { return false; }
+
+  // CheckCompression says whether the strategy stays right when clients
+  // upload their updates compressed with `kind` (common/update_compression.h);
+  // the Coordinator asks before the first round. The default takes the
+  // quantizers (unbiased) everywhere, and top-k only where the model
+  // depends on a sum of the updates (AggregatesByMean): a strategy that
+  // compares clients coordinate-wise or by distance (median, trimmed mean,
+  // Krum, Bulyan) would read the coordinates a client did not send as
+  // agreement on "no change". InvalidArgument naming the strategy otherwise.
+  virtual absl::Status CheckCompression(Compression kind) const;
 
   // InitializeParameters may replace the model's own initial parameters.
   virtual std::optional<Parameters> InitializeParameters() { return std::nullopt; }

@@ -606,5 +606,65 @@ TEST_F(CoordinatorTest, SecureAggregationRefusesAPerClientStrategyBeforeAnyRound
   EXPECT_NE(c.status().message().find("'fedmedian'"), std::string::npos) << c.status();
 }
 
+TEST(CompressionSupportTest, QuantizersComposeWithEveryStrategyAndTopKOnlyWithSums) {
+  const std::set<std::string> compare_whole = {"fedmedian", "fedtrimmedavg", "krum",
+                                               "multikrum", "bulyan"};
+  for (const std::string& name : RegisteredStrategies()) {
+    StrategyContext context;
+    context.min_fit_clients = 10;
+    auto strategy = CreateStrategy(name, nlohmann::json::object(), context);
+    ASSERT_TRUE(strategy.ok()) << name << ": " << strategy.status();
+    EXPECT_TRUE((*strategy)->CheckCompression(Compression::kQuantize8).ok()) << name;
+    EXPECT_TRUE((*strategy)->CheckCompression(Compression::kQuantize4).ok()) << name;
+    absl::Status topk = (*strategy)->CheckCompression(Compression::kTopK);
+    EXPECT_EQ(topk.ok(), compare_whole.count(name) == 0) << name;
+    if (!topk.ok()) {
+      EXPECT_NE(topk.message().find("'" + name + "'"), std::string::npos) << topk;
+    }
+  }
+}
+
+TEST_F(CoordinatorTest, CompressionIsRefusedWithSecureAggregationBeforeAnyRound) {
+  options_.secure_aggregation.enabled = true;
+  options_.compression.kind = Compression::kQuantize8;
+  absl::StatusOr<std::unique_ptr<Coordinator>> c =
+      Coordinator::Create(options_, &clients_, &fedavg_, store_.get(), Initial());
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("compression 'q8' cannot be combined with secure "
+                                      "aggregation"),
+            std::string::npos)
+      << c.status();
+  options_.secure_aggregation.enabled = false;
+  options_.compression.kind = Compression::kTopK;
+  FedMedian median({});
+  c = Coordinator::Create(options_, &clients_, &median, store_.get(), Initial());
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("'fedmedian'"), std::string::npos) << c.status();
+}
+
+TEST_F(CoordinatorTest, EveryFitTaskCarriesTheCompressionAndUploadBytesAreSummed) {
+  options_.compression = {Compression::kTopK, 256, 0.25};
+  std::vector<std::string> kinds;
+  absl::Mutex mu;
+  auto answer = [&](float value) {
+    return [&, value](const FitIns& ins) -> std::optional<absl::StatusOr<FitRes>> {
+      {
+        absl::MutexLock lock(&mu);
+        kinds.push_back(ins.config.compression().kind());
+      }
+      EXPECT_DOUBLE_EQ(ins.config.compression().fraction(), 0.25);
+      std::optional<absl::StatusOr<FitRes>> res = Answer(value, 1)(ins);
+      (**res).upload_bytes = 100;
+      return res;
+    };
+  };
+  Add("a", answer(1));
+  Add("b", answer(3));
+  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  ASSERT_TRUE(history.ok()) << history.status();
+  EXPECT_EQ(kinds, (std::vector<std::string>{"topk", "topk"}));
+  EXPECT_EQ((*history)[1].upload_bytes, 200);
+}
+
 }  // namespace
 }  // namespace shoal

@@ -333,5 +333,40 @@ TEST(ExperimentConfigTest, PrivacySectionWrapsTheStrategyAndIsChecked) {
   EXPECT_NE(refused.status().message().find("fedmedian"), std::string::npos) << refused.status();
 }
 
+TEST(ExperimentConfigTest, CompressionSectionIsReadAndRefusedWhereItCannotWork) {
+  absl::StatusOr<ExperimentConfig> c = ParseExperimentConfig(
+      R"({"compression": {"upload": "topk", "topk_fraction": 0.02, "block": 128}})", "exp.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->coordinator.compression.kind, Compression::kTopK);
+  EXPECT_DOUBLE_EQ(c->coordinator.compression.fraction, 0.02);
+  EXPECT_EQ(c->coordinator.compression.block, 128);
+  EXPECT_TRUE(ParseExperimentConfig("{}", "exp.json")->coordinator.compression.kind ==
+              Compression::kNone);
+
+  EXPECT_THAT(ErrorOf(R"({"compression": {"upload": "q2"}})"),
+              HasSubstr("'compression.upload': unknown compression 'q2'"));
+  EXPECT_THAT(ErrorOf(R"({"compression": {"topk_fraction": 0}})"),
+              HasSubstr("compression.topk_fraction"));
+  EXPECT_THAT(ErrorOf(R"({"compression": {"blocks": 1}})"), HasSubstr("compression.blocks"));
+  EXPECT_THAT(ErrorOf(R"({"compression": {"upload": "q4"}, "secure_aggregation": {}})"),
+              HasSubstr("cannot be combined with secure aggregation"));
+
+  // Refused by the strategy, naming it, when the strategy is built.
+  auto refusal = [](const std::string& text) {
+    absl::StatusOr<ExperimentConfig> config = ParseExperimentConfig(text, "exp.json");
+    EXPECT_TRUE(config.ok()) << config.status();
+    absl::StatusOr<std::unique_ptr<Strategy>> s = CreateExperimentStrategy(*config);
+    return s.ok() ? std::string("accepted") : std::string(s.status().message());
+  };
+  EXPECT_THAT(refusal(R"({"strategy": {"name": "krum"}, "compression": {"upload": "topk"}})"),
+              HasSubstr("'compression': strategy 'krum'"));
+  EXPECT_EQ(refusal(R"({"strategy": {"name": "krum"}, "compression": {"upload": "q8"}})"),
+            "accepted");
+  EXPECT_THAT(refusal(R"({"privacy": {"clipping": "client"}, "compression": {"upload": "q8"}})"),
+              HasSubstr("client clipping"));
+  EXPECT_EQ(refusal(R"({"privacy": {"clipping": "server"}, "compression": {"upload": "topk"}})"),
+            "accepted");
+}
+
 }  // namespace
 }  // namespace shoal

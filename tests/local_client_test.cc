@@ -11,6 +11,7 @@
 #include "client/client_algorithm_registry.h"
 #include "common/client_algorithms.h"
 #include "common/types.h"
+#include "common/update_compression.h"
 #include "gtest/gtest.h"
 
 namespace shoal::client {
@@ -118,6 +119,74 @@ TEST(LocalClientTest, PlainRoundsReturnNoAuxAndInitialLossOnRequest) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("qfedavg"), std::string::npos);
   EXPECT_NE(bad.status().message().find("report"), std::string::npos);
+}
+
+v1::FitConfig Compressed(const std::string& kind, double fraction) {
+  v1::FitConfig config = ScaffoldConfig(0.1);
+  config.clear_client_algorithms();
+  config.mutable_compression()->set_kind(kind);
+  config.mutable_compression()->set_block(64);
+  config.mutable_compression()->set_fraction(fraction);
+  return config;
+}
+
+// The update a bare Trainer gets from the same round, uncompressed.
+Parameters BareUpdate(LocalClient& client, const Parameters& global, uint32_t round) {
+  std::unique_ptr<Model> model = *CreateModel(*ParseModelSpec("logreg-1x28x28-10"), 3);
+  Trainer trainer = *Trainer::Create(TrainerOptions{});
+  v1::FitConfig config = Compressed("none", 0);
+  return trainer.Fit(*model, global, client.train_data(), config, round)->update;
+}
+
+// Error feedback: what top-k sends plus what it keeps is, exactly, the
+// round's update plus what it kept before.
+TEST(LocalClientTest, TopKSendsWhatTheServerDecodesAndKeepsExactlyWhatItDropped) {
+  LocalClient client = MakeClient(3);
+  const Parameters global = client.model().GetParameters().Clone();
+  const v1::FitConfig config = Compressed("topk", 0.05);
+  Parameters kept_before;
+  for (uint32_t round = 1; round <= 2; ++round) {
+    absl::StatusOr<FitRes> res = client.Fit(global, config, round);
+    ASSERT_TRUE(res.ok()) << res.status();
+    ASSERT_NE(res->compressed, nullptr);
+    absl::StatusOr<Parameters> decoded = DecompressUpdate(global, *res->compressed);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    const Parameters bare = BareUpdate(client, global, round);
+    ASSERT_EQ(client.algorithm_state().count(kCompressionResidualState), 1u);
+    const Parameters& kept = client.algorithm_state().at(kCompressionResidualState);
+    ASSERT_EQ(kept.size(), global.size());
+    for (size_t i = 0; i < global.size(); ++i) {
+      EXPECT_TRUE(at::equal(decoded->tensor(i), res->update.tensor(i))) << global.name(i);
+      const at::Tensor before = round == 1 ? at::zeros_like(bare.tensor(i)) : kept_before.tensor(i);
+      EXPECT_TRUE(at::allclose(res->update.tensor(i) + kept.tensor(i), bare.tensor(i) + before,
+                               0, 1e-7))
+          << global.name(i) << " in round " << round;
+      // At most ceil(5 %) of the values went.
+      EXPECT_LE(res->compressed->compressed(static_cast<int>(i)).sparse().indices_size(),
+                (global.tensor(i).numel() + 19) / 20);
+    }
+    kept_before = kept.Clone();
+  }
+}
+
+TEST(LocalClientTest, QuantizedRoundsKeepNoResidualAndReportTheirCost) {
+  LocalClient client = MakeClient(3);
+  const Parameters global = client.model().GetParameters().Clone();
+  absl::StatusOr<FitRes> res = client.Fit(global, Compressed("q8", 0), 1);
+  ASSERT_TRUE(res.ok()) << res.status();
+  ASSERT_NE(res->compressed, nullptr);
+  EXPECT_EQ(res->compressed->compressed_size(), static_cast<int>(global.size()));
+  EXPECT_TRUE(client.algorithm_state().empty());
+  EXPECT_GE(MetricAsDouble(res->metrics.at("compress_seconds")), 0);
+  const Parameters bare = BareUpdate(client, global, 1);
+  for (size_t i = 0; i < global.size(); ++i) {
+    const double range = (bare.tensor(i).max() - bare.tensor(i).min()).item<double>();
+    EXPECT_LE((res->update.tensor(i) - bare.tensor(i)).abs().max().item<double>(),
+              range / 255 * 1.01);
+  }
+  absl::StatusOr<FitRes> bad = client.Fit(global, Compressed("q2", 0), 1);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("compression"), std::string::npos);
 }
 
 }  // namespace

@@ -220,7 +220,12 @@ TEST_F(ServingRuntimeTest, TakesBetterVersionsWhilePredictingAndServesFromDiskAf
       s.ok() ? ++answered : ++failed;
     }
   });
+  // Predictions are running before the swap and go on after it (waited
+  // for, not timed: a loaded machine may schedule the caller late).
+  while (answered.load() == 0) std::this_thread::yield();
   absl::StatusOr<OfferOutcome> better = Offer(*runtime, 2, 5.0f, signer_.get());
+  const int64_t before_swap_done = answered.load();
+  while (answered.load() == before_swap_done && failed.load() == 0) std::this_thread::yield();
   done = true;
   caller.join();
   ASSERT_TRUE(better.ok()) << better.status();

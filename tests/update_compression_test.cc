@@ -1,4 +1,4 @@
-// Compressed updates (common/update_compression.h): the model a server
+// Compressed updates (common/update_compression.h): the update a server
 // rebuilds from each scheme, error feedback across rounds, the bytes they
 // take, and every malformed update refused by name with the global model
 // untouched.
@@ -23,17 +23,24 @@ Parameters Model(float shift) {
   return p;
 }
 
-TEST(UpdateCompressionTest, EachSchemeRebuildsTheTrainedModelWithinItsBound) {
+// An update as Trainer::Fit returns it: small changes, and a counter's.
+Parameters Update() {
+  at::manual_seed(6);
+  Parameters p;
+  p.Add("fc.weight", at::randn({64, 32}) * 0.01);
+  p.Add("fc.bias", at::randn({64}) * 0.01);
+  p.Add("bn.num_batches_tracked", at::tensor({int64_t{2}}));
+  return p;
+}
+
+TEST(UpdateCompressionTest, EachSchemeRebuildsTheUpdateWithinItsBound) {
   const Parameters global = Model(0);
-  Parameters trained = global.Clone();
-  trained.mutable_tensor(0) += at::randn({64, 32}) * 0.01;
-  trained.mutable_tensor(1) += at::randn({64}) * 0.01;
-  trained.mutable_tensor(2) = at::tensor({int64_t{9}});
+  const Parameters trained = Update();
   for (Compression kind : {Compression::kNone, Compression::kQuantize8, Compression::kQuantize4,
                            Compression::kTopK}) {
     std::map<std::string, at::Tensor> residuals;
     v1::UpdateProto update;
-    ASSERT_TRUE(CompressUpdate(global, trained, {kind, 64, 0.1}, 1, &residuals, &update).ok());
+    ASSERT_TRUE(CompressUpdate(trained, {kind, 64, 0.1}, 1, &residuals, &update).ok());
     absl::StatusOr<Parameters> rebuilt = DecompressUpdate(global, update);
     ASSERT_TRUE(rebuilt.ok()) << CompressionName(kind) << ": " << rebuilt.status();
     ASSERT_TRUE(rebuilt->CheckCompatible(trained).ok());
@@ -60,12 +67,16 @@ TEST(UpdateCompressionTest, EachSchemeRebuildsTheTrainedModelWithinItsBound) {
 
 TEST(UpdateCompressionTest, CompressedUpdatesTakeAFractionOfTheBytes) {
   const Parameters global = Model(0);
-  Parameters trained = global.Clone();
-  trained.mutable_tensor(0) += 0.01;
+  const Parameters trained = Update();
   auto bytes = [&](Compression kind) {
     std::map<std::string, at::Tensor> residuals;
     v1::UpdateProto update;
-    EXPECT_TRUE(CompressUpdate(global, trained, {kind, 256, 0.01}, 1, &residuals, &update).ok());
+    EXPECT_TRUE(CompressUpdate(trained, {kind, 256, 0.01}, 1, &residuals, &update).ok());
+    // The simulator's estimate is the payload without framing.
+    EXPECT_LE(CompressedUploadBytes(global, {kind, 256, 0.01}),
+              static_cast<int64_t>(update.ByteSizeLong()));
+    EXPECT_GE(CompressedUploadBytes(global, {kind, 256, 0.01}) + 200,
+              static_cast<int64_t>(update.ByteSizeLong()));
     return static_cast<double>(update.ByteSizeLong());
   };
   const double none = bytes(Compression::kNone);
@@ -80,7 +91,7 @@ TEST(UpdateCompressionTest, AMalformedUpdateIsRefusedByNameAndTheModelIsUntouche
   std::map<std::string, at::Tensor> residuals;
   v1::UpdateProto good;
   ASSERT_TRUE(
-      CompressUpdate(global, Model(0.1f), {Compression::kQuantize4, 64, 0}, 1, &residuals, &good)
+      CompressUpdate(Update(), {Compression::kQuantize4, 64, 0}, 1, &residuals, &good)
           .ok());
   auto error = [&](const v1::UpdateProto& u) {
     absl::StatusOr<Parameters> p = DecompressUpdate(global, u);
@@ -114,7 +125,7 @@ TEST(UpdateCompressionTest, AMalformedUpdateIsRefusedByNameAndTheModelIsUntouche
   // Sparse: an index out of range, a value that is not finite.
   v1::UpdateProto sparse;
   ASSERT_TRUE(
-      CompressUpdate(global, Model(0.1f), {Compression::kTopK, 0, 0.1}, 1, &residuals, &sparse)
+      CompressUpdate(Update(), {Compression::kTopK, 0, 0.1}, 1, &residuals, &sparse)
           .ok());
   u = sparse;
   u.mutable_compressed(1)->mutable_sparse()->set_indices(0, 64);
@@ -125,12 +136,31 @@ TEST(UpdateCompressionTest, AMalformedUpdateIsRefusedByNameAndTheModelIsUntouche
   EXPECT_TRUE(at::equal(global.tensor(0), before));
   // Options are checked before anything is written.
   v1::UpdateProto none;
-  EXPECT_FALSE(CompressUpdate(global, Model(0), {Compression::kTopK, 0, 0}, 1, &residuals, &none)
+  EXPECT_FALSE(CompressUpdate(Update(), {Compression::kTopK, 0, 0}, 1, &residuals, &none)
                    .ok());
-  EXPECT_FALSE(CompressUpdate(global, Model(0), {Compression::kTopK, 0, 0.1}, 1, nullptr, &none)
+  EXPECT_FALSE(CompressUpdate(Update(), {Compression::kTopK, 0, 0.1}, 1, nullptr, &none)
                    .ok());
   EXPECT_THAT(std::string(ParseCompression("q2").status().message()), HasSubstr("q8, q4, topk"));
   EXPECT_EQ(*ParseCompression("topk"), Compression::kTopK);
+}
+
+TEST(UpdateCompressionTest, AnUploadIsReadCompressedOrInFullWithItsAux) {
+  const Parameters global = Model(0);
+  Parameters aux;
+  aux.Add("c", at::ones({3}));
+  for (Compression kind : {Compression::kNone, Compression::kQuantize8}) {
+    v1::UpdateProto wire;
+    ASSERT_TRUE(CompressUpdate(Update(), {kind, 64, 0.1}, 1, nullptr, &wire).ok());
+    TensorToProto("c", aux.tensor(0), wire.add_aux());
+    Parameters update, got_aux;
+    ASSERT_TRUE(ParseFitUpload(wire.SerializeAsString(), global, &update, &got_aux).ok());
+    EXPECT_TRUE(update.CheckCompatible(global).ok()) << CompressionName(kind);
+    ASSERT_EQ(got_aux.size(), 1u);
+    EXPECT_TRUE(at::equal(got_aux.tensor(0), aux.tensor(0)));
+  }
+  Parameters update, got_aux;
+  const absl::Status bad = ParseFitUpload("\xff\xff", global, &update, &got_aux);
+  EXPECT_THAT(std::string(bad.message()), HasSubstr("not a valid UpdateProto"));
 }
 
 }  // namespace
