@@ -58,6 +58,7 @@ absl::StatusOr<PreparedRun> PrepareRun(const RunPreparerContext& context,
   run.options.name = id;
   run.options.model_spec = client::ModelSpecToString(side.model);
   run.options.coordinator = config.coordinator;
+  run.options.delta_downloads = config.delta_downloads;
   run.options.signer = context.signer;
   SHOAL_ASSIGN_OR_RETURN(run.options.fingerprint_config, FingerprintedConfigText(text, source));
   if (dir.empty()) return run;  // checked only; not to be trained

@@ -63,6 +63,7 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   options.output_dir = config.output_dir;
   options.model_spec = client::ModelSpecToString(server_side.model);
   options.coordinator = config.coordinator;
+  options.delta_downloads = config.delta_downloads;
   options.tls = tls;
   options.fresh = flags.fresh;
   SHOAL_ASSIGN_OR_RETURN(options.fingerprint_config, FingerprintedConfig(flags.config));

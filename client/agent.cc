@@ -12,6 +12,7 @@
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/model_delta.h"
 #include "common/model_dir.h"
 #include "common/sha256.h"
 #include "common/status.h"
@@ -349,12 +350,41 @@ absl::StatusOr<std::shared_ptr<const Parameters>> Agent::EnsureModel(
   v1::DownloadModelRequest req;
   req.set_client_id(options_.client_id);
   req.set_version(version);
+  // The bytes of the version held (verified against its manifest), so the
+  // server may send the change from it instead; told apart from the model
+  // by the task's SHA-256, which a delta does not match.
+  std::optional<std::string> base;
+  if (cached_model_ != nullptr && cached_version_ < version && !wanted_sha.empty() &&
+      !options_.state_dir.empty()) {
+    absl::StatusOr<ModelRecord> held = ReadModelRecord(options_.state_dir, cached_version_);
+    absl::StatusOr<std::string> bytes =
+        held.ok() ? ReadModelPayload(options_.state_dir, *held) : held.status();
+    if (bytes.ok()) {
+      base = *std::move(bytes);
+      req.set_delta_from(cached_version_);
+    }
+  }
   auto ctx = Context(options_.rpc_timeout);
   SHOAL_ASSIGN_OR_RETURN(
       std::string payload,
       Annotate(ReadPayload(ctx.get(), stub_->DownloadModel(ctx.get(), req), kMaxModelBytes),
                "model download"));
-  const std::string digest = Sha256(payload);
+  std::string digest = Sha256(payload);
+  if (base.has_value() && HexEncode(digest) != wanted_sha) {
+    v1::ModelDelta delta;
+    if (!delta.ParseFromString(payload) || delta.base_version() != cached_version_) {
+      return absl::DataLossError(absl::StrCat("downloaded model version ", version,
+                                              " is neither the model the task names nor a "
+                                              "delta from version ", cached_version_));
+    }
+    const size_t sent = payload.size();
+    SHOAL_ASSIGN_OR_RETURN(payload,
+                           Annotate(DecodeModelDelta(*base, delta.xor_deflate()),
+                                    absl::StrCat("model version ", version, "'s delta")));
+    digest = Sha256(payload);
+    spdlog::info("downloaded model version {} as a delta from version {} ({} of {} bytes)",
+                 version, cached_version_, sent, payload.size());
+  }
   const std::string got_sha = HexEncode(digest);
   if (!wanted_sha.empty() && got_sha != wanted_sha) {
     return absl::DataLossError(absl::StrCat(

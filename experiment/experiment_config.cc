@@ -13,6 +13,7 @@
 #include "common/json_fields.h"
 #include "common/logging.h"
 #include "common/net_address.h"
+#include "common/quote.h"
 #include "common/status.h"
 #include "strategies/registry.h"
 
@@ -105,10 +106,19 @@ absl::Status ParseSecureAggregation(JsonFields& root, SecureAggregationOptions& 
 }
 
 // ParseCompressionSection reads "compression": {"upload": "none" | "q8" |
-// "q4" | "topk", "block": values per scale, "topk_fraction": kept fraction}.
-absl::Status ParseCompressionSection(JsonFields& root, CompressionOptions& out) {
+// "q4" | "topk", "block": values per scale, "topk_fraction": kept fraction,
+// "download": "full" | "delta"}.
+absl::Status ParseCompressionSection(JsonFields& root, CompressionOptions& out,
+                                     bool& delta_downloads) {
   if (!root.Has("compression")) return absl::OkStatus();
   SHOAL_ASSIGN_OR_RETURN(JsonFields s, root.Object("compression"));
+  std::string download = delta_downloads ? "delta" : "full";
+  SHOAL_RETURN_IF_ERROR(s.NonEmptyString("download", &download));
+  if (download != "full" && download != "delta") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'compression.download' must be \"full\" or \"delta\", got ", QuoteForMessage(download, 40)));
+  }
+  delta_downloads = download == "delta";
   std::string upload = CompressionName(out.kind);
   SHOAL_RETURN_IF_ERROR(s.NonEmptyString("upload", &upload));
   SHOAL_ASSIGN_OR_RETURN(out.kind, Annotate(ParseCompression(upload), "'compression.upload'"));
@@ -318,7 +328,8 @@ absl::Status ParseNormalization(JsonFields& d, client::Normalization& out) {
 absl::Status ParseSections(JsonFields& root, ExperimentConfig& c) {
   if (!root.object().is_object()) return root.Finish();  // "the config must be an object"
   SHOAL_RETURN_IF_ERROR(ParseSecureAggregation(root, c.coordinator.secure_aggregation));
-  SHOAL_RETURN_IF_ERROR(ParseCompressionSection(root, c.coordinator.compression));
+  SHOAL_RETURN_IF_ERROR(
+      ParseCompressionSection(root, c.coordinator.compression, c.delta_downloads));
   SHOAL_RETURN_IF_ERROR(root.NonEmptyString("name", &c.name));
   SHOAL_RETURN_IF_ERROR(root.Integer("seed", 0, std::numeric_limits<int64_t>::max(), &c.seed));
   SHOAL_RETURN_IF_ERROR(root.Integer("rounds", 1, kMaxRounds, &c.coordinator.num_rounds));

@@ -82,6 +82,9 @@ struct ExperimentConfig {
   std::string address = "127.0.0.1:50051";
   std::string output_dir = "runs/fashion-mnist";
   bool server_evaluation = true;  // evaluate on the test split every round
+  // compression.download "delta": devices holding an earlier version fetch
+  // the change from it (FederationServerOptions::delta_downloads).
+  bool delta_downloads = false;
   uint32_t threads = 0;           // LibTorch intra-op threads; 0 = cores
   ServingConfig serving;
 

@@ -9,9 +9,10 @@
 // the global model's names, dtypes and shapes, all finite, and leaves the
 // global model as it was.
 //
-// Input: byte 0 picks the parser (0 mod 3: ParseParameters, 1:
-// ParseUpdate, 2: ParseFitUpload against a fixed global model); the rest
-// is the serialized proto.
+// Input: byte 0 picks the parser (0 mod 4: ParseParameters, 1:
+// ParseUpdate, 2: ParseFitUpload against a fixed global model, 3:
+// DecodeModelDelta against that model's bytes, which must give bytes of
+// its size or fail); the rest is the serialized proto or the delta.
 #include <ATen/ATen.h>
 
 #include <cstdint>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "common/parameters.h"
+#include "common/model_delta.h"
 #include "common/update_compression.h"
 #include "fuzz/fuzz_support.h"
 
@@ -59,6 +61,11 @@ const Parameters& Global() {
   return *global;
 }
 
+const std::string& GlobalBytes() {
+  static const std::string* bytes = new std::string(SerializeParameters(Global()));
+  return *bytes;
+}
+
 std::vector<std::string> Seeds() {
   Parameters p;
   p.Add("fc.weight", at::arange(6, at::kFloat).reshape({2, 3}));
@@ -90,6 +97,10 @@ std::vector<std::string> Seeds() {
       seeds.push_back(std::string(1, '\2') + update.SerializeAsString());
     }
   }
+  Parameters next = Global().Clone();
+  next.mutable_tensor(0).add_(0.01);
+  seeds.push_back(std::string(1, '\3') +
+                  *EncodeModelDelta(GlobalBytes(), SerializeParameters(next)));
   return seeds;
 }
 
@@ -103,7 +114,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace shoal::fuzz;
   if (size == 0) return 0;
   const std::string bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
-  if (data[0] % 3 == 2) {
+  if (data[0] % 4 == 3) {
+    absl::StatusOr<std::string> rebuilt = DecodeModelDelta(GlobalBytes(), bytes);
+    if (rebuilt.ok()) {
+      Check(rebuilt->size() == GlobalBytes().size(), "a delta rebuilt bytes of another size");
+    }
+  } else if (data[0] % 4 == 2) {
     const at::Tensor before = Global().tensor(0).clone();
     Parameters decoded, aux;
     const bool ok = ParseFitUpload(bytes, Global(), &decoded, &aux).ok();
@@ -117,7 +133,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     Use(decoded);
     Use(aux);
-  } else if (data[0] % 3 == 0) {
+  } else if (data[0] % 4 == 0) {
     absl::StatusOr<Parameters> p = ParseParameters(bytes);
     if (!p.ok()) return 0;
     Use(*p);

@@ -190,6 +190,7 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Create(
   SHOAL_RETURN_IF_ERROR(MakeDirectories(o.output_dir));
   SHOAL_ASSIGN_OR_RETURN(self->store_,
                          ModelStore::Open(o.output_dir + "/models", o.model_spec, o.signer));
+  self->store_->set_delta_downloads(o.delta_downloads);
 
   if (o.host != nullptr) {
     self->host_ = o.host;

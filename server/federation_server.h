@@ -149,6 +149,11 @@ struct FederationServerOptions {
   // Signs every stored model version; null stores them unsigned (devices
   // with a ModelVerifier then refuse them).
   std::shared_ptr<const ModelSigner> signer;
+  // Send a device that holds an earlier version (one of the 4 before) the
+  // change of the model's bytes from it instead of the whole model
+  // (common/model_delta.h; lossless, checked by SHA-256 and signature on
+  // the device). Config: compression.download "delta".
+  bool delta_downloads = false;
   // The part of the configuration a resumed run must share with the run
   // that wrote the checkpoint (a JSON object; for `shoal server`, the config
   // file without "rounds", "server" and "simulation"). A checkpoint whose

@@ -388,6 +388,13 @@ grpc::Status FederationService::DownloadModel(grpc::ServerContext* ctx,
   if (!req->serving() && store == nullptr) {
     return ToGrpcStatus(absl::FailedPreconditionError("no run is in progress"));
   }
+  if (!req->serving() && req->has_delta_from() && store->delta_downloads()) {
+    // Anything that stops a delta (the base is gone, another model) only
+    // means the whole model goes.
+    absl::StatusOr<std::shared_ptr<const ChunkedPayload>> delta =
+        store->DeltaPayload(req->version(), req->delta_from());
+    if (delta.ok()) return StreamPayload(**delta, writer);
+  }
   absl::StatusOr<std::shared_ptr<const ChunkedPayload>> payload =
       req->serving() ? options_.serving->Payload(req->version()) : store->Payload(req->version());
   if (!payload.ok()) return ToGrpcStatus(payload.status());

@@ -2,10 +2,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
+#include "common/model_delta.h"
 #include "common/sha256.h"
 #include "common/status.h"
 
 namespace shoal {
+namespace {
+
+// How far back a delta's base may be, in versions.
+constexpr int64_t kMaxDeltaSpan = 4;
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<ModelStore>> ModelStore::Open(
     const std::string& dir, std::string model_spec, std::shared_ptr<const ModelSigner> signer) {
@@ -86,6 +93,36 @@ absl::StatusOr<std::shared_ptr<const ChunkedPayload>> ModelStore::Code(
   }
   if (!bytes.ok()) return bytes.status();
   return std::make_shared<const ChunkedPayload>(*std::move(bytes));
+}
+
+absl::StatusOr<std::shared_ptr<const ChunkedPayload>> ModelStore::DeltaPayload(
+    int64_t version, int64_t base) const {
+  SHOAL_ASSIGN_OR_RETURN(const StoredModel target, Get(version));
+  // A device asks for its base; the encoding costs the server a pass over
+  // both models, so only recent bases are taken (the common one, the
+  // version before, is encoded once per round).
+  if (base >= target.record.version || target.record.version - base > kMaxDeltaSpan) {
+    return absl::InvalidArgumentError(absl::StrCat("no delta of version ", target.record.version,
+                                                   " from version ", base));
+  }
+  absl::MutexLock lock(&delta_mu_);
+  if (delta_ != nullptr && delta_version_ == target.record.version && delta_base_ == base) {
+    return delta_;
+  }
+  SHOAL_ASSIGN_OR_RETURN(const StoredModel from, Get(base));
+  v1::ModelDelta delta;
+  delta.set_base_version(from.record.version);
+  SHOAL_ASSIGN_OR_RETURN(*delta.mutable_xor_deflate(),
+                         EncodeModelDelta(from.payload->payload(), target.payload->payload()));
+  std::string bytes = delta.SerializeAsString();
+  if (bytes.size() >= target.payload->payload().size()) {
+    return absl::InvalidArgumentError(absl::StrCat("the delta of version ", target.record.version,
+                                                   " from ", base, " is no smaller than it"));
+  }
+  delta_ = std::make_shared<const ChunkedPayload>(std::move(bytes));
+  delta_version_ = target.record.version;
+  delta_base_ = base;
+  return delta_;
 }
 
 std::optional<ModelRecord> ModelStore::Latest() const {

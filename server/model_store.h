@@ -57,6 +57,19 @@ class ModelStore {
   // Payload is Get(version)->payload.
   absl::StatusOr<std::shared_ptr<const ChunkedPayload>> Payload(int64_t version) const;
 
+  // DeltaPayload is `version` as a ModelDelta from version `base`
+  // (common/model_delta.h), chunked for download; the newest pair asked for
+  // is kept, so a round's devices share one encoding. NotFound when either
+  // version is not stored; InvalidArgument for a base that is not one of the
+  // 4 versions before, models that cannot be diffed (of other sizes), or a
+  // delta no smaller than the model.
+  absl::StatusOr<std::shared_ptr<const ChunkedPayload>> DeltaPayload(int64_t version,
+                                                                     int64_t base) const;
+  // Whether devices get deltas (compression.download "delta"); set before
+  // the store is served.
+  void set_delta_downloads(bool on) { delta_downloads_ = on; }
+  bool delta_downloads() const { return delta_downloads_; }
+
   // Latest returns the newest record, if any version was saved.
   std::optional<ModelRecord> Latest() const;
 
@@ -87,6 +100,12 @@ class ModelStore {
   mutable absl::Mutex mu_;
   std::optional<ModelRecord> latest_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const ChunkedPayload> latest_payload_ ABSL_GUARDED_BY(mu_);
+  bool delta_downloads_ = false;
+  // Held while a delta is encoded, so concurrent askers wait for one.
+  mutable absl::Mutex delta_mu_;
+  mutable int64_t delta_version_ ABSL_GUARDED_BY(delta_mu_) = -1;
+  mutable int64_t delta_base_ ABSL_GUARDED_BY(delta_mu_) = -1;
+  mutable std::shared_ptr<const ChunkedPayload> delta_ ABSL_GUARDED_BY(delta_mu_);
 };
 
 }  // namespace shoal

@@ -280,6 +280,8 @@ INSTANTIATE_TEST_SUITE_P(ClientSideStrategies, StrategyOverGrpcTest,
 // compresses its update as the server's fit tasks say, the server decodes
 // it against the task's model and counts the bytes it received, and the
 // model still learns. Top-k keeps its residual in the device's state dir.
+// With download "delta" (the top-k run) devices fetch each new version as
+// the change from the one they hold, and still hold the server's bytes.
 class CompressionOverGrpcTest : public IntegrationTest,
                                 public ::testing::WithParamInterface<const char*> {};
 
@@ -287,7 +289,8 @@ TEST_P(CompressionOverGrpcTest, ClientsUploadAFractionOfTheBytesAndTheModelLearn
   const std::string kind = GetParam();
   const std::string config =
       WriteConfig(/*rounds=*/2, /*min_fit=*/2, /*round_s=*/120, [&](json& c) {
-        c["compression"] = {{"upload", kind}, {"topk_fraction", 0.02}};
+        c["compression"] = {{"upload", kind}, {"topk_fraction", 0.02},
+                            {"download", kind == "topk" ? "delta" : "full"}};
       });
   std::unique_ptr<Subprocess> server = RunFederation(config, 2);
   ASSERT_NE(server, nullptr);
@@ -308,6 +311,11 @@ TEST_P(CompressionOverGrpcTest, ClientsUploadAFractionOfTheBytesAndTheModelLearn
     const bool kept = std::filesystem::exists(dir_.File(absl::StrCat("client-", i)) +
                                               "/client_state.pb");
     EXPECT_EQ(kept, kind == "topk") << "client " << i;
+    const std::string log = *ReadFile(dir_.File(absl::StrCat("client-", i, ".log")));
+    EXPECT_EQ(log.find("as a delta from version 1") != std::string::npos, kind == "topk") << log;
+    absl::StatusOr<ModelRecord> mine = ReadModelRecord(dir_.File(absl::StrCat("client-", i)));
+    ASSERT_TRUE(mine.ok()) << mine.status();
+    EXPECT_EQ(mine->sha256_hex, ReadModelRecord(dir_.path() + "/run/models")->sha256_hex);
   }
   EXPECT_NE(server->Log().find("upload"), std::string::npos);
 }
