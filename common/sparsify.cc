@@ -9,6 +9,25 @@
 #include "absl/strings/str_cat.h"
 
 namespace shoal {
+namespace {
+
+constexpr float kHalfMax = 65504.0f;
+
+}  // namespace
+
+float ToHalfPrecision(float v) {
+  return static_cast<float>(c10::Half(std::clamp(v, -kHalfMax, kHalfMax)));
+}
+
+int64_t SparseBytes(int64_t k, int64_t n) {
+  if (k <= 0) return 0;
+  int64_t gap = std::max<int64_t>(1, n / k), varint = 1;
+  while (gap >= 128) {
+    gap >>= 7;
+    ++varint;
+  }
+  return k * (2 + varint);
+}
 
 absl::StatusOr<SparseTensor> TopK(const at::Tensor& x, double fraction, at::Tensor* residual) {
   if (!(fraction > 0 && fraction <= 1)) {
@@ -44,8 +63,9 @@ absl::StatusOr<SparseTensor> TopK(const at::Tensor& x, double fraction, at::Tens
   s.indices = order;
   s.values.reserve(order.size());
   for (int64_t i : order) {
-    s.values.push_back(v[i]);
-    v[i] = 0;  // what stays behind is the residual
+    const float sent = ToHalfPrecision(v[i]);
+    s.values.push_back(sent);
+    v[i] -= sent;  // what stays behind is the residual (exact: Sterbenz)
   }
   *residual = total.view(x.sizes());
   return s;

@@ -26,12 +26,17 @@ struct SparseTensor {
 
 // TopK keeps the ceil(fraction * n) values of `x + *residual` largest in
 // magnitude (ties broken by the lower index; at least one value of a
-// non-empty tensor) and sets `*residual` to the rest, so that, exactly,
+// non-empty tensor), each rounded to half precision (saturating at
+// ±65504: they travel as 2 bytes), and sets `*residual` to the rest,
+// rounding included, so that (exactly, but for values past ±131008)
 //   x + residual (before) == Densify(result) + residual (after).
 // An undefined `*residual` counts as zeros and is created. InvalidArgument
 // for a fraction outside (0, 1], a tensor that is not float32, a residual
 // of another shape, or a value that is not finite.
 absl::StatusOr<SparseTensor> TopK(const at::Tensor& x, double fraction, at::Tensor* residual);
+
+// ToHalfPrecision rounds to the nearest half float (saturating at ±65504).
+float ToHalfPrecision(float v);
 
 // Densify rebuilds the float32 tensor (zeros where nothing was kept). It
 // checks first: a shape of at most `max_elements` non-negative dimensions,
@@ -39,8 +44,9 @@ absl::StatusOr<SparseTensor> TopK(const at::Tensor& x, double fraction, at::Tens
 // finite values. InvalidArgument naming what is wrong otherwise.
 absl::StatusOr<at::Tensor> Densify(const SparseTensor& s, int64_t max_elements = int64_t{1} << 31);
 
-// SparseBytes is the payload of `k` kept values (int32 index + float32).
-inline int64_t SparseBytes(int64_t k) { return 8 * k; }
+// SparseBytes estimates the payload of `k` values kept of `n`: a half
+// float each, and an index gap of about n / k as a varint.
+int64_t SparseBytes(int64_t k, int64_t n);
 
 }  // namespace shoal
 

@@ -76,7 +76,7 @@ int64_t CompressedUploadBytes(const Parameters& like, const CompressionOptions& 
       bytes += n * static_cast<int64_t>(t.element_size());
     } else if (options.kind == Compression::kTopK) {
       const auto k = static_cast<int64_t>(std::ceil(options.fraction * static_cast<double>(n)));
-      bytes += SparseBytes(std::max<int64_t>(n > 0 ? 1 : 0, std::min(k, n)));
+      bytes += SparseBytes(std::max<int64_t>(n > 0 ? 1 : 0, std::min(k, n)), n);
     } else {
       const int64_t bits = options.kind == Compression::kQuantize8 ? 8 : 4;
       const int64_t blocks = (n + options.block - 1) / options.block;
@@ -108,8 +108,16 @@ absl::Status CompressUpdate(const Parameters& update, const CompressionOptions& 
       absl::StatusOr<SparseTensor> s = TopK(delta, options.fraction, &(*residuals)[name]);
       if (!s.ok()) return Annotate(s.status(), absl::StrCat("tensor '", name, "'"));
       v1::SparseTensorProto* sp = c->mutable_sparse();
-      for (int64_t index : s->indices) sp->add_indices(static_cast<uint32_t>(index));
-      sp->mutable_values()->Add(s->values.begin(), s->values.end());
+      int64_t previous = 0;
+      std::string* halves = sp->mutable_values_f16();
+      halves->reserve(2 * s->values.size());
+      for (size_t j = 0; j < s->indices.size(); ++j) {
+        sp->add_gaps(static_cast<uint32_t>(s->indices[j] - previous));
+        previous = s->indices[j];
+        const uint16_t bits = c10::Half(s->values[j]).x;
+        halves->push_back(static_cast<char>(bits & 0xff));
+        halves->push_back(static_cast<char>(bits >> 8));
+      }
     } else {
       const QuantizeOptions q{options.kind == Compression::kQuantize8 ? 8 : 4, options.block};
       absl::StatusOr<QuantizedTensor> qt = Quantize(delta, q, MixSeed(seed, i));
@@ -182,9 +190,25 @@ absl::StatusOr<Parameters> DecompressUpdate(const Parameters& like,
     } else if (c.has_sparse()) {
       SparseTensor s;
       s.shape = shape;
-      s.indices.assign(c.sparse().indices().begin(), c.sparse().indices().end());
-      s.values.assign(c.sparse().values().begin(), c.sparse().values().end());
-      delta = Densify(s, g.numel());
+      const v1::SparseTensorProto& sp = c.sparse();
+      if (sp.values_f16().size() != 2 * static_cast<size_t>(sp.gaps_size())) {
+        delta = absl::InvalidArgumentError(absl::StrCat(sp.gaps_size(), " indices but ",
+                                                        sp.values_f16().size(),
+                                                        " bytes of half-float values"));
+      } else {
+        // Summed in int64: uint32 gaps cannot overflow it; Densify refuses
+        // what lands outside the tensor or does not increase (a gap of 0).
+        int64_t index = 0;
+        for (int j = 0; j < sp.gaps_size(); ++j) {
+          index += sp.gaps(j);
+          s.indices.push_back(index);
+          const auto lo = static_cast<uint8_t>(sp.values_f16()[2 * j]);
+          const auto hi = static_cast<uint8_t>(sp.values_f16()[2 * j + 1]);
+          s.values.push_back(static_cast<float>(
+              c10::Half(static_cast<uint16_t>(lo | (hi << 8)), c10::Half::from_bits())));
+        }
+        delta = Densify(s, g.numel());
+      }
     } else {
       delta = absl::InvalidArgumentError("no codec is set");
     }

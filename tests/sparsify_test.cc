@@ -23,7 +23,21 @@ TEST(SparsifyTest, KeepsTheLargestValuesAndTheResidualHoldsExactlyTheRest) {
   absl::StatusOr<at::Tensor> kept = Densify(*s);
   ASSERT_TRUE(kept.ok()) << kept.status();
   EXPECT_TRUE(at::equal(*kept + residual, x));  // nothing lost, bit for bit
-  EXPECT_EQ(SparseBytes(2), 16);
+  EXPECT_EQ(SparseBytes(2, 8), 6);   // a half float and a one-byte gap each
+  EXPECT_EQ(SparseBytes(10, 10000), 40);  // gaps of ~1000: two bytes
+}
+
+TEST(SparsifyTest, ValuesTravelAsHalfFloatsAndTheRoundingStaysBehind) {
+  const at::Tensor x = at::tensor({0.1f, 1e5f, -3.3333333f, 0.0f});
+  at::Tensor residual;
+  absl::StatusOr<SparseTensor> s = TopK(x, 0.5, &residual);  // k = 2
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->indices, (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(s->values[0], 65504.0f);  // saturated
+  EXPECT_EQ(s->values[1], ToHalfPrecision(-3.3333333f));
+  EXPECT_NE(s->values[1], -3.3333333f);
+  EXPECT_EQ(residual[1].item<float>(), 1e5f - 65504.0f);
+  EXPECT_TRUE(at::equal(*Densify(*s) + residual, x));
 }
 
 TEST(SparsifyTest, ErrorFeedbackSendsEverythingInTheEnd) {

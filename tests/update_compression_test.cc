@@ -128,11 +128,21 @@ TEST(UpdateCompressionTest, AMalformedUpdateIsRefusedByNameAndTheModelIsUntouche
       CompressUpdate(Update(), {Compression::kTopK, 0, 0.1}, 1, &residuals, &sparse)
           .ok());
   u = sparse;
-  u.mutable_compressed(1)->mutable_sparse()->set_indices(0, 64);
+  u.mutable_compressed(1)->mutable_sparse()->set_gaps(0, 64);
   EXPECT_THAT(error(u), HasSubstr("outside"));
   u = sparse;
-  u.mutable_compressed(0)->mutable_sparse()->set_values(0, INFINITY);
+  u.mutable_compressed(0)->mutable_sparse()->set_gaps(1, 0);
+  EXPECT_THAT(error(u), HasSubstr("does not increase"));
+  u = sparse;
+  u.mutable_compressed(0)->mutable_sparse()->set_gaps(1, 0xffffffffu);
+  EXPECT_THAT(error(u), HasSubstr("outside"));
+  u = sparse;
+  (*u.mutable_compressed(0)->mutable_sparse()->mutable_values_f16())[0] = '\0';
+  (*u.mutable_compressed(0)->mutable_sparse()->mutable_values_f16())[1] = '\x7c';  // +inf
   EXPECT_THAT(error(u), HasSubstr("not finite"));
+  u = sparse;
+  u.mutable_compressed(0)->mutable_sparse()->mutable_values_f16()->pop_back();
+  EXPECT_THAT(error(u), HasSubstr("bytes of half-float values"));
   EXPECT_TRUE(at::equal(global.tensor(0), before));
   // Options are checked before anything is written.
   v1::UpdateProto none;
