@@ -105,6 +105,9 @@ absl::StatusOr<FitRes> LocalClient::Fit(const Parameters& global,
   for (size_t i = 0; i < hooks.size(); ++i) {
     SHOAL_RETURN_IF_ERROR(hooks[i]->AfterTraining(client_round, outcome, &states[i], &res));
   }
+  // Frozen tensors (partial fine-tuning) are not sent: their change is
+  // exactly zero, and the server counts them unchanged.
+  if (config.frozen_size() > 0) res.update = Without(res.update, config.frozen());
   // Compressed last, so that what the algorithms made of the update is what
   // is sent (and what top-k drops is kept for the next round).
   SHOAL_ASSIGN_OR_RETURN(const CompressionOptions compression,
@@ -113,7 +116,9 @@ absl::StatusOr<FitRes> LocalClient::Fit(const Parameters& global,
   Parameters residual_state;
   if (compression.kind != Compression::kNone) {
     std::map<std::string, at::Tensor> residuals = Residuals(algorithm_state_, res.update);
-    SHOAL_RETURN_IF_ERROR(Compress(global, compression,
+    SHOAL_RETURN_IF_ERROR(Compress(config.frozen_size() > 0 ? Without(global, config.frozen())
+                                                            : global,
+                                   compression,
                                    MixSeed(MixSeed(trainer_.seed(), kCompressionSalt), round),
                                    &residuals, &res));
     for (const std::string& name : res.update.names()) {

@@ -185,7 +185,51 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
     const int64_t batch_size = config.batch_size();
     const int64_t epochs = config.local_epochs();
 
-    std::vector<at::Tensor> trainable = model.TrainableParameters();
+    // Partial fine-tuning: the frozen tensors (config.frozen) get no
+    // gradient and no optimizer step, and what training would still change
+    // in them (a normalization layer's running statistics) is put back
+    // after, so they end bit-identical and their update is exactly zero.
+    // Parameters of the model alias its tensors: a frozen one is found by
+    // its storage.
+    std::vector<const void*> frozen_storage;
+    Parameters frozen_start;
+    for (size_t i = 0; i < start.size(); ++i) {
+      const std::string& name = start.name(i);
+      if (std::find(config.frozen().begin(), config.frozen().end(), name) ==
+          config.frozen().end()) {
+        continue;
+      }
+      frozen_start.Add(name, start.tensor(i));
+    }
+    if (static_cast<int>(frozen_start.size()) != config.frozen_size()) {
+      return absl::InvalidArgumentError(
+          "the fit config freezes a tensor this model does not have (or one twice)");
+    }
+    {
+      const Parameters live = model.GetParameters();
+      for (size_t i = 0; i < live.size(); ++i) {
+        for (const std::string& name : frozen_start.names()) {
+          if (name == live.name(i)) frozen_storage.push_back(live.tensor(i).data_ptr());
+        }
+      }
+    }
+    std::vector<at::Tensor> trainable;
+    std::vector<at::Tensor> held;  // frozen parameters, requires_grad off while training
+    for (at::Tensor& p : model.TrainableParameters()) {
+      if (std::find(frozen_storage.begin(), frozen_storage.end(), p.data_ptr()) !=
+          frozen_storage.end()) {
+        held.push_back(p);
+      } else {
+        trainable.push_back(p);
+      }
+    }
+    struct GradRestorer {
+      std::vector<at::Tensor>& held;
+      ~GradRestorer() {
+        for (at::Tensor& p : held) p.requires_grad_(true);
+      }
+    } restore_grads{held};
+    for (at::Tensor& p : held) p.requires_grad_(false);
     if (trainable.empty()) {
       return absl::InvalidArgumentError(
           "model has no trainable parameters (none requires grad)");
@@ -254,6 +298,17 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
     }
 
     const Parameters after = model.GetParameters();
+    {
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < after.size(); ++i) {
+        for (size_t j = 0; j < frozen_start.size(); ++j) {
+          if (frozen_start.name(j) == after.name(i)) {
+            at::Tensor alias = after.tensor(i);  // shares the model's storage
+            alias.copy_(frozen_start.tensor(j));
+          }
+        }
+      }
+    }
     for (size_t i = 0; i < after.size(); ++i) {
       // On the CPU: the update's next stop is the wire.
       outcome.update.Add(after.name(i),

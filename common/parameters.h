@@ -70,6 +70,19 @@ class Parameters {
   std::vector<at::Tensor> tensors_;
 };
 
+// Without returns `params` minus the tensors named in `names` (shared, not
+// copied), in order.
+template <typename Names>
+Parameters Without(const Parameters& params, const Names& names) {
+  Parameters out;
+  for (size_t i = 0; i < params.size(); ++i) {
+    bool named = false;
+    for (const auto& n : names) named = named || n == params.name(i);
+    if (!named) out.Add(params.name(i), params.tensor(i));
+  }
+  return out;
+}
+
 // Conversions between Parameters and the wire format.
 void ToProto(const Parameters& params, v1::ParametersProto* proto);
 // ParametersFromProto validates every tensor (known dtype, non-negative

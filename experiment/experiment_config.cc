@@ -365,6 +365,25 @@ absl::Status ParseSections(JsonFields& root, ExperimentConfig& c) {
     SHOAL_RETURN_IF_ERROR(fit.Number("learning_rate", 0, 100, &lr, /*lo_open=*/true));
     SHOAL_RETURN_IF_ERROR(fit.Number("momentum", 0, 0.999, &momentum));
     SHOAL_RETURN_IF_ERROR(fit.Number("weight_decay", 0, 1, &wd));
+    for (const char* key : {"freeze", "train_only"}) {
+      std::vector<std::string>& patterns = std::string(key) == "freeze"
+                                                ? c.coordinator.freeze
+                                                : c.coordinator.train_only;
+      SHOAL_RETURN_IF_ERROR(fit.Strings(key, &patterns));
+      if (patterns.size() > 1024) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("'fit.", key, "' holds ", patterns.size(), " patterns; at most 1024"));
+      }
+      for (const std::string& p : patterns) {
+        if (p.empty() || p.size() > 256) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("'fit.", key, "' patterns are 1 to 256 characters"));
+        }
+      }
+    }
+    if (!c.coordinator.freeze.empty() && !c.coordinator.train_only.empty()) {
+      return absl::InvalidArgumentError("set 'fit.freeze' or 'fit.train_only', not both");
+    }
     c.fit.set_local_epochs(epochs);
     c.fit.set_batch_size(batch);
     c.fit.set_learning_rate(lr);

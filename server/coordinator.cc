@@ -1,5 +1,7 @@
 #include "server/coordinator.h"
 
+#include <fnmatch.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -29,6 +31,81 @@ uint64_t RoundSeed(uint64_t seed, uint32_t round) { return MixSeed(seed, round);
 // positive example count.
 // Auxiliary tensors come back in the layout they were sent in, or not at all
 // when none were sent.
+// FrozenNames resolves the partial fine-tuning patterns against the
+// model's tensor names.
+absl::StatusOr<std::vector<std::string>> FrozenNames(const CoordinatorOptions& options,
+                                                     const Parameters& model) {
+  if (options.freeze.empty() && options.train_only.empty()) return std::vector<std::string>{};
+  if (!options.freeze.empty() && !options.train_only.empty()) {
+    return absl::InvalidArgumentError("set fit.freeze or fit.train_only, not both");
+  }
+  const bool freezing = !options.freeze.empty();
+  const std::vector<std::string>& patterns = freezing ? options.freeze : options.train_only;
+  const char* key = freezing ? "fit.freeze" : "fit.train_only";
+  std::vector<bool> used(patterns.size(), false);
+  std::vector<std::string> frozen;
+  bool trains_something = false;
+  for (size_t i = 0; i < model.size(); ++i) {
+    bool matched = false;
+    for (size_t p = 0; p < patterns.size(); ++p) {
+      if (fnmatch(patterns[p].c_str(), model.name(i).c_str(), 0) == 0) used[p] = matched = true;
+    }
+    if (matched == freezing) {
+      frozen.push_back(model.name(i));
+    } else if (model.tensor(i).is_floating_point()) {
+      trains_something = true;
+    }
+  }
+  for (size_t p = 0; p < patterns.size(); ++p) {
+    if (!used[p]) {
+      std::string names;
+      for (size_t i = 0; i < model.size() && i < 12; ++i) {
+        absl::StrAppend(&names, i > 0 ? ", " : "", model.name(i));
+      }
+      return absl::InvalidArgumentError(absl::StrCat(
+          key, " pattern '", patterns[p], "' matches no tensor of the model (", names,
+          model.size() > 12 ? ", ..." : "", ")"));
+    }
+  }
+  if (!trains_something) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(key, " leaves no floating-point tensor to train"));
+  }
+  return frozen;
+}
+
+// WithFrozen returns `res` with the frozen tensors, which a client does not
+// send, put back as zero changes in the model's order; InvalidArgument for
+// a result that sends one.
+absl::StatusOr<FitRes> WithFrozen(const Parameters& global, const std::vector<std::string>& frozen,
+                                  const FitRes& res) {
+  std::map<std::string, at::Tensor> sent;
+  for (size_t i = 0; i < res.update.size(); ++i) sent[res.update.name(i)] = res.update.tensor(i);
+  FitRes out = res;
+  out.update = Parameters();
+  for (size_t i = 0; i < global.size(); ++i) {
+    const std::string& name = global.name(i);
+    const bool is_frozen = std::find(frozen.begin(), frozen.end(), name) != frozen.end();
+    auto it = sent.find(name);
+    if (is_frozen && it != sent.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensor '", name, "' is frozen (fit.freeze / fit.train_only) and must not "
+                       "be sent"));
+    }
+    if (is_frozen) {
+      out.update.Add(name, at::zeros_like(global.tensor(i)));
+    } else if (it != sent.end()) {
+      out.update.Add(name, it->second);
+      sent.erase(it);
+    }
+  }
+  // Names the model does not have: left for ValidateUpdate to name.
+  for (size_t i = 0; i < res.update.size(); ++i) {
+    if (sent.count(res.update.name(i)) > 0) out.update.Add(res.update.name(i), res.update.tensor(i));
+  }
+  return out;
+}
+
 absl::Status ValidateUpdate(const Parameters& global, const Parameters* aux_sent,
                             const FitRes& res) {
   if (res.num_examples <= 0) {
@@ -153,12 +230,20 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   }
   SHOAL_RETURN_IF_ERROR(
       Annotate(strategy->CheckCompression(options.compression.kind), "compression"));
+  SHOAL_ASSIGN_OR_RETURN(std::vector<std::string> frozen, FrozenNames(options, initial));
+  if (!frozen.empty() && options.secure_aggregation.enabled) {
+    return absl::InvalidArgumentError(
+        "partial fine-tuning (fit.freeze / fit.train_only) cannot be combined with secure "
+        "aggregation yet: the masked input covers every tensor");
+  }
   if (initial.empty()) {
     return absl::InvalidArgumentError("the initial model has no parameters");
   }
   SHOAL_RETURN_IF_ERROR(Annotate(initial.CheckFinite(), "initial model"));
-  return std::unique_ptr<Coordinator>(
+  std::unique_ptr<Coordinator> coordinator(
       new Coordinator(std::move(options), clients, strategy, store, std::move(initial)));
+  coordinator->frozen_ = std::move(frozen);
+  return coordinator;
 }
 
 Coordinator::Coordinator(CoordinatorOptions options, ClientPool* clients,
@@ -371,7 +456,12 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
   if (options_.secure_aggregation.enabled) {
     RunSecureFit(round, global, plan, by_id, deadline, *aggregator, record);
   } else {
-    auto fold = [&](const std::string& id, const FitRes& res) -> absl::Status {
+    auto fold = [&](const std::string& id, const FitRes& sent) -> absl::Status {
+      std::optional<FitRes> completed;
+      if (!frozen_.empty()) {
+        SHOAL_ASSIGN_OR_RETURN(completed, WithFrozen(*global, frozen_, sent));
+      }
+      const FitRes& res = completed ? *completed : sent;
       const auto aux = aux_sent.find(id);
       SHOAL_RETURN_IF_ERROR(
           ValidateUpdate(*global, aux == aux_sent.end() ? nullptr : aux->second.get(), res));
@@ -406,6 +496,7 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
       if (options_.compression.kind != Compression::kNone) {
         CompressionToProto(options_.compression, fit.config.mutable_compression());
       }
+      for (const std::string& name : frozen_) fit.config.add_frozen(name);
       std::string id = ins.client_id;
       it->second->Fit(fit, deadline, [collector, id](absl::StatusOr<FitRes> res) {
         return collector->Offer(id, std::move(res));

@@ -72,6 +72,14 @@ struct CoordinatorOptions {
   // task's FitConfig.compression). Refused with secure aggregation and
   // where the strategy says no (Strategy::CheckCompression).
   CompressionOptions compression;
+  // Partial fine-tuning: glob patterns (fnmatch) over the model's tensor
+  // names. Tensors matching `freeze`, or not matching `train_only` (at most
+  // one of the two is set), are neither trained nor uploaded (every fit
+  // task names them, FitConfig.frozen) and count as unchanged. Create
+  // refuses a pattern that matches nothing, freezing every float tensor,
+  // and freezing under secure aggregation.
+  std::vector<std::string> freeze;
+  std::vector<std::string> train_only;
   // Where the rounds read the time and wait for their deadlines (also the
   // secure round's). Not owned; tests hand in a FakeClock.
   Clock* clock = Clock::Real();
@@ -218,6 +226,8 @@ class Coordinator {
   // Resuming: the last round completed before the restart, the rounds it
   // reported, and the stored model's metrics (kept when it is served again).
   bool resumed_ = false;
+  // The tensors no client trains or uploads (options_.freeze / train_only).
+  std::vector<std::string> frozen_;
   uint32_t completed_round_ = 0;
   std::vector<RoundRecord> restored_history_;
   Metrics resumed_model_metrics_;

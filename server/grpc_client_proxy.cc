@@ -208,7 +208,8 @@ void GrpcClientProxy::Fit(const FitIns& ins, absl::Time deadline,
   *fit->mutable_config() = ins.config;
   fit->set_has_aux(ins.aux != nullptr);
   if (ins.secagg != nullptr) *fit->mutable_secagg() = *ins.secagg;
-  p.fit_inputs = {ins.parameters, ins.aux, ins.secagg != nullptr};
+  p.fit_inputs = {ins.parameters, ins.aux, ins.secagg != nullptr,
+                  {ins.config.frozen().begin(), ins.config.frozen().end()}};
   p.fit_handler = std::move(handler);
   Post(std::move(p), ins.round);
 }

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -96,6 +97,8 @@ class GrpcClientProxy : public ClientProxy {
     std::shared_ptr<const Parameters> global;
     std::shared_ptr<const Parameters> aux;
     bool secure = false;
+    // The tensors the client does not send (FitConfig.frozen).
+    std::vector<std::string> frozen;
   };
   // OpenFitTask returns the inputs of the open fit task `task_id`, or
   // FailedPrecondition when there is none (timed out, replaced, answered,

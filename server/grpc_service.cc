@@ -522,7 +522,10 @@ absl::Status FederationService::ReceiveFit(
   res.upload_bytes = static_cast<int64_t>(payload->size());
   // Compressed or not, decoded against the task's model before anything
   // else sees it: the strategies get a dense update either way.
-  absl::Status parsed = ParseFitUpload(*payload, *inputs.global, &res.update, &res.aux);
+  // The frozen tensors are not sent; the Coordinator counts them unchanged.
+  absl::Status parsed = ParseFitUpload(
+      *payload, inputs.frozen.empty() ? *inputs.global : Without(*inputs.global, inputs.frozen),
+      &res.update, &res.aux);
   if (!parsed.ok()) {
     // A well-transferred but malformed update will not get better: fail the
     // client's task now rather than let the round wait for it.

@@ -266,7 +266,12 @@ void Simulator::Fit(uint64_t client, const FitIns& ins, FitResultHandler handler
   const absl::StatusOr<CompressionOptions> compression =
       CompressionFromProto(ins.config.compression());
   const int64_t up_bytes =
-      compression.ok() ? CompressedUploadBytes(*ins.parameters, *compression) : down_bytes;
+      compression.ok()
+          ? CompressedUploadBytes(ins.config.frozen_size() > 0
+                                      ? Without(*ins.parameters, ins.config.frozen())
+                                      : *ins.parameters,
+                                  *compression)
+          : down_bytes;
   const double transfer_s =
       options_.bandwidth_mbps > 0
           ? static_cast<double>(down_bytes + up_bytes) * 8 / (options_.bandwidth_mbps * 1e6)

@@ -606,6 +606,57 @@ TEST_F(CoordinatorTest, SecureAggregationRefusesAPerClientStrategyBeforeAnyRound
   EXPECT_NE(c.status().message().find("'fedmedian'"), std::string::npos) << c.status();
 }
 
+TEST_F(CoordinatorTest, FrozenTensorsAreNamedInEveryTaskNotSentAndCountedUnchanged) {
+  options_.train_only = {"w"};
+  std::vector<std::vector<std::string>> frozen;
+  absl::Mutex mu;
+  auto head_only = [&](float value, bool send_frozen) {
+    return [&, value, send_frozen](const FitIns& ins) -> std::optional<absl::StatusOr<FitRes>> {
+      {
+        absl::MutexLock lock(&mu);
+        frozen.emplace_back(ins.config.frozen().begin(), ins.config.frozen().end());
+      }
+      FitRes res;
+      res.update.Add("w", at::full({4}, value));
+      if (send_frozen) res.update.Add("b", at::full({1}, value));
+      res.num_examples = 1;
+      return res;
+    };
+  };
+  Add("a", head_only(1, false));
+  Add("b", head_only(3, false));
+  Add("c", head_only(5, true));  // sends a frozen tensor: refused
+  options_.min_fit_clients = 2;
+  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  ASSERT_TRUE(history.ok()) << history.status();
+  const RoundRecord& r = (*history)[1];
+  EXPECT_EQ(r.answered, 2u);
+  ASSERT_EQ(r.failures.size(), 1u);
+  EXPECT_NE(r.failures[0].status.message().find("tensor 'b' is frozen"), std::string::npos)
+      << r.failures[0].status;
+  EXPECT_EQ(frozen, (std::vector<std::vector<std::string>>(3, {"b"})));
+  EXPECT_TRUE(at::allclose(coordinator_->global()->tensor(0), at::full({4}, 2.0f)));
+  EXPECT_TRUE(at::equal(coordinator_->global()->tensor(1), at::zeros({1})));
+}
+
+TEST_F(CoordinatorTest, FreezePatternsAreCheckedAgainstTheModelBeforeAnyRound) {
+  auto error = [&] {
+    absl::StatusOr<std::unique_ptr<Coordinator>> c =
+        Coordinator::Create(options_, &clients_, &fedavg_, store_.get(), Initial());
+    return c.ok() ? std::string("created") : std::string(c.status().message());
+  };
+  options_.freeze = {"fc*"};
+  EXPECT_NE(error().find("fit.freeze pattern 'fc*' matches no tensor of the model (w, b)"),
+            std::string::npos)
+      << error();
+  options_.freeze = {"*"};
+  EXPECT_NE(error().find("leaves no floating-point tensor to train"), std::string::npos);
+  options_.freeze = {"b"};
+  EXPECT_EQ(error(), "created");
+  options_.secure_aggregation.enabled = true;
+  EXPECT_NE(error().find("cannot be combined with secure aggregation"), std::string::npos);
+}
+
 TEST(CompressionSupportTest, QuantizersComposeWithEveryStrategyAndTopKOnlyWithSums) {
   const std::set<std::string> compare_whole = {"fedmedian", "fedtrimmedavg", "krum",
                                                "multikrum", "bulyan"};

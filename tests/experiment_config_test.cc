@@ -333,6 +333,17 @@ TEST(ExperimentConfigTest, PrivacySectionWrapsTheStrategyAndIsChecked) {
   EXPECT_NE(refused.status().message().find("fedmedian"), std::string::npos) << refused.status();
 }
 
+TEST(ExperimentConfigTest, PartialFineTuningPatternsAreRead) {
+  absl::StatusOr<ExperimentConfig> c =
+      ParseExperimentConfig(R"({"fit": {"train_only": ["fc2.*", "fc1.bias"]}})", "exp.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->coordinator.train_only, (std::vector<std::string>{"fc2.*", "fc1.bias"}));
+  EXPECT_THAT(ErrorOf(R"({"fit": {"freeze": ["a"], "train_only": ["b"]}})"),
+              HasSubstr("not both"));
+  EXPECT_THAT(ErrorOf(R"({"fit": {"freeze": "conv*"}})"), HasSubstr("fit.freeze"));
+  EXPECT_THAT(ErrorOf(R"({"fit": {"freeze": [""]}})"), HasSubstr("1 to 256 characters"));
+}
+
 TEST(ExperimentConfigTest, CompressionSectionIsReadAndRefusedWhereItCannotWork) {
   absl::StatusOr<ExperimentConfig> c = ParseExperimentConfig(
       R"({"compression": {"upload": "topk", "topk_fraction": 0.02, "block": 128}})", "exp.json");

@@ -3,6 +3,8 @@
 // partitions (small ones, to fit the suite's time budget).
 #include <signal.h>
 
+#include <ATen/ATen.h>
+
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -321,6 +323,34 @@ TEST_P(CompressionOverGrpcTest, ClientsUploadAFractionOfTheBytesAndTheModelLearn
 }
 
 INSTANTIATE_TEST_SUITE_P(Schemes, CompressionOverGrpcTest, ::testing::Values("q8", "topk"));
+
+// Issue 17.2: training only the 2NN's output layer (fc3, 2,010 of 199,210
+// parameters) over the real wire. Clients upload only fc3; the server's
+// global fc1 and fc2 stay bit-identical to the initial model's, and the
+// output layer alone still learns.
+TEST_F(IntegrationTest, TrainingOnlyTheHeadUploadsOnlyTheHeadAndKeepsTheRestBitIdentical) {
+  const std::string config = WriteConfig(/*rounds=*/2, /*min_fit=*/2, /*round_s=*/120,
+                                         [](json& c) { c["fit"]["train_only"] = {"fc3.*"}; });
+  std::unique_ptr<Subprocess> server = RunFederation(config, 2);
+  ASSERT_NE(server, nullptr);
+  const json h = History();
+  ASSERT_EQ(h["rounds"].size(), 3u) << h.dump(2);
+  for (int r = 1; r <= 2; ++r) {
+    ASSERT_EQ(h["rounds"][r]["answered"], 2) << h["rounds"][r].dump(2);
+    // fc3 in full (2,010 float32) and its names: well under 2 % of the model.
+    EXPECT_LT(h["rounds"][r]["upload_bytes"].get<double>() / 2, 199210.0 * 4 * 0.02);
+  }
+  absl::StatusOr<Parameters> first = LoadModelParameters(dir_.path() + "/run/models", nullptr, 0);
+  absl::StatusOr<Parameters> last = LoadModelParameters(dir_.path() + "/run/models", nullptr, 2);
+  ASSERT_TRUE(first.ok() && last.ok());
+  for (size_t i = 0; i < first->size(); ++i) {
+    const bool head = first->name(i).rfind("fc3.", 0) == 0;
+    EXPECT_EQ(at::equal(first->tensor(i), last->tensor(i)), !head) << first->name(i);
+  }
+  EXPECT_GT(h["rounds"][2]["test_accuracy"].get<double>(),
+            h["rounds"][0]["test_accuracy"].get<double>() + 0.2)
+      << h.dump(2);
+}
 
 // Differential privacy end to end: clients clip their own updates, the
 // server noises the mean and reports the running epsilon every round, and the

@@ -189,5 +189,40 @@ TEST(LocalClientTest, QuantizedRoundsKeepNoResidualAndReportTheirCost) {
   EXPECT_NE(bad.status().message().find("compression"), std::string::npos);
 }
 
+// Partial fine-tuning: a frozen tensor gets no step, ends bit-identical to
+// the global model's, and is not in the update (nor in its compressed form).
+TEST(LocalClientTest, FrozenTensorsStayBitIdenticalAndAreNotSent) {
+  LocalClient client = MakeClient(3);
+  const Parameters global = client.model().GetParameters().Clone();
+  ASSERT_EQ(global.name(1), "fc.bias");
+  for (const char* kind : {"none", "q8"}) {
+    v1::FitConfig config = Compressed(kind, 0);
+    config.set_weight_decay(0.1);  // would move every trained tensor
+    config.add_frozen("fc.bias");
+    absl::StatusOr<FitRes> res = client.Fit(global, config, 1);
+    ASSERT_TRUE(res.ok()) << res.status();
+    ASSERT_EQ(res->update.size(), 1u) << kind;
+    EXPECT_EQ(res->update.name(0), "fc.weight");
+    const Parameters after = client.model().GetParameters();
+    EXPECT_TRUE(at::equal(after.tensor(1), global.tensor(1))) << kind;
+    EXPECT_FALSE(at::equal(after.tensor(0), global.tensor(0))) << kind;
+    if (res->compressed != nullptr) {
+      ASSERT_EQ(res->compressed->compressed_size(), 1);
+      EXPECT_EQ(res->compressed->compressed(0).name(), "fc.weight");
+      EXPECT_EQ(res->compressed->tensors_size(), 0);
+    }
+    // Trainable again for the next round.
+    for (const at::Tensor& p : client.model().TrainableParameters()) {
+      EXPECT_TRUE(p.requires_grad());
+    }
+  }
+  v1::FitConfig bad = Compressed("none", 0);
+  bad.add_frozen("fc.nothing");
+  absl::StatusOr<FitRes> refused = client.Fit(global, bad, 1);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("freezes a tensor this model does not have"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace shoal::client
