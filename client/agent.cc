@@ -82,33 +82,6 @@ std::string TransportMismatchHint(const grpc::Status& s, bool tls) {
   return "";
 }
 
-constexpr char kClientStateFile[] = "client_state.pb";
-constexpr uint64_t kMaxClientStateBytes = uint64_t{1} << 31;
-
-// LoadClientState reads what LocalClient keeps between rounds from `dir`;
-// NotFound when nothing was kept.
-absl::StatusOr<ClientAlgorithmState> LoadClientState(const std::string& dir) {
-  const std::string path = absl::StrCat(dir, "/", kClientStateFile);
-  SHOAL_ASSIGN_OR_RETURN(const std::string bytes, ReadFile(path, kMaxClientStateBytes));
-  v1::ClientStateProto proto;
-  if (!proto.ParseFromString(bytes)) {
-    return absl::DataLossError(absl::StrCat(path, " is not a ClientStateProto"));
-  }
-  ClientAlgorithmState state;
-  for (const auto& [name, params] : proto.states()) {
-    absl::StatusOr<Parameters> p = ParametersFromProto(params);
-    if (!p.ok()) return Annotate(p.status(), absl::StrCat(path, ", state '", name, "'"));
-    state[name] = *std::move(p);
-  }
-  return state;
-}
-
-absl::Status SaveClientState(const std::string& dir, const ClientAlgorithmState& state) {
-  v1::ClientStateProto proto;
-  for (const auto& [name, params] : state) ToProto(params, &(*proto.mutable_states())[name]);
-  return WriteFileAtomically(absl::StrCat(dir, "/", kClientStateFile), proto.SerializeAsString());
-}
-
 }  // namespace
 
 Agent::Agent(AgentOptions options, LocalClient* local)
@@ -145,7 +118,7 @@ Agent::Agent(AgentOptions options, LocalClient* local)
     // Client algorithms' states and compression residuals, from before a
     // restart. Losing them costs accuracy, not correctness: a damaged file
     // is reported and replaced after the next round.
-    absl::StatusOr<ClientAlgorithmState> state = LoadClientState(options_.state_dir);
+    absl::StatusOr<ClientAlgorithmState> state = ReadClientState(options_.state_dir);
     if (state.ok()) {
       local_->set_algorithm_state(*std::move(state));
       kept_state_ = true;
@@ -670,7 +643,7 @@ absl::Status Agent::ServeFit(const v1::Task& task) {
     if (res.ok()) trained = *res;
     if (res.ok() && !options_.state_dir.empty() &&
         (!local_->algorithm_state().empty() || kept_state_)) {
-      absl::Status saved = SaveClientState(options_.state_dir, local_->algorithm_state());
+      absl::Status saved = WriteClientState(options_.state_dir, local_->algorithm_state());
       if (!saved.ok()) {
         spdlog::warn("cannot keep the state between rounds: {}", std::string(saved.message()));
       }

@@ -8,8 +8,11 @@
 #include <system_error>
 #include <utility>
 
+#include <spdlog/spdlog.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "client/local_client.h"
 #include "common/files.h"
 #include "common/status.h"
 
@@ -103,8 +106,20 @@ absl::StatusOr<std::unique_ptr<Model>> LoadStoredModel(const std::string& dir, M
   }
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
                          Annotate(CreateModelFromCode(code), absl::StrCat("model in '", dir, "'")));
+  // A device's own personal tensors (fit.personal), kept beside its copy
+  // of the global model: not signed, so checked before they are used.
+  Parameters params = std::move(loaded.params);
+  absl::StatusOr<ClientAlgorithmState> kept = ReadClientState(dir);
+  if (kept.ok() && kept->count(kPersonalState) > 0) {
+    SHOAL_ASSIGN_OR_RETURN(params, Annotate(WithPersonal(params, kept->at(kPersonalState)),
+                                            absl::StrCat(dir, "/client_state.pb")));
+    spdlog::info("with this device's {} personal tensor(s) from {}/client_state.pb",
+                 kept->at(kPersonalState).size(), dir);
+  } else if (!kept.ok() && !absl::IsNotFound(kept.status())) {
+    spdlog::warn("predicting without personal tensors: {}", std::string(kept.status().message()));
+  }
   SHOAL_RETURN_IF_ERROR(
-      Annotate(model->SetParameters(loaded.params), absl::StrCat("model in '", dir, "'")));
+      Annotate(model->SetParameters(params), absl::StrCat("model in '", dir, "'")));
   if (record != nullptr) *record = std::move(loaded.record);
   return model;
 }

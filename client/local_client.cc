@@ -1,5 +1,7 @@
 #include "client/local_client.h"
 
+#include <algorithm>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -9,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "client/client_algorithm_registry.h"
 #include "client/dataset_evaluator.h"
+#include "common/files.h"
 #include "common/quote.h"
 #include "common/random.h"
 #include "common/status.h"
@@ -75,10 +78,94 @@ absl::Status Compress(const Parameters& global, const CompressionOptions& option
 
 }  // namespace
 
-absl::StatusOr<FitRes> LocalClient::Fit(const Parameters& global,
-                                        const v1::FitConfig& config, uint32_t round,
+namespace {
+
+constexpr char kClientStateFile[] = "client_state.pb";
+constexpr uint64_t kMaxClientStateBytes = uint64_t{1} << 31;
+
+}  // namespace
+
+absl::StatusOr<ClientAlgorithmState> ReadClientState(const std::string& dir) {
+  const std::string path = absl::StrCat(dir, "/", kClientStateFile);
+  SHOAL_ASSIGN_OR_RETURN(const std::string bytes, ReadFile(path, kMaxClientStateBytes));
+  v1::ClientStateProto proto;
+  if (!proto.ParseFromString(bytes)) {
+    return absl::DataLossError(absl::StrCat(path, " is not a ClientStateProto"));
+  }
+  ClientAlgorithmState state;
+  for (const auto& [name, params] : proto.states()) {
+    absl::StatusOr<Parameters> p = ParametersFromProto(params);
+    if (!p.ok()) return Annotate(p.status(), absl::StrCat(path, ", state '", name, "'"));
+    state[name] = *std::move(p);
+  }
+  return state;
+}
+
+absl::Status WriteClientState(const std::string& dir, const ClientAlgorithmState& state) {
+  v1::ClientStateProto proto;
+  for (const auto& [name, params] : state) ToProto(params, &(*proto.mutable_states())[name]);
+  return WriteFileAtomically(absl::StrCat(dir, "/", kClientStateFile), proto.SerializeAsString());
+}
+
+absl::StatusOr<Parameters> WithPersonal(const Parameters& global, const Parameters& personal) {
+  std::map<std::string, at::Tensor> mine;
+  for (size_t i = 0; i < personal.size(); ++i) {
+    const std::string& name = personal.name(i);
+    auto g = std::find(global.names().begin(), global.names().end(), name);
+    if (g == global.names().end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("personal tensor '", name, "' is not in the model"));
+    }
+    const at::Tensor& like = global.tensor(static_cast<size_t>(g - global.names().begin()));
+    const at::Tensor& t = personal.tensor(i);
+    if (!t.sizes().equals(like.sizes()) || t.scalar_type() != like.scalar_type()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "personal tensor '", name, "' has another shape or dtype than the model's"));
+    }
+    if (t.is_floating_point() && !at::isfinite(t).all().item<bool>()) {
+      return absl::InvalidArgumentError(absl::StrCat("personal tensor '", name, "' is not finite"));
+    }
+    mine[name] = t;
+  }
+  Parameters out;
+  for (size_t i = 0; i < global.size(); ++i) {
+    auto it = mine.find(global.name(i));
+    out.Add(global.name(i), it != mine.end() ? it->second : global.tensor(i));
+  }
+  return out;
+}
+
+Parameters LocalClient::PersonalModel(const Parameters& global) const {
+  auto kept = algorithm_state_.find(kPersonalState);
+  if (personal_.empty() || kept == algorithm_state_.end()) return global;
+  // Kept for another model (the run changed it): start again from the
+  // global tensors.
+  absl::StatusOr<Parameters> mine = WithPersonal(global, kept->second);
+  return mine.ok() ? *std::move(mine) : global;
+}
+
+absl::StatusOr<FitRes> LocalClient::Fit(const Parameters& global_model,
+                                        const v1::FitConfig& task_config, uint32_t round,
                                         const Parameters* aux) {
   const absl::Time start = absl::Now();
+  // Personal tensors: trained from this client's own values, never sent.
+  std::vector<std::string> personal;
+  for (const std::string& name : global_model.names()) {
+    if (NameMatches(personal_, name)) personal.push_back(name);
+  }
+  const Parameters global = PersonalModel(global_model);
+  v1::FitConfig config = task_config;
+  if (!personal.empty()) {
+    // The server lists them as frozen (it never sees them); here they train.
+    config.clear_frozen();
+    for (const std::string& name : task_config.frozen()) {
+      if (std::find(personal.begin(), personal.end(), name) == personal.end()) {
+        config.add_frozen(name);
+      }
+    }
+  }
+  std::vector<std::string> not_sent(task_config.frozen().begin(), task_config.frozen().end());
+  not_sent.insert(not_sent.end(), personal.begin(), personal.end());
   SHOAL_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<ClientAlgorithm>> algorithms,
                          CreateAlgorithms(config));
   // Each algorithm works on a copy of its state, kept only if the round
@@ -106,8 +193,19 @@ absl::StatusOr<FitRes> LocalClient::Fit(const Parameters& global,
     SHOAL_RETURN_IF_ERROR(hooks[i]->AfterTraining(client_round, outcome, &states[i], &res));
   }
   // Frozen tensors (partial fine-tuning) are not sent: their change is
-  // exactly zero, and the server counts them unchanged.
-  if (config.frozen_size() > 0) res.update = Without(res.update, config.frozen());
+  // exactly zero, and the server counts them unchanged. Personal ones are
+  // kept here instead.
+  Parameters personal_state;
+  if (!personal.empty()) {
+    // As trained, from the model itself (start + update might round).
+    const Parameters trained = model_->GetParameters();
+    for (size_t i = 0; i < trained.size(); ++i) {
+      if (std::find(personal.begin(), personal.end(), trained.name(i)) != personal.end()) {
+        personal_state.Add(trained.name(i), trained.tensor(i).to(at::kCPU).clone());
+      }
+    }
+  }
+  if (!not_sent.empty()) res.update = Without(res.update, not_sent);
   // Compressed last, so that what the algorithms made of the update is what
   // is sent (and what top-k drops is kept for the next round).
   SHOAL_ASSIGN_OR_RETURN(const CompressionOptions compression,
@@ -116,8 +214,7 @@ absl::StatusOr<FitRes> LocalClient::Fit(const Parameters& global,
   Parameters residual_state;
   if (compression.kind != Compression::kNone) {
     std::map<std::string, at::Tensor> residuals = Residuals(algorithm_state_, res.update);
-    SHOAL_RETURN_IF_ERROR(Compress(config.frozen_size() > 0 ? Without(global, config.frozen())
-                                                            : global,
+    SHOAL_RETURN_IF_ERROR(Compress(not_sent.empty() ? global : Without(global, not_sent),
                                    compression,
                                    MixSeed(MixSeed(trainer_.seed(), kCompressionSalt), round),
                                    &residuals, &res));
@@ -136,6 +233,7 @@ absl::StatusOr<FitRes> LocalClient::Fit(const Parameters& global,
   } else {
     algorithm_state_[kCompressionResidualState] = std::move(residual_state);
   }
+  if (!personal_state.empty()) algorithm_state_[kPersonalState] = std::move(personal_state);
   res.metrics["fit_seconds"] = absl::ToDoubleSeconds(absl::Now() - start);
   return res;
 }
@@ -145,7 +243,7 @@ absl::StatusOr<EvaluateRes> LocalClient::Evaluate(const Parameters& global,
   if (holdout_ == nullptr || holdout_->size() == 0) {
     return absl::FailedPreconditionError("this client has no held-out data");
   }
-  SHOAL_RETURN_IF_ERROR(model_->SetParameters(global));
+  SHOAL_RETURN_IF_ERROR(model_->SetParameters(PersonalModel(global)));
   const int64_t batch = config.batch_size() > 0 ? config.batch_size() : 128;
   SHOAL_ASSIGN_OR_RETURN(EvalOutcome outcome, trainer_.Evaluate(*model_, *holdout_, batch));
   // The pooled means go to the server, which derives the federated RMSE and

@@ -19,6 +19,21 @@ namespace shoal::client {
 // The client state under which LocalClient keeps what top-k compression
 // dropped (its error feedback), beside its algorithms' states.
 inline constexpr char kCompressionResidualState[] = "update_compression";
+// ... and its personal tensors (set_personal).
+inline constexpr char kPersonalState[] = "personal";
+
+// ReadClientState reads the state a device keeps between rounds (its
+// algorithms', top-k's residual, its personal tensors) from
+// DIR/client_state.pb; NotFound when nothing was kept, DataLoss for a file
+// that does not parse (naming it). WriteClientState replaces it atomically.
+absl::StatusOr<ClientAlgorithmState> ReadClientState(const std::string& dir);
+absl::Status WriteClientState(const std::string& dir, const ClientAlgorithmState& state);
+
+// WithPersonal returns `global` with the tensors of `personal` in place of
+// the global ones. InvalidArgument naming a personal tensor the model does
+// not have, has with another shape or dtype, or that is not finite: a
+// device's own tensors are not signed, so they are checked before use.
+absl::StatusOr<Parameters> WithPersonal(const Parameters& global, const Parameters& personal);
 
 // Not thread-safe: one LocalClient per thread at a time.
 class LocalClient {
@@ -80,6 +95,17 @@ class LocalClient {
   // algorithm_state returns the state of this client's algorithms by name
   // (SCAFFOLD's c_i under "scaffold"); empty before any keeps one.
   const ClientAlgorithmState& algorithm_state() const { return algorithm_state_; }
+  // set_personal names this client's personal tensors (glob patterns over
+  // the model's tensor names; fit.personal): they start each round from
+  // this client's own values (the global model's the first time), are
+  // trained, kept in algorithm_state() under kPersonalState, used by
+  // Evaluate (and by PersonalModel), and never put in an update.
+  void set_personal(std::vector<std::string> patterns) { personal_ = std::move(patterns); }
+  // PersonalModel is `global` with this client's personal tensors in place
+  // of the global ones (`global` itself when it keeps none, or keeps ones
+  // that do not fit it).
+  Parameters PersonalModel(const Parameters& global) const;
+
   // set_algorithm_state restores it (the agent, from its state dir).
   void set_algorithm_state(ClientAlgorithmState state) { algorithm_state_ = std::move(state); }
 
@@ -98,6 +124,7 @@ class LocalClient {
   std::shared_ptr<const ExampleSource> train_;
   std::shared_ptr<const ExampleSource> holdout_;
   ClientAlgorithmState algorithm_state_;
+  std::vector<std::string> personal_;
 };
 
 }  // namespace shoal::client

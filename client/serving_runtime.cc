@@ -26,7 +26,8 @@ absl::StatusOr<std::unique_ptr<ServingRuntime>> ServingRuntime::Open(
     spdlog::warn("serving store '{}': skipped {}", runtime->store_.dir(), why);
   }
   if (newest) {
-    SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, Build(newest->code, newest->params));
+    SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
+                           runtime->Build(newest->code, newest->params));
     SHOAL_RETURN_IF_ERROR(runtime->serving_.Install(std::move(model), newest->record));
     runtime->current_code_ = newest->code;
     runtime->current_params_ = std::move(newest->params);
@@ -40,7 +41,8 @@ absl::StatusOr<std::unique_ptr<ServingRuntime>> ServingRuntime::Open(
 absl::StatusOr<std::unique_ptr<Model>> ServingRuntime::Build(const ModelCode& code,
                                                              const Parameters& params) {
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, CreateModelFromCode(code));
-  SHOAL_RETURN_IF_ERROR(model->SetParameters(params));
+  SHOAL_RETURN_IF_ERROR(
+      model->SetParameters(options_.personalize ? options_.personalize(params) : params));
   return model;
 }
 

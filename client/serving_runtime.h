@@ -9,6 +9,7 @@
 #define SHOAL_CLIENT_SERVING_RUNTIME_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -28,6 +29,11 @@ struct ServingRuntimeOptions {
   GuardOptions guard;
   TaskOptions task;           // how the guard scores a version
   int64_t batch_size = 128;   // rows per forward pass of one prediction
+  // Personal layers (fit.personal): makes the model a device serves from a
+  // verified version's weights, e.g. LocalClient::PersonalModel. Unset:
+  // the version's weights as they are. Called on the thread that opens the
+  // runtime and offers it versions.
+  std::function<Parameters(const Parameters& global)> personalize;
 };
 
 // OfferOutcome: what the device did with a serving version. A refusal by
@@ -79,7 +85,7 @@ class ServingRuntime {
   // served here before, which the guard does not judge again.
   std::optional<int64_t> ServedBefore(const std::string& payload, const ModelCode& code) const;
   // Build makes the model of a verified version.
-  static absl::StatusOr<std::unique_ptr<Model>> Build(const ModelCode& code,
+  absl::StatusOr<std::unique_ptr<Model>> Build(const ModelCode& code,
                                                       const Parameters& params);
 
   ServingRuntimeOptions options_;

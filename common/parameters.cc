@@ -1,5 +1,7 @@
 #include "common/parameters.h"
 
+#include <fnmatch.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -245,6 +247,13 @@ absl::StatusOr<Parameters> ParseParameters(const std::string& bytes) {
                      " bytes are not a valid ParametersProto"));
   }
   return ParametersFromProto(proto);
+}
+
+bool NameMatches(const std::vector<std::string>& patterns, const std::string& name) {
+  for (const std::string& p : patterns) {
+    if (fnmatch(p.c_str(), name.c_str(), 0) == 0) return true;
+  }
+  return false;
 }
 
 std::string SerializeUpdate(const Parameters& update, const Parameters& aux) {

@@ -83,6 +83,10 @@ Parameters Without(const Parameters& params, const Names& names) {
   return out;
 }
 
+// NameMatches tells whether `name` matches one of the glob `patterns`
+// (fnmatch, as fit.freeze, fit.train_only and fit.personal are written).
+bool NameMatches(const std::vector<std::string>& patterns, const std::string& name);
+
 // Conversions between Parameters and the wire format.
 void ToProto(const Parameters& params, v1::ParametersProto* proto);
 // ParametersFromProto validates every tensor (known dtype, non-negative

@@ -76,6 +76,7 @@ absl::StatusOr<ClientSide> PrepareClientSide(const ExperimentConfig& config,
   side.holdout = holdout;
   side.local = std::make_unique<client::LocalClient>(std::move(model), std::move(trainer),
                                                      std::move(train), std::move(holdout));
+  side.local->set_personal(config.coordinator.personal);
   return side;
 }
 

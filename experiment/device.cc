@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "client/agent.h"
+#include "client/local_client.h"
 #include "client/local_endpoint.h"
 #include "client/serving_runtime.h"
 #include "common/grpc_status.h"
@@ -89,6 +90,17 @@ absl::StatusOr<std::unique_ptr<Device>> Device::Open(const DeviceOptions& option
   client::ServingRuntimeOptions serving;
   serving.store = {options.state_dir + "/serving", verifier, options.keep};
   serving.task = config.task;
+  if (!config.coordinator.personal.empty()) {
+    // The device's own personal tensors, kept from earlier rounds, in the
+    // model it serves (read here, before the agent, so the first version
+    // served from disk has them too).
+    client::LocalClient* local = impl->side.local.get();
+    absl::StatusOr<client::ClientAlgorithmState> kept = client::ReadClientState(options.state_dir);
+    if (kept.ok()) local->set_algorithm_state(*std::move(kept));
+    serving.personalize = [local](const Parameters& global) {
+      return local->PersonalModel(global);
+    };
+  }
   SHOAL_ASSIGN_OR_RETURN(impl->runtime,
                          client::ServingRuntime::Open(serving, impl->side.holdout));
   if (!options.endpoint.empty()) {

@@ -365,10 +365,10 @@ absl::Status ParseSections(JsonFields& root, ExperimentConfig& c) {
     SHOAL_RETURN_IF_ERROR(fit.Number("learning_rate", 0, 100, &lr, /*lo_open=*/true));
     SHOAL_RETURN_IF_ERROR(fit.Number("momentum", 0, 0.999, &momentum));
     SHOAL_RETURN_IF_ERROR(fit.Number("weight_decay", 0, 1, &wd));
-    for (const char* key : {"freeze", "train_only"}) {
-      std::vector<std::string>& patterns = std::string(key) == "freeze"
-                                                ? c.coordinator.freeze
-                                                : c.coordinator.train_only;
+    for (const char* key : {"freeze", "train_only", "personal"}) {
+      std::vector<std::string>& patterns = std::string(key) == "freeze"   ? c.coordinator.freeze
+                                           : std::string(key) == "personal" ? c.coordinator.personal
+                                                                            : c.coordinator.train_only;
       SHOAL_RETURN_IF_ERROR(fit.Strings(key, &patterns));
       if (patterns.size() > 1024) {
         return absl::InvalidArgumentError(

@@ -154,6 +154,7 @@ absl::StatusOr<std::unique_ptr<Simulation>> Simulation::Create(ExperimentConfig 
   SHOAL_ASSIGN_OR_RETURN(state->store, ModelStore::Open(config.output_dir + "/models", model_name));
   simulation::SimulationOptions sim_options = sim.options;
   sim_options.task = config.task;
+  sim_options.personal = config.coordinator.personal;
   SHOAL_ASSIGN_OR_RETURN(state->simulator,
                          simulation::Simulator::Create(sim_options, std::move(population),
                                                        std::move(data), std::move(train), spec));

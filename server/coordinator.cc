@@ -34,6 +34,29 @@ uint64_t RoundSeed(uint64_t seed, uint32_t round) { return MixSeed(seed, round);
 // FrozenNames resolves the partial fine-tuning patterns against the
 // model's tensor names.
 absl::StatusOr<std::vector<std::string>> FrozenNames(const CoordinatorOptions& options,
+                                                     const Parameters& model);
+
+// NotSentNames is what no client sends: the frozen tensors and the personal
+// ones (each personal pattern must match a tensor).
+absl::StatusOr<std::vector<std::string>> NotSentNames(const CoordinatorOptions& options,
+                                                      const Parameters& model) {
+  SHOAL_ASSIGN_OR_RETURN(std::vector<std::string> names, FrozenNames(options, model));
+  for (const std::string& pattern : options.personal) {
+    bool used = false;
+    for (const std::string& name : model.names()) {
+      if (!NameMatches({pattern}, name)) continue;
+      used = true;
+      if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+    }
+    if (!used) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("fit.personal pattern '", pattern, "' matches no tensor of the model"));
+    }
+  }
+  return names;
+}
+
+absl::StatusOr<std::vector<std::string>> FrozenNames(const CoordinatorOptions& options,
                                                      const Parameters& model) {
   if (options.freeze.empty() && options.train_only.empty()) return std::vector<std::string>{};
   if (!options.freeze.empty() && !options.train_only.empty()) {
@@ -230,10 +253,11 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(
   }
   SHOAL_RETURN_IF_ERROR(
       Annotate(strategy->CheckCompression(options.compression.kind), "compression"));
-  SHOAL_ASSIGN_OR_RETURN(std::vector<std::string> frozen, FrozenNames(options, initial));
+  SHOAL_ASSIGN_OR_RETURN(std::vector<std::string> frozen, NotSentNames(options, initial));
   if (!frozen.empty() && options.secure_aggregation.enabled) {
     return absl::InvalidArgumentError(
-        "partial fine-tuning (fit.freeze / fit.train_only) cannot be combined with secure "
+        "tensors that are not sent (fit.freeze, fit.train_only, fit.personal) cannot be combined "
+        "with secure "
         "aggregation yet: the masked input covers every tensor");
   }
   if (initial.empty()) {

@@ -80,6 +80,11 @@ struct CoordinatorOptions {
   // and freezing under secure aggregation.
   std::vector<std::string> freeze;
   std::vector<std::string> train_only;
+  // Personal tensors (fit.personal; FedPer heads, FedBN statistics): each
+  // device trains and keeps its own (LocalClient::set_personal) and never
+  // sends them; to the server they are frozen: named in FitConfig.frozen and
+  // counted unchanged.
+  std::vector<std::string> personal;
   // Where the rounds read the time and wait for their deadlines (also the
   // secure round's). Not owned; tests hand in a FakeClock.
   Clock* clock = Clock::Real();

@@ -147,6 +147,7 @@ absl::StatusOr<std::unique_ptr<Simulator>> Simulator::Create(
     auto worker = std::make_unique<Worker>();
     worker->client = std::make_unique<client::LocalClient>(
         std::move(m), std::move(trainer), client::Dataset{}, client::Dataset{});
+    worker->client->set_personal(sim->options_.personal);
     sim->workers_.push_back(std::move(worker));
   }
   // One LibTorch thread per worker: the workers are the parallelism.

@@ -74,6 +74,9 @@ struct SimulationOptions {
   double bandwidth_mbps = 0;
   // Simulated round deadline in seconds; 0 = none.
   double deadline_s = 0;
+  // Personal tensors (fit.personal): each virtual client trains and keeps
+  // its own, with its client algorithms' state (LocalClient::set_personal).
+  std::vector<std::string> personal;
   // Fraction of each client's examples kept aside for federated evaluation,
   // in [0, 0.9].
   double holdout_fraction = 0;

@@ -653,6 +653,10 @@ TEST_F(CoordinatorTest, FreezePatternsAreCheckedAgainstTheModelBeforeAnyRound) {
   EXPECT_NE(error().find("leaves no floating-point tensor to train"), std::string::npos);
   options_.freeze = {"b"};
   EXPECT_EQ(error(), "created");
+  options_.personal = {"x*"};
+  EXPECT_NE(error().find("fit.personal pattern 'x*' matches no tensor"), std::string::npos);
+  options_.personal = {"w"};
+  EXPECT_EQ(error(), "created");
   options_.secure_aggregation.enabled = true;
   EXPECT_NE(error().find("cannot be combined with secure aggregation"), std::string::npos);
 }

@@ -342,6 +342,9 @@ TEST(ExperimentConfigTest, PartialFineTuningPatternsAreRead) {
               HasSubstr("not both"));
   EXPECT_THAT(ErrorOf(R"({"fit": {"freeze": "conv*"}})"), HasSubstr("fit.freeze"));
   EXPECT_THAT(ErrorOf(R"({"fit": {"freeze": [""]}})"), HasSubstr("1 to 256 characters"));
+  c = ParseExperimentConfig(R"({"fit": {"personal": ["bn*"]}})", "exp.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->coordinator.personal, (std::vector<std::string>{"bn*"}));
 }
 
 TEST(ExperimentConfigTest, CompressionSectionIsReadAndRefusedWhereItCannotWork) {

@@ -352,6 +352,58 @@ TEST_F(IntegrationTest, TrainingOnlyTheHeadUploadsOnlyTheHeadAndKeepsTheRestBitI
       << h.dump(2);
 }
 
+// Issue 17.3: personal layers over the real wire. Each device trains the
+// 2NN's output layer (fc3) as its own and keeps it in its state dir; the
+// server never gets it: the global fc3 stays the initial one bit for bit,
+// the uploads are the model without fc3, and every device's fc3 differs
+// from the global one and from the other device's.
+TEST_F(IntegrationTest, PersonalLayersStayOnTheirDevices) {
+  const std::string config = WriteConfig(/*rounds=*/2, /*min_fit=*/2, /*round_s=*/120,
+                                         [](json& c) { c["fit"]["personal"] = {"fc3.*"}; });
+  std::unique_ptr<Subprocess> server = RunFederation(config, 2);
+  ASSERT_NE(server, nullptr);
+  const json h = History();
+  ASSERT_EQ(h["rounds"].size(), 3u) << h.dump(2);
+  const double without_fc3 = (199210.0 - 2010) * 4;
+  for (int r = 1; r <= 2; ++r) {
+    ASSERT_EQ(h["rounds"][r]["answered"], 2) << h["rounds"][r].dump(2);
+    const double per_client = h["rounds"][r]["upload_bytes"].get<double>() / 2;
+    EXPECT_LT(per_client, without_fc3 + 1024) << "round " << r;
+    EXPECT_GT(per_client, without_fc3) << "round " << r;
+  }
+  absl::StatusOr<Parameters> first = LoadModelParameters(dir_.path() + "/run/models", nullptr, 0);
+  absl::StatusOr<Parameters> last = LoadModelParameters(dir_.path() + "/run/models", nullptr, 2);
+  ASSERT_TRUE(first.ok() && last.ok());
+  std::vector<at::Tensor> device_fc3;
+  for (size_t i = 0; i < first->size(); ++i) {
+    const bool head = first->name(i).rfind("fc3.", 0) == 0;
+    EXPECT_EQ(at::equal(first->tensor(i), last->tensor(i)), head) << first->name(i);
+  }
+  for (int c = 0; c < 2; ++c) {
+    absl::StatusOr<std::string> bytes =
+        ReadFile(dir_.File(absl::StrCat("client-", c)) + "/client_state.pb");
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    v1::ClientStateProto state;
+    ASSERT_TRUE(state.ParseFromString(*bytes));
+    ASSERT_EQ(state.states().count("personal"), 1u);
+    absl::StatusOr<Parameters> mine = ParametersFromProto(state.states().at("personal"));
+    ASSERT_TRUE(mine.ok()) << mine.status();
+    ASSERT_EQ(mine->size(), 2u);  // fc3.weight, fc3.bias
+    EXPECT_EQ(mine->name(0), "fc3.weight");
+    EXPECT_FALSE(at::equal(mine->tensor(0), last->tensor(4)));
+    device_fc3.push_back(mine->tensor(0));
+  }
+  EXPECT_FALSE(at::equal(device_fc3[0], device_fc3[1]));
+  // Offline inference on a device's copy uses its own fc3.
+  Subprocess infer({SHOAL_BINARY, "infer", "--model-key", Bundle("client-0") + "/model-signing.pub",
+                    "--model-dir", dir_.File("client-0"), "--input",
+                    "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", "--limit", "3"},
+                   dir_.File("infer.log"));
+  ASSERT_EQ(infer.Wait(absl::Seconds(60)), 0) << infer.Log();
+  EXPECT_NE(infer.Log().find("with this device's 2 personal tensor(s)"), std::string::npos)
+      << infer.Log();
+}
+
 // Differential privacy end to end: clients clip their own updates, the
 // server noises the mean and reports the running epsilon every round, and the
 // run ends before the round that would spend more than the budget.

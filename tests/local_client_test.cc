@@ -13,6 +13,7 @@
 #include "common/types.h"
 #include "common/update_compression.h"
 #include "gtest/gtest.h"
+#include "tests/testing.h"
 
 namespace shoal::client {
 namespace {
@@ -222,6 +223,58 @@ TEST(LocalClientTest, FrozenTensorsStayBitIdenticalAndAreNotSent) {
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.status().message().find("freezes a tensor this model does not have"),
             std::string::npos);
+}
+
+// Personal layers: the server lists them as frozen (it never sees them);
+// the device trains them from its own values, keeps them, evaluates with
+// them, and never puts them in an update.
+TEST(LocalClientTest, PersonalTensorsTrainHereAreKeptAndNeverSent) {
+  LocalClient client = MakeClient(3);
+  client.set_personal({"fc.bias"});
+  const Parameters global = client.model().GetParameters().Clone();
+  v1::FitConfig config = Compressed("q8", 0);
+  config.add_frozen("fc.bias");  // as the server's task says
+  absl::StatusOr<FitRes> r1 = client.Fit(global, config, 1);
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  ASSERT_EQ(r1->update.size(), 1u);
+  EXPECT_EQ(r1->update.name(0), "fc.weight");
+  ASSERT_EQ(r1->compressed->compressed_size(), 1);
+  ASSERT_EQ(client.algorithm_state().count(kPersonalState), 1u);
+  const Parameters kept = client.algorithm_state().at(kPersonalState).Clone();
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_FALSE(at::equal(kept.tensor(0), global.tensor(1)));  // trained here
+  // The model it evaluates and trains next is the global one with its own bias.
+  const Parameters mine = client.PersonalModel(global);
+  EXPECT_TRUE(at::equal(mine.tensor(0), global.tensor(0)));
+  EXPECT_TRUE(at::equal(mine.tensor(1), kept.tensor(0)));
+  absl::StatusOr<FitRes> r2 = client.Fit(global, config, 2);
+  ASSERT_TRUE(r2.ok()) << r2.status();
+  EXPECT_EQ(r2->update.size(), 1u);
+  EXPECT_FALSE(at::equal(client.algorithm_state().at(kPersonalState).tensor(0), kept.tensor(0)));
+  // Kept across a restart: written and read back as the agent does.
+  testing::TempDir dir;
+  ASSERT_TRUE(WriteClientState(dir.path(), client.algorithm_state()).ok());
+  absl::StatusOr<ClientAlgorithmState> read = ReadClientState(dir.path());
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_TRUE(at::equal(read->at(kPersonalState).tensor(0),
+                        client.algorithm_state().at(kPersonalState).tensor(0)));
+  // A device's own tensors are checked before use.
+  Parameters bad;
+  bad.Add("fc.bias", at::full({10}, NAN));
+  EXPECT_NE(WithPersonal(global, bad).status().message().find("not finite"), std::string::npos);
+  bad = Parameters();
+  bad.Add("fc.other", at::zeros({10}));
+  EXPECT_NE(WithPersonal(global, bad).status().message().find("not in the model"),
+            std::string::npos);
+  bad = Parameters();
+  bad.Add("fc.bias", at::zeros({11}));
+  EXPECT_NE(WithPersonal(global, bad).status().message().find("another shape"), std::string::npos);
+  // Without the pattern the same task freezes it: kept as the global one.
+  LocalClient plain = MakeClient(3);
+  absl::StatusOr<FitRes> frozen = plain.Fit(global, config, 1);
+  ASSERT_TRUE(frozen.ok()) << frozen.status();
+  EXPECT_EQ(plain.algorithm_state().count(kPersonalState), 0u);
+  EXPECT_TRUE(at::equal(plain.model().GetParameters().tensor(1), global.tensor(1)));
 }
 
 }  // namespace
