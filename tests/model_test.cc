@@ -234,6 +234,34 @@ TEST(TorchScriptModelTest, LoadsWithPythonParameterNames) {
             (std::vector<int64_t>{4, 10}));
 }
 
+// Partial fine-tuning on a scripted model: the frozen layer's tensors are
+// found by storage in the TorchScript module too, get no step, and are
+// trainable again afterwards.
+TEST(TorchScriptModelTest, FrozenTensorsOfAScriptedModelStayBitIdentical) {
+  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(TinySpec());
+  ASSERT_TRUE(model.ok()) << model.status();
+  absl::StatusOr<Trainer> trainer = Trainer::Create(TrainerOptions{});
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  const Parameters global = (*model)->GetParameters().Clone();
+  v1::FitConfig config;
+  config.set_local_epochs(1);
+  config.set_batch_size(32);
+  config.set_learning_rate(0.05);
+  config.set_momentum(0.9);
+  config.set_weight_decay(0.01);
+  config.add_frozen("fc1.weight");
+  config.add_frozen("fc1.bias");
+  absl::StatusOr<FitOutcome> fit = trainer->Fit(**model, global, ClusteredData(128, 5), config, 1);
+  ASSERT_TRUE(fit.ok()) << fit.status();
+  const Parameters after = (*model)->GetParameters();
+  for (size_t i = 0; i < global.size(); ++i) {
+    const bool frozen = i < 2;
+    EXPECT_EQ(at::equal(after.tensor(i), global.tensor(i)), frozen) << global.name(i);
+    EXPECT_EQ(fit->update.tensor(i).abs().max().item<float>() == 0, frozen) << global.name(i);
+  }
+  EXPECT_EQ((*model)->TrainableParameters().size(), 4u);
+}
+
 TEST(TorchScriptModelTest, TrainsThroughTrainer) {
   absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(TinySpec());
   ASSERT_TRUE(model.ok()) << model.status();
