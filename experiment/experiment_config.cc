@@ -598,6 +598,9 @@ absl::StatusOr<ServerSide> PrepareServerSide(const ExperimentConfig& config) {
   if (std::optional<Parameters> custom = side.strategy->InitializeParameters()) {
     side.initial = *std::move(custom);
   }
+  // fit.freeze / train_only / personal name tensors of this model: a typo is
+  // refused now, before a submitted run queues.
+  SHOAL_RETURN_IF_ERROR(CheckTensorPatterns(config.coordinator, side.initial));
   if (config.server_evaluation) {
     SHOAL_ASSIGN_OR_RETURN(ServerEvaluator evaluator,
                            MakeTestSetEvaluator(config, side.model, *std::move(test)));

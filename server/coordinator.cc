@@ -97,6 +97,14 @@ absl::StatusOr<std::vector<std::string>> FrozenNames(const CoordinatorOptions& o
   return frozen;
 }
 
+}  // namespace
+
+absl::Status CheckTensorPatterns(const CoordinatorOptions& options, const Parameters& model) {
+  return NotSentNames(options, model).status();
+}
+
+namespace {
+
 // WithFrozen returns `res` with the frozen tensors, which a client does not
 // send, put back as zero changes in the model's order; InvalidArgument for
 // a result that sends one.

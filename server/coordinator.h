@@ -119,6 +119,12 @@ struct RoundRecord {
   Metrics secagg;
 };
 
+// CheckTensorPatterns checks options.freeze, train_only and personal
+// against `model`'s tensor names as Create does, so that a config can be
+// refused before a run is queued or started (InvalidArgument naming the
+// pattern and the model's tensors).
+absl::Status CheckTensorPatterns(const CoordinatorOptions& options, const Parameters& model);
+
 // RoundObserver hears about rounds as they run (progress display, metrics
 // history). Called on the Coordinator's thread.
 class RoundObserver {

@@ -345,6 +345,19 @@ TEST(ExperimentConfigTest, PartialFineTuningPatternsAreRead) {
   c = ParseExperimentConfig(R"({"fit": {"personal": ["bn*"]}})", "exp.json");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->coordinator.personal, (std::vector<std::string>{"bn*"}));
+  // Checked against the model when the server side is prepared, before any
+  // run is queued or started.
+  c = ParseExperimentConfig(
+      R"({"model": {"name": "logreg", "input_shape": [1, 28, 28], "outputs": 10},
+          "server": {"evaluate": false}, "fit": {"personal": ["bn*"]}})",
+      "exp.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  absl::StatusOr<ServerSide> side = PrepareServerSide(*c);
+  ASSERT_FALSE(side.ok());
+  EXPECT_THAT(std::string(side.status().message()),
+              HasSubstr("fit.personal pattern 'bn*' matches no tensor"));
+  c->coordinator.personal = {"fc.*"};
+  EXPECT_TRUE(PrepareServerSide(*c).ok());
 }
 
 TEST(ExperimentConfigTest, CompressionSectionIsReadAndRefusedWhereItCannotWork) {
