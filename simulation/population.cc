@@ -23,6 +23,8 @@ constexpr double kMaxSigma = 10;
 constexpr uint64_t kSpeedStream = 1;
 constexpr uint64_t kPhaseStream = 2;
 constexpr uint64_t kRoundStream = 3;
+constexpr uint64_t kDownlinkStream = 4;
+constexpr uint64_t kUplinkStream = 5;
 
 // UnitOpen maps a hash to (0, 1) the way UniformOpen maps an Rng output:
 // drawing a whole mt19937_64 state for one number per (client, round) would
@@ -195,6 +197,8 @@ absl::Status PopulationOptions::Validate() const {
     return absl::InvalidArgumentError("num_clients must be >= 1, got 0");
   }
   SHOAL_RETURN_IF_ERROR(speed.Validate("speed"));
+  if (downlink_mbps) SHOAL_RETURN_IF_ERROR(downlink_mbps->Validate("downlink_mbps"));
+  if (uplink_mbps) SHOAL_RETURN_IF_ERROR(uplink_mbps->Validate("uplink_mbps"));
   SHOAL_RETURN_IF_ERROR(availability.Validate());
   if (!(IsFinite(trace_period_s) && trace_period_s >= 0)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -213,6 +217,8 @@ Population::Population(const PopulationOptions& options)
     : size_(options.num_clients),
       seed_(options.seed),
       speed_(options.speed),
+      downlink_(options.downlink_mbps),
+      uplink_(options.uplink_mbps),
       availability_(options.availability),
       trace_period_(options.trace_period_s) {}
 
@@ -242,6 +248,7 @@ absl::StatusOr<Population::Trace> Population::LoadTrace(const std::string& path,
         absl::StrCat(path, ":", line_number, ": ", parts...));
   };
   bool seen_header = false;
+  bool links = false;  // the trace gives each client's link speeds
   size_t pos = 0;
   while (pos < text.size()) {
     size_t newline = text.find('\n', pos);
@@ -256,17 +263,19 @@ absl::StatusOr<Population::Trace> Population::LoadTrace(const std::string& path,
     for (absl::string_view& field : fields)
       field = absl::StripAsciiWhitespace(field);
     if (!seen_header) {
-      if (fields.size() != 3 || fields[0] != "client" || fields[1] != "speed" ||
-          fields[2] != "windows") {
-        return error("expected the header 'client,speed,windows', got '", line,
-                     "'");
+      links = fields.size() == 5 && fields[2] == "down_mbps" && fields[3] == "up_mbps";
+      if (!(fields.size() == 3 || links) || fields[0] != "client" || fields[1] != "speed" ||
+          fields.back() != "windows") {
+        return error("expected the header 'client,speed,windows' or "
+                     "'client,speed,down_mbps,up_mbps,windows', got '", line, "'");
       }
       seen_header = true;
       continue;
     }
-    if (fields.size() != 3) {
-      return error("expected 3 fields (client,speed,windows), got ",
-                   fields.size());
+    if (fields.size() != (links ? 5u : 3u)) {
+      return error("expected ", links ? 5 : 3, " fields (",
+                   links ? "client,speed,down_mbps,up_mbps,windows" : "client,speed,windows",
+                   "), got ", fields.size());
     }
 
     const uint64_t expected = trace.speeds.size();
@@ -290,8 +299,20 @@ absl::StatusOr<Population::Trace> Population::LoadTrace(const std::string& path,
     }
     trace.speeds.push_back(stored_speed);
     trace.offsets.push_back(static_cast<uint32_t>(trace.windows.size()));
+    if (links) {
+      for (int k : {2, 3}) {
+        double mbps = 0;
+        if (!absl::SimpleAtod(fields[k], &mbps) || !IsFinite(mbps) || mbps <= 0 ||
+            mbps > 1e6) {
+          return error(k == 2 ? "down_mbps" : "up_mbps",
+                       " must be a number in (0, 1e6] megabits per second, got '", fields[k],
+                       "'");
+        }
+        (k == 2 ? trace.downlinks : trace.uplinks).push_back(static_cast<float>(mbps));
+      }
+    }
 
-    const absl::string_view windows = fields[2];
+    const absl::string_view windows = fields.back();
     const size_t first = trace.windows.size();
     if (windows == "always") {
       trace.windows.push_back({0, period > 0 ? period : kInfinity});
@@ -352,6 +373,8 @@ absl::StatusOr<Population::Trace> Population::LoadTrace(const std::string& path,
   }
   trace.offsets.push_back(static_cast<uint32_t>(trace.windows.size()));
   trace.speeds.shrink_to_fit();
+  trace.downlinks.shrink_to_fit();
+  trace.uplinks.shrink_to_fit();
   trace.offsets.shrink_to_fit();
   trace.windows.shrink_to_fit();
   return trace;
@@ -363,6 +386,24 @@ double Population::Speed(uint64_t client) const {
   if (speed_.kind == Distribution::Kind::kConstant) return speed_.value;
   Rng rng(MixSeed(MixSeed(seed_, client), kSpeedStream));
   return speed_.Draw(rng);
+}
+
+double Population::Link(uint64_t client, const std::vector<float>& traced,
+                        const std::optional<Distribution>& drawn, uint64_t stream) const {
+  if (client >= size_) return 0;
+  if (!traced.empty()) return traced[client];
+  if (!drawn) return 0;
+  if (drawn->kind == Distribution::Kind::kConstant) return drawn->value;
+  Rng rng(MixSeed(MixSeed(seed_, client), stream));
+  return drawn->Draw(rng);
+}
+
+double Population::DownlinkMbps(uint64_t client) const {
+  return Link(client, trace_.downlinks, downlink_, kDownlinkStream);
+}
+
+double Population::UplinkMbps(uint64_t client) const {
+  return Link(client, trace_.uplinks, uplink_, kUplinkStream);
 }
 
 bool Population::IsAvailable(uint64_t client, double t, uint32_t round) const {
@@ -443,7 +484,8 @@ double Population::TraceOnlineUntil(uint64_t client, double t) const {
 }
 
 size_t Population::MemoryBytes() const {
-  return trace_.speeds.capacity() * sizeof(float) +
+  return (trace_.speeds.capacity() + trace_.downlinks.capacity() + trace_.uplinks.capacity()) *
+             sizeof(float) +
          trace_.offsets.capacity() * sizeof(uint32_t) +
          trace_.windows.capacity() * sizeof(Window);
 }

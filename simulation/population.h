@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,9 @@ inline constexpr uint64_t kMaxTraceBytes = uint64_t{1} << 30;
 // `client,speed,windows`, then one row per client:
 //   client   the row's index: 0, 1, 2, ... in order
 //   speed    examples per simulated second, finite and > 0
+//   down_mbps, up_mbps  (optional pair of columns, header
+//            `client,speed,down_mbps,up_mbps,windows`) the client's link
+//            speeds in megabits per second, in (0, 1e6]
 //   windows  when the client is online: `always`, `never`, or space-separated
 //            `start-end` pairs in simulated seconds (`0-3600 7200-10800`),
 //            start >= 0, start < end, sorted, not overlapping; a client is
@@ -110,6 +114,11 @@ struct PopulationOptions {
   uint64_t seed = 0;
   // Training speed in examples per simulated second.
   Distribution speed = Distribution::Constant(100);
+  // Link speeds in megabits per second, drawn per client: the model's
+  // download and the update's upload. Unset (and no link columns in the
+  // trace): the client's link is the simulator's bandwidth_mbps.
+  std::optional<Distribution> downlink_mbps;
+  std::optional<Distribution> uplink_mbps;
   AvailabilityOptions availability;
   // When set, speeds and availability come from this trace file, and
   // `num_clients`, `speed` and `availability` are ignored (still validated).
@@ -151,6 +160,13 @@ class Population {
   // finite and > 0; 0 for client >= size().
   double Speed(uint64_t client) const;
 
+  // DownlinkMbps and UplinkMbps are `client`'s link speeds in megabits per
+  // second (from the trace, else drawn from the options); 0 when neither
+  // gives one (the simulator then uses its bandwidth_mbps) or for
+  // client >= size().
+  double DownlinkMbps(uint64_t client) const;
+  double UplinkMbps(uint64_t client) const;
+
   // IsAvailable: whether `client` may be sampled in `round` starting at
   // simulated time `t` (seconds since the run started). `round` matters only
   // for random availability and `t` only for diurnal and trace availability.
@@ -186,6 +202,8 @@ class Population {
   };
   struct Trace {
     std::vector<float> speeds;
+    std::vector<float> downlinks;  // empty when the trace has no link columns
+    std::vector<float> uplinks;
     std::vector<uint32_t> offsets;
     std::vector<Window> windows;
   };
@@ -196,11 +214,17 @@ class Population {
   // TraceOnlineUntil and DiurnalOnlineUntil: OnlineUntil for one kind.
   // IsAvailable is `OnlineUntil(t) > t` for both, so the two always agree.
   double TraceOnlineUntil(uint64_t client, double t) const;
+  // Link: a link speed from the trace's column `traced` (when it has one),
+  // else drawn from `drawn` on `stream`, else 0.
+  double Link(uint64_t client, const std::vector<float>& traced,
+              const std::optional<Distribution>& drawn, uint64_t stream) const;
   double DiurnalOnlineUntil(uint64_t client, double t) const;
 
   uint64_t size_ = 0;
   uint64_t seed_ = 0;
   Distribution speed_;
+  std::optional<Distribution> downlink_;
+  std::optional<Distribution> uplink_;
   AvailabilityOptions availability_;
   double trace_period_ = 0;
   bool has_trace_ = false;

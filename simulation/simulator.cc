@@ -273,10 +273,16 @@ void Simulator::Fit(uint64_t client, const FitIns& ins, FitResultHandler handler
                                       : *ins.parameters,
                                   *compression)
           : down_bytes;
+  // Each way at the client's own link speed (its profile or trace), else
+  // at bandwidth_mbps; no speed at all: transfers take no time.
+  auto seconds = [](int64_t bytes, double mbps) {
+    return mbps > 0 ? static_cast<double>(bytes) * 8 / (mbps * 1e6) : 0.0;
+  };
+  const double down_mbps = population_.DownlinkMbps(client);
+  const double up_mbps = population_.UplinkMbps(client);
   const double transfer_s =
-      options_.bandwidth_mbps > 0
-          ? static_cast<double>(down_bytes + up_bytes) * 8 / (options_.bandwidth_mbps * 1e6)
-          : 0.0;
+      seconds(down_bytes, down_mbps > 0 ? down_mbps : options_.bandwidth_mbps) +
+      seconds(up_bytes, up_mbps > 0 ? up_mbps : options_.bandwidth_mbps);
   const double compute_s = static_cast<double>(ins.config.local_epochs()) *
                            static_cast<double>(examples) / population_.Speed(client);
   const double finish_s = transfer_s + compute_s;  // into the round
@@ -312,6 +318,9 @@ void Simulator::Fit(uint64_t client, const FitIns& ins, FitResultHandler handler
           options_.deadline_s));
       ends_s = deadline_s;
       ++round.late;
+    } else {
+      round.transfer_s += transfer_s;
+      ++round.finishing;
     }
     // A server cannot tell a client that failed silently from a slow one:
     // with a deadline, it hears of the failure when the deadline passes,
@@ -470,7 +479,10 @@ Metrics Simulator::RoundMetrics(uint32_t round) const {
           {"late", r.late},
           {"errors", r.errors},
           {"dropped", r.dropped},
-          {"offline", r.offline}};
+          {"offline", r.offline},
+          // What the links cost a client that finished, on average.
+          {"sim_transfer_s", r.finishing > 0 ? r.transfer_s / static_cast<double>(r.finishing)
+                                             : 0.0}};
 }
 
 size_t Simulator::IdleBytes() const {

@@ -10,8 +10,10 @@
 //
 // Simulated time: a sampled client that trains takes
 //   download + epochs * examples / speed + upload
-// simulated seconds (transfers at bandwidth_mbps: the model in full down,
-// the update up as the round compresses it, CompressedUploadBytes). Each
+// simulated seconds (transfers at the client's own link speeds, from its
+// profile or trace (Population::DownlinkMbps, UplinkMbps), else at
+// bandwidth_mbps: the model in full down, the update up as the round
+// compresses it, CompressedUploadBytes). Each
 // result's upload_bytes is what its upload would carry. It fails when it would
 // finish after the round's simulated deadline (it is then not trained at
 // all: its result would be refused anyway), when its availability window
@@ -69,8 +71,9 @@ struct SimulationOptions {
   // [0, 1).
   double dropout_fraction = 0;
   // Simulated link speed for the model download and the (compressed)
-  // update upload, in megabits per second; 0 = transfers take no simulated
-  // time.
+  // update upload, in megabits per second, for clients whose profile gives
+  // none (PopulationOptions::downlink_mbps, uplink_mbps, or a trace's link
+  // columns); 0 = their transfers take no simulated time.
   double bandwidth_mbps = 0;
   // Simulated round deadline in seconds; 0 = none.
   double deadline_s = 0;
@@ -102,6 +105,10 @@ struct SimulatedRound {
   int64_t dropped = 0;    // dropped out partway
   int64_t offline = 0;    // their availability window closed first
   int64_t errors = 0;     // trained but failed (e.g. no training examples)
+  // Simulated seconds the clients that finished spent on their download and
+  // upload, summed, and how many they were.
+  double transfer_s = 0;
+  int64_t finishing = 0;
 };
 
 // Simulator is thread-safe. Create it, pass it to a Coordinator as its

@@ -384,6 +384,43 @@ TEST(TraceTest, GoodTraceGivesItsSpeedsAndWindows) {
   EXPECT_EQ(population.MemoryBytes(), 4 * 4 + 5 * 4 + 5 * 16u);
 }
 
+TEST(TraceTest, LinkColumnsGiveEachClientsLinksAndOptionsDrawThemOtherwise) {
+  testing::TempDir dir;
+  PopulationOptions options;
+  options.uplink_mbps = Distribution::Constant(7);  // the trace's columns win
+  options.trace_path = WriteTrace(dir, "links.csv",
+                                  "client,speed,down_mbps,up_mbps,windows\n"
+                                  "0,50,100,20,always\n"
+                                  "1,5,2.5,0.25,0-3600\n");
+  const Population traced = MustCreate(options);
+  EXPECT_EQ(traced.DownlinkMbps(0), 100);
+  EXPECT_EQ(traced.UplinkMbps(0), 20);
+  EXPECT_EQ(traced.DownlinkMbps(1), 2.5);
+  EXPECT_EQ(traced.UplinkMbps(1), 0.25);
+  EXPECT_EQ(traced.DownlinkMbps(2), 0);
+  EXPECT_EQ(traced.Speed(1), 5);
+  EXPECT_EQ(traced.OnlineUntil(1, 0), 3600);
+  EXPECT_EQ(traced.MemoryBytes(), 3 * 2 * 4 + 3 * 4 + 2 * 16u);
+
+  // Without link columns or options: no link of its own (0).
+  PopulationOptions plain;
+  plain.num_clients = 10;
+  EXPECT_EQ(MustCreate(plain).DownlinkMbps(3), 0);
+  // Drawn per client, the same for a seed, independent of the speed draws.
+  plain.downlink_mbps = Distribution::LogNormal(10, 1);
+  const Population a = MustCreate(plain);
+  plain.speed = Distribution::LogNormal(100, 2);
+  const Population b = MustCreate(plain);
+  EXPECT_EQ(a.DownlinkMbps(3), b.DownlinkMbps(3));
+  EXPECT_NE(a.DownlinkMbps(3), a.DownlinkMbps(4));
+  EXPECT_EQ(a.UplinkMbps(3), 0);
+
+  plain.uplink_mbps = Distribution::Constant(-1);
+  absl::StatusOr<Population> bad = Population::Create(plain);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("uplink_mbps"));
+}
+
 TEST(TraceTest, PeriodicTraceRepeatsAndWrapsAcrossThePeriod) {
   testing::TempDir dir;
   PopulationOptions options;
@@ -427,6 +464,9 @@ TEST(TraceTest, BadTracesAreRefusedNamingFileAndLine) {
       {"wrong header", "client,speed\n0,1,always\n", 1, "header", false},
       {"header-only file", "\n", 0, "no client rows"},
       {"missing field", "0,1\n", 2, "expected 3 fields"},
+      {"link columns but 3 fields", "client,speed,down_mbps,up_mbps,windows\n0,1,always\n", 2, "expected 5 fields", false},
+      {"zero uplink", "client,speed,down_mbps,up_mbps,windows\n0,1,10,0,always\n", 2, "up_mbps must be a number in (0, 1e6]", false},
+      {"link not a number", "client,speed,down_mbps,up_mbps,windows\n0,1,fast,1,always\n", 2, "down_mbps", false},
       {"out-of-order client", "0,1,always\n2,1,always\n", 3, "out of order"},
       {"client not a number", "x,1,always\n", 2, "client 'x'"},
       {"negative speed", "0,-3,always\n", 2, "speed"},

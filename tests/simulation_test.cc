@@ -333,6 +333,20 @@ TEST(SimulatorTest, SamplesOnlyAvailableClients) {
   EXPECT_EQ((*sim)->Find("someone"), nullptr);
 }
 
+// TrainingExamples is each client's number of training examples in `s`
+// (one epoch, no holdout), recomputed from the data plan.
+std::vector<int64_t> TrainingExamples(const Scenario& s, uint64_t clients) {
+  client::Dataset data = Generated(s.examples, 1);
+  auto plan = ClientData::Split(data.targets, s.partition);
+  EXPECT_TRUE(plan.ok()) << plan.status();
+  std::vector<int64_t> out(clients, 0);
+  if (!plan.ok()) return out;
+  for (uint64_t c = 0; c < clients; ++c) {
+    for (int64_t x : plan->ClassCounts(c)) out[c] += x;
+  }
+  return out;
+}
+
 TEST(SimulatorTest, RoundTimeIsTheSlowestClientWhenNobodyFails) {
   Scenario s = Default(20);
   s.population.speed.kind = Distribution::Kind::kUniform;
@@ -344,14 +358,10 @@ TEST(SimulatorTest, RoundTimeIsTheSlowestClientWhenNobodyFails) {
   // recomputed from the population and the data plan.
   auto population = Population::Create(s.population);
   ASSERT_TRUE(population.ok());
-  client::Dataset data = Generated(s.examples, 1);
-  auto plan = ClientData::Split(data.targets, s.partition);
-  ASSERT_TRUE(plan.ok());
+  const std::vector<int64_t> examples = TrainingExamples(s, 20);
   double slowest = 0;
   for (uint64_t c = 0; c < 20; ++c) {
-    int64_t n = 0;
-    for (int64_t x : plan->ClassCounts(c)) n += x;
-    slowest = std::max(slowest, static_cast<double>(n) / population->Speed(c));
+    slowest = std::max(slowest, static_cast<double>(examples[c]) / population->Speed(c));
   }
   double clock = 0;
   for (size_t r = 0; r < 2; ++r) {
@@ -361,6 +371,41 @@ TEST(SimulatorTest, RoundTimeIsTheSlowestClientWhenNobodyFails) {
     EXPECT_DOUBLE_EQ(run.simulated[r].duration_s, slowest);
     EXPECT_DOUBLE_EQ(run.simulated[r].start_s, clock);
     clock += run.simulated[r].duration_s;
+  }
+}
+
+// Issue 17.5: each device's own link speeds (its profile: here lognormal
+// downlinks and uniform uplinks, overriding bandwidth_mbps) set its
+// transfer time, so the round lasts as long as its slowest link.
+TEST(SimulatorTest, EachClientsOwnLinksSetItsTransferTime) {
+  Scenario s = Default(20);
+  s.population.speed = Distribution::Constant(1e9);  // compute takes nanoseconds
+  s.population.downlink_mbps = Distribution::LogNormal(20, 1.0);
+  s.population.uplink_mbps = Distribution::Uniform(0.5, 5);
+  s.options.bandwidth_mbps = 1000;  // every client has links of its own
+  const RunResult run = RunFederation(s, 2, 1.0);
+  ASSERT_EQ(run.simulated.size(), 2u);
+  auto population = Population::Create(s.population);
+  ASSERT_TRUE(population.ok());
+  const std::vector<int64_t> examples = TrainingExamples(s, 20);
+  const double bits = static_cast<double>(run.final_model.ByteSize()) * 8;
+  double slowest = 0, fastest = 1e300, sum = 0;
+  for (uint64_t c = 0; c < 20; ++c) {
+    const double transfer = bits / (population->DownlinkMbps(c) * 1e6) +
+                            bits / (population->UplinkMbps(c) * 1e6);
+    EXPECT_GE(population->UplinkMbps(c), 0.5);
+    EXPECT_LE(population->UplinkMbps(c), 5);
+    slowest = std::max(slowest, transfer + static_cast<double>(examples[c]) / 1e9);
+    fastest = std::min(fastest, transfer);
+    sum += transfer;
+  }
+  EXPECT_GT(slowest / fastest, 2);  // the links differ
+  for (size_t r = 0; r < 2; ++r) {
+    EXPECT_EQ(run.history[r + 1].answered, 20u);
+    EXPECT_NEAR(run.simulated[r].duration_s, slowest, 1e-9 * slowest) << "round " << r + 1;
+    EXPECT_NEAR(MetricAsDouble(run.round_metrics[r].at("sim_transfer_s")), sum / 20,
+                1e-9 * sum)
+        << "round " << r + 1;
   }
 }
 
