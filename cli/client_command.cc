@@ -1,4 +1,5 @@
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -9,6 +10,7 @@
 #include "cli/stop_signal.h"
 #include "cli/transport.h"
 #include "client/agent.h"
+#include "client/may_train.h"
 #include "common/logging.h"
 #include "common/signing.h"
 #include "common/status.h"
@@ -18,6 +20,19 @@
 
 namespace shoal::cli {
 namespace {
+
+absl::Duration TimeBudget(const ClientFlags& flags) {
+  return flags.time_budget_s > 0 ? absl::Seconds(flags.time_budget_s) : absl::InfiniteDuration();
+}
+int64_t MemoryBudget(const ClientFlags& flags) {
+  return static_cast<int64_t>(flags.memory_budget_mb * 1e6);
+}
+std::function<absl::Status()> MayTrain(const ClientFlags& flags) {
+  std::function<absl::Status()> command, file;
+  if (!flags.may_train_command.empty()) command = client::MayTrainCommand(flags.may_train_command);
+  if (!flags.pause_file.empty()) file = client::PauseWhileFileExists(flags.pause_file);
+  return client::BothMayTrain(std::move(file), std::move(command));
+}
 
 // ServeAndTrain is `shoal client --serve`: a shoal::Device that serves
 // predictions on flags.serve from the serving versions it keeps (from disk
@@ -35,6 +50,9 @@ absl::Status ServeAndTrain(const ClientFlags& flags, const std::string& state_di
   options.state_dir = state_dir;
   options.endpoint = flags.serve;
   options.compute = flags.device;
+  options.time_budget = TimeBudget(flags);
+  options.memory_budget_bytes = MemoryBudget(flags);
+  options.may_train = MayTrain(flags);
   absl::StatusOr<std::unique_ptr<Device>> device = Device::Open(options);
   if (!device.ok()) {
     // The option names are the flags'.
@@ -86,7 +104,8 @@ absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
       flags.state_dir.empty() ? absl::StrCat(config.output_dir, "/clients/", id) : flags.state_dir;
   if (!flags.serve.empty()) return ServeAndTrain(flags, state_dir, exit_code);
   SHOAL_ASSIGN_OR_RETURN(ClientSide side,
-                         PrepareClientSide(config, {flags.data_dir, flags.partition, flags.device}));
+                         PrepareClientSide(config, {flags.data_dir, flags.partition, flags.device,
+                                                    TimeBudget(flags), MemoryBudget(flags)}));
   spdlog::info("{}", side.description);
 
   client::AgentOptions agent_options;
@@ -102,6 +121,7 @@ absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
   agent_options.state_dir = state_dir;
   agent_options.model_code = std::move(side.model_code);
   agent_options.seed = side.data_seed;
+  agent_options.may_train = MayTrain(flags);
   client::Agent agent(agent_options, side.local.get());
   *exit_code = 1;
   SHOAL_RETURN_IF_ERROR(agent.Run());

@@ -69,6 +69,12 @@ struct ClientFlags {
   std::string state_dir;   // default: <output_dir>/clients/<id>
   std::string device = "cpu";
   int threads = 1;         // LibTorch intra-op threads
+  // The device's caps (0 / empty: none): seconds of training a round,
+  // megabytes a round of training may add, and whether it may train now.
+  double time_budget_s = 0;
+  double memory_budget_mb = 0;
+  std::string may_train_command;
+  std::string pause_file;
   std::string log_level = "info";
   // Transport security: one of the two is required.
   std::string pki_dir;           // ca.pem, client.pem, client.key, ...

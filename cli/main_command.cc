@@ -84,6 +84,19 @@ int Main(int argc, char** argv) {
       ->needs(c_pki);
   c->add_option("--device", client.device, "cpu, or cuda[:N] with a CUDA build of LibTorch")->capture_default_str();
   c->add_option("--threads", client.threads, "LibTorch intra-op threads")->check(CLI::PositiveNumber)->capture_default_str();
+  c->add_option("--time-budget", client.time_budget_s,
+                "Train at most this many seconds a round: stop early and report the steps and "
+                "examples trained (default: no cap)")
+      ->check(CLI::Range(0.001, 1e6));
+  c->add_option("--memory-budget", client.memory_budget_mb,
+                "Memory (MB) a round of training may add: the batch size is lowered until the "
+                "round fits (default: no cap; CPU only)")
+      ->check(CLI::Range(0.001, 1e9));
+  c->add_option("--may-train-command", client.may_train_command,
+                "Before each round, run this shell command: exit status 0 trains, any other "
+                "declines the round with its first line of output as the reason (10 s limit)");
+  c->add_option("--pause-file", client.pause_file,
+                "Decline rounds while this file exists, with its first line as the reason");
   c->add_option("--log-level", client.log_level, "debug, info, warn or error")->capture_default_str();
 
   shoal::cli::SimFlags sim;

@@ -606,6 +606,9 @@ void Agent::ReportFitFailure(const std::string& task_id, const absl::Status& err
   msg.mutable_header()->set_client_id(options_.client_id);
   msg.mutable_header()->set_task_id(task_id);
   msg.mutable_header()->set_error(ErrorForServer(error));
+  if (IsDeclined(error)) {
+    msg.mutable_header()->set_declined(ErrorForServer(absl::UnknownError(DeclinedReason(error))));
+  }
   auto ctx = Context(absl::Seconds(10));
   v1::SubmitResponse resp;
   auto writer = stub_->SubmitFit(ctx.get(), &resp);
@@ -628,6 +631,15 @@ absl::Status Agent::ServeFit(const v1::Task& task) {
       res = secagg_answer_.status();
     }
   } else {
+    if (options_.may_train) {
+      if (absl::Status may = options_.may_train(); !may.ok()) {
+        // Not a failure: the device says "not now", before fetching anything.
+        const std::string reason(may.message().empty() ? "no reason given" : may.message());
+        spdlog::info("round {}: declined to train: {}", fit.round(), reason);
+        ReportFitFailure(task.task_id(), DeclinedError(reason));
+        return absl::OkStatus();
+      }
+    }
     absl::StatusOr<std::shared_ptr<const Parameters>> model = EnsureModel(fit.model());
     if (absl::IsPermissionDenied(model.status())) {
       // Tell the server now, so the round does not wait for this client and
@@ -669,9 +681,18 @@ absl::Status Agent::ServeFit(const v1::Task& task) {
       compressed = absl::StrFormat(" (update compressed in %.3f s)",
                                    MetricAsDouble(trained->metrics.at("compress_seconds")));
     }
-    spdlog::info("round {}: trained on {} examples, loss {:.4f}, in {:.1f} s{}", fit.round(),
+    std::string capped;
+    if (trained->metrics.count(kStoppedEarlyMetric) > 0) {
+      capped = absl::StrCat(" (stopped by the time budget after ",
+                            MetricAsDouble(trained->metrics.at(kStepsMetric)), " steps)");
+    }
+    if (auto batch = trained->metrics.find(kBatchSizeMetric); batch != trained->metrics.end()) {
+      absl::StrAppend(&capped, " (batch size ", MetricAsDouble(batch->second),
+                      " to fit the memory budget)");
+    }
+    spdlog::info("round {}: trained on {} examples, loss {:.4f}, in {:.1f} s{}{}", fit.round(),
                  trained->num_examples, MetricAsDouble(trained->metrics.at("train_loss")),
-                 MetricAsDouble(trained->metrics.at("fit_seconds")), compressed);
+                 MetricAsDouble(trained->metrics.at("fit_seconds")), compressed, capped);
   }
   if (secure) {
     spdlog::info("round {}: answered secure-aggregation stage 'shares' with the masked update{}",

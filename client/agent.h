@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
@@ -69,6 +70,13 @@ struct AgentOptions {
   // guarded, installed) and reported back with ReportServing. Null: this
   // device trains but does not serve.
   ServingRuntime* serving = nullptr;
+  // Asked before each training task whether training may start now (idle,
+  // charging, unmetered...): OK to train; any other status declines the
+  // task, and its message goes to the server as the reason, which counts
+  // the device as declined, not failed. Called on the agent's thread, so it
+  // should answer quickly. Unset: always train. client/may_train.h makes
+  // one from a command or a pause file.
+  std::function<absl::Status()> may_train;
 };
 
 // AgentStats: counters for logs and benchmarks.
@@ -103,6 +111,7 @@ class Agent {
   absl::Status ServeSecAgg(const v1::Task& task);
   // ReportFitFailure tells the server at once that fit task `task_id`
   // failed, so the round does not wait for this client.
+  // A DeclinedError is reported as a decline.
   void ReportFitFailure(const std::string& task_id, const absl::Status& error);
   // EnsureModel returns model `version.version()`, from the cache when its
   // SHA-256, spec and code SHA-256 match `version` (the SHA-256 only when

@@ -189,6 +189,11 @@ absl::StatusOr<FitRes> LocalClient::Fit(const Parameters& global_model,
   res.metrics[kTrainLossMetric] = outcome.train_loss;
   for (const auto& [name, value] : outcome.train_metrics) res.metrics["train_" + name] = value;
   res.metrics[kStepsMetric] = outcome.steps;
+  // The device's caps changed the round: say how, for the server's records.
+  if (outcome.stopped_early) res.metrics[kStoppedEarlyMetric] = int64_t{1};
+  if (outcome.batch_size != static_cast<int64_t>(config.batch_size())) {
+    res.metrics[kBatchSizeMetric] = outcome.batch_size;
+  }
   for (size_t i = 0; i < hooks.size(); ++i) {
     SHOAL_RETURN_IF_ERROR(hooks[i]->AfterTraining(client_round, outcome, &states[i], &res));
   }

@@ -9,13 +9,16 @@
 #include <cmath>
 #include <exception>
 #include <limits>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "client/cpu_memory.h"
 #include "common/random.h"
 #include "common/status.h"
 #include "common/types.h"
@@ -143,7 +146,108 @@ absl::StatusOr<Trainer> Trainer::Create(const TrainerOptions& options) {
                        " CUDA device(s) visible"));
     }
   }
+  if (!(options.time_budget > absl::ZeroDuration())) {
+    return absl::InvalidArgumentError("the time budget must be positive");
+  }
+  if (options.memory_budget_bytes < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the memory budget must be >= 0 bytes, got ", options.memory_budget_bytes));
+  }
+  if (options.memory_budget_bytes > 0) {
+    if (!device.is_cpu()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "a memory budget is measured on the CPU only; device '", options.device,
+          "' has its own allocator"));
+    }
+    InstallCpuMemoryMeter();
+    if (!CpuMemoryMeterInstalled()) {
+      return absl::FailedPreconditionError(
+          "a memory budget needs LibTorch's CPU allocator to be measurable, and this one is not");
+    }
+  }
+  if (options.clock == nullptr) return absl::InvalidArgumentError("no clock");
   return Trainer(options, device);
+}
+
+absl::StatusOr<int64_t> Trainer::BatchSizeWithinBudget(Model& model, const ExampleSource& data,
+                                                       const at::Tensor& targets, int64_t wanted,
+                                                       const std::vector<at::Tensor>& trainable,
+                                                       bool momentum, int64_t held_before) {
+  const int64_t n = data.size();
+  const int64_t budget = options_.memory_budget_bytes;
+  // What the whole round holds besides a step: the momentum buffers and the
+  // epoch's permutation. The update is made after the last step, when the
+  // step's own memory is free again.
+  int64_t trainable_bytes = 0;
+  for (const at::Tensor& p : trainable) trainable_bytes += static_cast<int64_t>(p.nbytes());
+  const int64_t model_bytes = model.GetParameters().ByteSize();
+  const int64_t extra = (momentum ? trainable_bytes : 0) + n * 8;
+  // The probe must not change the round: the model's buffers (a
+  // normalization layer's running statistics) are put back by the caller,
+  // the gradients are dropped, and the global generator (dropout) is
+  // restored.
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  at::Tensor rng_state;
+  {
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    rng_state = generator.get_state();
+  }
+  // A step's peak: the batch's activations and the fresh gradients, which
+  // from the second step on are summed into the ones held (so both live at
+  // once): measured with the gradients already there.
+  auto step = [&](int64_t b) -> absl::StatusOr<int64_t> {
+    ResetCpuPeakBytes();
+    {
+      SHOAL_ASSIGN_OR_RETURN(const at::Tensor batch, data.Inputs(at::arange(0, b, at::kLong)));
+      const at::Tensor outputs = model.Forward(batch.to(device_));
+      SHOAL_RETURN_IF_ERROR(task_.CheckTargets(targets, outputs));
+      BatchLoss(model, task_, outputs, targets.narrow(0, 0, b), /*sum=*/false).backward();
+    }
+    return CpuPeakBytes() - held_before;
+  };
+  struct DropGradients {
+    const std::vector<at::Tensor>& trainable;
+    ~DropGradients() {
+      for (const at::Tensor& p : trainable) {
+        at::Tensor param = p;
+        param.mutable_grad() = at::Tensor();
+      }
+    }
+  } drop_gradients{trainable};
+  const int64_t lo = std::min<int64_t>({2, wanted, n});
+  const int64_t hi = std::min<int64_t>({4, wanted, n});
+  SHOAL_RETURN_IF_ERROR(step(lo).status());  // the gradients, as after a first step
+  // Between steps (and when the update is made, after the last one): the
+  // starting weights and the gradients.
+  const int64_t between_steps = CpuBytesInUse() - held_before;
+  SHOAL_ASSIGN_OR_RETURN(const int64_t at_lo, step(lo));
+  int64_t per_example = 0;
+  if (hi > lo) {
+    SHOAL_ASSIGN_OR_RETURN(const int64_t at_hi, step(hi));
+    per_example = std::max<int64_t>(0, (at_hi - at_lo + (hi - lo) - 1) / (hi - lo));
+  }
+  {
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(rng_state);
+  }
+  // The round's peak at batch size b is
+  //   extra + max(at_lo + per_example * (b - lo), between_steps + model_bytes),
+  // kept under the budget with a 5 % margin for what two small steps do not
+  // show (allocator scratch that grows with the batch in steps).
+  const int64_t usable = budget - budget / 20 - extra;
+  const int64_t step_fixed = at_lo - per_example * lo;
+  const int64_t fits =
+      between_steps + model_bytes > usable ? 0
+      : per_example == 0                  ? (step_fixed <= usable ? wanted : 0)
+                                          : (usable - step_fixed) / per_example;
+  if (fits < 1) {
+    const int64_t one = extra + std::max(step_fixed + per_example, between_steps + model_bytes);
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "training this model needs about %.1f MB at batch size 1 (measured), more than the "
+        "memory budget of %.1f MB",
+        static_cast<double>(one) / 1e6, static_cast<double>(budget) / 1e6));
+  }
+  return std::min(wanted, fits);
 }
 
 absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
@@ -167,6 +271,7 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
                                         absl::Span<ClientAlgorithm* const> algorithms) {
   SHOAL_RETURN_IF_ERROR(ValidateFitConfig(config));
   SHOAL_ASSIGN_OR_RETURN(const int64_t n, ValidateSource(data));
+  const int64_t held_before = options_.memory_budget_bytes > 0 ? CpuBytesInUse() : 0;
   try {
     // The caller may be inside a no-grad scope; training needs autograd.
     torch::AutoGradMode enable_grad(true);
@@ -182,7 +287,7 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
 
     const at::TensorOptions float_options = at::dtype(at::kFloat).device(device_);
     const at::Tensor targets = data.targets().to(device_);
-    const int64_t batch_size = config.batch_size();
+    int64_t batch_size = config.batch_size();
     const int64_t epochs = config.local_epochs();
 
     // Partial fine-tuning: the frozen tensors (config.frozen) get no
@@ -234,6 +339,13 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
       return absl::InvalidArgumentError(
           "model has no trainable parameters (none requires grad)");
     }
+    if (options_.memory_budget_bytes > 0) {
+      SHOAL_ASSIGN_OR_RETURN(batch_size,
+                             BatchSizeWithinBudget(model, data, targets, batch_size, trainable,
+                                                   config.momentum() > 0, held_before));
+      // The probe's forward passes moved running statistics; start again.
+      SHOAL_RETURN_IF_ERROR(Annotate(model.SetParameters(start), "global weights"));
+    }
     {
       const Parameters parameters = model.GetParameters();
       const TrainingStart training_start{round, config, model, data, parameters, trainable, *this};
@@ -248,8 +360,18 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
     model.SetTraining(true);
 
     FitOutcome outcome;
-    outcome.num_examples = n;
-    for (int64_t epoch = 0; epoch < epochs; ++epoch) {
+    outcome.batch_size = batch_size;
+    // The time budget: no step starts after it (the first always does).
+    const bool timed = options_.time_budget < absl::InfiniteDuration();
+    const absl::Time began = timed ? options_.clock->Now() : absl::InfinitePast();
+    auto out_of_time = [&] {
+      return timed && outcome.steps > 0 && options_.clock->Now() - began >= options_.time_budget;
+    };
+    for (int64_t epoch = 0; epoch < epochs && !outcome.stopped_early; ++epoch) {
+      if (out_of_time()) {
+        outcome.stopped_early = true;
+        break;
+      }
       // The permutation is drawn on the CPU from a private generator so it
       // is the same on every device and independent of global RNG state.
       at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(
@@ -260,7 +382,12 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
       // would synchronize a GPU on every batch.
       at::Tensor loss_sum = at::zeros({}, float_options.dtype(at::kDouble));
       Task::MetricSums metrics(task_, float_options);
+      int64_t seen = 0;  // examples trained on in this epoch
       for (int64_t begin = 0; begin < n; begin += batch_size) {
+        if (out_of_time()) {
+          outcome.stopped_early = true;
+          break;
+        }
         const int64_t end = std::min(n, begin + batch_size);
         SHOAL_ASSIGN_OR_RETURN(const at::Tensor batch, data.Inputs(perm.slice(0, begin, end)));
         const at::Tensor x = batch.to(device_);
@@ -280,6 +407,7 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
         for (ClientAlgorithm* a : algorithms) a->AfterBackward(step);
         optimizer.step();
         ++outcome.steps;
+        seen = end;
         {
           torch::NoGradGuard no_grad;
           // In place: two small ops per step instead of six.
@@ -287,8 +415,10 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
           metrics.Add(outputs.detach(), y);
         }
       }
-      outcome.train_loss = loss_sum.item<double>() / static_cast<double>(n);
-      outcome.train_metrics = metrics.Result(n);
+      if (seen == 0) break;  // the time ran out at this epoch's start
+      outcome.num_examples = std::max(outcome.num_examples, seen);
+      outcome.train_loss = loss_sum.item<double>() / static_cast<double>(seen);
+      outcome.train_metrics = metrics.Result(seen);
       // Stop at the first bad epoch: more steps from NaN weights are wasted
       // time, and a NaN update would poison the global model.
       if (!std::isfinite(outcome.train_loss)) {

@@ -7,16 +7,19 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include <c10/core/Device.h>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "client/client_algorithm.h"
 #include "client/data/dataset.h"
 #include "client/data/example_source.h"
 #include "client/model.h"
 #include "client/task.h"
+#include "common/clock.h"
 #include "common/metrics.h"
 #include "common/parameters.h"
 #include "shoal/v1/shoal.pb.h"
@@ -31,14 +34,34 @@ struct TrainerOptions {
   uint64_t seed = 0;
   // What the model learns: its loss and metrics (default classification).
   TaskOptions task;
+
+  // The device's caps on one round of training (issue 17's resource caps).
+  // time_budget: once this much time has passed since training began, no
+  // further step starts (the first always runs), and the outcome reports
+  // the steps and examples actually trained, so that FedNova's
+  // normalization and FedAvg's weights stay right. Infinite: no cap.
+  absl::Duration time_budget = absl::InfiniteDuration();
+  // memory_budget_bytes: what one round of training may add to the CPU
+  // memory held before it (gradients, optimizer state, one batch's
+  // activations, the update). The Trainer measures a forward and backward
+  // pass on 2 and 4 examples (client/cpu_memory.h) before training and
+  // lowers the batch size until the round fits, rather than fail;
+  // ResourceExhausted when not even one example fits. 0: no cap. CPU only.
+  int64_t memory_budget_bytes = 0;
+  // Where the time budget reads the time (a test hands in its own).
+  Clock* clock = Clock::Real();
 };
 
 struct FitOutcome {
   // update = local weights after training - `global`, same order and names.
   Parameters update;
-  int64_t num_examples = 0;  // training examples seen per epoch
+  // Distinct training examples trained on: all of them, unless the time
+  // budget ended the first epoch early.
+  int64_t num_examples = 0;
   int64_t steps = 0;         // optimizer steps taken
-  double train_loss = 0;     // mean loss over the last epoch
+  int64_t batch_size = 0;    // trained with: the config's, or lower under a memory budget
+  bool stopped_early = false;  // the time budget ended the round before its epochs did
+  double train_loss = 0;     // mean loss over the last epoch (its examples trained)
   // The task's metrics over the last epoch (Task::MetricNames), measured on
   // each batch as it was trained.
   Metrics train_metrics;
@@ -92,6 +115,13 @@ class Trainer {
  private:
   Trainer(const TrainerOptions& options, c10::Device device)
       : options_(options), device_(device) {}
+  // BatchSizeWithinBudget measures a training step (model loaded, `trainable`
+  // requiring grad) and returns the largest batch size up to `wanted` whose
+  // round fits options_.memory_budget_bytes over `held_before`.
+  absl::StatusOr<int64_t> BatchSizeWithinBudget(Model& model, const ExampleSource& data,
+                                                const at::Tensor& targets, int64_t wanted,
+                                                const std::vector<at::Tensor>& trainable,
+                                                bool momentum, int64_t held_before);
   TrainerOptions options_;
   Task task_{options_.task};
   c10::Device device_;

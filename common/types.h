@@ -10,6 +10,9 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "common/metrics.h"
 #include "common/parameters.h"
 #include "shoal/v1/shoal.pb.h"
@@ -22,6 +25,13 @@ namespace shoal {
 // kStepsMetric (FitRes.metrics, integer): optimizer steps the client took,
 // which FedNova normalizes by.
 inline constexpr char kStepsMetric[] = "steps";
+// kStoppedEarlyMetric (FitRes.metrics, integer 1): the device's time budget
+// ended its training before the configured epochs did; `steps` and
+// num_examples count what it trained. kBatchSizeMetric (integer): the batch
+// size the device trained with, when its memory budget made it lower than
+// the config's.
+inline constexpr char kStoppedEarlyMetric[] = "stopped_early";
+inline constexpr char kBatchSizeMetric[] = "batch_size";
 // kTrainLossMetric (FitRes.metrics, number): mean local training loss.
 inline constexpr char kTrainLossMetric[] = "train_loss";
 // kInitialLossMetric (FitRes.metrics, number): the mean loss of the global
@@ -108,6 +118,25 @@ struct ClientFailure {
   std::string client_id;
   absl::Status status;
 };
+
+// DeclinedError is how a client's "not now" travels through the round: a
+// device whose may-train check said no (on battery, metered link) declines
+// its fit task, and the round counts it among RoundRecord::declined rather
+// than its failures. Unavailable, "declined: REASON", marked by a payload.
+inline constexpr char kDeclinedPayload[] = "type.shoal.dev/declined";
+inline absl::Status DeclinedError(absl::string_view reason) {
+  absl::Status status(absl::StatusCode::kUnavailable, absl::StrCat("declined: ", reason));
+  status.SetPayload(kDeclinedPayload, absl::Cord(reason));
+  return status;
+}
+inline bool IsDeclined(const absl::Status& status) {
+  return status.GetPayload(kDeclinedPayload).has_value();
+}
+// DeclinedReason is the reason a DeclinedError carries.
+inline std::string DeclinedReason(const absl::Status& status) {
+  auto reason = status.GetPayload(kDeclinedPayload);
+  return reason ? std::string(*reason) : std::string(status.message());
+}
 
 }  // namespace shoal
 

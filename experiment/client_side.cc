@@ -71,6 +71,8 @@ absl::StatusOr<ClientSide> PrepareClientSide(const ExperimentConfig& config,
   trainer_options.device = options.device;
   trainer_options.seed = side.data_seed;
   trainer_options.task = config.task;
+  trainer_options.time_budget = options.time_budget;
+  trainer_options.memory_budget_bytes = options.memory_budget_bytes;
   SHOAL_ASSIGN_OR_RETURN(client::Trainer trainer, client::Trainer::Create(trainer_options));
   model->To(c10::Device(options.device));
   side.holdout = holdout;

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "client/data/source.h"
 #include "client/local_client.h"
 #include "common/signing.h"
@@ -24,6 +25,9 @@ struct ClientSideOptions {
   std::string data_dir;
   int partition = -1;
   std::string device = "cpu";  // LibTorch device of the model
+  // The device's caps on a round of training (TrainerOptions).
+  absl::Duration time_budget = absl::InfiniteDuration();
+  int64_t memory_budget_bytes = 0;
 };
 
 struct ClientSide {

@@ -84,7 +84,8 @@ absl::StatusOr<std::unique_ptr<Device>> Device::Open(const DeviceOptions& option
       Annotate(ModelVerifier::Load(options.pki_dir + "/model-signing.pub"), "pki_dir"));
   SHOAL_ASSIGN_OR_RETURN(impl->side,
                          PrepareClientSide(config, {options.data_dir, options.partition,
-                                                    options.compute}));
+                                                    options.compute, options.time_budget,
+                                                    options.memory_budget_bytes}));
   spdlog::info("device '{}': {}", impl->id, impl->side.description);
 
   client::ServingRuntimeOptions serving;
@@ -123,6 +124,7 @@ absl::StatusOr<std::unique_ptr<Device>> Device::Open(const DeviceOptions& option
   agent.seed = impl->side.data_seed;
   agent.serving = impl->runtime.get();
   agent.give_up_after = absl::ZeroDuration();  // a device waits for its server
+  agent.may_train = options.may_train;
   return std::unique_ptr<Device>(new Device(std::move(impl)));
 }
 

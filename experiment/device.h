@@ -14,10 +14,12 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace shoal {
 
@@ -44,6 +46,16 @@ struct DeviceOptions {
   std::string endpoint;
   int keep = 2;                // serving versions kept besides the newest
   std::string compute = "cpu";  // LibTorch device: cpu, or cuda[:N] with a CUDA build
+  // The device's caps on a round of training: at most `time_budget` of
+  // training (stopping early and reporting what it trained), at most
+  // `memory_budget_bytes` added (the batch size is lowered to fit; 0: no
+  // cap), and `may_train`, asked before each round: OK trains, anything
+  // else declines the round with its message as the reason (unset: always
+  // train; shoal/client.h MayTrainCommand and PauseWhileFileExists build
+  // one from a command or a file).
+  absl::Duration time_budget = absl::InfiniteDuration();
+  int64_t memory_budget_bytes = 0;
+  std::function<absl::Status()> may_train;
 };
 
 // DevicePrediction: one answer of Predict.

@@ -77,6 +77,21 @@ absl::Status ParseSimulation(JsonFields& root, ExperimentConfig& c) {
   SHOAL_RETURN_IF_ERROR(s.Number("trace_period_s", 0, 1e9, &sim.population.trace_period_s));
   SHOAL_RETURN_IF_ERROR(s.Number("dropout_fraction", 0, 0.999, &sim.options.dropout_fraction));
   SHOAL_RETURN_IF_ERROR(s.Number("bandwidth_mbps", 0, 1e6, &sim.options.bandwidth_mbps));
+  // Per-device link speeds: a number (every device) or a distribution.
+  for (const char* key : {"downlink_mbps", "uplink_mbps"}) {
+    if (!s.Has(key)) continue;
+    std::optional<simulation::Distribution>& link = key[0] == 'd' ? sim.population.downlink_mbps
+                                                                  : sim.population.uplink_mbps;
+    if (s.object().at(key).is_number()) {
+      double mbps = 0;
+      SHOAL_RETURN_IF_ERROR(s.Number(key, 0, 1e6, &mbps, /*lo_open=*/true));
+      link = simulation::Distribution::Constant(mbps);
+    } else {
+      SHOAL_ASSIGN_OR_RETURN(JsonFields d, s.Object(key));
+      link = simulation::Distribution::Constant(1);
+      SHOAL_RETURN_IF_ERROR(ParseDistribution(std::move(d), &*link));
+    }
+  }
   SHOAL_RETURN_IF_ERROR(s.Number("deadline_s", 0, 1e9, &sim.options.deadline_s));
   return s.Finish();
 }

@@ -126,9 +126,11 @@ void ProgressReporter::OnRoundEnd(const RoundRecord& r) {
                              static_cast<double>(r.upload_bytes) / 1e6 /
                                  static_cast<double>(r.answered));
   }
+  const std::string declined =
+      r.declined.empty() ? "" : absl::StrCat(" (", r.declined.size(), " declined)");
   spdlog::info(
-      "round {}/{} | clients {}/{} | train loss {} | {}{}{}{}{} | {:.1f} s{}{}", r.round,
-      config_.coordinator.num_rounds, r.answered, r.sampled,
+      "round {}/{} | clients {}/{}{} | train loss {} | {}{}{}{}{} | {:.1f} s{}{}", r.round,
+      config_.coordinator.num_rounds, r.answered, r.sampled, declined,
       std::isnan(r.train_loss) ? std::string("n/a") : absl::StrFormat("%.4f", r.train_loss), eval,
       MetricsText(r.strategy_metrics), SecAggText(r.secagg), MetricsText(extras), upload, real_s,
       eta,
@@ -142,6 +144,10 @@ void ProgressReporter::OnRoundEnd(const RoundRecord& r) {
   if (r.failures.size() > kMaxFailuresShown) {
     spdlog::warn("round {}: ... and {} more failures (all in metrics.json)", r.round,
                  r.failures.size() - kMaxFailuresShown);
+  }
+  for (size_t i = 0; i < r.declined.size() && i < kMaxFailuresShown; ++i) {
+    spdlog::info("round {}: client '{}' declined: {}", r.round, r.declined[i].client_id,
+                 DeclinedReason(r.declined[i].status));
   }
 }
 
@@ -171,7 +177,7 @@ absl::Status ProgressReporter::Write() {
       extras_key_.empty() ? std::set<std::string>{} : Keys(rounds_, extras_key_);
   std::ostringstream csv;
   csv << "round,sampled,answered,failed,model_version,train_loss,test_loss,test_accuracy,seconds,"
-         "upload_bytes";
+         "upload_bytes,declined";
   for (const std::string& k : strategy_keys) csv << ',' << k;
   for (const std::string& k : extra_keys) csv << ',' << k;
   csv << '\n';
@@ -182,7 +188,8 @@ absl::Status ProgressReporter::Write() {
   for (const json& r : rounds_) {
     csv << r["round"] << ',' << r["sampled"] << ',' << r["answered"] << ',' << r["failed"] << ','
         << r["model_version"] << ',' << r["train_loss"] << ',' << r["test_loss"] << ','
-        << r["test_accuracy"] << ',' << r["seconds"] << ',' << r["upload_bytes"];
+        << r["test_accuracy"] << ',' << r["seconds"] << ',' << r["upload_bytes"] << ','
+        << (r.contains("declined") ? r["declined"].size() : 0);
     for (const std::string& k : strategy_keys) cell(r, "strategy_metrics", k);
     for (const std::string& k : extra_keys) cell(r, extras_key_, k);
     csv << '\n';

@@ -544,6 +544,14 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
     record.answered = collector->answered();
     record.failures = ToClientFailures(collector->failures());
   }
+  // A client that declined (its may-train check said not now) did not fail.
+  {
+    std::vector<ClientFailure> failed;
+    for (ClientFailure& f : record.failures) {
+      (IsDeclined(f.status) ? record.declined : failed).push_back(std::move(f));
+    }
+    record.failures = std::move(failed);
+  }
   record.train_loss = loss_weight > 0
                           ? loss_sum / loss_weight
                           : std::numeric_limits<double>::quiet_NaN();
@@ -552,8 +560,12 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
     // The secure-aggregation session aborted: nothing to aggregate.
   } else if (record.answered < options_.min_fit_clients) {
     record.note = absl::StrCat("only ", record.answered, " of ", record.sampled,
-                               " sampled clients returned a valid result (min_fit_clients = ",
-                               options_.min_fit_clients, "); the global model is unchanged");
+                               " sampled clients returned a valid result",
+                               record.declined.empty()
+                                   ? std::string()
+                                   : absl::StrCat(" (", record.declined.size(), " declined)"),
+                               " (min_fit_clients = ", options_.min_fit_clients,
+                               "); the global model is unchanged");
   } else {
     absl::StatusOr<Parameters> next = aggregator->Finish(record.failures);
     absl::Status ok = next.ok() ? global->CheckCompatible(*next) : next.status();

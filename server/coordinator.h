@@ -99,6 +99,10 @@ struct RoundRecord {
   size_t sampled = 0;
   size_t answered = 0;  // valid results folded in
   std::vector<ClientFailure> failures;
+  // Sampled clients that declined to train this round (their may-train
+  // check said not now; DeclinedError), with their reasons: neither
+  // answered nor failed.
+  std::vector<ClientFailure> declined;
   bool model_updated = false;
   int64_t model_version = 0;  // the global version after the round
   double train_loss = 0;      // num_examples-weighted; NaN without results

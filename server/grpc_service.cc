@@ -463,6 +463,12 @@ absl::Status FederationService::ReceiveFit(
   // Refuse before reading megabytes when the task is not open.
   SHOAL_ASSIGN_OR_RETURN(GrpcClientProxy::FitTaskInputs inputs,
                          proxy->OpenFitTask(header.task_id()));
+  if (!header.declined().empty()) {
+    // The client chose not to train now: its reason, counted as a decline.
+    proxy->CompleteFit(header.task_id(), DeclinedError(QuoteForMessage(header.declined(), 200)))
+        .IgnoreError();
+    return absl::OkStatus();
+  }
   if (!header.error().empty()) {
     // The client could not train; fail its task now so the round need not
     // wait for the deadline.

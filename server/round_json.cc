@@ -51,6 +51,10 @@ json RoundRecordToJson(const RoundRecord& r) {
                         {"code", static_cast<int>(f.status.code())},
                         {"error", std::string(f.status.message())}});
   }
+  json declined = json::array();
+  for (const ClientFailure& d : r.declined) {
+    declined.push_back({{"client", d.client_id}, {"reason", DeclinedReason(d.status)}});
+  }
   auto loss = [](const std::optional<EvaluateRes>& e) {
     return e ? Number(e->loss) : json(nullptr);
   };
@@ -62,6 +66,7 @@ json RoundRecordToJson(const RoundRecord& r) {
           {"answered", r.answered},
           {"failed", r.failures.size()},
           {"failures", failures},
+          {"declined", declined},
           {"model_updated", r.model_updated},
           {"model_version", r.model_version},
           {"train_loss", Number(r.train_loss)},
@@ -102,6 +107,19 @@ absl::StatusOr<RoundRecord> RoundRecordFromJson(JsonFields& j) {
     SHOAL_RETURN_IF_ERROR(f.String(error, &message));
     failure.status = absl::Status(static_cast<absl::StatusCode>(code), message);
     r.failures.push_back(std::move(failure));
+  }
+  // Optional: histories written before devices could decline.
+  if (j.Has("declined")) {
+    SHOAL_ASSIGN_OR_RETURN(std::vector<JsonFields> declined, j.Objects("declined"));
+    for (JsonFields& d : declined) {
+      SHOAL_RETURN_IF_ERROR(d.Require({"client", "reason"}));
+      ClientFailure decline;
+      std::string reason;
+      SHOAL_RETURN_IF_ERROR(d.String("client", &decline.client_id));
+      SHOAL_RETURN_IF_ERROR(d.String("reason", &reason));
+      decline.status = DeclinedError(reason);
+      r.declined.push_back(std::move(decline));
+    }
   }
   SHOAL_RETURN_IF_ERROR(j.Bool("model_updated", &r.model_updated));
   SHOAL_RETURN_IF_ERROR(j.Integer("model_version", 0, kMax, &r.model_version));

@@ -45,6 +45,7 @@ std::string RoundLine(const RoundRecord& r) {
     }
   }
   if (!r.failures.empty()) absl::StrAppend(&line, ", ", r.failures.size(), " failed");
+  if (!r.declined.empty()) absl::StrAppend(&line, ", ", r.declined.size(), " declined");
   if (!r.note.empty()) absl::StrAppend(&line, " (", r.note, ")");
   absl::StrAppend(&line, absl::StrFormat(", %.1f s", r.seconds));
   return line;

@@ -131,6 +131,52 @@ class CoordinatorTest : public ::testing::Test {
   std::unique_ptr<Coordinator> coordinator_;
 };
 
+// A device that declines (its may-train check said not now) is neither
+// answered nor failed: the round files it under `declined`, with its
+// reason, and aggregates the others; when too few are left, the note says
+// how many declined.
+TEST_F(CoordinatorTest, ADeclineIsFiledApartFromFailuresAndTheRoundGoesOn) {
+  options_.min_fit_clients = 1;
+  options_.min_available_clients = 3;
+  options_.num_rounds = 2;
+  Add("a", Answer(1, 1));
+  Add("b", [](const FitIns&) { return absl::StatusOr<FitRes>(DeclinedError("on battery")); });
+  Add("c", [](const FitIns& ins) -> std::optional<absl::StatusOr<FitRes>> {
+    if (ins.round == 1) return absl::StatusOr<FitRes>(absl::InternalError("disk full"));
+    return absl::StatusOr<FitRes>(DeclinedError("metered link"));
+  });
+  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  ASSERT_TRUE(history.ok()) << history.status();
+  ASSERT_EQ(history->size(), 3u);
+  const RoundRecord& first = (*history)[1];
+  EXPECT_EQ(first.answered, 1u);
+  ASSERT_EQ(first.failures.size(), 1u);
+  EXPECT_EQ(first.failures[0].client_id, "c");
+  ASSERT_EQ(first.declined.size(), 1u);
+  EXPECT_EQ(first.declined[0].client_id, "b");
+  EXPECT_EQ(DeclinedReason(first.declined[0].status), "on battery");
+  EXPECT_TRUE(first.model_updated);
+  const RoundRecord& second = (*history)[2];
+  EXPECT_TRUE(second.failures.empty());
+  EXPECT_EQ(second.declined.size(), 2u);
+}
+
+TEST_F(CoordinatorTest, TooFewLeftAfterDeclinesKeepsTheModelAndSaysHowManyDeclined) {
+  options_.min_fit_clients = 2;
+  options_.min_available_clients = 3;
+  Add("a", Answer(1, 1));
+  for (const char* id : {"b", "c"}) {
+    Add(id, [](const FitIns&) { return absl::StatusOr<FitRes>(DeclinedError("charging")); });
+  }
+  absl::StatusOr<std::vector<RoundRecord>> history = Run();
+  ASSERT_TRUE(history.ok()) << history.status();
+  EXPECT_FALSE((*history)[1].model_updated);
+  EXPECT_NE((*history)[1].note.find("only 1 of 3 sampled clients returned a valid result "
+                                        "(2 declined)"),
+            std::string::npos)
+      << (*history)[1].note;
+}
+
 TEST_F(CoordinatorTest, AggregatesEveryAnswerAndStoresTheNewVersion) {
   Add("a", Answer(1, 1));
   Add("b", Answer(3, 3));  // weighted mean update = (1 + 9) / 4 = 2.5

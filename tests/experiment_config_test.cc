@@ -70,6 +70,30 @@ TEST(ExperimentConfigTest, SimulationSectionErrorsNameTheKey) {
   EXPECT_THAT(error(R"({"data": {"partitioner": "quantity_skew", "power_law_exponent": -1}})"),
               HasSubstr("data.power_law_exponent"));
   EXPECT_THAT(error(R"({"target_accuracy": 2})"), HasSubstr("target_accuracy"));
+  EXPECT_THAT(error(R"({"simulation": {"uplink_mbps": 0}})"), HasSubstr("simulation.uplink_mbps"));
+  EXPECT_THAT(error(R"({"simulation": {"downlink_mbps": {"distribution": "lognormal", "sigma": 11}}})"),
+              HasSubstr("simulation.downlink_mbps.sigma"));
+  EXPECT_THAT(error(R"({"simulation": {"downlink_mbps": "fast"}})"),
+              HasSubstr("simulation.downlink_mbps"));
+}
+
+TEST(ExperimentConfigTest, PerDeviceLinkSpeedsAreANumberOrADistribution) {
+  absl::StatusOr<ExperimentConfig> c = ParseExperimentConfig(
+      R"({"simulation": {"bandwidth_mbps": 10, "uplink_mbps": 2.5,
+          "downlink_mbps": {"distribution": "lognormal", "median": 20, "sigma": 1}}})",
+      "links.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const simulation::PopulationOptions& p = c->simulation.population;
+  ASSERT_TRUE(p.uplink_mbps.has_value());
+  EXPECT_EQ(p.uplink_mbps->kind, simulation::Distribution::Kind::kConstant);
+  EXPECT_DOUBLE_EQ(p.uplink_mbps->value, 2.5);
+  ASSERT_TRUE(p.downlink_mbps.has_value());
+  EXPECT_EQ(p.downlink_mbps->kind, simulation::Distribution::Kind::kLogNormal);
+  EXPECT_DOUBLE_EQ(p.downlink_mbps->median, 20);
+  EXPECT_DOUBLE_EQ(c->simulation.options.bandwidth_mbps, 10);
+  absl::StatusOr<ExperimentConfig> none = ParseExperimentConfig(R"({"simulation": {}})", "x.json");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->simulation.population.downlink_mbps.has_value());
 }
 
 TEST(ExperimentConfigTest, ServingSectionIsReadAndItsErrorsNameTheKey) {

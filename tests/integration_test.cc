@@ -404,6 +404,47 @@ TEST_F(IntegrationTest, PersonalLayersStayOnTheirDevices) {
       << infer.Log();
 }
 
+// Issue 17.4 over real processes: client-0's pause file says it may not
+// train now, so it declines every round with the file's reason, and the
+// server records a decline, not a failure, and goes on with the others;
+// client-1 may train (its may-train command exits 0) but only for a
+// millisecond a round, so it stops early and reports the steps it took.
+TEST_F(IntegrationTest, ADeviceThatMayNotTrainNowDeclinesAndOneOutOfTimeStopsEarly) {
+  const std::string config = WriteConfig(/*rounds=*/2, /*min_fit=*/2, /*round_s=*/120,
+                                         [](json& c) {
+                                           c["fit"]["local_epochs"] = 5;
+                                           c["sampling"]["min_fit_clients"] = 1;
+                                         });
+  const std::string pause = dir_.File("pause");
+  ASSERT_TRUE(WriteFileAtomically(pause, "on battery\n").ok());
+  auto server = StartServer(config);
+  auto paused = StartClient(config, 0, {"--pause-file", pause});
+  auto hurried = StartClient(config, 1, {"--time-budget", "0.001", "--may-train-command", "exit 0"});
+  ASSERT_EQ(server->Wait(absl::Minutes(4)), 0) << server->Log();
+  ASSERT_EQ(paused->Wait(absl::Seconds(60)), 0) << paused->Log();
+  ASSERT_EQ(hurried->Wait(absl::Seconds(60)), 0) << hurried->Log();
+  const json h = History();
+  ASSERT_EQ(h["rounds"].size(), 3u) << h.dump(2);
+  for (int r = 1; r <= 2; ++r) {
+    const json& round = h["rounds"][r];
+    EXPECT_EQ(round["answered"], 1) << round.dump(2);
+    EXPECT_EQ(round["failed"], 0) << round.dump(2);
+    ASSERT_EQ(round["declined"].size(), 1u) << round.dump(2);
+    EXPECT_EQ(round["declined"][0]["client"], "client-0");
+    EXPECT_EQ(round["declined"][0]["reason"], "'on battery'");
+    EXPECT_TRUE(round["model_updated"].get<bool>());
+  }
+  EXPECT_NE(server->Log().find("client 'client-0' declined: 'on battery'"), std::string::npos)
+      << server->Log();
+  EXPECT_NE(paused->Log().find("round 1: declined to train: on battery"), std::string::npos)
+      << paused->Log();
+  EXPECT_NE(hurried->Log().find("(stopped by the time budget after"), std::string::npos)
+      << hurried->Log();
+  absl::StatusOr<std::string> csv = ReadFile(dir_.path() + "/run/metrics.csv");
+  ASSERT_TRUE(csv.ok());
+  EXPECT_NE(csv->find(",declined\n"), std::string::npos) << *csv;
+}
+
 // Differential privacy end to end: clients clip their own updates, the
 // server noises the mean and reports the running epsilon every round, and the
 // run ends before the round that would spend more than the budget.

@@ -20,6 +20,7 @@
 #include "common/parameters.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/model_testing.h"
 #include "tests/testing.h"
 
 namespace shoal::client {
@@ -27,17 +28,6 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-// MustCreate builds built-in `name` shaped for Fashion-MNIST (1 x 28 x 28
-// images, 10 classes), or the TorchScript file `name`.
-std::unique_ptr<Model> MustCreate(const std::string& name, uint64_t seed = 0) {
-  absl::StatusOr<ModelSpec> spec = ParseModelSpec(name);
-  if (spec.ok() && IsBuiltinModel(*spec)) spec = ResolveModelShape(*spec, {1, 28, 28}, 10);
-  EXPECT_TRUE(spec.ok()) << spec.status();
-  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(*spec, seed);
-  EXPECT_TRUE(model.ok()) << model.status();
-  return model.ok() ? std::move(*model) : nullptr;
-}
 
 bool AllEqual(const Parameters& a, const Parameters& b) {
   if (a.names() != b.names()) return false;

@@ -201,6 +201,35 @@ TEST(RoundRecordJsonTest, HistoryAndCheckpointShareTheFailureFields) {
   EXPECT_EQ(j["secure_aggregation"]["secagg_masked"], 2);
 }
 
+// A declined device (its may-train check said not now) is kept apart from
+// the failures, with its reason, through metrics.json and the checkpoint;
+// a round written before declines existed reads as having none.
+TEST(RoundRecordJsonTest, DeclinesRoundTripWithTheirReasonsApartFromFailures) {
+  RoundRecord r = SomeRound(1);
+  r.declined.push_back({"d", DeclinedError("'on battery'")});
+  json j = RoundRecordToJson(r);
+  EXPECT_EQ(j["failed"], 1);
+  ASSERT_EQ(j["declined"].size(), 1u);
+  EXPECT_EQ(j["declined"][0]["client"], "d");
+  EXPECT_EQ(j["declined"][0]["reason"], "'on battery'");
+  JsonFields fields(j);
+  absl::StatusOr<RoundRecord> back = RoundRecordFromJson(fields);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->declined.size(), 1u);
+  EXPECT_EQ(back->declined[0].client_id, "d");
+  EXPECT_TRUE(IsDeclined(back->declined[0].status));
+  EXPECT_EQ(DeclinedReason(back->declined[0].status), "'on battery'");
+  EXPECT_EQ(back->failures.size(), 1u);
+  j.erase("declined");
+  JsonFields older(j);
+  absl::StatusOr<RoundRecord> old = RoundRecordFromJson(older);
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_TRUE(old->declined.empty());
+  j["declined"] = json::array({{{"client", "d"}}});
+  JsonFields bad(j);
+  EXPECT_THAT(std::string(RoundRecordFromJson(bad).status().message()), HasSubstr("reason"));
+}
+
 TEST(CheckpointTest, StatelessStrategyNeedsNoBlob) {
   testing::TempDir dir;
   Checkpoint c = SomeCheckpoint(1, 0);

@@ -18,21 +18,12 @@
 #include "common/types.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/model_testing.h"
 
 namespace shoal::client {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::unique_ptr<Model> MustCreate(const std::string& name, uint64_t seed) {
-  ModelSpec spec;
-  spec.name = name;
-  spec.input_shape = {1, 28, 28};
-  spec.outputs = 10;
-  absl::StatusOr<std::unique_ptr<Model>> model = CreateModel(spec, seed);
-  EXPECT_TRUE(model.ok()) << model.status();
-  return model.ok() ? std::move(*model) : nullptr;
-}
 
 Trainer MustTrainer(uint64_t seed = 0) {
   TrainerOptions options;

@@ -1,7 +1,8 @@
 // shoal/client.h: a federated client, in-process or on a device.
 //
-// Trainer (TrainerOptions: device, seed, task; Trainer::Create, InvalidArgument
-//   for a bad device): local training and evaluation of a Model.
+// Trainer (TrainerOptions: device, seed, task, and the device's caps:
+//   time_budget, memory_budget_bytes; Trainer::Create, InvalidArgument for a
+//   bad device or cap): local training and evaluation of a Model.
 // LocalClient(model, trainer, train, holdout): what a client does in a round
 //   (load the global weights, fine-tune, report the update, evaluate on its
 //   held-out data), with no transport. Owns its model and data; one round at
@@ -14,6 +15,9 @@
 //   server cannot be reached for the configured time, FailedPrecondition for
 //   a model that does not verify, InvalidArgument for bad options.
 // SetComputeThreads(n): LibTorch and OpenBLAS threads of this process.
+// MayTrainCommand(cmd) / PauseWhileFileExists(path): a may-train check for
+//   AgentOptions::may_train (and DeviceOptions) from a shell command's exit
+//   status or a pause file; a "no" declines the round with a reason.
 //
 // Example (a plaintext client on loopback):
 //   shoal::AgentOptions options;
@@ -27,6 +31,7 @@
 
 #include "client/agent.h"
 #include "client/local_client.h"
+#include "client/may_train.h"
 #include "client/trainer.h"
 #include "shoal/data.h"
 #include "shoal/model.h"
@@ -37,6 +42,8 @@ using client::Agent;
 using client::AgentOptions;
 using client::AgentStats;
 using client::LocalClient;
+using client::MayTrainCommand;
+using client::PauseWhileFileExists;
 using client::SetComputeThreads;
 using client::Trainer;
 using client::TrainerOptions;
