@@ -285,8 +285,7 @@ absl::Status Run(const AdminFlags& flags) {
 int RunAdminCommand(const AdminFlags& flags) {
   absl::Status status = Run(flags);
   if (!status.ok()) {
-    std::fprintf(stderr, "shoal %s: %s\n", flags.verb.c_str(),
-                 std::string(status.message()).c_str());
+    PrintCommandError(flags.verb, status.message());
     return ExitCodeOf(status);
   }
   return 0;

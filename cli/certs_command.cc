@@ -135,8 +135,7 @@ int RunCertsCommand(const CertsFlags& flags) {
       break;
   }
   if (!status.ok()) {
-    std::fprintf(stderr, "shoal certs: %s\n",
-                 std::string(status.message()).c_str());
+    PrintCommandError("certs", status.message());
     const bool bad_input =
         absl::IsInvalidArgument(status) || absl::IsNotFound(status) ||
         absl::IsAlreadyExists(status) || absl::IsFailedPrecondition(status) ||

@@ -139,7 +139,7 @@ int RunClientCommand(const ClientFlags& flags) {
   int exit_code = 1;
   absl::Status status = RunClient(flags, &exit_code);
   if (!status.ok()) {
-    std::fprintf(stderr, "shoal client: %s\n", std::string(status.message()).c_str());
+    PrintCommandError("client", status.message());
     return exit_code == 0 ? 1 : exit_code;
   }
   return 0;

@@ -15,6 +15,15 @@
 
 namespace shoal::cli {
 
+// PrintCommandError reports why `shoal COMMAND` failed: "shoal COMMAND:
+// MESSAGE" on stderr, or, with --log-format json, as a JSON log line.
+void PrintCommandError(absl::string_view command, absl::string_view message);
+
+// Say prints a command's own report (a run's summary) on stdout, printf
+// style; with --log-format json each of its lines is a JSON log line
+// instead, so that stdout stays parseable.
+void Say(const char* format, ...) __attribute__((format(printf, 1, 2)));
+
 struct ServerFlags {
   std::string config;      // experiment config (JSON); empty: defaults
   std::string address;     // overrides server.address

@@ -104,7 +104,7 @@ absl::Status RunExport(const ExportFlags& flags) {
 int RunExportCommand(const ExportFlags& flags) {
   absl::Status status = RunExport(flags);
   if (!status.ok()) {
-    std::fprintf(stderr, "shoal export: %s\n", std::string(status.message()).c_str());
+    PrintCommandError("export", status.message());
     return absl::IsInvalidArgument(status) || absl::IsNotFound(status) ? 2 : 1;
   }
   return 0;

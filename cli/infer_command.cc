@@ -187,7 +187,7 @@ int RunInferCommand(const InferFlags& flags) {
   client::SetComputeThreads(static_cast<int>(std::thread::hardware_concurrency()));
   absl::Status status = RunInfer(flags);
   if (!status.ok()) {
-    std::fprintf(stderr, "shoal infer: %s\n", std::string(status.message()).c_str());
+    PrintCommandError("infer", status.message());
     return absl::IsInvalidArgument(status) || absl::IsNotFound(status) ? 2 : 1;
   }
   return 0;

@@ -5,9 +5,13 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdarg>
 #include <cstdio>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/logging.h"
 #include "cli/commands.h"
 #include "strategies/registry.h"
 
@@ -29,11 +33,62 @@ void AddModelKeyFlags(CLI::App* command, std::string* model_key, bool* insecure_
       ->excludes(key);
 }
 
+// CommandName is the parsed subcommand's path ("server", "run submit").
+std::string CommandName(const CLI::App& app) {
+  std::string name;
+  const CLI::App* at = &app;
+  for (;;) {
+    const std::vector<CLI::App*> next = at->get_subcommands();
+    if (next.empty()) break;
+    at = next.front();
+    absl::StrAppend(&name, name.empty() ? "" : " ", at->get_name());
+  }
+  return name.empty() ? std::string("shoal") : name;
+}
+
 }  // namespace
+
+void PrintCommandError(absl::string_view command, absl::string_view message) {
+  if (JsonLogs()) {
+    spdlog::error("shoal {}: {}", std::string(command), std::string(message));
+    return;
+  }
+  std::fprintf(stderr, "shoal %s: %s\n", std::string(command).c_str(),
+               std::string(message).c_str());
+}
+
+void Say(const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  if (!JsonLogs()) {
+    std::vprintf(format, args);
+    va_end(args);
+    return;
+  }
+  va_list copy;
+  va_copy(copy, args);
+  const int n = std::vsnprintf(nullptr, 0, format, copy);
+  va_end(copy);
+  std::string text(n > 0 ? static_cast<size_t>(n) : 0, '\0');
+  if (n > 0) std::vsnprintf(text.data(), text.size() + 1, format, args);
+  va_end(args);
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipWhitespace())) {
+    spdlog::info("{}", std::string(line));
+  }
+}
 
 int Main(int argc, char** argv) {
   CLI::App app{"Shoal: federated learning with LibTorch over gRPC"};
   app.require_subcommand(1);
+  // Options of the command itself may follow any subcommand (CLI11 passes
+  // what a subcommand does not know up to its parent).
+  app.fallthrough();
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format,
+                 "text, or json: one JSON object a line (time, level, process, message), on "
+                 "every command")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
 
   shoal::cli::ServerFlags server;
   CLI::App* s = app.add_subcommand("server", "Coordinate a federated training run");
@@ -283,6 +338,8 @@ int Main(int argc, char** argv) {
     const int printed = app.exit(e);
     return printed == 0 ? 0 : 2;
   }
+  // Checked by CLI11 already; the commands' own lines follow it from here.
+  SetLogFormat(log_format, CommandName(app)).IgnoreError();
   if (s->parsed()) return shoal::cli::RunServerCommand(server);
   if (sv->parsed()) return shoal::cli::RunServeCommand(serve);
   const std::pair<CLI::App*, std::pair<AdminAction, const char*>> verbs[] = {
@@ -304,7 +361,7 @@ int Main(int argc, char** argv) {
   }
   if (c->parsed()) {
     if (client.partition < 0 && client.data_dir.empty()) {
-      std::fprintf(stderr, "shoal client: give --partition P or --data-dir DIR\n");
+      PrintCommandError("client", "give --partition P or --data-dir DIR");
       return 2;
     }
     return shoal::cli::RunClientCommand(client);

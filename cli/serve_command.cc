@@ -147,7 +147,7 @@ absl::Status Serve(const ServeFlags& flags, int* exit_code) {
     interrupted += run.state == RunState::kRunning ? 1 : 0;
   }
   const std::optional<ModelRecord> serving = catalog->Current();
-  std::printf(
+  Say(
       "shoal serve: listening on %s (port %d, mutual TLS); state in %s; %zu run(s) queued%s; %s\n"
       "submit a run: shoal run submit CONFIG --server %s --pki-dir PKI/admins/NAME\n",
       address.c_str(), host->port(), flags.state_dir.c_str(), queued,
@@ -179,7 +179,7 @@ int RunServeCommand(const ServeFlags& flags) {
   int exit_code = 1;
   absl::Status status = Serve(flags, &exit_code);
   if (!status.ok()) {
-    std::fprintf(stderr, "shoal serve: %s\n", std::string(status.message()).c_str());
+    PrintCommandError("serve", status.message());
     return exit_code == 0 ? 1 : exit_code;
   }
   return 0;

@@ -127,7 +127,7 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
         previous->stop_reason.empty()
             ? absl::StrCat("all ", planned, " rounds are done")
             : absl::StrCat("it ended after round ", previous->round, ": ", previous->stop_reason);
-    std::printf(
+    Say(
         "Run '%s' already finished: %s (checkpoint of %s in %s). Nothing to train; "
         "pass --fresh to start over%s.\n",
         config.name.c_str(), what.c_str(), previous->created_at.c_str(),
@@ -153,26 +153,26 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   const std::optional<ModelRecord>& latest = run->final_model;
   const RoundRecord* last = history->empty() ? nullptr : &history->back();
   // history[0] is the initial model's evaluation, not a training round.
-  std::printf("\n=== Shoal run '%s' finished: %zu round(s) ===\n", config.name.c_str(),
+  Say("\n=== Shoal run '%s' finished: %zu round(s) ===\n", config.name.c_str(),
               history->empty() ? size_t{0} : history->size() - 1);
   if (!run->stop_reason.empty()) {
-    std::printf("Stopped early: %s\n", run->stop_reason.c_str());
+    Say("Stopped early: %s\n", run->stop_reason.c_str());
   } else if (stop_signal != 0) {
-    std::printf(
+    Say(
         "Stopped by signal %d after round %u; start the server again to "
         "resume\n",
         stop_signal, last != nullptr ? last->round : 0);
   }
   if (last != nullptr && last->server_eval) {
-    std::printf("Final test accuracy: %.2f%% (test loss %.4f)\n",
+    Say("Final test accuracy: %.2f%% (test loss %.4f)\n",
                 100 * Accuracy(*last->server_eval), last->server_eval->loss);
   }
   if (latest) {
-    std::printf("Final model: version %lld in %s/%s (sha256 %s)\n",
+    Say("Final model: version %lld in %s/%s (sha256 %s)\n",
                 static_cast<long long>(latest->version), server->model_dir().c_str(),
                 latest->params_file.c_str(), latest->sha256_hex.c_str());
   }
-  std::printf("Metrics history: %s/metrics.json and metrics.csv\n", config.output_dir.c_str());
+  Say("Metrics history: %s/metrics.json and metrics.csv\n", config.output_dir.c_str());
   const std::string verify = signed_models
                                  ? absl::StrCat("--model-key ", flags.pki_dir, "/model-signing.pub")
                                  : std::string("--insecure-unverified");
@@ -183,7 +183,7 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
           ? absl::StrCat("--input ", config.data.dir, "/t10k-images-idx3-ubyte.gz --labels ",
                          config.data.dir, "/t10k-labels-idx1-ubyte.gz")
           : absl::StrCat("--config ", flags.config, " --input ", config.data.dir);
-  std::printf("Run inference (works offline):\n  shoal infer %s --model-dir %s %s\n",
+  Say("Run inference (works offline):\n  shoal infer %s --model-dir %s %s\n",
               verify.c_str(), server->model_dir().c_str(), data.c_str());
   std::fflush(stdout);
   *exit_code = 0;
@@ -196,7 +196,7 @@ int RunServerCommand(const ServerFlags& flags) {
   int exit_code = 1;
   absl::Status status = RunServer(flags, &exit_code);
   if (!status.ok()) {
-    std::fprintf(stderr, "shoal server: %s\n", std::string(status.message()).c_str());
+    PrintCommandError("server", status.message());
     return exit_code == 0 ? 1 : exit_code;
   }
   return 0;

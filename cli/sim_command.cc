@@ -36,19 +36,19 @@ absl::Status RunSim(const SimFlags& flags, int* exit_code) {
   SHOAL_RETURN_IF_ERROR(run.status());
   const SimulationResult& result = *run;
   const RoundRecord* last = result.history.empty() ? nullptr : &result.history.back();
-  std::printf(
+  Say(
       "\n=== Shoal simulation '%s' finished: %zu round(s), %llu registered clients, "
       "%d worker(s) ===\n",
       config.name.c_str(), result.history.empty() ? size_t{0} : result.history.size() - 1,
       static_cast<unsigned long long>(result.clients), result.workers);
-  if (!result.stop_reason.empty()) std::printf("Stopped early: %s\n", result.stop_reason.c_str());
+  if (!result.stop_reason.empty()) Say("Stopped early: %s\n", result.stop_reason.c_str());
   if (last != nullptr && last->server_eval) {
-    std::printf("Final test accuracy: %.2f%% (test loss %.4f)\n",
+    Say("Final test accuracy: %.2f%% (test loss %.4f)\n",
                 100 * Accuracy(*last->server_eval), last->server_eval->loss);
   }
-  std::printf("Simulated fleet time: %.1f s (%.2f h); real time: %.1f s\n",
+  Say("Simulated fleet time: %.1f s (%.2f h); real time: %.1f s\n",
               result.simulated_seconds, result.simulated_seconds / 3600, result.real_seconds);
-  std::printf(
+  Say(
       "Final model: %s/models; metrics: %s/metrics.json and metrics.csv; clients: "
       "%s/clients.csv\n",
       config.output_dir.c_str(), config.output_dir.c_str(), config.output_dir.c_str());
@@ -63,7 +63,7 @@ int RunSimCommand(const SimFlags& flags) {
   int exit_code = 1;
   absl::Status status = RunSim(flags, &exit_code);
   if (!status.ok()) {
-    std::fprintf(stderr, "shoal sim: %s\n", std::string(status.message()).c_str());
+    PrintCommandError("sim", status.message());
     return exit_code == 0 ? 1 : exit_code;
   }
   return 0;

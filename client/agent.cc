@@ -631,7 +631,10 @@ absl::Status Agent::ServeFit(const v1::Task& task) {
       res = secagg_answer_.status();
     }
   } else {
-    if (options_.may_train) {
+    // In a securely aggregated round the device was asked at the session's
+    // setup (ServeSecAgg): having shared keys, leaving now would cost the
+    // others an unmasking.
+    if (options_.may_train && !secure) {
       if (absl::Status may = options_.may_train(); !may.ok()) {
         // Not a failure: the device says "not now", before fetching anything.
         const std::string reason(may.message().empty() ? "no reason given" : may.message());
@@ -730,6 +733,17 @@ absl::Status Agent::ServeSecAgg(const v1::Task& task) {
   const v1::SecAggTask& secagg = task.secagg();
   const char* stage = secagg::MessageName(secagg.message().stage_case());
   const bool again = task.task_id() == secagg_task_id_;
+  if (!again && options_.may_train && secagg.message().has_setup()) {
+    // Asked before the session, where leaving costs nobody anything.
+    if (absl::Status may = options_.may_train(); !may.ok()) {
+      const std::string reason(may.message().empty() ? "no reason given" : may.message());
+      spdlog::info("round {}: declined to train: {}", secagg.round(), reason);
+      secagg_task_id_ = task.task_id();
+      secagg_answer_ = DeclinedError(reason);
+      SubmitSecAgg(task.task_id(), secagg_answer_).IgnoreError();
+      return absl::OkStatus();
+    }
+  }
   if (!again) {
     secagg_answer_ = secagg_.Handle(secagg.message());
     secagg_task_id_ = task.task_id();

@@ -3,9 +3,15 @@
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 
+#include <array>
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <mutex>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 
 namespace shoal::client {
 namespace {
@@ -14,15 +20,27 @@ std::atomic<int64_t> g_in_use{0};
 std::atomic<int64_t> g_peak{0};
 std::atomic<bool> g_installed{false};
 
-// Each block carries its size in a header in front of the data, so that the
-// deleter needs nothing but the data pointer: LibTorch's raw_allocate /
-// raw_deallocate (oneDNN allocates its scratch through them) require the
-// DataPtr's context to be the data itself. 64 bytes keep the data at
-// LibTorch's 64-byte alignment.
-constexpr size_t kHeader = 64;
-
 c10::Allocator* g_base = nullptr;
 c10::DeleterFnPtr g_base_free = nullptr;
+
+// The size of each block this allocator handed out, by address, in shards
+// so threads rarely wait on each other. A block the base allocator made
+// before the wrapper was installed (oneDNN's scratch, freed through
+// raw_deallocate, which asks for the allocator in place at the time) is not
+// in it, and is freed by the base allocator without being counted: nothing
+// is ever read from memory the wrapper did not allocate.
+struct Shard {
+  absl::Mutex mu;
+  absl::flat_hash_map<void*, size_t> sizes ABSL_GUARDED_BY(mu);
+};
+constexpr size_t kShards = 64;
+std::array<Shard, kShards>& Shards() {
+  static auto* shards = new std::array<Shard, kShards>();
+  return *shards;
+}
+Shard& ShardOf(void* p) {
+  return Shards()[(reinterpret_cast<uintptr_t>(p) >> 6) % kShards];
+}
 
 void NotePeak(int64_t now) {
   int64_t peak = g_peak.load(std::memory_order_relaxed);
@@ -32,22 +50,33 @@ void NotePeak(int64_t now) {
 
 void Free(void* data) {
   if (data == nullptr) return;
-  char* block = static_cast<char*>(data) - kHeader;
-  const int64_t n = static_cast<int64_t>(*reinterpret_cast<size_t*>(block));
-  g_in_use.fetch_sub(n, std::memory_order_relaxed);
-  g_base_free(block);
+  size_t n = 0;
+  {
+    Shard& shard = ShardOf(data);
+    absl::MutexLock lock(&shard.mu);
+    auto it = shard.sizes.find(data);
+    if (it != shard.sizes.end()) {
+      n = it->second;
+      shard.sizes.erase(it);
+    }
+  }
+  g_in_use.fetch_sub(static_cast<int64_t>(n), std::memory_order_relaxed);
+  g_base_free(data);
 }
 
 class CountingAllocator final : public c10::Allocator {
  public:
   c10::DataPtr allocate(size_t n) const override {
-    void* block = g_base->raw_allocate(n + kHeader);
-    *static_cast<size_t*>(block) = n;
-    const int64_t now =
-        g_in_use.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed) +
-        static_cast<int64_t>(n);
-    NotePeak(now);
-    void* data = static_cast<char*>(block) + kHeader;
+    // The base's block as it is: its context is its data, which LibTorch's
+    // raw_allocate requires.
+    void* data = g_base->raw_allocate(n);
+    if (data != nullptr) {
+      Shard& shard = ShardOf(data);
+      absl::MutexLock lock(&shard.mu);
+      shard.sizes[data] = n;
+    }
+    NotePeak(g_in_use.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed) +
+             static_cast<int64_t>(n));
     return {data, data, &Free, c10::Device(c10::DeviceType::CPU)};
   }
   c10::DeleterFnPtr raw_deleter() const override { return &Free; }

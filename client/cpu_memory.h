@@ -11,8 +11,10 @@
 namespace shoal::client {
 
 // InstallCpuMemoryMeter wraps the CPU allocator, once per process (later
-// calls do nothing). Thread-safe. The cost is two atomic additions per
-// allocation and 64 bytes of header; nothing is installed unless asked.
+// calls do nothing). Thread-safe. The cost is an atomic addition and a
+// sharded hash-map insertion per allocation (the block's size, by address);
+// nothing is installed unless asked. Blocks allocated before it are freed
+// as before and never counted.
 void InstallCpuMemoryMeter();
 bool CpuMemoryMeterInstalled();
 

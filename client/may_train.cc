@@ -4,13 +4,13 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <string>
 #include <utility>
 
@@ -63,7 +63,11 @@ absl::Status RunCheck(const std::string& command, absl::Duration timeout) {
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  // Default signal handling in the command, whatever this process ignores.
+  sigset_t all;
+  sigfillset(&all);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF);
   const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
   pid_t pid = -1;
   const int spawned = posix_spawn(&pid, "/bin/sh", &actions, &attr,
@@ -77,39 +81,60 @@ absl::Status RunCheck(const std::string& command, absl::Duration timeout) {
   close(write_end.fd);
   write_end.fd = -1;
 
-  // Read until the command closes its output or the time is up.
+  // Until the command (the shell) has ended or the time is up: read what it
+  // prints (kept up to kMaxRead, the rest drained so it never blocks on a
+  // full pipe) and look for its end every 50 ms. A child it left running in
+  // the background may hold the pipe open; its end is the shell's.
   std::string output;
   const absl::Time deadline = absl::Now() + timeout;
-  bool timed_out = false;
-  for (;;) {
-    const absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) {
-      timed_out = true;
+  int status = 0;
+  bool ended = false;
+  bool open = true;
+  while (!ended) {
+    const pid_t reaped = waitpid(pid, &status, WNOHANG);
+    if (reaped == pid) {
+      ended = true;
       break;
+    }
+    if (reaped < 0 && errno != EINTR) break;  // not ours to wait for: treat as ended
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) break;
+    const int wait_ms = static_cast<int>(
+        std::min<int64_t>(50, std::max<int64_t>(1, absl::ToInt64Milliseconds(left))));
+    if (!open) {
+      poll(nullptr, 0, wait_ms);
+      continue;
     }
     pollfd p{read_end.fd, POLLIN, 0};
-    const int ready = poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) {
-      timed_out = ready == 0;
-      break;
-    }
+    const int ready = poll(&p, 1, wait_ms);
+    if (ready <= 0) continue;  // nothing yet, or EINTR
     char buffer[1024];
     const ssize_t got = read(read_end.fd, buffer, sizeof(buffer));
     if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) break;
-    // Beyond kMaxRead the output is drained, not kept.
+    if (got <= 0) {
+      open = false;  // the output is closed; the shell may still be finishing
+      continue;
+    }
     if (output.size() < kMaxRead) output.append(buffer, static_cast<size_t>(got));
   }
-  int status = 0;
-  if (timed_out) {
-    kill(-pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    return absl::FailedPreconditionError(absl::StrCat("the may-train command gave no answer within ",
-                                             absl::FormatDuration(timeout)));
+  // Drain what is already there (a command that printed and exited at once).
+  if (ended && open) {
+    for (;;) {
+      pollfd p{read_end.fd, POLLIN, 0};
+      if (poll(&p, 1, 0) <= 0) break;
+      char buffer[1024];
+      const ssize_t got = read(read_end.fd, buffer, sizeof(buffer));
+      if (got <= 0) break;
+      if (output.size() < kMaxRead) output.append(buffer, static_cast<size_t>(got));
+    }
   }
-  // The output is closed; the command may still be finishing.
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  // Whatever it started in its process group goes with it.
+  kill(-pid, SIGKILL);
+  if (!ended) {
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the may-train command gave no answer within ", absl::FormatDuration(timeout)));
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
   std::string reason = FirstLine(output);
@@ -131,10 +156,19 @@ std::function<absl::Status()> MayTrainCommand(std::string command, absl::Duratio
 std::function<absl::Status()> PauseWhileFileExists(std::string path) {
   return [path = std::move(path)]() -> absl::Status {
     if (access(path.c_str(), F_OK) != 0) return absl::OkStatus();
-    std::ifstream in(path, std::ios::binary);
-    std::string head(kMaxRead, '\0');
-    in.read(head.data(), static_cast<std::streamsize>(head.size()));
-    head.resize(static_cast<size_t>(std::max<std::streamsize>(0, in.gcount())));
+    // Only a regular file is read (a FIFO would block the agent), without
+    // waiting: O_NONBLOCK.
+    std::string head;
+    const int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) {
+      struct stat st;
+      if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        head.resize(kMaxRead);
+        const ssize_t got = read(fd, head.data(), head.size());
+        head.resize(got > 0 ? static_cast<size_t>(got) : 0);
+      }
+      close(fd);
+    }
     std::string reason = FirstLine(head);
     return absl::FailedPreconditionError(reason.empty() ? absl::StrCat(path, " exists") : reason);
   };

@@ -15,7 +15,8 @@
 namespace shoal::client {
 
 // MayTrainCommand returns a check that runs `command` with /bin/sh -c each
-// time it is asked (in a process group of its own, stdin closed). Exit
+// time it is asked (in a process group of its own, stdin from /dev/null,
+// default signal handling). Exit
 // status 0: train now. Any other status, a signal, or no answer within
 // `timeout` (the command's group is then killed): decline, with the first
 // line the command printed (stdout and stderr, printable ASCII, at most 200

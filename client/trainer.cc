@@ -172,7 +172,8 @@ absl::StatusOr<Trainer> Trainer::Create(const TrainerOptions& options) {
 absl::StatusOr<int64_t> Trainer::BatchSizeWithinBudget(Model& model, const ExampleSource& data,
                                                        const at::Tensor& targets, int64_t wanted,
                                                        const std::vector<at::Tensor>& trainable,
-                                                       bool momentum, int64_t held_before) {
+                                                       bool momentum, int64_t held_before,
+                                                       absl::Span<ClientAlgorithm* const> algorithms) {
   const int64_t n = data.size();
   const int64_t budget = options_.memory_budget_bytes;
   // What the whole round holds besides a step: the momentum buffers and the
@@ -199,9 +200,16 @@ absl::StatusOr<int64_t> Trainer::BatchSizeWithinBudget(Model& model, const Examp
     ResetCpuPeakBytes();
     {
       SHOAL_ASSIGN_OR_RETURN(const at::Tensor batch, data.Inputs(at::arange(0, b, at::kLong)));
-      const at::Tensor outputs = model.Forward(batch.to(device_));
+      const at::Tensor x = batch.to(device_);
+      const at::Tensor y = targets.narrow(0, 0, b);
+      const at::Tensor outputs = model.Forward(x);
       SHOAL_RETURN_IF_ERROR(task_.CheckTargets(targets, outputs));
-      BatchLoss(model, task_, outputs, targets.narrow(0, 0, b), /*sum=*/false).backward();
+      at::Tensor objective = BatchLoss(model, task_, outputs, y, /*sum=*/false);
+      const TrainingStep probe_step{0, x, y, outputs, trainable};
+      for (ClientAlgorithm* a : algorithms) {
+        if (at::Tensor term = a->LossTerm(probe_step); term.defined()) objective = objective + term;
+      }
+      objective.backward();
     }
     return CpuPeakBytes() - held_before;
   };
@@ -220,12 +228,20 @@ absl::StatusOr<int64_t> Trainer::BatchSizeWithinBudget(Model& model, const Examp
   // Between steps (and when the update is made, after the last one): the
   // starting weights and the gradients.
   const int64_t between_steps = CpuBytesInUse() - held_before;
-  SHOAL_ASSIGN_OR_RETURN(const int64_t at_lo, step(lo));
-  int64_t per_example = 0;
-  if (hi > lo) {
-    SHOAL_ASSIGN_OR_RETURN(const int64_t at_hi, step(hi));
-    per_example = std::max<int64_t>(0, (at_hi - at_lo + (hi - lo) - 1) / (hi - lo));
+  // The counts are the process's: another thread (a device serving
+  // predictions) may allocate or free meanwhile. Each size is measured
+  // twice and the larger kept, so a free elsewhere does not shrink it.
+  int64_t at_lo = 0, at_hi = 0;
+  for (int repeat = 0; repeat < 2; ++repeat) {
+    SHOAL_ASSIGN_OR_RETURN(const int64_t lo_bytes, step(lo));
+    at_lo = std::max(at_lo, lo_bytes);
+    if (hi > lo) {
+      SHOAL_ASSIGN_OR_RETURN(const int64_t hi_bytes, step(hi));
+      at_hi = std::max(at_hi, hi_bytes);
+    }
   }
+  int64_t per_example = 0;
+  if (hi > lo) per_example = std::max<int64_t>(0, (at_hi - at_lo + (hi - lo) - 1) / (hi - lo));
   {
     std::lock_guard<std::mutex> lock(generator.mutex());
     generator.set_state(rng_state);
@@ -339,19 +355,23 @@ absl::StatusOr<FitOutcome> Trainer::Fit(Model& model, const Parameters& global,
       return absl::InvalidArgumentError(
           "model has no trainable parameters (none requires grad)");
     }
-    if (options_.memory_budget_bytes > 0) {
-      SHOAL_ASSIGN_OR_RETURN(batch_size,
-                             BatchSizeWithinBudget(model, data, targets, batch_size, trainable,
-                                                   config.momentum() > 0, held_before));
-      // The probe's forward passes moved running statistics; start again.
-      SHOAL_RETURN_IF_ERROR(Annotate(model.SetParameters(start), "global weights"));
-    }
     {
       const Parameters parameters = model.GetParameters();
       const TrainingStart training_start{round, config, model, data, parameters, trainable, *this};
       for (ClientAlgorithm* a : algorithms) {
         SHOAL_RETURN_IF_ERROR(a->BeforeFirstStep(training_start));
       }
+    }
+    if (options_.memory_budget_bytes > 0) {
+      // Measured as it will train: in training mode (dropout, batch
+      // statistics), with what the algorithms hold (FedProx's anchor) and
+      // add to the loss.
+      model.SetTraining(true);
+      SHOAL_ASSIGN_OR_RETURN(batch_size,
+                             BatchSizeWithinBudget(model, data, targets, batch_size, trainable,
+                                                   config.momentum() > 0, held_before, algorithms));
+      // The probe's forward passes moved running statistics; start again.
+      SHOAL_RETURN_IF_ERROR(Annotate(model.SetParameters(start), "global weights"));
     }
     torch::optim::SGD optimizer(trainable,
                                 torch::optim::SGDOptions(config.learning_rate())

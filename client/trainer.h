@@ -41,12 +41,16 @@ struct TrainerOptions {
   // the steps and examples actually trained, so that FedNova's
   // normalization and FedAvg's weights stay right. Infinite: no cap.
   absl::Duration time_budget = absl::InfiniteDuration();
+  // The budget counts from the first step; what comes before it (the
+  // memory probe, the client algorithms' preparation) is not charged.
   // memory_budget_bytes: what one round of training may add to the CPU
   // memory held before it (gradients, optimizer state, one batch's
-  // activations, the update). The Trainer measures a forward and backward
-  // pass on 2 and 4 examples (client/cpu_memory.h) before training and
-  // lowers the batch size until the round fits, rather than fail;
-  // ResourceExhausted when not even one example fits. 0: no cap. CPU only.
+  // activations, what the client algorithms hold, the update). The Trainer
+  // measures forward and backward passes on 2 and 4 examples
+  // (client/cpu_memory.h) before training and lowers the batch size until
+  // the round fits, rather than fail; ResourceExhausted when not even one
+  // example fits. 0: no cap. CPU only. The counts are the process's, so
+  // other threads' allocations during the measurement count against it.
   int64_t memory_budget_bytes = 0;
   // Where the time budget reads the time (a test hands in its own).
   Clock* clock = Clock::Real();
@@ -121,7 +125,8 @@ class Trainer {
   absl::StatusOr<int64_t> BatchSizeWithinBudget(Model& model, const ExampleSource& data,
                                                 const at::Tensor& targets, int64_t wanted,
                                                 const std::vector<at::Tensor>& trainable,
-                                                bool momentum, int64_t held_before);
+                                                bool momentum, int64_t held_before,
+                                                absl::Span<ClientAlgorithm* const> algorithms);
   TrainerOptions options_;
   Task task_{options_.task};
   c10::Device device_;

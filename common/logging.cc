@@ -2,7 +2,11 @@
 
 #include <grpc/support/log.h>
 
+#include <nlohmann/json.hpp>
+#include <spdlog/formatter.h>
+
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <utility>
 
@@ -54,7 +58,54 @@ void ForwardGrpcLog(gpr_log_func_args* args) {
               SuppressedNote(suppressed));
 }
 
+std::atomic<bool> g_json{false};
+
+// JsonFormatter writes a log line as one JSON object (nlohmann-json does the
+// escaping; invalid UTF-8 is replaced rather than thrown on).
+class JsonFormatter final : public spdlog::formatter {
+ public:
+  explicit JsonFormatter(std::string process) : process_(std::move(process)) {}
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    const absl::Time time = absl::FromChrono(msg.time);
+    nlohmann::json line = {
+        {"time", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", time, absl::UTCTimeZone())},
+        {"level", std::string(spdlog::level::to_string_view(msg.level).data(),
+                              spdlog::level::to_string_view(msg.level).size())},
+        {"process", process_},
+        {"message", std::string(msg.payload.data(), msg.payload.size())}};
+    const std::string text =
+        line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    dest.append(text.data(), text.data() + text.size());
+  }
+  std::unique_ptr<spdlog::formatter> clone() const override {
+    return std::make_unique<JsonFormatter>(process_);
+  }
+
+ private:
+  std::string process_;
+};
+
+void ApplyFormat(const std::string& process_name) {
+  if (g_json.load()) {
+    spdlog::set_formatter(std::make_unique<JsonFormatter>(process_name));
+  } else {
+    spdlog::set_pattern(absl::StrCat("[%H:%M:%S.%e] [", process_name, "] %^%l%$ %v"));
+  }
+}
+
 }  // namespace
+
+absl::Status SetLogFormat(const std::string& format, const std::string& process_name) {
+  if (format != "text" && format != "json") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown log format '", format, "': use text or json"));
+  }
+  g_json.store(format == "json");
+  ApplyFormat(process_name);
+  return absl::OkStatus();
+}
+
+bool JsonLogs() { return g_json.load(); }
 
 absl::Status InitLogging(const std::string& process_name, const std::string& level) {
   const spdlog::level::level_enum parsed = spdlog::level::from_str(level);
@@ -63,7 +114,7 @@ absl::Status InitLogging(const std::string& process_name, const std::string& lev
         "unknown log level '", level, "': use debug, info, warn or error"));
   }
   spdlog::set_level(parsed);
-  spdlog::set_pattern(absl::StrCat("[%H:%M:%S.%e] [", process_name, "] %^%l%$ %v"));
+  ApplyFormat(process_name);
   RouteGrpcLogs();
   return absl::OkStatus();
 }

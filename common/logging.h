@@ -22,10 +22,20 @@ namespace shoal {
 
 // InitLogging names this process in every line ("server", "client-3") and
 // sets the level: "debug", "info" (default), "warn" or "error". It also
-// routes gRPC's log lines through spdlog (RouteGrpcLogs).
-// InvalidArgument for an unknown level.
+// routes gRPC's log lines through spdlog (RouteGrpcLogs). Lines are in the
+// format SetLogFormat chose. InvalidArgument for an unknown level.
 absl::Status InitLogging(const std::string& process_name,
                          const std::string& level = "info");
+
+// SetLogFormat chooses how every line is written from now on: "text"
+// (default: "[12:00:00.000] [server] info message") or "json", one object
+// per line for log collectors:
+//   {"time":"2026-12-07T12:00:00.000Z","level":"info","process":"server","message":"..."}
+// (UTC, RFC 3339; bytes that are not UTF-8 are replaced, so every line
+// parses). `process_name` names the process until InitLogging names it.
+// InvalidArgument for another format.
+absl::Status SetLogFormat(const std::string& format, const std::string& process_name);
+bool JsonLogs();
 
 // RouteGrpcLogs makes gRPC log through spdlog ("grpc: ..." lines), at most
 // a burst of 20 lines and then 2 a second per source line of gRPC, each cut

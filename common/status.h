@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/cord.h"
 #include "absl/status/statusor.h"
 
 #define SHOAL_STATUS_CONCAT_INNER_(a, b) a##b
@@ -36,12 +37,17 @@
 
 namespace shoal {
 
-// Prefix returns `status` with `context: ` prepended to its message.
+// Annotate returns `status` with `context: ` prepended to its message; its
+// payloads (e.g. the mark of a decline, common/types.h) stay.
 inline absl::Status Annotate(const absl::Status& status,
                              absl::string_view context) {
   if (status.ok()) return status;
-  return absl::Status(status.code(),
-                      std::string(context) + ": " + std::string(status.message()));
+  absl::Status annotated(status.code(),
+                         std::string(context) + ": " + std::string(status.message()));
+  status.ForEachPayload([&annotated](absl::string_view type_url, const absl::Cord& payload) {
+    annotated.SetPayload(type_url, payload);
+  });
+  return annotated;
 }
 
 // Annotate for a StatusOr: the value passes through, an error is annotated.

@@ -117,7 +117,7 @@ absl::StatusOr<std::unique_ptr<FederationHost>> FederationHost::Start(
       std::make_unique<FederationService>(service_options, self->clients_.get(), nullptr);
   std::vector<grpc::Service*> services = {self->service_.get()};
   services.insert(services.end(), o.services.begin(), o.services.end());
-  SHOAL_ASSIGN_OR_RETURN(self->grpc_, GrpcServer::Start(o.address, services, o.tls.get()));
+  SHOAL_ASSIGN_OR_RETURN(self->grpc_, GrpcServer::Start(o.address, services, o.tls.get(), o.rpc_observer));
   return self;
 }
 
@@ -201,6 +201,7 @@ absl::StatusOr<std::unique_ptr<FederationServer>> FederationServer::Create(
     host.revoked_file = o.revoked_file;
     host.serving = o.serving;
     host.rollout = o.rollout;
+    host.rpc_observer = o.rpc_observer;
     SHOAL_ASSIGN_OR_RETURN(self->own_host_, FederationHost::Start(std::move(host)));
     self->host_ = self->own_host_.get();
   }

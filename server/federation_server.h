@@ -64,6 +64,7 @@ struct FleetServing {
   absl::Time at;  // when it reported
 };
 class GrpcServer;
+class RpcObserver;
 class ModelStore;
 class CheckpointWriter;
 struct ServerEpoch;
@@ -84,6 +85,8 @@ struct FederationHostOptions {
   // Staged rollout of new serving versions (server/rollout.h); not owned.
   // Null: every device is offered the catalog's newest at once.
   Rollout* rollout = nullptr;
+  // Hears of every gRPC call (telemetry); not owned, outlives the host.
+  RpcObserver* rpc_observer = nullptr;
   // More gRPC services on the same port (e.g. the admin service); not
   // owned, must outlive the host.
   std::vector<grpc::Service*> services;
@@ -171,8 +174,10 @@ struct FederationServerOptions {
   // Staged rollout of new serving versions (server/rollout.h); not owned.
   // Null: every device is offered the catalog's newest at once.
   Rollout* rollout = nullptr;
+  // Hears of every gRPC call (telemetry); not owned, outlives the server.
+  RpcObserver* rpc_observer = nullptr;
   // A host that outlives this run (not owned). Null: the server starts its
-  // own from address, tls, revoked_file, serving and rollout, and shuts it
+  // own from address, tls, revoked_file, serving, rollout and rpc_observer, and shuts it
   // down at the end of Run(). Set: those five are the host's, and Run()
   // leaves it listening, with the devices enrolled, for the next run.
   FederationHost* host = nullptr;

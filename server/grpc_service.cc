@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/chunking.h"
 #include "common/grpc_status.h"
@@ -585,9 +586,15 @@ grpc::Status FederationService::SubmitSecAgg(grpc::ServerContext* ctx,
   if (!proxy.ok()) return ToGrpcStatus(proxy.status());
   // A client that gave up is dropped from the session at once, so the stage
   // need not wait for its deadline.
+  // An error starting "declined: " is a device that may not train now,
+  // answering the session's setup (SecAggSubmission has no field of its
+  // own for it): a decline, not a failure.
+  constexpr absl::string_view kDeclined = "declined: ";
   absl::StatusOr<v1::SecAggClientMessage> message =
       req->error().empty()
           ? absl::StatusOr<v1::SecAggClientMessage>(req->message())
+      : absl::StartsWith(req->error(), kDeclined)
+          ? DeclinedError(QuoteForMessage(absl::string_view(req->error()).substr(kDeclined.size()), 200))
           : absl::UnavailableError(absl::StrCat("client gave up: ", QuoteForMessage(req->error(), 200)));
   absl::Status status = (*proxy)->CompleteSecAgg(req->task_id(), std::move(message));
   if (!status.ok()) {
@@ -642,6 +649,47 @@ std::map<std::string, FleetServing> FederationService::Fleet() const {
   return fleet_;
 }
 
+namespace {
+
+// RpcTimer reports each call to an RpcObserver: its latency (from its
+// initial metadata to its status) and the size of each response message.
+class RpcTimer final : public grpc::experimental::Interceptor {
+ public:
+  RpcTimer(RpcObserver* observer, const char* method)
+      : observer_(observer), method_(method != nullptr ? method : ""), start_(absl::Now()) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_MESSAGE)) {
+      if (grpc::ByteBuffer* sent = methods->GetSerializedSendMessage(); sent != nullptr) {
+        observer_->OnSent(method_, sent->Length());
+      }
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      observer_->OnCallEnd(method_, absl::Now() - start_, methods->GetSendStatus().error_code());
+    }
+    methods->Proceed();
+  }
+
+ private:
+  RpcObserver* observer_;
+  std::string method_;
+  absl::Time start_;
+};
+
+class RpcTimerFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit RpcTimerFactory(RpcObserver* observer) : observer_(observer) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    return new RpcTimer(observer_, info->method());
+  }
+
+ private:
+  RpcObserver* observer_;
+};
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string& address,
                                                               grpc::Service* service,
                                                               const TlsMaterial* tls) {
@@ -650,7 +698,7 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string&
 
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
     const std::string& address, const std::vector<grpc::Service*>& services,
-    const TlsMaterial* tls) {
+    const TlsMaterial* tls, RpcObserver* observer) {
   SHOAL_ASSIGN_OR_RETURN(
       HostPort where, Annotate(ParseListenAddress(address), "listen address"));
   grpc::ServerBuilder builder;
@@ -664,6 +712,11 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   // Devices behind NAT send keepalive pings on idle connections; allow them.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  if (observer != nullptr) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> timers;
+    timers.push_back(std::make_unique<RpcTimerFactory>(observer));
+    builder.experimental().SetInterceptorCreators(std::move(timers));
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ",

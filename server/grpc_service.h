@@ -151,6 +151,21 @@ inline constexpr size_t kMaxRequestStringBytes = 1024;
 // Errors: InvalidArgument naming the field and its size, never its value.
 absl::Status ValidateRequestStrings(const google::protobuf::Message& request);
 
+// RpcObserver hears of every call the gRPC server answers (a gRPC server
+// interceptor feeds it): telemetry's RPC latency and bytes out. Called on
+// gRPC's threads, concurrently: implementations are thread-safe and quick.
+// `method` is what the peer asked for ("/shoal.v1.Federation/Poll"), so a
+// peer chooses it: bound what you keep per method.
+class RpcObserver {
+ public:
+  virtual ~RpcObserver() = default;
+  // A call ended `latency` after it arrived, with `code`.
+  virtual void OnCallEnd(absl::string_view method, absl::Duration latency,
+                         grpc::StatusCode code) = 0;
+  // A response message of `bytes` (serialized) left for a call to `method`.
+  virtual void OnSent(absl::string_view method, size_t bytes) = 0;
+};
+
 // GrpcServer runs a FederationService on an address.
 class GrpcServer {
  public:
@@ -164,7 +179,7 @@ class GrpcServer {
   // admin's); none owned.
   static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(
       const std::string& address, const std::vector<grpc::Service*>& services,
-      const TlsMaterial* tls);
+      const TlsMaterial* tls, RpcObserver* observer = nullptr);
   ~GrpcServer();
 
   int port() const { return port_; }

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/files.h"
 #include "common/model_dir.h"
 #include "common/parameters.h"
@@ -445,6 +446,53 @@ TEST_F(IntegrationTest, ADeviceThatMayNotTrainNowDeclinesAndOneOutOfTimeStopsEar
   EXPECT_NE(csv->find(",declined\n"), std::string::npos) << *csv;
 }
 
+// Issue 18.4: with --log-format json (which may follow the subcommand) every
+// line a command writes is one JSON object with its time, level, process
+// and message: a simulation's progress and summary, and a refused config's
+// error.
+TEST_F(IntegrationTest, LogFormatJsonMakesEveryLineOneJsonObject) {
+  auto lines = [](const std::string& log) {
+    std::vector<json> out;
+    for (absl::string_view line : absl::StrSplit(log, '\n', absl::SkipEmpty())) {
+      json parsed = json::parse(line, nullptr, /*allow_exceptions=*/false);
+      EXPECT_TRUE(parsed.is_object()) << "not one JSON object: " << line;
+      if (!parsed.is_object()) continue;
+      for (const char* key : {"time", "level", "process", "message"}) {
+        EXPECT_TRUE(parsed.contains(key)) << key << " missing in " << line;
+      }
+      out.push_back(parsed);
+    }
+    return out;
+  };
+  Subprocess sim({SHOAL_BINARY, "sim", "--config",
+                  std::string(SHOAL_SOURCE_DIR) + "/examples/simulation/config.json", "--rounds",
+                  "1", "--clients", "100", "--output-dir", dir_.File("sim"), "--log-format",
+                  "json"},
+                 dir_.File("sim.log"));
+  ASSERT_EQ(sim.Wait(absl::Seconds(120)), 0) << sim.Log();
+  const std::vector<json> logged = lines(sim.Log());
+  ASSERT_GT(logged.size(), 3u) << sim.Log();
+  bool summary = false;
+  for (const json& line : logged) {
+    EXPECT_EQ(line["process"], "sim");
+    summary = summary || line["message"].get<std::string>().rfind("Final test accuracy", 0) == 0;
+  }
+  EXPECT_TRUE(summary) << sim.Log();
+
+  ASSERT_TRUE(WriteFileAtomically(dir_.File("bad.json"), R"({"rounds": -1})").ok());
+  Subprocess bad({SHOAL_BINARY, "--log-format", "json", "server", "--config",
+                  dir_.File("bad.json"), "--insecure-plaintext"},
+                 dir_.File("bad.log"));
+  EXPECT_EQ(bad.Wait(absl::Seconds(60)), 2) << bad.Log();
+  const std::vector<json> refused = lines(bad.Log());
+  ASSERT_FALSE(refused.empty()) << bad.Log();
+  EXPECT_EQ(refused.back()["level"], "error");
+  EXPECT_NE(refused.back()["message"].get<std::string>().find("shoal server: "), std::string::npos)
+      << bad.Log();
+  EXPECT_NE(refused.back()["message"].get<std::string>().find("rounds"), std::string::npos)
+      << bad.Log();
+}
+
 // Differential privacy end to end: clients clip their own updates, the
 // server noises the mean and reports the running epsilon every round, and the
 // run ends before the round that would spend more than the budget.
@@ -552,6 +600,34 @@ TEST_F(IntegrationTest, SigtermMidRoundFinishesTheRoundAndExitsCleanly) {
 // could send its masked input. The round still yields the mean of the three
 // survivors (the server rebuilds the dead client's mask key from its
 // neighbours' shares), and the next round runs without it.
+// A device that may not train declines a securely aggregated round at the
+// session's setup, before sharing a key: the others' round goes on with no
+// unmasking for it, and the server counts a decline, not a failure.
+TEST_F(IntegrationTest, ASecureRoundsDeclineComesAtSetupAndCostsTheOthersNothing) {
+  const std::string config = WriteConfig(/*rounds=*/1, /*min_fit=*/2, /*round_s=*/60, [](json& c) {
+    c["sampling"]["min_available_clients"] = 4;
+    c["secure_aggregation"] = {{"enabled", true}, {"stage_timeout_s", 10}};
+  });
+  const std::string pause = dir_.File("pause");
+  ASSERT_TRUE(WriteFileAtomically(pause, "metered link\n").ok());
+  std::vector<std::unique_ptr<Subprocess>> clients;
+  for (int i = 0; i < 3; ++i) clients.push_back(StartClient(config, i));
+  clients.push_back(StartClient(config, 3, {"--pause-file", pause}));
+  auto server = StartServer(config);
+  ASSERT_EQ(server->Wait(absl::Minutes(4)), 0) << server->Log();
+  for (auto& c : clients) EXPECT_EQ(c->Wait(absl::Seconds(60)), 0) << c->Log();
+  const json h = History();
+  ASSERT_EQ(h["rounds"].size(), 2u) << h.dump(2);
+  const json& r1 = h["rounds"][1];
+  EXPECT_TRUE(r1["model_updated"].get<bool>()) << r1.dump(2);
+  EXPECT_EQ(r1["answered"], 3) << r1.dump(2);
+  EXPECT_EQ(r1["failed"], 0) << r1.dump(2);
+  ASSERT_EQ(r1["declined"].size(), 1u) << r1.dump(2);
+  EXPECT_EQ(r1["declined"][0]["client"], "client-3");
+  EXPECT_EQ(r1["declined"][0]["reason"], "'metered link'");
+  EXPECT_EQ(r1["secure_aggregation"]["secagg_masked"], 3) << r1.dump(2);
+}
+
 TEST_F(IntegrationTest, SecureAggregationSurvivesAClientKilledAfterSharingKeys) {
   constexpr double kRoundSeconds = 30;
   const std::string config =

@@ -5,6 +5,7 @@
 // a reason.
 #include <ATen/CPUGeneratorImpl.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <filesystem>
@@ -228,6 +229,17 @@ TEST(MayTrainTest, ACommandThatDoesNotAnswerIsKilledAndDeclines) {
   EXPECT_EQ(errno, ESRCH);
 }
 
+// The time limit holds however the command behaves: one that closes its
+// output and goes on is still cut off, and one that answers yes but leaves
+// something running in the background with the pipe open is heard at once.
+TEST(MayTrainTest, TheLimitHoldsWhateverTheCommandDoesWithItsOutput) {
+  absl::Status quiet =
+      MayTrainCommand("exec >/dev/null 2>&1; sleep 30", absl::Milliseconds(300))();
+  EXPECT_THAT(std::string(quiet.message()), HasSubstr("no answer within 300ms"));
+  EXPECT_TRUE(MayTrainCommand("sleep 30 & exit 0", absl::Seconds(20))().ok());
+  EXPECT_TRUE(MayTrainCommand("exit 0", absl::InfiniteDuration())().ok());
+}
+
 TEST(MayTrainTest, PauseFileDeclinesWhileItExistsWithItsFirstLine) {
   testing::TempDir dir;
   const std::string path = dir.File("pause");
@@ -243,6 +255,9 @@ TEST(MayTrainTest, PauseFileDeclinesWhileItExistsWithItsFirstLine) {
   std::filesystem::remove(path);
   EXPECT_EQ(both().message(), "busy");
   EXPECT_TRUE(BothMayTrain(check, nullptr)().ok());
+  // A FIFO is not read (it would block): its name is the reason.
+  ASSERT_EQ(mkfifo(path.c_str(), 0600), 0);
+  EXPECT_EQ(check().message(), path + " exists");
 }
 
 }  // namespace
