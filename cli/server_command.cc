@@ -10,6 +10,8 @@
 #include <sstream>
 #include <variant>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cli/commands.h"
@@ -27,15 +29,63 @@
 #include "common/status.h"
 #include "experiment/experiment_config.h"
 #include "experiment/progress_reporter.h"
+#include "experiment/run_metrics.h"
 #include "server/federation_server.h"
 #include "server/rollout.h"
 #include "server/serving_catalog.h"
+#include "telemetry/endpoint.h"
+#include "telemetry/process_metrics.h"
 #include "strategies/registry.h"
 
 namespace shoal::cli {
 namespace {
 
 using nlohmann::json;
+
+// StartMetricsEndpoint serves `collectables` as server.metrics says: on
+// loopback as it is; elsewhere over TLS with the server's certificate from
+// `pki_dir` and the bearer token in token_file.
+absl::StatusOr<std::unique_ptr<telemetry::Endpoint>> StartMetricsEndpoint(
+    const MetricsConfig& config, const std::string& pki_dir,
+    std::vector<std::shared_ptr<prometheus::Collectable>> collectables) {
+  telemetry::EndpointOptions options;
+  options.address = config.listen;
+  if (!config.token_file.empty()) {
+    SHOAL_ASSIGN_OR_RETURN(std::string token,
+                           Annotate(ReadFile(config.token_file, 4096), "'server.metrics.token_file'"));
+    options.bearer_token = std::string(absl::StripAsciiWhitespace(token));
+    if (options.bearer_token.size() < 16) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'server.metrics.token_file' ", config.token_file,
+          " holds a token of ", options.bearer_token.size(),
+          " characters: use at least 16 (e.g. openssl rand -hex 32)"));
+    }
+  }
+  SHOAL_ASSIGN_OR_RETURN(HostPort where, ParseListenAddress(config.listen));
+  const bool loopback = where.host == "localhost" || where.host == "::1" ||
+                        absl::StartsWith(where.host, "127.");
+  if (!loopback) {
+    if (pki_dir.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'server.metrics.listen' ", config.listen,
+          " is off loopback: it is served over TLS with the server's certificate, which needs "
+          "--pki-dir"));
+    }
+    if (options.bearer_token.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'server.metrics.listen' ", config.listen,
+          " is off loopback: set 'server.metrics.token_file' to a bearer token scrapers send"));
+    }
+    options.tls_cert_file = pki_dir + "/server.pem";
+    options.tls_key_file = pki_dir + "/server.key";
+  }
+  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<telemetry::Endpoint> endpoint,
+                         Annotate(telemetry::Endpoint::Start(options, std::move(collectables)),
+                                  "'server.metrics'"));
+  spdlog::info("metrics on {}/metrics{}", endpoint->url(),
+               options.bearer_token.empty() ? "" : " (bearer token required)");
+  return endpoint;
+}
 
 absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   *exit_code = 2;  // bad input until the run starts
@@ -117,9 +167,27 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
       options.observers.push_back(promoter.get());
     }
   }
+  // Telemetry (server.metrics): the run's series, fed by the rounds and the
+  // gRPC calls, served with the process's own on /metrics.
+  std::unique_ptr<RunMetrics> metrics;
+  if (!config.metrics.listen.empty()) {
+    metrics = std::make_unique<RunMetrics>();
+    options.observers.push_back(metrics.get());
+    options.rpc_observer = metrics.get();
+  }
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<FederationServer> server,
                          FederationServer::Create(std::move(options), server_side.strategy.get(),
                                                   std::move(server_side.initial)));
+  std::unique_ptr<telemetry::Endpoint> endpoint;
+  if (metrics != nullptr) {
+    FederationServer* live = server.get();
+    SHOAL_ASSIGN_OR_RETURN(
+        endpoint, StartMetricsEndpoint(config.metrics, flags.pki_dir,
+                                       {metrics->registry(), telemetry::ProcessMetrics(),
+                                        metrics->ConnectedClients([live] {
+                                          return static_cast<double>(live->live_clients());
+                                        })}));
+  }
   if (const PreviousRun* previous = server->previous_run();
       previous != nullptr && previous->finished) {
     const uint32_t planned = config.coordinator.num_rounds;

@@ -503,6 +503,15 @@ absl::Status ParseSections(JsonFields& root, ExperimentConfig& c) {
       SHOAL_RETURN_IF_ERROR(v.Number("canary_deadline_s", 1, 1e7, &sv.canary_deadline_s));
       SHOAL_RETURN_IF_ERROR(v.Finish());
     }
+    if (s.Has("metrics")) {
+      SHOAL_ASSIGN_OR_RETURN(JsonFields m, s.Object("metrics"));
+      SHOAL_RETURN_IF_ERROR(m.NonEmptyString("listen", &c.metrics.listen));
+      SHOAL_RETURN_IF_ERROR(m.NonEmptyString("token_file", &c.metrics.token_file));
+      SHOAL_RETURN_IF_ERROR(m.Require({"listen"}));
+      SHOAL_RETURN_IF_ERROR(
+          Annotate(ValidateListenAddress(c.metrics.listen), "'server.metrics.listen'"));
+      SHOAL_RETURN_IF_ERROR(m.Finish());
+    }
     SHOAL_RETURN_IF_ERROR(s.Finish());
   }
   SHOAL_RETURN_IF_ERROR(ParseSimulation(root, c));

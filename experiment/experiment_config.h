@@ -37,6 +37,13 @@ struct SimulationConfig {
   simulation::PopulationOptions population;  // speeds, availability, trace
 };
 
+// MetricsConfig: "server.metrics", the telemetry endpoint (Prometheus
+// /metrics; docs/observability.md). Empty `listen`: none.
+struct MetricsConfig {
+  std::string listen;      // "host:port"; loopback unless TLS and a token
+  std::string token_file;  // the bearer token scrapers send; required off loopback
+};
+
 // ServingConfig: "server.serving", the fleet's serving versions
 // (docs/lifecycle.md). Empty `dir`: the server offers none.
 struct ServingConfig {
@@ -87,6 +94,7 @@ struct ExperimentConfig {
   bool delta_downloads = false;
   uint32_t threads = 0;           // LibTorch intra-op threads; 0 = cores
   ServingConfig serving;
+  MetricsConfig metrics;
 
   SimulationConfig simulation;
 

@@ -21,6 +21,9 @@
 #                         libjpeg API; CMake's FindJPEG finds it).
 #   python3-sklearn       real CSV data (breast cancer, diabetes) the CSV reader's
 #                         tests read from its datasets/data folder.
+#   prometheus-cpp-dev    Prometheus's C++ client: the metrics and their text format.
+#   libcpp-httplib-dev    the small HTTP server of the metrics endpoint.
+#   prometheus            a real Prometheus server the telemetry test scrapes with.
 set -euo pipefail
 
 packages=(
@@ -32,6 +35,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev
   libpng-dev libjpeg62-turbo-dev
   dataset-fashion-mnist python3-sklearn
+  prometheus-cpp-dev libcpp-httplib-dev prometheus
   clang libclang-rt-14-dev llvm-14
 )
 

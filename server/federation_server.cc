@@ -127,6 +127,10 @@ int FederationHost::port() const { return grpc_ != nullptr ? grpc_->port() : 0; 
 
 std::map<std::string, FleetServing> FederationHost::fleet() const { return service_->Fleet(); }
 
+size_t FederationServer::live_clients() const {
+  return host_ != nullptr ? host_->clients()->LiveClientIds().size() : 0;
+}
+
 void FederationHost::Shutdown() {
   if (grpc_ != nullptr) grpc_->Shutdown();
 }

@@ -252,6 +252,9 @@ class FederationServer {
   // The port the service listens on (0 for a finished previous run, which
   // does not listen).
   int port() const;
+  // The devices live now (heard from within the liveness timeout).
+  // Thread-safe.
+  size_t live_clients() const;
   // The checkpoint this server resumed from, or null for a new run.
   const PreviousRun* previous_run() const { return previous_ ? &*previous_ : nullptr; }
   // The model store's folder (output_dir/models).

@@ -77,6 +77,24 @@ TEST(ExperimentConfigTest, SimulationSectionErrorsNameTheKey) {
               HasSubstr("simulation.downlink_mbps"));
 }
 
+TEST(ExperimentConfigTest, MetricsSectionIsReadAndItsErrorsNameTheKey) {
+  absl::StatusOr<ExperimentConfig> c = ParseExperimentConfig(
+      R"({"server": {"metrics": {"listen": "127.0.0.1:9464", "token_file": "/etc/shoal/token"}}})",
+      "m.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->metrics.listen, "127.0.0.1:9464");
+  EXPECT_EQ(c->metrics.token_file, "/etc/shoal/token");
+  auto error = [](const std::string& text) {
+    absl::StatusOr<ExperimentConfig> bad = ParseExperimentConfig(text, "m.json");
+    return bad.ok() ? std::string("accepted") : std::string(bad.status().message());
+  };
+  EXPECT_THAT(error(R"({"server": {"metrics": {}}})"), HasSubstr("server.metrics.listen"));
+  EXPECT_THAT(error(R"({"server": {"metrics": {"listen": "127.0.0.1:99999"}}})"),
+              HasSubstr("server.metrics.listen"));
+  EXPECT_THAT(error(R"({"server": {"metrics": {"listen": "127.0.0.1:1", "port": 2}}})"),
+              HasSubstr("server.metrics.port"));
+}
+
 TEST(ExperimentConfigTest, PerDeviceLinkSpeedsAreANumberOrADistribution) {
   absl::StatusOr<ExperimentConfig> c = ParseExperimentConfig(
       R"({"simulation": {"bandwidth_mbps": 10, "uplink_mbps": 2.5,

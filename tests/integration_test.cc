@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -491,6 +492,91 @@ TEST_F(IntegrationTest, LogFormatJsonMakesEveryLineOneJsonObject) {
       << bad.Log();
   EXPECT_NE(refused.back()["message"].get<std::string>().find("rounds"), std::string::npos)
       << bad.Log();
+}
+
+// Issue 18.1: a real Prometheus (Debian's `prometheus`) scrapes a real
+// `shoal server` every second during a real run, and the series are read
+// back through Prometheus's own HTTP query API: the rounds, the clients
+// answered, and the Poll latency histogram.
+TEST_F(IntegrationTest, PrometheusScrapesTheServersMetricsDuringARun) {
+  const int metrics_port = testing::PickUnusedPort();
+  const int prometheus_port = testing::PickUnusedPort();
+  ASSERT_GT(metrics_port, 0);
+  ASSERT_GT(prometheus_port, 0);
+  const std::string target = absl::StrCat("127.0.0.1:", metrics_port);
+  const std::string config = WriteConfig(/*rounds=*/4, /*min_fit=*/2, /*round_s=*/60,
+                                         [&](json& c) {
+                                           c["server"]["metrics"] = {{"listen", target}};
+                                           c["fit"]["local_epochs"] = 2;
+                                         });
+  ASSERT_TRUE(WriteFileAtomically(dir_.File("prometheus.yml"),
+                                  absl::StrCat("global:\n  scrape_interval: 1s\n"
+                                               "scrape_configs:\n  - job_name: shoal\n"
+                                               "    scrape_interval: 1s\n"
+                                               "    static_configs:\n      - targets: ['",
+                                               target, "']\n"))
+                  .ok());
+  Subprocess prometheus({"/usr/bin/prometheus", "--config.file=" + dir_.File("prometheus.yml"),
+                         "--storage.tsdb.path=" + dir_.File("tsdb"),
+                         absl::StrCat("--web.listen-address=127.0.0.1:", prometheus_port),
+                         "--log.level=warn"},
+                        dir_.File("prometheus.log"));
+  httplib::Client api("127.0.0.1", prometheus_port);
+  api.set_read_timeout(10, 0);
+  bool ready = false;
+  for (int i = 0; i < 300 && !ready; ++i) {
+    httplib::Result r = api.Get("/-/ready");
+    ready = r && r->status == 200;
+    if (!ready) absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(ready) << prometheus.Log();
+
+  // The newest value each series had while the server was up.
+  auto query = [&](const std::string& promql) -> double {
+    httplib::Result r = api.Get("/api/v1/query", {{"query", promql}}, httplib::Headers{});
+    if (!r || r->status != 200) {
+      ADD_FAILURE() << promql << ": " << (r ? r->body : httplib::to_string(r.error()));
+      return -1;
+    }
+    const json answer = json::parse(r->body);
+    const json& result = answer["data"]["result"];
+    if (result.empty()) {
+      ADD_FAILURE() << promql << ": no series\n" << r->body << "\n" << prometheus.Log();
+      return -1;
+    }
+    return std::stod(result[0]["value"][1].get<std::string>());
+  };
+  // The clients start once Prometheus has scraped the waiting server.
+  auto server = StartServer(config);
+  ASSERT_TRUE(WaitForLogLine(*server, "metrics on http://" + target + "/metrics",
+                             absl::Seconds(60)))
+      << server->Log();
+  bool scraped = false;
+  for (int i = 0; i < 300 && !scraped; ++i) {
+    httplib::Result r = api.Get("/api/v1/query", {{"query", "up{job=\"shoal\"} == 1"}},
+                                httplib::Headers{});
+    scraped = r && r->status == 200 && !json::parse(r->body)["data"]["result"].empty();
+    if (!scraped) absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(scraped) << prometheus.Log();
+  EXPECT_EQ(query("shoal_rounds_total"), 0);
+  std::vector<std::unique_ptr<Subprocess>> clients;
+  for (int i = 0; i < 2; ++i) clients.push_back(StartClient(config, i));
+  ASSERT_EQ(server->Wait(absl::Minutes(4)), 0) << server->Log();
+  for (auto& c : clients) EXPECT_EQ(c->Wait(absl::Seconds(60)), 0) << c->Log();
+  EXPECT_EQ(query("max_over_time(shoal_rounds_total[10m])"), 4);
+  EXPECT_EQ(query("max_over_time(shoal_clients_answered_total[10m])"), 8);
+  EXPECT_EQ(query("max_over_time(shoal_model_version[10m])"), 4);
+  EXPECT_GT(query("max_over_time(shoal_test_accuracy[10m])"), 0.5);
+  EXPECT_GT(query("max_over_time(shoal_rpc_duration_seconds_count{method=\"/shoal.v1.Federation/Poll\","
+                  "code=\"ok\"}[10m])"),
+            0);
+  EXPECT_GT(query("max_over_time(shoal_round_duration_seconds_count[10m])"), 0);
+  EXPECT_GT(query("max_over_time(shoal_process_resident_memory_bytes[10m])"), 1e6);
+  EXPECT_GT(query("max_over_time(shoal_sent_bytes_total{method=\"/shoal.v1.Federation/DownloadModel\"}[10m])"),
+            4 * 199210 * 4);
+  prometheus.Kill(SIGTERM);
+  prometheus.Wait(absl::Seconds(30));
 }
 
 // Differential privacy end to end: clients clip their own updates, the
