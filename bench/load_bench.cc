@@ -2,7 +2,12 @@
 //
 //   load_bench [--clients 1000] [--rounds 3] [--plaintext] [--model logreg]
 //              [--fraction-evaluate 0.1] [--timeout-s 900] [--dir DIR]
-//              [--keep-dir] [--shoal PATH]
+//              [--keep-dir] [--shoal PATH] [--metrics]
+//
+// --metrics turns on the server's telemetry endpoint (server.metrics) and
+// scrapes /metrics every second through the run, as Prometheus would, and
+// reports the scrapes' response times and size: run once with and once
+// without to see what the endpoint costs a round.
 //
 // Starts a real `shoal server` process on 127.0.0.1 (FedAvg, every client
 // sampled every round, no test-set evaluation, mutual TLS from a PKI made
@@ -22,6 +27,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <httplib.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -68,6 +76,7 @@ struct Flags {
   bool keep_dir = false;
   std::string shoal = SHOAL_BINARY;
   int stack_kib = 256;
+  bool metrics = false;
 };
 
 [[noreturn]] void Usage(const std::string& error) {
@@ -105,6 +114,8 @@ Flags ParseFlags(int argc, char** argv) {
       f.dir = value();
     } else if (a == "--keep-dir") {
       f.keep_dir = true;
+    } else if (a == "--metrics") {
+      f.metrics = true;
     } else if (a == "--shoal") {
       f.shoal = value();
     } else if (a == "--stack-kib") {
@@ -371,6 +382,15 @@ json ServerConfig(const Flags& f, const std::string& dir) {
             {"threads", 1}}}};
 }
 
+// MetricsPort finds the telemetry endpoint's port in the server's log line
+// "metrics on http://127.0.0.1:N/metrics".
+int MetricsPort(const shoal::testing::Subprocess& server) {
+  const std::string log = server.Log();
+  const std::string needle = "metrics on http://127.0.0.1:";
+  const size_t at = log.find(needle);
+  return at == std::string::npos ? 0 : std::atoi(log.c_str() + at + needle.size());
+}
+
 // ServerPort finds the port the server chose in its log line
 // "... listening on port N".
 int ServerPort(const shoal::testing::Subprocess& server) {
@@ -470,6 +490,14 @@ int Run(const Flags& f) {
     std::fprintf(stderr, "load_bench: %s\n", w.ToString().c_str());
     return 1;
   }
+  if (f.metrics) {
+    json config = ServerConfig(f, dir);
+    config["server"]["metrics"] = {{"listen", "127.0.0.1:0"}};
+    if (absl::Status w = shoal::WriteFileAtomically(config_path, config.dump(2)); !w.ok()) {
+      std::fprintf(stderr, "load_bench: %s\n", w.ToString().c_str());
+      return 1;
+    }
+  }
   std::vector<std::string> argv = {f.shoal, "server", "--config", config_path};
   if (f.plaintext) {
     argv.push_back("--insecure-plaintext");
@@ -498,6 +526,34 @@ int Run(const Flags& f) {
 
   LoadRecorder recorder;
   std::atomic<bool> stop{false};
+  // --metrics: a scraper, once a second, as Prometheus would.
+  std::atomic<bool> scraping{f.metrics};
+  std::vector<double> scrape_ms;
+  size_t scrape_bytes = 0;
+  int scrape_errors = 0;
+  std::thread scraper;
+  if (f.metrics) {
+    const int port = MetricsPort(server);
+    if (port == 0) {
+      std::fprintf(stderr, "load_bench: no metrics endpoint in the server's log\n");
+      return 1;
+    }
+    scraper = std::thread([&, port] {
+      httplib::Client http("127.0.0.1", port);
+      while (scraping.load()) {
+        const absl::Time t0 = absl::Now();
+        httplib::Result r = http.Get("/metrics");
+        const double ms = absl::ToDoubleMilliseconds(absl::Now() - t0);
+        if (r && r->status == 200) {
+          scrape_ms.push_back(ms);
+          scrape_bytes = r->body.size();
+        } else {
+          ++scrape_errors;
+        }
+        absl::SleepFor(absl::Seconds(1) - (absl::Now() - t0));
+      }
+    });
+  }
   ProcessSampler sampler(server.pid(), &recorder, f.clients, f.rounds);
   std::vector<absl::Status> results(f.clients);
   std::vector<pthread_t> threads;
@@ -567,6 +623,8 @@ int Run(const Flags& f) {
     }
   }
   const absl::Time clients_done = absl::Now();
+  scraping.store(false);
+  if (scraper.joinable()) scraper.join();
   for (pthread_t t : threads) pthread_join(t, nullptr);
   const int server_exit = server.Wait(absl::Seconds(60));
   const ProcessSampler::Figures mem = sampler.figures();
@@ -715,7 +773,24 @@ int Run(const Flags& f) {
   std::printf("wall: clients started to all left %.1f s\n",
               absl::ToDoubleSeconds(clients_done - start));
 
+  json scrapes = nullptr;
+  if (f.metrics) {
+    std::sort(scrape_ms.begin(), scrape_ms.end());
+    auto at = [&](double q) {
+      return scrape_ms.empty() ? 0.0
+                               : scrape_ms[std::min(scrape_ms.size() - 1,
+                                                    static_cast<size_t>(q * scrape_ms.size()))];
+    };
+    std::printf("metrics endpoint: %zu scrapes (%d failed), response p50 %.2f ms, p99 %.2f ms, "
+                "max %.2f ms, %zu bytes\n",
+                scrape_ms.size(), scrape_errors, at(0.5), at(0.99),
+                scrape_ms.empty() ? 0.0 : scrape_ms.back(), scrape_bytes);
+    scrapes = {{"count", scrape_ms.size()}, {"failed", scrape_errors}, {"p50_ms", at(0.5)},
+               {"p99_ms", at(0.99)}, {"bytes", scrape_bytes}};
+    if (scrape_errors > 0) problems.push_back("a scrape of /metrics failed");
+  }
   json out = {{"clients", f.clients},
+              {"metrics_scrapes", scrapes},
               {"rounds", f.rounds},
               {"model", f.model},
               {"tls", !f.plaintext},

@@ -29,6 +29,7 @@
 #include "common/status.h"
 #include "experiment/experiment_config.h"
 #include "experiment/progress_reporter.h"
+#include "experiment/dashboard.h"
 #include "experiment/run_metrics.h"
 #include "server/federation_server.h"
 #include "server/rollout.h"
@@ -170,14 +171,29 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   // Telemetry (server.metrics): the run's series, fed by the rounds and the
   // gRPC calls, served with the process's own on /metrics.
   std::unique_ptr<RunMetrics> metrics;
+  std::unique_ptr<Dashboard> dashboard;
+  FederationServer* running = nullptr;  // set once created; read by the dashboard
   if (!config.metrics.listen.empty()) {
     metrics = std::make_unique<RunMetrics>();
     options.observers.push_back(metrics.get());
     options.rpc_observer = metrics.get();
+    DashboardOptions board;
+    board.run_name = config.name;
+    board.strategy = config.strategy;
+    board.rounds = config.coordinator.num_rounds;
+    board.devices = [&running] {
+      return running != nullptr ? running->clients() : std::vector<ClientStatus>{};
+    };
+    board.fleet = [&running] {
+      return running != nullptr ? running->fleet() : std::map<std::string, FleetServing>{};
+    };
+    dashboard = std::make_unique<Dashboard>(std::move(board));
+    options.observers.push_back(dashboard.get());
   }
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<FederationServer> server,
                          FederationServer::Create(std::move(options), server_side.strategy.get(),
                                                   std::move(server_side.initial)));
+  running = server.get();
   std::unique_ptr<telemetry::Endpoint> endpoint;
   if (metrics != nullptr) {
     FederationServer* live = server.get();
@@ -187,6 +203,8 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
                                         metrics->ConnectedClients([live] {
                                           return static_cast<double>(live->live_clients());
                                         })}));
+    SHOAL_RETURN_IF_ERROR(dashboard->Serve(*endpoint));
+    spdlog::info("dashboard on {}/", endpoint->url());
   }
   if (const PreviousRun* previous = server->previous_run();
       previous != nullptr && previous->finished) {
@@ -213,6 +231,12 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
     StopOnSignal stop([&server] { server->Stop(); });
     run = server->Run();
     stop_signal = stop.received();
+  }
+  if (dashboard != nullptr) {
+    dashboard->SetState(!run.ok()                     ? "failed"
+                        : !run->stop_reason.empty()   ? "stopped early"
+                        : stop_signal != 0            ? "stopped by a signal"
+                                                      : "finished");
   }
   SHOAL_RETURN_IF_ERROR(run.status());
   SHOAL_RETURN_IF_ERROR(progress.Write());

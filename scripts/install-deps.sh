@@ -24,6 +24,9 @@
 #   prometheus-cpp-dev    Prometheus's C++ client: the metrics and their text format.
 #   libcpp-httplib-dev    the small HTTP server of the metrics endpoint.
 #   prometheus            a real Prometheus server the telemetry test scrapes with.
+#   libjs-chart.js        Chart.js, which the dashboard serves to draw its charts
+#                         (from the system, never a CDN).
+#   chromium              headless Chromium, which the dashboard test renders with.
 set -euo pipefail
 
 packages=(
@@ -35,7 +38,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev
   libpng-dev libjpeg62-turbo-dev
   dataset-fashion-mnist python3-sklearn
-  prometheus-cpp-dev libcpp-httplib-dev prometheus
+  prometheus-cpp-dev libcpp-httplib-dev prometheus libjs-chart.js chromium
   clang libclang-rt-14-dev llvm-14
 )
 

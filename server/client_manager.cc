@@ -79,6 +79,17 @@ size_t ClientManager::NumSeenSince(absl::Time t) const {
   return n;
 }
 
+std::vector<ClientStatus> ClientManager::Statuses() const {
+  const absl::Time now = options_.clock->Now();
+  absl::MutexLock lock(&mu_);
+  std::vector<ClientStatus> out;
+  out.reserve(clients_.size());
+  for (const auto& [id, e] : clients_) {
+    out.push_back({id, e.last_seen, IsLive(e, now), e.proxy->model_version()});
+  }
+  return out;
+}
+
 std::vector<std::string> ClientManager::LiveClientIds() const {
   const absl::Time now = options_.clock->Now();
   absl::MutexLock lock(&mu_);

@@ -28,6 +28,14 @@ struct ClientManagerOptions {
   Clock* clock = Clock::Real();
 };
 
+// ClientStatus: one registered client as the manager sees it now.
+struct ClientStatus {
+  std::string id;
+  absl::Time last_seen;
+  bool live = false;
+  int64_t model_version = -1;  // ClientProxy::model_version
+};
+
 // ClientManager is thread-safe. Clients are kept by their stable ID; joining
 // again under the same ID replaces the proxy (a device that restarted).
 class ClientManager : public ClientPool {
@@ -68,6 +76,9 @@ class ClientManager : public ClientPool {
   std::vector<std::shared_ptr<ClientProxy>> Sample(const SamplingOptions& options,
                                                    uint64_t seed) override;
   void ShutdownAll(const std::string& reason, int64_t final_version) override;
+
+  // Statuses returns every registered client, sorted by ID.
+  std::vector<ClientStatus> Statuses() const;
 
   // ForEach calls `fn` on every registered client.
   void ForEach(const std::function<void(ClientProxy&)>& fn) const;

@@ -35,6 +35,9 @@ class ClientProxy {
   // nothing, e.g. a device of an older version or a virtual client). The
   // Coordinator caps the client's num_examples at it.
   virtual DeclaredExamples declared_examples() const { return {}; }
+  // model_version is the training model version the client last fetched
+  // (-1: unknown, e.g. a virtual client).
+  virtual int64_t model_version() const { return -1; }
 
   // Fit hands the client a fit task. The proxy calls `handler` at most once,
   // from any thread; a task replaced by a newer one or cancelled is never

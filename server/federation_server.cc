@@ -127,6 +127,10 @@ int FederationHost::port() const { return grpc_ != nullptr ? grpc_->port() : 0; 
 
 std::map<std::string, FleetServing> FederationHost::fleet() const { return service_->Fleet(); }
 
+std::vector<ClientStatus> FederationServer::clients() const {
+  return host_ != nullptr ? host_->clients()->Statuses() : std::vector<ClientStatus>{};
+}
+
 size_t FederationServer::live_clients() const {
   return host_ != nullptr ? host_->clients()->LiveClientIds().size() : 0;
 }

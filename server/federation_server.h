@@ -48,6 +48,7 @@ class Service;
 namespace shoal {
 
 class ClientManager;
+struct ClientStatus;
 class FederationService;
 class Rollout;
 class ServingCatalog;
@@ -255,6 +256,8 @@ class FederationServer {
   // The devices live now (heard from within the liveness timeout).
   // Thread-safe.
   size_t live_clients() const;
+  // clients returns every registered device's status. Thread-safe.
+  std::vector<ClientStatus> clients() const;
   // The checkpoint this server resumed from, or null for a new run.
   const PreviousRun* previous_run() const { return previous_ ? &*previous_ : nullptr; }
   // The model store's folder (output_dir/models).

@@ -73,6 +73,9 @@ class GrpcClientProxy : public ClientProxy {
     absl::MutexLock lock(&mu_);
     return declared_;
   }
+  // NoteDownloaded records the training version the device fetched last.
+  void NoteDownloaded(int64_t version) { downloaded_.store(version); }
+  int64_t model_version() const override { return downloaded_.load(); }
   void Fit(const FitIns& ins, absl::Time deadline, FitResultHandler handler) override;
   void Evaluate(const EvaluateIns& ins, absl::Time deadline,
                 EvaluateResultHandler handler) override;
@@ -167,6 +170,7 @@ class GrpcClientProxy : public ClientProxy {
 
   const std::string id_;
   const std::shared_ptr<ServerEpoch> epoch_;
+  std::atomic<int64_t> downloaded_{-1};
   mutable absl::Mutex mu_;
   std::optional<PendingTask> pending_ ABSL_GUARDED_BY(mu_);
   std::deque<TaskRecord> recent_ ABSL_GUARDED_BY(mu_);  // oldest first

@@ -394,12 +394,18 @@ grpc::Status FederationService::DownloadModel(grpc::ServerContext* ctx,
     // means the whole model goes.
     absl::StatusOr<std::shared_ptr<const ChunkedPayload>> delta =
         store->DeltaPayload(req->version(), req->delta_from());
-    if (delta.ok()) return StreamPayload(**delta, writer);
+    if (delta.ok()) {
+      grpc::Status sent = StreamPayload(**delta, writer);
+      if (sent.ok()) (*proxy)->NoteDownloaded(req->version());
+      return sent;
+    }
   }
   absl::StatusOr<std::shared_ptr<const ChunkedPayload>> payload =
       req->serving() ? options_.serving->Payload(req->version()) : store->Payload(req->version());
   if (!payload.ok()) return ToGrpcStatus(payload.status());
-  return StreamPayload(**payload, writer);
+  grpc::Status sent = StreamPayload(**payload, writer);
+  if (sent.ok() && !req->serving()) (*proxy)->NoteDownloaded(req->version());
+  return sent;
 }
 
 grpc::Status FederationService::DownloadModelCode(grpc::ServerContext* ctx,

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/files.h"
 #include "common/model_dir.h"
@@ -577,6 +578,90 @@ TEST_F(IntegrationTest, PrometheusScrapesTheServersMetricsDuringARun) {
             4 * 199210 * 4);
   prometheus.Kill(SIGTERM);
   prometheus.Wait(absl::Seconds(30));
+}
+
+// Issue 18.2: the live dashboard of a real run, opened in real headless
+// Chromium (Debian's `chromium`) while round 3 waits (the clients are
+// stopped with SIGSTOP): the page renders the run's rounds and their
+// accuracy as api/state gives them, draws without a console error, and
+// never asks for anything off loopback (every other host is unresolvable
+// for this Chromium, which would log an error). A screenshot is saved.
+TEST_F(IntegrationTest, TheDashboardShowsTheRunInHeadlessChromiumWithNothingOffLoopback) {
+  const int metrics_port = testing::PickUnusedPort();
+  ASSERT_GT(metrics_port, 0);
+  const std::string target = absl::StrCat("127.0.0.1:", metrics_port);
+  // More rounds than the test lets run: it ends the run with SIGTERM.
+  const std::string config = WriteConfig(/*rounds=*/40, /*min_fit=*/2, /*round_s=*/120,
+                                         [&](json& c) {
+                                           c["server"]["metrics"] = {{"listen", target}};
+                                         });
+  auto server = StartServer(config);
+  std::vector<std::unique_ptr<Subprocess>> clients;
+  for (int i = 0; i < 2; ++i) clients.push_back(StartClient(config, i));
+  ASSERT_TRUE(WaitForLogLine(*server, "round 2/40 |", absl::Seconds(120))) << server->Log();
+  for (auto& c : clients) c->Kill(SIGSTOP);
+
+  httplib::Client http("127.0.0.1", metrics_port);
+  // The dashboard hears of round 2 just after the progress line.
+  for (int i = 0; i < 100; ++i) {
+    httplib::Result r = http.Get("/api/state");
+    if (r && r->status == 200 && json::parse(r->body)["rounds"].size() >= 3) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  httplib::Result page = http.Get("/");
+  ASSERT_TRUE(page && page->status == 200);
+  EXPECT_EQ(page->body.find("http://"), std::string::npos);
+  EXPECT_EQ(page->body.find("https://"), std::string::npos);
+  httplib::Result chart = http.Get("/chart.js");
+  ASSERT_TRUE(chart && chart->status == 200);
+  EXPECT_NE(chart->body.find("Chart.js v3"), std::string::npos);
+  httplib::Result state_text = http.Get("/api/state");
+  ASSERT_TRUE(state_text && state_text->status == 200);
+  const json state = json::parse(state_text->body);
+  ASSERT_GE(state["rounds"].size(), 3u) << state.dump(2) << server->Log();
+  EXPECT_EQ(state["run"]["name"], "integration");
+  EXPECT_EQ(state["devices_total"], 2);
+  auto percent = [](double v) { return absl::StrFormat("%.2f %%", 100 * v); };
+  const std::string round2 = percent(state["rounds"][2]["test_accuracy"].get<double>());
+
+  const std::string url = absl::StrCat("http://", target, "/");
+  const std::vector<std::string> chromium = {
+      "/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
+      "--no-first-run", "--disable-extensions", "--disable-background-networking",
+      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+      "--user-data-dir=" + dir_.File("chromium-profile"), "--virtual-time-budget=10000"};
+  std::vector<std::string> dump = chromium;
+  dump.insert(dump.end(), {"--dump-dom", url});
+  Subprocess dom(dump, dir_.File("dom.html"));
+  ASSERT_EQ(dom.Wait(absl::Seconds(120)), 0) << dom.Log();
+  const std::string rendered = dom.Log();
+  EXPECT_NE(rendered.find("Shoal — integration"), std::string::npos) << rendered;
+  EXPECT_NE(rendered.find("<td>2</td><td>2/2</td>"), std::string::npos) << rendered;
+  EXPECT_NE(rendered.find("<td>" + round2 + "</td>"), std::string::npos)
+      << round2 << "\n" << rendered;
+  EXPECT_NE(rendered.find("<td>client-0</td>"), std::string::npos) << rendered;
+
+  std::vector<std::string> shot = chromium;
+  shot.insert(shot.end(), {"--enable-logging=stderr", "--v=0", "--window-size=1400,1100",
+                           "--screenshot=" + dir_.File("dashboard.png"), url});
+  Subprocess screenshot(shot, dir_.File("chromium.log"));
+  ASSERT_EQ(screenshot.Wait(absl::Seconds(120)), 0) << screenshot.Log();
+  absl::StatusOr<std::string> png = ReadFile(dir_.File("dashboard.png"));
+  ASSERT_TRUE(png.ok()) << png.status() << screenshot.Log();
+  EXPECT_GT(png->size(), 20000u);
+  EXPECT_EQ(png->substr(1, 3), "PNG");
+  EXPECT_EQ(screenshot.Log().find("CONSOLE"), std::string::npos) << screenshot.Log();
+  EXPECT_EQ(screenshot.Log().find("ERR_NAME_NOT_RESOLVED"), std::string::npos)
+      << screenshot.Log();
+  if (const char* keep = std::getenv("SHOAL_KEEP_SCREENSHOT")) {
+    std::filesystem::copy_file(dir_.File("dashboard.png"), keep,
+                               std::filesystem::copy_options::overwrite_existing);
+  }
+
+  for (auto& c : clients) c->Kill(SIGCONT);
+  server->Kill(SIGTERM);  // ends the run after the round in progress
+  ASSERT_EQ(server->Wait(absl::Minutes(4)), 0) << server->Log();
+  for (auto& c : clients) EXPECT_EQ(c->Wait(absl::Seconds(60)), 0) << c->Log();
 }
 
 // Differential privacy end to end: clients clip their own updates, the

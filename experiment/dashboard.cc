@@ -1,0 +1,121 @@
+#include "experiment/dashboard.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/time/clock.h"
+#include "common/status.h"
+#include "server/round_json.h"
+#include "telemetry/assets.h"
+#include "telemetry/endpoint.h"
+
+namespace shoal {
+
+using nlohmann::json;
+
+Dashboard::Dashboard(DashboardOptions options) : options_(std::move(options)) {}
+
+absl::Status Dashboard::Serve(telemetry::Endpoint& endpoint) {
+  SHOAL_ASSIGN_OR_RETURN(std::string chart_js, telemetry::ReadChartJs());
+  endpoint.Handle("/", [] {
+    return telemetry::EndpointResponse{200, "text/html; charset=utf-8",
+                                       telemetry::DashboardHtml()};
+  });
+  endpoint.Handle("/chart.js", [js = std::move(chart_js)] {
+    return telemetry::EndpointResponse{200, "text/javascript; charset=utf-8", js};
+  });
+  endpoint.Handle("/api/state", [this] {
+    return telemetry::EndpointResponse{
+        200, "application/json",
+        StateJson().dump(-1, ' ', false, json::error_handler_t::replace)};
+  });
+  return absl::OkStatus();
+}
+
+void Dashboard::SetState(const std::string& state) {
+  absl::MutexLock lock(&mu_);
+  state_ = state;
+}
+
+void Dashboard::OnRoundStart(uint32_t round, size_t sampled) {
+  absl::MutexLock lock(&mu_);
+  current_round_ = round;
+  current_sampled_ = sampled;
+}
+
+void Dashboard::OnRoundEnd(const RoundRecord& record) {
+  absl::MutexLock lock(&mu_);
+  AddRound(record);
+}
+
+void Dashboard::OnRestored(const std::vector<RoundRecord>& history) {
+  absl::MutexLock lock(&mu_);
+  for (const RoundRecord& r : history) AddRound(r);
+}
+
+void Dashboard::AddRound(const RoundRecord& r) {
+  json j = RoundRecordToJson(r);
+  // The page needs counts, not every failure's text.
+  j.erase("failures");
+  j["declined"] = r.declined.size();
+  j.erase("server_eval");
+  j.erase("federated_eval");
+  rounds_.push_back(std::move(j));
+  for (const ClientFailure& f : r.failures) {
+    ++failures_by_reason_[absl::AsciiStrToLower(absl::StatusCodeToString(f.status.code()))];
+    DeviceFailures& d = device_failures_[f.client_id];
+    ++d.count;
+    d.last = std::string(f.status.message()).substr(0, 200);
+  }
+}
+
+json Dashboard::StateJson() const {
+  std::vector<ClientStatus> devices =
+      options_.devices ? options_.devices() : std::vector<ClientStatus>{};
+  std::map<std::string, FleetServing> fleet =
+      options_.fleet ? options_.fleet() : std::map<std::string, FleetServing>{};
+  const absl::Time now = absl::Now();
+  absl::MutexLock lock(&mu_);
+  size_t live = 0;
+  for (const ClientStatus& d : devices) live += d.live ? 1 : 0;
+  auto failures_of = [this](const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = device_failures_.find(id);
+    return it == device_failures_.end() ? DeviceFailures{} : it->second;
+  };
+  // The devices with the most failures first: those are the ones to look at.
+  std::stable_sort(devices.begin(), devices.end(),
+                   [&](const ClientStatus& a, const ClientStatus& b)
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                         return failures_of(a.id).count > failures_of(b.id).count;
+                       });
+  json rows = json::array();
+  for (size_t i = 0; i < devices.size() && i < options_.max_devices; ++i) {
+    const ClientStatus& d = devices[i];
+    const DeviceFailures f = failures_of(d.id);
+    auto serving = fleet.find(d.id);
+    rows.push_back(
+        {{"id", d.id},
+         {"last_seen_s", d.last_seen == absl::InfinitePast()
+                             ? json(nullptr)
+                             : json(absl::ToDoubleSeconds(now - d.last_seen))},
+         {"live", d.live},
+         {"model_version", d.model_version},
+         {"serving_version", serving == fleet.end() ? 0 : serving->second.serving_version},
+         {"failures", f.count},
+         {"last_failure", f.last}});
+  }
+  return {{"run",
+           {{"name", options_.run_name},
+            {"strategy", options_.strategy},
+            {"rounds", options_.rounds},
+            {"state", state_}}},
+          {"current", {{"round", current_round_}, {"sampled", current_sampled_}}},
+          {"rounds", rounds_},
+          {"devices", rows},
+          {"devices_total", devices.size()},
+          {"live_devices", live},
+          {"failures_by_reason", failures_by_reason_}};
+}
+
+}  // namespace shoal
