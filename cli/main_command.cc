@@ -50,7 +50,8 @@ std::string CommandName(const CLI::App& app) {
 
 void PrintCommandError(absl::string_view command, absl::string_view message) {
   if (JsonLogs()) {
-    spdlog::error("shoal {}: {}", std::string(command), std::string(message));
+    std::fputs(JsonLogLine("error", absl::StrCat("shoal ", command, ": ", message)).c_str(),
+               stderr);
     return;
   }
   std::fprintf(stderr, "shoal %s: %s\n", std::string(command).c_str(),
@@ -72,9 +73,11 @@ void Say(const char* format, ...) {
   std::string text(n > 0 ? static_cast<size_t>(n) : 0, '\0');
   if (n > 0) std::vsnprintf(text.data(), text.size() + 1, format, args);
   va_end(args);
+  // Whatever the log level: the summary is the command's output.
   for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipWhitespace())) {
-    spdlog::info("{}", std::string(line));
+    std::fputs(JsonLogLine("info", line).c_str(), stdout);
   }
+  std::fflush(stdout);
 }
 
 int Main(int argc, char** argv) {

@@ -14,8 +14,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/notification.h"
 #include "cli/commands.h"
 #include "cli/stop_signal.h"
+#include "cli/telemetry.h"
 #include "cli/transport.h"
 #include "client/data/dataset.h"
 #include "client/dataset_evaluator.h"
@@ -42,51 +44,6 @@ namespace shoal::cli {
 namespace {
 
 using nlohmann::json;
-
-// StartMetricsEndpoint serves `collectables` as server.metrics says: on
-// loopback as it is; elsewhere over TLS with the server's certificate from
-// `pki_dir` and the bearer token in token_file.
-absl::StatusOr<std::unique_ptr<telemetry::Endpoint>> StartMetricsEndpoint(
-    const MetricsConfig& config, const std::string& pki_dir,
-    std::vector<std::shared_ptr<prometheus::Collectable>> collectables) {
-  telemetry::EndpointOptions options;
-  options.address = config.listen;
-  if (!config.token_file.empty()) {
-    SHOAL_ASSIGN_OR_RETURN(std::string token,
-                           Annotate(ReadFile(config.token_file, 4096), "'server.metrics.token_file'"));
-    options.bearer_token = std::string(absl::StripAsciiWhitespace(token));
-    if (options.bearer_token.size() < 16) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "'server.metrics.token_file' ", config.token_file,
-          " holds a token of ", options.bearer_token.size(),
-          " characters: use at least 16 (e.g. openssl rand -hex 32)"));
-    }
-  }
-  SHOAL_ASSIGN_OR_RETURN(HostPort where, ParseListenAddress(config.listen));
-  const bool loopback = where.host == "localhost" || where.host == "::1" ||
-                        absl::StartsWith(where.host, "127.");
-  if (!loopback) {
-    if (pki_dir.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "'server.metrics.listen' ", config.listen,
-          " is off loopback: it is served over TLS with the server's certificate, which needs "
-          "--pki-dir"));
-    }
-    if (options.bearer_token.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "'server.metrics.listen' ", config.listen,
-          " is off loopback: set 'server.metrics.token_file' to a bearer token scrapers send"));
-    }
-    options.tls_cert_file = pki_dir + "/server.pem";
-    options.tls_key_file = pki_dir + "/server.key";
-  }
-  SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<telemetry::Endpoint> endpoint,
-                         Annotate(telemetry::Endpoint::Start(options, std::move(collectables)),
-                                  "'server.metrics'"));
-  spdlog::info("metrics on {}/metrics{}", endpoint->url(),
-               options.bearer_token.empty() ? "" : " (bearer token required)");
-  return endpoint;
-}
 
 absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   *exit_code = 2;  // bad input until the run starts
@@ -237,6 +194,16 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
                         : !run->stop_reason.empty()   ? "stopped early"
                         : stop_signal != 0            ? "stopped by a signal"
                                                       : "finished");
+  }
+  if (endpoint != nullptr && stop_signal == 0 && config.metrics.linger_s > 0) {
+    // Scrapers read the last round's figures before the endpoint goes; a
+    // signal cuts the wait short.
+    spdlog::info("metrics and dashboard stay up {:g} s more", config.metrics.linger_s);
+    absl::Notification done;
+    StopOnSignal stop([&done] {
+      if (!done.HasBeenNotified()) done.Notify();
+    });
+    done.WaitForNotificationWithTimeout(absl::Seconds(config.metrics.linger_s));
   }
   SHOAL_RETURN_IF_ERROR(run.status());
   SHOAL_RETURN_IF_ERROR(progress.Write());

@@ -1,13 +1,18 @@
 // `shoal sim`: RunSimulation with flags, and a summary for people.
 #include <cstdio>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
 #include "cli/stop_signal.h"
+#include "cli/telemetry.h"
 #include "common/logging.h"
 #include "common/status.h"
 #include "experiment/experiment_config.h"
+#include "experiment/dashboard.h"
 #include "experiment/progress_reporter.h"
+#include "experiment/run_metrics.h"
+#include "telemetry/process_metrics.h"
 #include "experiment/simulation_run.h"
 
 namespace shoal::cli {
@@ -28,6 +33,26 @@ absl::Status RunSim(const SimFlags& flags, int* exit_code) {
 
   *exit_code = 1;
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Simulation> simulation, Simulation::Create(config));
+  // Telemetry (server.metrics): the same series and dashboard as a real
+  // server's, with the simulated clock's round times.
+  std::unique_ptr<RunMetrics> metrics;
+  std::unique_ptr<Dashboard> dashboard;
+  std::unique_ptr<telemetry::Endpoint> endpoint;
+  if (!config.metrics.listen.empty()) {
+    metrics = std::make_unique<RunMetrics>();
+    DashboardOptions board;
+    board.run_name = config.name;
+    board.strategy = config.strategy;
+    board.rounds = config.coordinator.num_rounds;
+    dashboard = std::make_unique<Dashboard>(std::move(board));
+    simulation->AddObserver(metrics.get());
+    simulation->AddObserver(dashboard.get());
+    SHOAL_ASSIGN_OR_RETURN(endpoint,
+                           StartMetricsEndpoint(config.metrics, /*pki_dir=*/"",
+                                                {metrics->registry(), telemetry::ProcessMetrics()}));
+    SHOAL_RETURN_IF_ERROR(dashboard->Serve(*endpoint));
+    spdlog::info("dashboard on {}/", endpoint->url());
+  }
   absl::StatusOr<SimulationResult> run;
   {
     StopOnSignal stop([&simulation] { simulation->Stop(); });

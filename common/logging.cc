@@ -59,6 +59,18 @@ void ForwardGrpcLog(gpr_log_func_args* args) {
 }
 
 std::atomic<bool> g_json{false};
+absl::Mutex g_process_mu;
+std::string* g_process ABSL_GUARDED_BY(g_process_mu) = new std::string("shoal");
+
+std::string JsonLine(absl::Time time, absl::string_view level, absl::string_view process,
+                     absl::string_view message) {
+  nlohmann::json line = {
+      {"time", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", time, absl::UTCTimeZone())},
+      {"level", std::string(level)},
+      {"process", std::string(process)},
+      {"message", std::string(message)}};
+  return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
 
 // JsonFormatter writes a log line as one JSON object (nlohmann-json does the
 // escaping; invalid UTF-8 is replaced rather than thrown on).
@@ -66,15 +78,10 @@ class JsonFormatter final : public spdlog::formatter {
  public:
   explicit JsonFormatter(std::string process) : process_(std::move(process)) {}
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
-    const absl::Time time = absl::FromChrono(msg.time);
-    nlohmann::json line = {
-        {"time", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", time, absl::UTCTimeZone())},
-        {"level", std::string(spdlog::level::to_string_view(msg.level).data(),
-                              spdlog::level::to_string_view(msg.level).size())},
-        {"process", process_},
-        {"message", std::string(msg.payload.data(), msg.payload.size())}};
+    const spdlog::string_view_t level = spdlog::level::to_string_view(msg.level);
     const std::string text =
-        line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+        JsonLine(absl::FromChrono(msg.time), absl::string_view(level.data(), level.size()),
+                 process_, absl::string_view(msg.payload.data(), msg.payload.size()));
     dest.append(text.data(), text.data() + text.size());
   }
   std::unique_ptr<spdlog::formatter> clone() const override {
@@ -86,6 +93,10 @@ class JsonFormatter final : public spdlog::formatter {
 };
 
 void ApplyFormat(const std::string& process_name) {
+  {
+    absl::MutexLock lock(&g_process_mu);
+    *g_process = process_name;
+  }
   if (g_json.load()) {
     spdlog::set_formatter(std::make_unique<JsonFormatter>(process_name));
   } else {
@@ -106,6 +117,11 @@ absl::Status SetLogFormat(const std::string& format, const std::string& process_
 }
 
 bool JsonLogs() { return g_json.load(); }
+
+std::string JsonLogLine(absl::string_view level, absl::string_view message) {
+  absl::MutexLock lock(&g_process_mu);
+  return JsonLine(absl::Now(), level, *g_process, message);
+}
 
 absl::Status InitLogging(const std::string& process_name, const std::string& level) {
   const spdlog::level::level_enum parsed = spdlog::level::from_str(level);

@@ -36,6 +36,10 @@ absl::Status InitLogging(const std::string& process_name,
 // InvalidArgument for another format.
 absl::Status SetLogFormat(const std::string& format, const std::string& process_name);
 bool JsonLogs();
+// JsonLogLine is one line as SetLogFormat's "json" writes it (with its
+// newline), for output that must appear whatever the level (a run's
+// summary, a command's error).
+std::string JsonLogLine(absl::string_view level, absl::string_view message);
 
 // RouteGrpcLogs makes gRPC log through spdlog ("grpc: ..." lines), at most
 // a burst of 20 lines and then 2 a second per source line of gRPC, each cut

@@ -83,15 +83,20 @@ json Dashboard::StateJson() const {
     auto it = device_failures_.find(id);
     return it == device_failures_.end() ? DeviceFailures{} : it->second;
   };
-  // The devices with the most failures first: those are the ones to look at.
-  std::stable_sort(devices.begin(), devices.end(),
-                   [&](const ClientStatus& a, const ClientStatus& b)
-                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-                         return failures_of(a.id).count > failures_of(b.id).count;
-                       });
+  // The devices with the most failures first (then by ID): those are the
+  // ones to look at. Only the rows shown are ordered.
+  std::vector<std::pair<int64_t, size_t>> order;  // (-failures, index)
+  order.reserve(devices.size());
+  for (size_t i = 0; i < devices.size(); ++i) {
+    auto it = device_failures_.find(devices[i].id);
+    order.push_back({it == device_failures_.end() ? 0 : -it->second.count, i});
+  }
+  const size_t shown = std::min(devices.size(), options_.max_devices);
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(shown),
+                    order.end());
   json rows = json::array();
-  for (size_t i = 0; i < devices.size() && i < options_.max_devices; ++i) {
-    const ClientStatus& d = devices[i];
+  for (size_t k = 0; k < shown; ++k) {
+    const ClientStatus& d = devices[order[k].second];
     const DeviceFailures f = failures_of(d.id);
     auto serving = fleet.find(d.id);
     rows.push_back(

@@ -507,6 +507,7 @@ absl::Status ParseSections(JsonFields& root, ExperimentConfig& c) {
       SHOAL_ASSIGN_OR_RETURN(JsonFields m, s.Object("metrics"));
       SHOAL_RETURN_IF_ERROR(m.NonEmptyString("listen", &c.metrics.listen));
       SHOAL_RETURN_IF_ERROR(m.NonEmptyString("token_file", &c.metrics.token_file));
+      SHOAL_RETURN_IF_ERROR(m.Number("linger_s", 0, 3600, &c.metrics.linger_s));
       SHOAL_RETURN_IF_ERROR(m.Require({"listen"}));
       SHOAL_RETURN_IF_ERROR(
           Annotate(ValidateListenAddress(c.metrics.listen), "'server.metrics.listen'"));

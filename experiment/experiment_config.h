@@ -42,6 +42,9 @@ struct SimulationConfig {
 struct MetricsConfig {
   std::string listen;      // "host:port"; loopback unless TLS and a token
   std::string token_file;  // the bearer token scrapers send; required off loopback
+  // After the run, the endpoint stays up this long, so scrapers read the
+  // last round's figures.
+  double linger_s = 5;
 };
 
 // ServingConfig: "server.serving", the fleet's serving versions

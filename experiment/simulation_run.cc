@@ -213,6 +213,10 @@ absl::StatusOr<SimulationResult> Simulation::Run() {
 
 void Simulation::Stop() { state_->coordinator->RequestStop(); }
 
+void Simulation::AddObserver(RoundObserver* observer) {
+  state_->coordinator->AddObserver(observer);
+}
+
 absl::StatusOr<SimulationResult> RunSimulation(const ExperimentConfig& config) {
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<Simulation> simulation, Simulation::Create(config));
   return simulation->Run();

@@ -56,6 +56,10 @@ class Simulation {
   // Stop ends the run after the round in progress. Any thread, any time.
   void Stop();
 
+  // AddObserver tells `observer` (not owned; outlives Run) about every
+  // round too, e.g. the telemetry's RunMetrics and Dashboard. Before Run.
+  void AddObserver(RoundObserver* observer);
+
  private:
   struct State;
   explicit Simulation(std::unique_ptr<State> state);

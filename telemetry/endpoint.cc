@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <openssl/crypto.h>
 
+#include <chrono>
 #include <mutex>
 #include <sstream>
 #include <utility>
@@ -19,6 +20,18 @@ namespace {
 
 bool IsLoopback(const std::string& host) {
   return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
+// LoopbackHost: a Host header naming this machine ("127.0.0.1:9464",
+// "localhost", "[::1]:9464").
+bool LoopbackHost(const std::string& host_header) {
+  std::string host = host_header;
+  if (absl::StartsWith(host, "[")) {
+    host = host.substr(1, host.find(']') == std::string::npos ? 0 : host.find(']') - 1);
+  } else if (const size_t colon = host.rfind(':'); colon != std::string::npos) {
+    host = host.substr(0, colon);
+  }
+  return IsLoopback(host);
 }
 
 // TokenMatches compares in constant time for a given length.
@@ -63,11 +76,26 @@ absl::StatusOr<std::unique_ptr<Endpoint>> Endpoint::Start(
         options.tls_key_file, " (unreadable, or not a matching PEM pair)"));
   }
   httplib::Server& server = *self->server_;
-  server.new_task_queue = [] { return new httplib::ThreadPool(2); };
+  // A connection serves one request and must send it within 2 s, so slow
+  // or idle peers cannot hold the few workers a scrape and a dashboard need.
+  server.new_task_queue = [] { return new httplib::ThreadPool(8); };
+  server.set_keep_alive_max_count(1);
+  server.set_read_timeout(2, 0);
+  server.set_write_timeout(5, 0);
   // Nothing here takes a body: refuse one before reading it.
   server.set_payload_max_length(1024);
+  server.set_default_headers({{"X-Content-Type-Options", "nosniff"},
+                              {"Content-Security-Policy",
+                               "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+                               "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'"},
+                              {"Cache-Control", "no-store"}});
   Endpoint* raw = self.get();
   server.set_pre_routing_handler([raw](const httplib::Request& req, httplib::Response& res) {
+    if (raw->token_.empty() && !LoopbackHost(req.get_header_value("Host"))) {
+      res.status = 403;
+      res.set_content("this endpoint answers requests for a loopback host only\n", "text/plain");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (!raw->token_.empty() && !TokenMatches(req.get_header_value("Authorization"), raw->token_)) {
       res.status = 401;
       res.set_header("WWW-Authenticate", "Bearer");
@@ -82,8 +110,21 @@ absl::StatusOr<std::unique_ptr<Endpoint>> Endpoint::Start(
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
-  server.Get("/metrics", [raw](const httplib::Request&, httplib::Response& res) {
-    res.set_content(raw->Exposition(), "text/plain; version=0.0.4; charset=utf-8");
+  // One route for every GET: the table it reads may grow while serving.
+  server.Get(".*", [raw](const httplib::Request& req, httplib::Response& res) {
+    if (req.path == "/metrics") {
+      res.set_content(raw->Exposition(), "text/plain; version=0.0.4; charset=utf-8");
+      return;
+    }
+    std::function<EndpointResponse()> handler = raw->Route(req.path);
+    if (handler == nullptr) {
+      res.status = 404;
+      res.set_content("not found\n", "text/plain");
+      return;
+    }
+    EndpointResponse answer = handler();
+    res.status = answer.status;
+    res.set_content(answer.body, answer.content_type.c_str());
   });
   if (where.port == 0) {
     self->port_ = server.bind_to_any_port(where.host);
@@ -95,6 +136,11 @@ absl::StatusOr<std::unique_ptr<Endpoint>> Endpoint::Start(
         absl::StrCat("cannot listen on ", options.address, " for the metrics endpoint"));
   }
   self->thread_ = std::thread([raw] { raw->server_->listen_after_bind(); });
+  // httplib 0.11's stop() does nothing until the server runs: wait for it,
+  // so that an endpoint stopped at once still stops.
+  for (int i = 0; i < 5000 && !server.is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   return self;
 }
 
@@ -112,18 +158,14 @@ std::string Endpoint::url() const {
 }
 
 void Endpoint::Handle(const std::string& path, std::function<EndpointResponse()> handler) {
-  // An exact path: escape what a regular expression would read.
-  std::string pattern;
-  for (char c : path) {
-    if (std::string("\\^$.|?*+()[]{}").find(c) != std::string::npos) pattern += '\\';
-    pattern += c;
-  }
-  server_->Get(pattern, [handler = std::move(handler)](const httplib::Request&,
-                                                       httplib::Response& res) {
-    EndpointResponse answer = handler();
-    res.status = answer.status;
-    res.set_content(answer.body, answer.content_type.c_str());
-  });
+  std::lock_guard<std::mutex> lock(routes_mu_);
+  routes_[path] = std::move(handler);
+}
+
+std::function<EndpointResponse()> Endpoint::Route(const std::string& path) const {
+  std::lock_guard<std::mutex> lock(routes_mu_);
+  auto it = routes_.find(path);
+  return it == routes_.end() ? nullptr : it->second;
 }
 
 std::string Endpoint::Exposition() const {

@@ -4,15 +4,22 @@
 // libcpp-httplib-dev) on a small thread pool of its own.
 //
 // Read-only by construction: GET and HEAD only (405 otherwise, with no body
-// read), unknown paths 404. On loopback it may run in plaintext without a
-// token; anywhere else it requires TLS and a bearer token, and refuses to
-// start without them. With a token, every request must carry
-// "Authorization: Bearer TOKEN" (401 otherwise; compared in constant time).
+// read), unknown paths 404, one request per connection, 2 s to send one.
+// On loopback it may run in plaintext without a token, and then answers
+// only requests whose Host is a loopback name (403 otherwise: a web page
+// that rebinds its own name to 127.0.0.1 cannot read it); anywhere else it
+// requires TLS and a bearer token, and refuses to start without them. With
+// a token, every request must carry "Authorization: Bearer TOKEN" (401
+// otherwise; compared in constant time), the dashboard's page included, so
+// a browser reaches a token-protected endpoint through an SSH tunnel or a
+// proxy that adds the header.
 #ifndef SHOAL_TELEMETRY_ENDPOINT_H_
 #define SHOAL_TELEMETRY_ENDPOINT_H_
 
 #include <atomic>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <thread>
@@ -64,8 +71,8 @@ class Endpoint {
   // The scheme and address to reach it: "http://127.0.0.1:9464".
   std::string url() const;
 
-  // Handle serves GET `path` (exact match) with `handler`'s answer.
-  // Call before traffic matters: routes added later are served from then on.
+  // Handle serves GET `path` (exact match) with `handler`'s answer, from
+  // now on (thread-safe: the routes are looked up under a lock).
   void Handle(const std::string& path, std::function<EndpointResponse()> handler);
 
   // Exposition is what /metrics answers now.
@@ -75,7 +82,12 @@ class Endpoint {
 
  private:
   Endpoint() = default;
+  // Route returns the handler of `path`, or null.
+  std::function<EndpointResponse()> Route(const std::string& path) const;
+
   std::unique_ptr<httplib::Server> server_;
+  mutable std::mutex routes_mu_;
+  std::map<std::string, std::function<EndpointResponse()>> routes_;
   std::vector<std::shared_ptr<prometheus::Collectable>> collectables_;
   std::string token_;
   std::string host_;

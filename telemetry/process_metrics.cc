@@ -13,6 +13,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 
@@ -44,7 +45,11 @@ prometheus::MetricFamily Family(const char* name, const char* help, prometheus::
 
 class Process final : public prometheus::Collectable {
  public:
-  Process() : start_(absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch())) {}
+  Process() {
+    for (absl::string_view line : absl::StrSplit(ReadSmall("/proc/stat"), '\n')) {
+      if (absl::ConsumePrefix(&line, "btime ")) absl::SimpleAtod(line, &boot_);
+    }
+  }
 
   std::vector<prometheus::MetricFamily> Collect() const override {
     std::vector<prometheus::MetricFamily> out;
@@ -69,7 +74,7 @@ class Process final : public prometheus::Collectable {
     if (paren != std::string::npos) {
       std::vector<absl::string_view> f =
           absl::StrSplit(absl::string_view(stat).substr(paren + 1), ' ', absl::SkipEmpty());
-      double utime = 0, stime = 0;
+      double utime = 0, stime = 0, started = 0;
       const long ticks = sysconf(_SC_CLK_TCK);
       if (f.size() > 12 && ticks > 0 && absl::SimpleAtod(f[11], &utime) &&
           absl::SimpleAtod(f[12], &stime)) {
@@ -78,15 +83,19 @@ class Process final : public prometheus::Collectable {
                              prometheus::MetricType::Counter,
                              (utime + stime) / static_cast<double>(ticks)));
       }
+      // Field 22, starttime: clock ticks after boot; boot is /proc/stat's btime.
+      if (f.size() > 19 && ticks > 0 && boot_ > 0 && absl::SimpleAtod(f[19], &started)) {
+        out.push_back(Family("shoal_process_start_time_seconds",
+                             "When the process started, Unix time",
+                             prometheus::MetricType::Gauge,
+                             boot_ + started / static_cast<double>(ticks)));
+      }
     }
-    out.push_back(Family("shoal_process_start_time_seconds",
-                         "When the process started (as the telemetry did), Unix time",
-                         prometheus::MetricType::Gauge, start_));
     return out;
   }
 
  private:
-  double start_;
+  double boot_ = 0;  // Unix time of the boot
 };
 
 }  // namespace

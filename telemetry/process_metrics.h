@@ -13,7 +13,7 @@ namespace shoal::telemetry {
 //   shoal_process_resident_memory_bytes   (gauge, VmRSS)
 //   shoal_process_cpu_seconds_total       (counter, user + system)
 //   shoal_process_threads                 (gauge)
-//   shoal_process_start_time_seconds      (gauge, Unix time)
+//   shoal_process_start_time_seconds      (gauge, Unix time, from the boot time)
 // Thread-safe; a field /proc does not give is left out, never invented.
 std::shared_ptr<prometheus::Collectable> ProcessMetrics();
 

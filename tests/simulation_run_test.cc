@@ -17,6 +17,8 @@
 #include "common/model_dir.h"
 #include "secagg/update_codec.h"
 #include "gmock/gmock.h"
+#include "experiment/dashboard.h"
+#include "experiment/run_metrics.h"
 #include "gtest/gtest.h"
 #include "tests/subprocess.h"
 #include "tests/testing.h"
@@ -162,6 +164,50 @@ TEST(SimulationRunTest, ThousandClientsTrainTwoRounds) {
   for (size_t i = 0; i < stored->size(); ++i) {
     EXPECT_TRUE(at::equal(stored->tensor(i), run->final_model.tensor(i)));
   }
+}
+
+// Issue 18: a simulation feeds the same Prometheus series and dashboard
+// state as a real server (here read from the registry and the state JSON
+// directly; the HTTP side is the endpoint's own test).
+TEST(SimulationRunTest, ASimulationFeedsTheRunMetricsAndTheDashboard) {
+  testing::TempDir dir;
+  json j = BaseConfig(dir.path(), 50, 0.2, 2);
+  j["simulation"]["dropout_fraction"] = 0.3;
+  absl::StatusOr<std::unique_ptr<Simulation>> simulation = Simulation::Create(Parse(j));
+  ASSERT_TRUE(simulation.ok()) << simulation.status();
+  RunMetrics metrics;
+  DashboardOptions options;
+  options.run_name = "sim-test";
+  options.rounds = 2;
+  Dashboard dashboard(options);
+  (*simulation)->AddObserver(&metrics);
+  (*simulation)->AddObserver(&dashboard);
+  absl::StatusOr<SimulationResult> run = (*simulation)->Run();
+  ASSERT_TRUE(run.ok()) << run.status();
+  auto value = [&](const std::string& name) -> double {
+    for (const prometheus::MetricFamily& f : metrics.registry()->Collect()) {
+      if (f.name != name) continue;
+      double sum = 0;
+      for (const prometheus::ClientMetric& m : f.metric) sum += m.counter.value + m.gauge.value;
+      return sum;
+    }
+    return -1;
+  };
+  int64_t answered = 0, failed = 0;
+  for (size_t r = 1; r < run->history.size(); ++r) {
+    answered += static_cast<int64_t>(run->history[r].answered);
+    failed += static_cast<int64_t>(run->history[r].failures.size());
+  }
+  EXPECT_EQ(value("shoal_rounds_total"), 2);
+  EXPECT_EQ(value("shoal_clients_answered_total"), answered);
+  EXPECT_EQ(value("shoal_clients_failed_total"), failed);
+  EXPECT_GT(failed, 0);  // the dropouts, by reason
+  EXPECT_EQ(value("shoal_model_version"), 2);
+  EXPECT_NEAR(value("shoal_test_accuracy"), TestAccuracy(run->history.back()), 1e-12);
+  const json state = dashboard.StateJson();
+  ASSERT_EQ(state["rounds"].size(), 3u);
+  EXPECT_EQ(state["rounds"][2]["answered"], run->history[2].answered);
+  EXPECT_EQ(state["failures_by_reason"]["unavailable"], failed);
 }
 
 TEST(SimulationRunTest, TooManyClientsForASplitIsRefusedWithAHint) {

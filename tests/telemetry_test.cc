@@ -70,6 +70,20 @@ TEST(EndpointTest, WritesUnknownPathsAndBadTokensAreRefused) {
   httplib::Result ok = client.Get("/metrics", good);
   ASSERT_TRUE(ok);
   EXPECT_EQ(ok->status, 200);
+  // Without a token, only a loopback Host is answered (DNS rebinding).
+  EndpointOptions open_options;
+  open_options.address = "127.0.0.1:0";
+  std::unique_ptr<Endpoint> open =
+      MustStart(open_options, std::make_shared<prometheus::Registry>());
+  ASSERT_NE(open, nullptr);
+  httplib::Client local("127.0.0.1", open->port());
+  httplib::Result rebound = local.Get("/metrics", {{"Host", "attacker.example:80"}});
+  ASSERT_TRUE(rebound);
+  EXPECT_EQ(rebound->status, 403);
+  httplib::Result named = local.Get("/metrics", {{"Host", "localhost:9464"}});
+  ASSERT_TRUE(named);
+  EXPECT_EQ(named->status, 200);
+  EXPECT_EQ(named->get_header_value("X-Content-Type-Options"), "nosniff");
   httplib::Result unknown = client.Get("/admin", good);
   ASSERT_TRUE(unknown);
   EXPECT_EQ(unknown->status, 404);
@@ -84,6 +98,17 @@ TEST(EndpointTest, WritesUnknownPathsAndBadTokensAreRefused) {
     ASSERT_TRUE(client.send(req, res, error)) << method << ": " << httplib::to_string(error);
     EXPECT_EQ(res.status, 405) << method;
     EXPECT_EQ(res.get_header_value("Allow"), "GET, HEAD") << method;
+  }
+}
+
+TEST(EndpointTest, AnEndpointStoppedAtOnceStops) {
+  EndpointOptions options;
+  options.address = "127.0.0.1:0";
+  for (int i = 0; i < 5; ++i) {
+    std::unique_ptr<Endpoint> endpoint =
+        MustStart(options, std::make_shared<prometheus::Registry>());
+    ASSERT_NE(endpoint, nullptr);
+    endpoint->Stop();  // returns: the test would hang otherwise
   }
 }
 
