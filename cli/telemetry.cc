@@ -32,9 +32,7 @@ absl::StatusOr<std::unique_ptr<telemetry::Endpoint>> StartMetricsEndpoint(
     }
   }
   SHOAL_ASSIGN_OR_RETURN(HostPort where, ParseListenAddress(config.listen));
-  const bool loopback = where.host == "localhost" || where.host == "::1" ||
-                        absl::StartsWith(where.host, "127.");
-  if (!loopback) {
+  if (!IsLoopbackHost(where.host)) {
     if (pki_dir.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "'server.metrics.listen' ", config.listen,

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
@@ -93,6 +94,10 @@ absl::StatusOr<HostPort> ParseListenAddress(absl::string_view address) {
 
 absl::Status ValidateListenAddress(absl::string_view address) {
   return ParseListenAddress(address).status();
+}
+
+bool IsLoopbackHost(absl::string_view host) {
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
 }
 
 }  // namespace shoal

@@ -31,6 +31,10 @@ struct HostPort {
 // cut short. Callers name the key or flag (Annotate).
 absl::StatusOr<HostPort> ParseListenAddress(absl::string_view address);
 
+// IsLoopbackHost: `host` (as HostPort::host has it) names this machine
+// only: "localhost", "::1" or an address in 127.0.0.0/8.
+bool IsLoopbackHost(absl::string_view host);
+
 // ValidateListenAddress is ParseListenAddress's verdict alone.
 absl::Status ValidateListenAddress(absl::string_view address);
 

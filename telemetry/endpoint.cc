@@ -18,10 +18,6 @@
 namespace shoal::telemetry {
 namespace {
 
-bool IsLoopback(const std::string& host) {
-  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
-}
-
 // LoopbackHost: a Host header naming this machine ("127.0.0.1:9464",
 // "localhost", "[::1]:9464").
 bool LoopbackHost(const std::string& host_header) {
@@ -31,7 +27,7 @@ bool LoopbackHost(const std::string& host_header) {
   } else if (const size_t colon = host.rfind(':'); colon != std::string::npos) {
     host = host.substr(0, colon);
   }
-  return IsLoopback(host);
+  return IsLoopbackHost(host);
 }
 
 // TokenMatches compares in constant time for a given length.
@@ -48,7 +44,7 @@ absl::StatusOr<std::unique_ptr<Endpoint>> Endpoint::Start(
     std::vector<std::shared_ptr<prometheus::Collectable>> collectables) {
   SHOAL_ASSIGN_OR_RETURN(HostPort where, ParseListenAddress(options.address));
   const bool tls = !options.tls_cert_file.empty() || !options.tls_key_file.empty();
-  if (!IsLoopback(where.host)) {
+  if (!IsLoopbackHost(where.host)) {
     if (!tls || options.bearer_token.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "the metrics endpoint listens on ", where.host,
