@@ -8,6 +8,7 @@
 #include "absl/synchronization/notification.h"
 #include "cli/commands.h"
 #include "cli/stop_signal.h"
+#include "cli/telemetry.h"
 #include "cli/transport.h"
 #include "client/agent.h"
 #include "client/may_train.h"
@@ -17,6 +18,8 @@
 #include "experiment/client_side.h"
 #include "experiment/device.h"
 #include "experiment/experiment_config.h"
+#include "experiment/run_metrics.h"
+#include "telemetry/process_metrics.h"
 
 namespace shoal::cli {
 namespace {
@@ -32,6 +35,22 @@ std::function<absl::Status()> MayTrain(const ClientFlags& flags) {
   if (!flags.may_train_command.empty()) command = client::MayTrainCommand(flags.may_train_command);
   if (!flags.pause_file.empty()) file = client::PauseWhileFileExists(flags.pause_file);
   return client::BothMayTrain(std::move(file), std::move(command));
+}
+
+// DeviceMetricsListen is the device's --metrics-* flags.
+MetricsListen DeviceMetricsListen(const ClientFlags& flags) {
+  MetricsListen where;
+  where.listen = flags.metrics_listen;
+  where.token_file = flags.metrics_token_file;
+  where.cert_file = flags.metrics_cert;
+  where.key_file = flags.metrics_key;
+  where.no_tls =
+      "give --metrics-cert and --metrics-key (a certificate for the name scrapers dial), or "
+      "listen on 127.0.0.1 and scrape through a tunnel";
+  where.listen_name = "--metrics-listen";
+  where.token_name = "--metrics-token-file";
+  where.context = "--metrics-listen";
+  return where;
 }
 
 // ServeAndTrain is `shoal client --serve`: a shoal::Device that serves
@@ -59,6 +78,16 @@ absl::Status ServeAndTrain(const ClientFlags& flags, const std::string& state_di
     std::string message(device.status().message());
     if (absl::StartsWith(message, "endpoint")) message = "--serve" + message.substr(8);
     return absl::Status(device.status().code(), message);
+  }
+  std::unique_ptr<telemetry::Endpoint> endpoint;  // stops before the device goes
+  if (!flags.metrics_listen.empty()) {
+    Device* live = device->get();
+    SHOAL_ASSIGN_OR_RETURN(
+        endpoint,
+        StartMetricsEndpoint(DeviceMetricsListen(flags),
+                             {DeviceMetrics([live] { return live->stats(); },
+                                            [live] { return live->serving_version(); }),
+                              telemetry::ProcessMetrics()}));
   }
   *exit_code = 1;
   (*device)->Start();
@@ -123,9 +152,17 @@ absl::Status RunClient(const ClientFlags& flags, int* exit_code) {
   agent_options.seed = side.data_seed;
   agent_options.may_train = MayTrain(flags);
   client::Agent agent(agent_options, side.local.get());
+  std::unique_ptr<telemetry::Endpoint> endpoint;  // stops before the agent goes
+  if (!flags.metrics_listen.empty()) {
+    SHOAL_ASSIGN_OR_RETURN(
+        endpoint,
+        StartMetricsEndpoint(DeviceMetricsListen(flags),
+                             {DeviceMetrics([&agent] { return agent.stats(); }),
+                              telemetry::ProcessMetrics()}));
+  }
   *exit_code = 1;
   SHOAL_RETURN_IF_ERROR(agent.Run());
-  const client::AgentStats& stats = agent.stats();
+  const client::AgentStats stats = agent.stats();
   spdlog::info("done: {} round(s), {:.1f} MB down, {:.1f} MB up; newest model in {}",
                stats.rounds, stats.bytes_downloaded / 1e6, stats.bytes_uploaded / 1e6,
                agent_options.state_dir);

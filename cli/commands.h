@@ -91,6 +91,12 @@ struct ClientFlags {
   // Serve predictions on this local address (unix:PATH or loopback) with
   // the serving versions the server offers, and stay up between runs.
   std::string serve;
+  // Opt-in: this device's Prometheus metrics on HOST:PORT/metrics
+  // (loopback; elsewhere with TLS from metrics_cert/metrics_key and a
+  // bearer token from metrics_token_file).
+  std::string metrics_listen;
+  std::string metrics_token_file;
+  std::string metrics_cert, metrics_key;
 };
 int RunClientCommand(const ClientFlags& flags);
 
@@ -131,6 +137,20 @@ struct ExportFlags {
   bool insecure_unverified = false;  // as InferFlags
 };
 int RunExportCommand(const ExportFlags& flags);
+
+// `shoal report`: one HTML page comparing finished runs (experiment/report.h).
+struct ReportFlags {
+  std::vector<std::string> runs;  // run output directories or metrics.json files
+  std::string output = "report.html";
+  std::string title = "Shoal runs";
+  int max_clients = 50;  // clients in each run's label-distribution chart
+};
+int RunReportCommand(const ReportFlags& flags);
+
+// CheckWritableTarget refuses an output path (given as `flag`) that is
+// empty, names a folder, or whose folder is missing (InvalidArgument), so
+// a command can say so before it reads anything.
+absl::Status CheckWritableTarget(const std::string& path, absl::string_view flag);
 
 // VerifierForStoredModel is the rule of the commands that read a stored
 // model (infer, export): with `model_key` (a model-signing.pub file) the

@@ -11,17 +11,7 @@
 #include "common/status.h"
 
 namespace shoal::cli {
-namespace {
 
-// PythonModulePath is where a built-in's Python module goes: the flag, or
-// `output` with its extension replaced by ".py".
-std::string PythonModulePath(const ExportFlags& flags) {
-  if (!flags.python_module.empty()) return flags.python_module;
-  return std::filesystem::path(flags.output).replace_extension(".py").string();
-}
-
-// CheckWritableTarget refuses an output path whose folder is missing, or
-// that names a folder, before anything is loaded.
 absl::Status CheckWritableTarget(const std::string& path, absl::string_view flag) {
   std::error_code ec;
   if (path.empty()) return absl::InvalidArgumentError(absl::StrCat(flag, " needs a file name"));
@@ -35,6 +25,15 @@ absl::Status CheckWritableTarget(const std::string& path, absl::string_view flag
         absl::StrCat(flag, " '", path, "': the folder '", parent.string(), "' does not exist"));
   }
   return absl::OkStatus();
+}
+
+namespace {
+
+// PythonModulePath is where a built-in's Python module goes: the flag, or
+// `output` with its extension replaced by ".py".
+std::string PythonModulePath(const ExportFlags& flags) {
+  if (!flags.python_module.empty()) return flags.python_module;
+  return std::filesystem::path(flags.output).replace_extension(".py").string();
 }
 
 absl::Status RunExport(const ExportFlags& flags) {

@@ -156,6 +156,24 @@ int Main(int argc, char** argv) {
   c->add_option("--pause-file", client.pause_file,
                 "Decline rounds while this file exists, with its first line as the reason");
   c->add_option("--log-level", client.log_level, "debug, info, warn or error")->capture_default_str();
+  auto* c_metrics = c->add_option(
+      "--metrics-listen", client.metrics_listen,
+      "Opt-in: serve this device's Prometheus metrics on HOST:PORT/metrics (e.g. "
+      "127.0.0.1:9465; off loopback it needs --metrics-cert, --metrics-key and "
+      "--metrics-token-file)");
+  c->add_option("--metrics-token-file", client.metrics_token_file,
+                "A bearer token (16+ characters) every metrics request must carry")
+      ->needs(c_metrics)
+      ->check(CLI::ExistingFile);
+  auto* c_cert = c->add_option("--metrics-cert", client.metrics_cert,
+                               "Off loopback: the TLS certificate (PEM) the metrics are served "
+                               "with, for the name scrapers dial")
+                     ->needs(c_metrics)
+                     ->check(CLI::ExistingFile);
+  c->add_option("--metrics-key", client.metrics_key, "Off loopback: its private key (PEM)")
+      ->needs(c_cert)
+      ->check(CLI::ExistingFile);
+  c_cert->needs(c->get_option("--metrics-key"));
 
   shoal::cli::SimFlags sim;
   CLI::App* m = app.add_subcommand(
@@ -217,6 +235,21 @@ int Main(int argc, char** argv) {
                 "Built-ins: where the Python module with the model's class goes (default: the "
                 "output with .py for its extension)");
   AddModelKeyFlags(x, &export_flags.model_key, &export_flags.insecure_unverified);
+
+  shoal::cli::ReportFlags report;
+  CLI::App* rep = app.add_subcommand(
+      "report", "Write one HTML page comparing finished runs: accuracy, loss, time, bytes, DP, "
+                "label distribution (works offline)");
+  rep->add_option("runs", report.runs,
+                  "Run output directories (or their metrics.json), e.g. runs/fedavg runs/fedprox")
+      ->required();
+  rep->add_option("--output,-o", report.output, "The HTML file to write")
+      ->capture_default_str();
+  rep->add_option("--title", report.title, "The page's title")->capture_default_str();
+  rep->add_option("--max-clients", report.max_clients,
+                  "Clients drawn in each simulated run's label-distribution chart")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
 
   // --- shoal certs (common/pki.h) ---
   shoal::cli::CertsFlags certs;
@@ -375,6 +408,7 @@ int Main(int argc, char** argv) {
   }
   if (x->parsed()) return shoal::cli::RunExportCommand(export_flags);
   if (m->parsed()) return shoal::cli::RunSimCommand(sim);
+  if (rep->parsed()) return shoal::cli::RunReportCommand(report);
   if (pki->parsed()) {
     certs.action = pki_init->parsed()     ? CertsAction::kInit
                    : pki_client->parsed() ? CertsAction::kClient

@@ -11,6 +11,7 @@
 #include "absl/synchronization/notification.h"
 #include "cli/commands.h"
 #include "cli/stop_signal.h"
+#include "cli/telemetry.h"
 #include "cli/transport.h"
 #include "common/files.h"
 #include "common/logging.h"
@@ -18,7 +19,9 @@
 #include "common/signing.h"
 #include "common/status.h"
 #include "experiment/experiment_config.h"
+#include "experiment/dashboard.h"
 #include "experiment/progress_reporter.h"
+#include "experiment/run_metrics.h"
 #include "server/admin_service.h"
 #include "server/federation_server.h"
 #include "server/rollout.h"
@@ -32,7 +35,77 @@ struct RunPreparerContext {
   std::shared_ptr<const ModelSigner> signer;
   Rollout* rollout = nullptr;
   const ServingCatalog* catalog = nullptr;
+  // The federation's telemetry (server.metrics), fed by every run; null
+  // without it.
+  RunMetrics* metrics = nullptr;
+  Dashboard* dashboard = nullptr;
 };
+
+// RunTelemetry hands one run's rounds to the federation's metrics and
+// dashboard, which outlive it; the dashboard starts over when the run's
+// first round (or its restored history) arrives.
+class RunTelemetry : public RoundObserver {
+ public:
+  RunTelemetry(const RunPreparerContext& context, std::string id, std::string strategy,
+               uint32_t rounds)
+      : metrics_(context.metrics),
+        dashboard_(context.dashboard),
+        id_(std::move(id)),
+        strategy_(std::move(strategy)),
+        rounds_(rounds) {}
+
+  void OnRoundStart(uint32_t round, size_t sampled) override {
+    Begin();
+    metrics_->OnRoundStart(round, sampled);
+    dashboard_->OnRoundStart(round, sampled);
+  }
+  void OnSecureStage(uint32_t round, const std::string& stage, size_t answered,
+                     size_t asked) override {
+    metrics_->OnSecureStage(round, stage, answered, asked);
+  }
+  void OnRoundEnd(const RoundRecord& record) override {
+    Begin();
+    metrics_->OnRoundEnd(record);
+    dashboard_->OnRoundEnd(record);
+  }
+  void OnRestored(const std::vector<RoundRecord>& history) override {
+    Begin();
+    metrics_->OnRestored(history);
+    dashboard_->OnRestored(history);
+  }
+
+ private:
+  void Begin() {
+    if (begun_) return;
+    begun_ = true;
+    dashboard_->BeginRun(id_, strategy_, rounds_);
+  }
+
+  RunMetrics* const metrics_;
+  Dashboard* const dashboard_;
+  const std::string id_, strategy_;
+  const uint32_t rounds_;
+  bool begun_ = false;  // the Coordinator's thread only
+};
+
+// RunsJson is the dashboard's list of runs, newest last.
+nlohmann::json RunsJson(const RunQueue& runs) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const RunInfo& run : runs.List()) {
+    auto accuracy = run.metrics.find("accuracy");
+    out.push_back({{"id", run.id},
+                   {"name", run.name},
+                   {"state", RunStateName(run.state)},
+                   {"strategy", run.strategy},
+                   {"rounds_done", run.rounds_done},
+                   {"rounds_planned", run.rounds_planned},
+                   {"accuracy", accuracy == run.metrics.end()
+                                    ? nlohmann::json(nullptr)
+                                    : nlohmann::json(MetricAsDouble(accuracy->second))},
+                   {"message", run.message}});
+  }
+  return out;
+}
 
 // PrepareRun turns a submitted config into a run (RunPreparer). The keys
 // about where and how the server runs ("server": address, output_dir,
@@ -67,6 +140,10 @@ absl::StatusOr<PreparedRun> PrepareRun(const RunPreparerContext& context,
   ProgressReporter* reporter = progress.get();
   run.finish = [reporter] { return reporter->Write(); };
   run.observers.push_back(std::move(progress));
+  if (context.metrics != nullptr) {
+    run.observers.push_back(std::make_unique<RunTelemetry>(context, id, config.strategy,
+                                                           config.coordinator.num_rounds));
+  }
   if (config.serving.auto_promote) {
     run.observers.push_back(std::make_unique<AutoPromoter>(
         context.rollout, context.catalog, id, dir + "/models", config.coordinator.num_rounds,
@@ -115,7 +192,30 @@ absl::Status Serve(const ServeFlags& flags, int* exit_code) {
   rollout_options.state_file = serving_dir + "/rollout.json";
   Rollout rollout(rollout_options, catalog.get());
 
-  RunPreparerContext context{signer, &rollout, catalog.get()};
+  // Telemetry (server.metrics): the federation's series and dashboard, fed
+  // by each run in turn (RunTelemetry) and by the gRPC calls.
+  std::unique_ptr<RunMetrics> metrics;
+  std::unique_ptr<Dashboard> dashboard;
+  FederationHost* live_host = nullptr;  // set once started
+  RunQueue* queue = nullptr;            // set once opened
+  if (!config.metrics.listen.empty()) {
+    metrics = std::make_unique<RunMetrics>();
+    DashboardOptions board;
+    board.run_name = "waiting for a run";
+    board.devices = [&live_host] {
+      return live_host != nullptr ? live_host->clients()->Statuses()
+                                  : std::vector<ClientStatus>{};
+    };
+    board.fleet = [&live_host] {
+      return live_host != nullptr ? live_host->fleet() : std::map<std::string, FleetServing>{};
+    };
+    board.runs = [&queue] {
+      return queue != nullptr ? RunsJson(*queue) : nlohmann::json::array();
+    };
+    dashboard = std::make_unique<Dashboard>(std::move(board));
+    dashboard->SetState("idle");
+  }
+  RunPreparerContext context{signer, &rollout, catalog.get(), metrics.get(), dashboard.get()};
   RunQueueOptions queue_options;
   queue_options.dir = flags.state_dir;
   queue_options.prepare = [context](const std::string& text, const std::string& source,
@@ -124,6 +224,7 @@ absl::Status Serve(const ServeFlags& flags, int* exit_code) {
   };
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<RunQueue> runs,
                          Annotate(RunQueue::Open(std::move(queue_options)), "--state-dir"));
+  queue = runs.get();
   std::unique_ptr<FederationHost> host;
   AdminServiceOptions admin_options;
   admin_options.revoked_file = flags.pki_dir + "/revoked.txt";
@@ -138,7 +239,19 @@ absl::Status Serve(const ServeFlags& flags, int* exit_code) {
   host_options.serving = catalog.get();
   host_options.rollout = &rollout;
   host_options.services = {&admin};
+  host_options.rpc_observer = metrics.get();
   SHOAL_ASSIGN_OR_RETURN(host, FederationHost::Start(std::move(host_options)));
+  live_host = host.get();
+  std::unique_ptr<telemetry::Endpoint> endpoint;  // stops before the host and the queue go
+  if (metrics != nullptr) {
+    FederationHost* counted = host.get();
+    SHOAL_ASSIGN_OR_RETURN(
+        endpoint, ServeRunTelemetry(ServerMetricsListen(config.metrics, flags.pki_dir), *metrics,
+                                    *dashboard, [counted] {
+                                      return static_cast<double>(
+                                          counted->clients()->LiveClientIds().size());
+                                    }));
+  }
 
   *exit_code = 1;
   size_t queued = 0, interrupted = 0;
@@ -167,6 +280,7 @@ absl::Status Serve(const ServeFlags& flags, int* exit_code) {
   spdlog::info("stopping on signal {}: the run in progress stops after its round and resumes "
                "at the next start",
                signal);
+  endpoint.reset();
   runs->Shutdown();
   host->Shutdown();
   *exit_code = 0;

@@ -155,13 +155,10 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
   if (metrics != nullptr) {
     FederationServer* live = server.get();
     SHOAL_ASSIGN_OR_RETURN(
-        endpoint, StartMetricsEndpoint(config.metrics, flags.pki_dir,
-                                       {metrics->registry(), telemetry::ProcessMetrics(),
-                                        metrics->ConnectedClients([live] {
-                                          return static_cast<double>(live->live_clients());
-                                        })}));
-    SHOAL_RETURN_IF_ERROR(dashboard->Serve(*endpoint));
-    spdlog::info("dashboard on {}/", endpoint->url());
+        endpoint, ServeRunTelemetry(ServerMetricsListen(config.metrics, flags.pki_dir), *metrics,
+                                    *dashboard, [live] {
+                                      return static_cast<double>(live->live_clients());
+                                    }));
   }
   if (const PreviousRun* previous = server->previous_run();
       previous != nullptr && previous->finished) {

@@ -47,11 +47,9 @@ absl::Status RunSim(const SimFlags& flags, int* exit_code) {
     dashboard = std::make_unique<Dashboard>(std::move(board));
     simulation->AddObserver(metrics.get());
     simulation->AddObserver(dashboard.get());
-    SHOAL_ASSIGN_OR_RETURN(endpoint,
-                           StartMetricsEndpoint(config.metrics, /*pki_dir=*/"",
-                                                {metrics->registry(), telemetry::ProcessMetrics()}));
-    SHOAL_RETURN_IF_ERROR(dashboard->Serve(*endpoint));
-    spdlog::info("dashboard on {}/", endpoint->url());
+    SHOAL_ASSIGN_OR_RETURN(
+        endpoint, ServeRunTelemetry(ServerMetricsListen(config.metrics, /*pki_dir=*/""),
+                                    *metrics, *dashboard));
   }
   absl::StatusOr<SimulationResult> run;
   {

@@ -103,6 +103,7 @@ Agent::Agent(AgentOptions options, LocalClient* local)
     }
     if (cached.ok()) {
       cached_version_ = cached->record.version;
+      Count([&](AgentStats& st) { st.model_version = cached_version_; });
       cached_sha256_hex_ = cached->record.sha256_hex;
       cached_code_ = std::move(cached->code);
       cached_code_sha256_ =
@@ -231,7 +232,7 @@ absl::Status Agent::Run() {
       }
       if (!IsTransient(s.error_code())) return Annotate(FromGrpcStatus(s), "poll");
       if (failures++ == 0) {
-        ++stats_.reconnects;
+        Count([](AgentStats& st) { ++st.reconnects; });
         spdlog::warn("lost the server ({}); reconnecting", Describe(s));
       }
       if (options_.give_up_after > absl::ZeroDuration() &&
@@ -269,6 +270,19 @@ absl::Status Agent::Run() {
       continue;
     }
     absl::Status served = ServeTask(task);
+    Count([&](AgentStats& st) {
+      const bool failed = !served.ok();
+      if (task.has_fit()) {
+        ++st.fit_tasks;
+        st.fit_failed += failed;
+      } else if (task.has_secagg()) {
+        ++st.secagg_tasks;
+        st.secagg_failed += failed;
+      } else if (task.has_evaluate()) {
+        ++st.evaluate_tasks;
+        st.evaluate_failed += failed;
+      }
+    });
     if (!served.ok()) {
       spdlog::warn("task {} failed: {}", task.task_id(), std::string(served.message()));
     }
@@ -288,7 +302,7 @@ absl::StatusOr<std::string> Agent::ReadPayload(
   SHOAL_RETURN_IF_ERROR(added);
   SHOAL_RETURN_IF_ERROR(FromGrpcStatus(s));
   SHOAL_ASSIGN_OR_RETURN(std::string payload, assembler.Finish());
-  stats_.bytes_downloaded += static_cast<int64_t>(payload.size());
+  Count([&](AgentStats& st) { st.bytes_downloaded += static_cast<int64_t>(payload.size()); });
   return payload;
 }
 
@@ -405,6 +419,7 @@ absl::StatusOr<std::shared_ptr<const Parameters>> Agent::EnsureModel(
     }
   }
   cached_version_ = version;
+  Count([&](AgentStats& st) { st.model_version = version; });
   cached_sha256_hex_ = got_sha;
   cached_code_ = std::move(code);
   cached_code_sha256_ = code_sha256;
@@ -590,7 +605,9 @@ absl::Status Agent::UploadFit(const std::string& task_id, const FitRes& res) {
     writer->WritesDone();
     s = writer->Finish();
     if (s.ok()) {
-      stats_.bytes_uploaded += static_cast<int64_t>(payload.payload().size());
+      Count([&](AgentStats& st) {
+        st.bytes_uploaded += static_cast<int64_t>(payload.payload().size());
+      });
       return absl::OkStatus();
     }
     const bool retry = IsTransient(s.error_code()) ||
@@ -607,6 +624,7 @@ void Agent::ReportFitFailure(const std::string& task_id, const absl::Status& err
   msg.mutable_header()->set_task_id(task_id);
   msg.mutable_header()->set_error(ErrorForServer(error));
   if (IsDeclined(error)) {
+    Count([](AgentStats& st) { ++st.declined; });
     msg.mutable_header()->set_declined(ErrorForServer(absl::UnknownError(DeclinedReason(error))));
   }
   auto ctx = Context(absl::Seconds(10));
@@ -677,7 +695,13 @@ absl::Status Agent::ServeFit(const v1::Task& task) {
     return res.status();
   }
   SHOAL_RETURN_IF_ERROR(UploadFit(task.task_id(), *res));
-  ++stats_.rounds;
+  Count([&](AgentStats& st) {
+    ++st.rounds;
+    if (!trained) return;
+    st.train_seconds += MetricAsDouble(trained->metrics.at("fit_seconds"));
+    st.train_examples += trained->num_examples;
+    st.last_train_loss = MetricAsDouble(trained->metrics.at("train_loss"));
+  });
   if (trained) {
     std::string compressed;
     if (trained->compressed != nullptr) {
@@ -720,7 +744,7 @@ absl::Status Agent::SubmitSecAgg(const std::string& task_id,
     v1::SubmitResponse resp;
     s = stub_->SubmitSecAgg(ctx.get(), req, &resp);
     if (s.ok()) {
-      stats_.bytes_uploaded += static_cast<int64_t>(req.ByteSizeLong());
+      Count([&](AgentStats& st) { st.bytes_uploaded += static_cast<int64_t>(req.ByteSizeLong()); });
       return absl::OkStatus();
     }
     if (!IsTransient(s.error_code())) break;
@@ -740,6 +764,7 @@ absl::Status Agent::ServeSecAgg(const v1::Task& task) {
       spdlog::info("round {}: declined to train: {}", secagg.round(), reason);
       secagg_task_id_ = task.task_id();
       secagg_answer_ = DeclinedError(reason);
+      Count([](AgentStats& st) { ++st.declined; });
       SubmitSecAgg(task.task_id(), secagg_answer_).IgnoreError();
       return absl::OkStatus();
     }

@@ -17,8 +17,11 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "client/agent_stats.h"
 #include "client/local_client.h"
 #include "common/model_dir.h"
 #include "common/parameters.h"
@@ -79,14 +82,6 @@ struct AgentOptions {
   std::function<absl::Status()> may_train;
 };
 
-// AgentStats: counters for logs and benchmarks.
-struct AgentStats {
-  int64_t rounds = 0;
-  int64_t bytes_downloaded = 0;
-  int64_t bytes_uploaded = 0;
-  int64_t reconnects = 0;
-};
-
 // Agent is driven by Run() on one thread; Stop() may be called from any
 // thread.
 class Agent {
@@ -99,7 +94,11 @@ class Agent {
   absl::Status Run();
   void Stop() { stop_.store(true); }
 
-  const AgentStats& stats() const { return stats_; }
+  // stats returns a snapshot; any thread may call it while Run() runs.
+  AgentStats stats() const {
+    absl::MutexLock lock(&stats_mu_);
+    return stats_;
+  }
 
  private:
   absl::Status JoinWithBackoff();
@@ -164,7 +163,14 @@ class Agent {
   std::atomic<bool> stop_{false};
   std::mt19937_64 rng_;
   absl::Duration poll_wait_ = absl::Seconds(10);
-  AgentStats stats_;
+  // Written on the agent's thread, read by stats() on any.
+  mutable absl::Mutex stats_mu_;
+  AgentStats stats_ ABSL_GUARDED_BY(stats_mu_);
+  template <typename F>
+  void Count(F update) {
+    absl::MutexLock lock(&stats_mu_);
+    update(stats_);
+  }
   // The newest global model, also on disk in state_dir, and its code.
   int64_t cached_version_ = -1;
   std::string cached_sha256_hex_;

@@ -14,7 +14,11 @@ namespace shoal {
 
 using nlohmann::json;
 
-Dashboard::Dashboard(DashboardOptions options) : options_(std::move(options)) {}
+Dashboard::Dashboard(DashboardOptions options)
+    : options_(std::move(options)),
+      run_name_(options_.run_name),
+      strategy_(options_.strategy),
+      planned_rounds_(options_.rounds) {}
 
 absl::Status Dashboard::Serve(telemetry::Endpoint& endpoint) {
   SHOAL_ASSIGN_OR_RETURN(std::string chart_js, telemetry::ReadChartJs());
@@ -36,6 +40,19 @@ absl::Status Dashboard::Serve(telemetry::Endpoint& endpoint) {
 void Dashboard::SetState(const std::string& state) {
   absl::MutexLock lock(&mu_);
   state_ = state;
+}
+
+void Dashboard::BeginRun(const std::string& name, const std::string& strategy,
+                         uint32_t rounds) {
+  absl::MutexLock lock(&mu_);
+  run_name_ = name;
+  strategy_ = strategy;
+  planned_rounds_ = rounds;
+  state_ = "running";
+  current_round_ = 0;
+  current_sampled_ = 0;
+  rounds_ = json::array();
+  failures_by_reason_.clear();
 }
 
 void Dashboard::OnRoundStart(uint32_t round, size_t sampled) {
@@ -75,6 +92,7 @@ json Dashboard::StateJson() const {
       options_.devices ? options_.devices() : std::vector<ClientStatus>{};
   std::map<std::string, FleetServing> fleet =
       options_.fleet ? options_.fleet() : std::map<std::string, FleetServing>{};
+  json runs = options_.runs ? options_.runs() : json(nullptr);
   const absl::Time now = absl::Now();
   absl::MutexLock lock(&mu_);
   size_t live = 0;
@@ -110,17 +128,19 @@ json Dashboard::StateJson() const {
          {"failures", f.count},
          {"last_failure", f.last}});
   }
-  return {{"run",
-           {{"name", options_.run_name},
-            {"strategy", options_.strategy},
-            {"rounds", options_.rounds},
-            {"state", state_}}},
-          {"current", {{"round", current_round_}, {"sampled", current_sampled_}}},
-          {"rounds", rounds_},
-          {"devices", rows},
-          {"devices_total", devices.size()},
-          {"live_devices", live},
-          {"failures_by_reason", failures_by_reason_}};
+  json state = {{"run",
+                 {{"name", run_name_},
+                  {"strategy", strategy_},
+                  {"rounds", planned_rounds_},
+                  {"state", state_}}},
+                {"current", {{"round", current_round_}, {"sampled", current_sampled_}}},
+                {"rounds", rounds_},
+                {"devices", rows},
+                {"devices_total", devices.size()},
+                {"live_devices", live},
+                {"failures_by_reason", failures_by_reason_}};
+  if (!runs.is_null()) state["runs"] = std::move(runs);
+  return state;
 }
 
 }  // namespace shoal

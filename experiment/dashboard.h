@@ -36,6 +36,9 @@ struct DashboardOptions {
   // The devices listed at most (those with the most failures first, then
   // by ID); the rest are counted.
   size_t max_devices = 500;
+  // A long-running federation's runs (`shoal serve`), read at each request
+  // (thread-safe, may be null): api/state's "runs", a JSON array.
+  std::function<nlohmann::json()> runs;
 };
 
 // Dashboard is thread-safe: the Coordinator's thread reports rounds while
@@ -52,8 +55,13 @@ class Dashboard : public RoundObserver {
   // "stopped"...
   void SetState(const std::string& state);
 
+  // BeginRun starts the page over for the next run of a long-running
+  // federation: its name, strategy and planned rounds; no rounds yet.
+  // Device failures are kept: they belong to the devices.
+  void BeginRun(const std::string& name, const std::string& strategy, uint32_t rounds);
+
   // StateJson is api/state: {run, current, rounds, devices, devices_total,
-  // live_devices, failures_by_reason}.
+  // live_devices, failures_by_reason}, and runs when options.runs is set.
   nlohmann::json StateJson() const;
 
   void OnRoundStart(uint32_t round, size_t sampled) override;
@@ -66,6 +74,9 @@ class Dashboard : public RoundObserver {
   const DashboardOptions options_;
   mutable absl::Mutex mu_;
   std::string state_ ABSL_GUARDED_BY(mu_) = "running";
+  std::string run_name_ ABSL_GUARDED_BY(mu_);
+  std::string strategy_ ABSL_GUARDED_BY(mu_);
+  uint32_t planned_rounds_ ABSL_GUARDED_BY(mu_) = 0;
   uint32_t current_round_ ABSL_GUARDED_BY(mu_) = 0;
   size_t current_sampled_ ABSL_GUARDED_BY(mu_) = 0;
   nlohmann::json rounds_ ABSL_GUARDED_BY(mu_) = nlohmann::json::array();

@@ -34,6 +34,7 @@ struct Device::Impl {
   absl::Mutex mu;
   std::atomic<bool> stopping{false};
   client::Agent* agent ABSL_GUARDED_BY(mu) = nullptr;
+  client::AgentStats past ABSL_GUARDED_BY(mu);  // of the runs over
   std::thread thread;
 
   // Loop joins run after run until Stop: a run's end, or a server that
@@ -50,6 +51,7 @@ struct Device::Impl {
       {
         absl::MutexLock lock(&mu);
         agent = nullptr;
+        past = client::Combined(past, current.stats());
       }
       if (stopping.load()) break;
       if (!run.ok() && !absl::IsUnavailable(run)) {
@@ -150,6 +152,12 @@ absl::StatusOr<DevicePrediction> Device::Predict(const at::Tensor& inputs) const
 }
 
 int64_t Device::serving_version() const { return impl_->runtime->version(); }
+
+client::AgentStats Device::stats() const {
+  absl::MutexLock lock(&impl_->mu);
+  return impl_->agent == nullptr ? impl_->past
+                                 : client::Combined(impl_->past, impl_->agent->stats());
+}
 
 const std::string& Device::id() const { return impl_->id; }
 

@@ -20,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "client/agent_stats.h"
 
 namespace shoal {
 
@@ -90,6 +91,9 @@ class Device {
   absl::StatusOr<DevicePrediction> Predict(const at::Tensor& inputs) const;
   // The serving version in use (0: none yet).
   int64_t serving_version() const;
+  // What the device has done in the federation's runs since Open: tasks,
+  // rounds, bytes, training time (the run in progress included).
+  client::AgentStats stats() const;
   // The device's client ID (its certificate's name).
   const std::string& id() const;
   // The endpoint's port for a loopback endpoint ("127.0.0.1:0" picks one);

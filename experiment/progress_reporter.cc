@@ -102,7 +102,11 @@ void ProgressReporter::OnRoundEnd(const RoundRecord& r) {
   round_real_start_ = now;
   std::string eval = "test accuracy n/a";
   if (r.server_eval) eval = EvalText("test", *r.server_eval, /*with_loss=*/true);
-  rounds_.push_back(ToJson(r));
+  json record = ToJson(r);
+  // The real time, whatever clock the rounds run on: `shoal report` plots
+  // accuracy against it.
+  record["real_seconds"] = real_s;
+  rounds_.push_back(std::move(record));
   if (absl::Status written = Write(); !written.ok()) {
     spdlog::warn("cannot write the metrics history: {}", std::string(written.message()));
   }

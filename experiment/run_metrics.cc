@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/metrics.h"
+#include "telemetry/process_metrics.h"
 
 namespace shoal {
 namespace {
@@ -49,27 +50,6 @@ void SetAccuracy(const std::optional<EvaluateRes>& eval, prometheus::Gauge& gaug
 std::string CodeLabel(absl::StatusCode code) {
   return absl::AsciiStrToLower(absl::StatusCodeToString(code));
 }
-
-class CallbackGauge final : public prometheus::Collectable {
- public:
-  CallbackGauge(std::string name, std::string help, std::function<double()> read)
-      : name_(std::move(name)), help_(std::move(help)), read_(std::move(read)) {}
-  std::vector<prometheus::MetricFamily> Collect() const override {
-    prometheus::MetricFamily family;
-    family.name = name_;
-    family.help = help_;
-    family.type = prometheus::MetricType::Gauge;
-    prometheus::ClientMetric metric;
-    metric.gauge.value = read_();
-    family.metric.push_back(metric);
-    return {family};
-  }
-
- private:
-  std::string name_;
-  std::string help_;
-  std::function<double()> read_;
-};
 
 }  // namespace
 
@@ -111,9 +91,73 @@ RunMetrics::RunMetrics()
 
 std::shared_ptr<prometheus::Collectable> RunMetrics::ConnectedClients(
     std::function<double()> count) const {
-  return std::make_shared<CallbackGauge>("shoal_clients_connected",
-                                         "Devices live now (heard from recently)",
-                                         std::move(count));
+  return telemetry::CollectAtScrape([count = std::move(count)] {
+    return std::vector<prometheus::MetricFamily>{
+        telemetry::OneValueFamily("shoal_clients_connected",
+                                  "Devices live now (heard from recently)",
+                                  prometheus::MetricType::Gauge, count())};
+  });
+}
+
+std::shared_ptr<prometheus::Collectable> DeviceMetrics(
+    std::function<client::AgentStats()> read, std::function<int64_t()> serving_version) {
+  return telemetry::CollectAtScrape([read = std::move(read),
+                                     serving_version = std::move(serving_version)] {
+    const client::AgentStats s = read();
+    using prometheus::MetricType;
+    std::vector<prometheus::MetricFamily> out;
+    auto counter = [&out](const char* name, const char* help, double value) {
+      out.push_back(telemetry::OneValueFamily(name, help, MetricType::Counter, value));
+    };
+    auto gauge = [&out](const char* name, const char* help, double value) {
+      out.push_back(telemetry::OneValueFamily(name, help, MetricType::Gauge, value));
+    };
+    auto by_kind = [&out](const char* name, const char* help,
+                          std::vector<std::pair<const char*, int64_t>> kinds) {
+      prometheus::MetricFamily family;
+      family.name = name;
+      family.help = help;
+      family.type = MetricType::Counter;
+      for (const auto& [kind, value] : kinds) {
+        prometheus::ClientMetric metric;
+        metric.label.push_back({"kind", kind});
+        metric.counter.value = static_cast<double>(value);
+        family.metric.push_back(std::move(metric));
+      }
+      out.push_back(std::move(family));
+    };
+    counter("shoal_device_rounds_total", "Training results this device uploaded",
+            static_cast<double>(s.rounds));
+    by_kind("shoal_device_tasks_total", "Tasks served, by kind",
+            {{"fit", s.fit_tasks}, {"evaluate", s.evaluate_tasks}, {"secagg", s.secagg_tasks}});
+    by_kind("shoal_device_task_failures_total", "Tasks that failed, by kind",
+            {{"fit", s.fit_failed}, {"evaluate", s.evaluate_failed}, {"secagg", s.secagg_failed}});
+    counter("shoal_device_declined_total", "Training tasks this device declined (may-train check)",
+            static_cast<double>(s.declined));
+    counter("shoal_device_train_seconds_total", "Local training time",
+            s.train_seconds);
+    counter("shoal_device_train_examples_total", "Examples trained on, summed over rounds",
+            static_cast<double>(s.train_examples));
+    counter("shoal_device_downloaded_bytes_total", "Model and auxiliary bytes downloaded",
+            static_cast<double>(s.bytes_downloaded));
+    counter("shoal_device_uploaded_bytes_total", "Update and secure-aggregation bytes uploaded",
+            static_cast<double>(s.bytes_uploaded));
+    counter("shoal_device_reconnects_total", "Times the server was lost and sought again",
+            static_cast<double>(s.reconnects));
+    if (s.model_version >= 0) {
+      gauge("shoal_device_model_version", "The training model this device holds",
+            static_cast<double>(s.model_version));
+    }
+    if (std::isfinite(s.last_train_loss)) {
+      gauge("shoal_device_train_loss", "Training loss of the last round this device trained",
+            s.last_train_loss);
+    }
+    if (serving_version) {
+      gauge("shoal_device_serving_version", "The model version this device serves (0: none)",
+            static_cast<double>(serving_version()));
+    }
+    return out;
+  });
 }
 
 void RunMetrics::OnRoundStart(uint32_t round, size_t sampled) {

@@ -21,6 +21,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "client/agent.h"
 #include "server/coordinator.h"
 #include "server/grpc_service.h"
 
@@ -86,6 +87,24 @@ class RunMetrics : public RoundObserver, public RpcObserver {
   prometheus::Gauge& test_accuracy_;
   prometheus::Gauge& federated_accuracy_;
 };
+
+// DeviceMetrics returns a device's series, read from `read` (an agent's
+// stats()) at each scrape, for `shoal client --metrics-listen`:
+//   shoal_device_rounds_total                  training results uploaded
+//   shoal_device_tasks_total{kind}             fit, evaluate, secagg tasks served
+//   shoal_device_task_failures_total{kind}     ... of which failed
+//   shoal_device_declined_total                training declined (may-train check)
+//   shoal_device_train_seconds_total           local training time
+//   shoal_device_train_examples_total          examples trained on
+//   shoal_device_downloaded_bytes_total, shoal_device_uploaded_bytes_total
+//   shoal_device_reconnects_total
+//   shoal_device_model_version                 the training model held (once one is)
+//   shoal_device_train_loss                    the last round's (once trained)
+//   shoal_device_serving_version               with `serving_version`: the version served
+// `read` and `serving_version` are called on the endpoint's threads.
+std::shared_ptr<prometheus::Collectable> DeviceMetrics(
+    std::function<client::AgentStats()> read,
+    std::function<int64_t()> serving_version = nullptr);
 
 }  // namespace shoal
 

@@ -10,7 +10,7 @@ absl::StatusOr<std::string> ReadChartJs(const std::string& path) {
   absl::StatusOr<std::string> js = ReadFile(path, 4 << 20);
   if (absl::IsNotFound(js.status())) {
     return absl::NotFoundError(absl::StrCat(
-        "the dashboard's charts need Chart.js at ", path, ": install libjs-chart.js"));
+        "Shoal's charts need Chart.js at ", path, ": install libjs-chart.js"));
   }
   return js;
 }

@@ -1,6 +1,7 @@
-// The dashboard's static assets: its page, built into the binary from
-// telemetry/dashboard.html, and Chart.js, read from Debian's libjs-chart.js
-// (shipped with the system, never fetched from a CDN).
+// Shoal's web pages, built into the binary from telemetry/*.html: the live
+// dashboard and the run report; and Chart.js, which both draw with, read
+// from Debian's libjs-chart.js (shipped with the system, never fetched from
+// a CDN).
 #ifndef SHOAL_TELEMETRY_ASSETS_H_
 #define SHOAL_TELEMETRY_ASSETS_H_
 
@@ -16,6 +17,11 @@ inline constexpr char kChartJsPath[] = "/usr/share/javascript/chart.js/chart.min
 // DashboardHtml is the dashboard's page. It loads "chart.js" and polls
 // "api/state" (relative: it works behind a path prefix).
 const char* DashboardHtml();
+
+// ReportHtml is the page of `shoal report` (experiment/report.h), with two
+// markers to replace: {{SHOAL_CHART_JS}} by Chart.js and {{SHOAL_RUNS}} by
+// the runs' JSON.
+const char* ReportHtml();
 
 // ReadChartJs reads Chart.js from `path`; NotFound naming the package to
 // install when it is missing.

@@ -27,22 +27,6 @@ std::string ReadSmall(const char* path) {
   return text.str().substr(0, 1 << 16);
 }
 
-prometheus::MetricFamily Family(const char* name, const char* help, prometheus::MetricType type,
-                                double value) {
-  prometheus::MetricFamily family;
-  family.name = name;
-  family.help = help;
-  family.type = type;
-  prometheus::ClientMetric metric;
-  if (type == prometheus::MetricType::Counter) {
-    metric.counter.value = value;
-  } else {
-    metric.gauge.value = value;
-  }
-  family.metric.push_back(metric);
-  return family;
-}
-
 class Process final : public prometheus::Collectable {
  public:
   Process() {
@@ -59,11 +43,11 @@ class Process final : public prometheus::Collectable {
       if (f.size() < 2) continue;
       double value = 0;
       if (f[0] == "VmRSS:" && absl::SimpleAtod(f[1], &value)) {
-        out.push_back(Family("shoal_process_resident_memory_bytes",
+        out.push_back(OneValueFamily("shoal_process_resident_memory_bytes",
                              "Resident memory of the process", prometheus::MetricType::Gauge,
                              value * 1024));
       } else if (f[0] == "Threads:" && absl::SimpleAtod(f[1], &value)) {
-        out.push_back(Family("shoal_process_threads", "Threads of the process",
+        out.push_back(OneValueFamily("shoal_process_threads", "Threads of the process",
                              prometheus::MetricType::Gauge, value));
       }
     }
@@ -78,14 +62,14 @@ class Process final : public prometheus::Collectable {
       const long ticks = sysconf(_SC_CLK_TCK);
       if (f.size() > 12 && ticks > 0 && absl::SimpleAtod(f[11], &utime) &&
           absl::SimpleAtod(f[12], &stime)) {
-        out.push_back(Family("shoal_process_cpu_seconds_total",
+        out.push_back(OneValueFamily("shoal_process_cpu_seconds_total",
                              "User and system CPU time of the process",
                              prometheus::MetricType::Counter,
                              (utime + stime) / static_cast<double>(ticks)));
       }
       // Field 22, starttime: clock ticks after boot; boot is /proc/stat's btime.
       if (f.size() > 19 && ticks > 0 && boot_ > 0 && absl::SimpleAtod(f[19], &started)) {
-        out.push_back(Family("shoal_process_start_time_seconds",
+        out.push_back(OneValueFamily("shoal_process_start_time_seconds",
                              "When the process started, Unix time",
                              prometheus::MetricType::Gauge,
                              boot_ + started / static_cast<double>(ticks)));
@@ -98,8 +82,39 @@ class Process final : public prometheus::Collectable {
   double boot_ = 0;  // Unix time of the boot
 };
 
+class AtScrape final : public prometheus::Collectable {
+ public:
+  explicit AtScrape(std::function<std::vector<prometheus::MetricFamily>()> collect)
+      : collect_(std::move(collect)) {}
+  std::vector<prometheus::MetricFamily> Collect() const override { return collect_(); }
+
+ private:
+  std::function<std::vector<prometheus::MetricFamily>()> collect_;
+};
+
 }  // namespace
 
 std::shared_ptr<prometheus::Collectable> ProcessMetrics() { return std::make_shared<Process>(); }
+
+prometheus::MetricFamily OneValueFamily(std::string name, std::string help,
+                                        prometheus::MetricType type, double value) {
+  prometheus::MetricFamily family;
+  family.name = std::move(name);
+  family.help = std::move(help);
+  family.type = type;
+  prometheus::ClientMetric metric;
+  if (type == prometheus::MetricType::Counter) {
+    metric.counter.value = value;
+  } else {
+    metric.gauge.value = value;
+  }
+  family.metric.push_back(metric);
+  return family;
+}
+
+std::shared_ptr<prometheus::Collectable> CollectAtScrape(
+    std::function<std::vector<prometheus::MetricFamily>()> collect) {
+  return std::make_shared<AtScrape>(std::move(collect));
+}
 
 }  // namespace shoal::telemetry

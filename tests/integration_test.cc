@@ -26,6 +26,7 @@
 #include "client/data/source.h"
 #include "client/task.h"
 #include "experiment/experiment_config.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "strategies/privacy_accountant.h"
 #include "tests/federation_fixture.h"
@@ -45,7 +46,8 @@ using IntegrationTest = testing::FederationTest;
 // model (nothing was served before), the two `shoal client --serve` devices
 // take it before the run ends, and once the server is gone they still
 // answer predictions over their Unix sockets from the version on disk,
-// until SIGTERM ends them cleanly.
+// until SIGTERM ends them cleanly. Device 0's own metrics endpoint (opt-in)
+// still tells what it did in the run that is over.
 TEST_F(IntegrationTest, DevicesServeTheAutoPromotedFinalModelAfterTheServerIsGone) {
   const std::string serving = dir_.File("serving");
   const std::string config = WriteConfig(/*rounds=*/2, /*min_fit=*/2, /*round_s=*/120,
@@ -57,9 +59,15 @@ TEST_F(IntegrationTest, DevicesServeTheAutoPromotedFinalModelAfterTheServerIsGon
   auto server = StartServer(config);
   std::vector<std::unique_ptr<Subprocess>> devices;
   std::vector<std::string> sockets;
+  const int metrics_port = testing::PickUnusedPort();
+  ASSERT_GT(metrics_port, 0);
   for (int i = 0; i < 2; ++i) {
     sockets.push_back("unix:" + dir_.File(absl::StrCat("predict-", i, ".sock")));
-    devices.push_back(StartClient(config, i, {"--serve", sockets.back()}));
+    std::vector<std::string> flags = {"--serve", sockets.back()};
+    if (i == 0) {
+      flags.insert(flags.end(), {"--metrics-listen", absl::StrCat("127.0.0.1:", metrics_port)});
+    }
+    devices.push_back(StartClient(config, i, flags));
   }
   ASSERT_EQ(server->Wait(absl::Minutes(4)), 0) << server->Log();
   EXPECT_NE(server->Log().find("promoted model version 2 as serving version 1"),
@@ -88,6 +96,20 @@ TEST_F(IntegrationTest, DevicesServeTheAutoPromotedFinalModelAfterTheServerIsGon
     ASSERT_TRUE(outputs.ok()) << outputs.status();
     EXPECT_EQ(outputs->sizes(), (std::vector<int64_t>{3, 10}));
   }
+  httplib::Client http("127.0.0.1", metrics_port);
+  httplib::Result scrape = http.Get("/metrics");
+  ASSERT_TRUE(scrape && scrape->status == 200) << devices[0]->Log();
+  auto value = [&](const std::string& series) {
+    const size_t at = scrape->body.find("\n" + series + " ");
+    EXPECT_NE(at, std::string::npos) << series << "\n" << scrape->body;
+    return at == std::string::npos ? -1.0 : std::stod(scrape->body.substr(at + series.size() + 2));
+  };
+  EXPECT_EQ(value("shoal_device_rounds_total"), 2);
+  EXPECT_EQ(value("shoal_device_tasks_total{kind=\"fit\"}"), 2);
+  EXPECT_EQ(value("shoal_device_task_failures_total{kind=\"fit\"}"), 0);
+  EXPECT_GE(value("shoal_device_model_version"), 1);  // trained on versions 0 and 1
+  EXPECT_EQ(value("shoal_device_serving_version"), 1);
+  EXPECT_GT(value("shoal_device_uploaded_bytes_total"), 199210 * 2);
   for (auto& device : devices) {
     device->Kill(SIGTERM);
     EXPECT_EQ(device->Wait(absl::Seconds(30)), 0) << device->Log();
@@ -502,9 +524,13 @@ TEST_F(IntegrationTest, LogFormatJsonMakesEveryLineOneJsonObject) {
 TEST_F(IntegrationTest, PrometheusScrapesTheServersMetricsDuringARun) {
   const int metrics_port = testing::PickUnusedPort();
   const int prometheus_port = testing::PickUnusedPort();
+  const int device_port = testing::PickUnusedPort();
   ASSERT_GT(metrics_port, 0);
   ASSERT_GT(prometheus_port, 0);
+  ASSERT_GT(device_port, 0);
   const std::string target = absl::StrCat("127.0.0.1:", metrics_port);
+  // Client 0 opts in to its own endpoint (shoal client --metrics-listen).
+  const std::string device_target = absl::StrCat("127.0.0.1:", device_port);
   const std::string config = WriteConfig(/*rounds=*/4, /*min_fit=*/2, /*round_s=*/60,
                                          [&](json& c) {
                                            c["server"]["metrics"] = {{"listen", target}};
@@ -515,7 +541,10 @@ TEST_F(IntegrationTest, PrometheusScrapesTheServersMetricsDuringARun) {
                                                "scrape_configs:\n  - job_name: shoal\n"
                                                "    scrape_interval: 1s\n"
                                                "    static_configs:\n      - targets: ['",
-                                               target, "']\n"))
+                                               target, "']\n  - job_name: device\n"
+                                               "    scrape_interval: 1s\n"
+                                               "    static_configs:\n      - targets: ['",
+                                               device_target, "']\n"))
                   .ok());
   Subprocess prometheus({"/usr/bin/prometheus", "--config.file=" + dir_.File("prometheus.yml"),
                          "--storage.tsdb.path=" + dir_.File("tsdb"),
@@ -562,10 +591,19 @@ TEST_F(IntegrationTest, PrometheusScrapesTheServersMetricsDuringARun) {
   ASSERT_TRUE(scraped) << prometheus.Log();
   EXPECT_EQ(query("shoal_rounds_total"), 0);
   std::vector<std::unique_ptr<Subprocess>> clients;
-  for (int i = 0; i < 2; ++i) clients.push_back(StartClient(config, i));
+  clients.push_back(StartClient(config, 0, {"--metrics-listen", device_target}));
+  clients.push_back(StartClient(config, 1));
   ASSERT_EQ(server->Wait(absl::Minutes(4)), 0) << server->Log();
   for (auto& c : clients) EXPECT_EQ(c->Wait(absl::Seconds(60)), 0) << c->Log();
   EXPECT_EQ(query("max_over_time(shoal_rounds_total[10m])"), 4);
+  // The device's own series, scraped from the device while it trained.
+  EXPECT_GE(query("max_over_time(shoal_device_rounds_total[10m])"), 1);
+  EXPECT_GE(query("max_over_time(shoal_device_tasks_total{kind=\"fit\"}[10m])"), 1);
+  EXPECT_GE(query("max_over_time(shoal_device_model_version[10m])"), 1);
+  EXPECT_GT(query("max_over_time(shoal_device_downloaded_bytes_total[10m])"), 199210 * 4);
+  EXPECT_GT(query("max_over_time(shoal_device_train_seconds_total[10m])"), 0);
+  EXPECT_GT(query("max_over_time(shoal_process_resident_memory_bytes{job=\"device\"}[10m])"),
+            1e6);
   EXPECT_EQ(query("max_over_time(shoal_clients_answered_total[10m])"), 8);
   EXPECT_EQ(query("max_over_time(shoal_model_version[10m])"), 4);
   EXPECT_GT(query("max_over_time(shoal_test_accuracy[10m])"), 0.5);
@@ -578,6 +616,23 @@ TEST_F(IntegrationTest, PrometheusScrapesTheServersMetricsDuringARun) {
             4 * 199210 * 4);
   prometheus.Kill(SIGTERM);
   prometheus.Wait(absl::Seconds(30));
+}
+
+// A device's endpoint off loopback needs TLS and a bearer token, as the
+// server's does; each missing piece is named by its flag (exit 2).
+TEST_F(IntegrationTest, ADevicesMetricsOffLoopbackNeedTlsAndAToken) {
+  const std::string config = WriteConfig(/*rounds=*/1, /*min_fit=*/1, /*round_s=*/60);
+  const std::string listen = absl::StrCat("0.0.0.0:", testing::PickUnusedPort());
+  auto bare = StartClient(config, 0, {"--metrics-listen", listen});
+  EXPECT_EQ(bare->Wait(absl::Seconds(120)), 2) << bare->Log();
+  EXPECT_THAT(bare->Log(), ::testing::HasSubstr("--metrics-listen " + listen +
+                                     " is off loopback: give --metrics-cert and --metrics-key"));
+  const std::string server_pki = pki_ + "/server";
+  auto no_token = StartClient(config, 0, {"--metrics-listen", listen, "--metrics-cert",
+                                          server_pki + "/server.pem", "--metrics-key",
+                                          server_pki + "/server.key"});
+  EXPECT_EQ(no_token->Wait(absl::Seconds(120)), 2) << no_token->Log();
+  EXPECT_THAT(no_token->Log(), ::testing::HasSubstr("set --metrics-token-file to a bearer token"));
 }
 
 // Issue 18.2: the live dashboard of a real run, opened in real headless
@@ -625,11 +680,7 @@ TEST_F(IntegrationTest, TheDashboardShowsTheRunInHeadlessChromiumWithNothingOffL
   const std::string round2 = percent(state["rounds"][2]["test_accuracy"].get<double>());
 
   const std::string url = absl::StrCat("http://", target, "/");
-  const std::vector<std::string> chromium = {
-      "/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
-      "--no-first-run", "--disable-extensions", "--disable-background-networking",
-      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-      "--user-data-dir=" + dir_.File("chromium-profile"), "--virtual-time-budget=10000"};
+  const std::vector<std::string> chromium = testing::HeadlessChromium(dir_.File("chromium-profile"));
   std::vector<std::string> dump = chromium;
   dump.insert(dump.end(), {"--dump-dom", url});
   Subprocess dom(dump, dir_.File("dom.html"));

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -49,13 +50,15 @@ class ServeTest : public testing::FederationTest {
     std::filesystem::rename(WriteConfig(1, 2, 120), device_config_);
   }
 
-  // StartServe runs `shoal serve` (again: same command, same state).
-  std::unique_ptr<Subprocess> StartServe() {
+  // StartServe runs `shoal serve` (again: same command, same state), with
+  // its telemetry on 127.0.0.1:`metrics_port` when that is > 0.
+  std::unique_ptr<Subprocess> StartServe(int metrics_port = 0) {
     const std::string federation = dir_.File("federation.json");
-    EXPECT_TRUE(WriteFileAtomically(
-                    federation,
-                    json{{"server", {{"serving", {{"canary_fraction", 0}}}}}}.dump())
-                    .ok());
+    json server = {{"serving", {{"canary_fraction", 0}}}};
+    if (metrics_port > 0) {
+      server["metrics"] = {{"listen", absl::StrCat("127.0.0.1:", metrics_port)}};
+    }
+    EXPECT_TRUE(WriteFileAtomically(federation, json{{"server", server}}.dump()).ok());
     return std::make_unique<Subprocess>(
         std::vector<std::string>{SHOAL_BINARY, "serve", "--address", address_, "--pki-dir",
                                  pki_ + "/server", "--state-dir", state_, "--config", federation},
@@ -228,7 +231,9 @@ class Predictor {
 // promoted twice and rolled back with the CLI: every device serves the
 // rollback within one poll interval (10 s).
 TEST_F(ServeTest, RunsTrainInOrderOverTheSameDevicesAndACancelledOneLeavesTheNextRunning) {
-  auto serve = StartServe();
+  const int metrics_port = testing::PickUnusedPort();
+  ASSERT_GT(metrics_port, 0);
+  auto serve = StartServe(metrics_port);
   ASSERT_TRUE(WaitForLogLine(*serve, "listening on", absl::Seconds(60))) << serve->Log();
   StartDevices();
   const std::string a = Submit(RunConfig("a", 2));
@@ -262,6 +267,26 @@ TEST_F(ServeTest, RunsTrainInOrderOverTheSameDevicesAndACancelledOneLeavesTheNex
   AdminResult list = Admin({"run", "list"});
   ASSERT_EQ(list.exit, 0) << list.output;
   EXPECT_EQ(list.answer["runs"].size(), 4u);
+
+  // The federation's dashboard lists the runs and shows the last one; its
+  // metrics count every run's rounds (2 + 2 + c's + 2).
+  httplib::Client http("127.0.0.1", metrics_port);
+  httplib::Result state_text = http.Get("/api/state");
+  ASSERT_TRUE(state_text && state_text->status == 200) << serve->Log();
+  const json state = json::parse(state_text->body);
+  ASSERT_EQ(state["runs"].size(), 4u) << state.dump(2);
+  EXPECT_EQ(state["runs"][2]["id"], c);
+  EXPECT_EQ(state["runs"][2]["state"], "cancelled");
+  EXPECT_EQ(state["runs"][3]["state"], "done");
+  EXPECT_EQ(state["runs"][3]["rounds_done"], 2);
+  EXPECT_EQ(state["run"]["name"], d);
+  EXPECT_EQ(state["rounds"].size(), 3u) << state.dump(2);  // d's rounds 0 to 2
+  httplib::Result metrics = http.Get("/metrics");
+  ASSERT_TRUE(metrics && metrics->status == 200);
+  const size_t at = metrics->body.find("\nshoal_rounds_total ");
+  ASSERT_NE(at, std::string::npos) << metrics->body;
+  EXPECT_EQ(std::stod(metrics->body.substr(at + 20)),
+            6 + cr.value("rounds_done", 0));
 
   // Promote a's first-round model (serving 1), then b's final one (2,
   // better), then roll back: a's round-1 weights again, as serving version

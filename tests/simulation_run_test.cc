@@ -4,6 +4,8 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -238,6 +240,75 @@ TEST(ShoalSimCommandTest, RunsAConfigAndRefusesABadOne) {
                           dir.File("bad.log"));
   EXPECT_EQ(bad.Wait(absl::Seconds(60)), 2);
   EXPECT_THAT(bad.Log(), HasSubstr("simulation.dropout_fraction"));
+}
+
+// Issue 18.3: `shoal report` over two stored runs (FedAvg and FedProx, from
+// `shoal sim`) writes one page that real headless Chromium renders with
+// both runs' curves, reading nothing off the page; a corrupt metrics.json
+// is refused naming the file and the field.
+TEST(ShoalReportCommandTest, ComparesTwoStoredRunsOnAPageChromiumRenders) {
+  testing::TempDir dir;
+  for (const std::string strategy : {"fedavg", "fedprox"}) {
+    json j = BaseConfig(dir.File(strategy), 20, 0.5, 2);
+    j["strategy"] = strategy == "fedavg" ? json{{"name", "fedavg"}}
+                                         : json{{"name", "fedprox"}, {"proximal_mu", 0.01}};
+    j["simulation"]["examples_per_client"] = 50;
+    ASSERT_TRUE(WriteFileAtomically(dir.File(strategy + ".json"), j.dump()).ok());
+    testing::Subprocess sim({SHOAL_BINARY, "sim", "--config", dir.File(strategy + ".json")},
+                            dir.File(strategy + ".log"));
+    ASSERT_EQ(sim.Wait(absl::Seconds(120)), 0) << sim.Log();
+  }
+  const std::string page = dir.File("report.html");
+  testing::Subprocess report({SHOAL_BINARY, "report", dir.File("fedavg"), dir.File("fedprox"),
+                              "-o", page, "--title", "FedAvg vs FedProx"},
+                             dir.File("report.log"));
+  ASSERT_EQ(report.Wait(absl::Seconds(60)), 0) << report.Log();
+  EXPECT_THAT(report.Log(), HasSubstr("fedprox: sim-test, fedprox, 2 rounds, simulated"));
+
+  const std::vector<std::string> chromium = testing::HeadlessChromium(dir.File("profile"));
+  std::vector<std::string> dump = chromium;
+  dump.insert(dump.end(), {"--dump-dom", "file://" + page});
+  testing::Subprocess dom(dump, dir.File("dom.html"));
+  ASSERT_EQ(dom.Wait(absl::Seconds(120)), 0) << dom.Log();
+  const std::string rendered = dom.Log();
+  // What each chart drew, as the page reads it back from Chart.js.
+  for (const std::string run : {"fedavg", "fedprox"}) {
+    const std::string label = dir.File(run);
+    EXPECT_THAT(rendered, HasSubstr(label + ": 3 points")) << rendered;  // rounds 0 to 2
+    EXPECT_THAT(rendered, HasSubstr(label + " (train): 2 points"));
+    EXPECT_THAT(rendered, HasSubstr("<td>" + label + "</td><td>sim-test</td><td>" + run));
+  }
+  EXPECT_THAT(rendered, HasSubstr("<h1 id=\"title\">FedAvg vs FedProx</h1>"));
+  EXPECT_THAT(rendered, HasSubstr("20 of 20 clients drawn, 10 classes"));
+  // FedProx's run split the data as FedAvg's did: drawn once.
+  EXPECT_THAT(rendered, HasSubstr("the same clients as " + dir.File("fedavg")));
+  EXPECT_THAT(rendered, HasSubstr("no run used differential privacy"));
+
+  std::vector<std::string> shot = chromium;
+  shot.insert(shot.end(), {"--enable-logging=stderr", "--v=0", "--window-size=1400,1800",
+                           "--screenshot=" + dir.File("report.png"), "file://" + page});
+  testing::Subprocess screenshot(shot, dir.File("chromium.log"));
+  ASSERT_EQ(screenshot.Wait(absl::Seconds(120)), 0) << screenshot.Log();
+  absl::StatusOr<std::string> png = ReadFile(dir.File("report.png"));
+  ASSERT_TRUE(png.ok()) << png.status() << screenshot.Log();
+  EXPECT_GT(png->size(), 20000u);
+  EXPECT_EQ(screenshot.Log().find("CONSOLE"), std::string::npos) << screenshot.Log();
+  EXPECT_EQ(screenshot.Log().find("ERR_NAME_NOT_RESOLVED"), std::string::npos);
+  if (const char* keep = std::getenv("SHOAL_KEEP_REPORT_SCREENSHOT")) {
+    std::filesystem::copy_file(dir.File("report.png"), keep,
+                               std::filesystem::copy_options::overwrite_existing);
+  }
+
+  // A history cut short is bad input (exit 2), named with what is wrong.
+  const std::string history = dir.File("fedprox/metrics.json");
+  std::string text = *ReadFile(history);
+  ASSERT_TRUE(WriteFileAtomically(history, text.substr(0, text.size() - 40)).ok());
+  testing::Subprocess corrupt({SHOAL_BINARY, "report", dir.File("fedavg"), dir.File("fedprox"),
+                               "-o", dir.File("bad.html")},
+                              dir.File("corrupt.log"));
+  EXPECT_EQ(corrupt.Wait(absl::Seconds(60)), 2);
+  EXPECT_THAT(corrupt.Log(), HasSubstr("shoal report: '" + history + "': not valid JSON"));
+  EXPECT_FALSE(std::filesystem::exists(dir.File("bad.html")));
 }
 
 }  // namespace

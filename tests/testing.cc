@@ -28,6 +28,13 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
+std::vector<std::string> HeadlessChromium(const std::string& profile_dir) {
+  return {"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
+          "--no-first-run", "--disable-extensions", "--disable-background-networking",
+          "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+          "--user-data-dir=" + profile_dir, "--virtual-time-budget=10000"};
+}
+
 int PickUnusedPort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return -1;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace shoal::testing {
 
@@ -28,6 +29,12 @@ class TempDir {
 // PickUnusedPort returns a TCP port on 127.0.0.1 that was free when asked
 // (bound with port 0 and released).
 int PickUnusedPort();
+
+// HeadlessChromium is the command line of Debian's headless Chromium for a
+// test, before its action (--dump-dom URL, --screenshot=PNG URL): a fresh
+// profile in `profile_dir`, and every host but 127.0.0.1 unresolvable, so
+// that a page asking for anything off loopback logs an error.
+std::vector<std::string> HeadlessChromium(const std::string& profile_dir);
 
 // LogCapture makes spdlog's default logger write into a string (every
 // level) while it lives, and puts the previous logger back after.

@@ -10,7 +10,8 @@
 // on the device's held-out data before they take over); Stop() leaves.
 // Predict(inputs) is thread-safe and answers with the serving version that
 // computed it; a new version is swapped in atomically (predictions in flight
-// finish on the old one, none fails). The header needs only ATen and Abseil.
+// finish on the old one, none fails). stats() says what the device has done
+// in the runs (DeviceStats). The header needs only ATen and Abseil.
 //
 // Example:
 //   shoal::DeviceOptions options;
@@ -27,5 +28,9 @@
 
 #include "experiment/device.h"
 #include "shoal/status.h"
+
+namespace shoal {
+using DeviceStats = client::AgentStats;
+}  // namespace shoal
 
 #endif  // SHOAL_DEVICE_H_
