@@ -250,7 +250,7 @@ absl::Status Serve(const ServeFlags& flags, int* exit_code) {
                                     *dashboard, [counted] {
                                       return static_cast<double>(
                                           counted->clients()->LiveClientIds().size());
-                                    }));
+                                    }, catalog.get()));
   }
 
   *exit_code = 1;

@@ -158,7 +158,7 @@ absl::Status RunServer(const ServerFlags& flags, int* exit_code) {
         endpoint, ServeRunTelemetry(ServerMetricsListen(config.metrics, flags.pki_dir), *metrics,
                                     *dashboard, [live] {
                                       return static_cast<double>(live->live_clients());
-                                    }));
+                                    }, catalog.get()));
   }
   if (const PreviousRun* previous = server->previous_run();
       previous != nullptr && previous->finished) {

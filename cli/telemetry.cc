@@ -66,10 +66,19 @@ absl::StatusOr<std::unique_ptr<telemetry::Endpoint>> StartMetricsEndpoint(
 
 absl::StatusOr<std::unique_ptr<telemetry::Endpoint>> ServeRunTelemetry(
     const MetricsListen& where, RunMetrics& metrics, Dashboard& dashboard,
-    std::function<double()> live_devices) {
+    std::function<double()> live_devices, const ServingCatalog* catalog) {
   std::vector<std::shared_ptr<prometheus::Collectable>> collectables = {
       metrics.registry(), telemetry::ProcessMetrics()};
   if (live_devices) collectables.push_back(metrics.ConnectedClients(std::move(live_devices)));
+  if (catalog != nullptr) {
+    collectables.push_back(telemetry::CollectAtScrape([catalog] {
+      const std::optional<ModelRecord> current = catalog->Current();
+      return std::vector<prometheus::MetricFamily>{telemetry::OneValueFamily(
+          "shoal_serving_version", "The serving version devices are offered (0: none yet)",
+          prometheus::MetricType::Gauge,
+          current ? static_cast<double>(current->version) : 0.0)};
+    }));
+  }
   SHOAL_ASSIGN_OR_RETURN(std::unique_ptr<telemetry::Endpoint> endpoint,
                          StartMetricsEndpoint(where, std::move(collectables)));
   SHOAL_RETURN_IF_ERROR(dashboard.Serve(*endpoint));

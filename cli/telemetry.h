@@ -14,6 +14,7 @@
 #include "experiment/dashboard.h"
 #include "experiment/experiment_config.h"
 #include "experiment/run_metrics.h"
+#include "server/serving_catalog.h"
 #include "telemetry/endpoint.h"
 
 namespace shoal::cli {
@@ -44,12 +45,14 @@ absl::StatusOr<std::unique_ptr<telemetry::Endpoint>> StartMetricsEndpoint(
     std::vector<std::shared_ptr<prometheus::Collectable>> collectables);
 
 // ServeRunTelemetry starts the endpoint of a server, federation or
-// simulation: `metrics`' series and the process's, the live devices (when
-// `live_devices` is set) as shoal_clients_connected, and `dashboard`'s
-// pages. Both must outlive the endpoint.
+// simulation: `metrics`' series and the process's, `dashboard`'s pages,
+// and, read at each scrape when given, the live devices
+// (shoal_clients_connected) and the serving catalog's current version
+// (shoal_serving_version, 0 before any). All must outlive the endpoint.
 absl::StatusOr<std::unique_ptr<telemetry::Endpoint>> ServeRunTelemetry(
     const MetricsListen& where, RunMetrics& metrics, Dashboard& dashboard,
-    std::function<double()> live_devices = nullptr);
+    std::function<double()> live_devices = nullptr,
+    const ServingCatalog* catalog = nullptr);
 
 }  // namespace shoal::cli
 

@@ -60,6 +60,16 @@ RunMetrics::RunMetrics()
                            "How long each round took", *registry_)
                          .Add({}, kRoundBuckets)),
       round_(OneGauge(*registry_, "shoal_round", "The last round finished")),
+      aggregate_seconds_(Named(prometheus::BuildHistogram(),
+                               "shoal_aggregation_duration_seconds",
+                               "Real time the server spent folding in a round's results and "
+                               "finishing the aggregate",
+                               *registry_)
+                             .Add({}, kRpcBuckets)),
+      evaluate_seconds_(Named(prometheus::BuildHistogram(), "shoal_evaluation_duration_seconds",
+                              "Real time of the server's own evaluation of a new model",
+                              *registry_)
+                            .Add({}, kRpcBuckets)),
       sampled_(OneCounter(*registry_, "shoal_clients_sampled_total",
                           "Clients sampled for training")),
       answered_(OneCounter(*registry_, "shoal_clients_answered_total",
@@ -176,6 +186,8 @@ void RunMetrics::OnRoundEnd(const RoundRecord& r) {
   rounds_.Increment();
   round_.Set(r.round);
   round_seconds_.Observe(r.seconds);
+  aggregate_seconds_.Observe(r.aggregate_seconds);
+  if (r.server_eval) evaluate_seconds_.Observe(r.evaluate_seconds);
   answered_.Increment(static_cast<double>(r.answered));
   declined_.Increment(static_cast<double>(r.declined.size()));
   for (const ClientFailure& f : r.failures) {

@@ -31,6 +31,8 @@ namespace shoal {
 //   shoal_rounds_total                         rounds finished
 //   shoal_round_duration_seconds               histogram of a round's time
 //   shoal_round                                the last round finished
+//   shoal_aggregation_duration_seconds         histogram: folding results in + the server step
+//   shoal_evaluation_duration_seconds          histogram: the server's own evaluation
 //   shoal_clients_sampled_total                sampled for training
 //   shoal_clients_answered_total               valid results folded in
 //   shoal_clients_failed_total{reason}         by status code ("deadline_exceeded", ...)
@@ -72,6 +74,8 @@ class RunMetrics : public RoundObserver, public RpcObserver {
   prometheus::Counter& rounds_;
   prometheus::Histogram& round_seconds_;
   prometheus::Gauge& round_;
+  prometheus::Histogram& aggregate_seconds_;
+  prometheus::Histogram& evaluate_seconds_;
   prometheus::Counter& sampled_;
   prometheus::Counter& answered_;
   prometheus::Family<prometheus::Counter>& failed_;

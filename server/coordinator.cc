@@ -506,7 +506,10 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
         capped = res;
         capped->num_examples = n;
       }
-      SHOAL_RETURN_IF_ERROR(aggregator->Accept(id, capped ? *capped : res));
+      const absl::Time folding = Clock::Real()->Now();
+      const absl::Status accepted = aggregator->Accept(id, capped ? *capped : res);
+      record.aggregate_seconds += absl::ToDoubleSeconds(Clock::Real()->Now() - folding);
+      SHOAL_RETURN_IF_ERROR(accepted);
       auto loss = res.metrics.find(kTrainLossMetric);
       if (loss != res.metrics.end()) {
         loss_sum += MetricAsDouble(loss->second) * static_cast<double>(n);
@@ -567,7 +570,9 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
                                " (min_fit_clients = ", options_.min_fit_clients,
                                "); the global model is unchanged");
   } else {
+    const absl::Time finishing = Clock::Real()->Now();
     absl::StatusOr<Parameters> next = aggregator->Finish(record.failures);
+    record.aggregate_seconds += absl::ToDoubleSeconds(Clock::Real()->Now() - finishing);
     absl::Status ok = next.ok() ? global->CheckCompatible(*next) : next.status();
     if (ok.ok()) ok = next->CheckFinite();
     if (!ok.ok()) {
@@ -588,7 +593,10 @@ absl::StatusOr<RoundRecord> Coordinator::RunRound(uint32_t round) {
   if (!record.note.empty()) spdlog::warn("round {}: {}", round, record.note);
 
   std::shared_ptr<const Parameters> now_global = this->global();
-  if (auto eval = strategy_->EvaluateGlobal(round, *now_global)) {
+  const absl::Time evaluating = Clock::Real()->Now();
+  auto eval = strategy_->EvaluateGlobal(round, *now_global);
+  record.evaluate_seconds = absl::ToDoubleSeconds(Clock::Real()->Now() - evaluating);
+  if (eval) {
     if (eval->ok()) {
       record.server_eval = **eval;
     } else {

@@ -114,6 +114,11 @@ struct RoundRecord {
   std::optional<EvaluateRes> server_eval;
   std::optional<EvaluateRes> federated_eval;
   double seconds = 0;
+  // Real seconds the server spent folding the results in and finishing the
+  // aggregate (the strategy's server step included), and evaluating the
+  // new model itself: compute time, whatever clock the round ran on.
+  double aggregate_seconds = 0;
+  double evaluate_seconds = 0;
   std::string note;  // why the model was not updated, if it was not
   // What the strategy reported for the round (FitAggregator::RoundMetrics),
   // e.g. the privacy spent so far.

@@ -79,6 +79,8 @@ json RoundRecordToJson(const RoundRecord& r) {
           {"federated_loss", loss(r.federated_eval)},
           {"federated_accuracy", accuracy(r.federated_eval)},
           {"seconds", r.seconds},
+          {"aggregate_seconds", r.aggregate_seconds},
+          {"evaluate_seconds", r.evaluate_seconds},
           {"note", r.note},
           {"strategy_metrics", MetricsToJson(r.strategy_metrics)},
           {"secure_aggregation", MetricsToJson(r.secagg)}};
@@ -130,6 +132,9 @@ absl::StatusOr<RoundRecord> RoundRecordFromJson(JsonFields& j) {
   SHOAL_RETURN_IF_ERROR(EvaluateFromJson(j, "server_eval", &r.server_eval));
   SHOAL_RETURN_IF_ERROR(EvaluateFromJson(j, "federated_eval", &r.federated_eval));
   SHOAL_RETURN_IF_ERROR(j.NumberOrNan("seconds", &r.seconds));
+  // Optional: histories written before they were timed.
+  SHOAL_RETURN_IF_ERROR(j.Number("aggregate_seconds", 0, 1e9, &r.aggregate_seconds));
+  SHOAL_RETURN_IF_ERROR(j.Number("evaluate_seconds", 0, 1e9, &r.evaluate_seconds));
   SHOAL_RETURN_IF_ERROR(j.String("note", &r.note));
   SHOAL_RETURN_IF_ERROR(j.Metrics("strategy_metrics", &r.strategy_metrics));
   SHOAL_RETURN_IF_ERROR(j.Metrics(secagg, &r.secagg));

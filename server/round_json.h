@@ -23,7 +23,8 @@ double EvaluateAccuracy(const EvaluateRes& res);
 //   error}], model_updated, model_version, train_loss, train_examples,
 //   server_eval and federated_eval ({num_examples, loss, metrics} or null),
 //   test_loss, test_accuracy, federated_loss, federated_accuracy (from the
-//   evaluations, for plotting), seconds, note, strategy_metrics,
+//   evaluations, for plotting), seconds, aggregate_seconds and
+//   evaluate_seconds (real compute time), note, strategy_metrics,
 //   secure_aggregation (secure aggregation's figures; {} without it).
 nlohmann::json RoundRecordToJson(const RoundRecord& record);
 

@@ -611,6 +611,9 @@ TEST_F(IntegrationTest, PrometheusScrapesTheServersMetricsDuringARun) {
                   "code=\"ok\"}[10m])"),
             0);
   EXPECT_GT(query("max_over_time(shoal_round_duration_seconds_count[10m])"), 0);
+  EXPECT_EQ(query("max_over_time(shoal_aggregation_duration_seconds_count[10m])"), 4);
+  EXPECT_EQ(query("max_over_time(shoal_evaluation_duration_seconds_count[10m])"), 4);
+  EXPECT_GT(query("max_over_time(shoal_evaluation_duration_seconds_sum[10m])"), 0);
   EXPECT_GT(query("max_over_time(shoal_process_resident_memory_bytes[10m])"), 1e6);
   EXPECT_GT(query("max_over_time(shoal_sent_bytes_total{method=\"/shoal.v1.Federation/DownloadModel\"}[10m])"),
             4 * 199210 * 4);

@@ -64,6 +64,8 @@ RoundRecord SomeRound(uint32_t round) {
   r.train_examples = 1500;
   r.server_eval = EvaluateRes{10000, 0.5, {{"accuracy", 0.8125}}};
   r.seconds = 1.75;
+  r.aggregate_seconds = 0.125;
+  r.evaluate_seconds = 0.5;
   r.note = "a note";
   r.strategy_metrics = {{"dp_epsilon", 1.5}, {"clients", int64_t{2}}};
   r.secagg = {{"secagg_degree", int64_t{4}}, {"secagg_masked", int64_t{2}}};
@@ -141,6 +143,8 @@ TEST(CheckpointTest, RoundTripKeepsEveryField) {
   EXPECT_EQ(MetricAsDouble(r.server_eval->metrics.at("accuracy")), 0.8125);
   EXPECT_FALSE(r.federated_eval.has_value());
   EXPECT_EQ(r.seconds, 1.75);
+  EXPECT_EQ(r.aggregate_seconds, 0.125);
+  EXPECT_EQ(r.evaluate_seconds, 0.5);
   EXPECT_EQ(r.note, "a note");
   // Integers stay integers, doubles stay doubles.
   EXPECT_TRUE(std::holds_alternative<int64_t>(r.strategy_metrics.at("clients")));

@@ -302,6 +302,9 @@ TEST_F(ServeTest, RunsTrainInOrderOverTheSameDevicesAndACancelledOneLeavesTheNex
   EXPECT_EQ(rolled.answer["current"]["version"], "3") << rolled.output;
   EXPECT_EQ(rolled.answer["current"]["run_id"], a) << rolled.output;
   EXPECT_TRUE(FleetServes(3, absl::Seconds(10)));
+  httplib::Result after = http.Get("/metrics");
+  ASSERT_TRUE(after && after->status == 200);
+  EXPECT_NE(after->body.find("\nshoal_serving_version 3\n"), std::string::npos) << after->body;
   std::printf("rollback to every device serving it: %.2f s\n",
               absl::ToDoubleSeconds(absl::Now() - rollback));
   serve->Kill(SIGTERM);
