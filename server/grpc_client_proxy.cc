@@ -199,43 +199,58 @@ absl::Status GrpcClientProxy::Finish(const std::string& task_id, absl::Status ve
 
 void GrpcClientProxy::Fit(const FitIns& ins, absl::Time deadline,
                           FitResultHandler handler) {
-  absl::MutexLock lock(&mu_);
-  PendingTask p;
-  p.task.set_task_id(NewTaskId("fit", ins.round));
-  v1::FitTask* fit = p.task.mutable_fit();
-  fit->set_round(ins.round);
-  FillVersion(ins.model_version, fit->mutable_model());
-  *fit->mutable_config() = ins.config;
-  fit->set_has_aux(ins.aux != nullptr);
-  if (ins.secagg != nullptr) *fit->mutable_secagg() = *ins.secagg;
-  p.fit_inputs = {ins.parameters, ins.aux, ins.secagg != nullptr,
-                  {ins.config.frozen().begin(), ins.config.frozen().end()}};
-  p.fit_handler = std::move(handler);
-  Post(std::move(p), ins.round);
+  std::shared_ptr<PollWaiter> ready;
+  {
+    absl::MutexLock lock(&mu_);
+    PendingTask p;
+    p.task.set_task_id(NewTaskId("fit", ins.round));
+    v1::FitTask* fit = p.task.mutable_fit();
+    fit->set_round(ins.round);
+    FillVersion(ins.model_version, fit->mutable_model());
+    *fit->mutable_config() = ins.config;
+    fit->set_has_aux(ins.aux != nullptr);
+    if (ins.secagg != nullptr) *fit->mutable_secagg() = *ins.secagg;
+    p.fit_inputs = {ins.parameters, ins.aux, ins.secagg != nullptr,
+                    {ins.config.frozen().begin(), ins.config.frozen().end()}};
+    p.fit_handler = std::move(handler);
+    Post(std::move(p), ins.round);
+    ready = std::move(waiter_);
+  }
+  if (ready != nullptr) ready->Fire();
 }
 
 void GrpcClientProxy::Evaluate(const EvaluateIns& ins, absl::Time deadline,
                                EvaluateResultHandler handler) {
-  absl::MutexLock lock(&mu_);
-  PendingTask p;
-  p.task.set_task_id(NewTaskId("eval", ins.round));
-  v1::EvaluateTask* eval = p.task.mutable_evaluate();
-  eval->set_round(ins.round);
-  FillVersion(ins.model_version, eval->mutable_model());
-  *eval->mutable_config() = ins.config;
-  p.evaluate_handler = std::move(handler);
-  Post(std::move(p), ins.round);
+  std::shared_ptr<PollWaiter> ready;
+  {
+    absl::MutexLock lock(&mu_);
+    PendingTask p;
+    p.task.set_task_id(NewTaskId("eval", ins.round));
+    v1::EvaluateTask* eval = p.task.mutable_evaluate();
+    eval->set_round(ins.round);
+    FillVersion(ins.model_version, eval->mutable_model());
+    *eval->mutable_config() = ins.config;
+    p.evaluate_handler = std::move(handler);
+    Post(std::move(p), ins.round);
+    ready = std::move(waiter_);
+  }
+  if (ready != nullptr) ready->Fire();
 }
 
 void GrpcClientProxy::SecAgg(const v1::SecAggServerMessage& message, uint32_t round,
                              absl::Time deadline, SecAggResultHandler handler) {
-  absl::MutexLock lock(&mu_);
-  PendingTask p;
-  p.task.set_task_id(NewTaskId("secagg", round));
-  p.task.mutable_secagg()->set_round(round);
-  *p.task.mutable_secagg()->mutable_message() = message;
-  p.secagg_handler = std::move(handler);
-  Post(std::move(p), round);
+  std::shared_ptr<PollWaiter> ready;
+  {
+    absl::MutexLock lock(&mu_);
+    PendingTask p;
+    p.task.set_task_id(NewTaskId("secagg", round));
+    p.task.mutable_secagg()->set_round(round);
+    *p.task.mutable_secagg()->mutable_message() = message;
+    p.secagg_handler = std::move(handler);
+    Post(std::move(p), round);
+    ready = std::move(waiter_);
+  }
+  if (ready != nullptr) ready->Fire();
 }
 
 void GrpcClientProxy::Cancel() {
@@ -244,13 +259,18 @@ void GrpcClientProxy::Cancel() {
 }
 
 void GrpcClientProxy::Shutdown(const std::string& reason, int64_t final_version) {
-  absl::MutexLock lock(&mu_);
-  v1::Task task;
-  task.set_task_id(absl::StrCat("shutdown-", RandomSuffix()));
-  task.mutable_shutdown()->set_reason(reason);
-  FillVersion(final_version, task.mutable_shutdown()->mutable_final_model());
-  shutdown_ = std::move(task);
-  Withdraw();
+  std::shared_ptr<PollWaiter> ready;
+  {
+    absl::MutexLock lock(&mu_);
+    v1::Task task;
+    task.set_task_id(absl::StrCat("shutdown-", RandomSuffix()));
+    task.mutable_shutdown()->set_reason(reason);
+    FillVersion(final_version, task.mutable_shutdown()->mutable_final_model());
+    shutdown_ = std::move(task);
+    Withdraw();
+    ready = std::move(waiter_);
+  }
+  if (ready != nullptr) ready->Fire();
 }
 
 v1::Task GrpcClientProxy::NextTask(absl::Duration max_wait) {
@@ -267,9 +287,30 @@ v1::Task GrpcClientProxy::NextTask(absl::Duration max_wait) {
   return wait;
 }
 
-void GrpcClientProxy::Wake() {
+bool GrpcClientProxy::AwaitTask(std::shared_ptr<PollWaiter> waiter) {
+  std::shared_ptr<PollWaiter> older;
+  {
+    absl::MutexLock lock(&mu_);
+    if (pending_.has_value() || shutdown_.has_value() || wake_) return true;
+    older = std::exchange(waiter_, std::move(waiter));
+  }
+  if (older != nullptr) older->Fire();
+  return false;
+}
+
+void GrpcClientProxy::DropWaiter(const PollWaiter* waiter) {
   absl::MutexLock lock(&mu_);
-  wake_ = true;
+  if (waiter_.get() == waiter) waiter_.reset();
+}
+
+void GrpcClientProxy::Wake() {
+  std::shared_ptr<PollWaiter> ready;
+  {
+    absl::MutexLock lock(&mu_);
+    wake_ = true;
+    ready = std::move(waiter_);
+  }
+  if (ready != nullptr) ready->Fire();
 }
 
 absl::StatusOr<GrpcClientProxy::FitTaskInputs> GrpcClientProxy::OpenFitTask(

@@ -55,6 +55,16 @@ class ServerEpoch {
 // withdrawn at the end of its round, or handed out by an earlier server
 // process, is refused with FailedPrecondition ("round 2 is over; the server
 // is in round 3").
+// PollWaiter is a device's long poll waiting without a thread (the
+// callback Poll of grpc_service.cc): GrpcClientProxy fires it once there
+// is something to answer with, on the thread that made it so, never under
+// the proxy's lock. It must answer with NextTask(ZeroDuration()).
+class PollWaiter {
+ public:
+  virtual ~PollWaiter() = default;
+  virtual void Fire() = 0;
+};
+
 class GrpcClientProxy : public ClientProxy {
  public:
   static constexpr size_t kRecentTasks = 32;
@@ -88,6 +98,15 @@ class GrpcClientProxy : public ClientProxy {
   // task. A task already handed out but not answered is handed out again (the
   // device may have restarted mid-task).
   v1::Task NextTask(absl::Duration max_wait);
+  // AwaitTask is NextTask without a thread: true when NextTask would answer
+  // at once (a task, a shutdown, a wake), to be called now; otherwise false,
+  // and `waiter` is fired when that changes. A waiter registered before is
+  // fired at once (the device polls again: its older poll answers with what
+  // there is). Deadlines are the caller's.
+  bool AwaitTask(std::shared_ptr<PollWaiter> waiter);
+  // DropWaiter forgets `waiter` if it is the one registered (answered by
+  // its deadline or cancelled), without firing it.
+  void DropWaiter(const PollWaiter* waiter);
   // Wake ends a NextTask that is waiting (or the next one) at once with a
   // Wait task, so the device's poll returns with what changed (a new
   // serving version) instead of at the end of its long poll.
@@ -176,6 +195,9 @@ class GrpcClientProxy : public ClientProxy {
   std::deque<TaskRecord> recent_ ABSL_GUARDED_BY(mu_);  // oldest first
   std::optional<v1::Task> shutdown_ ABSL_GUARDED_BY(mu_);
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
+  // A poll waiting without a thread (AwaitTask), fired and dropped once
+  // NextTask has something to answer with.
+  std::shared_ptr<PollWaiter> waiter_ ABSL_GUARDED_BY(mu_);
   uint64_t next_task_ ABSL_GUARDED_BY(mu_) = 0;
   DeclaredExamples declared_ ABSL_GUARDED_BY(mu_);
 };

@@ -10,6 +10,9 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <map>
+#include <memory>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -174,6 +177,54 @@ absl::StatusOr<FitRes> MaskedFitRes(const v1::FitResultHeader& header,
 
 }  // namespace
 
+// PollTimer fires each waiting poll at its deadline, from one thread; a poll
+// answered before is gone (or fires as a no-op).
+class PollTimer {
+ public:
+  PollTimer() : thread_([this] { Loop(); }) {}
+  ~PollTimer() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    thread_.join();
+  }
+  void Add(absl::Time deadline, std::weak_ptr<PollWaiter> waiter) {
+    absl::MutexLock lock(&mu_);
+    due_.emplace(deadline, std::move(waiter));
+  }
+
+ private:
+  void Loop() {
+    absl::MutexLock lock(&mu_);
+    while (!stop_) {
+      const absl::Time next = due_.empty() ? absl::InfiniteFuture() : due_.begin()->first;
+      auto wake = [this, next]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stop_ || (!due_.empty() && due_.begin()->first < next);
+      };
+      // Up to 100 ms late at most, so a new earlier deadline is never
+      // missed by long.
+      mu_.AwaitWithDeadline(absl::Condition(&wake),
+                            std::min(next, absl::Now() + absl::Milliseconds(100)));
+      std::vector<std::shared_ptr<PollWaiter>> fire;
+      const absl::Time now = absl::Now();
+      while (!due_.empty() && due_.begin()->first <= now) {
+        if (auto w = due_.begin()->second.lock()) fire.push_back(std::move(w));
+        due_.erase(due_.begin());
+      }
+      if (fire.empty()) continue;
+      mu_.Unlock();
+      for (const auto& w : fire) w->Fire();
+      mu_.Lock();
+    }
+  }
+
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::multimap<absl::Time, std::weak_ptr<PollWaiter>> due_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
 FederationService::FederationService(FederationServiceOptions options,
                                      ClientManager* clients, ModelStore* store)
     : options_(std::move(options)),
@@ -189,7 +240,8 @@ FederationService::FederationService(FederationServiceOptions options,
       clients_(clients),
       // Not owned: a shared_ptr that deletes nothing.
       store_(std::shared_ptr<ModelStore>(), store),
-      run_id_(options_.run_id) {
+      run_id_(options_.run_id),
+      poll_timer_(std::make_unique<PollTimer>()) {
   if (options_.serving != nullptr) {
     serving_listener_ = options_.serving->Listen([this] { WakeAll(); });
   }
@@ -244,7 +296,7 @@ void FederationService::LogRefusal(absl::string_view what,
 }
 
 absl::StatusOr<AccessControl::Ticket> FederationService::Admit(
-    grpc::ServerContext* ctx, const google::protobuf::Message& request,
+    grpc::ServerContextBase* ctx, const google::protobuf::Message& request,
     const std::string& id) {
   absl::Status valid = ValidateRequestStrings(request);
   if (valid.ok()) valid = ValidateClientId(id);
@@ -322,21 +374,85 @@ grpc::Status FederationService::Join(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status FederationService::Poll(grpc::ServerContext* ctx,
-                                     const v1::PollRequest* req, v1::Task* task) {
+// PendingPoll is one long poll in flight: the reactor gRPC answers through,
+// and the waiter the proxy and the timer fire. It is answered exactly once
+// (answered_), by whichever comes first: the proxy, the timer, or the
+// device going away (OnCancel); after that nothing touches the reactor,
+// which gRPC deletes in OnDone.
+class FederationService::PendingPoll : public PollWaiter {
+ public:
+  class Reactor : public grpc::ServerUnaryReactor {
+   public:
+    void OnCancel() override {
+      if (poll_ != nullptr) poll_->Answer(grpc::Status::CANCELLED);
+    }
+    void OnDone() override { delete this; }
+    std::shared_ptr<PendingPoll> poll_;  // set before the call can end
+  };
+
+  PendingPoll(FederationService* service, std::shared_ptr<GrpcClientProxy> proxy,
+              v1::Task* task, AccessControl::Ticket ticket, Reactor* reactor)
+      : service_(service),
+        proxy_(std::move(proxy)),
+        task_(task),
+        ticket_(std::move(ticket)),
+        reactor_(reactor) {}
+
+  void Fire() override { Answer(grpc::Status::OK); }
+
+  // Answer ends the call with `status` (OK: with the task there is now),
+  // unless it has been answered already.
+  void Answer(const grpc::Status& status) {
+    if (answered_.exchange(true)) return;
+    proxy_->DropWaiter(this);  // the proxy holds it no more (nor the proxy, through it)
+    if (status.ok()) service_->AnswerPoll(*proxy_, task_);
+    // The device's in-flight slot is free once its poll is answered.
+    ticket_ = AccessControl::Ticket();
+    reactor_->Finish(status);
+  }
+
+ private:
+  FederationService* const service_;
+  const std::shared_ptr<GrpcClientProxy> proxy_;
+  v1::Task* const task_;  // gRPC's, valid until Finish
+  AccessControl::Ticket ticket_;
+  Reactor* const reactor_;
+  std::atomic<bool> answered_{false};
+};
+
+grpc::ServerUnaryReactor* FederationService::Poll(grpc::CallbackServerContext* ctx,
+                                                  const v1::PollRequest* req, v1::Task* task) {
+  auto* reactor = new PendingPoll::Reactor;
   absl::StatusOr<AccessControl::Ticket> ticket =
       Admit(ctx, *req, req->client_id());
-  if (!ticket.ok()) return ToGrpcStatus(ticket.status());
+  if (!ticket.ok()) {
+    reactor->Finish(ToGrpcStatus(ticket.status()));
+    return reactor;
+  }
   absl::StatusOr<std::shared_ptr<GrpcClientProxy>> proxy = KnownClient(req->client_id());
-  if (!proxy.ok()) return ToGrpcStatus(proxy.status());
+  if (!proxy.ok()) {
+    reactor->Finish(ToGrpcStatus(proxy.status()));
+    return reactor;
+  }
   // Never hold a call past the client's own deadline.
   absl::Duration wait = options_.max_poll_wait;
   const auto client_deadline = absl::FromChrono(ctx->deadline());
   if (client_deadline < absl::Now() + wait) {
     wait = std::max(absl::ZeroDuration(), client_deadline - absl::Now() - absl::Milliseconds(200));
   }
-  *task = (*proxy)->NextTask(wait);
-  clients_->Heartbeat(req->client_id());
+  auto poll = std::make_shared<PendingPoll>(this, *proxy, task, *std::move(ticket), reactor);
+  reactor->poll_ = poll;
+  if (wait <= absl::ZeroDuration() || (*proxy)->AwaitTask(poll)) {
+    poll->Fire();
+  } else {
+    poll_timer_->Add(absl::Now() + wait, poll);
+  }
+  return reactor;
+}
+
+void FederationService::AnswerPoll(GrpcClientProxy& proxy, v1::Task* task) {
+  *task = proxy.NextTask(absl::ZeroDuration());
+  clients_->Heartbeat(proxy.id());
   // Name the exact bytes of the model the task refers to, so a device never
   // trains on a cached model that merely has the same version number.
   v1::ModelVersion* model = task->has_fit()        ? task->mutable_fit()->mutable_model()
@@ -366,12 +482,11 @@ grpc::Status FederationService::Poll(grpc::ServerContext* ctx,
   }
   std::optional<v1::ModelVersion> offer;
   if (options_.rollout != nullptr) {
-    offer = options_.rollout->OfferFor(req->client_id());
+    offer = options_.rollout->OfferFor(proxy.id());
   } else if (options_.serving != nullptr) {
     offer = options_.serving->Offer();
   }
   if (offer) *task->mutable_serving() = *std::move(offer);
-  return grpc::Status::OK;
 }
 
 grpc::Status FederationService::DownloadModel(grpc::ServerContext* ctx,

@@ -52,7 +52,14 @@ struct FederationServiceOptions {
 
 // Thread-safe. Does not own the ClientManager or the ModelStore given to
 // the constructor.
-class FederationService final : public v1::Federation::Service {
+// FederationService serves the devices. Poll, the long poll every idle
+// device keeps open, is a callback method (gRPC's callback API): a waiting
+// poll holds no thread, only a PollWaiter that its client's proxy fires
+// when a task is there and a timer fires at its deadline. The other
+// methods are short and synchronous.
+class PollTimer;
+class FederationService final
+    : public v1::Federation::WithCallbackMethod_Poll<v1::Federation::Service> {
  public:
   // `store` may be null: no run yet (SetRun), and devices wait.
   FederationService(FederationServiceOptions options, ClientManager* clients,
@@ -68,8 +75,8 @@ class FederationService final : public v1::Federation::Service {
 
   grpc::Status Join(grpc::ServerContext* ctx, const v1::JoinRequest* req,
                     v1::JoinResponse* resp) override;
-  grpc::Status Poll(grpc::ServerContext* ctx, const v1::PollRequest* req,
-                    v1::Task* task) override;
+  grpc::ServerUnaryReactor* Poll(grpc::CallbackServerContext* ctx, const v1::PollRequest* req,
+                                 v1::Task* task) override;
   grpc::Status DownloadAux(grpc::ServerContext* ctx, const v1::DownloadAuxRequest* req,
                            grpc::ServerWriter<v1::Chunk>* writer) override;
   grpc::Status DownloadModel(grpc::ServerContext* ctx,
@@ -104,8 +111,13 @@ class FederationService final : public v1::Federation::Service {
   // Admit bounds the request's strings (ValidateRequestStrings), validates
   // `id` and admits the call (access_control.h). Every RPC starts with it.
   absl::StatusOr<AccessControl::Ticket> Admit(
-      grpc::ServerContext* ctx, const google::protobuf::Message& request,
+      grpc::ServerContextBase* ctx, const google::protobuf::Message& request,
       const std::string& id);
+  // AnswerPoll fills `task` with what `proxy` has for its device now (a
+  // Wait task when nothing): the exact model bytes it names, and the
+  // serving version on offer.
+  void AnswerPoll(GrpcClientProxy& proxy, v1::Task* task);
+  class PendingPoll;
   // DropRevoked fails the open task of each registered client in `ids` and
   // drops it from the registry, so it is no longer sampled and its round
   // does not wait for it.
@@ -132,6 +144,8 @@ class FederationService final : public v1::Federation::Service {
   // version at once.
   void WakeAll();
   int serving_listener_ = -1;
+  // Fires waiting polls at their deadlines; one thread for all of them.
+  std::unique_ptr<PollTimer> poll_timer_;
   mutable absl::Mutex fleet_mu_;
   std::map<std::string, FleetServing> fleet_ ABSL_GUARDED_BY(fleet_mu_);
 };

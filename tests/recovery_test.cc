@@ -603,6 +603,60 @@ TEST(GrpcClientProxyTest, ARetriedFitResultIsCountedOnce) {
   EXPECT_EQ(counted, 1);
 }
 
+// A poll waiting without a thread (the callback Poll): the proxy fires it
+// once there is something to answer with, and it answers with NextTask(0),
+// as the service does.
+class AnsweringWaiter : public PollWaiter {
+ public:
+  explicit AnsweringWaiter(GrpcClientProxy* proxy) : proxy_(proxy) {}
+  void Fire() override {
+    ++fired;
+    answer = proxy_->NextTask(absl::ZeroDuration());
+  }
+  int fired = 0;
+  v1::Task answer;
+
+ private:
+  GrpcClientProxy* proxy_;
+};
+
+TEST(GrpcClientProxyTest, AWaitingPollIsAnsweredByAWakeATaskOrTheNextPollAndOnlyOnce) {
+  GrpcClientProxy proxy("dev", std::make_shared<ServerEpoch>("epoch1"));
+  auto first = std::make_shared<AnsweringWaiter>(&proxy);
+  EXPECT_FALSE(proxy.AwaitTask(first));  // nothing to answer with: it waits
+  proxy.Wake();
+  EXPECT_EQ(first->fired, 1);
+  EXPECT_TRUE(first->answer.has_wait());
+
+  auto second = std::make_shared<AnsweringWaiter>(&proxy);
+  auto third = std::make_shared<AnsweringWaiter>(&proxy);
+  EXPECT_FALSE(proxy.AwaitTask(second));
+  EXPECT_FALSE(proxy.AwaitTask(third));  // the device polled again
+  EXPECT_EQ(second->fired, 1);
+  EXPECT_TRUE(second->answer.has_wait());
+  EXPECT_EQ(third->fired, 0);
+
+  proxy.Fit(FitOf(1), absl::InfiniteFuture(), [](absl::StatusOr<FitRes>) {
+    return absl::OkStatus();
+  });
+  EXPECT_EQ(third->fired, 1);
+  EXPECT_TRUE(third->answer.has_fit());
+  // The task stays open: the next poll gets it at once, without waiting.
+  auto fourth = std::make_shared<AnsweringWaiter>(&proxy);
+  EXPECT_TRUE(proxy.AwaitTask(fourth));
+  EXPECT_EQ(fourth->fired, 0);
+
+  // A waiter answered by its deadline is dropped, not fired later.
+  GrpcClientProxy idle("idle", std::make_shared<ServerEpoch>("epoch1"));
+  auto timed_out = std::make_shared<AnsweringWaiter>(&idle);
+  EXPECT_FALSE(idle.AwaitTask(timed_out));
+  idle.DropWaiter(timed_out.get());
+  idle.Shutdown("over", 0);
+  EXPECT_EQ(timed_out->fired, 0);
+  auto last = std::make_shared<AnsweringWaiter>(&idle);
+  EXPECT_TRUE(idle.AwaitTask(last));  // the shutdown is there
+}
+
 TEST(GrpcClientProxyTest, ARetryWhileTheFirstIsBeingCountedWaitsForItsVerdict) {
   GrpcClientProxy proxy("dev", std::make_shared<ServerEpoch>("e"));
   absl::Notification counting, release;
