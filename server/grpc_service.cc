@@ -177,8 +177,12 @@ absl::StatusOr<FitRes> MaskedFitRes(const v1::FitResultHeader& header,
 
 }  // namespace
 
-// PollTimer fires each waiting poll at its deadline, from one thread; a poll
-// answered before is gone (or fires as a no-op).
+// PollTimer answers each waiting poll from one thread: at its deadline, or
+// at once when its proxy fired it. Answering reads the rollout, the store
+// and the proxy under their locks, so it never runs on the thread that
+// fired (which may hold any of them: a promotion wakes every device while
+// the rollout's lock is held). A poll answered before is gone, or answers
+// as a no-op.
 class PollTimer {
  public:
   PollTimer() : thread_([this] { Loop(); }) {}
@@ -193,31 +197,11 @@ class PollTimer {
     absl::MutexLock lock(&mu_);
     due_.emplace(deadline, std::move(waiter));
   }
+  // Soon answers `waiter` on the timer's thread as soon as it can.
+  void Soon(std::weak_ptr<PollWaiter> waiter) { Add(absl::InfinitePast(), std::move(waiter)); }
 
  private:
-  void Loop() {
-    absl::MutexLock lock(&mu_);
-    while (!stop_) {
-      const absl::Time next = due_.empty() ? absl::InfiniteFuture() : due_.begin()->first;
-      auto wake = [this, next]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stop_ || (!due_.empty() && due_.begin()->first < next);
-      };
-      // Up to 100 ms late at most, so a new earlier deadline is never
-      // missed by long.
-      mu_.AwaitWithDeadline(absl::Condition(&wake),
-                            std::min(next, absl::Now() + absl::Milliseconds(100)));
-      std::vector<std::shared_ptr<PollWaiter>> fire;
-      const absl::Time now = absl::Now();
-      while (!due_.empty() && due_.begin()->first <= now) {
-        if (auto w = due_.begin()->second.lock()) fire.push_back(std::move(w));
-        due_.erase(due_.begin());
-      }
-      if (fire.empty()) continue;
-      mu_.Unlock();
-      for (const auto& w : fire) w->Fire();
-      mu_.Lock();
-    }
-  }
+  void Loop();
 
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
@@ -379,7 +363,8 @@ grpc::Status FederationService::Join(grpc::ServerContext* ctx,
 // (answered_), by whichever comes first: the proxy, the timer, or the
 // device going away (OnCancel); after that nothing touches the reactor,
 // which gRPC deletes in OnDone.
-class FederationService::PendingPoll : public PollWaiter {
+class FederationService::PendingPoll : public PollWaiter,
+                                        public std::enable_shared_from_this<PendingPoll> {
  public:
   class Reactor : public grpc::ServerUnaryReactor {
    public:
@@ -398,7 +383,9 @@ class FederationService::PendingPoll : public PollWaiter {
         ticket_(std::move(ticket)),
         reactor_(reactor) {}
 
-  void Fire() override { Answer(grpc::Status::OK); }
+  // Fire (the proxy, on whatever thread made the task) hands the answer to
+  // the timer's thread.
+  void Fire() override { service_->poll_timer_->Soon(weak_from_this()); }
 
   // Answer ends the call with `status` (OK: with the task there is now),
   // unless it has been answered already.
@@ -419,6 +406,30 @@ class FederationService::PendingPoll : public PollWaiter {
   Reactor* const reactor_;
   std::atomic<bool> answered_{false};
 };
+
+void PollTimer::Loop() {
+  absl::MutexLock lock(&mu_);
+  while (!stop_) {
+    const absl::Time next = due_.empty() ? absl::InfiniteFuture() : due_.begin()->first;
+    auto wake = [this, next]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stop_ || (!due_.empty() && due_.begin()->first < next);
+    };
+    // Up to 100 ms late at most, so a new earlier deadline is never
+    // missed by long.
+    mu_.AwaitWithDeadline(absl::Condition(&wake),
+                          std::min(next, absl::Now() + absl::Milliseconds(100)));
+    std::vector<std::shared_ptr<PollWaiter>> fire;
+    const absl::Time now = absl::Now();
+    while (!due_.empty() && due_.begin()->first <= now) {
+      if (auto w = due_.begin()->second.lock()) fire.push_back(std::move(w));
+      due_.erase(due_.begin());
+    }
+    if (fire.empty()) continue;
+    mu_.Unlock();
+    for (const auto& w : fire) static_cast<FederationService::PendingPoll&>(*w).Answer(grpc::Status::OK);
+    mu_.Lock();
+  }
+}
 
 grpc::ServerUnaryReactor* FederationService::Poll(grpc::CallbackServerContext* ctx,
                                                   const v1::PollRequest* req, v1::Task* task) {
@@ -443,7 +454,7 @@ grpc::ServerUnaryReactor* FederationService::Poll(grpc::CallbackServerContext* c
   auto poll = std::make_shared<PendingPoll>(this, *proxy, task, *std::move(ticket), reactor);
   reactor->poll_ = poll;
   if (wait <= absl::ZeroDuration() || (*proxy)->AwaitTask(poll)) {
-    poll->Fire();
+    poll->Answer(grpc::Status::OK);  // on gRPC's thread, holding nothing
   } else {
     poll_timer_->Add(absl::Now() + wait, poll);
   }

@@ -118,6 +118,7 @@ class FederationService final
   // serving version on offer.
   void AnswerPoll(GrpcClientProxy& proxy, v1::Task* task);
   class PendingPoll;
+  friend class PollTimer;
   // DropRevoked fails the open task of each registered client in `ids` and
   // drops it from the registry, so it is no longer sampled and its round
   // does not wait for it.
